@@ -1,0 +1,61 @@
+//! The command-line edge: one module per subcommand, each owning its arguments and turning
+//! library results into an exit status. `anyhow` lives here and nowhere in the library.
+
+use std::process::ExitCode;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_SLA_VIOLATED: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_RUN_FAILED: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// What a command achieved when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // every outcome is produced once the run command lands
+pub enum Outcome {
+    Ok,
+    SlaViolated,
+    Interrupted,
+}
+
+/// Marks an error as the user's input being wrong (exit 2) rather than the run failing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GAUNTLET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
+    match result {
+        Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::SlaViolated) => ExitCode::from(EXIT_SLA_VIOLATED),
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Err(e) => {
+            let invalid = e.chain().any(|c| {
+                c.is::<gauntlet::config::ConfigErrors>()
+                    || c.is::<gauntlet::config::ConfigError>()
+                    || c.is::<InvalidInput>()
+            });
+            eprintln!("error: {e:#}");
+            ExitCode::from(if invalid {
+                EXIT_INVALID
+            } else {
+                EXIT_RUN_FAILED
+            })
+        }
+    }
+}
+
+/// A multi-threaded runtime for a command; building one only fails if the OS refuses threads.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

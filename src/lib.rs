@@ -1,0 +1,8 @@
+//! gauntlet: load-testing and SLA verification for OpenAI-compatible LLM gateways.
+//!
+//! Data flows one way: `scenario` -> `engine` -> `metrics` -> `report`. `mock` (scripted
+//! upstream providers) and `gateway` (the reference model router) depend only on `openai`
+//! and `config`.
+
+pub mod config;
+pub mod openai;

@@ -1,0 +1,41 @@
+//! The `gauntlet` command: parse the command line, run the library, map the outcome to an
+//! exit code (0 pass, 1 SLA violated, 2 invalid input or usage, 3 the run failed, 130 Ctrl-C).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Load-test and verify the SLA of OpenAI-compatible LLM gateways.
+///
+/// gauntlet starts scripted mock providers, drives a weighted request mix through a gateway
+/// (its own reference gateway by default, or any gateway by URL), breaks providers on
+/// schedule, and checks p99 latency, TTFT, availability, failover and cost against the
+/// scenario's SLA.
+#[derive(Parser)]
+#[command(name = "gauntlet", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 pass, 1 SLA violated, 2 invalid input or usage, \
+3 the run itself failed, 130 interrupted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { cmd::EXIT_INVALID } else { 0 });
+        }
+    };
+    cmd::init_tracing();
+    let result: anyhow::Result<cmd::Outcome> = match cli.command {};
+    cmd::exit_code(result)
+}

@@ -1,0 +1,43 @@
+//! The OpenAI wire layer shared by the mock upstreams, the gateway and the load client:
+//! request/response/chunk types, error bodies, SSE encoding and decoding, and the tags that
+//! say which upstream served a response.
+
+mod error;
+mod sse;
+mod types;
+
+pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
+pub use sse::{
+    DEFAULT_MAX_EVENT_BYTES, DONE, SseDecoder, SseError, SseEvent, encode_event, encode_json,
+};
+pub use types::{
+    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Content,
+    ContentPart, Delta, Message, ModelInfo, ModelList, StreamOptions, Usage,
+    estimate_prompt_tokens,
+};
+
+/// Header every mock response carries with the upstream's name.
+pub const UPSTREAM_HEADER: &str = "x-gauntlet-upstream";
+/// Headers the reference gateway adds: which upstream served, and how many attempts it took.
+pub const GATEWAY_UPSTREAM_HEADER: &str = "x-gateway-upstream";
+pub const GATEWAY_ATTEMPTS_HEADER: &str = "x-gateway-attempts";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// `system_fingerprint` value naming the upstream; the body survives gateways that drop headers.
+pub fn fingerprint_for(upstream: &str) -> String {
+    format!("gauntlet-{upstream}")
+}
+
+/// The upstream named by a `system_fingerprint`, if a gauntlet mock wrote it.
+pub fn upstream_from_fingerprint(fingerprint: &str) -> Option<&str> {
+    fingerprint
+        .strip_prefix("gauntlet-")
+        .filter(|s| !s.is_empty())
+}
+
+/// Seconds since the Unix epoch, as OpenAI's `created` fields count.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,5 @@
+//! gauntlet's integration tests, one binary: each module tells one part of the user's story
+//! against real servers on loopback ports.
+
+mod sse;
+mod support;
