@@ -5,4 +5,5 @@
 //! and `config`.
 
 pub mod config;
+pub mod mock;
 pub mod openai;

@@ -200,7 +200,10 @@ impl Source {
 /// serde says "unknown field `retires`, expected one of `a`, `b`"; add the likely fix.
 fn improve_toml_message(message: &str) -> String {
     let message = message.trim_end();
-    let Some(rest) = message.strip_prefix("unknown field `") else {
+    let Some(rest) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))
+    else {
         return message.to_string();
     };
     let Some((unknown, expected)) = rest.split_once('`') else {
