@@ -5,5 +5,7 @@
 //! and `config`.
 
 pub mod config;
+pub mod metrics;
 pub mod mock;
 pub mod openai;
+pub mod scenario;
