@@ -24,7 +24,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    Validate(cmd::validate::Args),
+    Schema(cmd::schema::Args),
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,6 +39,9 @@ fn main() -> ExitCode {
         }
     };
     cmd::init_tracing();
-    let result: anyhow::Result<cmd::Outcome> = match cli.command {};
+    let result: anyhow::Result<cmd::Outcome> = match cli.command {
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+    };
     cmd::exit_code(result)
 }
