@@ -87,7 +87,7 @@ pub fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawLoad>>) -> Option<Load
     let total: Duration = stages.iter().map(|s| s.duration).sum();
     if total > MAX_DURATION {
         c.error(
-            spanned.span(),
+            l.stages.as_ref().map_or(spanned.span(), Spanned::span),
             "load.stages",
             format!(
                 "the stages add up to {}; a run is limited to {}",
