@@ -658,3 +658,37 @@ fn compile_headers(c: &mut Check<'_>, i: usize, r: &RawRequest) -> Vec<(String, 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_parent_dirs() {
+        assert_eq!(
+            normalize(Path::new("scenarios/../mock-upstreams/a.toml")),
+            PathBuf::from("mock-upstreams/a.toml")
+        );
+        assert_eq!(
+            normalize(Path::new("../x/./y.toml")),
+            PathBuf::from("../x/y.toml")
+        );
+        assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
+    }
+
+    #[test]
+    fn serde_type_names_become_plain_words() {
+        let e = plain_types(ConfigError::new(
+            "",
+            "invalid type: string \"x\", expected f64",
+        ));
+        assert_eq!(e.message, "invalid type: string \"x\", expected a number");
+    }
+
+    #[test]
+    fn oversized_text_is_refused() {
+        let text = "#".repeat(MAX_CONFIG_BYTES as usize + 1);
+        let e = load_str("big.toml", text).unwrap_err();
+        assert!(e.to_string().contains("limited to"), "{e}");
+    }
+}
