@@ -82,11 +82,11 @@ fn fault(
 
     let (at, duration, count) = (at?, duration?, count?);
     let every = match (every, &f.every) {
-        (Some(e), _) => Some(e?),
-        (None, _) => None,
+        (Some(e), Some(raw_every)) => Some((e?, raw_every)),
+        _ => None,
     };
-    match (every, &f.every) {
-        (Some(e), Some(raw_every)) if count.get() > 1 && e < duration => {
+    match every {
+        Some((e, raw_every)) if count.get() > 1 && e < duration => {
             c.error(
                 raw_every.span(),
                 key("every"),
@@ -99,7 +99,7 @@ fn fault(
             );
             return None;
         }
-        (Some(_), Some(raw_every)) if count.get() == 1 => {
+        Some((_, raw_every)) if count.get() == 1 => {
             c.error(
                 raw_every.span(),
                 key("every"),
@@ -107,7 +107,7 @@ fn fault(
             );
             return None;
         }
-        (None, _) if count.get() > 1 => {
+        None if count.get() > 1 => {
             let span = f.count.as_ref().map_or(spanned.span(), Spanned::span);
             c.error(
                 span,
@@ -122,7 +122,7 @@ fn fault(
         upstream: upstream.clone(),
         at,
         duration,
-        every,
+        every: every.map(|(e, _)| e),
         count,
         spec: spec?,
     };
