@@ -3,6 +3,9 @@
 
 use std::process::ExitCode;
 
+pub mod compare;
+pub mod report;
+
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_SLA_VIOLATED: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
