@@ -181,6 +181,12 @@ fn charts_hold_the_expected_series() {
     write_run(dir.path(), &summary);
     let html = read(&dir.path().join("index.html"));
     assert!(!html.contains("<script"), "the report needs no JavaScript");
+    let style = &html[html.find("<style>").unwrap()..html.find("</style>").unwrap()];
+    assert!(
+        !style.contains("&quot;") && !style.contains("&#x"),
+        "the stylesheet is inlined unescaped"
+    );
+    assert!(style.contains("prefers-color-scheme: dark") && style.contains("@media print"));
     assert!(
         !html.contains("http://") || !html.contains("src=\"http"),
         "no external resources"
@@ -306,10 +312,14 @@ fn writes_are_atomic_and_leave_no_temp_files() {
 }
 
 fn sample_request(i: u64) -> RawRequest<'static> {
-    let ok = i % 10 != 0;
+    let ok = !i.is_multiple_of(10);
     RawRequest {
         intended_s: i as f64 * 0.005,
-        class: if i % 5 == 0 { "premium" } else { "everyday" },
+        class: if i.is_multiple_of(5) {
+            "premium"
+        } else {
+            "everyday"
+        },
         status: Some(if ok { 200 } else { 503 }),
         outcome: if ok { "ok" } else { "status_5xx" },
         latency_ms: 200.0 + i as f64,

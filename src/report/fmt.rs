@@ -38,8 +38,10 @@ pub fn usd(v: f64) -> String {
         "–".into()
     } else if v.abs() >= 100.0 {
         format!("${}", count(v.round() as u64))
-    } else if v.abs() >= 0.01 || v == 0.0 {
+    } else if v.abs() >= 1.0 || v == 0.0 {
         format!("${v:.2}")
+    } else if v.abs() >= 0.01 {
+        format!("${v:.4}")
     } else {
         format!("${v:.5}")
     }
@@ -50,7 +52,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -112,6 +112,7 @@ pub(crate) fn draw_mesh(
     y_desc: &str,
     x_fmt: &dyn Fn(&f64) -> String,
     y_fmt: &dyn Fn(&f64) -> String,
+    x_labels: usize,
 ) -> Result<(), ReportError> {
     chart
         .configure_mesh()
@@ -125,7 +126,7 @@ pub(crate) fn draw_mesh(
         .y_desc(y_desc)
         .x_label_formatter(x_fmt)
         .y_label_formatter(y_fmt)
-        .x_labels(12)
+        .x_labels(x_labels)
         .y_labels(6)
         .draw()
         .map_err(err)

@@ -13,7 +13,9 @@ use crate::report::fmt;
 
 /// Position on the nines axis: 0 at p=0, 1 at 90%, 2 at 99%, 3 at 99.9%.
 fn nines(p: f64) -> Option<f64> {
-    (p >= 0.0 && p < 100.0).then(|| (1.0 / (1.0 - p / 100.0)).log10())
+    (0.0..100.0)
+        .contains(&p)
+        .then(|| (1.0 / (1.0 - p / 100.0)).log10())
 }
 
 fn axis_label(x: &f64) -> String {
@@ -27,6 +29,7 @@ struct Series {
 }
 
 fn draw(
+    size: (u32, u32),
     series: &[Series],
     sla: Option<(&str, f64)>,
     y_desc: &str,
@@ -41,12 +44,8 @@ fn draw(
         .flat_map(|s| s.points.iter().map(|(x, _)| *x))
         .fold(3.0f64, f64::max)
         .ceil();
-    let x_min = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|(x, _)| *x))
-        .fold(f64::INFINITY, f64::min)
-        .min(1.0)
-        .max(0.0);
+    // Always from p0, so every chart's nines line up at the same places.
+    let x_min = 0.0;
     let peak = series
         .iter()
         .flat_map(|s| s.points.iter().map(|(_, y)| *y))
@@ -55,17 +54,24 @@ fn draw(
     let y_top = with_legend_room(peak * 1.05, series.len() + usize::from(sla.is_some()));
     let mut buf = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut buf, (super::WIDTH, super::HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
+            .margin_right(40)
             .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d(x_min..x_max, 0.0..y_top)
             .map_err(err)?;
-        draw_mesh(&mut chart, "percentile", y_desc, &axis_label, &|v| {
-            format!("{v:.0}")
-        })?;
+        // One label per nine: 0%, 90%, 99%, 99.9%...
+        let labels = x_max as usize + 1;
+        draw_mesh(
+            &mut chart,
+            "percentile",
+            y_desc,
+            &axis_label,
+            &|v| format!("{v:.0}"),
+            labels,
+        )?;
         for (i, s) in series.iter().enumerate() {
             let color = series_color(i);
             chart
@@ -113,6 +119,7 @@ pub fn spectrum(s: &Summary) -> Result<Option<String>, ReportError> {
         })
         .collect();
     draw(
+        (super::WIDTH, super::HEIGHT),
         &series,
         sla_p99_ms(s).map(|b| ("p99", b)),
         "latency (ms)",
@@ -163,5 +170,6 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
             "Inter-token gap by percentile, streaming classes",
         ),
     };
-    draw(&series, sla, desc, label)
+    // Drawn narrower: these two sit side by side, and their text must stay readable.
+    draw((620, 360), &series, sla, desc, label)
 }

@@ -52,6 +52,9 @@ fn draw_faults(chart: &mut Chart<'_, '_>, s: &Summary, y_top: f64) -> Result<(),
     Ok(())
 }
 
+/// Reads one percentile out of a set.
+type Pick = fn(&Percentiles) -> f64;
+
 pub fn latency(s: &Summary) -> Result<Option<String>, ReportError> {
     let dt = step(s);
     let points: Vec<(f64, Percentiles)> = s
@@ -82,12 +85,16 @@ pub fn latency(s: &Summary) -> Result<Option<String>, ReportError> {
             .y_label_area_size(72)
             .build_cartesian_2d(0.0..x_max, 0.0..y_top)
             .map_err(err)?;
-        draw_mesh(&mut chart, "time (s)", "latency (ms)", &secs, &|v| {
-            format!("{v:.0}")
-        })?;
+        draw_mesh(
+            &mut chart,
+            "time (s)",
+            "latency (ms)",
+            &secs,
+            &|v| format!("{v:.0}"),
+            12,
+        )?;
         draw_faults(&mut chart, s, y_top)?;
-        let lines: [(&str, fn(&Percentiles) -> f64); 3] =
-            [("p50", |p| p.p50), ("p90", |p| p.p90), ("p99", |p| p.p99)];
+        let lines: [(&str, Pick); 3] = [("p50", |p| p.p50), ("p90", |p| p.p90), ("p99", |p| p.p99)];
         for (i, (name, get)) in lines.iter().enumerate() {
             let color = series_color(i);
             chart
@@ -177,7 +184,7 @@ fn stacked_chart(
             .y_label_area_size(72)
             .build_cartesian_2d(0.0..x_end(s), 0.0..y_top)
             .map_err(err)?;
-        draw_mesh(&mut chart, "time (s)", y_desc, &secs, y_fmt)?;
+        draw_mesh(&mut chart, "time (s)", y_desc, &secs, y_fmt, 12)?;
         draw_stacked(&mut chart, &starts, dt, layers)?;
         // Fault windows over the bands, as outlines plus labels, so the stack stays readable.
         for f in &s.faults {
