@@ -62,7 +62,7 @@ fn row(m: &MetricDelta) -> Row {
 
 fn verdict(c: &Comparison) -> String {
     let n = c.regressions().count();
-    let bound = fmt::pct(c.max_regression);
+    let bound = fmt::percentile_label(c.max_regression * 100.0);
     if n == 0 {
         format!("no metric regressed beyond {bound}")
     } else {
@@ -150,7 +150,7 @@ fn context<'a>(c: &'a Comparison, charts: Vec<ChartPair>) -> Ctx<'a> {
     Ctx {
         base_label: &c.base_label,
         new_label: &c.new_label,
-        bound: fmt::pct(c.max_regression),
+        bound: fmt::percentile_label(c.max_regression * 100.0),
         regressed: c.regressed(),
         verdict: verdict(c),
         rows: c.metrics.iter().map(row).collect(),
@@ -165,7 +165,10 @@ pub fn compare_markdown(c: &Comparison) -> Result<String, ReportError> {
 
 /// `compare.html`: the delta table, then each run's key charts side by side.
 pub fn compare_html(c: &Comparison, base: &Summary, new: &Summary) -> Result<String, ReportError> {
-    let (b, n) = (charts::render_all(base)?, charts::render_all(new)?);
+    let (b, n) = (
+        charts::render_sized(base, charts::HALF)?,
+        charts::render_sized(new, charts::HALF)?,
+    );
     let pairs = vec![
         ChartPair {
             title: "Latency over time",

@@ -24,18 +24,28 @@ pub struct Charts {
 }
 
 pub fn render_all(s: &Summary) -> Result<Charts, ReportError> {
+    render_sized(s, FULL)
+}
+
+/// The charts drawn at `size` pixels: narrower charts for side-by-side layouts keep their text
+/// readable because they are scaled down less.
+pub fn render_sized(s: &Summary, size: Size) -> Result<Charts, ReportError> {
     Ok(Charts {
-        latency: time::latency(s)?,
-        spectrum: nines::spectrum(s)?,
-        throughput: time::throughput(s)?,
-        served_by: time::served_by(s)?,
+        latency: time::latency(s, size)?,
+        spectrum: nines::spectrum(s, size)?,
+        throughput: time::throughput(s, size)?,
+        served_by: time::served_by(s, size)?,
         ttft: nines::stream_metric(s, nines::StreamMetric::Ttft)?,
         itl: nines::stream_metric(s, nines::StreamMetric::Itl)?,
     })
 }
 
-pub(crate) const WIDTH: u32 = 1100;
-pub(crate) const HEIGHT: u32 = 340;
+/// Chart size in pixels (width, height).
+pub type Size = (u32, u32);
+/// A chart spanning the page.
+pub const FULL: Size = (1100, 340);
+/// One of two charts side by side.
+pub const HALF: Size = (620, 360);
 
 /// Drawn as pure black, then rewritten to `currentColor` (see `finish`).
 const INK: RGBColor = RGBColor(0, 0, 0);
@@ -95,8 +105,8 @@ pub(crate) fn sla_p99_ms(s: &Summary) -> Option<f64> {
 }
 
 /// The top of a y axis that leaves room above `peak` for a legend of `entries` rows.
-pub(crate) fn with_legend_room(peak: f64, entries: usize) -> f64 {
-    let plot_px = f64::from(HEIGHT) - 70.0;
+pub(crate) fn with_legend_room(peak: f64, entries: usize, height: u32) -> f64 {
+    let plot_px = f64::from(height) - 70.0;
     let legend_px = 21.0 * entries as f64 + 34.0;
     let share = (legend_px / plot_px).min(0.6);
     (peak / (1.0 - share)).max(1.0)

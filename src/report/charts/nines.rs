@@ -51,7 +51,11 @@ fn draw(
         .flat_map(|s| s.points.iter().map(|(_, y)| *y))
         .fold(0.0, f64::max)
         .max(sla.map_or(0.0, |(_, b)| b));
-    let y_top = with_legend_room(peak * 1.05, series.len() + usize::from(sla.is_some()));
+    let y_top = with_legend_room(
+        peak * 1.05,
+        series.len() + usize::from(sla.is_some()),
+        size.1,
+    );
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
@@ -105,7 +109,7 @@ fn draw(
 }
 
 /// Latency at many percentiles per class, from each class's `latency_spectrum`.
-pub fn spectrum(s: &Summary) -> Result<Option<String>, ReportError> {
+pub fn spectrum(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
     let series: Vec<Series> = s
         .classes
         .iter()
@@ -119,7 +123,7 @@ pub fn spectrum(s: &Summary) -> Result<Option<String>, ReportError> {
         })
         .collect();
     draw(
-        (super::WIDTH, super::HEIGHT),
+        size,
         &series,
         sla_p99_ms(s).map(|b| ("p99", b)),
         "latency (ms)",
@@ -171,5 +175,5 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
         ),
     };
     // Drawn narrower: these two sit side by side, and their text must stay readable.
-    draw((620, 360), &series, sla, desc, label)
+    draw(super::HALF, &series, sla, desc, label)
 }

@@ -55,7 +55,7 @@ fn draw_faults(chart: &mut Chart<'_, '_>, s: &Summary, y_top: f64) -> Result<(),
 /// Reads one percentile out of a set.
 type Pick = fn(&Percentiles) -> f64;
 
-pub fn latency(s: &Summary) -> Result<Option<String>, ReportError> {
+pub fn latency(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
     let dt = step(s);
     let points: Vec<(f64, Percentiles)> = s
         .intervals
@@ -73,12 +73,11 @@ pub fn latency(s: &Summary) -> Result<Option<String>, ReportError> {
     let sla = sla_p99_ms(s);
     let peak = points.iter().map(|(_, p)| p.p99).fold(0.0, f64::max);
     let entries = 3 + usize::from(sla.is_some());
-    let y_top = with_legend_room(peak.max(sla.unwrap_or(0.0)) * 1.05, entries);
+    let y_top = with_legend_room(peak.max(sla.unwrap_or(0.0)) * 1.05, entries, size.1);
     let x_max = x_end(s);
     let mut buf = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut buf, (super::WIDTH, super::HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(44)
@@ -166,6 +165,7 @@ fn draw_stacked(
 
 fn stacked_chart(
     s: &Summary,
+    size: super::Size,
     layers: &[Layer],
     y_top: f64,
     y_desc: &str,
@@ -176,8 +176,7 @@ fn stacked_chart(
     let starts: Vec<f64> = s.intervals.iter().map(|i| i.t_s).collect();
     let mut buf = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut buf, (super::WIDTH, super::HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(44)
@@ -208,7 +207,7 @@ fn stacked_chart(
     Ok(finish(buf, label))
 }
 
-pub fn throughput(s: &Summary) -> Result<Option<String>, ReportError> {
+pub fn throughput(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
     if s.intervals.iter().all(|i| i.overall.requests == 0) {
         return Ok(None);
     }
@@ -263,8 +262,9 @@ pub fn throughput(s: &Summary) -> Result<Option<String>, ReportError> {
         .fold(0.0, f64::max);
     let svg = stacked_chart(
         s,
+        size,
         &layers,
-        with_legend_room(peak, layers.len()),
+        with_legend_room(peak, layers.len(), size.1),
         "requests / s",
         &|v| format!("{v:.0}"),
         "Throughput and errors over time",
@@ -272,7 +272,7 @@ pub fn throughput(s: &Summary) -> Result<Option<String>, ReportError> {
     Ok(Some(svg))
 }
 
-pub fn served_by(s: &Summary) -> Result<Option<String>, ReportError> {
+pub fn served_by(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for iv in &s.intervals {
         for (name, n) in &iv.overall.served_by {
@@ -308,8 +308,9 @@ pub fn served_by(s: &Summary) -> Result<Option<String>, ReportError> {
         .collect();
     let svg = stacked_chart(
         s,
+        size,
         &layers,
-        with_legend_room(100.0, layers.len()),
+        with_legend_room(100.0, layers.len(), size.1),
         "share of responses (%)",
         // The room above 100% holds the legend, not data.
         &|v| {
