@@ -590,3 +590,38 @@ fn newer_schema_versions_are_refused_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_run_that_measured_nothing_still_renders() {
+    let p = r#"{"samples":0,"p50":0,"p90":0,"p99":0,"p999":0,"max":0,"mean":0}"#;
+    let json = format!(
+        r#"{{"schema_version":1,"gauntlet_version":"0.1.0","scenario":"empty","seed":1,
+        "target":"http://127.0.0.1:9","started_at":"2025-06-01T12:00:00Z","duration_s":0,
+        "warmup_s":0,"interval_s":1,"interrupted":true,
+        "overall":{{"requests":0,"successes":0,"dropped":0,"availability":1,"rps":0,"latency_ms":{p}}},
+        "classes":[],"intervals":[],"generator":{{"schedule_lag_ms":{p},"dropped":0}},
+        "sla":{{"passed":false,"verdict":"inconclusive","checks":[]}},
+        "trust":{{"trustworthy":false,"reasons":[]}}}}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("summary.json"), json).unwrap();
+    let (summary, _) = report::load_summary(dir.path()).unwrap();
+    write_run(dir.path(), &summary);
+    let html = read(&dir.path().join("index.html"));
+    assert!(
+        !html.contains("<svg"),
+        "nothing to draw, so no empty charts"
+    );
+    assert!(html.contains("No request completed"));
+    assert!(html.contains("INCONCLUSIVE"));
+    assert!(html.contains("may not be trustworthy"));
+    assert!(html.contains("interrupted"));
+    let counts = junit_counts(&read(&dir.path().join("junit.xml")));
+    assert_eq!((counts.testcases, counts.failures), (1, 0));
+    assert!(
+        read(&dir.path().join("junit.xml")).contains("<error"),
+        "an interrupted run is an error case"
+    );
+    let csv = read(&dir.path().join("timeseries.csv"));
+    assert_eq!(csv.lines().count(), 1, "just the header");
+}
