@@ -471,6 +471,9 @@ fn scaled_latency(mut s: Summary, factor: f64) -> Summary {
     for c in &mut s.classes {
         scale(&mut c.stats.latency_ms);
     }
+    for iv in &mut s.intervals {
+        iv.overall.latency_ms.as_mut().map(scale);
+    }
     s
 }
 
@@ -530,6 +533,21 @@ fn compare_gates_on_planted_regressions() {
     assert!(md.contains("REGRESSED") && md.contains("+50.0%"), "{md}");
     let html = read(&report_dir.join("compare.html"));
     assert!(html.matches("<svg").count() >= 6, "charts side by side");
+    // Both runs' latency charts share one y scale, so the slower run looks slower.
+    let charts: Vec<&str> = html
+        .match_indices("aria-label=\"Latency percentiles over time\"")
+        .map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap()])
+        .collect();
+    assert_eq!(charts.len(), 2);
+    let y_labels = |svg: &str| -> Vec<String> {
+        svg.split("<text")
+            .filter(|t| t.contains("text-anchor=\"end\""))
+            .filter_map(|t| t.split('>').nth(1))
+            .map(|t| t.trim().trim_end_matches("</text").trim().to_string())
+            .collect()
+    };
+    assert!(!y_labels(charts[0]).is_empty());
+    assert_eq!(y_labels(charts[0]), y_labels(charts[1]));
 
     // A looser bound lets the same change through.
     let out = bin()

@@ -165,9 +165,10 @@ pub fn compare_markdown(c: &Comparison) -> Result<String, ReportError> {
 
 /// `compare.html`: the delta table, then each run's key charts side by side.
 pub fn compare_html(c: &Comparison, base: &Summary, new: &Summary) -> Result<String, ReportError> {
+    let peaks = charts::Peaks::of(base).max(charts::Peaks::of(new));
     let (b, n) = (
-        charts::render_sized(base, charts::HALF)?,
-        charts::render_sized(new, charts::HALF)?,
+        charts::render_sized(base, charts::HALF, peaks)?,
+        charts::render_sized(new, charts::HALF, peaks)?,
     );
     let pairs = vec![
         ChartPair {

@@ -24,16 +24,66 @@ pub struct Charts {
 }
 
 pub fn render_all(s: &Summary) -> Result<Charts, ReportError> {
-    render_sized(s, FULL)
+    render_sized(s, FULL, Peaks::default())
 }
 
-/// The charts drawn at `size` pixels: narrower charts for side-by-side layouts keep their text
-/// readable because they are scaled down less.
-pub fn render_sized(s: &Summary, size: Size) -> Result<Charts, ReportError> {
+/// The highest value each chart must show: two runs drawn with the same peaks share their
+/// y scales, so a slower run looks slower side by side.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peaks {
+    pub latency_ms: f64,
+    pub spectrum_ms: f64,
+    pub rps: f64,
+}
+
+impl Peaks {
+    pub fn of(s: &Summary) -> Self {
+        let dt = if s.interval_s > 0.0 {
+            s.interval_s
+        } else {
+            1.0
+        };
+        Peaks {
+            latency_ms: s
+                .intervals
+                .iter()
+                .filter_map(|iv| iv.overall.latency_ms.filter(|p| p.samples > 0))
+                .map(|p| p.p99)
+                .fold(0.0, f64::max),
+            spectrum_ms: s
+                .classes
+                .iter()
+                .flat_map(|c| c.latency_spectrum.iter())
+                .filter(|(p, _)| *p < 100.0)
+                .map(|(_, ms)| *ms)
+                .fold(0.0, f64::max),
+            rps: s
+                .intervals
+                .iter()
+                .map(|iv| {
+                    let o = &iv.overall;
+                    (o.successes + o.errors.values().sum::<u64>() + o.dropped) as f64 / dt
+                })
+                .fold(0.0, f64::max),
+        }
+    }
+
+    pub fn max(self, other: Peaks) -> Peaks {
+        Peaks {
+            latency_ms: self.latency_ms.max(other.latency_ms),
+            spectrum_ms: self.spectrum_ms.max(other.spectrum_ms),
+            rps: self.rps.max(other.rps),
+        }
+    }
+}
+
+/// The charts drawn at `size` pixels, each y axis reaching at least `floor`: narrower charts for
+/// side-by-side layouts keep their text readable because they are scaled down less.
+pub fn render_sized(s: &Summary, size: Size, floor: Peaks) -> Result<Charts, ReportError> {
     Ok(Charts {
-        latency: time::latency(s, size)?,
-        spectrum: nines::spectrum(s, size)?,
-        throughput: time::throughput(s, size)?,
+        latency: time::latency(s, size, floor.latency_ms)?,
+        spectrum: nines::spectrum(s, size, floor.spectrum_ms)?,
+        throughput: time::throughput(s, size, floor.rps)?,
         served_by: time::served_by(s, size)?,
         ttft: nines::stream_metric(s, nines::StreamMetric::Ttft)?,
         itl: nines::stream_metric(s, nines::StreamMetric::Itl)?,

@@ -30,6 +30,7 @@ struct Series {
 
 fn draw(
     size: (u32, u32),
+    floor: f64,
     series: &[Series],
     sla: Option<(&str, f64)>,
     y_desc: &str,
@@ -49,7 +50,7 @@ fn draw(
     let peak = series
         .iter()
         .flat_map(|s| s.points.iter().map(|(_, y)| *y))
-        .fold(0.0, f64::max)
+        .fold(floor, f64::max)
         .max(sla.map_or(0.0, |(_, b)| b));
     let y_top = with_legend_room(
         peak * 1.05,
@@ -109,7 +110,7 @@ fn draw(
 }
 
 /// Latency at many percentiles per class, from each class's `latency_spectrum`.
-pub fn spectrum(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
+pub fn spectrum(s: &Summary, size: super::Size, floor: f64) -> Result<Option<String>, ReportError> {
     let series: Vec<Series> = s
         .classes
         .iter()
@@ -124,6 +125,7 @@ pub fn spectrum(s: &Summary, size: super::Size) -> Result<Option<String>, Report
         .collect();
     draw(
         size,
+        floor,
         &series,
         sla_p99_ms(s).map(|b| ("p99", b)),
         "latency (ms)",
@@ -175,5 +177,5 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
         ),
     };
     // Drawn narrower: these two sit side by side, and their text must stay readable.
-    draw(super::HALF, &series, sla, desc, label)
+    draw(super::HALF, 0.0, &series, sla, desc, label)
 }

@@ -55,7 +55,7 @@ fn draw_faults(chart: &mut Chart<'_, '_>, s: &Summary, y_top: f64) -> Result<(),
 /// Reads one percentile out of a set.
 type Pick = fn(&Percentiles) -> f64;
 
-pub fn latency(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
+pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<String>, ReportError> {
     let dt = step(s);
     let points: Vec<(f64, Percentiles)> = s
         .intervals
@@ -71,7 +71,7 @@ pub fn latency(s: &Summary, size: super::Size) -> Result<Option<String>, ReportE
         return Ok(None);
     }
     let sla = sla_p99_ms(s);
-    let peak = points.iter().map(|(_, p)| p.p99).fold(0.0, f64::max);
+    let peak = points.iter().map(|(_, p)| p.p99).fold(floor, f64::max);
     let entries = 3 + usize::from(sla.is_some());
     let y_top = with_legend_room(peak.max(sla.unwrap_or(0.0)) * 1.05, entries, size.1);
     let x_max = x_end(s);
@@ -207,7 +207,11 @@ fn stacked_chart(
     Ok(finish(buf, label))
 }
 
-pub fn throughput(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
+pub fn throughput(
+    s: &Summary,
+    size: super::Size,
+    floor: f64,
+) -> Result<Option<String>, ReportError> {
     if s.intervals.iter().all(|i| i.overall.requests == 0) {
         return Ok(None);
     }
@@ -259,7 +263,7 @@ pub fn throughput(s: &Summary, size: super::Size) -> Result<Option<String>, Repo
     }
     let peak = (0..s.intervals.len())
         .map(|i| layers.iter().map(|l| l.values[i]).sum::<f64>())
-        .fold(0.0, f64::max);
+        .fold(floor, f64::max);
     let svg = stacked_chart(
         s,
         size,
