@@ -8,4 +8,5 @@ pub mod config;
 pub mod metrics;
 pub mod mock;
 pub mod openai;
+pub mod report;
 pub mod scenario;

@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     Validate(cmd::validate::Args),
     Schema(cmd::schema::Args),
+    Report(cmd::report::Args),
+    Compare(cmd::compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
     };
     cmd::exit_code(result)
 }

@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+pub mod compare;
+pub mod report;
 pub mod schema;
 pub mod validate;
 
@@ -57,6 +59,7 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
 }
 
 /// A multi-threaded runtime for a command; building one only fails if the OS refuses threads.
+#[allow(dead_code)] // the run command builds its runtime here
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
