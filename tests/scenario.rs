@@ -625,6 +625,11 @@ fn schema_is_json_and_describes_the_format() {
     }
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
     let text = run.stdout;
+    assert!(
+        !text.contains("\"null\""),
+        "TOML has no null; the schema must not offer it"
+    );
+    assert_eq!(props["load"]["$ref"], "#/$defs/RawLoad");
     for word in ["max_in_flight", "p99_latency", "slow_stream", "concurrency"] {
         assert!(text.contains(word), "schema lacks `{word}`");
     }
