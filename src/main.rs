@@ -24,7 +24,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Start the mock upstream providers of a fleet file and serve until Ctrl-C / SIGTERM.
+    Mock(cmd::mock::Args),
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,6 +39,8 @@ fn main() -> ExitCode {
         }
     };
     cmd::init_tracing();
-    let result: anyhow::Result<cmd::Outcome> = match cli.command {};
+    let result: anyhow::Result<cmd::Outcome> = match cli.command {
+        Command::Mock(args) => cmd::mock::run(args),
+    };
     cmd::exit_code(result)
 }
