@@ -23,13 +23,20 @@ pub struct BodyCut;
 pub(crate) enum MockBody {
     Full(Option<Bytes>),
     /// Sends the bytes, then fails so the connection closes without completing the body.
-    Cut(Option<Bytes>),
+    Cut(Box<CutBody>),
     Stream(Box<TokenStream>),
 }
 
 impl MockBody {
     pub fn full(b: impl Into<Bytes>) -> Self {
         Self::Full(Some(b.into()))
+    }
+
+    pub fn cut(b: Bytes) -> Self {
+        Self::Cut(Box::new(CutBody {
+            data: Some(b),
+            flush: Box::pin(tokio::time::sleep(FLUSH_BEFORE_CUT)),
+        }))
     }
 }
 
@@ -43,10 +50,15 @@ impl Body for MockBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         match self.get_mut() {
             Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Self::Cut(b) => Poll::Ready(Some(match b.take() {
-                Some(b) => Ok(Frame::data(b)),
-                None => Err(BodyCut),
-            })),
+            Self::Cut(c) => {
+                if let Some(b) = c.data.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                if c.flush.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(BodyCut)))
+            }
             Self::Stream(s) => s.poll_next(cx),
         }
     }
@@ -62,6 +74,14 @@ impl Body for MockBody {
             _ => SizeHint::default(),
         }
     }
+}
+
+/// hyper drops buffered bytes when a body fails; pausing first lets them reach the wire.
+const FLUSH_BEFORE_CUT: Duration = Duration::from_millis(10);
+
+pub(crate) struct CutBody {
+    data: Option<Bytes>,
+    flush: Pin<Box<Sleep>>,
 }
 
 /// How a stream behaves, decided before it starts.
@@ -123,14 +143,19 @@ impl TokenStream {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
                 Phase::Cut => {
+                    if let Some(s) = self.sleep.as_mut()
+                        && s.as_mut().poll(cx).is_pending()
+                    {
+                        return Poll::Pending;
+                    }
                     self.phase = Phase::Done;
                     return Poll::Ready(Some(Err(BodyCut)));
                 }
                 Phase::BeforeFirst | Phase::Tokens => {
-                    if let Some(s) = self.sleep.as_mut() {
-                        if s.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
+                    if let Some(s) = self.sleep.as_mut()
+                        && s.as_mut().poll(cx).is_pending()
+                    {
+                        return Poll::Pending;
                     }
                     let out = self.emit_due();
                     if !out.is_empty() {
@@ -178,6 +203,11 @@ impl TokenStream {
             self.phase = Phase::Done;
         } else if self.plan.cut_after.is_some_and(|c| self.sent >= c) {
             self.phase = Phase::Cut;
+            let flushed = now + FLUSH_BEFORE_CUT;
+            match self.sleep.as_mut() {
+                Some(s) => s.as_mut().reset(flushed),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(flushed))),
+            }
         } else {
             let next = self.base + self.interval * self.sent;
             let next = next.max(now + MIN_TICK);

@@ -222,20 +222,20 @@ async fn chat(
         _ => {}
     }
 
-    if let Some(limit) = limits.concurrency {
-        if in_flight.count() > i64::from(limit.get()) {
-            let msg = format!(
-                "Too many concurrent requests: this provider handles {limit} at a time. Please retry shortly."
-            );
-            let headers = synthetic_headers(shared, Duration::from_secs(1));
-            return rate_limited(
-                shared,
-                &msg,
-                RateLimitCode::RateLimitExceeded,
-                Duration::from_secs(1),
-                &headers,
-            );
-        }
+    if let Some(limit) = limits.concurrency
+        && in_flight.count() > i64::from(limit.get())
+    {
+        let msg = format!(
+            "Too many concurrent requests: this provider handles {limit} at a time. Please retry shortly."
+        );
+        let headers = synthetic_headers(shared, Duration::from_secs(1));
+        return rate_limited(
+            shared,
+            &msg,
+            RateLimitCode::RateLimitExceeded,
+            Duration::from_secs(1),
+            &headers,
+        );
     }
     if let Some(limiter) = &shared.limiter {
         let budget =
@@ -386,7 +386,7 @@ async fn serve(
         }
         let full = head.completion(&content, finish_reason, usage);
         if outcome == RequestOutcome::StreamCut {
-            MockBody::Cut(Some(full.slice(..full.len() / 2)))
+            MockBody::cut(full.slice(..full.len() / 2))
         } else {
             MockBody::full(full)
         }
