@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -23,9 +23,11 @@ use super::control;
 use super::fault::RateLimitCode;
 use super::inject::{Action, Plan};
 use super::limits::{RateHeaders, reset_text};
-use super::reply::{ReplyHead, broken_completion, word};
+use super::reply::{ReplyHead, broken_completion};
 use super::server::{ConnCtl, Shared};
 use super::stats::{InFlight, RequestOutcome};
+
+const MIN_SLEEP: Duration = Duration::from_micros(500);
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -127,8 +129,13 @@ async fn chat(
     let in_flight = InFlight::new(shared.clone());
     let profile = &shared.profile;
     let limits = &profile.limits;
-    let key = bearer(req.headers()).map(str::to_string);
-    if limits.require_api_key && key.is_none() {
+    let has_key = bearer(req.headers()).is_some();
+    // Only the rate limiter needs the key itself.
+    let key = match &shared.limiter {
+        Some(_) => bearer(req.headers()).map(str::to_string),
+        None => None,
+    };
+    if limits.require_api_key && !has_key {
         return client_error(
             shared,
             ApiError::new(
@@ -154,13 +161,10 @@ async fn chat(
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return client_error(shared, too_large());
     }
-    let body = match Limited::new(req.into_body(), limits.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return client_error(shared, too_large()),
-        Err(e) => {
+    let body = match read_body(req.into_body(), limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return client_error(shared, too_large()),
+        Err(BodyError::Read(e)) => {
             let msg = format!("Could not read the request body: {e}");
             return client_error(shared, ApiError::new(ApiErrorKind::InvalidRequest, msg));
         }
@@ -342,9 +346,9 @@ async fn serve(
     shared.counters.outcome(outcome);
     shared.counters.tokens(prompt_tokens, completion_tokens);
     let usage = Usage::new(prompt_tokens, completion_tokens);
-    let id = format!("chatcmpl-{}-{seq:x}", shared.name);
     let head = ReplyHead {
-        id: &id,
+        upstream: &shared.name,
+        seq,
         created: crate::openai::unix_now(),
         model,
         fingerprint: &shared.fingerprint,
@@ -373,18 +377,15 @@ async fn serve(
     }
 
     let wait = ttft + Duration::from_secs_f64(f64::from(completion_tokens) / tokens_per_second);
-    if !wait.is_zero() {
+    // The timer ticks in milliseconds: a shorter sleep would round up to a whole tick.
+    if wait >= MIN_SLEEP {
         tokio::time::sleep(wait.min(crate::config::MAX_DURATION)).await;
     }
     drop(in_flight);
     let body = if malformed {
         MockBody::full(broken_completion(&head))
     } else {
-        let mut content = String::with_capacity(completion_tokens.min(1 << 16) as usize * 8);
-        for _ in 0..completion_tokens {
-            content.push_str(word(&mut rng));
-        }
-        let full = head.completion(&content, finish_reason, usage);
+        let full = head.completion(completion_tokens, &mut rng, finish_reason, usage);
         if outcome == RequestOutcome::StreamCut {
             MockBody::cut(full.slice(..full.len() / 2))
         } else {
@@ -394,6 +395,42 @@ async fn serve(
     let mut r = Response::new(body);
     r.headers_mut().insert(CONTENT_TYPE, JSON);
     r
+}
+
+pub(crate) enum BodyError {
+    TooLarge,
+    Read(hyper::Error),
+}
+
+/// Reads a body of at most `limit` bytes; a body in one frame (the usual case) is not copied.
+pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+            continue; // trailers
+        };
+        len += data.len();
+        if len > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut b = BytesMut::with_capacity(len.max(f.len() * 2));
+                b.extend_from_slice(f);
+                b.extend_from_slice(&data);
+                rest = Some(b);
+            }
+            (Some(_), Some(b)) => b.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, rest) {
+        (_, Some(b)) => b.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
 }
 
 fn injected_error(status: u16, message: Option<&str>) -> Response<MockBody> {

@@ -1,6 +1,8 @@
 //! The bytes of a mock's answers: completion JSON and stream chunks, written straight into
 //! buffers from a per-response prefix so the hot path does no per-token serialisation.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use rand::RngExt;
 use rand::rngs::SmallRng;
@@ -57,7 +59,9 @@ fn put_json_str(out: &mut BytesMut, s: &str) {
 
 /// Everything about one response that every chunk repeats.
 pub(crate) struct ReplyHead<'a> {
-    pub id: &'a str,
+    /// The id is `chatcmpl-{upstream}-{seq:x}`.
+    pub upstream: &'a str,
+    pub seq: u64,
     pub created: u64,
     pub model: &'a str,
     pub fingerprint: &'a str,
@@ -65,32 +69,42 @@ pub(crate) struct ReplyHead<'a> {
 
 impl ReplyHead<'_> {
     fn put_common(&self, out: &mut BytesMut) {
-        out.put_slice(b"{\"id\":");
-        put_json_str(out, self.id);
-        out.put_slice(b",\"object\":\"");
+        // Upstream names are plain ASCII (checked at start), so the id needs no escaping.
+        let _ = write!(
+            out,
+            "{{\"id\":\"chatcmpl-{}-{:x}\",\"object\":\"",
+            self.upstream, self.seq
+        );
         // caller writes the object kind and closes the quote
     }
 
     fn put_tail_fields(&self, out: &mut BytesMut) {
-        out.put_slice(b"\",\"created\":");
-        out.put_slice(self.created.to_string().as_bytes());
+        let _ = write!(out, "\",\"created\":{}", self.created);
         out.put_slice(b",\"model\":");
         put_json_str(out, self.model);
         out.put_slice(b",\"system_fingerprint\":");
         put_json_str(out, self.fingerprint);
     }
 
-    /// The full non-stream answer.
-    pub fn completion(&self, content: &str, finish_reason: &str, usage: Usage) -> Bytes {
-        let mut out = BytesMut::with_capacity(320 + content.len());
+    /// The full non-stream answer, its content made of `tokens` words.
+    pub fn completion(
+        &self,
+        tokens: u32,
+        rng: &mut SmallRng,
+        finish_reason: &str,
+        usage: Usage,
+    ) -> Bytes {
+        let mut out = BytesMut::with_capacity(384 + tokens.min(1 << 16) as usize * 8);
         self.put_common(&mut out);
         out.put_slice(b"chat.completion");
         self.put_tail_fields(&mut out);
         out.put_slice(
-            b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+            b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
         );
-        put_json_str(&mut out, content);
-        out.put_slice(b"},\"finish_reason\":");
+        for _ in 0..tokens {
+            out.put_slice(word(rng).as_bytes());
+        }
+        out.put_slice(b"\"},\"finish_reason\":");
         put_json_str(&mut out, finish_reason);
         out.put_slice(b",\"logprobs\":null}],\"usage\":");
         put_usage(&mut out, usage);
@@ -111,13 +125,11 @@ impl ReplyHead<'_> {
 }
 
 fn put_usage(out: &mut BytesMut, u: Usage) {
-    out.put_slice(b"{\"prompt_tokens\":");
-    out.put_slice(u.prompt_tokens.to_string().as_bytes());
-    out.put_slice(b",\"completion_tokens\":");
-    out.put_slice(u.completion_tokens.to_string().as_bytes());
-    out.put_slice(b",\"total_tokens\":");
-    out.put_slice(u.total_tokens.to_string().as_bytes());
-    out.put_slice(b"}");
+    let _ = write!(
+        out,
+        "{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{}}}",
+        u.prompt_tokens, u.completion_tokens, u.total_tokens
+    );
 }
 
 /// The first chunk: the assistant role and empty content.
@@ -177,7 +189,8 @@ mod tests {
 
     fn head() -> ReplyHead<'static> {
         ReplyHead {
-            id: "chatcmpl-x",
+            upstream: "a",
+            seq: 10,
             created: 7,
             model: "m\"odel",
             fingerprint: "gauntlet-a",
@@ -186,10 +199,14 @@ mod tests {
 
     #[test]
     fn completion_is_openai_json() {
-        let b = head().completion(" hi there", "stop", Usage::new(3, 2));
+        use rand::SeedableRng;
+        let mut rng = SmallRng::seed_from_u64(1);
+        let b = head().completion(2, &mut rng, "stop", Usage::new(3, 2));
         let c: ChatCompletion = serde_json::from_slice(&b).unwrap();
+        assert_eq!(c.id, "chatcmpl-a-a");
         assert_eq!(c.model, "m\"odel");
-        assert_eq!(c.choices[0].message.content.as_deref(), Some(" hi there"));
+        let content = c.choices[0].message.content.clone().unwrap();
+        assert_eq!(content.split(' ').count(), 3, "{content}");
         assert_eq!(c.usage.unwrap().total_tokens, 5);
         assert!(serde_json::from_slice::<serde_json::Value>(&broken_completion(&head())).is_err());
     }
