@@ -38,7 +38,8 @@ pub(crate) async fn handle(
 ) -> Response<MockBody> {
     let seq = shared.seq.fetch_add(1, Relaxed);
     let mut resp = if req.uri().path().starts_with(control::PREFIX) {
-        control::handle(&shared, req).await
+        // Rare and large: boxed so the hot path's future stays small.
+        Box::pin(control::handle(&shared, req)).await
     } else {
         shared.counters.requests.fetch_add(1, Relaxed);
         route(&shared, &ctl, seq, req).await
@@ -262,7 +263,7 @@ async fn chat(
     }
 
     if !plan.delay.is_zero() {
-        tokio::time::sleep(plan.delay).await;
+        Box::pin(tokio::time::sleep(plan.delay)).await;
     }
     match &plan.action {
         Action::Error { status, message } => {
@@ -286,11 +287,15 @@ async fn chat(
         }
         Action::Hang(hold) => {
             shared.counters.outcome(RequestOutcome::Hang);
+            let hold = *hold;
             let mut stop = shared.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(*hold) => {}
-                _ = super::server::stopping(&mut stop) => {}
-            }
+            Box::pin(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(hold) => {}
+                    _ = super::server::stopping(&mut stop) => {}
+                }
+            })
+            .await;
             ctl.close();
             return std::future::pending().await;
         }
@@ -379,7 +384,7 @@ async fn serve(
     let wait = ttft + Duration::from_secs_f64(f64::from(completion_tokens) / tokens_per_second);
     // The timer ticks in milliseconds: a shorter sleep would round up to a whole tick.
     if wait >= MIN_SLEEP {
-        tokio::time::sleep(wait.min(crate::config::MAX_DURATION)).await;
+        Box::pin(tokio::time::sleep(wait.min(crate::config::MAX_DURATION))).await;
     }
     drop(in_flight);
     let body = if malformed {
