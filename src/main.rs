@@ -29,6 +29,8 @@ enum Command {
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
     Compare(cmd::compare::Args),
+    /// Start the mock upstream providers of a fleet file and serve until Ctrl-C / SIGTERM.
+    Mock(cmd::mock::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Compare(args) => cmd::compare::run(args),
+        Command::Mock(args) => cmd::mock::run(args),
     };
     cmd::exit_code(result)
 }
