@@ -76,8 +76,12 @@ fn repo_like_dir() -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("scenarios")).unwrap();
     std::fs::create_dir(dir.path().join("mock-upstreams")).unwrap();
     for p in PROFILES {
+        // The real shipped profiles, so validation reads what users get.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("mock-upstreams")
+            .join(format!("{p}.toml"));
         let path = dir.path().join("mock-upstreams").join(format!("{p}.toml"));
-        std::fs::write(path, "# stand-in profile\n").unwrap();
+        std::fs::copy(shipped, path).unwrap();
     }
     dir
 }

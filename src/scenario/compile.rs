@@ -385,7 +385,19 @@ fn profile_path(c: &mut Check<'_>, dir: &Path, p: &Spanned<String>, key: &str) -
     }
     let resolved = normalize(&dir.join(p.get_ref()));
     match std::fs::metadata(&resolved) {
-        Ok(m) if m.is_file() => Some(resolved),
+        Ok(m) if m.is_file() => match crate::mock::Profile::load(&resolved) {
+            Ok(_) => Some(resolved),
+            Err(errors) => {
+                // The profile's own errors point into the profile file; say where it was named.
+                c.error(
+                    p.span(),
+                    key,
+                    format!("profile {} is invalid:", resolved.display()),
+                );
+                errors.0.into_iter().for_each(|e| c.push(e));
+                None
+            }
+        },
         Ok(_) => {
             c.error(
                 p.span(),
