@@ -34,8 +34,8 @@ enum Next {
     Now(Response<MockBody>),
     /// Answer after a wait, counting the request in flight meanwhile.
     Later(Duration, Response<MockBody>, Option<InFlight>),
-    /// Hold the connection, then close it without an answer.
-    Hang(Duration),
+    /// Hold the connection (counted in flight), then close it without an answer.
+    Hang(Duration, InFlight),
     /// The connection is being closed or reset; never answer.
     Never,
 }
@@ -94,7 +94,7 @@ pub(crate) async fn chat(
             drop(guard);
             r
         }
-        Next::Hang(hold) => {
+        Next::Hang(hold, guard) => {
             let mut stop = shared.shutdown.clone();
             Box::pin(async move {
                 tokio::select! {
@@ -103,6 +103,7 @@ pub(crate) async fn chat(
                 }
             })
             .await;
+            drop(guard);
             ctl.close();
             std::future::pending().await
         }
@@ -203,7 +204,7 @@ fn decide(
         }
         Action::Hang(hold) => {
             shared.counters.outcome(RequestOutcome::Hang);
-            Next::Hang(plan.delay + *hold)
+            Next::Hang(plan.delay + *hold, in_flight)
         }
         _ => serve(
             shared,
