@@ -355,7 +355,11 @@ async fn hang_fault_holds_then_closes_without_an_answer() {
         hang_for: Duration::from_millis(400),
     }));
     let t = Instant::now();
-    let r = post_chat(m.addr(), &chat_body("m", 3, false)).await;
+    let addr = m.addr();
+    let pending = tokio::spawn(async move { post_chat(addr, &chat_body("m", 3, false)).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(m.stats().in_flight, 1, "a hung request is in flight");
+    let r = pending.await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(400));
     assert!(r.bytes.is_empty() && r.error.is_none(), "{r:?}");
     let s = m.stats();

@@ -14,6 +14,7 @@
 //! it, else drawn from the profile's `completion.tokens` (finish reason `stop`).
 
 mod body;
+mod chat;
 mod client;
 mod control;
 mod fault;

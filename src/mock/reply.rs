@@ -1,8 +1,6 @@
 //! The bytes of a mock's answers: completion JSON and stream chunks, written straight into
 //! buffers from a per-response prefix so the hot path does no per-token serialisation.
 
-use std::fmt::Write as _;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use rand::RngExt;
 use rand::rngs::SmallRng;
@@ -70,16 +68,17 @@ pub(crate) struct ReplyHead<'a> {
 impl ReplyHead<'_> {
     fn put_common(&self, out: &mut BytesMut) {
         // Upstream names are plain ASCII (checked at start), so the id needs no escaping.
-        let _ = write!(
-            out,
-            "{{\"id\":\"chatcmpl-{}-{:x}\",\"object\":\"",
-            self.upstream, self.seq
-        );
-        // caller writes the object kind and closes the quote
+        out.put_slice(b"{\"id\":\"chatcmpl-");
+        out.put_slice(self.upstream.as_bytes());
+        out.put_u8(b'-');
+        put_hex(out, self.seq);
+        // The caller writes the object kind; `put_tail_fields` closes its quote.
+        out.put_slice(b"\",\"object\":\"");
     }
 
     fn put_tail_fields(&self, out: &mut BytesMut) {
-        let _ = write!(out, "\",\"created\":{}", self.created);
+        out.put_slice(b"\",\"created\":");
+        put_dec(out, self.created);
         out.put_slice(b",\"model\":");
         put_json_str(out, self.model);
         out.put_slice(b",\"system_fingerprint\":");
@@ -125,11 +124,43 @@ impl ReplyHead<'_> {
 }
 
 fn put_usage(out: &mut BytesMut, u: Usage) {
-    let _ = write!(
-        out,
-        "{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{}}}",
-        u.prompt_tokens, u.completion_tokens, u.total_tokens
-    );
+    out.put_slice(b"{\"prompt_tokens\":");
+    put_dec(out, u64::from(u.prompt_tokens));
+    out.put_slice(b",\"completion_tokens\":");
+    put_dec(out, u64::from(u.completion_tokens));
+    out.put_slice(b",\"total_tokens\":");
+    put_dec(out, u64::from(u.total_tokens));
+    out.put_u8(b'}');
+}
+
+/// Decimal digits without going through `fmt` (this runs several times per response).
+pub(crate) fn put_dec(out: &mut BytesMut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&buf[i..]);
+}
+
+/// Lower-case hex digits.
+pub(crate) fn put_hex(out: &mut BytesMut, mut n: u64) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&buf[i..]);
 }
 
 /// The first chunk: the assistant role and empty content.
@@ -209,6 +240,17 @@ mod tests {
         assert_eq!(content.split(' ').count(), 3, "{content}");
         assert_eq!(c.usage.unwrap().total_tokens, 5);
         assert!(serde_json::from_slice::<serde_json::Value>(&broken_completion(&head())).is_err());
+    }
+
+    #[test]
+    fn numbers_are_written_like_fmt() {
+        for n in [0u64, 7, 10, 255, 123_456_789, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_dec(&mut out, n);
+            out.put_u8(b' ');
+            put_hex(&mut out, n);
+            assert_eq!(&out[..], format!("{n} {n:x}").as_bytes());
+        }
     }
 
     #[test]

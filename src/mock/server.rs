@@ -12,13 +12,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::openai::{ModelInfo, ModelList, fingerprint_for, unix_now};
@@ -61,23 +62,87 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Lets a request handler end its own connection.
+/// Lets a request handler (or shutdown) end its connection. Checked with atomics on every
+/// poll of the connection, so the hot path takes no lock for it.
 #[derive(Default)]
 pub(crate) struct ConnCtl {
-    abort: Notify,
+    abort: AtomicBool,
     reset: AtomicBool,
+    graceful: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl ConnCtl {
     /// Close the connection without answering.
     pub fn close(&self) {
-        self.abort.notify_one();
+        self.abort.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Abort the connection with a TCP RST.
     pub fn reset(&self) {
         self.reset.store(true, Ordering::Release);
-        self.abort.notify_one();
+        self.close();
+    }
+
+    /// Finish the response in progress, then close.
+    fn shut_down(&self) {
+        self.graceful.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// Drives a connection until it ends, is aborted, or has shut down gracefully.
+struct Guarded<'a, F> {
+    conn: Pin<&'a mut F>,
+    ctl: &'a ConnCtl,
+    graceful_started: bool,
+}
+
+impl<I, S> Future for Guarded<'_, http1::Connection<I, S>>
+where
+    http1::Connection<I, S>: Future,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.ctl.waker.register(cx.waker());
+        if this.ctl.abort.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if !this.graceful_started && this.ctl.graceful.load(Ordering::Acquire) {
+            this.graceful_started = true;
+            this.conn.as_mut().graceful_shutdown();
+        }
+        this.conn.as_mut().poll(cx).map(|_| ())
+    }
+}
+
+/// The connections of one mock, so shutdown can reach them.
+#[derive(Default)]
+struct Registry {
+    conns: std::sync::Mutex<Vec<std::sync::Weak<ConnCtl>>>,
+}
+
+impl Registry {
+    fn add(&self, ctl: &Arc<ConnCtl>) {
+        let mut v = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() == v.capacity() {
+            v.retain(|w| w.strong_count() > 0);
+        }
+        v.push(Arc::downgrade(ctl));
+    }
+
+    fn shut_down_all(&self) {
+        let v = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for ctl in v.iter().filter_map(std::sync::Weak::upgrade) {
+            ctl.shut_down();
+        }
     }
 }
 
@@ -192,7 +257,8 @@ pub async fn start(
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
-    let mut stopped = stop.clone();
+    let registry = Registry::default();
+    let mut stopped = stop;
     loop {
         tokio::select! {
             biased;
@@ -200,7 +266,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     let _ = tcp.set_nodelay(true);
-                    conns.spawn(serve_conn(tcp, shared.clone(), stop.clone()));
+                    let ctl = Arc::new(ConnCtl::default());
+                    registry.add(&ctl);
+                    conns.spawn(serve_conn(tcp, shared.clone(), ctl));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -212,18 +280,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
+    registry.shut_down_all();
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_millis(500), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         conns.abort_all();
         while conns.join_next().await.is_some() {}
     }
 }
 
-async fn serve_conn(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let ctl = Arc::new(ConnCtl::default());
+async fn serve_conn(tcp: TcpStream, shared: Arc<Shared>, ctl: Arc<ConnCtl>) {
     let io = TokioIo::new(Conn {
         tcp,
         ctl: ctl.clone(),
@@ -234,23 +299,17 @@ async fn serve_conn(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiv
         let ctl = svc_ctl.clone();
         async move { Ok::<_, Infallible>(handler::handle(shared, ctl, req).await) }
     });
-    let mut conn = pin!(
+    let conn = pin!(
         http1::Builder::new()
             .keep_alive(true)
             .serve_connection(io, svc)
     );
-    tokio::select! {
-        biased;
-        _ = conn.as_mut() => return,
-        _ = ctl.abort.notified() => return,
-        _ = stopping(&mut stop) => {}
+    Guarded {
+        conn,
+        ctl: &ctl,
+        graceful_started: false,
     }
-    conn.as_mut().graceful_shutdown();
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = ctl.abort.notified() => {}
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
-    }
+    .await;
 }
 
 /// Resolves once shutdown has been asked for (or the handle is gone).

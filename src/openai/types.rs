@@ -58,11 +58,46 @@ impl Message {
 }
 
 /// Message content: a string, or the array-of-parts form vision and tool clients send.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+// Hand-written because serde's untagged enums buffer every value before trying each variant,
+// which made message parsing the most expensive step of a mock's hot path.
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> serde::de::Visitor<'de> for ContentVisitor {
+            type Value = Content;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content, E> {
+                Ok(Content::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content, E> {
+                Ok(Content::Text(v))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Content, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+                while let Some(p) = seq.next_element::<ContentPart>()? {
+                    parts.push(p);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +258,17 @@ mod tests {
         .unwrap();
         assert_eq!(r.max_completion(), Some(9));
         assert!(r.is_stream() && r.include_usage());
+    }
+
+    #[test]
+    fn content_is_text_or_parts_and_nothing_else() {
+        let m: Message = serde_json::from_str(r#"{"role":"user","content":"a\"b"}"#).unwrap();
+        assert_eq!(m.content, Some(Content::Text("a\"b".into())));
+        let m: Message = serde_json::from_str(r#"{"role":"user","content":null}"#).unwrap();
+        assert_eq!(m.content, None);
+        assert!(serde_json::from_str::<Message>(r#"{"role":"user","content":5}"#).is_err());
+        let back = serde_json::to_string(&Message::new("user", "hi")).unwrap();
+        assert_eq!(back, r#"{"role":"user","content":"hi"}"#);
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! One chat completion: validating the request, applying limits and faults, and building the
+//! answer. Everything is decided synchronously; only waiting (latency, hangs) is async, and
+//! boxed, so the zero-latency hot path's future stays small.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::openai::{ApiError, ApiErrorKind, ChatRequest, Usage, estimate_prompt_tokens};
+
+use super::body::{MockBody, StreamPlan, TokenStream};
+use super::fault::RateLimitCode;
+use super::handler::{
+    BodyError, JSON, bearer, client_error, injected_error, rate_limited, read_body,
+    synthetic_headers,
+};
+use super::inject::{Action, Plan};
+use super::limits::reset_text;
+use super::profile::ModelProfile;
+use super::reply::{ReplyHead, broken_completion};
+use super::server::{ConnCtl, Shared, stopping};
+use super::stats::{InFlight, RequestOutcome};
+
+/// The timer ticks in milliseconds: a shorter sleep would round up to a whole tick.
+const MIN_SLEEP: Duration = Duration::from_micros(500);
+
+/// What to do once the request is understood.
+enum Next {
+    Now(Response<MockBody>),
+    /// Answer after a wait, counting the request in flight meanwhile.
+    Later(Duration, Response<MockBody>, Option<InFlight>),
+    /// Hold the connection (counted in flight), then close it without an answer.
+    Hang(Duration, InFlight),
+    /// The connection is being closed or reset; never answer.
+    Never,
+}
+
+fn after(wait: Duration, resp: Response<MockBody>, guard: Option<InFlight>) -> Next {
+    if wait >= MIN_SLEEP {
+        Next::Later(wait, resp, guard)
+    } else {
+        Next::Now(resp)
+    }
+}
+
+pub(crate) async fn chat(
+    shared: &Arc<Shared>,
+    ctl: &ConnCtl,
+    seq: u64,
+    req: Request<Incoming>,
+) -> Response<MockBody> {
+    let in_flight = InFlight::new(shared.clone());
+    let limits = &shared.profile.limits;
+    let has_key = bearer(req.headers()).is_some();
+    if limits.require_api_key && !has_key {
+        return client_error(
+            shared,
+            ApiError::new(
+                ApiErrorKind::InvalidApiKey,
+                "You didn't provide an API key. Send it as `Authorization: Bearer YOUR_KEY`.",
+            ),
+        );
+    }
+    // Only the rate limiter needs the key itself.
+    let key = match &shared.limiter {
+        Some(_) => bearer(req.headers()).map(str::to_string),
+        None => None,
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return client_error(shared, too_large(limits.max_body_bytes));
+    }
+    let body = match read_body(req.into_body(), limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return client_error(shared, too_large(limits.max_body_bytes)),
+        Err(BodyError::Read(e)) => {
+            let msg = format!("Could not read the request body: {e}");
+            return client_error(shared, ApiError::new(ApiErrorKind::InvalidRequest, msg));
+        }
+    };
+    match decide(shared, ctl, seq, key.as_deref(), &body, in_flight) {
+        Next::Now(r) => r,
+        Next::Later(wait, r, guard) => {
+            Box::pin(tokio::time::sleep(wait.min(crate::config::MAX_DURATION))).await;
+            drop(guard);
+            r
+        }
+        Next::Hang(hold, guard) => {
+            let mut stop = shared.shutdown.clone();
+            Box::pin(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(hold) => {}
+                    _ = stopping(&mut stop) => {}
+                }
+            })
+            .await;
+            drop(guard);
+            ctl.close();
+            std::future::pending().await
+        }
+        Next::Never => std::future::pending().await,
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ApiErrorKind::RequestTooLarge,
+        format!("Request body is larger than this server accepts ({limit} bytes)."),
+    )
+}
+
+/// Spreads request numbers over the seed space so neighbouring requests are unrelated.
+fn request_seed(seed: u64, seq: u64) -> u64 {
+    let mut z = seed ^ seq.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn decide(
+    shared: &Arc<Shared>,
+    ctl: &ConnCtl,
+    seq: u64,
+    key: Option<&str>,
+    body: &[u8],
+    in_flight: InFlight,
+) -> Next {
+    let profile = &shared.profile;
+    let request: ChatRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return Next::Now(client_error(shared, ApiError::from_json_error(&e))),
+    };
+    let model_index = profile.models.iter().position(|m| m.name == request.model);
+    shared.counters.model(model_index);
+    let Some(model) = model_index.and_then(|i| profile.models.get(i)) else {
+        let msg = format!(
+            "The model `{}` does not exist or you do not have access to it.",
+            request.model
+        );
+        let e = ApiError::new(ApiErrorKind::ModelNotFound, msg).with_param("model");
+        return Next::Now(client_error(shared, e));
+    };
+    let prompt_tokens = estimate_prompt_tokens(&request.messages);
+    let max_tokens = request.max_completion();
+    if let Err(e) = check_size(model, prompt_tokens, max_tokens) {
+        return Next::Now(client_error(shared, e));
+    }
+
+    let mut rng = SmallRng::seed_from_u64(request_seed(profile.seed, seq));
+    let plan = shared.injector.plan(&model.name, &mut rng);
+    for k in &plan.hits {
+        shared.counters.fault(*k);
+    }
+    match plan.action {
+        Action::Outage => {
+            shared.counters.outcome(RequestOutcome::Outage);
+            ctl.close();
+            return Next::Never;
+        }
+        Action::Reset => {
+            shared.counters.outcome(RequestOutcome::Reset);
+            ctl.reset();
+            return Next::Never;
+        }
+        _ => {}
+    }
+    if let Some(r) = enforce_limits(shared, &in_flight, key, model, prompt_tokens, max_tokens) {
+        return Next::Now(r);
+    }
+
+    match &plan.action {
+        Action::Error { status, message } => {
+            shared.counters.outcome(RequestOutcome::Error);
+            after(
+                plan.delay,
+                injected_error(*status, message.as_deref()),
+                Some(in_flight),
+            )
+        }
+        Action::RateLimit { code, retry_after } => {
+            let msg = match code {
+                RateLimitCode::RateLimitExceeded => format!(
+                    "Rate limit reached for {}. Please try again in {}.",
+                    model.name,
+                    reset_text(*retry_after)
+                ),
+                RateLimitCode::InsufficientQuota => {
+                    "You exceeded your current quota, please check your plan and billing details."
+                        .to_string()
+                }
+            };
+            let headers = synthetic_headers(shared, *retry_after);
+            let r = rate_limited(shared, &msg, *code, *retry_after, &headers);
+            after(plan.delay, r, Some(in_flight))
+        }
+        Action::Hang(hold) => {
+            shared.counters.outcome(RequestOutcome::Hang);
+            Next::Hang(plan.delay + *hold, in_flight)
+        }
+        _ => serve(
+            shared,
+            seq,
+            &request,
+            model,
+            prompt_tokens,
+            plan,
+            rng,
+            in_flight,
+        ),
+    }
+}
+
+/// `max_tokens` of 0, or prompt plus completion beyond the model's window.
+fn check_size(
+    model: &ModelProfile,
+    prompt_tokens: u32,
+    max_tokens: Option<u32>,
+) -> Result<(), ApiError> {
+    if max_tokens == Some(0) {
+        return Err(ApiError::new(
+            ApiErrorKind::InvalidRequest,
+            "max_tokens must be at least 1",
+        )
+        .with_param("max_tokens"));
+    }
+    if let Some(window) = model.context_window {
+        let wanted = u64::from(prompt_tokens) + u64::from(max_tokens.unwrap_or(0));
+        if wanted > u64::from(window) {
+            let msg = format!(
+                "This model's maximum context length is {window} tokens. However, you requested {wanted} tokens ({prompt_tokens} in the messages, {} in the completion). Please reduce the length of the messages or completion.",
+                max_tokens.unwrap_or(0)
+            );
+            return Err(
+                ApiError::new(ApiErrorKind::ContextLengthExceeded, msg).with_param("messages")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The profile's concurrency limit and per-key budgets, answered with real 429s.
+fn enforce_limits(
+    shared: &Shared,
+    in_flight: &InFlight,
+    key: Option<&str>,
+    model: &ModelProfile,
+    prompt_tokens: u32,
+    max_tokens: Option<u32>,
+) -> Option<Response<MockBody>> {
+    let profile = &shared.profile;
+    if let Some(limit) = profile.limits.concurrency
+        && in_flight.count() > i64::from(limit.get())
+    {
+        let msg = format!(
+            "Too many concurrent requests: this provider handles {limit} at a time. Please retry shortly."
+        );
+        let retry = Duration::from_secs(1);
+        let headers = synthetic_headers(shared, retry);
+        return Some(rate_limited(
+            shared,
+            &msg,
+            RateLimitCode::RateLimitExceeded,
+            retry,
+            &headers,
+        ));
+    }
+    let limiter = shared.limiter.as_ref()?;
+    let budget = max_tokens.unwrap_or_else(|| profile.completion_tokens.median().round() as u32);
+    let cost = prompt_tokens.saturating_add(budget);
+    let refusal = limiter
+        .admit(key.unwrap_or(""), cost, Instant::now())
+        .err()?;
+    let msg = format!(
+        "Rate limit reached for {} on this key. Please try again in {}.",
+        model.name,
+        reset_text(refusal.retry_after)
+    );
+    Some(rate_limited(
+        shared,
+        &msg,
+        RateLimitCode::RateLimitExceeded,
+        refusal.retry_after,
+        &refusal.headers,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
+fn serve(
+    shared: &Arc<Shared>,
+    seq: u64,
+    request: &ChatRequest,
+    model: &ModelProfile,
+    prompt_tokens: u32,
+    plan: Plan,
+    mut rng: SmallRng,
+    in_flight: InFlight,
+) -> Next {
+    let profile = &shared.profile;
+    let (completion_tokens, finish_reason) = match request.max_completion() {
+        Some(m) => (m, "length"),
+        None => {
+            let n = profile.completion_tokens.sample(&mut rng).round().max(1.0);
+            (n.min(f64::from(u32::MAX)) as u32, "stop")
+        }
+    };
+    let ttft = profile.ttft.sample(&mut rng);
+    let tokens_per_second = plan
+        .tokens_per_second
+        .unwrap_or_else(|| profile.tokens_per_second.sample(&mut rng))
+        .max(1e-3);
+    let malformed = matches!(plan.action, Action::Malformed);
+    let outcome = if malformed {
+        RequestOutcome::Malformed
+    } else if plan.cut_after.is_some_and(|c| c < completion_tokens) {
+        RequestOutcome::StreamCut
+    } else {
+        RequestOutcome::Ok
+    };
+    shared.counters.outcome(outcome);
+    shared.counters.tokens(prompt_tokens, completion_tokens);
+    let usage = Usage::new(prompt_tokens, completion_tokens);
+    let head = ReplyHead {
+        upstream: &shared.name,
+        seq,
+        created: crate::openai::unix_now(),
+        model: &model.name,
+        fingerprint: &shared.fingerprint,
+    };
+
+    if request.is_stream() {
+        // A latency fault delays a stream's first token.
+        let stream = TokenStream::new(
+            StreamPlan {
+                ttft: ttft + plan.delay,
+                tokens_per_second,
+                completion_tokens,
+                finish_reason,
+                usage: request.include_usage().then_some(usage),
+                cut_after: plan.cut_after,
+                malformed,
+            },
+            head.chunk_prefix(),
+            rng,
+            in_flight,
+        );
+        let mut r = Response::new(MockBody::Stream(Box::new(stream)));
+        let h = r.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Next::Now(r);
+    }
+
+    let generation = Duration::from_secs_f64(f64::from(completion_tokens) / tokens_per_second);
+    let body = if malformed {
+        MockBody::full(broken_completion(&head))
+    } else {
+        let full = head.completion(completion_tokens, &mut rng, finish_reason, usage);
+        if outcome == RequestOutcome::StreamCut {
+            MockBody::cut(full.slice(..full.len() / 2))
+        } else {
+            MockBody::full(full)
+        }
+    };
+    let mut r = Response::new(body);
+    r.headers_mut().insert(CONTENT_TYPE, JSON);
+    after(plan.delay + ttft + generation, r, Some(in_flight))
+}
