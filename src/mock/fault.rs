@@ -40,7 +40,8 @@ pub enum FaultKindName {
     Malformed,
     /// Stream at a lower token rate.
     SlowStream,
-    /// Serve nothing: new connections are closed at once.
+    /// Serve nothing: a connection is closed as soon as its request has been read (the
+    /// control API on the same port stays reachable, so the fault can be lifted).
     Outage,
 }
 
