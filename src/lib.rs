@@ -5,5 +5,6 @@
 //! and `config`.
 
 pub mod config;
+pub mod gateway;
 pub mod mock;
 pub mod openai;

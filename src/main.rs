@@ -24,7 +24,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the reference gateway (model router) standalone.
+    Gateway(cmd::gateway::Args),
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,6 +39,8 @@ fn main() -> ExitCode {
         }
     };
     cmd::init_tracing();
-    let result: anyhow::Result<cmd::Outcome> = match cli.command {};
+    let result: anyhow::Result<cmd::Outcome> = match cli.command {
+        Command::Gateway(args) => cmd::gateway::run(args),
+    };
     cmd::exit_code(result)
 }

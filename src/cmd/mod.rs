@@ -1,6 +1,8 @@
 //! The command-line edge: one module per subcommand, each owning its arguments and turning
 //! library results into an exit status. `anyhow` lives here and nowhere in the library.
 
+pub mod gateway;
+
 use std::process::ExitCode;
 
 pub const EXIT_OK: u8 = 0;
