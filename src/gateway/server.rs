@@ -85,6 +85,10 @@ pub async fn handle(
             None,
         ),
     };
+    let mut resp = resp;
+    if !resp.headers().contains_key(GATEWAY_ATTEMPTS_HEADER) {
+        tag(resp.headers_mut(), "none", 0);
+    }
     Ok(resp)
 }
 
