@@ -20,10 +20,17 @@ GW_ADDR=${GW_ADDR:-127.0.0.1:19180}
 OUT=${OUT:-reports/bench}
 mkdir -p "$OUT"
 
-command -v oha >/dev/null || { echo "oha not found: cargo install oha" >&2; exit 3; }
 command -v python3 >/dev/null || { echo "python3 is needed to read oha's JSON" >&2; exit 3; }
 
-cargo build --release --quiet --bin gauntlet --example zero_upstream
+cargo build --release --quiet --bin gauntlet --example zero_upstream --example open_loop
+if command -v oha >/dev/null; then
+  LOADGEN=oha
+else
+  # Same measurement (open loop from intended send times, closed loop with N workers) by
+  # the small generator in examples/open_loop.rs; `cargo install oha` to use oha instead.
+  LOADGEN=open_loop
+  echo "oha not found; using examples/open_loop.rs" >&2
+fi
 BIN=target/release/gauntlet
 
 pids=()
@@ -59,31 +66,42 @@ for url in "http://$UP_ADDR/v1/chat/completions" "http://$GW_ADDR/health"; do
 done
 
 BODY='{"model":"zero","messages":[{"role":"user","content":"Generate a product description"}],"max_tokens":64}'
-if oha --help | grep -q -- '--output-format'; then JSONFLAG=(--output-format json); else JSONFLAG=(-j); fi
+if [[ $LOADGEN == oha ]]; then
+  if oha --help | grep -q -- '--output-format'; then JSONFLAG=(--output-format json); else JSONFLAG=(-j); fi
+fi
+secs=${DURATION%s}
 
-run() { # name url extra-args...
-  local name=$1 url=$2; shift 2
-  oha --no-tui "${JSONFLAG[@]}" -z "$DURATION" -m POST \
-    -H 'content-type: application/json' -H 'authorization: Bearer gk-bench' \
-    -d "$BODY" "$@" "$url" >"$OUT/$name.json"
+run() { # name url rate (0: closed loop)
+  local name=$1 url=$2 rate=$3
+  if [[ $LOADGEN == oha ]]; then
+    local mode=(-c "$CONCURRENCY")
+    [[ $rate != 0 ]] && mode+=(-q "$rate" --latency-correction)
+    oha --no-tui "${JSONFLAG[@]}" -z "$DURATION" -m POST \
+      -H 'content-type: application/json' -H 'authorization: Bearer gk-bench' \
+      -d "$BODY" "${mode[@]}" "$url" >"$OUT/$name.json"
+  else
+    target/release/examples/open_loop "$url" "$BODY" "$rate" "$secs" "$CONCURRENCY" \
+      'authorization: Bearer gk-bench' >"$OUT/$name.json"
+  fi
 }
 
 DIRECT="http://$UP_ADDR/v1/chat/completions"
 GATEWAY="http://$GW_ADDR/v1/chat/completions"
 # Warm both paths (connection pools, page cache, CPU frequency).
-oha --no-tui "${JSONFLAG[@]}" -z 2s -c 16 -m POST -d "$BODY" -H 'authorization: Bearer gk-bench' \
-  "$GATEWAY" >/dev/null
+DURATION=2s secs=2 run warmup "$GATEWAY" 0
+DURATION=2s secs=2 run warmup "$DIRECT" 0
 
 for rate in $RATES; do
-  run "direct-open-$rate" "$DIRECT" -q "$rate" --latency-correction -c "$CONCURRENCY"
-  run "gateway-open-$rate" "$GATEWAY" -q "$rate" --latency-correction -c "$CONCURRENCY"
+  run "direct-open-$rate" "$DIRECT" "$rate"
+  run "gateway-open-$rate" "$GATEWAY" "$rate"
 done
-run direct-closed "$DIRECT" -c "$CONCURRENCY"
-run gateway-closed "$GATEWAY" -c "$CONCURRENCY"
+run direct-closed "$DIRECT" 0
+run gateway-closed "$GATEWAY" 0
 
-python3 - "$OUT" "$RATES" "$UPSTREAM_KIND" "$DURATION" "$CONCURRENCY" <<'PY'
+python3 - "$OUT" "$RATES" "$UPSTREAM_KIND" "$DURATION" "$CONCURRENCY" "$LOADGEN" <<'PY'
 import json, sys
-out, rates, kind, duration, conc = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], sys.argv[5]
+out, rates, kind, duration, conc, gen = sys.argv[1:7]
+rates = rates.split()
 def load(name):
     with open(f"{out}/{name}.json") as f:
         return json.load(f)
@@ -96,7 +114,7 @@ def ok_share(d):
     return codes.get("200", 0) / total
 def rps(d):
     return d["summary"]["requestsPerSec"]
-print(f"upstream: {kind}; {duration} per measurement; closed loop with {conc} connections")
+print(f"load: {gen}; upstream: {kind}; {duration} per measurement; closed loop with {conc} connections")
 print(f"{'rate':>6} {'direct p50':>11} {'gw p50':>8} {'added p50':>10} {'direct p99':>11} {'gw p99':>8} {'added p99':>10} {'gw ok':>6} {'gw rps':>8}")
 verdict = []
 for r in rates:
