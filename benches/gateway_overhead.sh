@@ -40,8 +40,13 @@ trap cleanup EXIT
 # The zero-latency upstream: gauntlet's own mock when it is available, else the example.
 if [[ -f mock-upstreams/zero-latency.toml ]] && "$BIN" mock --help >/dev/null 2>&1; then
   UPSTREAM_KIND="gauntlet mock (mock-upstreams/zero-latency.toml)"
-  "$BIN" mock --profile mock-upstreams/zero-latency.toml --name zero --listen "$UP_ADDR" \
-    >"$OUT/upstream.log" 2>&1 &
+  cat >"$OUT/zero-fleet.toml" <<TOML
+[[providers]]
+name = "zero"
+profile = "$PWD/mock-upstreams/zero-latency.toml"
+port = ${UP_ADDR##*:}
+TOML
+  "$BIN" mock --config "$OUT/zero-fleet.toml" >"$OUT/upstream.log" 2>&1 &
 else
   UPSTREAM_KIND="examples/zero_upstream.rs"
   target/release/examples/zero_upstream "$UP_ADDR" >"$OUT/upstream.log" 2>&1 &
@@ -51,7 +56,7 @@ pids+=($!)
 CFG="$OUT/gateway-bench.toml"
 cat >"$CFG" <<TOML
 keys = [{ key = "gk-bench", tier = "pro" }]
-routes = [{ model = "zero", targets = ["zero"] }]
+routes = [{ model = "bench-model", targets = ["zero"] }]
 [[upstreams]]
 name = "zero"
 url = "http://$UP_ADDR"
@@ -65,7 +70,7 @@ for url in "http://$UP_ADDR/v1/chat/completions" "http://$GW_ADDR/health"; do
   done
 done
 
-BODY='{"model":"zero","messages":[{"role":"user","content":"Generate a product description"}],"max_tokens":64}'
+BODY='{"model":"bench-model","messages":[{"role":"user","content":"Generate a product description"}],"max_tokens":64}'
 if [[ $LOADGEN == oha ]]; then
   if oha --help | grep -q -- '--output-format'; then JSONFLAG=(--output-format json); else JSONFLAG=(-j); fi
 fi

@@ -62,7 +62,9 @@ fn record(hist: &Hist, codes: &Codes, since: Instant, status: u16) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
-        return Err("usage: open_loop URL BODY RATE DURATION_SECS CONCURRENCY [HEADER: VALUE]...".into());
+        return Err(
+            "usage: open_loop URL BODY RATE DURATION_SECS CONCURRENCY [HEADER: VALUE]...".into(),
+        );
     }
     let rate: f64 = args[3].parse()?;
     let duration = Duration::from_secs_f64(args[4].parse()?);

@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-const COMPLETION: &str = r#"{"id":"chatcmpl-zero","object":"chat.completion","created":1700000000,"model":"zero","system_fingerprint":"gauntlet-zero","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+const COMPLETION: &str = r#"{"id":"chatcmpl-zero","object":"chat.completion","created":1700000000,"model":"bench-model","system_fingerprint":"gauntlet-zero","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
 
 async fn answer(_req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut r = Response::new(Full::new(Bytes::from_static(COMPLETION.as_bytes())));

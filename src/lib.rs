@@ -6,5 +6,8 @@
 
 pub mod config;
 pub mod gateway;
+pub mod metrics;
 pub mod mock;
 pub mod openai;
+pub mod report;
+pub mod scenario;

@@ -25,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Validate(cmd::validate::Args),
+    Schema(cmd::schema::Args),
+    Report(cmd::report::Args),
+    Compare(cmd::compare::Args),
+    /// Start the mock upstream providers of a fleet file and serve until Ctrl-C / SIGTERM.
+    Mock(cmd::mock::Args),
     /// Run the reference gateway (model router) standalone.
     Gateway(cmd::gateway::Args),
 }
@@ -40,6 +46,11 @@ fn main() -> ExitCode {
     };
     cmd::init_tracing();
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
+        Command::Mock(args) => cmd::mock::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
     };
     cmd::exit_code(result)

@@ -526,3 +526,63 @@ async fn metrics_parse_as_prometheus_text_and_count() {
     );
     assert!(get("gateway_upstream_duration_seconds_count{upstream=\"fallback\"}") >= 3.0);
 }
+
+/// The same story against gauntlet's real mock upstreams: faults injected through the mock's
+/// API, and the mocks' own stats say what reached them.
+#[tokio::test]
+async fn real_mocks_fail_over_open_the_breaker_and_recover() {
+    use gauntlet::mock::{FaultKind, FaultSpec, RequestOutcome};
+    let primary =
+        crate::support::start_mock_named(crate::support::instant_profile(""), "primary", None)
+            .await;
+    let fallback =
+        crate::support::start_mock_named(crate::support::instant_profile(""), "fallback", None)
+            .await;
+    let cfg = format!(
+        r#"routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
+[breaker]
+consecutive_failures = 3
+cooldown = "1s"
+[[upstreams]]
+name = "primary"
+url = "{}"
+[[upstreams]]
+name = "fallback"
+url = "{}"
+"#,
+        primary.url(),
+        fallback.url()
+    );
+    let gw = gateway(&cfg).await;
+    primary.add_fault(FaultSpec {
+        kind: FaultKind::Error {
+            status: 503,
+            message: None,
+        },
+        rate: 1.0,
+        model: None,
+    });
+    let c = TestClient::new();
+    for stream in [false, true, false, true, false, true] {
+        let r = c.chat(&gw.url(), None, "m", stream).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-gateway-upstream"), "fallback");
+        assert!(r.text().contains("gauntlet-fallback"));
+        if stream {
+            assert!(r.text().contains("data: [DONE]"));
+        }
+    }
+    let p = primary.stats();
+    assert_eq!(
+        p.requests_total, 3,
+        "breaker opened after 3 failures: {p:?}"
+    );
+    assert_eq!(p.outcome(RequestOutcome::Error), 3);
+    assert_eq!(fallback.stats().outcome(RequestOutcome::Ok), 6);
+
+    primary.clear_faults();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = c.chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.header("x-gateway-upstream"), "primary");
+    assert_eq!(primary.stats().outcome(RequestOutcome::Ok), 1);
+}

@@ -2,5 +2,8 @@
 //! against real servers on loopback ports.
 
 mod gateway;
+mod mock;
+mod report;
+mod scenario;
 mod sse;
 mod support;

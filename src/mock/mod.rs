@@ -1,6 +1,36 @@
 //! Mock upstream providers: fast, faithful OpenAI-compatible servers whose latency, token
 //! rate and failures are scripted by a profile and changed at run time via a control API.
+//!
+//! A mock serves `POST /v1/chat/completions` (and `/chat/completions`) and `GET /v1/models`,
+//! tags every response with `x-gauntlet-upstream` and `system_fingerprint`, and answers
+//! bad input with OpenAI-shaped 4xx errors. Its control API lives on the same port under
+//! `/__gauntlet/` (`GET stats`, `GET/POST/DELETE faults`, `DELETE faults/{id}`); faults never
+//! apply to it, so an `outage` can always be lifted.
+//!
+//! Outages and resets are decided once a request has been read (a fault can be limited to
+//! one model): an outage closes the connection without an answer, a reset aborts it with a
+//! TCP RST. Prompt tokens are estimated by [`crate::openai::estimate_prompt_tokens`]; a
+//! completion is exactly `max_tokens` long (finish reason `length`) when the request sets
+//! it, else drawn from the profile's `completion.tokens` (finish reason `stop`).
 
+mod body;
+mod client;
+mod control;
 mod fault;
+mod fleet;
+mod handler;
+mod inject;
+mod limits;
+mod profile;
+mod reply;
+mod server;
+mod stats;
 
+pub use client::{ControlClient, ControlError};
+pub use control::TOKEN_HEADER;
 pub use fault::{FaultError, FaultKind, FaultKindName, FaultSpec, RateLimitCode, RawFault};
+pub use fleet::{Fleet, FleetEntry};
+pub use inject::{FaultEntry, FaultId};
+pub use profile::{DEFAULT_MAX_BODY_BYTES, Limits, ModelProfile, Profile};
+pub use server::{MockError, MockHandle, start};
+pub use stats::{MockStats, RequestOutcome, UNKNOWN_MODEL};

@@ -1,0 +1,254 @@
+//! `Summary`: the pivot of a run, written as `summary.json`. Everything after the run (every
+//! report, `compare`) reads only this and the histogram log, so any run can be re-rendered.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a field changes meaning or disappears; readers refuse newer versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub gauntlet_version: String,
+    pub scenario: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub seed: u64,
+    /// What was tested: "embedded gateway", "direct to upstreams", or the gateway URL.
+    pub target: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// The measured window (after warmup), seconds.
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub interval_s: f64,
+    /// The run was stopped early (Ctrl-C); what was measured until then is all here.
+    #[serde(default)]
+    pub interrupted: bool,
+    pub overall: Stats,
+    pub classes: Vec<ClassStats>,
+    /// One entry per interval of the measured window, in time order.
+    pub intervals: Vec<Interval>,
+    pub generator: Generator,
+    #[serde(default)]
+    pub faults: Vec<FaultWindow>,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamStats>,
+    /// Attempts the upstreams received / requests the client sent (when the mocks' stats are known).
+    #[serde(default)]
+    pub retry_amplification: Option<f64>,
+    #[serde(default)]
+    pub cost: Option<Cost>,
+    pub sla: SlaResult,
+    pub trust: Trust,
+}
+
+/// Latency-like percentiles in milliseconds, with the number of samples they rest on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub samples: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Requests the schedule called for in the measured window, sent or dropped.
+    pub requests: u64,
+    pub successes: u64,
+    pub dropped: u64,
+    /// successes / requests; 1.0 when there were no requests.
+    pub availability: f64,
+    /// Requests per second over the measured window.
+    pub rps: f64,
+    pub latency_ms: Percentiles,
+    /// Streams only.
+    #[serde(default)]
+    pub ttft_ms: Option<Percentiles>,
+    /// Gaps between content deltas (streams only).
+    #[serde(default)]
+    pub itl_ms: Option<Percentiles>,
+    /// Error kind (`status_5xx`, `timeout`, ...) -> count.
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    /// Upstream name -> successful responses it served.
+    #[serde(default)]
+    pub served_by: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub tokens: Tokens,
+    /// 429s the gateway itself answered (no upstream tag), told apart from providers' 429s.
+    #[serde(default)]
+    pub gateway_rate_limited: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassStats {
+    pub name: String,
+    pub weight: u32,
+    pub model: String,
+    pub stream: bool,
+    #[serde(default)]
+    pub primary: Option<String>,
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Latency at many percentiles for the "nines" chart: (percentile 0..100, ms).
+    #[serde(default)]
+    pub latency_spectrum: Vec<(f64, f64)>,
+}
+
+/// One interval of the time series; `t_s` is its start on the run's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub t_s: f64,
+    pub overall: IntervalStats,
+    /// Class name -> its numbers in this interval.
+    #[serde(default)]
+    pub classes: BTreeMap<String, IntervalStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalStats {
+    pub requests: u64,
+    pub successes: u64,
+    pub dropped: u64,
+    /// None when the interval had no requests (it then does not count towards uptime).
+    pub availability: Option<f64>,
+    #[serde(default)]
+    pub latency_ms: Option<Percentiles>,
+    #[serde(default)]
+    pub ttft_ms: Option<Percentiles>,
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub served_by: BTreeMap<String, u64>,
+}
+
+/// Whether the load generator kept its schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    /// Actual send time - intended send time.
+    pub schedule_lag_ms: Percentiles,
+    pub dropped: u64,
+    /// Requests in flight at the end that were cut off by the drain deadline.
+    #[serde(default)]
+    pub abandoned: u64,
+}
+
+/// One window of one scheduled fault and what it did to the traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    pub upstream: String,
+    pub kind: String,
+    /// Scheduled window on the run's clock.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// When the control API actually applied and lifted it.
+    #[serde(default)]
+    pub applied_at_s: Option<f64>,
+    #[serde(default)]
+    pub lifted_at_s: Option<f64>,
+    pub affected_classes: Vec<String>,
+    pub affected_requests: u64,
+    pub affected_successes: u64,
+    pub failover_success: Option<f64>,
+    /// Fault start -> first interval where the affected classes are back at target.
+    pub time_to_failover_s: Option<f64>,
+    /// Fault end -> first interval where the primary serves them again.
+    pub time_to_recover_s: Option<f64>,
+    /// Requests served by another upstream during the window.
+    #[serde(default)]
+    pub failed_over_latency_ms: Option<Percentiles>,
+    /// Requests of the same classes outside any fault window.
+    #[serde(default)]
+    pub normal_latency_ms: Option<Percentiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamStats {
+    pub name: String,
+    /// Requests the upstream says it received (its own stats), when known.
+    #[serde(default)]
+    pub received: Option<u64>,
+    pub served: u64,
+    pub tokens: Tokens,
+    /// US dollars per million input and output tokens, when the profile says.
+    #[serde(default)]
+    pub price_in_per_m: Option<f64>,
+    #[serde(default)]
+    pub price_out_per_m: Option<f64>,
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub total_usd: f64,
+    pub per_million_requests_usd: f64,
+    /// Per million tokens (input + output) across the mix.
+    pub blended_per_million_tokens_usd: f64,
+    /// What failover added by moving traffic to pricier upstreams.
+    pub failover_extra_usd: f64,
+    /// The monthly projection: tokens per month -> US dollars.
+    pub monthly: Vec<MonthlyCost>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyCost {
+    pub tokens_per_month: u64,
+    pub usd: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlaResult {
+    /// True only when every check passed: an inconclusive check is not a pass, because CI
+    /// must not go green on evidence that cannot support the promise.
+    pub passed: bool,
+    /// `fail` if any check failed, else `inconclusive` if any was, else `pass`.
+    pub verdict: CheckStatus,
+    pub checks: Vec<SlaCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaCheck {
+    /// The `[sla]` key, e.g. `p99_latency`.
+    pub name: String,
+    /// `overall` or `class:<name>`.
+    pub scope: String,
+    /// Bound and measured value in `unit` (ms, s, ratio, x, usd).
+    pub target: f64,
+    pub measured: Option<f64>,
+    pub unit: String,
+    pub samples: u64,
+    pub status: CheckStatus,
+    /// Why a check is inconclusive, or what failed.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    #[default]
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+/// Whether the numbers can be believed: a generator that fell behind measures itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trust {
+    pub trustworthy: bool,
+    pub reasons: Vec<String>,
+}

@@ -1,0 +1,221 @@
+//! Response bodies: whole JSON answers, bodies cut part-way, and event streams paced at the
+//! token rate by one timer per stream (tokens due at the same tick leave in one write).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame, SizeHint};
+use rand::rngs::SmallRng;
+use tokio::time::{Instant, Sleep};
+
+use crate::openai::{DONE, Usage};
+
+use super::reply::{self, word};
+use super::stats::InFlight;
+
+/// The error that makes hyper abort the connection mid-body (a cut stream).
+#[derive(Debug, thiserror::Error)]
+#[error("response cut by a stream_cut fault")]
+pub struct BodyCut;
+
+pub(crate) enum MockBody {
+    Full(Option<Bytes>),
+    /// Sends the bytes, then fails so the connection closes without completing the body.
+    Cut(Box<CutBody>),
+    Stream(Box<TokenStream>),
+}
+
+impl MockBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        Self::Full(Some(b.into()))
+    }
+
+    pub fn cut(b: Bytes) -> Self {
+        Self::Cut(Box::new(CutBody {
+            data: Some(b),
+            flush: Box::pin(tokio::time::sleep(FLUSH_BEFORE_CUT)),
+        }))
+    }
+}
+
+impl Body for MockBody {
+    type Data = Bytes;
+    type Error = BodyCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
+        match self.get_mut() {
+            Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Self::Cut(c) => {
+                if let Some(b) = c.data.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                if c.flush.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(BodyCut)))
+            }
+            Self::Stream(s) => s.poll_next(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Self::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Self::Full(None) => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// hyper drops buffered bytes when a body fails; pausing first lets them reach the wire.
+const FLUSH_BEFORE_CUT: Duration = Duration::from_millis(10);
+
+pub(crate) struct CutBody {
+    data: Option<Bytes>,
+    flush: Pin<Box<Sleep>>,
+}
+
+/// How a stream behaves, decided before it starts.
+pub(crate) struct StreamPlan {
+    pub ttft: Duration,
+    pub tokens_per_second: f64,
+    pub completion_tokens: u32,
+    pub finish_reason: &'static str,
+    pub usage: Option<Usage>,
+    /// Content chunks sent before the connection is cut.
+    pub cut_after: Option<u32>,
+    pub malformed: bool,
+}
+
+enum Phase {
+    BeforeFirst,
+    Tokens,
+    Cut,
+    Done,
+}
+
+pub(crate) struct TokenStream {
+    plan: StreamPlan,
+    prefix: Bytes,
+    rng: SmallRng,
+    phase: Phase,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// When the first token was due; token `i` is due at `base + i * interval`.
+    base: Instant,
+    interval: Duration,
+    sent: u32,
+    _in_flight: InFlight,
+}
+
+/// A timer tick shorter than this is not worth a wake-up; tokens due within it go together.
+const MIN_TICK: Duration = Duration::from_millis(1);
+
+impl TokenStream {
+    pub fn new(plan: StreamPlan, prefix: Bytes, rng: SmallRng, in_flight: InFlight) -> Self {
+        let now = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / plan.tokens_per_second.max(1e-3));
+        let sleep =
+            (!plan.ttft.is_zero()).then(|| Box::pin(tokio::time::sleep_until(now + plan.ttft)));
+        Self {
+            base: now + plan.ttft,
+            plan,
+            prefix,
+            rng,
+            phase: Phase::BeforeFirst,
+            sleep,
+            interval,
+            sent: 0,
+            _in_flight: in_flight,
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
+        loop {
+            match self.phase {
+                Phase::Done => return Poll::Ready(None),
+                Phase::Cut => {
+                    if let Some(s) = self.sleep.as_mut()
+                        && s.as_mut().poll(cx).is_pending()
+                    {
+                        return Poll::Pending;
+                    }
+                    self.phase = Phase::Done;
+                    return Poll::Ready(Some(Err(BodyCut)));
+                }
+                Phase::BeforeFirst | Phase::Tokens => {
+                    if let Some(s) = self.sleep.as_mut()
+                        && s.as_mut().poll(cx).is_pending()
+                    {
+                        return Poll::Pending;
+                    }
+                    let out = self.emit_due();
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every chunk due by now and arms the timer for the next one.
+    fn emit_due(&mut self) -> BytesMut {
+        let mut out = BytesMut::with_capacity(512);
+        if matches!(self.phase, Phase::BeforeFirst) {
+            reply::put_role_chunk(&mut out, &self.prefix);
+            self.phase = Phase::Tokens;
+        }
+        let now = Instant::now();
+        let total = self.plan.completion_tokens;
+        let elapsed = now.saturating_duration_since(self.base);
+        let due_by_time = (elapsed.as_secs_f64() / self.interval.as_secs_f64()).floor() as u64 + 1;
+        let limit = match self.plan.cut_after {
+            Some(c) => total.min(c),
+            None => total,
+        };
+        let due = u32::try_from(due_by_time).unwrap_or(u32::MAX).min(limit);
+        while self.sent < due {
+            let last = self.sent + 1 == total;
+            let token = word(&mut self.rng);
+            if self.plan.malformed && (self.sent == 1 || last) {
+                reply::put_broken_chunk(&mut out, &self.prefix);
+                out.extend_from_slice(DONE);
+                self.phase = Phase::Done;
+                return out;
+            }
+            let finish = last.then_some(self.plan.finish_reason);
+            reply::put_token_chunk(&mut out, &self.prefix, token, finish);
+            self.sent += 1;
+        }
+        if self.sent >= total {
+            if let Some(u) = self.plan.usage {
+                reply::put_usage_chunk(&mut out, &self.prefix, u);
+            }
+            out.extend_from_slice(DONE);
+            self.phase = Phase::Done;
+        } else if self.plan.cut_after.is_some_and(|c| self.sent >= c) {
+            self.phase = Phase::Cut;
+            let flushed = now + FLUSH_BEFORE_CUT;
+            match self.sleep.as_mut() {
+                Some(s) => s.as_mut().reset(flushed),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(flushed))),
+            }
+        } else {
+            let next = self.base + self.interval * self.sent;
+            let next = next.max(now + MIN_TICK);
+            match self.sleep.as_mut() {
+                Some(s) => s.as_mut().reset(next),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(next))),
+            }
+        }
+        out
+    }
+}

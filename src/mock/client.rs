@@ -1,0 +1,169 @@
+//! `ControlClient`: drives the control API of a mock running in another process (how a
+//! scenario engine breaks a provider on schedule).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::control::{PREFIX, TOKEN_HEADER};
+use super::fault::FaultSpec;
+use super::inject::{FaultEntry, FaultId};
+use super::stats::MockStats;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("`{0}` is not a mock base URL like http://127.0.0.1:41234")]
+    InvalidUrl(String),
+    #[error("control request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("control request to {url} timed out after {TIMEOUT:?}")]
+    Timeout { url: String },
+    #[error("control request to {url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("control answer from {url} is not what was expected: {source}")]
+    Decode {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A client for one mock's `/__gauntlet/` API.
+#[derive(Clone)]
+pub struct ControlClient {
+    base: String,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+#[derive(Deserialize)]
+struct Added {
+    id: FaultId,
+}
+
+#[derive(Deserialize)]
+struct Removed {
+    removed: usize,
+}
+
+impl ControlClient {
+    /// `base_url` is the mock's URL as `gauntlet mock` prints it.
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ControlError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        let uri: Uri = base
+            .parse()
+            .map_err(|_| ControlError::InvalidUrl(base_url.to_string()))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(ControlError::InvalidUrl(base_url.to_string()));
+        }
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Ok(Self {
+            base,
+            token,
+            client,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ControlError> {
+        let url = format!("{}{PREFIX}{path}", self.base);
+        let http_err = |source: Box<dyn std::error::Error + Send + Sync>| ControlError::Http {
+            url: url.clone(),
+            source,
+        };
+        let mut req = Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.token {
+            req = req.header(TOKEN_HEADER, t);
+        }
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| http_err(Box::new(e)))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| http_err(Box::new(e)))?;
+            let status = resp.status();
+            let bytes = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(http_err)?
+                .to_bytes();
+            Ok::<_, ControlError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| ControlError::Timeout { url: url.clone() })??;
+        if !status.is_success() {
+            return Err(ControlError::Status {
+                url,
+                status,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| ControlError::Decode { url, source })
+    }
+
+    pub async fn add_fault(&self, spec: &FaultSpec) -> Result<FaultId, ControlError> {
+        let body = serde_json::to_vec(&spec.to_raw()).map_err(|source| ControlError::Decode {
+            url: self.base.clone(),
+            source,
+        })?;
+        let added: Added = self.call(Method::POST, "faults", Some(body)).await?;
+        Ok(added.id)
+    }
+
+    /// Whether the fault was active.
+    pub async fn remove_fault(&self, id: FaultId) -> Result<bool, ControlError> {
+        match self
+            .call::<Removed>(Method::DELETE, &format!("faults/{id}"), None)
+            .await
+        {
+            Ok(r) => Ok(r.removed > 0),
+            Err(ControlError::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes every fault; returns how many there were.
+    pub async fn clear_faults(&self) -> Result<usize, ControlError> {
+        let r: Removed = self.call(Method::DELETE, "faults", None).await?;
+        Ok(r.removed)
+    }
+
+    pub async fn faults(&self) -> Result<Vec<FaultEntry>, ControlError> {
+        self.call(Method::GET, "faults", None).await
+    }
+
+    pub async fn stats(&self) -> Result<MockStats, ControlError> {
+        self.call(Method::GET, "stats", None).await
+    }
+}

@@ -1,0 +1,143 @@
+//! The control API under `/__gauntlet/`: stats, and adding/removing faults at run time.
+//! It is exempt from faults (an outage must stay liftable) and is not counted in the stats.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::openai::{ApiError, ApiErrorKind};
+
+use super::body::MockBody;
+use super::fault::RawFault;
+use super::handler::{error_response, json_response};
+use super::inject::FaultId;
+use super::server::Shared;
+
+pub(crate) const PREFIX: &str = "/__gauntlet/";
+
+/// Fault bodies are a few hundred bytes; anything bigger is not a fault.
+const MAX_CONTROL_BODY: usize = 64 * 1024;
+
+/// The header a token can also be sent in, for clients that reserve `Authorization`.
+pub const TOKEN_HEADER: &str = "x-gauntlet-token";
+
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let Some(expected) = &shared.admin_token else {
+        return true;
+    };
+    let h = req.headers();
+    let given = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| h.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()));
+    given.is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(expected.as_bytes())))
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<MockBody> {
+    json_response(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn err(kind: ApiErrorKind, msg: impl Into<String>) -> Response<MockBody> {
+    error_response(&ApiError::new(kind, msg))
+}
+
+#[derive(Serialize)]
+struct Added {
+    id: FaultId,
+}
+
+#[derive(Serialize)]
+struct Removed {
+    removed: usize,
+}
+
+pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<MockBody> {
+    if !authorized(shared, &req) {
+        return err(
+            ApiErrorKind::InvalidApiKey,
+            "The control API needs the admin token (Authorization: Bearer TOKEN or x-gauntlet-token).",
+        );
+    }
+    let path = req.uri().path();
+    let rest = path
+        .strip_prefix(PREFIX)
+        .unwrap_or("")
+        .trim_end_matches('/');
+    match (req.method().clone(), rest) {
+        (Method::GET, "stats") => json(StatusCode::OK, &shared.counters.snapshot(&shared.name)),
+        (Method::GET, "faults") => json(StatusCode::OK, &shared.injector.list()),
+        (Method::POST, "faults") => add_fault(shared, req).await,
+        (Method::DELETE, "faults") => json(
+            StatusCode::OK,
+            &Removed {
+                removed: shared.injector.clear(),
+            },
+        ),
+        (Method::DELETE, r) if r.starts_with("faults/") => {
+            let id = &r["faults/".len()..];
+            match id.parse::<u64>() {
+                Ok(n) if shared.injector.remove(FaultId(n)) => {
+                    json(StatusCode::OK, &Removed { removed: 1 })
+                }
+                Ok(n) => err(
+                    ApiErrorKind::UnknownUrl,
+                    format!("No active fault with id {n}."),
+                ),
+                Err(_) => err(
+                    ApiErrorKind::InvalidRequest,
+                    format!("`{id}` is not a fault id (a number)."),
+                ),
+            }
+        }
+        (m, "stats" | "faults") => err(
+            ApiErrorKind::MethodNotAllowed,
+            format!("{m} is not allowed on {path}"),
+        ),
+        _ => err(
+            ApiErrorKind::UnknownUrl,
+            format!(
+                "Unknown control path {path}. Use GET {PREFIX}stats, GET/POST/DELETE {PREFIX}faults, DELETE {PREFIX}faults/ID."
+            ),
+        ),
+    }
+}
+
+async fn add_fault(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
+    let body = match Limited::new(req.into_body(), MAX_CONTROL_BODY)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return err(
+                ApiErrorKind::RequestTooLarge,
+                format!("A fault body must be under {MAX_CONTROL_BODY} bytes."),
+            );
+        }
+    };
+    let raw: RawFault = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(
+                ApiErrorKind::InvalidRequest,
+                format!("The body is not a fault: {e}"),
+            );
+        }
+    };
+    match raw.compile() {
+        Ok(spec) => json(
+            StatusCode::OK,
+            &Added {
+                id: shared.injector.add(spec),
+            },
+        ),
+        Err(e) => error_response(
+            &ApiError::new(ApiErrorKind::InvalidRequest, e.to_string()).with_param(e.field),
+        ),
+    }
+}

@@ -1,0 +1,367 @@
+//! Provider profiles (`mock-upstreams/*.toml`): the models a mock serves and their prices,
+//! its latency and token-rate model, completion lengths, limits and default faults.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{Check, ConfigErrors, Dist, DurationDist, RawDist, Source};
+
+use super::fault::{FaultSpec, RawFault};
+
+/// One model a provider serves, with its list price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelProfile {
+    pub name: String,
+    /// US dollars per 1M prompt tokens.
+    pub input_price_per_m: f64,
+    /// US dollars per 1M completion tokens.
+    pub output_price_per_m: f64,
+    /// Prompt plus completion tokens the model accepts; `None` means unlimited.
+    pub context_window: Option<u32>,
+}
+
+/// Limits the provider enforces with real errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Requests handled at once; more are answered 429.
+    pub concurrency: Option<NonZeroU32>,
+    /// Per API key, as OpenAI counts them.
+    pub requests_per_minute: Option<NonZeroU32>,
+    pub tokens_per_minute: Option<NonZeroU32>,
+    /// Answer 401 to requests without `Authorization: Bearer ...`.
+    pub require_api_key: bool,
+    /// Request bodies above this are answered 413.
+    pub max_body_bytes: usize,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            concurrency: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            require_api_key: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// A compiled provider profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub seed: u64,
+    pub models: Vec<ModelProfile>,
+    /// Time to first token.
+    pub ttft: DurationDist,
+    /// Generation speed, sampled once per request.
+    pub tokens_per_second: Dist,
+    /// Completion length when the request sets no `max_tokens`.
+    pub completion_tokens: Dist,
+    pub limits: Limits,
+    /// Faults active from the start (each gets an id and can be removed at run time).
+    pub faults: Vec<FaultSpec>,
+}
+
+impl Profile {
+    /// Reads and validates a profile file, reporting every problem with file:line:col.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let src = Source::read(path)?;
+        Self::parse(&src)
+    }
+
+    /// Validates a profile already read (tests and embedded profiles use this).
+    pub fn parse(src: &Source) -> Result<Self, ConfigErrors> {
+        let raw: RawProfile = src.parse_toml()?;
+        compile(src, raw)
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelProfile> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Spanned<String>,
+    #[serde(default)]
+    seed: u64,
+    models: Spanned<Vec<Spanned<RawModel>>>,
+    latency: Option<RawLatency>,
+    completion: Option<RawCompletion>,
+    limits: Option<RawLimits>,
+    #[serde(default)]
+    faults: Vec<Spanned<RawFault>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: Spanned<String>,
+    input_price_per_m: Spanned<f64>,
+    output_price_per_m: Spanned<f64>,
+    context_window: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatency {
+    ttft: Option<Spanned<RawDist>>,
+    tokens_per_second: Option<Spanned<RawDist>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompletion {
+    tokens: Option<Spanned<RawDist>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    concurrency: Option<Spanned<u32>>,
+    requests_per_minute: Option<Spanned<u32>>,
+    tokens_per_minute: Option<Spanned<u32>>,
+    #[serde(default)]
+    require_api_key: bool,
+    max_body_bytes: Option<Spanned<u64>>,
+}
+
+/// Token rates above this are not a model, they are a typo.
+const MAX_TOKENS_PER_SECOND: f64 = 1e6;
+const MAX_COMPLETION_TOKENS: f64 = 1e6;
+const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Names end up in HTTP headers and ids, so they stay plain.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
+    let mut check = Check::new(src);
+
+    if !valid_name(raw.name.get_ref()) {
+        check.error(
+            raw.name.span(),
+            "name",
+            format!(
+                "{:?} is not a valid name; use 1-64 letters, digits, '-', '_' or '.'",
+                raw.name.get_ref()
+            ),
+        );
+    }
+
+    let mut models: Vec<ModelProfile> = Vec::new();
+    if raw.models.get_ref().is_empty() {
+        check.error(
+            raw.models.span(),
+            "models",
+            "a provider must serve at least one model; add a [[models]] table",
+        );
+    }
+    for (i, m) in raw.models.get_ref().iter().enumerate() {
+        let m = m.get_ref();
+        let key = |f: &str| format!("models[{i}].{f}");
+        let name = m.name.get_ref().trim();
+        if name.is_empty() || name.len() > 256 {
+            check.error(m.name.span(), key("name"), "must be 1-256 characters");
+        } else if models.iter().any(|x| x.name == name) {
+            check.error(
+                m.name.span(),
+                key("name"),
+                format!("model {name:?} is listed twice"),
+            );
+        }
+        let input = check.number_in(&m.input_price_per_m, &key("input_price_per_m"), 0.0..=1e4);
+        let output = check.number_in(&m.output_price_per_m, &key("output_price_per_m"), 0.0..=1e4);
+        let context_window = match &m.context_window {
+            Some(w) if *w.get_ref() == 0 => {
+                check.error(w.span(), key("context_window"), "must be at least 1 token");
+                None
+            }
+            Some(w) => Some(*w.get_ref()),
+            None => None,
+        };
+        if let (Some(input_price_per_m), Some(output_price_per_m)) = (input, output) {
+            models.push(ModelProfile {
+                name: name.to_string(),
+                input_price_per_m,
+                output_price_per_m,
+                context_window,
+            });
+        }
+    }
+
+    let latency = raw.latency.unwrap_or(RawLatency {
+        ttft: None,
+        tokens_per_second: None,
+    });
+    let ttft = match &latency.ttft {
+        Some(d) => check.duration_dist(d, "latency.ttft"),
+        None => Some(DurationDist(Dist::fixed(0.0))),
+    };
+    let tokens_per_second = match &latency.tokens_per_second {
+        Some(d) => check
+            .number_dist(d, "latency.tokens_per_second", MAX_TOKENS_PER_SECOND)
+            .and_then(|dist| {
+                if dist.median() <= 0.0 {
+                    check.error(
+                        d.span(),
+                        "latency.tokens_per_second",
+                        "the typical token rate must be above zero",
+                    );
+                    None
+                } else {
+                    Some(dist)
+                }
+            }),
+        None => Some(Dist::fixed(MAX_TOKENS_PER_SECOND)),
+    };
+
+    let completion_tokens = match raw.completion.and_then(|c| c.tokens) {
+        Some(d) => check.number_dist(&d, "completion.tokens", MAX_COMPLETION_TOKENS),
+        None => Some(Dist::fixed(16.0)),
+    };
+
+    let mut limits = Limits::default();
+    if let Some(l) = raw.limits {
+        let mut nonzero = |v: &Option<Spanned<u32>>, key: &str| match v {
+            Some(s) => match NonZeroU32::new(*s.get_ref()) {
+                Some(n) => Some(n),
+                None => {
+                    check.error(
+                        s.span(),
+                        key,
+                        "must be at least 1 (leave it out for no limit)",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        limits.concurrency = nonzero(&l.concurrency, "limits.concurrency");
+        limits.requests_per_minute = nonzero(&l.requests_per_minute, "limits.requests_per_minute");
+        limits.tokens_per_minute = nonzero(&l.tokens_per_minute, "limits.tokens_per_minute");
+        limits.require_api_key = l.require_api_key;
+        if let Some(b) = &l.max_body_bytes {
+            let v = *b.get_ref();
+            if (1024..=MAX_BODY_LIMIT).contains(&v) {
+                limits.max_body_bytes = usize::try_from(v).unwrap_or(DEFAULT_MAX_BODY_BYTES);
+            } else {
+                check.error(
+                    b.span(),
+                    "limits.max_body_bytes",
+                    format!("{v} is out of range; allowed 1024..={MAX_BODY_LIMIT}"),
+                );
+            }
+        }
+    }
+
+    let mut faults = Vec::new();
+    for (i, f) in raw.faults.iter().enumerate() {
+        match f.get_ref().compile() {
+            Ok(spec) => faults.push(spec),
+            Err(e) => check.error(
+                f.span(),
+                format!("faults[{i}].{}", e.field),
+                e.message.clone(),
+            ),
+        }
+    }
+
+    let value = match (ttft, tokens_per_second, completion_tokens) {
+        (Some(ttft), Some(tokens_per_second), Some(completion_tokens)) => Some(Profile {
+            name: raw.name.into_inner(),
+            seed: raw.seed,
+            models,
+            ttft,
+            tokens_per_second,
+            completion_tokens,
+            limits,
+            faults,
+        }),
+        _ => None,
+    };
+    match (check.finish(()), value) {
+        (Ok(()), Some(p)) => Ok(p),
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Err(ConfigErrors(vec![src.error_at(
+            0..0,
+            "",
+            "invalid profile",
+        )])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile, ConfigErrors> {
+        Profile::parse(&Source::new("p.toml", text))
+    }
+
+    #[test]
+    fn full_profile_compiles() {
+        let p = parse(
+            r#"
+            name = "deepseek-v4-flash"
+            seed = 3
+            [[models]]
+            name = "deepseek-v4-flash"
+            input_price_per_m = 0.2
+            output_price_per_m = 0.3
+            context_window = 65536
+            [latency]
+            ttft = { dist = "lognormal", median = "40ms", p99 = "150ms" }
+            tokens_per_second = 400
+            [completion]
+            tokens = { dist = "uniform", min = 10, max = 100 }
+            [limits]
+            concurrency = 100
+            requests_per_minute = 600
+            [[faults]]
+            kind = "error"
+            rate = 0.01
+            "#,
+        )
+        .unwrap();
+        assert_eq!(p.models[0].context_window, Some(65536));
+        assert_eq!(p.tokens_per_second, Dist::fixed(400.0));
+        assert_eq!(p.limits.requests_per_minute.map(NonZeroU32::get), Some(600));
+        assert_eq!(p.faults.len(), 1);
+    }
+
+    #[test]
+    fn errors_are_located_and_all_reported() {
+        let e = parse(
+            "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = -1\noutput_price_per_m = 1\n\
+             [latency]\nttft = 40\n[[faults]]\nkind = \"error\"\nstatus = 200\n",
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("p.toml:4:21: `models[0].input_price_per_m`"),
+            "{text}"
+        );
+        assert!(text.contains("p.toml:7:8: `latency.ttft`"), "{text}");
+        assert!(text.contains("`faults[0].status`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_suggestion() {
+        let e = parse("name = \"x\"\nsed = 1\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("did you mean `seed`"), "{e}");
+    }
+}

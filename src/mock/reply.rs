@@ -1,0 +1,239 @@
+//! The bytes of a mock's answers: completion JSON and stream chunks, written straight into
+//! buffers from a per-response prefix so the hot path does no per-token serialisation.
+
+use std::fmt::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rand::RngExt;
+use rand::rngs::SmallRng;
+
+use crate::openai::Usage;
+
+/// The words completions are made of; one word is one token. Plain ASCII, so they need no
+/// JSON escaping.
+const WORDS: [&str; 32] = [
+    " the",
+    " model",
+    " router",
+    " keeps",
+    " its",
+    " promise",
+    " under",
+    " load",
+    " and",
+    " every",
+    " request",
+    " finds",
+    " a",
+    " healthy",
+    " provider",
+    " while",
+    " latency",
+    " stays",
+    " low",
+    " tokens",
+    " flow",
+    " steadily",
+    " through",
+    " the",
+    " gateway",
+    " with",
+    " careful",
+    " retries",
+    " fallback",
+    " works",
+    " as",
+    " planned",
+];
+
+pub(crate) fn word(rng: &mut SmallRng) -> &'static str {
+    WORDS[rng.random_range(0..WORDS.len())]
+}
+
+/// Writes `s` as a JSON string (quotes included).
+fn put_json_str(out: &mut BytesMut, s: &str) {
+    let mut w = out.writer();
+    // Writing a &str into memory cannot fail.
+    let _ = serde_json::to_writer(&mut w, s);
+}
+
+/// Everything about one response that every chunk repeats.
+pub(crate) struct ReplyHead<'a> {
+    /// The id is `chatcmpl-{upstream}-{seq:x}`.
+    pub upstream: &'a str,
+    pub seq: u64,
+    pub created: u64,
+    pub model: &'a str,
+    pub fingerprint: &'a str,
+}
+
+impl ReplyHead<'_> {
+    fn put_common(&self, out: &mut BytesMut) {
+        // Upstream names are plain ASCII (checked at start), so the id needs no escaping.
+        let _ = write!(
+            out,
+            "{{\"id\":\"chatcmpl-{}-{:x}\",\"object\":\"",
+            self.upstream, self.seq
+        );
+        // caller writes the object kind and closes the quote
+    }
+
+    fn put_tail_fields(&self, out: &mut BytesMut) {
+        let _ = write!(out, "\",\"created\":{}", self.created);
+        out.put_slice(b",\"model\":");
+        put_json_str(out, self.model);
+        out.put_slice(b",\"system_fingerprint\":");
+        put_json_str(out, self.fingerprint);
+    }
+
+    /// The full non-stream answer, its content made of `tokens` words.
+    pub fn completion(
+        &self,
+        tokens: u32,
+        rng: &mut SmallRng,
+        finish_reason: &str,
+        usage: Usage,
+    ) -> Bytes {
+        let mut out = BytesMut::with_capacity(384 + tokens.min(1 << 16) as usize * 8);
+        self.put_common(&mut out);
+        out.put_slice(b"chat.completion");
+        self.put_tail_fields(&mut out);
+        out.put_slice(
+            b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
+        );
+        for _ in 0..tokens {
+            out.put_slice(word(rng).as_bytes());
+        }
+        out.put_slice(b"\"},\"finish_reason\":");
+        put_json_str(&mut out, finish_reason);
+        out.put_slice(b",\"logprobs\":null}],\"usage\":");
+        put_usage(&mut out, usage);
+        out.put_slice(b"}");
+        out.freeze()
+    }
+
+    /// `data: {...,"choices":[` shared by every chunk of the stream.
+    pub fn chunk_prefix(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(256);
+        out.put_slice(b"data: ");
+        self.put_common(&mut out);
+        out.put_slice(b"chat.completion.chunk");
+        self.put_tail_fields(&mut out);
+        out.put_slice(b",\"choices\":[");
+        out.freeze()
+    }
+}
+
+fn put_usage(out: &mut BytesMut, u: Usage) {
+    let _ = write!(
+        out,
+        "{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{}}}",
+        u.prompt_tokens, u.completion_tokens, u.total_tokens
+    );
+}
+
+/// The first chunk: the assistant role and empty content.
+pub(crate) fn put_role_chunk(out: &mut BytesMut, prefix: &[u8]) {
+    out.put_slice(prefix);
+    out.put_slice(
+        b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null,\"logprobs\":null}]}\n\n",
+    );
+}
+
+/// One content chunk holding one token; the last carries the finish reason.
+pub(crate) fn put_token_chunk(
+    out: &mut BytesMut,
+    prefix: &[u8],
+    token: &str,
+    finish_reason: Option<&str>,
+) {
+    out.put_slice(prefix);
+    out.put_slice(b"{\"index\":0,\"delta\":{\"content\":\"");
+    out.put_slice(token.as_bytes());
+    out.put_slice(b"\"},\"finish_reason\":");
+    match finish_reason {
+        Some(r) => put_json_str(out, r),
+        None => out.put_slice(b"null"),
+    }
+    out.put_slice(b",\"logprobs\":null}]}\n\n");
+}
+
+/// The usage chunk sent when the client asked for `stream_options.include_usage`.
+pub(crate) fn put_usage_chunk(out: &mut BytesMut, prefix: &[u8], usage: Usage) {
+    out.put_slice(prefix);
+    out.put_slice(b"],\"usage\":");
+    put_usage(out, usage);
+    out.put_slice(b"}\n\n");
+}
+
+/// A chunk that is not JSON, for the `malformed` fault.
+pub(crate) fn put_broken_chunk(out: &mut BytesMut, prefix: &[u8]) {
+    out.put_slice(prefix);
+    out.put_slice(b"{\"index\":0,\"delta\":{\"content\":\" trunc\n\n");
+}
+
+/// A 200 body that does not parse, for the `malformed` fault.
+pub(crate) fn broken_completion(head: &ReplyHead) -> Bytes {
+    let mut out = BytesMut::with_capacity(160);
+    head.put_common(&mut out);
+    out.put_slice(b"chat.completion");
+    head.put_tail_fields(&mut out);
+    out.put_slice(b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assist");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::{ChatChunk, ChatCompletion};
+
+    fn head() -> ReplyHead<'static> {
+        ReplyHead {
+            upstream: "a",
+            seq: 10,
+            created: 7,
+            model: "m\"odel",
+            fingerprint: "gauntlet-a",
+        }
+    }
+
+    #[test]
+    fn completion_is_openai_json() {
+        use rand::SeedableRng;
+        let mut rng = SmallRng::seed_from_u64(1);
+        let b = head().completion(2, &mut rng, "stop", Usage::new(3, 2));
+        let c: ChatCompletion = serde_json::from_slice(&b).unwrap();
+        assert_eq!(c.id, "chatcmpl-a-a");
+        assert_eq!(c.model, "m\"odel");
+        let content = c.choices[0].message.content.clone().unwrap();
+        assert_eq!(content.split(' ').count(), 3, "{content}");
+        assert_eq!(c.usage.unwrap().total_tokens, 5);
+        assert!(serde_json::from_slice::<serde_json::Value>(&broken_completion(&head())).is_err());
+    }
+
+    #[test]
+    fn chunks_are_openai_json() {
+        let h = head();
+        let p = h.chunk_prefix();
+        let mut out = BytesMut::new();
+        put_role_chunk(&mut out, &p);
+        put_token_chunk(&mut out, &p, " a", Some("length"));
+        put_usage_chunk(&mut out, &p, Usage::new(1, 1));
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let chunks: Vec<ChatChunk> = text
+            .split("\n\n")
+            .filter(|s| !s.is_empty())
+            .map(|s| serde_json::from_str(s.strip_prefix("data: ").unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            chunks[0].choices[0].delta.role.as_deref(),
+            Some("assistant")
+        );
+        assert_eq!(
+            chunks[1].choices[0].finish_reason.as_deref(),
+            Some("length")
+        );
+        assert!(chunks[2].choices.is_empty());
+        assert_eq!(chunks[2].usage.unwrap().total_tokens, 2);
+    }
+}

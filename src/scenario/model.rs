@@ -1,0 +1,203 @@
+//! The validated, typed scenario the engine runs: what `scenario::load` produces.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Source;
+use crate::mock::FaultSpec;
+use crate::openai::Message;
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    /// The file's text, kept so the embedded gateway table can be compiled from the same
+    /// source (`gateway::Config::from_embedded`) with errors located in this file.
+    pub source: Source,
+    pub target: Target,
+    pub upstreams: Vec<Upstream>,
+    pub load: LoadPlan,
+    pub requests: Vec<RequestClass>,
+    pub faults: Vec<ScheduledFault>,
+    pub sla: Sla,
+}
+
+/// Where the load goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The reference gateway, started in-process from the scenario's `[gateway]` table.
+    EmbeddedGateway,
+    /// No gateway: each request goes straight to the upstream serving its model.
+    Direct,
+    /// A gateway running elsewhere (`[target] url`).
+    Url(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub source: UpstreamSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamSource {
+    /// A mock gauntlet starts from this profile file (resolved against the scenario's folder).
+    Profile(PathBuf),
+    /// A mock already running; faults reach it through its control API.
+    Url {
+        url: String,
+        admin_token: Option<Secret>,
+    },
+}
+
+/// A value that must never be printed, logged or written into a report.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The load, compiled: one list of stages on one clock that starts at t = 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPlan {
+    pub stages: Vec<Stage>,
+    /// The first part of the timeline, run but excluded from every statistic.
+    pub warmup: Duration,
+    /// Open model only: a request that would exceed this many in flight is dropped.
+    pub max_in_flight: NonZeroUsize,
+    /// Per-request deadline; past it the request counts as `timeout`.
+    pub timeout: Duration,
+    /// Width of the per-interval series.
+    pub interval: Duration,
+    pub arrival: Arrival,
+}
+
+impl LoadPlan {
+    pub fn total_duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Evenly spaced sends.
+    Constant,
+    /// Exponential gaps, as independent users arrive.
+    Poisson,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub duration: Duration,
+    pub load: StageLoad,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageLoad {
+    /// Open model: arrivals per second, ramping linearly from `from` to `to` (equal to hold).
+    Rate { from: f64, to: f64 },
+    /// Closed model: this many virtual users, each sending as soon as its last answer arrives.
+    Concurrency(NonZeroUsize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestClass {
+    pub name: String,
+    pub weight: NonZeroU32,
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub max_tokens: Option<u32>,
+    pub stream: bool,
+    pub api_key: Option<Secret>,
+    pub headers: Vec<(String, String)>,
+    /// The upstream this class expects to be served by when nothing is broken.
+    pub primary: Option<String>,
+}
+
+/// A fault applied to an upstream at `at` for `duration`, repeated `count` times every `every`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledFault {
+    pub upstream: String,
+    pub at: Duration,
+    pub duration: Duration,
+    pub every: Option<Duration>,
+    pub count: NonZeroU32,
+    pub spec: FaultSpec,
+}
+
+impl ScheduledFault {
+    /// Each (start, end) window on the run's clock.
+    pub fn windows(&self) -> impl Iterator<Item = (Duration, Duration)> + '_ {
+        let period = self.every.unwrap_or(Duration::ZERO);
+        (0..self.count.get()).map(move |i| {
+            let start = self.at + period * i;
+            (start, start + self.duration)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sla {
+    pub targets: Vec<SlaTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaTarget {
+    pub scope: Scope,
+    pub objective: Objective,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Overall,
+    Class(String),
+}
+
+/// One promise, with its bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Objective {
+    P99Latency(Duration),
+    TtftP99(Duration),
+    /// Successes / requests, at least this fraction.
+    Availability(f64),
+    /// Share of intervals meeting the availability target, at least this fraction.
+    Uptime(f64),
+    FailoverSuccess(f64),
+    MaxFailoverTime(Duration),
+    MaxRecoveryTime(Duration),
+    MaxRetryAmplification(f64),
+    /// US dollars per million requests.
+    MaxCostPerMillion(f64),
+}
+
+impl Objective {
+    /// The key as written under `[sla]`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::P99Latency(_) => "p99_latency",
+            Self::TtftP99(_) => "ttft_p99",
+            Self::Availability(_) => "availability",
+            Self::Uptime(_) => "uptime",
+            Self::FailoverSuccess(_) => "failover_success",
+            Self::MaxFailoverTime(_) => "max_failover_time",
+            Self::MaxRecoveryTime(_) => "max_recovery_time",
+            Self::MaxRetryAmplification(_) => "max_retry_amplification",
+            Self::MaxCostPerMillion(_) => "max_cost_per_million",
+        }
+    }
+}
