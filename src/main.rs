@@ -31,6 +31,8 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Start the mock upstream providers of a fleet file and serve until Ctrl-C / SIGTERM.
     Mock(cmd::mock::Args),
+    /// Run the reference gateway (model router) standalone.
+    Gateway(cmd::gateway::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cmd::report::run(args),
         Command::Compare(args) => cmd::compare::run(args),
         Command::Mock(args) => cmd::mock::run(args),
+        Command::Gateway(args) => cmd::gateway::run(args),
     };
     cmd::exit_code(result)
 }

@@ -1,13 +1,31 @@
 //! Starting gauntlet's real servers on port 0 for tests, and reading what they saw.
 //! Every helper returns a handle with the address; dropping it shuts the server down.
 
+#![allow(dead_code)] // each test module uses its own subset
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::stream;
 use gauntlet::config::Source;
+use gauntlet::gateway::{Config, GatewayHandle};
 use gauntlet::mock::{self, MockHandle, Profile};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 /// A profile from TOML text; panics with the located errors if the text is wrong.
 pub fn profile(toml: &str) -> Profile {
@@ -158,4 +176,364 @@ pub async fn post_chat(addr: SocketAddr, body: &str) -> RawReply {
         body,
     )
     .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Scripted upstreams and the reference gateway.
+
+/// How a scripted upstream answers a chat request.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// A completion (or a 3-chunk stream ending in `[DONE]` when asked to stream).
+    Ok,
+    /// An OpenAI error with this status and code; `retry_after_ms` adds the headers.
+    Error {
+        status: u16,
+        code: &'static str,
+        retry_after_ms: Option<u64>,
+    },
+    /// Never answers.
+    Hang,
+    /// A 200 stream that sends `n` chunks and then breaks the connection.
+    StreamCut(usize),
+}
+
+impl Mode {
+    pub fn status(status: u16) -> Self {
+        Mode::Error {
+            status,
+            code: "server_error",
+            retry_after_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Chat requests received, in total.
+    chat: u64,
+    /// Requests received per path.
+    paths: HashMap<String, u64>,
+    /// The `model` field of each chat request.
+    models: Vec<String>,
+    authorization: Vec<Option<String>>,
+}
+
+#[derive(Debug)]
+struct UpState {
+    name: String,
+    mode: Mutex<Mode>,
+    script: Mutex<VecDeque<Mode>>,
+    seen: Mutex<Seen>,
+}
+
+/// A small real OpenAI-compatible upstream whose answers a test scripts and whose
+/// received requests it can count.
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    state: Arc<UpState>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestUpstream {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+    /// Answers the next requests with these modes, then falls back to the set mode.
+    pub fn script(&self, modes: Vec<Mode>) {
+        self.state.script.lock().unwrap().extend(modes);
+    }
+    pub fn hits(&self) -> u64 {
+        self.state.seen.lock().unwrap().chat
+    }
+    pub fn path_hits(&self, path: &str) -> u64 {
+        let seen = self.state.seen.lock().unwrap();
+        seen.paths.get(path).copied().unwrap_or(0)
+    }
+    pub fn models(&self) -> Vec<String> {
+        self.state.seen.lock().unwrap().models.clone()
+    }
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.state.seen.lock().unwrap().authorization.clone()
+    }
+}
+
+type UpBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(b: impl Into<Bytes>) -> UpBody {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn completion(name: &str, model: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1, "model": model,
+        "system_fingerprint": format!("gauntlet-{name}"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"},
+                     "finish_reason": "stop", "logprobs": null}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+    })
+    .to_string()
+}
+
+fn chunk(name: &str, content: &str, finish: Option<&str>) -> Bytes {
+    let c = serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "system_fingerprint": format!("gauntlet-{name}"),
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]
+    });
+    Bytes::from(format!("data: {c}\n\n"))
+}
+
+async fn upstream_answer(
+    state: Arc<UpState>,
+    req: Request<Incoming>,
+) -> Result<Response<UpBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let model = parsed["model"].as_str().unwrap_or("").to_string();
+    let stream = parsed["stream"].as_bool().unwrap_or(false);
+    {
+        let mut seen = state.seen.lock().unwrap();
+        *seen.paths.entry(path.clone()).or_default() += 1;
+        if path.ends_with("/chat/completions") {
+            seen.chat += 1;
+            seen.models.push(model.clone());
+            seen.authorization.push(auth);
+        }
+    }
+    let mode = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| state.mode.lock().unwrap().clone());
+    let name = state.name.clone();
+    let mut resp = match mode {
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Response::new(full(""))
+        }
+        Mode::Error {
+            status,
+            code,
+            retry_after_ms,
+        } => {
+            let body = serde_json::json!({"error": {"message": format!("{name} says {status}"),
+                "type": "server_error", "param": null, "code": code}});
+            let mut r = Response::new(full(body.to_string()));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            if let Some(ms) = retry_after_ms {
+                r.headers_mut().insert("retry-after-ms", ms.into());
+                r.headers_mut()
+                    .insert("retry-after", ms.div_ceil(1000).into());
+            }
+            r
+        }
+        Mode::Ok if !stream => Response::new(full(completion(&name, &model))),
+        Mode::Ok => {
+            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+                Ok(Frame::data(chunk(&name, "a", None))),
+                Ok(Frame::data(chunk(&name, "b", None))),
+                Ok(Frame::data(chunk(&name, "", Some("stop")))),
+                Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))),
+            ];
+            Response::new(StreamBody::new(stream::iter(frames)).boxed_unsync())
+        }
+        Mode::StreamCut(n) => {
+            let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..n)
+                .map(|i| Ok(Frame::data(chunk(&name, &i.to_string(), None))))
+                .collect();
+            frames.push(Err(std::io::Error::other("scripted cut")));
+            let s = stream::iter(frames);
+            // Give the first chunks time to leave before the cut aborts the connection.
+            let s = futures_util::StreamExt::then(s, |f| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                f
+            });
+            Response::new(StreamBody::new(s).boxed_unsync())
+        }
+    };
+    let ct = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    resp.headers_mut()
+        .insert("content-type", ct.parse().unwrap());
+    resp.headers_mut()
+        .insert("x-gauntlet-upstream", name.parse().unwrap());
+    Ok(resp)
+}
+
+/// Starts a scripted upstream on 127.0.0.1:0, answering `Mode::Ok` until told otherwise.
+pub async fn upstream(name: &str) -> TestUpstream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = Arc::new(UpState {
+        name: name.to_string(),
+        mode: Mutex::new(Mode::Ok),
+        script: Mutex::new(VecDeque::new()),
+        seen: Mutex::new(Seen::default()),
+    });
+    let (tx, mut rx) = oneshot::channel::<()>();
+    let st = Arc::clone(&state);
+    tokio::spawn(async move {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            let (tcp, _) = tokio::select! {
+                r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+                _ = &mut rx => break,
+            };
+            let st = Arc::clone(&st);
+            let builder = builder.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| upstream_answer(Arc::clone(&st), req));
+                let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+            });
+        }
+    });
+    TestUpstream {
+        addr,
+        state,
+        _stop: tx,
+    }
+}
+
+/// Starts the reference gateway on 127.0.0.1:0 from a gateway config written in TOML.
+pub async fn gateway(toml: &str) -> GatewayHandle {
+    let config = Config::from_source(&Source::new("test-gateway.toml", toml))
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n---\n{toml}"));
+    gauntlet::gateway::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A response as the client saw it; `cut` is set when the body ended in an error.
+#[derive(Debug)]
+pub struct ClientReply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub cut: bool,
+}
+
+impl ClientReply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A pooled HTTP client for tests.
+#[derive(Clone)]
+pub struct TestClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for TestClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestClient {
+    pub fn new() -> Self {
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> ClientReply {
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.inner.request(req))
+            .await
+            .expect("response within 30s")
+            .expect("response");
+        let (parts, mut body) = resp.into_parts();
+        let mut buf = Vec::new();
+        let mut cut = false;
+        while let Some(f) = body.frame().await {
+            match f {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        buf.extend_from_slice(&d);
+                    }
+                }
+                Err(_) => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        ClientReply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: Bytes::from(buf),
+            cut,
+        }
+    }
+
+    /// POSTs a chat request for `model` (non-streamed unless `stream`) with a Bearer key.
+    pub async fn chat(
+        &self,
+        base: &str,
+        key: Option<&str>,
+        model: &str,
+        stream: bool,
+    ) -> ClientReply {
+        let body = serde_json::json!({
+            "model": model, "stream": stream, "max_tokens": 16,
+            "messages": [{"role": "user", "content": "Say hello"}], "temperature": 0.3
+        });
+        self.post(base, "/v1/chat/completions", key, body.to_string())
+            .await
+    }
+
+    pub async fn post(
+        &self,
+        base: &str,
+        path: &str,
+        key: Option<&str>,
+        body: String,
+    ) -> ClientReply {
+        let mut b =
+            Request::post(format!("{base}{path}")).header("content-type", "application/json");
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        self.send(b.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+    }
+
+    pub async fn get(&self, base: &str, path: &str) -> ClientReply {
+        self.send(
+            Request::get(format!("{base}{path}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+    }
 }

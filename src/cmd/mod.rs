@@ -1,14 +1,14 @@
 //! The command-line edge: one module per subcommand, each owning its arguments and turning
 //! library results into an exit status. `anyhow` lives here and nowhere in the library.
 
-pub mod mock;
-
-use std::process::ExitCode;
-
 pub mod compare;
+pub mod gateway;
+pub mod mock;
 pub mod report;
 pub mod schema;
 pub mod validate;
+
+use std::process::ExitCode;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_SLA_VIOLATED: u8 = 1;

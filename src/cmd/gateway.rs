@@ -1,0 +1,72 @@
+//! `gauntlet gateway`: run the reference gateway standalone until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{InvalidInput, Outcome};
+
+/// Run the reference gateway (an OpenAI-compatible model router) from a config file.
+///
+/// It serves POST /v1/chat/completions (streamed or not), GET /v1/models, GET /health and
+/// GET /metrics (Prometheus text), routing each public model to weighted upstreams with an
+/// ordered fallback chain, retries within a budget, circuit breakers and per-key limits.
+/// Runs until Ctrl-C or SIGTERM.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Gateway configuration file (TOML: [[upstreams]], keys, routes, [timeouts], [retry],
+    /// [breaker]); see examples/gateway.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Address to listen on. Loopback by default; listening on a public address exposes
+    /// the upstreams' keys to whoever holds a gateway key.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let config = gauntlet::gateway::Config::load(&args.config)?;
+    let addr: SocketAddr = args.listen.parse().map_err(|e| {
+        InvalidInput(format!(
+            "--listen `{}` is not an address like 127.0.0.1:8080 ({e})",
+            args.listen
+        ))
+    })?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let routes = config.routes.len();
+        let handle = gauntlet::gateway::start(config, addr)
+            .await
+            .context("starting the gateway")?;
+        eprintln!(
+            "gauntlet gateway listening on {} ({routes} routes); Ctrl-C to stop",
+            handle.url()
+        );
+        let outcome = wait_for_signal().await?;
+        handle.shutdown().await;
+        Ok(outcome)
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<Outcome> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("waiting for Ctrl-C")?;
+            Ok(Outcome::Interrupted)
+        }
+        _ = term.recv() => Ok(Outcome::Ok),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<Outcome> {
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(Outcome::Interrupted)
+}

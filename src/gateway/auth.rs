@@ -1,0 +1,122 @@
+//! Client authentication: the Bearer key in `Authorization`, compared in constant time
+//! against every configured key. Keys are never logged, echoed or put in errors.
+
+use http::HeaderMap;
+use subtle::ConstantTimeEq;
+
+use super::config::{KeyConfig, Tier};
+use super::error::ProxyError;
+use super::ratelimit::KeyLimiter;
+
+#[derive(Debug)]
+pub struct KeyEntry {
+    key: Vec<u8>,
+    pub tier: Tier,
+    pub limiter: KeyLimiter,
+}
+
+#[derive(Debug)]
+pub struct Keys {
+    entries: Vec<KeyEntry>,
+}
+
+impl Keys {
+    pub fn new(keys: &[KeyConfig]) -> Self {
+        Self {
+            entries: keys
+                .iter()
+                .map(|k| KeyEntry {
+                    key: k.key.as_bytes().to_vec(),
+                    tier: k.tier,
+                    limiter: KeyLimiter::new(k.rpm, k.tpm),
+                })
+                .collect(),
+        }
+    }
+
+    /// The caller's key entry; `Ok(None)` when the gateway has no keys (open access).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<&KeyEntry>, ProxyError> {
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Err(ProxyError::Unauthorized(
+                "You didn't provide an API key. Provide it in the Authorization header as \
+                 'Authorization: Bearer YOUR_KEY'.",
+            ));
+        };
+        if values.next().is_some() {
+            return Err(ProxyError::Unauthorized(
+                "Multiple Authorization headers; send exactly one.",
+            ));
+        }
+        let token = bearer_token(value.as_bytes()).ok_or(ProxyError::Unauthorized(
+            "Malformed Authorization header; expected 'Bearer YOUR_KEY'.",
+        ))?;
+        // Compare against every key without stopping early, so timing does not reveal how
+        // much of a guess matched or which key it resembled.
+        let mut found = None;
+        for (i, e) in self.entries.iter().enumerate() {
+            if bool::from(e.key.as_slice().ct_eq(token)) {
+                found = Some(i);
+            }
+        }
+        match found {
+            Some(i) => Ok(self.entries.get(i)),
+            None => Err(ProxyError::Unauthorized(
+                "Incorrect API key provided. Check the key and try again.",
+            )),
+        }
+    }
+}
+
+/// The token of `Bearer <token>`: scheme case-insensitive, surrounding whitespace ignored.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let v = value.trim_ascii();
+    let split = v.iter().position(|b| b.is_ascii_whitespace())?;
+    let (scheme, rest) = v.split_at(split);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty() && !token.iter().any(u8::is_ascii_whitespace)).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn keys() -> Keys {
+        Keys::new(&[KeyConfig {
+            key: "gk-1".into(),
+            tier: Tier::Pro,
+            rpm: None,
+            tpm: None,
+        }])
+    }
+
+    #[test]
+    fn bearer_parsing_is_forgiving_about_case_and_space() {
+        assert_eq!(bearer_token(b"Bearer gk-1"), Some(&b"gk-1"[..]));
+        assert_eq!(bearer_token(b"  bEaReR \t gk-1  "), Some(&b"gk-1"[..]));
+        assert_eq!(bearer_token(b"Basic gk-1"), None);
+        assert_eq!(bearer_token(b"Bearer"), None);
+        assert_eq!(bearer_token(b"Bearer a b"), None);
+    }
+
+    #[test]
+    fn rejects_missing_wrong_and_repeated() {
+        let k = keys();
+        let mut h = HeaderMap::new();
+        assert!(k.authenticate(&h).is_err());
+        h.insert("authorization", HeaderValue::from_static("Bearer gk-2"));
+        let e = k.authenticate(&h).unwrap_err();
+        assert!(!e.to_string().contains("gk-2"));
+        h.insert("authorization", HeaderValue::from_static("bearer gk-1"));
+        assert_eq!(k.authenticate(&h).unwrap().unwrap().tier, Tier::Pro);
+        h.append("authorization", HeaderValue::from_static("Bearer gk-1"));
+        assert!(k.authenticate(&h).is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! Compilation of the raw gateway file into typed settings, collecting every located error
+//! (unknown upstream names, bad durations, missing environment variables, duplicates).
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::config::{Check, ConfigError, did_you_mean};
+
+use super::raw::{
+    RawBreaker, RawGatewayTable, RawKey, RawRetry, RawRoute, RawTarget, RawTimeouts, RawUpstream,
+};
+use super::{
+    BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, KeyConfig, RetryConfig, RouteConfig, Target,
+    Tier, Timeouts, UpstreamConfig,
+};
+
+pub(super) fn compile_upstreams(
+    check: &mut Check<'_>,
+    raw: &[Spanned<RawUpstream>],
+) -> Vec<UpstreamConfig> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, u) in raw.iter().enumerate() {
+        let key = format!("upstreams[{i}]");
+        let u = u.get_ref();
+        let name = u.name.get_ref().trim();
+        if name.is_empty() {
+            check.error(
+                u.name.span(),
+                format!("{key}.name"),
+                "name must not be empty",
+            );
+        } else if !seen.insert(name.to_string()) {
+            check.error(
+                u.name.span(),
+                format!("{key}.name"),
+                format!("upstream `{name}` is defined twice"),
+            );
+        }
+        if let Err(m) = validate_url(u.url.get_ref()) {
+            check.error(u.url.span(), format!("{key}.url"), m);
+        }
+        let api_key = u
+            .api_key_env
+            .as_ref()
+            .and_then(|v| env_value(check, v, &format!("{key}.api_key_env")));
+        out.push(UpstreamConfig {
+            name: name.to_string(),
+            url: u.url.get_ref().clone(),
+            api_key,
+        });
+    }
+    out
+}
+
+pub(super) fn validate_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| {
+        format!("`{url}` is not a URL ({e}); write it like \"http://127.0.0.1:8001\"")
+    })?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "`{url}`: https upstreams are not supported by the reference gateway; \
+                 use an http URL (a local TLS-terminating proxy can front a remote provider)"
+            ));
+        }
+        _ => return Err(format!("`{url}` must start with http://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{url}` must not carry a query string"));
+    }
+    Ok(())
+}
+
+fn env_value(check: &mut Check<'_>, var: &Spanned<String>, key: &str) -> Option<String> {
+    match std::env::var(var.get_ref()) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        Ok(_) => {
+            check.error(
+                var.span(),
+                key,
+                format!("environment variable `{}` is empty", var.get_ref()),
+            );
+            None
+        }
+        Err(_) => {
+            check.error(
+                var.span(),
+                key,
+                format!("environment variable `{}` is not set", var.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn compile_table(
+    check: &mut Check<'_>,
+    t: &RawGatewayTable,
+    upstreams: Vec<UpstreamConfig>,
+    prefix: &str,
+) -> Config {
+    let timeouts = compile_timeouts(check, t.timeouts.as_ref(), Timeouts::default(), prefix);
+    let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+    let mut routes = Vec::new();
+    let mut models = HashSet::new();
+    for (i, r) in t.routes.iter().enumerate() {
+        let key = format!("{prefix}routes[{i}]");
+        let Some(route) = compile_route(check, r, &names, timeouts, &key) else {
+            continue;
+        };
+        if models.insert(route.model.clone()) {
+            routes.push(route);
+        } else {
+            check.error(
+                r.get_ref().model.span(),
+                format!("{key}.model"),
+                format!("model `{}` is routed twice", route.model),
+            );
+        }
+    }
+    if t.routes.is_empty() {
+        check.push(ConfigError::new(
+            format!("{prefix}routes"),
+            "no routes: add at least one, e.g. routes = [{ model = \"m\", targets = [\"a\"] }]",
+        ));
+    }
+    if upstreams.is_empty() && prefix.is_empty() {
+        check.push(ConfigError::new(
+            "upstreams",
+            "no upstreams: add [[upstreams]] with name and url",
+        ));
+    }
+    let keys = compile_keys(check, &t.keys, prefix);
+    let retry = compile_retry(check, t.retry.as_ref(), prefix);
+    let breaker = compile_breaker(check, t.breaker.as_ref(), prefix);
+    let max_request_bytes = match &t.max_request_bytes {
+        None => DEFAULT_MAX_REQUEST_BYTES,
+        Some(v) => positive_int(check, v, &format!("{prefix}max_request_bytes"), 1 << 30)
+            .map_or(DEFAULT_MAX_REQUEST_BYTES, |n| n as usize),
+    };
+    Config {
+        upstreams,
+        keys,
+        routes,
+        timeouts,
+        retry,
+        breaker,
+        max_request_bytes,
+    }
+}
+
+fn compile_route(
+    check: &mut Check<'_>,
+    r: &Spanned<RawRoute>,
+    names: &[&str],
+    defaults: Timeouts,
+    key: &str,
+) -> Option<RouteConfig> {
+    let raw = r.get_ref();
+    let model = raw.model.get_ref().trim().to_string();
+    let mut ok = true;
+    if model.is_empty() {
+        check.error(
+            raw.model.span(),
+            format!("{key}.model"),
+            "model must not be empty",
+        );
+        ok = false;
+    }
+    if raw.targets.is_empty() {
+        check.error(
+            r.span(),
+            format!("{key}.targets"),
+            format!("route `{model}` has no targets; add targets = [\"upstream-name\"]"),
+        );
+        ok = false;
+    }
+    let mut resolve = |list: &[Spanned<RawTarget>], field: &str, weighted: bool| {
+        let mut out = Vec::new();
+        for (j, t) in list.iter().enumerate() {
+            let tkey = format!("{key}.{field}[{j}]");
+            let rt = t.get_ref();
+            if !names.contains(&rt.upstream.as_str()) {
+                let hint = did_you_mean(&rt.upstream, names.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                check.error(
+                    t.span(),
+                    tkey.clone(),
+                    format!(
+                        "unknown upstream `{}`{hint}; known upstreams: {}",
+                        rt.upstream,
+                        names.join(", ")
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            let weight = match &rt.weight {
+                None => 1,
+                Some(w) if !weighted => {
+                    check.error(
+                        w.span(),
+                        format!("{tkey}.weight"),
+                        "fallbacks are tried in order; a weight means nothing here",
+                    );
+                    ok = false;
+                    1
+                }
+                Some(w) => match positive_int(check, w, &format!("{tkey}.weight"), 1_000_000) {
+                    Some(n) => n as u32,
+                    None => {
+                        ok = false;
+                        1
+                    }
+                },
+            };
+            out.push(Target {
+                upstream: rt.upstream.clone(),
+                weight,
+                model: rt.model.clone().or_else(|| raw.upstream_model.clone()),
+            });
+        }
+        out
+    };
+    let targets = resolve(&raw.targets, "targets", true);
+    let fallbacks = resolve(&raw.fallbacks, "fallbacks", false);
+    let timeouts = compile_timeouts(check, raw.timeouts.as_ref(), defaults, &format!("{key}."));
+    ok.then_some(RouteConfig {
+        model,
+        targets,
+        fallbacks,
+        timeouts,
+    })
+}
+
+fn compile_timeouts(
+    check: &mut Check<'_>,
+    raw: Option<&RawTimeouts>,
+    defaults: Timeouts,
+    prefix: &str,
+) -> Timeouts {
+    let Some(raw) = raw else { return defaults };
+    let mut get = |v: &Option<Spanned<String>>, name: &str, default: Duration| match v {
+        None => default,
+        Some(v) => check
+            .positive_duration(v, &format!("{prefix}timeouts.{name}"))
+            .unwrap_or(default),
+    };
+    // A total shorter than first_byte is allowed: the deadline simply wins.
+    Timeouts {
+        connect: get(&raw.connect, "connect", defaults.connect),
+        first_byte: get(&raw.first_byte, "first_byte", defaults.first_byte),
+        total: get(&raw.total, "total", defaults.total),
+    }
+}
+
+fn compile_keys(check: &mut Check<'_>, raw: &[Spanned<RawKey>], prefix: &str) -> Vec<KeyConfig> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, k) in raw.iter().enumerate() {
+        let key = format!("{prefix}keys[{i}]");
+        let rk = k.get_ref();
+        let value = match (&rk.key, &rk.key_env) {
+            (Some(v), None) => {
+                let v = v.get_ref().trim().to_string();
+                if v.is_empty() {
+                    check.error(k.span(), format!("{key}.key"), "key must not be empty");
+                    None
+                } else {
+                    Some(v)
+                }
+            }
+            (None, Some(env)) => env_value(check, env, &format!("{key}.key_env")),
+            _ => {
+                check.error(
+                    k.span(),
+                    key.clone(),
+                    "give exactly one of `key` or `key_env`",
+                );
+                None
+            }
+        };
+        let limit = |check: &mut Check<'_>, v: &Option<Spanned<i64>>, name: &str| {
+            v.as_ref()
+                .and_then(|v| positive_int(check, v, &format!("{key}.{name}"), u32::MAX as i64))
+                .and_then(|n| NonZeroU32::new(n as u32))
+        };
+        let rpm = limit(check, &rk.rpm, "rpm");
+        let tpm = limit(check, &rk.tpm, "tpm");
+        let Some(value) = value else { continue };
+        if !seen.insert(value.clone()) {
+            // Do not echo the key itself: it is a secret.
+            check.error(k.span(), key, "this key is configured twice");
+            continue;
+        }
+        out.push(KeyConfig {
+            key: value,
+            tier: rk.tier.unwrap_or(Tier::Standard),
+            rpm,
+            tpm,
+        });
+    }
+    out
+}
+
+fn compile_retry(check: &mut Check<'_>, raw: Option<&RawRetry>, prefix: &str) -> RetryConfig {
+    let d = RetryConfig::default();
+    let Some(raw) = raw else { return d };
+    let key = |name: &str| format!("{prefix}retry.{name}");
+    let dur = |check: &mut Check<'_>, v: &Option<Spanned<String>>, name: &str, default| match v {
+        None => default,
+        Some(v) => check.duration(v, &key(name)).unwrap_or(default),
+    };
+    let backoff_base = dur(check, &raw.backoff_base, "backoff_base", d.backoff_base);
+    let backoff_max = dur(check, &raw.backoff_max, "backoff_max", d.backoff_max);
+    if let Some(v) = &raw.backoff_max
+        && backoff_max < backoff_base
+    {
+        check.error(
+            v.span(),
+            key("backoff_max"),
+            "backoff_max must be >= backoff_base",
+        );
+    }
+    let budget_window = match &raw.budget_window {
+        None => d.budget_window,
+        Some(v) => check
+            .positive_duration(v, &key("budget_window"))
+            .unwrap_or(d.budget_window),
+    };
+    let retry_on = raw.retry_on.as_ref().map(|list| {
+        list.iter()
+            .filter_map(|s| {
+                let n = *s.get_ref();
+                if (400..=599).contains(&n) {
+                    Some(n as u16)
+                } else {
+                    check.error(
+                        s.span(),
+                        key("retry_on"),
+                        format!("{n} is not an error status; use 4xx/5xx codes like 429 or 503"),
+                    );
+                    None
+                }
+            })
+            .collect()
+    });
+    RetryConfig {
+        max_attempts: raw
+            .max_attempts
+            .as_ref()
+            .and_then(|v| positive_int(check, v, &key("max_attempts"), 20))
+            .map_or(d.max_attempts, |n| n as u32),
+        backoff_base,
+        backoff_max,
+        budget: raw
+            .budget
+            .as_ref()
+            .and_then(|v| check.ratio(v, &key("budget")))
+            .unwrap_or(d.budget),
+        budget_window,
+        budget_min: match &raw.budget_min {
+            None => d.budget_min,
+            Some(v) => non_negative_int(check, v, &key("budget_min")).unwrap_or(d.budget_min),
+        },
+        retry_on,
+    }
+}
+
+fn compile_breaker(check: &mut Check<'_>, raw: Option<&RawBreaker>, prefix: &str) -> BreakerConfig {
+    let d = BreakerConfig::default();
+    let Some(raw) = raw else { return d };
+    let key = |name: &str| format!("{prefix}breaker.{name}");
+    let int = |check: &mut Check<'_>, v: &Option<Spanned<i64>>, name: &str, default: u32| {
+        v.as_ref()
+            .and_then(|v| positive_int(check, v, &key(name), 1_000_000))
+            .map_or(default, |n| n as u32)
+    };
+    let dur = |check: &mut Check<'_>, v: &Option<Spanned<String>>, name: &str, default| match v {
+        None => default,
+        Some(v) => check.positive_duration(v, &key(name)).unwrap_or(default),
+    };
+    BreakerConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        consecutive_failures: int(
+            check,
+            &raw.consecutive_failures,
+            "consecutive_failures",
+            d.consecutive_failures,
+        ),
+        error_rate: raw
+            .error_rate
+            .as_ref()
+            .and_then(|v| check.ratio(v, &key("error_rate")))
+            .unwrap_or(d.error_rate),
+        window: dur(check, &raw.window, "window", d.window),
+        min_requests: int(check, &raw.min_requests, "min_requests", d.min_requests),
+        cooldown: dur(check, &raw.cooldown, "cooldown", d.cooldown),
+        half_open_probes: int(
+            check,
+            &raw.half_open_probes,
+            "half_open_probes",
+            d.half_open_probes,
+        ),
+    }
+}
+
+fn positive_int(check: &mut Check<'_>, v: &Spanned<i64>, key: &str, max: i64) -> Option<i64> {
+    let n = *v.get_ref();
+    if (1..=max).contains(&n) {
+        Some(n)
+    } else {
+        check.error(
+            v.span(),
+            key,
+            format!("{n} is out of range; allowed 1..={max}"),
+        );
+        None
+    }
+}
+
+fn non_negative_int(check: &mut Check<'_>, v: &Spanned<i64>, key: &str) -> Option<u32> {
+    let n = *v.get_ref();
+    match u32::try_from(n) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            check.error(v.span(), key, format!("{n} must be a whole number >= 0"));
+            None
+        }
+    }
+}

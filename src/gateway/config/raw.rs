@@ -1,0 +1,157 @@
+//! The gateway file as written: serde shapes with spans, `deny_unknown_fields` everywhere
+//! but the scenario wrapper (which must skip the scenario's other keys).
+
+use std::fmt;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::RawNum;
+
+use super::Tier;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    #[serde(default)]
+    pub upstreams: Vec<Spanned<RawUpstream>>,
+    #[serde(default)]
+    pub keys: Vec<Spanned<RawKey>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    pub timeouts: Option<RawTimeouts>,
+    pub retry: Option<RawRetry>,
+    pub breaker: Option<RawBreaker>,
+    pub max_request_bytes: Option<Spanned<i64>>,
+}
+
+/// A scenario file seen only for its `[gateway]` table; other keys are skipped, and spans
+/// stay relative to the whole file.
+#[derive(Deserialize)]
+pub struct RawScenarioWrapper {
+    pub gateway: Option<Spanned<RawGatewayTable>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayTable {
+    #[serde(default)]
+    pub keys: Vec<Spanned<RawKey>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    pub timeouts: Option<RawTimeouts>,
+    pub retry: Option<RawRetry>,
+    pub breaker: Option<RawBreaker>,
+    pub max_request_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
+    pub api_key_env: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub key: Option<Spanned<String>>,
+    pub key_env: Option<Spanned<String>>,
+    pub tier: Option<Tier>,
+    pub rpm: Option<Spanned<i64>>,
+    pub tpm: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub model: Spanned<String>,
+    #[serde(default)]
+    pub targets: Vec<Spanned<RawTarget>>,
+    #[serde(default)]
+    pub fallbacks: Vec<Spanned<RawTarget>>,
+    pub upstream_model: Option<String>,
+    pub timeouts: Option<RawTimeouts>,
+}
+
+/// `"name"` or `{ upstream = "name", weight = 80, model = "..." }`.
+pub struct RawTarget {
+    pub upstream: String,
+    pub weight: Option<Spanned<i64>>,
+    pub model: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargetTable {
+    pub upstream: String,
+    pub weight: Option<Spanned<i64>>,
+    pub model: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A hand-written visitor instead of `untagged`: the table form keeps toml's spans and
+        // its precise "unknown field" errors.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawTarget;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an upstream name or a table { upstream = \"name\", weight = N }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget {
+                    upstream: v.to_string(),
+                    weight: None,
+                    model: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawTarget, A::Error> {
+                let t =
+                    RawTargetTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawTarget {
+                    upstream: t.upstream,
+                    weight: t.weight,
+                    model: t.model,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<Spanned<String>>,
+    pub first_byte: Option<Spanned<String>>,
+    pub total: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<Spanned<i64>>,
+    pub backoff_base: Option<Spanned<String>>,
+    pub backoff_max: Option<Spanned<String>>,
+    pub budget: Option<Spanned<RawNum>>,
+    pub budget_window: Option<Spanned<String>>,
+    pub budget_min: Option<Spanned<i64>>,
+    pub retry_on: Option<Vec<Spanned<i64>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<Spanned<i64>>,
+    pub error_rate: Option<Spanned<RawNum>>,
+    pub window: Option<Spanned<String>>,
+    pub min_requests: Option<Spanned<i64>>,
+    pub cooldown: Option<Spanned<String>>,
+    pub half_open_probes: Option<Spanned<i64>>,
+}

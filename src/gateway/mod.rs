@@ -1,0 +1,182 @@
+//! The reference gateway: an OpenAI-compatible model router with weighted targets, ordered
+//! fallback chains, retries within a budget, per-upstream circuit breakers, per-key auth and
+//! rate limits, and Prometheus metrics.
+//!
+//! # Streams and failover
+//!
+//! A streamed request fails over only while nothing has reached the client: the gateway
+//! holds the response until the upstream's first chunk arrives (within the first-byte
+//! timeout), so an upstream that errors, hangs or resets before then is retried on the next
+//! upstream like any other failure. Once the first chunk is forwarded, the gateway is
+//! committed to that upstream: a later failure (reset, cut stream, total deadline passing)
+//! is passed through by aborting the response, so the client sees a cut stream with no
+//! `data: [DONE]` rather than a stream stitched together from two upstreams.
+//!
+//! # Attempts
+//!
+//! Each request walks a chain: the weighted pick among the route's targets (whose breaker
+//! admits traffic), then the fallbacks in order, then the remaining targets. Upstreams with
+//! an open breaker are skipped. Moving to the next upstream is immediate; coming back to an
+//! upstream already tried waits an exponential backoff with full jitter, and never before
+//! the upstream's `Retry-After`. Every attempt after the first spends from the route's
+//! retry budget. When nothing is left to try the gateway answers its own 503 naming each
+//! upstream and why it was unavailable; when the total deadline passes, a 504.
+
+mod auth;
+mod body;
+mod breaker;
+mod budget;
+mod config;
+mod error;
+mod metrics;
+mod ratelimit;
+mod router;
+mod server;
+mod upstream;
+mod window;
+
+pub use breaker::BreakerState;
+pub use config::{
+    BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, KeyConfig, RetryConfig, RouteConfig, Target,
+    Tier, Timeouts, UpstreamConfig,
+};
+pub use error::{GatewayError, ProxyError, Side, TimeoutPhase};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// How long shutdown waits for in-flight requests before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running gateway. Dropping it stops accepting connections; [`GatewayHandle::shutdown`]
+/// also waits for in-flight requests to finish.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    /// Closed once the accept loop and every connection task have ended.
+    done: mpsc::Receiver<()>,
+}
+
+impl GatewayHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the base URL clients use (append `/v1/chat/completions`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ =
+            tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), self.done.recv()).await;
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Binds `addr` and serves the gateway on the current Tokio runtime.
+pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, GatewayError> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let mut upstreams = Vec::with_capacity(config.upstreams.len());
+    for u in &config.upstreams {
+        let breaker = Arc::new(breaker::Breaker::new(
+            config.breaker.clone(),
+            metrics.breaker_gauge(&u.name),
+        ));
+        let up = upstream::Upstream::new(u, breaker, metrics.upstream_histogram(&u.name))
+            .ok_or_else(|| GatewayError::BadUpstreamUrl {
+                name: u.name.clone(),
+                url: u.url.clone(),
+            })?;
+        upstreams.push(Arc::new(up));
+    }
+    let router = router::Router::new(&config, upstreams, &metrics);
+    let models = server::Shared::models_json(&router);
+    let shared = Arc::new(server::Shared {
+        router,
+        keys: auth::Keys::new(&config.keys),
+        metrics,
+        max_request_bytes: config.max_request_bytes,
+        models,
+    });
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let (stop, stop_rx) = watch::channel(false);
+    let (alive, done) = mpsc::channel::<()>(1);
+    tokio::spawn(accept_loop(listener, shared, stop_rx, alive));
+    Ok(GatewayHandle {
+        addr: local,
+        stop,
+        done,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<server::Shared>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its request head cannot hold a connection forever.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let builder = builder.clone();
+        let mut stop = stop.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            let _alive = alive;
+            let svc = service_fn(move |req| server::handle(Arc::clone(&shared), req));
+            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+                }
+            }
+        });
+    }
+}

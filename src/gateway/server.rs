@@ -1,0 +1,332 @@
+//! The HTTP front: accepts connections, dispatches paths, authenticates, limits, reads and
+//! validates the body, and turns routing results into OpenAI-shaped responses.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::openai::{
+    ChatRequest, GATEWAY_ATTEMPTS_HEADER, GATEWAY_UPSTREAM_HEADER, ModelInfo, ModelList,
+    estimate_prompt_tokens, unix_now,
+};
+
+use super::auth::Keys;
+use super::body::GatewayBody;
+use super::error::ProxyError;
+use super::metrics::Metrics;
+use super::ratelimit::{BucketInfo, RateInfo};
+use super::router::{Router, Served, Unserved};
+use super::upstream::Reply;
+
+/// Everything a request handler needs, shared by all connections.
+#[derive(Debug)]
+pub struct Shared {
+    pub router: Router,
+    pub keys: Keys,
+    pub metrics: Arc<Metrics>,
+    pub max_request_bytes: usize,
+    /// `/v1/models`, rendered once.
+    pub models: Bytes,
+}
+
+impl Shared {
+    pub fn models_json(router: &Router) -> Bytes {
+        let list = ModelList::new(
+            router
+                .order
+                .iter()
+                .map(|m| ModelInfo::new(m.clone(), unix_now(), "gauntlet-gateway"))
+                .collect(),
+        );
+        serde_json::to_vec(&list).map_or_else(|_| Bytes::new(), Bytes::from)
+    }
+}
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let path = req.uri().path();
+    let method = req.method();
+    let resp = match (method, path) {
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(&shared, req).await,
+        (&Method::GET, "/v1/models" | "/models") => json(StatusCode::OK, shared.models.clone()),
+        (&Method::GET, "/health") => {
+            json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
+        }
+        (&Method::GET, "/metrics") => metrics(&shared),
+        (
+            _,
+            "/v1/chat/completions"
+            | "/chat/completions"
+            | "/v1/models"
+            | "/models"
+            | "/health"
+            | "/metrics",
+        ) => error(
+            &ProxyError::MethodNotAllowed {
+                method: method.to_string(),
+                path: path.to_string(),
+            },
+            None,
+        ),
+        _ => error(
+            &ProxyError::UnknownUrl {
+                method: method.to_string(),
+                path: path.to_string(),
+            },
+            None,
+        ),
+    };
+    let mut resp = resp;
+    if !resp.headers().contains_key(GATEWAY_ATTEMPTS_HEADER) {
+        tag(resp.headers_mut(), "none", 0);
+    }
+    Ok(resp)
+}
+
+async fn chat(shared: &Shared, req: Request<Incoming>) -> Response<GatewayBody> {
+    let arrived = Instant::now();
+    let (parts, body) = req.into_parts();
+    let key = match shared.keys.authenticate(&parts.headers) {
+        Ok(k) => k,
+        Err(e) => return counted(shared, "", error(&e, None)),
+    };
+    let limit = shared.max_request_bytes;
+    let too_large = ProxyError::TooLarge { limit };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return counted(shared, "", error(&too_large, None));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return counted(shared, "", error(&too_large, None));
+        }
+        Err(e) => {
+            let e = ProxyError::BadRequest {
+                message: format!("could not read the request body: {e}"),
+                param: None,
+            };
+            return counted(shared, "", error(&e, None));
+        }
+    };
+    let request: ChatRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let api = crate::openai::ApiError::from_json_error(&e);
+            let e = ProxyError::BadRequest {
+                message: api.message,
+                param: api.param,
+            };
+            return counted(shared, "", error(&e, None));
+        }
+    };
+    if request.messages.is_empty() {
+        let e = ProxyError::BadRequest {
+            message: "'messages' must contain at least one message".into(),
+            param: Some("messages".into()),
+        };
+        return counted(shared, "", error(&e, None));
+    }
+    let Some(route) = shared.router.route(&request.model) else {
+        let e = ProxyError::UnknownModel(request.model.clone());
+        return counted(shared, "", error(&e, None));
+    };
+    let mut rate = None;
+    if let Some(k) = key
+        && !k.limiter.is_unlimited()
+    {
+        let tokens = estimate_prompt_tokens(&request.messages)
+            .saturating_add(request.max_completion().unwrap_or(0));
+        match k.limiter.check(tokens, arrived.into_std()) {
+            Ok(info) => rate = Some(info),
+            Err(refusal) => {
+                shared.metrics.rate_limited(k.tier.as_str());
+                let e = ProxyError::RateLimited {
+                    message: refusal.message,
+                    retry_after: refusal.retry_after,
+                    info: refusal.info.clone(),
+                };
+                return counted(shared, &route.model, error(&e, Some(&refusal.info)));
+            }
+        }
+    }
+    let stream = request.is_stream();
+    let result = shared.router.serve(route, bytes, stream, arrived).await;
+    let resp = match result {
+        Ok(Served {
+            reply,
+            upstream,
+            attempts,
+        }) => {
+            let name = shared
+                .router
+                .upstreams
+                .get(upstream)
+                .map_or("", |u| u.name.as_str());
+            let deadline = arrived + route.total_timeout();
+            let mut resp = relay(reply, deadline);
+            tag(resp.headers_mut(), name, attempts);
+            if let Some(info) = &rate {
+                rate_headers(resp.headers_mut(), info);
+            }
+            resp
+        }
+        Err(Unserved { error: e, attempts }) => {
+            tracing::warn!(route = %route.model, error = %e, "request not served");
+            let mut resp = error(&e, rate.as_ref());
+            tag(resp.headers_mut(), "none", attempts);
+            resp
+        }
+    };
+    route
+        .metrics
+        .seconds
+        .observe(arrived.elapsed().as_secs_f64());
+    if resp.status() == StatusCode::OK {
+        route.metrics.ok.inc();
+        resp
+    } else {
+        counted(shared, &route.model, resp)
+    }
+}
+
+fn counted(shared: &Shared, route: &str, resp: Response<GatewayBody>) -> Response<GatewayBody> {
+    shared.metrics.request(route, resp.status().as_u16());
+    resp
+}
+
+fn relay(reply: Reply, deadline: Instant) -> Response<GatewayBody> {
+    let (status, headers, body) = match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => (status, headers, GatewayBody::full(body)),
+        Reply::Stream {
+            status,
+            headers,
+            first,
+            rest,
+        } => (status, headers, GatewayBody::relay(first, rest, deadline)),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+fn tag(h: &mut HeaderMap, upstream: &str, attempts: u32) {
+    if let Ok(v) = HeaderValue::from_str(upstream) {
+        h.insert(GATEWAY_UPSTREAM_HEADER, v);
+    }
+    h.insert(GATEWAY_ATTEMPTS_HEADER, HeaderValue::from(attempts));
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<GatewayBody> {
+    let mut resp = Response::new(GatewayBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn metrics(shared: &Shared) -> Response<GatewayBody> {
+    let now = std::time::Instant::now();
+    // Breakers leave "open" lazily; refresh the gauges so a scrape shows the current state.
+    for u in &shared.router.upstreams {
+        u.breaker.refresh_gauge(now);
+    }
+    let mut resp = Response::new(GatewayBody::full(shared.metrics.encode()));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+/// The gateway's own OpenAI-shaped error (never echoing credentials).
+pub fn error(e: &ProxyError, rate: Option<&RateInfo>) -> Response<GatewayBody> {
+    let api = e.to_api_error();
+    let status = StatusCode::from_u16(api.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json(status, Bytes::from(api.to_json()));
+    let h = resp.headers_mut();
+    if let Some(wait) = e.retry_after() {
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
+        );
+        h.insert(
+            "retry-after-ms",
+            HeaderValue::from(wait.as_millis().max(1) as u64),
+        );
+    }
+    if let Some(info) = rate {
+        rate_headers(h, info);
+    }
+    tag(h, "none", 0);
+    resp
+}
+
+fn rate_headers(h: &mut HeaderMap, info: &RateInfo) {
+    let mut put = |what: &str, b: &BucketInfo| {
+        let pairs = [
+            (format!("x-ratelimit-limit-{what}"), b.limit.to_string()),
+            (
+                format!("x-ratelimit-remaining-{what}"),
+                b.remaining.to_string(),
+            ),
+            (format!("x-ratelimit-reset-{what}"), format_reset(b.reset)),
+        ];
+        for (k, v) in pairs {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                h.insert(k, v);
+            }
+        }
+    };
+    if let Some(b) = &info.requests {
+        put("requests", b);
+    }
+    if let Some(b) = &info.tokens {
+        put("tokens", b);
+    }
+}
+
+/// OpenAI's style: "20ms", "1.5s", "6m0s".
+fn format_reset(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_format() {
+        assert_eq!(format_reset(Duration::from_millis(20)), "20ms");
+        assert_eq!(format_reset(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");
+    }
+}

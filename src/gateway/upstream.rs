@@ -1,0 +1,360 @@
+//! One attempt against one upstream: the pooled HTTP client, forwarding the request, and
+//! classifying what came back (served, passed through as-is, or a failure worth retrying).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::time::Instant;
+
+use super::breaker::Breaker;
+use super::config::{RetryConfig, UpstreamConfig};
+use super::error::{ProxyError, TimeoutPhase};
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Bound on a non-streamed completion read into memory.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Bound on an error body read to learn its `code`.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// Response headers worth passing on to the client (everything else is hop-by-hop or the
+/// upstream's own business, e.g. its rate-limit headers).
+const FORWARDED: [&str; 4] = [
+    "content-type",
+    "cache-control",
+    "x-request-id",
+    "x-gauntlet-upstream",
+];
+
+pub fn client(connect_timeout: Duration) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(http)
+}
+
+/// An upstream as the router uses it.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub chat_uri: Uri,
+    auth: Option<HeaderValue>,
+    pub breaker: Arc<Breaker>,
+    pub latency: Histogram,
+}
+
+impl Upstream {
+    pub fn new(cfg: &UpstreamConfig, breaker: Arc<Breaker>, latency: Histogram) -> Option<Self> {
+        let base = cfg.url.trim_end_matches('/');
+        let path = if base.ends_with("/v1") {
+            "/chat/completions"
+        } else {
+            "/v1/chat/completions"
+        };
+        let chat_uri: Uri = format!("{base}{path}").parse().ok()?;
+        let auth = match &cfg.api_key {
+            None => None,
+            Some(k) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {k}")).ok()?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
+        Some(Self {
+            name: cfg.name.clone(),
+            chat_uri,
+            auth,
+            breaker,
+            latency,
+        })
+    }
+}
+
+/// What an upstream answered, ready to relay.
+pub enum Reply {
+    Full {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    Stream {
+        status: StatusCode,
+        headers: HeaderMap,
+        first: Bytes,
+        rest: Incoming,
+    },
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reply::Full { status, .. } | Reply::Stream { status, .. } => *status,
+        }
+    }
+}
+
+pub enum Outcome {
+    /// A success to relay.
+    Served(Reply),
+    /// An upstream error that retrying cannot fix, returned to the client as the upstream sent it.
+    PassThrough(Reply),
+    Failed(ProxyError),
+}
+
+/// Sends one attempt and waits for its first byte within `first_byte` (and the deadline).
+pub async fn attempt(
+    client: &HttpClient,
+    up: &Upstream,
+    body: Bytes,
+    stream: bool,
+    first_byte: Duration,
+    deadline: Instant,
+    retry: &RetryConfig,
+) -> Outcome {
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = up.chat_uri.clone();
+    let h = req.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(a) = &up.auth {
+        h.insert(AUTHORIZATION, a.clone());
+    }
+    let started = Instant::now();
+    let remaining = deadline.saturating_duration_since(started);
+    let (wait, phase) = if first_byte < remaining {
+        (first_byte, TimeoutPhase::FirstByte)
+    } else {
+        (remaining, TimeoutPhase::Total)
+    };
+    let head_by = started + wait;
+    let timeout = |phase| {
+        Outcome::Failed(ProxyError::Timeout {
+            upstream: up.name.clone(),
+            phase,
+            after: wait,
+        })
+    };
+    let resp = match tokio::time::timeout_at(head_by, client.request(req)).await {
+        Err(_) => return timeout(phase),
+        Ok(Err(e)) => return Outcome::Failed(classify_client_error(&up.name, &e)),
+        Ok(Ok(r)) => r,
+    };
+    up.latency.observe(started.elapsed().as_secs_f64());
+    let (parts, mut incoming) = resp.into_parts();
+    let status = parts.status;
+    let headers = forwarded_headers(&parts.headers);
+    if status.is_success() {
+        if stream {
+            // Nothing is sent to the client until the first chunk is in hand, so a stream
+            // that dies before it can still fail over.
+            let first = match first_chunk(&mut incoming, head_by).await {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Outcome::Failed(ProxyError::Reset {
+                        upstream: up.name.clone(),
+                        detail: "stream ended before its first chunk".into(),
+                    });
+                }
+                Err(FirstChunkError::Timeout) => return timeout(phase),
+                Err(FirstChunkError::Body(e)) => {
+                    return Outcome::Failed(ProxyError::Reset {
+                        upstream: up.name.clone(),
+                        detail: e.to_string(),
+                    });
+                }
+            };
+            return Outcome::Served(Reply::Stream {
+                status,
+                headers,
+                first,
+                rest: incoming,
+            });
+        }
+        return match read_all(incoming, MAX_RESPONSE_BYTES, deadline).await {
+            Ok(body) => Outcome::Served(Reply::Full {
+                status,
+                headers,
+                body,
+            }),
+            Err(ReadError::Timeout) => Outcome::Failed(ProxyError::Timeout {
+                upstream: up.name.clone(),
+                phase: TimeoutPhase::Total,
+                after: deadline.saturating_duration_since(started),
+            }),
+            Err(ReadError::Body(detail)) => Outcome::Failed(ProxyError::Reset {
+                upstream: up.name.clone(),
+                detail,
+            }),
+        };
+    }
+    let retry_after = retry_after(&parts.headers);
+    let body = match read_all(incoming, MAX_ERROR_BYTES, deadline).await {
+        Ok(b) => b,
+        Err(ReadError::Timeout) => return timeout(TimeoutPhase::Total),
+        Err(ReadError::Body(detail)) => {
+            return Outcome::Failed(ProxyError::Reset {
+                upstream: up.name.clone(),
+                detail,
+            });
+        }
+    };
+    let code = error_code(&body);
+    let retryable =
+        retry.retries_status(status.as_u16()) || code.as_deref() == Some("insufficient_quota");
+    if !retryable {
+        return Outcome::PassThrough(Reply::Full {
+            status,
+            headers,
+            body,
+        });
+    }
+    Outcome::Failed(ProxyError::UpstreamStatus {
+        upstream: up.name.clone(),
+        status: status.as_u16(),
+        code,
+        retry_after,
+        retryable,
+    })
+}
+
+fn classify_client_error(upstream: &str, e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut detail = e.to_string();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return ProxyError::Timeout {
+                    upstream: upstream.to_string(),
+                    phase: TimeoutPhase::Connect,
+                    after: Duration::ZERO,
+                };
+            }
+            detail = io.to_string();
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        ProxyError::Connect {
+            upstream: upstream.to_string(),
+            detail,
+        }
+    } else {
+        ProxyError::Reset {
+            upstream: upstream.to_string(),
+            detail,
+        }
+    }
+}
+
+enum FirstChunkError {
+    Timeout,
+    Body(hyper::Error),
+}
+
+async fn first_chunk(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, FirstChunkError> {
+    loop {
+        match tokio::time::timeout_at(by, body.frame()).await {
+            Err(_) => return Err(FirstChunkError::Timeout),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return Err(FirstChunkError::Body(e)),
+            Ok(Some(Ok(f))) => {
+                if let Ok(d) = f.into_data()
+                    && !d.is_empty()
+                {
+                    return Ok(Some(d));
+                }
+            }
+        }
+    }
+}
+
+enum ReadError {
+    Timeout,
+    Body(String),
+}
+
+async fn read_all<B>(body: B, limit: usize, deadline: Instant) -> Result<Bytes, ReadError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ReadError::Timeout),
+        Ok(Err(e)) => Err(ReadError::Body(e.to_string())),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(FORWARDED.len() + 4);
+    for name in FORWARDED {
+        if let Some(v) = from.get(name) {
+            out.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    out
+}
+
+/// `retry-after-ms` (more precise) or `Retry-After` in seconds; HTTP dates are ignored.
+pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let parse = |name: &str| -> Option<f64> {
+        let v: f64 = h.get(name)?.to_str().ok()?.trim().parse().ok()?;
+        (v.is_finite() && v >= 0.0).then_some(v)
+    };
+    let cap = 3600.0;
+    if let Some(ms) = parse("retry-after-ms") {
+        return Some(Duration::from_secs_f64((ms / 1000.0).min(cap)));
+    }
+    parse("retry-after").map(|s| Duration::from_secs_f64(s.min(cap)))
+}
+
+/// The `error.code` of an OpenAI error body, if it is one.
+fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Detail,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        code: Option<String>,
+    }
+    serde_json::from_slice::<Body>(body).ok()?.error.code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_prefers_ms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        h.insert("retry-after-ms", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn reads_error_codes() {
+        assert_eq!(
+            error_code(br#"{"error":{"message":"x","type":"t","code":"insufficient_quota"}}"#)
+                .as_deref(),
+            Some("insufficient_quota")
+        );
+        assert_eq!(error_code(b"not json"), None);
+    }
+}

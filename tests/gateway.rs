@@ -1,0 +1,588 @@
+//! The reference gateway in front of real upstreams on loopback: failover, timeouts,
+//! breakers, retry budget, weighted split, streams, per-key limits and client errors —
+//! checked on what the client saw and on what each upstream actually received.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Mode, TestClient, TestUpstream, gateway, upstream};
+
+/// A gateway file routing model `m` to `primary` with `fallback` behind it.
+fn two_upstreams(primary: &TestUpstream, fallback: &TestUpstream, extra: &str) -> String {
+    format!(
+        r#"routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
+{extra}
+[[upstreams]]
+name = "primary"
+url = "{}"
+[[upstreams]]
+name = "fallback"
+url = "{}"
+"#,
+        primary.url(),
+        fallback.url()
+    )
+}
+
+#[tokio::test]
+async fn primary_503_is_served_by_the_fallback_in_two_attempts() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::status(503));
+    let gw = gateway(&two_upstreams(&p, &f, "")).await;
+    let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-gateway-upstream"), "fallback");
+    assert_eq!(r.header("x-gateway-attempts"), "2");
+    assert_eq!(r.json()["system_fingerprint"], "gauntlet-fallback");
+    assert_eq!((p.hits(), f.hits()), (1, 1));
+    // The client's request reached the upstream unchanged (model and unknown fields).
+    assert_eq!(f.models(), vec!["m".to_string()]);
+}
+
+#[tokio::test]
+async fn hanging_primary_times_out_per_attempt_then_fails_over() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::Hang);
+    let extra = "[timeouts]\nfirst_byte = \"300ms\"\ntotal = \"20s\"\n";
+    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let t0 = Instant::now();
+    let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-gateway-upstream"), "fallback");
+    assert_eq!(r.header("x-gateway-attempts"), "2");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "well within the 20 s total: {took:?}"
+    );
+    assert_eq!((p.hits(), f.hits()), (1, 1));
+}
+
+#[tokio::test]
+async fn total_deadline_answers_504() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::Hang);
+    f.set_mode(Mode::Hang);
+    let extra = "[timeouts]\nfirst_byte = \"5s\"\ntotal = \"400ms\"\n";
+    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let t0 = Instant::now();
+    let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert_eq!(r.header("x-gateway-attempts"), "1");
+    assert_eq!(f.hits(), 0);
+}
+
+#[tokio::test]
+async fn breaker_opens_after_n_failures_and_closes_after_cooldown() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::status(500));
+    let extra = "[breaker]\nconsecutive_failures = 3\ncooldown = \"1s\"\n";
+    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let c = TestClient::new();
+    for _ in 0..10 {
+        let r = c.chat(&gw.url(), None, "m", false).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-gateway-upstream"), "fallback");
+    }
+    // Three failures opened it; the other seven requests skipped the primary entirely.
+    assert_eq!(p.hits(), 3);
+    assert_eq!(f.hits(), 10);
+    let m = c.get(&gw.url(), "/metrics").await.text();
+    assert!(
+        m.contains("gateway_breaker_state{upstream=\"primary\"} 2"),
+        "{m}"
+    );
+
+    p.set_mode(Mode::Ok);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for _ in 0..5 {
+        let r = c.chat(&gw.url(), None, "m", false).await;
+        assert_eq!(r.header("x-gateway-upstream"), "primary");
+        assert_eq!(r.header("x-gateway-attempts"), "1");
+    }
+    assert_eq!(p.hits(), 8);
+    assert_eq!(f.hits(), 10);
+    let m = c.get(&gw.url(), "/metrics").await.text();
+    assert!(
+        m.contains("gateway_breaker_state{upstream=\"primary\"} 0"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn retry_budget_caps_attempts_during_a_total_outage() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::status(503));
+    f.set_mode(Mode::status(503));
+    let extra = "[retry]\nmax_attempts = 4\nbackoff_base = \"1ms\"\nbackoff_max = \"2ms\"\n\
+                 budget = \"10%\"\nbudget_min = 2\n[breaker]\nenabled = false\n";
+    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let c = TestClient::new();
+    let n = 100;
+    for _ in 0..n {
+        let r = c.chat(&gw.url(), None, "m", false).await;
+        assert_eq!(r.status, 503);
+        let msg = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            msg.starts_with("all upstreams for model m are unavailable"),
+            "{msg}"
+        );
+    }
+    let attempts = p.hits() + f.hits();
+    // Without a budget this would be 4 x 100; the budget allows 10% extra (+2 floor).
+    assert!(attempts >= n, "{attempts}");
+    assert!(
+        attempts <= n + n / 10 + 2,
+        "retry storm: {attempts} attempts"
+    );
+    let m = c.get(&gw.url(), "/metrics").await.text();
+    assert!(
+        m.contains("gateway_retry_budget_exhausted_total{route=\"m\"}"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn weighted_targets_split_80_15_5() {
+    let (a, b, c) = (
+        upstream("a").await,
+        upstream("b").await,
+        upstream("c").await,
+    );
+    let cfg = format!(
+        r#"routes = [{{ model = "m", targets = [{{ upstream = "a", weight = 80 }}, {{ upstream = "b", weight = 15 }}, {{ upstream = "c", weight = 5 }}] }}]
+[[upstreams]]
+name = "a"
+url = "{}"
+[[upstreams]]
+name = "b"
+url = "{}"
+[[upstreams]]
+name = "c"
+url = "{}"
+"#,
+        a.url(),
+        b.url(),
+        c.url()
+    );
+    let gw = gateway(&cfg).await;
+    let client = TestClient::new();
+    let n = 2000u64;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url) = (client.clone(), gw.url());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..n / 8 {
+                let r = client.chat(&url, None, "m", false).await;
+                assert_eq!(r.status, 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let share = |u: &TestUpstream| u.hits() as f64 / n as f64;
+    assert_eq!(a.hits() + b.hits() + c.hits(), n);
+    assert!((share(&a) - 0.80).abs() < 0.04, "a {}", share(&a));
+    assert!((share(&b) - 0.15).abs() < 0.03, "b {}", share(&b));
+    assert!((share(&c) - 0.05).abs() < 0.02, "c {}", share(&c));
+}
+
+#[tokio::test]
+async fn stream_fails_over_before_first_byte_and_is_cut_after_it() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    let gw = gateway(&two_upstreams(&p, &f, "")).await;
+    let c = TestClient::new();
+
+    // Breaks before its first chunk: nothing reached the client, so the fallback serves.
+    p.script(vec![Mode::StreamCut(0)]);
+    let r = c.chat(&gw.url(), None, "m", true).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.cut);
+    assert_eq!(r.header("x-gateway-upstream"), "fallback");
+    assert_eq!(r.header("x-gateway-attempts"), "2");
+    assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
+    assert_eq!((p.hits(), f.hits()), (1, 1));
+
+    // Breaks after two chunks: the client already has them, so it sees the stream cut.
+    p.script(vec![Mode::StreamCut(2)]);
+    let r = c.chat(&gw.url(), None, "m", true).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-gateway-upstream"), "primary");
+    assert!(r.cut, "the client must see the stream cut");
+    assert!(!r.text().contains("[DONE]"));
+    assert!(r.text().contains("gauntlet-primary"));
+    assert_eq!((p.hits(), f.hits()), (2, 1));
+}
+
+#[tokio::test]
+async fn per_key_limits_are_isolated_between_keys() {
+    let u = upstream("u").await;
+    let cfg = format!(
+        r#"keys = [{{ key = "gk-small", rpm = 3 }}, {{ key = "gk-big", tier = "pro", rpm = 1000 }}]
+routes = [{{ model = "m", targets = ["u"] }}]
+[[upstreams]]
+name = "u"
+url = "{}"
+"#,
+        u.url()
+    );
+    let gw = gateway(&cfg).await;
+    let c = TestClient::new();
+    for _ in 0..3 {
+        let r = c.chat(&gw.url(), Some("gk-small"), "m", false).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-ratelimit-limit-requests"), "3");
+    }
+    let r = c.chat(&gw.url(), Some("gk-small"), "m", false).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+    let retry_after: u64 = r.header("retry-after").parse().unwrap();
+    let retry_ms: u64 = r.header("retry-after-ms").parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert!(retry_ms > 1000 && retry_ms <= 20_000, "{retry_ms}");
+    assert_eq!(r.header("x-ratelimit-remaining-requests"), "0");
+    assert!(!r.header("x-ratelimit-reset-requests").is_empty());
+    // The other key is untouched by the first one's exhaustion.
+    for _ in 0..10 {
+        let r = c.chat(&gw.url(), Some("gk-big"), "m", false).await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(u.hits(), 13, "refused requests never reach the upstream");
+}
+
+#[tokio::test]
+async fn token_limit_counts_prompt_and_max_tokens() {
+    let u = upstream("u").await;
+    let cfg = format!(
+        "keys = [{{ key = \"gk-t\", tpm = 60 }}]\nroutes = [{{ model = \"m\", targets = [\"u\"] }}]\n\
+         [[upstreams]]\nname = \"u\"\nurl = \"{}\"\n",
+        u.url()
+    );
+    let gw = gateway(&cfg).await;
+    let c = TestClient::new();
+    // Each request: "Say hello" = 3 tokens + 4 framing + 16 max_tokens = 23 tokens.
+    assert_eq!(
+        c.chat(&gw.url(), Some("gk-t"), "m", false).await.status,
+        200
+    );
+    assert_eq!(
+        c.chat(&gw.url(), Some("gk-t"), "m", false).await.status,
+        200
+    );
+    let r = c.chat(&gw.url(), Some("gk-t"), "m", false).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("x-ratelimit-limit-tokens"), "60");
+    assert_eq!(u.hits(), 2);
+}
+
+#[tokio::test]
+async fn client_errors_are_openai_shaped_and_never_reach_upstreams() {
+    let u = upstream("u").await;
+    let cfg = format!(
+        "keys = [{{ key = \"gk-ok\" }}]\nmax_request_bytes = 2048\nroutes = [{{ model = \"m\", targets = [\"u\"] }}]\n\
+         [[upstreams]]\nname = \"u\"\nurl = \"{}\"\n",
+        u.url()
+    );
+    let gw = gateway(&cfg).await;
+    let c = TestClient::new();
+    let url = gw.url();
+
+    let r = c.chat(&url, None, "m", false).await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (401, "invalid_api_key".into())
+    );
+    let r = c.chat(&url, Some("gk-wrong"), "m", false).await;
+    assert_eq!(r.status, 401);
+    assert!(!r.text().contains("gk-wrong"), "keys are never echoed");
+    let req = http::Request::post(format!("{url}/v1/chat/completions"))
+        .header("authorization", "Bearer gk-ok")
+        .header("authorization", "Bearer gk-ok")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+    assert_eq!(
+        c.send(req).await.status,
+        401,
+        "repeated Authorization headers"
+    );
+    let req = http::Request::post(format!("{url}/v1/chat/completions"))
+        .header("authorization", "  bearer \t gk-ok ")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+        )))
+        .unwrap();
+    assert_eq!(c.send(req).await.status, 200, "Bearer parsing is forgiving");
+
+    let r = c.chat(&url, Some("gk-ok"), "nope", false).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+    assert_eq!(r.json()["error"]["param"], "model");
+
+    let r = c
+        .post(
+            &url,
+            "/v1/chat/completions",
+            Some("gk-ok"),
+            "{not json".into(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    let r = c
+        .post(
+            &url,
+            "/v1/chat/completions",
+            Some("gk-ok"),
+            r#"{"messages":[]}"#.into(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].clone()),
+        (400, "model".into())
+    );
+
+    let big = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(10_000)
+    );
+    let r = c
+        .post(&url, "/v1/chat/completions", Some("gk-ok"), big.clone())
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["code"], "request_too_large");
+    // Without a Content-Length (chunked), the limit still holds while reading.
+    let chunks: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>> = big
+        .into_bytes()
+        .chunks(1000)
+        .map(|c| Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+        .collect();
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let resp = client
+        .request(
+            http::Request::post(format!("{url}/v1/chat/completions"))
+                .header("authorization", "Bearer gk-ok")
+                .body(body)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+
+    let r = c.get(&url, "/v1/chat/completions").await;
+    assert_eq!(r.status, 405);
+    let r = c.get(&url, "/nowhere").await;
+    assert_eq!(r.status, 404);
+    for r in [c.get(&url, "/health").await, c.get(&url, "/nowhere").await] {
+        assert!(!r.header("x-gateway-attempts").is_empty());
+    }
+    let models = c.get(&url, "/v1/models").await.json();
+    assert_eq!(models["data"][0]["id"], "m");
+    assert_eq!(
+        u.hits(),
+        1,
+        "only the one valid request reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn upstream_4xx_is_returned_as_is_and_quota_moves_on() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    let gw = gateway(&two_upstreams(&p, &f, "")).await;
+    let c = TestClient::new();
+    p.script(vec![Mode::Error {
+        status: 400,
+        code: "context_length_exceeded",
+        retry_after_ms: None,
+    }]);
+    let r = c.chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "context_length_exceeded");
+    assert_eq!(r.header("x-gateway-upstream"), "primary");
+    assert_eq!(r.header("x-gateway-attempts"), "1");
+    assert_eq!(f.hits(), 0);
+
+    // Out of credit: never retried on the same upstream, the fallback serves.
+    p.set_mode(Mode::Error {
+        status: 429,
+        code: "insufficient_quota",
+        retry_after_ms: None,
+    });
+    let r = c.chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-gateway-upstream"), "fallback");
+    assert_eq!((p.hits(), f.hits()), (2, 1));
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_the_same_upstream() {
+    let u = upstream("u").await;
+    u.script(vec![Mode::Error {
+        status: 429,
+        code: "rate_limit_exceeded",
+        retry_after_ms: Some(300),
+    }]);
+    let cfg = format!(
+        "routes = [{{ model = \"m\", targets = [\"u\"], upstream_model = \"provider-m\" }}]\n\
+         [retry]\nbackoff_base = \"1ms\"\n[[upstreams]]\nname = \"u\"\nurl = \"{}/v1\"\n",
+        u.url()
+    );
+    let gw = gateway(&cfg).await;
+    let t0 = Instant::now();
+    let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-gateway-attempts"), "2");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(u.models(), vec!["provider-m", "provider-m"]);
+    assert_eq!(u.path_hits("/v1/chat/completions"), 2);
+}
+
+#[tokio::test]
+async fn all_upstreams_unavailable_names_each_reason() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::status(500));
+    f.set_mode(Mode::status(503));
+    let extra =
+        "[breaker]\nconsecutive_failures = 1\ncooldown = \"60s\"\n[retry]\nmax_attempts = 2\n";
+    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let c = TestClient::new();
+    let r = c.chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 503);
+    // Both breakers are open now: the next request is refused without any attempt.
+    let r = c.chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-gateway-attempts"), "0");
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert_eq!(
+        msg,
+        "all upstreams for model m are unavailable: primary (breaker open), fallback (breaker open)"
+    );
+    assert_eq!((p.hits(), f.hits()), (1, 1));
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_count() {
+    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    p.set_mode(Mode::status(503));
+    let gw = gateway(&two_upstreams(&p, &f, "")).await;
+    let c = TestClient::new();
+    for _ in 0..3 {
+        assert_eq!(c.chat(&gw.url(), None, "m", false).await.status, 200);
+    }
+    let r = c.get(&gw.url(), "/metrics").await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let mut samples = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line.rsplit_once(' ').expect("`name value` sample");
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in `{line}`"));
+        let metric = name.split('{').next().unwrap();
+        assert!(
+            metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name in `{line}`"
+        );
+        samples.insert(name.to_string(), v);
+    }
+    let get = |k: &str| {
+        samples
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("missing {k}\n{text}"))
+    };
+    assert_eq!(
+        get("gateway_requests_total{route=\"m\",status=\"200\"}"),
+        3.0
+    );
+    assert_eq!(
+        get("gateway_attempts_total{route=\"m\",upstream=\"primary\",outcome=\"status_error\"}"),
+        3.0
+    );
+    assert_eq!(
+        get("gateway_attempts_total{route=\"m\",upstream=\"fallback\",outcome=\"ok\"}"),
+        3.0
+    );
+    assert_eq!(get("gateway_failovers_total{route=\"m\"}"), 3.0);
+    assert_eq!(
+        get("gateway_request_duration_seconds_count{route=\"m\"}"),
+        3.0
+    );
+    assert!(get("gateway_upstream_duration_seconds_count{upstream=\"fallback\"}") >= 3.0);
+}
+
+/// The same story against gauntlet's real mock upstreams: faults injected through the mock's
+/// API, and the mocks' own stats say what reached them.
+#[tokio::test]
+async fn real_mocks_fail_over_open_the_breaker_and_recover() {
+    use gauntlet::mock::{FaultKind, FaultSpec, RequestOutcome};
+    let primary =
+        crate::support::start_mock_named(crate::support::instant_profile(""), "primary", None)
+            .await;
+    let fallback =
+        crate::support::start_mock_named(crate::support::instant_profile(""), "fallback", None)
+            .await;
+    let cfg = format!(
+        r#"routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
+[breaker]
+consecutive_failures = 3
+cooldown = "1s"
+[[upstreams]]
+name = "primary"
+url = "{}"
+[[upstreams]]
+name = "fallback"
+url = "{}"
+"#,
+        primary.url(),
+        fallback.url()
+    );
+    let gw = gateway(&cfg).await;
+    primary.add_fault(FaultSpec {
+        kind: FaultKind::Error {
+            status: 503,
+            message: None,
+        },
+        rate: 1.0,
+        model: None,
+    });
+    let c = TestClient::new();
+    for stream in [false, true, false, true, false, true] {
+        let r = c.chat(&gw.url(), None, "m", stream).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-gateway-upstream"), "fallback");
+        assert!(r.text().contains("gauntlet-fallback"));
+        if stream {
+            assert!(r.text().contains("data: [DONE]"));
+        }
+    }
+    let p = primary.stats();
+    assert_eq!(
+        p.requests_total, 3,
+        "breaker opened after 3 failures: {p:?}"
+    );
+    assert_eq!(p.outcome(RequestOutcome::Error), 3);
+    assert_eq!(fallback.stats().outcome(RequestOutcome::Ok), 6);
+
+    primary.clear_faults();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = c.chat(&gw.url(), None, "m", false).await;
+    assert_eq!(r.header("x-gateway-upstream"), "primary");
+    assert_eq!(primary.stats().outcome(RequestOutcome::Ok), 1);
+}
