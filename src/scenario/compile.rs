@@ -65,6 +65,16 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         .map(|u| u.get_ref().name.get_ref().as_str())
         .collect();
     let target = compile_target(&mut c, &raw);
+    if target == Target::EmbeddedGateway {
+        // Ports are picked at run time; validation only needs the names to resolve.
+        let placeholders: Vec<(String, String)> = upstream_names
+            .iter()
+            .map(|n| (n.to_string(), "http://127.0.0.1:9".to_string()))
+            .collect();
+        if let Err(errors) = crate::gateway::Config::from_embedded(&src, &placeholders) {
+            errors.0.into_iter().for_each(|e| c.push(e));
+        }
+    }
     let requests = compile_requests(&mut c, &raw, &upstream_names);
     let plan = load_section::compile(&mut c, raw.load.as_ref());
     // Raw names, so a class with a bad weight still counts as defined for `[sla.classes]`.
