@@ -2,9 +2,12 @@
 //! This module aggregates and never formats; `report` renders.
 
 mod analysis;
+pub mod cost;
+pub mod failover;
 mod hlog;
 mod recorder;
 mod sample;
+pub mod sla;
 mod summary;
 
 pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};

@@ -1,0 +1,217 @@
+//! Cost: tokens times each upstream's price, per run, per million requests, projected per
+//! month, and what failover added by moving traffic to pricier upstreams.
+
+use std::collections::BTreeMap;
+
+use super::failover::overlapping;
+use super::summary::{Cost, MonthlyCost, Summary, UpstreamStats};
+
+/// US dollars per million input and output tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_m: f64,
+    pub output_per_m: f64,
+}
+
+impl Price {
+    pub fn of(&self, prompt: u64, completion: u64) -> f64 {
+        (prompt as f64 * self.input_per_m + completion as f64 * self.output_per_m) / 1e6
+    }
+
+    /// Price of one token of a request with this input/output mix.
+    fn per_token(&self, prompt: f64, completion: f64) -> f64 {
+        let total = prompt + completion;
+        if total <= 0.0 {
+            return 0.0;
+        }
+        (prompt * self.input_per_m + completion * self.output_per_m) / 1e6 / total
+    }
+}
+
+/// The monthly volumes a startup asks about when no `--monthly-tokens` is given.
+pub const DEFAULT_MONTHLY_TOKENS: [u64; 4] = [5_000_000, 50_000_000, 500_000_000, 5_000_000_000];
+
+/// Prices the upstreams in `summary.upstreams` (their token counts must be filled) and
+/// returns the cost section; None when no upstream has a price.
+pub fn price(
+    summary: &mut Summary,
+    prices: &BTreeMap<String, Price>,
+    monthly_tokens: &[u64],
+) -> Option<Cost> {
+    if prices.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    let mut tokens = 0u64;
+    for u in &mut summary.upstreams {
+        if let Some(p) = prices.get(&u.name) {
+            let usd = p.of(u.tokens.prompt, u.tokens.completion);
+            u.price_in_per_m = Some(p.input_per_m);
+            u.price_out_per_m = Some(p.output_per_m);
+            u.cost_usd = Some(usd);
+            total += usd;
+            tokens += u.tokens.prompt + u.tokens.completion;
+        }
+    }
+    let requests = summary.overall.requests.max(1);
+    let blended = if tokens > 0 {
+        total / tokens as f64 * 1e6
+    } else {
+        0.0
+    };
+    Some(Cost {
+        total_usd: total,
+        per_million_requests_usd: total / requests as f64 * 1e6,
+        blended_per_million_tokens_usd: blended,
+        failover_extra_usd: failover_extra(summary, prices),
+        monthly: monthly_tokens
+            .iter()
+            .map(|&t| MonthlyCost {
+                tokens_per_month: t,
+                usd: blended * t as f64 / 1e6,
+            })
+            .collect(),
+    })
+}
+
+/// During each fault window, requests of affected classes served by an upstream other than
+/// the faulted one cost that upstream's price instead of the faulted one's. Estimated from the
+/// class's average tokens per request, since tokens are not kept per interval.
+fn failover_extra(summary: &Summary, prices: &BTreeMap<String, Price>) -> f64 {
+    let mut extra = 0.0;
+    for w in &summary.faults {
+        let Some(usual) = prices.get(&w.upstream) else {
+            continue;
+        };
+        let start = std::time::Duration::from_secs_f64(w.start_s.max(0.0));
+        let end = std::time::Duration::from_secs_f64(w.end_s.max(0.0));
+        for class in summary
+            .classes
+            .iter()
+            .filter(|c| w.affected_classes.contains(&c.name))
+        {
+            let ok = class.stats.successes.max(1) as f64;
+            let prompt = class.stats.tokens.prompt as f64 / ok;
+            let completion = class.stats.tokens.completion as f64 / ok;
+            let per_request_tokens = prompt + completion;
+            for iv in overlapping(summary, start, end) {
+                let Some(st) = iv.classes.get(&class.name) else {
+                    continue;
+                };
+                for (name, &n) in st.served_by.iter().filter(|(n, _)| **n != w.upstream) {
+                    if let Some(p) = prices.get(name) {
+                        let delta =
+                            p.per_token(prompt, completion) - usual.per_token(prompt, completion);
+                        extra += delta * per_request_tokens * n as f64;
+                    }
+                }
+            }
+        }
+    }
+    extra
+}
+
+/// An upstream row for each name, in name order, from tokens and served counts the engine saw.
+pub fn upstream_rows(
+    served: &BTreeMap<String, (u64, super::summary::Tokens)>,
+    received: &BTreeMap<String, u64>,
+) -> Vec<UpstreamStats> {
+    let mut names: Vec<&String> = served.keys().chain(received.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|n| {
+            let (count, tokens) = served.get(n).copied().unwrap_or_default();
+            UpstreamStats {
+                name: n.clone(),
+                received: received.get(n).copied(),
+                served: count,
+                tokens,
+                price_in_per_m: None,
+                price_out_per_m: None,
+                cost_usd: None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::failover::{AppliedFault, analyze, tests::outage_summary};
+    use crate::metrics::summary::Tokens;
+
+    #[test]
+    fn prices_tokens_and_failover_extra() {
+        let mut s = outage_summary();
+        s.overall.requests = 2000;
+        s.classes[0].stats.tokens = Tokens {
+            prompt: 19_400,
+            completion: 19_400 * 3,
+        };
+        let served = BTreeMap::from([
+            (
+                "a".to_string(),
+                (
+                    1300,
+                    Tokens {
+                        prompt: 13_000,
+                        completion: 39_000,
+                    },
+                ),
+            ),
+            (
+                "b".to_string(),
+                (
+                    640,
+                    Tokens {
+                        prompt: 6_400,
+                        completion: 19_200,
+                    },
+                ),
+            ),
+        ]);
+        s.upstreams = upstream_rows(&served, &BTreeMap::new());
+        s.faults = analyze(
+            &s,
+            &[AppliedFault {
+                upstream: "a".into(),
+                kind: "outage".into(),
+                start: std::time::Duration::from_secs(8),
+                end: std::time::Duration::from_secs(14),
+                applied_at: None,
+                lifted_at: None,
+            }],
+            0.99,
+        );
+        let prices = BTreeMap::from([
+            (
+                "a".to_string(),
+                Price {
+                    input_per_m: 0.25,
+                    output_per_m: 0.25,
+                },
+            ),
+            (
+                "b".to_string(),
+                Price {
+                    input_per_m: 2.5,
+                    output_per_m: 2.5,
+                },
+            ),
+        ]);
+        let c = price(&mut s, &prices, &DEFAULT_MONTHLY_TOKENS).unwrap();
+        let expected = 52_000.0 * 0.25 / 1e6 + 25_600.0 * 2.5 / 1e6;
+        assert!((c.total_usd - expected).abs() < 1e-12);
+        assert!((c.monthly[0].usd - c.blended_per_million_tokens_usd * 5.0).abs() < 1e-9);
+        // 540 requests moved to b at 40 tokens each, 2.25 $/M more per token.
+        let extra = 540.0 * 40.0 * 2.25 / 1e6;
+        assert!(
+            (c.failover_extra_usd - extra).abs() < 1e-9,
+            "{}",
+            c.failover_extra_usd
+        );
+        assert_eq!(s.upstreams[1].cost_usd, Some(25_600.0 * 2.5 / 1e6));
+    }
+}

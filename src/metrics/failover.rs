@@ -1,0 +1,242 @@
+//! Failover analysis: for each fault window, which classes it hit, how many of their requests
+//! still succeeded, how long until they were back at target and until the primary served
+//! them again. Works on the per-interval series, so its time resolution is the interval.
+
+use std::time::Duration;
+
+use super::summary::{FaultWindow, Interval, Summary};
+
+/// A fault as it actually happened on the run's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedFault {
+    pub upstream: String,
+    pub kind: String,
+    /// Scheduled window.
+    pub start: Duration,
+    pub end: Duration,
+    /// When the control API confirmed it (None if applying failed).
+    pub applied_at: Option<Duration>,
+    pub lifted_at: Option<Duration>,
+}
+
+/// One window per applied fault, in schedule order. `target` is the availability an
+/// interval needs to count as "back at target" (the SLA's, or 99.9% when it names none).
+pub fn analyze(summary: &Summary, faults: &[AppliedFault], target: f64) -> Vec<FaultWindow> {
+    faults.iter().map(|f| window(summary, f, target)).collect()
+}
+
+/// Classes hit by a fault on `upstream`: those it served before the fault started, and
+/// those naming it as their primary.
+pub fn affected_classes(summary: &Summary, upstream: &str, start: Duration) -> Vec<String> {
+    let start_s = start.as_secs_f64();
+    summary
+        .classes
+        .iter()
+        .filter(|c| {
+            c.primary.as_deref() == Some(upstream)
+                || summary.intervals.iter().any(|iv| {
+                    iv.t_s + summary.interval_s <= start_s + 1e-9
+                        && iv
+                            .classes
+                            .get(&c.name)
+                            .is_some_and(|s| s.served_by.get(upstream).copied().unwrap_or(0) > 0)
+                })
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Requests and successes of `classes` in one interval.
+fn counts(iv: &Interval, classes: &[String]) -> (u64, u64) {
+    classes
+        .iter()
+        .filter_map(|c| iv.classes.get(c))
+        .fold((0, 0), |(r, s), st| (r + st.requests, s + st.successes))
+}
+
+/// Share of the classes' successful responses that `upstream` served in one interval.
+fn share(iv: &Interval, classes: &[String], upstream: &str) -> Option<f64> {
+    let (mut by_it, mut all) = (0u64, 0u64);
+    for st in classes.iter().filter_map(|c| iv.classes.get(c)) {
+        by_it += st.served_by.get(upstream).copied().unwrap_or(0);
+        all += st.served_by.values().sum::<u64>();
+    }
+    (all > 0).then(|| by_it as f64 / all as f64)
+}
+
+/// Intervals overlapping [start, end).
+pub fn overlapping<'a>(
+    summary: &'a Summary,
+    start: Duration,
+    end: Duration,
+) -> impl Iterator<Item = &'a Interval> + 'a {
+    let (s, e, w) = (start.as_secs_f64(), end.as_secs_f64(), summary.interval_s);
+    summary
+        .intervals
+        .iter()
+        .filter(move |iv| iv.t_s < e - 1e-9 && iv.t_s + w > s + 1e-9)
+}
+
+fn window(summary: &Summary, f: &AppliedFault, target: f64) -> FaultWindow {
+    let classes = affected_classes(summary, &f.upstream, f.start);
+    let (start_s, end_s) = (f.start.as_secs_f64(), f.end.as_secs_f64());
+    let (requests, successes) = overlapping(summary, f.start, f.end)
+        .map(|iv| counts(iv, &classes))
+        .fold((0, 0), |(r, s), (a, b)| (r + a, s + b));
+
+    // The first interval at or after the fault's start whose requests are back at target.
+    let time_to_failover_s = summary
+        .intervals
+        .iter()
+        .filter(|iv| iv.t_s + summary.interval_s > start_s + 1e-9 && iv.t_s < end_s - 1e-9)
+        .find(|iv| {
+            let (r, s) = counts(iv, &classes);
+            r > 0 && s as f64 / r as f64 >= target
+        })
+        .map(|iv| (iv.t_s - start_s).max(0.0));
+
+    // Recovery: the primary carries at least half the share it carried before the fault.
+    let before: Vec<f64> = summary
+        .intervals
+        .iter()
+        .filter(|iv| iv.t_s + summary.interval_s <= start_s + 1e-9)
+        .filter_map(|iv| share(iv, &classes, &f.upstream))
+        .collect();
+    let usual = if before.is_empty() {
+        1.0
+    } else {
+        before.iter().sum::<f64>() / before.len() as f64
+    };
+    let time_to_recover_s = summary
+        .intervals
+        .iter()
+        .filter(|iv| iv.t_s >= end_s - 1e-9)
+        .find(|iv| share(iv, &classes, &f.upstream).is_some_and(|s| s >= usual / 2.0 && s > 0.0))
+        .map(|iv| iv.t_s - end_s);
+
+    FaultWindow {
+        upstream: f.upstream.clone(),
+        kind: f.kind.clone(),
+        start_s,
+        end_s,
+        applied_at_s: f.applied_at.map(|d| d.as_secs_f64()),
+        lifted_at_s: f.lifted_at.map(|d| d.as_secs_f64()),
+        affected_classes: classes,
+        affected_requests: requests,
+        affected_successes: successes,
+        failover_success: (requests > 0).then(|| successes as f64 / requests as f64),
+        time_to_failover_s,
+        time_to_recover_s,
+        failed_over_latency_ms: None,
+        normal_latency_ms: None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::metrics::summary::{ClassStats, IntervalStats, Stats};
+    use std::collections::BTreeMap;
+
+    /// A 20-interval run of one class whose primary `a` is down from 8 s to 14 s: the
+    /// first second of the outage fails, then `b` carries it, and `a` is back at 15 s.
+    pub(crate) fn outage_summary() -> Summary {
+        let mut intervals = Vec::new();
+        for t in 0..20u32 {
+            let mut st = IntervalStats {
+                requests: 100,
+                successes: 100,
+                ..IntervalStats::default()
+            };
+            let served = match t {
+                8 => {
+                    st.successes = 40;
+                    vec![("b", 40)]
+                }
+                9..=14 => vec![("b", 100)],
+                _ => vec![("a", 100)],
+            };
+            st.served_by = served
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            st.availability = Some(st.successes as f64 / st.requests as f64);
+            intervals.push(Interval {
+                t_s: f64::from(t),
+                overall: st.clone(),
+                classes: BTreeMap::from([("everyday".to_string(), st)]),
+            });
+        }
+        Summary {
+            schema_version: crate::metrics::SCHEMA_VERSION,
+            gauntlet_version: "test".into(),
+            scenario: "t".into(),
+            description: None,
+            seed: 1,
+            target: "embedded gateway".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_s: 20.0,
+            warmup_s: 0.0,
+            interval_s: 1.0,
+            interrupted: false,
+            overall: Stats::default(),
+            classes: vec![ClassStats {
+                name: "everyday".into(),
+                weight: 80,
+                model: "m".into(),
+                stream: true,
+                primary: None,
+                stats: Stats {
+                    requests: 2000,
+                    successes: 1940,
+                    ..Stats::default()
+                },
+                latency_spectrum: Vec::new(),
+            }],
+            intervals,
+            generator: Default::default(),
+            faults: Vec::new(),
+            upstreams: Vec::new(),
+            retry_amplification: None,
+            cost: None,
+            sla: Default::default(),
+            trust: Default::default(),
+        }
+    }
+
+    #[test]
+    fn outage_window_is_measured() {
+        let s = outage_summary();
+        let f = AppliedFault {
+            upstream: "a".into(),
+            kind: "outage".into(),
+            start: Duration::from_secs(8),
+            end: Duration::from_secs(14),
+            applied_at: Some(Duration::from_millis(8003)),
+            lifted_at: Some(Duration::from_millis(14002)),
+        };
+        let w = &analyze(&s, &[f], 0.99)[0];
+        assert_eq!(w.affected_classes, vec!["everyday".to_string()]);
+        assert_eq!((w.affected_requests, w.affected_successes), (600, 540));
+        assert_eq!(w.time_to_failover_s, Some(1.0));
+        assert_eq!(w.time_to_recover_s, Some(1.0));
+        assert!((w.failover_success.unwrap() - 0.9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_fault_on_an_unused_upstream_affects_nobody() {
+        let s = outage_summary();
+        let f = AppliedFault {
+            upstream: "zzz".into(),
+            kind: "error".into(),
+            start: Duration::from_secs(3),
+            end: Duration::from_secs(5),
+            applied_at: None,
+            lifted_at: None,
+        };
+        let w = &analyze(&s, &[f], 0.99)[0];
+        assert!(w.affected_classes.is_empty());
+        assert_eq!(w.affected_requests, 0);
+        assert_eq!(w.failover_success, None);
+    }
+}

@@ -1,0 +1,421 @@
+//! SLA verdicts: each promise in the scenario checked against the summary, with the number
+//! of samples it rests on. A check the samples cannot support is `inconclusive`, not passed.
+
+use crate::scenario::{Objective, Scope, Sla};
+
+use super::failover::overlapping;
+use super::summary::{CheckStatus, Percentiles, SlaCheck, SlaResult, Stats, Summary};
+
+/// A percentile claim needs this many samples beyond it: p99 needs 1,000 requests, p99.9
+/// 10,000. Fewer, and one slow request decides the verdict.
+const TAIL_SAMPLES: f64 = 10.0;
+
+/// Availability is used as the uptime bar when the scope states no availability target.
+const DEFAULT_AVAILABILITY: f64 = 0.999;
+
+pub fn evaluate(sla: &Sla, summary: &Summary) -> SlaResult {
+    let checks: Vec<SlaCheck> = sla
+        .targets
+        .iter()
+        .map(|t| check(sla, &t.scope, t.objective, summary))
+        .collect();
+    let verdict = if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+        CheckStatus::Fail
+    } else if checks.iter().any(|c| c.status == CheckStatus::Inconclusive) {
+        CheckStatus::Inconclusive
+    } else {
+        CheckStatus::Pass
+    };
+    SlaResult {
+        passed: verdict == CheckStatus::Pass,
+        verdict,
+        checks,
+    }
+}
+
+fn scope_name(scope: &Scope) -> String {
+    match scope {
+        Scope::Overall => "overall".into(),
+        Scope::Class(c) => format!("class:{c}"),
+    }
+}
+
+fn stats_for<'a>(scope: &Scope, summary: &'a Summary) -> Option<&'a Stats> {
+    match scope {
+        Scope::Overall => Some(&summary.overall),
+        Scope::Class(c) => summary
+            .classes
+            .iter()
+            .find(|k| &k.name == c)
+            .map(|k| &k.stats),
+    }
+}
+
+/// The availability an interval must reach for this scope (its own target, else overall's).
+fn availability_bar(sla: &Sla, scope: &Scope) -> f64 {
+    let find = |s: &Scope| {
+        sla.targets.iter().find_map(|t| match t.objective {
+            Objective::Availability(a) if &t.scope == s => Some(a),
+            _ => None,
+        })
+    };
+    find(scope)
+        .or_else(|| find(&Scope::Overall))
+        .unwrap_or(DEFAULT_AVAILABILITY)
+}
+
+struct Measure {
+    target: f64,
+    measured: Option<f64>,
+    unit: &'static str,
+    samples: u64,
+    /// Samples needed before a pass means anything.
+    needed: u64,
+    higher_is_better: bool,
+    note: Option<String>,
+}
+
+fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Measure {
+    Measure {
+        target: bound_ms,
+        measured: p.filter(|p| p.samples > 0).map(|p| p.p99),
+        unit: "ms",
+        samples: p.map_or(0, |p| p.samples),
+        needed: (TAIL_SAMPLES / 0.01).ceil() as u64,
+        higher_is_better: false,
+        note: p.is_none().then(|| note.to_string()),
+    }
+}
+
+/// Least sample count at which a ratio target leaves room for at least one failure.
+fn needed_for_ratio(target: f64) -> u64 {
+    if target >= 1.0 {
+        u64::MAX
+    } else {
+        (1.0 / (1.0 - target)).ceil() as u64
+    }
+}
+
+fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> SlaCheck {
+    let stats = stats_for(scope, summary);
+    let class = match scope {
+        Scope::Class(c) => Some(c.as_str()),
+        Scope::Overall => None,
+    };
+    let m = match objective {
+        Objective::P99Latency(d) => percentile_measure(
+            stats.map(|s| &s.latency_ms),
+            d.as_secs_f64() * 1e3,
+            "no requests completed",
+        ),
+        Objective::TtftP99(d) => percentile_measure(
+            stats.and_then(|s| s.ttft_ms.as_ref()),
+            d.as_secs_f64() * 1e3,
+            "no streamed requests in this scope",
+        ),
+        Objective::Availability(a) => Measure {
+            target: a,
+            measured: stats.filter(|s| s.requests > 0).map(|s| s.availability),
+            unit: "ratio",
+            samples: stats.map_or(0, |s| s.requests),
+            needed: needed_for_ratio(a),
+            higher_is_better: true,
+            note: None,
+        },
+        Objective::Uptime(u) => {
+            let bar = availability_bar(sla, scope);
+            let avail: Vec<f64> = summary
+                .intervals
+                .iter()
+                .filter_map(|iv| match class {
+                    None => iv.overall.availability,
+                    Some(c) => iv.classes.get(c).and_then(|s| s.availability),
+                })
+                .collect();
+            let good = avail.iter().filter(|&&a| a >= bar).count();
+            Measure {
+                target: u,
+                measured: (!avail.is_empty()).then(|| good as f64 / avail.len() as f64),
+                unit: "ratio",
+                samples: avail.len() as u64,
+                needed: needed_for_ratio(u),
+                higher_is_better: true,
+                note: Some(format!(
+                    "intervals at or above {:.3}% availability",
+                    bar * 100.0
+                )),
+            }
+        }
+        Objective::FailoverSuccess(f) => {
+            let (req, ok) = failover_counts(summary, class);
+            Measure {
+                target: f,
+                measured: (req > 0).then(|| ok as f64 / req as f64),
+                unit: "ratio",
+                samples: req,
+                needed: needed_for_ratio(f),
+                higher_is_better: true,
+                note: (req == 0).then(|| "no request was sent while a fault hit this scope".into()),
+            }
+        }
+        Objective::MaxFailoverTime(d) => worst_time(
+            summary,
+            class,
+            d.as_secs_f64(),
+            |w| w.time_to_failover_s,
+            "never back at target during the fault",
+        ),
+        Objective::MaxRecoveryTime(d) => worst_time(
+            summary,
+            class,
+            d.as_secs_f64(),
+            |w| w.time_to_recover_s,
+            "the primary never served again after the fault",
+        ),
+        Objective::MaxRetryAmplification(x) => Measure {
+            target: x,
+            measured: summary.retry_amplification,
+            unit: "x",
+            samples: summary.overall.requests,
+            needed: 1,
+            higher_is_better: false,
+            note: summary
+                .retry_amplification
+                .is_none()
+                .then(|| "the upstreams' request counts are unknown (no control API)".into()),
+        },
+        Objective::MaxCostPerMillion(usd) => Measure {
+            target: usd,
+            measured: summary.cost.as_ref().map(|c| c.per_million_requests_usd),
+            unit: "usd",
+            samples: summary.overall.requests,
+            needed: 1,
+            higher_is_better: false,
+            note: summary
+                .cost
+                .is_none()
+                .then(|| "no prices known for the upstreams".into()),
+        },
+    };
+    let status = match m.measured {
+        None => CheckStatus::Inconclusive,
+        Some(v) => {
+            let ok = if m.higher_is_better {
+                v >= m.target
+            } else {
+                v <= m.target
+            };
+            if ok && m.samples < m.needed {
+                CheckStatus::Inconclusive
+            } else if ok {
+                CheckStatus::Pass
+            } else {
+                CheckStatus::Fail
+            }
+        }
+    };
+    let note = if status == CheckStatus::Inconclusive && m.measured.is_some() {
+        Some(format!(
+            "{} samples cannot support this target (needs at least {}); run longer or at a higher rate",
+            m.samples, m.needed
+        ))
+    } else {
+        m.note
+    };
+    SlaCheck {
+        name: objective.key().to_string(),
+        scope: scope_name(scope),
+        target: m.target,
+        measured: m.measured,
+        unit: m.unit.to_string(),
+        samples: m.samples,
+        status,
+        note,
+    }
+}
+
+/// Requests and successes sent while a fault hit the scope: for the whole run the fault
+/// windows' own counts, for a class its own counts in the windows that affected it.
+fn failover_counts(summary: &Summary, class: Option<&str>) -> (u64, u64) {
+    summary
+        .faults
+        .iter()
+        .map(|w| match class {
+            None => (w.affected_requests, w.affected_successes),
+            Some(c) if w.affected_classes.iter().any(|a| a == c) => {
+                let start = std::time::Duration::from_secs_f64(w.start_s.max(0.0));
+                let end = std::time::Duration::from_secs_f64(w.end_s.max(0.0));
+                overlapping(summary, start, end)
+                    .filter_map(|iv| iv.classes.get(c))
+                    .fold((0, 0), |(r, s), st| (r + st.requests, s + st.successes))
+            }
+            Some(_) => (0, 0),
+        })
+        .fold((0, 0), |(r, s), (a, b)| (r + a, s + b))
+}
+
+fn worst_time(
+    summary: &Summary,
+    class: Option<&str>,
+    bound_s: f64,
+    pick: impl Fn(&super::summary::FaultWindow) -> Option<f64>,
+    never: &str,
+) -> Measure {
+    let windows: Vec<_> = summary
+        .faults
+        .iter()
+        .filter(|w| !w.affected_classes.is_empty())
+        .filter(|w| class.is_none_or(|c| w.affected_classes.iter().any(|a| a == c)))
+        .collect();
+    let times: Vec<Option<f64>> = windows.iter().map(|w| pick(w)).collect();
+    let never_recovered = times.iter().any(Option::is_none);
+    let measured = if windows.is_empty() {
+        None
+    } else if never_recovered {
+        // Never is worse than any bound: report the window length as a floor.
+        Some(
+            windows
+                .iter()
+                .map(|w| w.end_s - w.start_s)
+                .fold(bound_s + 1.0, f64::max),
+        )
+    } else {
+        times.iter().flatten().copied().reduce(f64::max)
+    };
+    Measure {
+        target: bound_s,
+        measured,
+        unit: "s",
+        samples: windows.len() as u64,
+        needed: 1,
+        higher_is_better: false,
+        note: if windows.is_empty() {
+            Some("no fault affected this scope".into())
+        } else if never_recovered {
+            Some(never.into())
+        } else {
+            Some(format!(
+                "resolution {} s (the interval)",
+                summary.interval_s
+            ))
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::failover::{AppliedFault, analyze, tests::outage_summary};
+    use crate::scenario::SlaTarget;
+    use std::time::Duration;
+
+    fn sla(targets: &[(Scope, Objective)]) -> Sla {
+        Sla {
+            targets: targets
+                .iter()
+                .map(|(s, o)| SlaTarget {
+                    scope: s.clone(),
+                    objective: *o,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn tail_claims_need_enough_samples() {
+        let mut s = outage_summary();
+        s.overall.latency_ms = Percentiles {
+            samples: 500,
+            p99: 120.0,
+            ..Percentiles::default()
+        };
+        let r = evaluate(
+            &sla(&[(
+                Scope::Overall,
+                Objective::P99Latency(Duration::from_millis(500)),
+            )]),
+            &s,
+        );
+        assert_eq!(r.checks[0].status, CheckStatus::Inconclusive);
+        assert!(!r.passed);
+        s.overall.latency_ms.samples = 5_000;
+        let r = evaluate(
+            &sla(&[(
+                Scope::Overall,
+                Objective::P99Latency(Duration::from_millis(500)),
+            )]),
+            &s,
+        );
+        assert_eq!(r.checks[0].status, CheckStatus::Pass);
+        s.overall.latency_ms.p99 = 900.0;
+        let r = evaluate(
+            &sla(&[(
+                Scope::Overall,
+                Objective::P99Latency(Duration::from_millis(500)),
+            )]),
+            &s,
+        );
+        assert_eq!(
+            (r.checks[0].status, r.verdict),
+            (CheckStatus::Fail, CheckStatus::Fail)
+        );
+    }
+
+    #[test]
+    fn failover_checks_read_the_windows() {
+        let mut s = outage_summary();
+        let f = AppliedFault {
+            upstream: "a".into(),
+            kind: "outage".into(),
+            start: Duration::from_secs(8),
+            end: Duration::from_secs(14),
+            applied_at: None,
+            lifted_at: None,
+        };
+        s.faults = analyze(&s, &[f], 0.99);
+        let r = evaluate(
+            &sla(&[
+                (Scope::Overall, Objective::FailoverSuccess(0.85)),
+                (
+                    Scope::Class("everyday".into()),
+                    Objective::FailoverSuccess(0.95),
+                ),
+                (
+                    Scope::Overall,
+                    Objective::MaxFailoverTime(Duration::from_secs(2)),
+                ),
+                (
+                    Scope::Overall,
+                    Objective::MaxRecoveryTime(Duration::from_millis(500)),
+                ),
+            ]),
+            &s,
+        );
+        let st: Vec<_> = r.checks.iter().map(|c| c.status).collect();
+        assert_eq!(
+            st,
+            [
+                CheckStatus::Pass,
+                CheckStatus::Fail,
+                CheckStatus::Pass,
+                CheckStatus::Fail
+            ]
+        );
+        assert_eq!(r.checks[1].measured, Some(0.9));
+    }
+
+    #[test]
+    fn uptime_counts_intervals_at_target() {
+        let s = outage_summary();
+        let r = evaluate(
+            &sla(&[
+                (Scope::Overall, Objective::Uptime(0.9)),
+                (Scope::Overall, Objective::Availability(0.99)),
+            ]),
+            &s,
+        );
+        // 19 of 20 intervals are at 100%; one at 40%.
+        assert_eq!(r.checks[0].measured, Some(0.95));
+        assert_eq!(r.checks[0].status, CheckStatus::Pass);
+    }
+}
