@@ -1,5 +1,6 @@
 //! gauntlet's integration tests, one binary: each module tells one part of the user's story
 //! against real servers on loopback ports.
 
+mod engine;
 mod sse;
 mod support;

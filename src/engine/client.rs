@@ -83,10 +83,12 @@ pub fn completions_url(base: &str) -> String {
 
 fn prepare(class: &RequestClass, base: &str) -> Result<Prepared, ClientError> {
     let url = completions_url(base);
-    let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| ClientError::InvalidUrl {
-        url: base.to_string(),
-        reason: e.to_string(),
-    })?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ClientError::InvalidUrl {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(ClientError::InvalidUrl {
             url: base.to_string(),
@@ -187,7 +189,11 @@ impl Client {
     pub async fn send(&self, class: usize, t0: Instant, intended: Duration) -> Sample {
         let intended_at = t0 + intended;
         let sent_at = Instant::now();
-        let mut sample = Sample::new(class, intended, sent_at.saturating_duration_since(intended_at));
+        let mut sample = Sample::new(
+            class,
+            intended,
+            sent_at.saturating_duration_since(intended_at),
+        );
         let Some(prepared) = self.classes.get(class) else {
             sample.result = Err(ErrorKind::Malformed);
             return sample;
@@ -212,7 +218,9 @@ impl Client {
         intended_at: Instant,
         sample: &mut Sample,
     ) -> Result<(), ErrorKind> {
-        let mut builder = Request::builder().method(Method::POST).uri(prepared.uri.clone());
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(prepared.uri.clone());
         if let Some(h) = builder.headers_mut() {
             h.reserve(prepared.headers.len());
             for (n, v) in &prepared.headers {

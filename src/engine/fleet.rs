@@ -62,8 +62,7 @@ impl Fleet {
             ),
             Target::EmbeddedGateway => {
                 return Err(FleetError::Unsupported(
-                    "the embedded gateway is not available in this build; give --target URL"
-                        .into(),
+                    "the embedded gateway is not available in this build; give --target URL".into(),
                 ));
             }
         };
@@ -89,21 +88,22 @@ fn direct_targets(
         .requests
         .iter()
         .map(|c| {
-            let index = match &c.primary {
-                Some(p) => names.iter().position(|n| n == p).ok_or_else(|| {
-                    FleetError::UnknownPrimary {
-                        class: c.name.clone(),
-                        primary: p.clone(),
+            let index =
+                match &c.primary {
+                    Some(p) => names.iter().position(|n| n == p).ok_or_else(|| {
+                        FleetError::UnknownPrimary {
+                            class: c.name.clone(),
+                            primary: p.clone(),
+                        }
+                    })?,
+                    None if names.len() == 1 => 0,
+                    None => {
+                        return Err(FleetError::NoUpstreamFor {
+                            class: c.name.clone(),
+                            model: c.model.clone(),
+                        });
                     }
-                })?,
-                None if names.len() == 1 => 0,
-                None => {
-                    return Err(FleetError::NoUpstreamFor {
-                        class: c.name.clone(),
-                        model: c.model.clone(),
-                    });
-                }
-            };
+                };
             Ok(urls[index].clone())
         })
         .collect()

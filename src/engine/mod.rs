@@ -14,10 +14,10 @@ mod session;
 pub use client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, completions_url};
 pub use fleet::{Fleet, FleetError};
 pub use mix::Mix;
-pub use plan::{Arrivals, Plan, PlanStage};
-pub use progress::Progress;
-pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, mix_rng, run};
 pub use output::{
     HLOG_FILE, OutputError, SUMMARY_FILE, prepare_dir, write_atomic, write_run, write_summary,
 };
+pub use plan::{Arrivals, Plan, PlanStage};
+pub use progress::Progress;
+pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, mix_rng, run};
 pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario};

@@ -228,7 +228,10 @@ mod tests {
         // 0 -> 100/s over 10 s holds 500 arrivals, three quarters of them in the second half.
         let times: Vec<_> = Arrivals::new(&stage(0.0, 100.0, 10), Arrival::Constant, 1).collect();
         assert!((499..=500).contains(&times.len()), "{}", times.len());
-        let late = times.iter().filter(|t| **t >= Duration::from_secs(6)).count();
+        let late = times
+            .iter()
+            .filter(|t| **t >= Duration::from_secs(6))
+            .count();
         assert!((370..=380).contains(&late), "{late}");
     }
 

@@ -49,15 +49,19 @@ impl Progress {
                 return;
             }
             let start = Instant::now();
-            let tick = if shown.is_some() { TERMINAL_TICK } else { PLAIN_TICK };
+            let tick = if shown.is_some() {
+                TERMINAL_TICK
+            } else {
+                PLAIN_TICK
+            };
             let mut last = (start, 0u64);
             let mut ticker = tokio::time::interval(tick);
             ticker.tick().await;
             loop {
                 ticker.tick().await;
                 let now = Instant::now();
-                let done = live.completed.load(Ordering::Relaxed)
-                    + live.dropped.load(Ordering::Relaxed);
+                let done =
+                    live.completed.load(Ordering::Relaxed) + live.dropped.load(Ordering::Relaxed);
                 let dt = now.duration_since(last.0).as_secs_f64();
                 let rate = if dt > 0.0 {
                     (done - last.1) as f64 / dt

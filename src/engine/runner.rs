@@ -107,7 +107,8 @@ pub async fn run(
     for (i, stage) in config.plan.stages.iter().enumerate() {
         let completed = match stage.load {
             StageLoad::Rate { .. } => {
-                let arrivals = Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
+                let arrivals =
+                    Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
                 run_open(&ctx, stage, arrivals, &config, &mut class_rng, &mut stop).await
             }
             StageLoad::Concurrency(n) => {

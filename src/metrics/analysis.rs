@@ -112,7 +112,11 @@ fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn interval_stats(counts: &Counts, latency: Option<&Histogram<u32>>, ttft: Option<&Histogram<u32>>) -> IntervalStats {
+fn interval_stats(
+    counts: &Counts,
+    latency: Option<&Histogram<u32>>,
+    ttft: Option<&Histogram<u32>>,
+) -> IntervalStats {
     IntervalStats {
         requests: counts.requests,
         successes: counts.successes,
@@ -175,7 +179,14 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             model: meta.map_or_else(String::new, |m| m.model.clone()),
             stream: meta.is_some_and(|m| m.stream),
             primary: meta.and_then(|m| m.primary.clone()),
-            stats: stats(&c.counts, &c.latency, &c.ttft, &c.itl, class_tokens, seconds),
+            stats: stats(
+                &c.counts,
+                &c.latency,
+                &c.ttft,
+                &c.itl,
+                class_tokens,
+                seconds,
+            ),
             latency_spectrum: spectrum(&c.latency),
         });
     }

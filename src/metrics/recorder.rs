@@ -52,7 +52,11 @@ impl Layout {
     fn interval_of(&self, intended: Duration) -> Option<usize> {
         let since = intended.checked_sub(self.warmup)?;
         let i = since.as_nanos() / self.interval.as_nanos();
-        Some(usize::try_from(i).unwrap_or(usize::MAX).min(self.intervals - 1))
+        Some(
+            usize::try_from(i)
+                .unwrap_or(usize::MAX)
+                .min(self.intervals - 1),
+        )
     }
 
     fn upstream_name<'a>(&'a self, served: &'a ServedBy) -> &'a str {
@@ -183,7 +187,9 @@ fn per_interval() -> Box<Histogram<u32>> {
 }
 
 fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).min(MAX_MICROS)
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .min(MAX_MICROS)
 }
 
 fn record<T: hdrhistogram::Counter>(h: &mut Histogram<T>, d: Duration) {
