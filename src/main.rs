@@ -24,7 +24,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a scenario and check its SLA.
+    Run(cmd::run::Args),
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,6 +39,8 @@ fn main() -> ExitCode {
         }
     };
     cmd::init_tracing();
-    let result: anyhow::Result<cmd::Outcome> = match cli.command {};
+    let result: anyhow::Result<cmd::Outcome> = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+    };
     cmd::exit_code(result)
 }

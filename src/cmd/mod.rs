@@ -1,6 +1,8 @@
 //! The command-line edge: one module per subcommand, each owning its arguments and turning
 //! library results into an exit status. `anyhow` lives here and nowhere in the library.
 
+pub mod run;
+
 use std::process::ExitCode;
 
 pub const EXIT_OK: u8 = 0;
@@ -11,7 +13,6 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What a command achieved when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // every outcome is produced once the run command lands
 pub enum Outcome {
     Ok,
     SlaViolated,
