@@ -181,7 +181,12 @@ fn print_table(run: &Finished, out: &Path) {
     }
     row("overall", &s.overall);
     if !s.overall.errors.is_empty() {
-        let list: Vec<String> = s.overall.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let list: Vec<String> = s
+            .overall
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!("errors: {}", list.join(", "));
     }
     println!(
@@ -207,9 +212,6 @@ fn print_table(run: &Finished, out: &Path) {
                 .map_or_else(|| "-".to_string(), |m| format!("{m:.4}"))
         );
     }
-    println!(
-        "verdict: {}",
-        if s.sla.passed { "PASS" } else { "FAIL" }
-    );
+    println!("verdict: {}", if s.sla.passed { "PASS" } else { "FAIL" });
     println!("wrote {}", out.display());
 }

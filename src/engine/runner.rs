@@ -291,7 +291,6 @@ async fn record(
             }
         }
     }
-    drop(handle);
     live.p99_us
         .store(progress.value_at_quantile(0.99), Ordering::Relaxed);
     rec

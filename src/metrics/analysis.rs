@@ -59,7 +59,7 @@ pub fn percentiles<T: Counter>(h: &Histogram<T>) -> Percentiles {
 }
 
 fn optional<T: Counter>(h: &Histogram<T>) -> Option<Percentiles> {
-    (h.len() > 0).then(|| percentiles(h))
+    (!h.is_empty()).then(|| percentiles(h))
 }
 
 fn availability(c: &Counts) -> f64 {
