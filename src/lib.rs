@@ -9,4 +9,5 @@ pub mod engine;
 pub mod metrics;
 pub mod mock;
 pub mod openai;
+pub mod report;
 pub mod scenario;

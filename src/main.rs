@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a scenario and check its SLA.
     Run(cmd::run::Args),
+    Report(cmd::report::Args),
+    Compare(cmd::compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
     cmd::init_tracing();
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
     };
     cmd::exit_code(result)
 }

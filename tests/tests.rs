@@ -2,5 +2,6 @@
 //! against real servers on loopback ports.
 
 mod engine;
+mod report;
 mod sse;
 mod support;

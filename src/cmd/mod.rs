@@ -5,6 +5,9 @@ pub mod run;
 
 use std::process::ExitCode;
 
+pub mod compare;
+pub mod report;
+
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_SLA_VIOLATED: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
@@ -55,6 +58,7 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
 }
 
 /// A multi-threaded runtime for a command; building one only fails if the OS refuses threads.
+#[allow(dead_code)] // the run command builds its runtime here
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -88,6 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })?;
     engine::write_run(&out, &finished)
         .with_context(|| format!("writing the run folder {}", out.display()))?;
+    gauntlet::report::write_all(&finished.summary, &out)
+        .with_context(|| format!("writing the reports into {}", out.display()))?;
     print_table(&finished, &out);
     Ok(if finished.summary.interrupted {
         Outcome::Interrupted

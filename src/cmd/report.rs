@@ -1,0 +1,43 @@
+//! `gauntlet report`: re-render every report file of a finished run from its `summary.json`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use gauntlet::report::{self, ReportError};
+
+use super::{InvalidInput, Outcome};
+
+/// Re-render a run's reports (index.html, summary.md, junit.xml, timeseries.csv) from its
+/// summary.json, e.g. after upgrading gauntlet or to put them somewhere else.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A run folder (holding summary.json) or a summary.json file.
+    #[arg(value_name = "RUN_DIR_OR_SUMMARY")]
+    pub input: PathBuf,
+    /// Where to write the reports [default: the run's own folder].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Input errors (missing or unreadable summary, too new a schema) exit 2; the rest exit 3.
+pub fn classify(e: ReportError) -> anyhow::Error {
+    if e.is_invalid_input() {
+        InvalidInput(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let (summary, run_dir) = report::load_summary(&args.input).map_err(classify)?;
+    let out = args.out.unwrap_or(run_dir);
+    let written = report::write_all(&summary, &out)
+        .with_context(|| format!("writing reports to {}", out.display()))?;
+    for path in &written {
+        println!("{}", path.display());
+    }
+    if let Some(step) = report::append_github_step_summary(&summary)? {
+        println!("appended the summary to {}", step.display());
+    }
+    Ok(Outcome::Ok)
+}

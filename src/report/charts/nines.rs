@@ -1,0 +1,181 @@
+//! Charts on a "nines" axis: x = 1/(1-p) on a log scale, labelled 90%, 99%, 99.9%..., so the
+//! tail gets as much room as the median — the latency spectrum per class, and TTFT and
+//! inter-token gaps for streams.
+
+use plotters::prelude::*;
+
+use super::{
+    SLA, draw_legend, draw_mesh, err, finish, series_color, sla_ms, sla_p99_ms, with_legend_room,
+};
+use crate::metrics::{Percentiles, Summary};
+use crate::report::ReportError;
+use crate::report::fmt;
+
+/// Position on the nines axis: 0 at p=0, 1 at 90%, 2 at 99%, 3 at 99.9%.
+fn nines(p: f64) -> Option<f64> {
+    (0.0..100.0)
+        .contains(&p)
+        .then(|| (1.0 / (1.0 - p / 100.0)).log10())
+}
+
+fn axis_label(x: &f64) -> String {
+    let p = 100.0 * (1.0 - 10f64.powf(-x));
+    fmt::percentile_label((p * 10_000.0).round() / 10_000.0)
+}
+
+struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+fn draw(
+    size: (u32, u32),
+    floor: f64,
+    series: &[Series],
+    sla: Option<(&str, f64)>,
+    y_desc: &str,
+    label: &str,
+) -> Result<Option<String>, ReportError> {
+    let series: Vec<&Series> = series.iter().filter(|s| !s.points.is_empty()).collect();
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let x_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|(x, _)| *x))
+        .fold(3.0f64, f64::max)
+        .ceil();
+    // Always from p0, so every chart's nines line up at the same places.
+    let x_min = 0.0;
+    let peak = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|(_, y)| *y))
+        .fold(floor, f64::max)
+        .max(sla.map_or(0.0, |(_, b)| b));
+    let y_top = with_legend_room(
+        peak * 1.05,
+        series.len() + usize::from(sla.is_some()),
+        size.1,
+    );
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .margin_right(40)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x_min..x_max, 0.0..y_top)
+            .map_err(err)?;
+        // One label per nine: 0%, 90%, 99%, 99.9%...
+        let labels = x_max as usize + 1;
+        draw_mesh(
+            &mut chart,
+            "percentile",
+            y_desc,
+            &axis_label,
+            &|v| format!("{v:.0}"),
+            labels,
+        )?;
+        for (i, s) in series.iter().enumerate() {
+            let color = series_color(i);
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                });
+            chart
+                .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(err)?;
+        }
+        if let Some((what, bound)) = sla {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x_min, bound), (x_max, bound)],
+                    SLA.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("SLA {what} ≤ {}", fmt::ms(bound)))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLA.stroke_width(2)));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Some(finish(buf, label)))
+}
+
+/// Latency at many percentiles per class, from each class's `latency_spectrum`.
+pub fn spectrum(s: &Summary, size: super::Size, floor: f64) -> Result<Option<String>, ReportError> {
+    let series: Vec<Series> = s
+        .classes
+        .iter()
+        .map(|c| Series {
+            name: c.name.clone(),
+            points: c
+                .latency_spectrum
+                .iter()
+                .filter_map(|(p, ms)| nines(*p).map(|x| (x, *ms)))
+                .collect(),
+        })
+        .collect();
+    draw(
+        size,
+        floor,
+        &series,
+        sla_p99_ms(s).map(|b| ("p99", b)),
+        "latency (ms)",
+        "Latency by percentile, per class",
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum StreamMetric {
+    Ttft,
+    Itl,
+}
+
+/// TTFT or inter-token gaps per streaming class, from the percentiles the summary keeps.
+pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>, ReportError> {
+    let pick = |st: &crate::metrics::Stats| match which {
+        StreamMetric::Ttft => st.ttft_ms,
+        StreamMetric::Itl => st.itl_ms,
+    };
+    let points = |p: &Percentiles| -> Vec<(f64, f64)> {
+        [(50.0, p.p50), (90.0, p.p90), (99.0, p.p99), (99.9, p.p999)]
+            .iter()
+            .filter_map(|(q, v)| nines(*q).map(|x| (x, *v)))
+            .collect()
+    };
+    let series: Vec<Series> = s
+        .classes
+        .iter()
+        .filter(|c| c.stream)
+        .filter_map(|c| {
+            pick(&c.stats).filter(|p| p.samples > 0).map(|p| Series {
+                name: c.name.clone(),
+                points: points(&p),
+            })
+        })
+        .collect();
+    let sla = match which {
+        StreamMetric::Ttft => sla_ms(s, &["ttft_p99", "p99_ttft"]).map(|b| ("TTFT p99", b)),
+        StreamMetric::Itl => sla_ms(s, &["itl_p99", "p99_itl"]).map(|b| ("ITL p99", b)),
+    };
+    let (desc, label) = match which {
+        StreamMetric::Ttft => (
+            "time to first token (ms)",
+            "Time to first token by percentile, streaming classes",
+        ),
+        StreamMetric::Itl => (
+            "gap between tokens (ms)",
+            "Inter-token gap by percentile, streaming classes",
+        ),
+    };
+    // Drawn narrower: these two sit side by side, and their text must stay readable.
+    draw(super::HALF, 0.0, &series, sla, desc, label)
+}

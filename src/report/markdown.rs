@@ -1,0 +1,21 @@
+//! `summary.md`: the verdict and key tables in GitHub-flavoured Markdown, for CI job pages.
+
+use serde::Serialize;
+
+use super::ReportError;
+use super::html::render;
+use super::view::ReportView;
+
+#[derive(Serialize)]
+struct Ctx<'a> {
+    v: &'a ReportView,
+}
+
+pub fn render_summary(view: &ReportView) -> Result<String, ReportError> {
+    render("summary.md.j2", &Ctx { v: view })
+}
+
+/// Table cells must not break the Markdown table.
+pub fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}

@@ -1,0 +1,399 @@
+//! The view model: what the HTML and Markdown reports show, built from `Summary` and already
+//! formatted, so templates only lay it out.
+
+use serde::Serialize;
+
+use super::fmt;
+use crate::metrics::{CheckStatus, Percentiles, Summary};
+
+#[derive(Debug, Serialize)]
+pub struct ReportView {
+    pub title: String,
+    pub description: Option<String>,
+    pub target: String,
+    pub started_at: String,
+    pub verdict: VerdictView,
+    pub trust_warnings: Vec<String>,
+    pub interrupted: bool,
+    pub headline: Vec<Field>,
+    pub meta: Vec<Field>,
+    pub checks: Vec<CheckRow>,
+    pub classes: Vec<ClassRow>,
+    pub streams: Vec<StreamRow>,
+    pub faults: Vec<FaultRow>,
+    pub upstreams: Vec<UpstreamRow>,
+    pub cost: Option<CostView>,
+    pub generator: Vec<Field>,
+    pub errors: Vec<Field>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Field {
+    pub label: String,
+    pub value: String,
+}
+
+fn field(label: &str, value: impl Into<String>) -> Field {
+    Field {
+        label: label.into(),
+        value: value.into(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerdictView {
+    /// `pass`, `fail` or `inconclusive`: also the CSS class.
+    pub status: &'static str,
+    pub headline: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckRow {
+    pub name: String,
+    pub scope: String,
+    pub target: String,
+    pub measured: String,
+    pub samples: String,
+    pub status: &'static str,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassRow {
+    pub name: String,
+    pub model: String,
+    pub weight: u32,
+    pub stream: bool,
+    pub primary: String,
+    pub requests: String,
+    pub availability: String,
+    pub rps: String,
+    pub p50: String,
+    pub p90: String,
+    pub p99: String,
+    pub p999: String,
+    pub max: String,
+    pub errors: String,
+    pub served_by: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamRow {
+    pub name: String,
+    pub ttft: Vec<String>,
+    pub itl: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FaultRow {
+    pub upstream: String,
+    pub kind: String,
+    pub window: String,
+    pub applied: String,
+    pub affected_classes: String,
+    pub affected_requests: String,
+    pub failover_success: String,
+    pub time_to_failover: String,
+    pub time_to_recover: String,
+    pub failed_over_p99: String,
+    pub normal_p99: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UpstreamRow {
+    pub name: String,
+    pub received: String,
+    pub served: String,
+    pub tokens_in: String,
+    pub tokens_out: String,
+    pub price: String,
+    pub cost: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CostView {
+    pub summary: Vec<Field>,
+    pub monthly: Vec<Field>,
+}
+
+const DASH: &str = "–";
+
+fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| DASH.into())
+}
+
+fn kv_list<'a>(items: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
+    let parts: Vec<String> = items
+        .into_iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {}", fmt::count(*n)))
+        .collect();
+    if parts.is_empty() {
+        DASH.into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn percentile_cells(p: Option<&Percentiles>) -> Vec<String> {
+    match p {
+        Some(p) if p.samples > 0 => vec![
+            fmt::ms(p.p50),
+            fmt::ms(p.p90),
+            fmt::ms(p.p99),
+            fmt::ms(p.p999),
+            fmt::count(p.samples),
+        ],
+        _ => vec![DASH.into(); 5],
+    }
+}
+
+pub fn build(s: &Summary) -> ReportView {
+    ReportView {
+        title: format!("gauntlet · {}", s.scenario),
+        description: s.description.clone(),
+        target: s.target.clone(),
+        started_at: s.started_at.clone(),
+        verdict: verdict(s),
+        trust_warnings: if s.trust.trustworthy {
+            Vec::new()
+        } else if s.trust.reasons.is_empty() {
+            vec!["the load generator could not keep its schedule".into()]
+        } else {
+            s.trust.reasons.clone()
+        },
+        interrupted: s.interrupted,
+        headline: headline(s),
+        meta: meta(s),
+        checks: s
+            .sla
+            .checks
+            .iter()
+            .map(|c| CheckRow {
+                name: c.name.clone(),
+                scope: c.scope.clone(),
+                target: format!(
+                    "{} {}",
+                    fmt::bound_symbol(&c.unit),
+                    fmt::in_unit(c.target, &c.unit)
+                ),
+                measured: opt(c.measured, |m| fmt::in_unit(m, &c.unit)),
+                samples: fmt::count(c.samples),
+                status: fmt::status(c.status),
+                note: c.note.clone().unwrap_or_default(),
+            })
+            .collect(),
+        classes: s.classes.iter().map(class_row).collect(),
+        streams: s
+            .classes
+            .iter()
+            .filter(|c| c.stream && (c.stats.ttft_ms.is_some() || c.stats.itl_ms.is_some()))
+            .map(|c| StreamRow {
+                name: c.name.clone(),
+                ttft: percentile_cells(c.stats.ttft_ms.as_ref()),
+                itl: percentile_cells(c.stats.itl_ms.as_ref()),
+            })
+            .collect(),
+        faults: s
+            .faults
+            .iter()
+            .map(|f| FaultRow {
+                upstream: f.upstream.clone(),
+                kind: f.kind.clone(),
+                window: format!("{:.1}–{:.1} s", f.start_s, f.end_s),
+                applied: match (f.applied_at_s, f.lifted_at_s) {
+                    (Some(a), Some(l)) => format!("{a:.2}–{l:.2} s"),
+                    (Some(a), None) => format!("{a:.2} s –"),
+                    _ => DASH.into(),
+                },
+                affected_classes: if f.affected_classes.is_empty() {
+                    DASH.into()
+                } else {
+                    f.affected_classes.join(", ")
+                },
+                affected_requests: format!(
+                    "{} / {}",
+                    fmt::count(f.affected_successes),
+                    fmt::count(f.affected_requests)
+                ),
+                failover_success: opt(f.failover_success, fmt::pct),
+                time_to_failover: opt(f.time_to_failover_s, fmt::seconds),
+                time_to_recover: opt(f.time_to_recover_s, fmt::seconds),
+                failed_over_p99: opt(f.failed_over_latency_ms.as_ref(), |p| fmt::ms(p.p99)),
+                normal_p99: opt(f.normal_latency_ms.as_ref(), |p| fmt::ms(p.p99)),
+            })
+            .collect(),
+        upstreams: s
+            .upstreams
+            .iter()
+            .map(|u| UpstreamRow {
+                name: u.name.clone(),
+                received: opt(u.received, fmt::count),
+                served: fmt::count(u.served),
+                tokens_in: fmt::tokens(u.tokens.prompt),
+                tokens_out: fmt::tokens(u.tokens.completion),
+                price: match (u.price_in_per_m, u.price_out_per_m) {
+                    (Some(i), Some(o)) => format!("{} / {}", fmt::usd(i), fmt::usd(o)),
+                    (Some(i), None) => format!("{} in", fmt::usd(i)),
+                    (None, Some(o)) => format!("{} out", fmt::usd(o)),
+                    (None, None) => DASH.into(),
+                },
+                cost: opt(u.cost_usd, fmt::usd),
+            })
+            .collect(),
+        cost: s.cost.as_ref().map(|c| CostView {
+            summary: vec![
+                field("this run", fmt::usd(c.total_usd)),
+                field("per million requests", fmt::usd(c.per_million_requests_usd)),
+                field(
+                    "blended per million tokens",
+                    fmt::usd(c.blended_per_million_tokens_usd),
+                ),
+                field("added by failover", fmt::usd(c.failover_extra_usd)),
+            ],
+            monthly: c
+                .monthly
+                .iter()
+                .map(|m| {
+                    field(
+                        &format!("{} tokens a month", fmt::tokens(m.tokens_per_month)),
+                        fmt::usd(m.usd),
+                    )
+                })
+                .collect(),
+        }),
+        generator: generator(s),
+        errors: s
+            .overall
+            .errors
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| field(k, fmt::count(*n)))
+            .collect(),
+    }
+}
+
+fn verdict(s: &Summary) -> VerdictView {
+    let n = |st: CheckStatus| s.sla.checks.iter().filter(|c| c.status == st).count();
+    let (pass, fail, inconclusive) = (
+        n(CheckStatus::Pass),
+        n(CheckStatus::Fail),
+        n(CheckStatus::Inconclusive),
+    );
+    let headline = match s.sla.verdict {
+        CheckStatus::Pass if s.sla.checks.is_empty() => "PASS — no SLA checks were set".into(),
+        CheckStatus::Pass => "PASS — every SLA check held".into(),
+        CheckStatus::Fail => format!(
+            "FAIL — {fail} of {} SLA checks violated",
+            s.sla.checks.len()
+        ),
+        CheckStatus::Inconclusive => {
+            "INCONCLUSIVE — not enough evidence to confirm the SLA".to_string()
+        }
+    };
+    let mut detail = format!("{pass} passed, {fail} failed, {inconclusive} inconclusive");
+    if s.interrupted {
+        detail.push_str(" · the run was interrupted; numbers cover what was measured");
+    }
+    VerdictView {
+        status: fmt::status(s.sla.verdict),
+        headline,
+        detail,
+    }
+}
+
+fn headline(s: &Summary) -> Vec<Field> {
+    let o = &s.overall;
+    let mut out = vec![
+        field("requests", fmt::count(o.requests)),
+        field("availability", fmt::pct(o.availability)),
+        field("throughput", fmt::rate(o.rps)),
+    ];
+    if o.latency_ms.samples > 0 {
+        out.push(field("p50 latency", fmt::ms(o.latency_ms.p50)));
+        out.push(field("p99 latency", fmt::ms(o.latency_ms.p99)));
+    }
+    if let Some(t) = o.ttft_ms.filter(|t| t.samples > 0) {
+        out.push(field("p99 TTFT", fmt::ms(t.p99)));
+    }
+    if let Some(c) = &s.cost {
+        out.push(field(
+            "cost / M requests",
+            fmt::usd(c.per_million_requests_usd),
+        ));
+    }
+    out
+}
+
+fn meta(s: &Summary) -> Vec<Field> {
+    vec![
+        field("scenario", s.scenario.clone()),
+        field("target", s.target.clone()),
+        field("started", s.started_at.clone()),
+        field(
+            "measured window",
+            format!(
+                "{} after {} warmup, {} intervals",
+                fmt::seconds(s.duration_s),
+                fmt::seconds(s.warmup_s),
+                fmt::seconds(s.interval_s)
+            ),
+        ),
+        field("seed", s.seed.to_string()),
+        field("gauntlet", s.gauntlet_version.clone()),
+        field("schema", s.schema_version.to_string()),
+    ]
+}
+
+fn generator(s: &Summary) -> Vec<Field> {
+    let g = &s.generator;
+    let lag = &g.schedule_lag_ms;
+    let mut out = vec![
+        field(
+            "schedule lag p50 / p99 / max",
+            format!(
+                "{} / {} / {}",
+                fmt::ms(lag.p50),
+                fmt::ms(lag.p99),
+                fmt::ms(lag.max)
+            ),
+        ),
+        field("dropped (could not send)", fmt::count(g.dropped)),
+        field("abandoned at drain", fmt::count(g.abandoned)),
+    ];
+    if let Some(a) = s.retry_amplification {
+        out.push(field("retry amplification", format!("{a:.2}x")));
+    }
+    if s.overall.gateway_rate_limited > 0 {
+        out.push(field(
+            "429s from the gateway itself",
+            fmt::count(s.overall.gateway_rate_limited),
+        ));
+    }
+    out
+}
+
+fn class_row(c: &crate::metrics::ClassStats) -> ClassRow {
+    let st = &c.stats;
+    let lat = &st.latency_ms;
+    let has = lat.samples > 0;
+    let l = |v: f64| if has { fmt::ms(v) } else { DASH.into() };
+    ClassRow {
+        name: c.name.clone(),
+        model: c.model.clone(),
+        weight: c.weight,
+        stream: c.stream,
+        primary: c.primary.clone().unwrap_or_else(|| DASH.into()),
+        requests: fmt::count(st.requests),
+        availability: fmt::pct(st.availability),
+        rps: fmt::rate(st.rps),
+        p50: l(lat.p50),
+        p90: l(lat.p90),
+        p99: l(lat.p99),
+        p999: l(lat.p999),
+        max: l(lat.max),
+        errors: kv_list(st.errors.iter()),
+        served_by: kv_list(st.served_by.iter()),
+    }
+}
