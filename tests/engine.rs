@@ -216,6 +216,23 @@ async fn every_failure_is_classified_as_exactly_its_kind() {
             assert!(s.latency >= t, "a timeout waits the whole deadline");
         }
     }
+    // A closed-model user on its own connection classifies alike, and reconnects after
+    // failures that leave the connection unusable.
+    let all: Vec<_> = cases.iter().map(|(m, st, _)| class(m, 1, m, *st)).collect();
+    let client = Client::new(
+        &all,
+        &vec![url.clone(); all.len()],
+        ClientOptions {
+            timeout: t,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let mut conn = client.user_connections();
+    for (i, (model, _, expected)) in cases.iter().enumerate() {
+        let s = client.send_on(&mut conn, i, Instant::now(), Duration::ZERO).await;
+        assert_eq!(s.result, *expected, "model {model} on a user connection");
+    }
     let ok = outcome_of(&url, class("ok", 1, "ok", false), t).await;
     assert_eq!(
         ok.served_by,
@@ -241,8 +258,8 @@ async fn every_failure_is_classified_as_exactly_its_kind() {
     assert!(reset.received() >= 1);
     let s = outcome_of(&support::refused_url().await, class("c", 1, "ok", false), t).await;
     assert_eq!(s.result, Err(ErrorKind::Connect));
-    // Everything the server got, it got from us: 11 cases + 4 follow-ups.
-    assert_eq!(server.received(), 15);
+    // Everything the server got, it got from us: 11 cases twice + 4 follow-ups.
+    assert_eq!(server.received(), 26);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,9 +7,11 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
 
 use super::response::{self, Limits};
 use crate::metrics::{ErrorKind, Sample, ServedBy};
@@ -62,6 +64,11 @@ pub enum ClientError {
 #[derive(Debug)]
 struct Prepared {
     uri: Uri,
+    /// Path and query only, for requests on a dedicated connection.
+    origin: Uri,
+    host: HeaderValue,
+    /// Index into `Client::authorities`.
+    authority: usize,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
     stream: bool,
@@ -81,7 +88,11 @@ pub fn completions_url(base: &str) -> String {
     }
 }
 
-fn prepare(class: &RequestClass, base: &str) -> Result<Prepared, ClientError> {
+fn prepare(
+    class: &RequestClass,
+    base: &str,
+    authorities: &mut Vec<String>,
+) -> Result<Prepared, ClientError> {
     let url = completions_url(base);
     let uri: Uri = url
         .parse()
@@ -95,6 +106,25 @@ fn prepare(class: &RequestClass, base: &str) -> Result<Prepared, ClientError> {
             reason: "expected http://HOST:PORT (TLS is not supported)".into(),
         });
     }
+    let bad_url = |reason: &str| ClientError::InvalidUrl {
+        url: base.to_string(),
+        reason: reason.into(),
+    };
+    let auth = uri.authority().ok_or_else(|| bad_url("no host"))?;
+    let addr = format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80));
+    let host = HeaderValue::try_from(auth.as_str()).map_err(|_| bad_url("bad host"))?;
+    let origin: Uri = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .map_err(|_| bad_url("bad path"))?;
+    let authority = match authorities.iter().position(|a| *a == addr) {
+        Some(i) => i,
+        None => {
+            authorities.push(addr);
+            authorities.len() - 1
+        }
+    };
     let request = ChatRequest {
         model: class.model.clone(),
         messages: class.messages.clone(),
@@ -129,6 +159,9 @@ fn prepare(class: &RequestClass, base: &str) -> Result<Prepared, ClientError> {
     }
     Ok(Prepared {
         uri,
+        origin,
+        host,
+        authority,
         body: Bytes::from(body),
         headers,
         stream: class.stream,
@@ -141,9 +174,12 @@ fn prepare(class: &RequestClass, base: &str) -> Result<Prepared, ClientError> {
 pub struct Client {
     http: HyperClient<HttpConnector, Full<Bytes>>,
     classes: Vec<Prepared>,
+    /// Distinct `host:port` the classes go to.
+    authorities: Vec<String>,
     upstreams: Vec<String>,
     timeout: Duration,
     limits: Limits,
+    http2: bool,
 }
 
 impl Client {
@@ -159,10 +195,11 @@ impl Client {
                 targets: targets.len(),
             });
         }
+        let mut authorities = Vec::new();
         let prepared = classes
             .iter()
             .zip(targets)
-            .map(|(c, t)| prepare(c, t))
+            .map(|(c, t)| prepare(c, t, &mut authorities))
             .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -173,6 +210,8 @@ impl Client {
         Ok(Self {
             http,
             classes: prepared,
+            authorities,
+            http2: options.http2,
             upstreams: options.upstreams,
             timeout: options.timeout,
             limits: Limits {
@@ -210,6 +249,105 @@ impl Client {
             sample.prompt_tokens = prepared.prompt_tokens;
         }
         sample
+    }
+
+    /// Connections of one closed-model user: its own, one per target, like a real client.
+    pub fn user_connections(&self) -> UserConnections {
+        UserConnections {
+            slots: (0..self.authorities.len()).map(|_| None).collect(),
+            pooled: self.http2,
+        }
+    }
+
+    /// Like `send`, on the user's own connection (reconnecting when it broke).
+    pub async fn send_on(
+        &self,
+        conn: &mut UserConnections,
+        class: usize,
+        t0: Instant,
+        intended: Duration,
+    ) -> Sample {
+        if conn.pooled {
+            return self.send(class, t0, intended).await;
+        }
+        let intended_at = t0 + intended;
+        let sent_at = Instant::now();
+        let mut sample = Sample::new(
+            class,
+            intended,
+            sent_at.saturating_duration_since(intended_at),
+        );
+        let Some(prepared) = self.classes.get(class) else {
+            sample.result = Err(ErrorKind::Malformed);
+            return sample;
+        };
+        let result = tokio::time::timeout(
+            self.timeout,
+            self.exchange_on(conn, prepared, intended_at, &mut sample),
+        )
+        .await
+        .unwrap_or(Err(ErrorKind::Timeout));
+        sample.latency = Instant::now().saturating_duration_since(intended_at);
+        if let Err(kind) = result
+            && !matches!(
+                kind,
+                ErrorKind::Status4xx | ErrorKind::RateLimited | ErrorKind::Status5xx
+            )
+        {
+            // The connection is in an unknown state (a response half read or never read).
+            if let Some(slot) = conn.slots.get_mut(prepared.authority) {
+                *slot = None;
+            }
+        }
+        sample.result = result;
+        if sample.prompt_tokens == 0 && sample.result.is_ok() {
+            sample.prompt_tokens = prepared.prompt_tokens;
+        }
+        sample
+    }
+
+    async fn exchange_on(
+        &self,
+        conn: &mut UserConnections,
+        prepared: &Prepared,
+        intended_at: Instant,
+        sample: &mut Sample,
+    ) -> Result<(), ErrorKind> {
+        let slot = conn
+            .slots
+            .get_mut(prepared.authority)
+            .ok_or(ErrorKind::Connect)?;
+        let sender = match slot.take() {
+            Some(s) if !s.is_closed() => slot.insert(s),
+            _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
+        };
+        sender.ready().await.map_err(|_| ErrorKind::Reset)?;
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(prepared.origin.clone());
+        if let Some(h) = builder.headers_mut() {
+            h.reserve(prepared.headers.len() + 1);
+            h.insert(http::header::HOST, prepared.host.clone());
+            for (n, v) in &prepared.headers {
+                h.insert(n.clone(), v.clone());
+            }
+        }
+        let request = builder
+            .body(Full::new(prepared.body.clone()))
+            .map_err(|_| ErrorKind::Malformed)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| ErrorKind::Reset)?;
+        response::read(
+            response,
+            prepared.stream,
+            intended_at,
+            &self.limits,
+            &self.upstreams,
+            sample,
+        )
+        .await
     }
 
     async fn exchange(
@@ -250,6 +388,28 @@ impl Client {
     pub fn served_by(&self, name: &str) -> ServedBy {
         response::resolve(&self.upstreams, name)
     }
+}
+
+/// One user's connections, one slot per target; with HTTP/2 the shared pool multiplexes instead.
+#[derive(Debug)]
+pub struct UserConnections {
+    slots: Vec<Option<http1::SendRequest<Full<Bytes>>>>,
+    pooled: bool,
+}
+
+async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKind> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, connection) = http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    tokio::spawn(async move {
+        // Ends when the user drops its sender or the peer closes; either way nothing to report.
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// A failure before any response arrived: no connection, or the connection dropped.

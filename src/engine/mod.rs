@@ -11,7 +11,9 @@ mod response;
 mod runner;
 mod session;
 
-pub use client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, completions_url};
+pub use client::{
+    Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
+};
 pub use fleet::{Fleet, FleetError};
 pub use mix::Mix;
 pub use output::{

@@ -215,12 +215,13 @@ async fn run_closed(
         let mut rng = user_rng(config.seed, stage_index * 1_000_003 + u);
         let t0 = ctx.t0;
         workers.spawn(async move {
+            let mut conn = client.user_connections();
             while !stopping.load(Ordering::Relaxed) && Instant::now() < end {
                 let class = mix.pick(&mut rng);
                 // A closed-model user sends the moment its last answer arrived: intended = now.
                 let intended = t0.elapsed();
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                let sample = client.send(class, t0, intended).await;
+                let sample = client.send_on(&mut conn, class, t0, intended).await;
                 in_flight.fetch_sub(1, Ordering::AcqRel);
                 if tx.send(Msg::Sample(sample)).is_err() {
                     break;
