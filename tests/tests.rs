@@ -3,5 +3,6 @@
 
 mod engine;
 mod report;
+mod scenario;
 mod sse;
 mod support;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 pub mod compare;
 pub mod report;
+pub mod schema;
+pub mod validate;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_SLA_VIOLATED: u8 = 1;

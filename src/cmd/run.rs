@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Parser;
 use gauntlet::engine::{self, Finished, RunOptions};
 use gauntlet::metrics::{Percentiles, Summary};
-use gauntlet::scenario::Scenario;
 use tokio::sync::watch;
 
 use super::{InvalidInput, Outcome};
@@ -49,17 +48,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     gauntlet::config::parse_duration(s)
 }
 
-/// The scenario at `path`, validated.
-fn load(path: &Path) -> anyhow::Result<Scenario> {
-    Err(InvalidInput(format!(
-        "{}: scenario files cannot be loaded by this build (the scenario loader is not merged)",
-        path.display()
-    ))
-    .into())
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let scenario = load(&args.scenario)?;
+    let scenario = gauntlet::scenario::load(&args.scenario)?;
     let out = args
         .out
         .clone()

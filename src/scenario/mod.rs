@@ -1,9 +1,55 @@
 //! Scenario files: the serde schema, loading, and validation into typed values with errors
 //! that name file:line:col, the key and the fix.
 
+mod compile;
+mod faults;
+mod load;
 mod model;
+mod raw;
+mod sla;
 
+pub use compile::{load, load_str};
+pub use load::MAX_RATE;
 pub use model::{
     Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla,
     SlaTarget, Stage, StageLoad, Target, Upstream, UpstreamSource,
 };
+pub use raw::RawScenario;
+
+/// The JSON Schema of the scenario format, for editors (taplo, VS Code Even Better TOML).
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(RawScenario)).unwrap_or_default();
+    strip_null(&mut schema);
+    schema
+}
+
+/// TOML has no null: an optional key is simply left out, so the schema must not offer `null`.
+fn strip_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(any)) = map.get_mut("anyOf") {
+                any.retain(|s| s.get("type").is_none_or(|t| t != "null"));
+                if any.len() == 1 {
+                    let only = any.remove(0);
+                    map.remove("anyOf");
+                    if let Value::Object(inner) = only {
+                        for (k, val) in inner {
+                            map.entry(k).or_insert(val);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(strip_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
+}

@@ -1,0 +1,694 @@
+//! Turning a raw scenario into a typed `Scenario`: every rule about names, targets, upstreams
+//! and request classes, collecting every located error in one pass.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::model::{RequestClass, Scenario, Secret, Target, Upstream, UpstreamSource};
+use super::raw::{RawRequest, RawScenario, RawUpstream};
+use super::{faults, load as load_section, sla};
+use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
+use crate::openai::Message;
+
+/// Limits that catch typos and runaway generated files, far above any real scenario.
+const MAX_UPSTREAMS: usize = 100;
+const MAX_CLASSES: usize = 1000;
+const MAX_WEIGHT: f64 = 1_000_000.0;
+const MAX_TOKENS: i64 = 1_000_000;
+const MAX_NAME_LEN: usize = 64;
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ConfigErrors> {
+    let src = Source::read(path)?;
+    compile(src)
+}
+
+/// Parses and validates scenario text; `path` names it in messages and anchors relative paths.
+pub fn load_str(
+    path: impl Into<PathBuf>,
+    text: impl Into<String>,
+) -> Result<Scenario, ConfigErrors> {
+    let src = Source::new(path, text);
+    if src.text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::file(
+            &src.path,
+            format!(
+                "text is {} bytes; configuration files are limited to {MAX_CONFIG_BYTES} bytes",
+                src.text.len()
+            ),
+        )
+        .into());
+    }
+    compile(src)
+}
+
+fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
+    let raw: RawScenario = src.parse_toml().map_err(plain_types)?;
+    let mut c = Check::new(&src);
+
+    let name = match &raw.name {
+        Some(n) => check_name(&mut c, n, "name").unwrap_or_default(),
+        None => src
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into()),
+    };
+    let upstreams = compile_upstreams(&mut c, &raw.upstreams);
+    let upstream_names: Vec<&str> = raw
+        .upstreams
+        .iter()
+        .map(|u| u.get_ref().name.get_ref().as_str())
+        .collect();
+    let target = compile_target(&mut c, &raw);
+    let requests = compile_requests(&mut c, &raw, &upstream_names);
+    let plan = load_section::compile(&mut c, raw.load.as_ref());
+    // Raw names, so a class with a bad weight still counts as defined for `[sla.classes]`.
+    let mut class_names: Vec<&str> = Vec::new();
+    for r in raw.requests.iter().flat_map(|r| r.get_ref()) {
+        let n = r.get_ref().name.get_ref().as_str();
+        if !class_names.contains(&n) {
+            class_names.push(n);
+        }
+    }
+    let total = plan.as_ref().map(|p| p.total_duration());
+    let faults = faults::compile(&mut c, &raw.faults, &upstream_names, total);
+    let sla = raw
+        .sla
+        .as_ref()
+        .map(|s| sla::compile(&mut c, s, &class_names))
+        .unwrap_or_default();
+
+    let Some(load) = plan else {
+        return finish(c, None);
+    };
+    let scenario = Scenario {
+        name,
+        description: raw.description.clone(),
+        seed: raw.seed.unwrap_or(1),
+        source: src.clone(),
+        target,
+        upstreams,
+        load,
+        requests,
+        faults,
+        sla,
+    };
+    finish(c, Some(scenario))
+}
+
+/// serde names Rust types ("expected f64"); say what to write instead.
+fn plain_types(mut e: ConfigError) -> ConfigError {
+    for (rust, plain) in [
+        ("expected f64", "expected a number"),
+        ("expected i64", "expected a whole number"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        if let Some(rest) = e.message.strip_suffix(rust) {
+            e.message = format!("{rest}{plain}");
+        }
+    }
+    e
+}
+
+/// Errors come back in file order, whichever rule found them.
+fn finish(c: Check<'_>, scenario: Option<Scenario>) -> Result<Scenario, ConfigErrors> {
+    match c.finish(()) {
+        Err(mut e) => {
+            e.0.sort_by_key(|e| e.location.as_ref().map(|l| (l.line, l.col)));
+            Err(e)
+        }
+        // Every rule that declines a value records why, so this only guards against silence.
+        Ok(()) => scenario
+            .ok_or_else(|| ConfigError::new("load", "the scenario has no valid load").into()),
+    }
+}
+
+/// A name used in headers, report paths and `--class` filters: short and plain.
+pub(super) fn check_name(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<String> {
+    let s = v.get_ref();
+    let ok_chars = s
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+    if s.is_empty() || s.len() > MAX_NAME_LEN || !ok_chars {
+        c.error(
+            v.span(),
+            key,
+            format!(
+                "{s:?} is not a valid name; use 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`"
+            ),
+        );
+        return None;
+    }
+    Some(s.clone())
+}
+
+/// An error for a name that refers to nothing, with the closest existing name if any.
+pub(super) fn unknown_name(
+    c: &mut Check<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    what: &str,
+    table: &str,
+    known: &[&str],
+) {
+    let name = v.get_ref();
+    let hint = did_you_mean(name, known.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    let list = if known.is_empty() {
+        format!("none are defined; add a {table} entry")
+    } else {
+        format!("defined: {}", known.join(", "))
+    };
+    c.error(
+        v.span(),
+        key,
+        format!("unknown {what} `{name}`{hint}; {list}"),
+    );
+}
+
+/// A whole number within `range`, from a value TOML may have given as a float.
+pub(super) fn whole(
+    c: &mut Check<'_>,
+    v: &Spanned<f64>,
+    key: &str,
+    range: Range<f64>,
+    unit: &str,
+) -> Option<u64> {
+    let n = *v.get_ref();
+    if n.is_finite() && n.fract() == 0.0 && n >= range.start && n < range.end {
+        // The range check above keeps the cast exact.
+        return Some(n as u64);
+    }
+    c.error(
+        v.span(),
+        key,
+        format!(
+            "{n} is not allowed; {unit} must be a whole number from {} to {}",
+            range.start,
+            range.end - 1.0
+        ),
+    );
+    None
+}
+
+/// A literal secret or `env:NAME`, resolved now so a missing variable fails before the run.
+pub(super) fn secret(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<Secret> {
+    let s = v.get_ref();
+    let Some(var) = s.strip_prefix("env:") else {
+        if s.trim().is_empty() {
+            c.error(v.span(), key, "is empty; write the value or \"env:NAME\"");
+            return None;
+        }
+        return Some(Secret::new(s.clone()));
+    };
+    let var = var.trim();
+    let valid = !var.is_empty()
+        && var
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    if !valid {
+        c.error(
+            v.span(),
+            key,
+            format!("`env:{var}` does not name an environment variable; write it like \"env:OPENAI_API_KEY\""),
+        );
+        return None;
+    }
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+        Ok(_) => {
+            c.error(
+                v.span(),
+                key,
+                format!("environment variable `{var}` is set but empty"),
+            );
+            None
+        }
+        Err(std::env::VarError::NotPresent) => {
+            c.error(
+                v.span(),
+                key,
+                format!("environment variable `{var}` is not set; export it before running"),
+            );
+            None
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            c.error(
+                v.span(),
+                key,
+                format!("environment variable `{var}` is not valid UTF-8"),
+            );
+            None
+        }
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+fn check_url(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<String> {
+    let s = v.get_ref().trim();
+    let parsed = s.parse::<http::Uri>().ok().filter(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+    });
+    if parsed.is_none() {
+        c.error(
+            v.span(),
+            key,
+            format!("{s:?} is not an http(s) URL; write it like \"http://127.0.0.1:4000\""),
+        );
+        return None;
+    }
+    Some(s.trim_end_matches('/').to_string())
+}
+
+fn compile_target(c: &mut Check<'_>, raw: &RawScenario) -> Target {
+    if let Some(t) = &raw.target {
+        if let Some(g) = &raw.gateway {
+            c.error(
+                g.span(),
+                "gateway",
+                "both [target] url and [gateway] are set; keep [gateway] to test the embedded \
+                 gateway, or [target] to test one running elsewhere",
+            );
+        }
+        return check_url(c, &t.url, "target.url").map_or(Target::Direct, Target::Url);
+    }
+    let target = if raw.gateway.is_some() {
+        Target::EmbeddedGateway
+    } else {
+        Target::Direct
+    };
+    if raw.upstreams.is_empty() {
+        c.error(
+            0..0,
+            "upstreams",
+            "nothing to send requests to: add [[upstreams]] (mock providers), or [target] url \
+             for a gateway running elsewhere",
+        );
+    }
+    target
+}
+
+fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Upstream> {
+    if raw.len() > MAX_UPSTREAMS {
+        c.error(
+            raw[MAX_UPSTREAMS].span(),
+            "upstreams",
+            format!(
+                "{} upstreams; at most {MAX_UPSTREAMS} are supported",
+                raw.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let dir = c
+        .src
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, spanned) in raw.iter().enumerate() {
+        let u = spanned.get_ref();
+        let key = |k: &str| format!("upstreams[{i}].{k}");
+        let name = check_name(c, &u.name, &key("name"));
+        if let Some(n) = &name
+            && !seen.insert(n.clone())
+        {
+            c.error(
+                u.name.span(),
+                key("name"),
+                format!("duplicate upstream name `{n}`; each upstream needs its own name"),
+            );
+        }
+        let source = match (&u.profile, &u.url) {
+            (Some(_), Some(url)) => {
+                c.error(
+                    url.span(),
+                    key("url"),
+                    "set either `profile` (gauntlet starts the mock) or `url` (a mock already \
+                     running), not both",
+                );
+                None
+            }
+            (None, None) => {
+                c.error(
+                    spanned.span(),
+                    format!("upstreams[{i}]"),
+                    "needs `profile = \"path/to/profile.toml\"` or `url = \"http://...\"`",
+                );
+                None
+            }
+            (Some(p), None) => {
+                if let Some(t) = &u.admin_token {
+                    c.error(
+                        t.span(),
+                        key("admin_token"),
+                        "only an upstream given by `url` takes an admin_token; gauntlet \
+                         controls the mocks it starts itself",
+                    );
+                }
+                profile_path(c, &dir, p, &key("profile")).map(UpstreamSource::Profile)
+            }
+            (None, Some(url)) => {
+                let admin_token = u
+                    .admin_token
+                    .as_ref()
+                    .and_then(|t| secret(c, t, &key("admin_token")));
+                check_url(c, url, &key("url")).map(|url| UpstreamSource::Url { url, admin_token })
+            }
+        };
+        if let (Some(name), Some(source)) = (name, source) {
+            out.push(Upstream { name, source });
+        }
+    }
+    out
+}
+
+fn profile_path(c: &mut Check<'_>, dir: &Path, p: &Spanned<String>, key: &str) -> Option<PathBuf> {
+    if p.get_ref().trim().is_empty() {
+        c.error(
+            p.span(),
+            key,
+            "is empty; give the path of a profile .toml file",
+        );
+        return None;
+    }
+    let resolved = normalize(&dir.join(p.get_ref()));
+    match std::fs::metadata(&resolved) {
+        Ok(m) if m.is_file() => Some(resolved),
+        Ok(_) => {
+            c.error(
+                p.span(),
+                key,
+                format!("{} is not a file", resolved.display()),
+            );
+            None
+        }
+        Err(e) => {
+            c.error(
+                p.span(),
+                key,
+                format!(
+                    "cannot read profile {} ({e}); paths are relative to the scenario's folder",
+                    resolved.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Folds `a/../b` into `b` without touching the file system, so messages show a plain path.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+fn compile_requests(c: &mut Check<'_>, raw: &RawScenario, upstreams: &[&str]) -> Vec<RequestClass> {
+    let Some(requests) = &raw.requests else {
+        c.error(
+            0..0,
+            "requests",
+            "empty mix: add at least one [[requests]] class (name, model, prompt)",
+        );
+        return Vec::new();
+    };
+    let list = requests.get_ref();
+    if list.is_empty() {
+        c.error(
+            requests.span(),
+            "requests",
+            "empty mix: add at least one [[requests]] class (name, model, prompt)",
+        );
+        return Vec::new();
+    }
+    if list.len() > MAX_CLASSES {
+        c.error(
+            list[MAX_CLASSES].span(),
+            "requests",
+            format!(
+                "{} request classes; at most {MAX_CLASSES} are supported",
+                list.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        if let Some(class) = compile_request(c, i, r, upstreams, &mut seen) {
+            out.push(class);
+        }
+    }
+    out
+}
+
+fn compile_request(
+    c: &mut Check<'_>,
+    i: usize,
+    spanned: &Spanned<RawRequest>,
+    upstreams: &[&str],
+    seen: &mut HashSet<String>,
+) -> Option<RequestClass> {
+    let r = spanned.get_ref();
+    let key = |k: &str| format!("requests[{i}].{k}");
+    let name = check_name(c, &r.name, &key("name"));
+    if let Some(n) = &name
+        && !seen.insert(n.clone())
+    {
+        c.error(
+            r.name.span(),
+            key("name"),
+            format!("duplicate class name `{n}`; each [[requests]] class needs its own name"),
+        );
+    }
+    let weight = match &r.weight {
+        Some(w) => whole(c, w, &key("weight"), 1.0..MAX_WEIGHT + 1.0, "a weight")
+            .and_then(|w| NonZeroU32::new(u32::try_from(w).ok()?)),
+        None => Some(NonZeroU32::MIN),
+    };
+    let model = r.model.get_ref().trim().to_string();
+    if model.is_empty() {
+        c.error(
+            r.model.span(),
+            key("model"),
+            "is empty; name the model to ask for",
+        );
+    }
+    let messages = compile_messages(c, i, spanned);
+    let max_tokens = r.max_tokens.as_ref().and_then(|m| {
+        let n = *m.get_ref();
+        if (1..=MAX_TOKENS).contains(&n) {
+            u32::try_from(n).ok()
+        } else {
+            c.error(
+                m.span(),
+                key("max_tokens"),
+                format!("{n} is not allowed; use 1 to {MAX_TOKENS}"),
+            );
+            None
+        }
+    });
+    let api_key = r.api_key.as_ref().map(|k| secret(c, k, &key("api_key")));
+    let headers = compile_headers(c, i, r);
+    let primary = match &r.primary {
+        Some(p) if upstreams.contains(&p.get_ref().as_str()) => Some(p.get_ref().clone()),
+        Some(p) => {
+            unknown_name(
+                c,
+                p,
+                &key("primary"),
+                "upstream",
+                "[[upstreams]]",
+                upstreams,
+            );
+            None
+        }
+        None => None,
+    };
+    Some(RequestClass {
+        name: name?,
+        weight: weight?,
+        model,
+        messages: messages?,
+        max_tokens,
+        stream: r.stream.unwrap_or(false),
+        api_key: match api_key {
+            Some(resolved) => Some(resolved?),
+            None => None,
+        },
+        headers,
+        primary,
+    })
+}
+
+const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
+
+fn compile_messages(
+    c: &mut Check<'_>,
+    i: usize,
+    spanned: &Spanned<RawRequest>,
+) -> Option<Vec<Message>> {
+    let r = spanned.get_ref();
+    match (&r.messages, &r.prompt) {
+        (Some(m), Some(_)) => {
+            c.error(
+                m.span(),
+                format!("requests[{i}].messages"),
+                "set either `messages` or `prompt` (one user message), not both",
+            );
+            None
+        }
+        (None, None) => {
+            c.error(
+                spanned.span(),
+                format!("requests[{i}]"),
+                "needs `prompt = \"...\"` or `messages = [{ role = \"user\", content = \"...\" }]`",
+            );
+            None
+        }
+        (None, Some(p)) => Some(vec![Message::new("user", p.get_ref().clone())]),
+        (Some(m), None) => {
+            if m.get_ref().is_empty() {
+                c.error(
+                    m.span(),
+                    format!("requests[{i}].messages"),
+                    "is empty; give at least one message",
+                );
+                return None;
+            }
+            let mut out = Vec::new();
+            for (j, msg) in m.get_ref().iter().enumerate() {
+                let role = &msg.get_ref().role;
+                if ROLES.contains(&role.get_ref().as_str()) {
+                    out.push(Message::new(
+                        role.get_ref().clone(),
+                        msg.get_ref().content.clone(),
+                    ));
+                } else {
+                    let hint = did_you_mean(role.get_ref(), ROLES)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    c.error(
+                        role.span(),
+                        format!("requests[{i}].messages[{j}].role"),
+                        format!(
+                            "unknown role {:?}{hint}; use one of {}",
+                            role.get_ref(),
+                            ROLES.join(", ")
+                        ),
+                    );
+                }
+            }
+            (out.len() == m.get_ref().len()).then_some(out)
+        }
+    }
+}
+
+/// Headers the client sets itself; letting a scenario override them would corrupt requests.
+const RESERVED_HEADERS: [&str; 5] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+];
+
+fn compile_headers(c: &mut Check<'_>, i: usize, r: &RawRequest) -> Vec<(String, String)> {
+    let Some(h) = &r.headers else {
+        return Vec::new();
+    };
+    let key = format!("requests[{i}].headers");
+    let mut out = Vec::new();
+    for (name, value) in h.get_ref() {
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            c.error(
+                h.span(),
+                &key,
+                format!("{name:?} is not a valid header name"),
+            );
+        } else if lower == "authorization" {
+            c.error(
+                h.span(),
+                &key,
+                "set the bearer key with `api_key` (it is kept out of reports), not an \
+                 Authorization header",
+            );
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+            c.error(
+                h.span(),
+                &key,
+                format!("`{name}` is set by gauntlet's client and cannot be overridden"),
+            );
+        } else if http::HeaderValue::from_str(value).is_err() {
+            c.error(
+                h.span(),
+                &key,
+                format!("the value of `{name}` is not a valid header value (printable ASCII)"),
+            );
+        } else {
+            out.push((name.clone(), value.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_parent_dirs() {
+        assert_eq!(
+            normalize(Path::new("scenarios/../mock-upstreams/a.toml")),
+            PathBuf::from("mock-upstreams/a.toml")
+        );
+        assert_eq!(
+            normalize(Path::new("../x/./y.toml")),
+            PathBuf::from("../x/y.toml")
+        );
+        assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
+    }
+
+    #[test]
+    fn serde_type_names_become_plain_words() {
+        let e = plain_types(ConfigError::new(
+            "",
+            "invalid type: string \"x\", expected f64",
+        ));
+        assert_eq!(e.message, "invalid type: string \"x\", expected a number");
+    }
+
+    #[test]
+    fn oversized_text_is_refused() {
+        let text = "#".repeat(MAX_CONFIG_BYTES as usize + 1);
+        let e = load_str("big.toml", text).unwrap_err();
+        assert!(e.to_string().contains("limited to"), "{e}");
+    }
+}

@@ -1,0 +1,303 @@
+//! Compiling `[load]` into one `LoadPlan`: stages or the one-stage shorthand, open or closed,
+//! with the limits that catch typos (a 10^12 rate, a zero in-flight cap).
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::compile::whole;
+use super::model::{Arrival, LoadPlan, Stage, StageLoad};
+use super::raw::{RawArrival, RawLoad, RawLoadModel, RawStage};
+use crate::config::{Check, MAX_DURATION};
+
+/// Far above what one generator can send; anything larger is a typo.
+pub const MAX_RATE: f64 = 1_000_000.0;
+const MAX_CONCURRENCY: f64 = 100_000.0;
+const MAX_IN_FLIGHT: f64 = 1_000_000.0;
+const MAX_STAGES: usize = 10_000;
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+const EXAMPLE: &str =
+    "[load] stages = [{ duration = \"30s\", rate = 50 }] (or duration = \"30s\" and rate = 50)";
+
+pub fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawLoad>>) -> Option<LoadPlan> {
+    let Some(spanned) = raw else {
+        c.error(0..0, "load", format!("missing; add {EXAMPLE}"));
+        return None;
+    };
+    let l = spanned.get_ref();
+    let model = l
+        .model
+        .as_ref()
+        .map_or(RawLoadModel::Open, |m| *m.get_ref());
+    if model == RawLoadModel::Closed
+        && let Some(m) = &l.model
+        && l.arrival.is_some()
+    {
+        c.error(
+            m.span(),
+            "load.arrival",
+            "`arrival` applies to the open model only; a closed model sends when an answer arrives",
+        );
+    }
+    let arrival = match l.arrival.unwrap_or(RawArrival::Poisson) {
+        RawArrival::Constant => Arrival::Constant,
+        RawArrival::Poisson => Arrival::Poisson,
+    };
+    let stages = stages(c, spanned, model);
+    let warmup = l
+        .warmup
+        .as_ref()
+        .map_or(Some(Duration::ZERO), |w| c.duration(w, "load.warmup"));
+    let max_in_flight = match &l.max_in_flight {
+        Some(m) => whole(
+            c,
+            m,
+            "load.max_in_flight",
+            1.0..MAX_IN_FLIGHT + 1.0,
+            "max_in_flight",
+        )
+        .and_then(|n| NonZeroUsize::new(usize::try_from(n).ok()?)),
+        None => NonZeroUsize::new(1000),
+    };
+    let timeout = l
+        .timeout
+        .as_ref()
+        .map_or(Some(Duration::from_secs(30)), |t| {
+            c.positive_duration(t, "load.timeout")
+        });
+    let interval = l
+        .interval
+        .as_ref()
+        .map_or(Some(Duration::from_secs(1)), |t| {
+            let d = c.duration(t, "load.interval")?;
+            if d < MIN_INTERVAL || d > Duration::from_secs(3600) {
+                c.error(
+                    t.span(),
+                    "load.interval",
+                    format!("{:?} is not allowed; use 10ms to 1h", t.get_ref()),
+                );
+                return None;
+            }
+            Some(d)
+        });
+
+    let stages = stages?;
+    let total: Duration = stages.iter().map(|s| s.duration).sum();
+    if total > MAX_DURATION {
+        c.error(
+            l.stages.as_ref().map_or(spanned.span(), Spanned::span),
+            "load.stages",
+            format!(
+                "the stages add up to {}; a run is limited to {}",
+                humantime::format_duration(total),
+                humantime::format_duration(MAX_DURATION)
+            ),
+        );
+        return None;
+    }
+    if let (Some(w), Some(raw_w)) = (warmup, &l.warmup)
+        && w >= total
+    {
+        c.error(
+            raw_w.span(),
+            "load.warmup",
+            format!(
+                "warmup {} is not shorter than the run ({}); warmup is the first part of the \
+                 stages, excluded from statistics",
+                raw_w.get_ref(),
+                humantime::format_duration(total)
+            ),
+        );
+    }
+    Some(LoadPlan {
+        stages,
+        warmup: warmup?,
+        max_in_flight: max_in_flight?,
+        timeout: timeout?,
+        interval: interval?,
+        arrival,
+    })
+}
+
+fn stages(
+    c: &mut Check<'_>,
+    spanned: &Spanned<RawLoad>,
+    model: RawLoadModel,
+) -> Option<Vec<Stage>> {
+    let l = spanned.get_ref();
+    let shorthand = l.duration.is_some() || l.rate.is_some() || l.concurrency.is_some();
+    match &l.stages {
+        Some(list) => {
+            if shorthand {
+                c.error(
+                    list.span(),
+                    "load.stages",
+                    "set either `stages` or the one-stage shorthand (`duration` with `rate` or \
+                     `concurrency`), not both",
+                );
+                return None;
+            }
+            if list.get_ref().is_empty() {
+                c.error(
+                    list.span(),
+                    "load.stages",
+                    format!("is empty; write {EXAMPLE}"),
+                );
+                return None;
+            }
+            if list.get_ref().len() > MAX_STAGES {
+                c.error(
+                    list.span(),
+                    "load.stages",
+                    format!("at most {MAX_STAGES} stages are supported"),
+                );
+                return None;
+            }
+            let mut out = Vec::new();
+            for (i, s) in list.get_ref().iter().enumerate() {
+                out.push(stage(c, s, &format!("load.stages[{i}]"), model));
+            }
+            out.into_iter().collect()
+        }
+        None => {
+            let Some(duration) = &l.duration else {
+                c.error(
+                    spanned.span(),
+                    "load",
+                    format!("no load given; write {EXAMPLE}"),
+                );
+                return None;
+            };
+            let one = Spanned::new(
+                spanned.span(),
+                RawStage {
+                    duration: duration.clone(),
+                    rate: l.rate.clone(),
+                    from: None,
+                    to: None,
+                    concurrency: l.concurrency.clone(),
+                },
+            );
+            Some(vec![stage(c, &one, "load", model)?])
+        }
+    }
+}
+
+fn stage(
+    c: &mut Check<'_>,
+    spanned: &Spanned<RawStage>,
+    key: &str,
+    model: RawLoadModel,
+) -> Option<Stage> {
+    let s = spanned.get_ref();
+    let k = |f: &str| format!("{key}.{f}");
+    let duration = c.positive_duration(&s.duration, &k("duration"));
+    let load = match model {
+        RawLoadModel::Open => {
+            if let Some(n) = &s.concurrency {
+                c.error(
+                    n.span(),
+                    k("concurrency"),
+                    "`concurrency` is for the closed model; set `model = \"closed\"` in [load], \
+                     or give an arrival `rate`",
+                );
+                return None;
+            }
+            match (&s.rate, &s.from, &s.to) {
+                (Some(r), None, None) => {
+                    let r = rate(c, r, &k("rate"), false)?;
+                    StageLoad::Rate { from: r, to: r }
+                }
+                (None, Some(from), Some(to)) => {
+                    let (from_v, to_v) =
+                        (rate(c, from, &k("from"), true), rate(c, to, &k("to"), true));
+                    let (from_v, to_v) = (from_v?, to_v?);
+                    if from_v == 0.0 && to_v == 0.0 {
+                        c.error(
+                            to.span(),
+                            k("to"),
+                            "a ramp from 0 to 0 sends nothing; give a rate above zero",
+                        );
+                        return None;
+                    }
+                    StageLoad::Rate {
+                        from: from_v,
+                        to: to_v,
+                    }
+                }
+                (None, None, None) => {
+                    c.error(
+                        spanned.span(),
+                        key,
+                        "needs `rate = N` (hold) or `from = A, to = B` (ramp), in requests per second",
+                    );
+                    return None;
+                }
+                (Some(r), _, _) => {
+                    c.error(
+                        r.span(),
+                        k("rate"),
+                        "set either `rate` (hold) or `from` and `to` (ramp), not both",
+                    );
+                    return None;
+                }
+                (None, Some(f), None) => {
+                    c.error(f.span(), k("from"), "a ramp needs both `from` and `to`");
+                    return None;
+                }
+                (None, None, Some(t)) => {
+                    c.error(t.span(), k("to"), "a ramp needs both `from` and `to`");
+                    return None;
+                }
+            }
+        }
+        RawLoadModel::Closed => {
+            if let Some(r) = s.rate.as_ref().or(s.from.as_ref()).or(s.to.as_ref()) {
+                c.error(
+                    r.span(),
+                    key,
+                    "arrival rates are for the open model; a closed model takes `concurrency`",
+                );
+                return None;
+            }
+            let Some(n) = &s.concurrency else {
+                c.error(
+                    spanned.span(),
+                    key,
+                    "a closed-model stage needs `concurrency = N` (virtual users)",
+                );
+                return None;
+            };
+            let n = whole(
+                c,
+                n,
+                &k("concurrency"),
+                1.0..MAX_CONCURRENCY + 1.0,
+                "concurrency",
+            )?;
+            StageLoad::Concurrency(NonZeroUsize::new(usize::try_from(n).ok()?)?)
+        }
+    };
+    Some(Stage {
+        duration: duration?,
+        load,
+    })
+}
+
+/// Requests per second: finite, not negative, zero only at one end of a ramp, at most `MAX_RATE`.
+fn rate(c: &mut Check<'_>, v: &Spanned<f64>, key: &str, zero_ok: bool) -> Option<f64> {
+    let r = *v.get_ref();
+    let low_ok = if zero_ok { r >= 0.0 } else { r > 0.0 };
+    if r.is_finite() && low_ok && r <= MAX_RATE {
+        return Some(r);
+    }
+    let allowed = if zero_ok { "0" } else { "above 0" };
+    c.error(
+        v.span(),
+        key,
+        format!("{r} requests/s is not allowed; use a rate {allowed} up to {MAX_RATE}"),
+    );
+    None
+}

@@ -1,0 +1,285 @@
+//! The scenario file as written: serde structs that refuse unknown keys and keep the span of
+//! every value validation looks at, and from which the JSON Schema for editors is derived.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{RawDist, RawNum};
+use crate::mock::{FaultKindName, RateLimitCode};
+
+/// A gauntlet scenario: what to start, what load to send, what to break, what to promise.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "gauntlet scenario")]
+pub struct RawScenario {
+    /// Short name used in report paths; defaults to the file name without `.toml`.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    /// Seed of the request-mix and arrival RNG: same seed, same sequence. Default 1.
+    pub seed: Option<u64>,
+    /// A gateway running elsewhere. Omit it to test the embedded `[gateway]`.
+    pub target: Option<RawTarget>,
+    /// Mock providers: started from a profile file, or already running at a URL.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawUpstream>")]
+    pub upstreams: Vec<Spanned<RawUpstream>>,
+    /// The embedded reference gateway's configuration (its own schema).
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub gateway: Option<Spanned<toml::Table>>,
+    #[schemars(with = "Option<RawLoad>")]
+    pub load: Option<Spanned<RawLoad>>,
+    /// The request classes of the weighted mix (at least one).
+    #[schemars(with = "Vec<RawRequest>")]
+    pub requests: Option<Spanned<Vec<Spanned<RawRequest>>>>,
+    /// Faults applied to upstreams on the run's clock.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawScheduledFault>")]
+    pub faults: Vec<Spanned<RawScheduledFault>>,
+    /// Service-level objectives checked at the end of the run.
+    pub sla: Option<RawSla>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Base URL of the gateway under test, e.g. "http://127.0.0.1:4000".
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Profile file of a mock gauntlet starts, relative to this scenario's folder.
+    #[schemars(with = "Option<String>")]
+    pub profile: Option<Spanned<String>>,
+    /// Base URL of a mock already running (faults go through its control API).
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// Control-API token of a running mock: a literal or "env:NAME".
+    #[schemars(with = "Option<String>")]
+    pub admin_token: Option<Spanned<String>>,
+}
+
+/// Open (arrival rate) or closed (fixed concurrency) load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawLoadModel {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawArrival {
+    Constant,
+    Poisson,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    /// "open" (default): arrivals per second; "closed": fixed concurrency.
+    #[schemars(with = "Option<RawLoadModel>")]
+    pub model: Option<Spanned<RawLoadModel>>,
+    /// "poisson" (default) or "constant" spacing of open-model arrivals.
+    pub arrival: Option<RawArrival>,
+    /// First part of the timeline: run, but excluded from statistics. Default "0s".
+    #[schemars(with = "Option<String>")]
+    pub warmup: Option<Spanned<String>>,
+    /// The load over time; or use the one-stage shorthand `duration` + `rate`/`concurrency`.
+    #[schemars(with = "Option<Vec<RawStage>>")]
+    pub stages: Option<Spanned<Vec<Spanned<RawStage>>>>,
+    #[schemars(with = "Option<String>")]
+    pub duration: Option<Spanned<String>>,
+    #[schemars(with = "Option<f64>")]
+    pub rate: Option<Spanned<f64>>,
+    #[schemars(with = "Option<u32>")]
+    pub concurrency: Option<Spanned<f64>>,
+    /// Open model: requests beyond this many in flight are dropped. Default 1000.
+    #[schemars(with = "Option<u32>")]
+    pub max_in_flight: Option<Spanned<f64>>,
+    /// Per-request deadline. Default "30s".
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Width of the per-interval series. Default "1s".
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+}
+
+/// `{ duration, rate }` holds, `{ duration, from, to }` ramps, `{ duration, concurrency }` is closed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    #[schemars(with = "String")]
+    pub duration: Spanned<String>,
+    #[schemars(with = "Option<f64>")]
+    pub rate: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub from: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub to: Option<Spanned<f64>>,
+    #[schemars(with = "Option<u32>")]
+    pub concurrency: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Share of the mix, a whole number > 0 (80/15/5). Default 1.
+    #[schemars(with = "Option<u32>")]
+    pub weight: Option<Spanned<f64>>,
+    #[schemars(with = "String")]
+    pub model: Spanned<String>,
+    /// The chat messages; or use `prompt` for one user message.
+    #[schemars(with = "Option<Vec<RawMessage>>")]
+    pub messages: Option<Spanned<Vec<Spanned<RawMessage>>>>,
+    #[schemars(with = "Option<String>")]
+    pub prompt: Option<Spanned<String>>,
+    #[schemars(with = "Option<u32>")]
+    pub max_tokens: Option<Spanned<i64>>,
+    /// Ask for a server-sent-event stream. Default false.
+    pub stream: Option<bool>,
+    /// Bearer key sent to the gateway: a literal or "env:NAME".
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<Spanned<String>>,
+    /// Extra request headers.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
+    /// The upstream expected to serve this class when nothing is broken.
+    #[schemars(with = "Option<String>")]
+    pub primary: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessage {
+    /// system, developer, user, assistant or tool.
+    #[schemars(with = "String")]
+    pub role: Spanned<String>,
+    pub content: String,
+}
+
+/// A fault on one upstream at `at` for `duration`, optionally repeated `count` times `every`.
+/// The remaining keys are those of a mock fault (`kind` and its parameters).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduledFault {
+    #[schemars(with = "String")]
+    pub upstream: Spanned<String>,
+    #[schemars(with = "String")]
+    pub at: Spanned<String>,
+    #[schemars(with = "String")]
+    pub duration: Spanned<String>,
+    #[schemars(with = "Option<String>")]
+    pub every: Option<Spanned<String>>,
+    #[schemars(with = "Option<u32>")]
+    pub count: Option<Spanned<i64>>,
+    #[schemars(with = "Option<FaultKindName>")]
+    pub kind: Option<Spanned<FaultKindName>>,
+    /// Probability that a matching request is hit, in (0, 1]; default 1.
+    #[schemars(with = "Option<f64>")]
+    pub rate: Option<Spanned<f64>>,
+    /// Only requests for this model are hit.
+    pub model: Option<String>,
+    /// `error`: the HTTP status (400..=599), default 500.
+    #[schemars(with = "Option<u16>")]
+    pub status: Option<Spanned<u16>>,
+    /// `error`: the message in the error body.
+    pub message: Option<String>,
+    /// `rate_limit`: `rate_limit_exceeded` (default) or `insufficient_quota`.
+    pub code: Option<RateLimitCode>,
+    /// `rate_limit`: the Retry-After to announce, default "1s".
+    #[schemars(with = "Option<String>")]
+    pub retry_after: Option<Spanned<String>>,
+    /// `latency`: the added delay, a duration or a distribution.
+    #[schemars(with = "Option<RawDist>")]
+    pub delay: Option<Spanned<RawDist>>,
+    /// `hang`: how long to hold the connection before closing it, default "30s".
+    #[schemars(with = "Option<String>")]
+    pub hang_for: Option<Spanned<String>>,
+    /// `stream_cut`: content chunks sent before the cut, default 3.
+    #[schemars(with = "Option<u32>")]
+    pub after_chunks: Option<Spanned<u32>>,
+    /// `slow_stream`: the reduced token rate.
+    #[schemars(with = "Option<f64>")]
+    pub tokens_per_second: Option<Spanned<f64>>,
+}
+
+/// Objectives for the whole run, plus per-class tables `[sla.classes.NAME]` with the same keys.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSla {
+    #[schemars(with = "Option<String>")]
+    pub p99_latency: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub ttft_p99: Option<Spanned<String>>,
+    #[schemars(with = "Option<RawNum>")]
+    pub availability: Option<Spanned<RawNum>>,
+    #[schemars(with = "Option<RawNum>")]
+    pub uptime: Option<Spanned<RawNum>>,
+    #[schemars(with = "Option<RawNum>")]
+    pub failover_success: Option<Spanned<RawNum>>,
+    #[schemars(with = "Option<String>")]
+    pub max_failover_time: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub max_recovery_time: Option<Spanned<String>>,
+    #[schemars(with = "Option<f64>")]
+    pub max_retry_amplification: Option<Spanned<f64>>,
+    /// US dollars per million requests.
+    #[schemars(with = "Option<f64>")]
+    pub max_cost_per_million: Option<Spanned<f64>>,
+    /// Objectives of one request class, keyed by its name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawSlaClass>")]
+    pub classes: BTreeMap<Spanned<String>, RawSlaClass>,
+}
+
+/// The objectives of one request class.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlaClass {
+    #[schemars(with = "Option<String>")]
+    pub p99_latency: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub ttft_p99: Option<Spanned<String>>,
+    #[schemars(with = "Option<RawNum>")]
+    pub availability: Option<Spanned<RawNum>>,
+    #[schemars(with = "Option<RawNum>")]
+    pub uptime: Option<Spanned<RawNum>>,
+    #[schemars(with = "Option<RawNum>")]
+    pub failover_success: Option<Spanned<RawNum>>,
+    #[schemars(with = "Option<String>")]
+    pub max_failover_time: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub max_recovery_time: Option<Spanned<String>>,
+    #[schemars(with = "Option<f64>")]
+    pub max_retry_amplification: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub max_cost_per_million: Option<Spanned<f64>>,
+}
+
+impl RawSla {
+    /// The overall objectives, in the shape per-class tables use.
+    pub fn overall(&self) -> RawSlaClass {
+        RawSlaClass {
+            p99_latency: self.p99_latency.clone(),
+            ttft_p99: self.ttft_p99.clone(),
+            availability: self.availability.clone(),
+            uptime: self.uptime.clone(),
+            failover_success: self.failover_success.clone(),
+            max_failover_time: self.max_failover_time.clone(),
+            max_recovery_time: self.max_recovery_time.clone(),
+            max_retry_amplification: self.max_retry_amplification.clone(),
+            max_cost_per_million: self.max_cost_per_million.clone(),
+        }
+    }
+}
