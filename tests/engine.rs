@@ -230,7 +230,9 @@ async fn every_failure_is_classified_as_exactly_its_kind() {
     .unwrap();
     let mut conn = client.user_connections();
     for (i, (model, _, expected)) in cases.iter().enumerate() {
-        let s = client.send_on(&mut conn, i, Instant::now(), Duration::ZERO).await;
+        let s = client
+            .send_on(&mut conn, i, Instant::now(), Duration::ZERO)
+            .await;
         assert_eq!(s.result, *expected, "model {model} on a user connection");
     }
     let ok = outcome_of(&url, class("ok", 1, "ok", false), t).await;

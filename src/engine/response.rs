@@ -130,18 +130,32 @@ async fn read_json(
     upstreams: &[String],
     sample: &mut Sample,
 ) -> Result<(), ErrorKind> {
-    let mut buf = Vec::new();
+    // Most bodies arrive in one frame: keep it as is and copy only when a second one comes.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut len = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| ErrorKind::Truncated)?;
-        if let Some(data) = frame.data_ref() {
-            if buf.len() + data.len() > limits.max_body_bytes {
-                return Err(ErrorKind::Malformed);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len();
+        if len > limits.max_body_bytes {
+            return Err(ErrorKind::Malformed);
+        }
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(f) = first.take() {
+                    rest.extend_from_slice(&f);
+                }
+                rest.extend_from_slice(&data);
             }
-            buf.extend_from_slice(data);
         }
     }
+    let buf: &[u8] = first.as_deref().unwrap_or(&rest);
     let parsed: LiteCompletion<'_> =
-        serde_json::from_slice(&buf).map_err(|_| ErrorKind::Malformed)?;
+        serde_json::from_slice(buf).map_err(|_| ErrorKind::Malformed)?;
     if parsed.choices.is_empty() {
         return Err(ErrorKind::Malformed);
     }

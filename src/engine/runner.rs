@@ -63,8 +63,14 @@ pub struct RunOutput {
     pub interrupted: bool,
 }
 
+/// Closed-model users send their samples in batches: one recorder wake-up per batch.
+const USER_BATCH: usize = 64;
+/// ... or at least this often, so the progress display stays live.
+const USER_FLUSH: Duration = Duration::from_millis(100);
+
 enum Msg {
     Sample(Sample),
+    Batch(Vec<Sample>),
     Dropped { class: usize, intended: Duration },
 }
 
@@ -216,17 +222,27 @@ async fn run_closed(
         let t0 = ctx.t0;
         workers.spawn(async move {
             let mut conn = client.user_connections();
+            let mut batch = Vec::with_capacity(USER_BATCH);
+            let mut flushed = Instant::now();
+            // One count per user, not per request: a closed user has at most one in flight.
+            in_flight.fetch_add(1, Ordering::AcqRel);
             while !stopping.load(Ordering::Relaxed) && Instant::now() < end {
                 let class = mix.pick(&mut rng);
                 // A closed-model user sends the moment its last answer arrived: intended = now.
                 let intended = t0.elapsed();
-                in_flight.fetch_add(1, Ordering::AcqRel);
-                let sample = client.send_on(&mut conn, class, t0, intended).await;
-                in_flight.fetch_sub(1, Ordering::AcqRel);
-                if tx.send(Msg::Sample(sample)).is_err() {
-                    break;
+                batch.push(client.send_on(&mut conn, class, t0, intended).await);
+                if batch.len() >= USER_BATCH || flushed.elapsed() >= USER_FLUSH {
+                    flushed = Instant::now();
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(USER_BATCH));
+                    if tx.send(Msg::Batch(full)).is_err() {
+                        break;
+                    }
                 }
             }
+            if !batch.is_empty() {
+                let _ = tx.send(Msg::Batch(batch));
+            }
+            in_flight.fetch_sub(1, Ordering::AcqRel);
         });
     }
     let stopped = {
@@ -255,20 +271,26 @@ async fn record(
     let mut progress = new_cumulative();
     let mut batch = Vec::with_capacity(256);
     let mut since_publish = 0u32;
+    let mut one = |s: &Sample, rec: &mut Recorder| {
+        rec.record(s);
+        live.completed.fetch_add(1, Ordering::Relaxed);
+        if s.result.is_err() {
+            live.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(s.latency.as_micros()).unwrap_or(u64::MAX);
+        let _ = progress.record(us.min(3_600_000_000));
+        since_publish += 1;
+        if since_publish >= 512 {
+            since_publish = 0;
+            live.p99_us
+                .store(progress.value_at_quantile(0.99), Ordering::Relaxed);
+        }
+    };
     let mut handle = |m: Msg, rec: &mut Recorder| match m {
-        Msg::Sample(s) => {
-            rec.record(&s);
-            live.completed.fetch_add(1, Ordering::Relaxed);
-            if s.result.is_err() {
-                live.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            let us = u64::try_from(s.latency.as_micros()).unwrap_or(u64::MAX);
-            let _ = progress.record(us.min(3_600_000_000));
-            since_publish += 1;
-            if since_publish >= 512 {
-                since_publish = 0;
-                live.p99_us
-                    .store(progress.value_at_quantile(0.99), Ordering::Relaxed);
+        Msg::Sample(s) => one(&s, rec),
+        Msg::Batch(samples) => {
+            for s in &samples {
+                one(s, rec);
             }
         }
         Msg::Dropped { class, intended } => rec.record_dropped(class, intended),
