@@ -14,6 +14,9 @@ SECS=${2:-10}
 SOAK=${3:-0}
 SOAK_RATE=${4:-1000}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+# The open-loop in-flight cap: past it requests are dropped (and reported), never queued.
+CAP=${CAP:-1000}
 
 command -v oha >/dev/null || { echo "oha missing: cargo install oha" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
@@ -55,12 +58,12 @@ python3 -c "print(f'ratios: gauntlet/oha = {$G_RPS/$O_RPS:.2f}x   gauntlet/wrk =
 
 # --- open loop at half of gauntlet's maximum ---
 HALF=$((G_RPS / 2))
-OPEN=$("$BIN/engine_bench" "$BASE" "$SECS" open "$HALF")
+OPEN=$("$BIN/engine_bench" "$BASE" "$SECS" open "$HALF" "$CAP")
 echo "gauntlet open @ $HALF req/s: $(echo "$OPEN" | json '"rps %.0f, lag p50 %.3f ms, p99 %.3f ms, max %.1f ms, dropped %d, errors %s" % (d["rps"], d["schedule_lag_ms"]["p50"], d["schedule_lag_ms"]["p99"], d["schedule_lag_ms"]["max"], d["dropped"], d["errors"])')"
 
 # --- optional soak: RSS of a long open-loop run ---
 if [ "$SOAK" -gt 0 ]; then
-  "$BIN/engine_bench" "$BASE" "$SOAK" open "$SOAK_RATE" >/tmp/gauntlet-soak.json &
+  "$BIN/engine_bench" "$BASE" "$SOAK" open "$SOAK_RATE" "$CAP" >/tmp/gauntlet-soak.json &
   PID=$!
   PEAK=0
   while kill -0 "$PID" 2>/dev/null; do

@@ -22,7 +22,15 @@ async fn main() -> std::io::Result<()> {
     println!("http://{}", listener.local_addr()?);
     let body = Bytes::from_static(BODY.as_bytes());
     loop {
-        let (tcp, _) = listener.accept().await?;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of descriptors or similar: keep serving the connections we have.
+                eprintln!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let body = body.clone();
         tokio::spawn(async move {

@@ -109,13 +109,24 @@ pub async fn run(
         t0: Instant::now(),
     };
     let mut class_rng = mix_rng(config.seed);
+    // The scheduler thread cannot await `stop`; it polls this flag instead.
+    let halt = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let halt = halt.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                halt.store(true, Ordering::Relaxed);
+            }
+        })
+    };
     let mut interrupted = false;
     for (i, stage) in config.plan.stages.iter().enumerate() {
         let completed = match stage.load {
             StageLoad::Rate { .. } => {
                 let arrivals =
                     Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
-                run_open(&ctx, stage, arrivals, &config, &mut class_rng, &mut stop).await
+                run_open(&ctx, stage, arrivals, &config, &mut class_rng, &halt).await
             }
             StageLoad::Concurrency(n) => {
                 run_closed(&ctx, stage, n.get(), &config, i, &mut stop).await
@@ -126,6 +137,7 @@ pub async fn run(
             break;
         }
     }
+    watcher.abort();
     let ran_for = ctx.t0.elapsed().min(config.plan.total());
     ctx.stopping.store(true, Ordering::Relaxed);
     // After a normal end every request is bounded by its timeout; after a stop, by the drain.
@@ -155,51 +167,83 @@ pub async fn run(
     }
 }
 
-/// Sleeps until `at`; false when `stop` turned true first.
-async fn wait_until(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return false;
-    }
-    if Instant::now() >= at {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep_until(at.into()) => true,
-        _ = stop.wait_for(|s| *s) => false,
+/// Waits on the scheduler thread until `at`: an OS sleep to just short of it (tokio's timer
+/// ticks in whole milliseconds, too coarse for a schedule), then yielding until it passes.
+/// False when the run was halted.
+fn precise_wait(at: Instant, halt: &AtomicBool) -> bool {
+    loop {
+        if halt.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        let left = at - now;
+        if left > SPIN_WINDOW {
+            // Wake early enough to absorb the OS's timer slack; never sleep past a halt check.
+            std::thread::sleep((left - SPIN_WINDOW).min(HALT_CHECK));
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
 
+/// The last stretch before an intended send is waited out by yielding, not sleeping.
+const SPIN_WINDOW: Duration = Duration::from_micros(150);
+const HALT_CHECK: Duration = Duration::from_millis(20);
+
+/// Open stages run their schedule on a thread of their own, so the timing of sends does not
+/// depend on how busy the runtime's workers are; each request is a task on the runtime.
 async fn run_open(
     ctx: &Ctx,
     stage: &PlanStage,
     arrivals: Arrivals,
     config: &RunConfig,
     class_rng: &mut SmallRng,
-    stop: &mut watch::Receiver<bool>,
+    halt: &Arc<AtomicBool>,
 ) -> bool {
     let cap = config.plan.max_in_flight.get();
-    for intended in arrivals {
-        if !wait_until(ctx.t0 + intended, stop).await {
-            return false;
+    let runtime = tokio::runtime::Handle::current();
+    let client = ctx.client.clone();
+    let tx = ctx.tx.clone();
+    let in_flight = ctx.in_flight.clone();
+    let live = ctx.live.clone();
+    let halt = halt.clone();
+    let mix = config.mix.clone();
+    let mut rng = class_rng.clone();
+    let t0 = ctx.t0;
+    let end = t0 + stage.end();
+    let scheduler = tokio::task::spawn_blocking(move || {
+        for intended in arrivals {
+            if !precise_wait(t0 + intended, &halt) {
+                return (false, rng);
+            }
+            let class = mix.pick(&mut rng);
+            if in_flight.load(Ordering::Acquire) >= cap {
+                live.dropped.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Msg::Dropped { class, intended });
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            let client = client.clone();
+            let tx = tx.clone();
+            let in_flight = in_flight.clone();
+            runtime.spawn(async move {
+                let sample = client.send(class, t0, intended).await;
+                let _ = tx.send(Msg::Sample(sample));
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
         }
-        let class = config.mix.pick(class_rng);
-        if ctx.in_flight.load(Ordering::Acquire) >= cap {
-            ctx.live.dropped.fetch_add(1, Ordering::Relaxed);
-            let _ = ctx.tx.send(Msg::Dropped { class, intended });
-            continue;
+        (precise_wait(end, &halt), rng)
+    });
+    match scheduler.await {
+        Ok((completed, rng)) => {
+            *class_rng = rng;
+            completed
         }
-        ctx.in_flight.fetch_add(1, Ordering::AcqRel);
-        let client = ctx.client.clone();
-        let tx = ctx.tx.clone();
-        let in_flight = ctx.in_flight.clone();
-        let t0 = ctx.t0;
-        tokio::spawn(async move {
-            let sample = client.send(class, t0, intended).await;
-            let _ = tx.send(Msg::Sample(sample));
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-        });
+        Err(_) => false,
     }
-    wait_until(ctx.t0 + stage.end(), stop).await
 }
 
 async fn run_closed(
