@@ -167,9 +167,9 @@ pub async fn run(
     }
 }
 
-/// Waits on the scheduler thread until `at`: an OS sleep to just short of it (tokio's timer
-/// ticks in whole milliseconds, too coarse for a schedule), then yielding until it passes.
-/// False when the run was halted.
+/// Waits on the scheduler thread until `at` with an OS sleep (tens of microseconds late at
+/// most, where tokio's timer ticks in whole milliseconds); never spins, so the scheduler does
+/// not take a core from the requests it schedules. False when the run was halted.
 fn precise_wait(at: Instant, halt: &AtomicBool) -> bool {
     loop {
         if halt.load(Ordering::Relaxed) {
@@ -179,18 +179,11 @@ fn precise_wait(at: Instant, halt: &AtomicBool) -> bool {
         if now >= at {
             return true;
         }
-        let left = at - now;
-        if left > SPIN_WINDOW {
-            // Wake early enough to absorb the OS's timer slack; never sleep past a halt check.
-            std::thread::sleep((left - SPIN_WINDOW).min(HALT_CHECK));
-        } else {
-            std::thread::yield_now();
-        }
+        std::thread::sleep((at - now).min(HALT_CHECK));
     }
 }
 
-/// The last stretch before an intended send is waited out by yielding, not sleeping.
-const SPIN_WINDOW: Duration = Duration::from_micros(150);
+/// Longest sleep between checks of the halt flag.
 const HALT_CHECK: Duration = Duration::from_millis(20);
 
 /// Open stages run their schedule on a thread of their own, so the timing of sends does not
