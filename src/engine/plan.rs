@@ -169,6 +169,9 @@ impl Arrivals {
 
     /// Seconds into the stage at which the integrated rate reaches `u`.
     fn time_of(&self, u: f64) -> f64 {
+        if u <= 0.0 {
+            return 0.0;
+        }
         if self.slope.abs() < 1e-12 {
             return u / self.from;
         }
