@@ -1,48 +1,53 @@
-//! A zero-latency OpenAI-compatible upstream answering a canned chat completion, for
-//! measuring the gateway's own overhead: `cargo run --release --example zero_upstream -- 127.0.0.1:9100`.
+//! A zero-latency OpenAI-shaped upstream for the engine benchmark: every POST gets the same
+//! small chat completion at once. Usage: zero_upstream [PORT] (0 = any; prints the address).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
 
-const COMPLETION: &str = r#"{"id":"chatcmpl-zero","object":"chat.completion","created":1700000000,"model":"bench-model","system_fingerprint":"gauntlet-zero","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
-
-async fn answer(_req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut r = Response::new(Full::new(Bytes::from_static(COMPLETION.as_bytes())));
-    r.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut().insert(
-        "x-gauntlet-upstream",
-        http::HeaderValue::from_static("zero"),
-    );
-    Ok(r)
-}
+const BODY: &str = r#"{"id":"chatcmpl-0","object":"chat.completion","created":1,"model":"m","system_fingerprint":"gauntlet-zero","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":8,"completion_tokens":1,"total_tokens":9}}"#;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr: SocketAddr = std::env::args()
+    let port: u16 = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9100".into())
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("zero-latency upstream on http://{}", listener.local_addr()?);
-    let builder = auto::Builder::new(TokioExecutor::new());
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("http://{}", listener.local_addr()?);
+    let body = Bytes::from_static(BODY.as_bytes());
     loop {
-        let (tcp, _) = listener.accept().await?;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of descriptors or similar: keep serving the connections we have.
+                eprintln!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        let builder = builder.clone();
+        let body = body.clone();
         tokio::spawn(async move {
-            let _ = builder
-                .serve_connection(TokioIo::new(tcp), service_fn(answer))
+            let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                let body = body.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .header("x-gauntlet-upstream", "zero")
+                            .body(Full::new(body))
+                            .unwrap_or_default(),
+                    )
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), service)
                 .await;
         });
     }

@@ -5,6 +5,7 @@
 //! and `config`.
 
 pub mod config;
+pub mod engine;
 pub mod gateway;
 pub mod metrics;
 pub mod mock;

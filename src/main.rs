@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario and check its SLA.
+    Run(cmd::run::Args),
     Validate(cmd::validate::Args),
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     };
     cmd::init_tracing();
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),

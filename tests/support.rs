@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test module uses its own subset
 
+mod scripted;
+pub use scripted::*;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod gateway;
 pub mod mock;
 pub mod report;
+pub mod run;
 pub mod schema;
 pub mod validate;
 
@@ -18,7 +19,6 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What a command achieved when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // every outcome is produced once the run command lands
 pub enum Outcome {
     Ok,
     SlaViolated,

@@ -1,11 +1,19 @@
 //! Recording and analysis: per-interval HDR histograms and counters in, a `Summary` out.
 //! This module aggregates and never formats; `report` renders.
 
+mod analysis;
 pub mod cost;
 pub mod failover;
+mod hlog;
+mod recorder;
+mod sample;
 pub mod sla;
 mod summary;
 
+pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
+pub use hlog::{HlogError, write_hlog};
+pub use recorder::{Cell, ClassRecord, Counts, Layout, MergeError, Recorder, new_cumulative};
+pub use sample::{ErrorKind, Sample, ServedBy};
 pub use summary::{
     CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
     Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, Tokens, Trust, UpstreamStats,

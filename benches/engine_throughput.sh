@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Engine throughput benchmark: gauntlet vs oha vs wrk against the same zero-latency upstream,
+# closed loop, same connection count, one after the other in one run; then gauntlet's open loop
+# at half its measured maximum (schedule lag p99 and drops). Optional RSS soak.
+#
+#   benches/engine_throughput.sh [CONNECTIONS=50] [SECONDS=10] [SOAK_SECONDS=0] [SOAK_RATE=1000]
+#
+# Needs: oha (cargo install oha), wrk (apt-get install -y wrk), jq or python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+C=${1:-50}
+SECS=${2:-10}
+SOAK=${3:-0}
+SOAK_RATE=${4:-1000}
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+# The open-loop in-flight cap: past it requests are dropped (and reported), never queued.
+CAP=${CAP:-1000}
+
+command -v oha >/dev/null || { echo "oha missing: cargo install oha" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
+
+cargo build --release --quiet --examples
+BIN=target/release/examples
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+UP_LOG=$(mktemp)
+"$BIN/zero_upstream" 0 >"$UP_LOG" &
+UP_PID=$!
+cleanup() { kill "$UP_PID" 2>/dev/null || true; rm -f "$UP_LOG" "${LUA:-}"; }
+trap cleanup EXIT
+for _ in $(seq 50); do [ -s "$UP_LOG" ] && break; sleep 0.1; done
+BASE=$(head -1 "$UP_LOG")
+URL="$BASE/v1/chat/completions"
+BODY='{"model":"m","messages":[{"role":"user","content":"Generate a product description"}],"max_tokens":16}'
+echo "upstream: $BASE   connections: $C   seconds: $SECS   cores: $(nproc)"
+
+# --- closed loop, same connection count ---
+G=$("$BIN/engine_bench" "$BASE" "$SECS" closed "$C")
+G_RPS=$(echo "$G" | json 'round(d["rps"])')
+G_OK=$(echo "$G" | json 'd["successes"]==d["requests"]')
+echo "gauntlet closed: $G_RPS req/s (all succeeded: $G_OK)"
+
+O_RPS=$(oha -z "${SECS}s" -c "$C" -m POST -d "$BODY" -H 'content-type: application/json' \
+  --no-tui --output-format json "$URL" | json 'round(d["summary"]["requestsPerSec"])')
+echo "oha:             $O_RPS req/s"
+
+LUA=$(mktemp --suffix=.lua)
+cat >"$LUA" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+W_RPS=$(wrk -t2 -c"$C" -d"${SECS}s" -s "$LUA" "$URL" | awk '/Requests\/sec/ {printf "%d", $2}')
+echo "wrk:             $W_RPS req/s"
+python3 -c "print(f'ratios: gauntlet/oha = {$G_RPS/$O_RPS:.2f}x   gauntlet/wrk = {$G_RPS/$W_RPS:.2f}x')"
+
+# --- open loop at half of gauntlet's maximum ---
+HALF=$((G_RPS / 2))
+OPEN=$("$BIN/engine_bench" "$BASE" "$SECS" open "$HALF" "$CAP")
+echo "gauntlet open @ $HALF req/s: $(echo "$OPEN" | json '"rps %.0f, lag p50 %.3f ms, p99 %.3f ms, max %.1f ms, dropped %d, errors %s" % (d["rps"], d["schedule_lag_ms"]["p50"], d["schedule_lag_ms"]["p99"], d["schedule_lag_ms"]["max"], d["dropped"], d["errors"])')"
+
+# --- optional soak: RSS of a long open-loop run ---
+if [ "$SOAK" -gt 0 ]; then
+  "$BIN/engine_bench" "$BASE" "$SOAK" open "$SOAK_RATE" "$CAP" >/tmp/gauntlet-soak.json &
+  PID=$!
+  PEAK=0
+  while kill -0 "$PID" 2>/dev/null; do
+    RSS=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status" 2>/dev/null || echo 0)
+    [ "${RSS:-0}" -gt "$PEAK" ] && PEAK=$RSS
+    sleep 5
+    echo "soak: t+$(ps -o etimes= -p "$PID" 2>/dev/null | tr -d ' ')s RSS ${RSS} kB" >&2
+  done
+  wait "$PID"
+  echo "soak ${SOAK}s @ ${SOAK_RATE} req/s: peak RSS $((PEAK / 1024)) MB; $(json '"lag p99 %.3f ms, dropped %d" % (d["schedule_lag_ms"]["p99"], d["dropped"])' </tmp/gauntlet-soak.json)"
+fi

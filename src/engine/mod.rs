@@ -1,0 +1,25 @@
+//! Load generation: the plan and its arrival schedule, the weighted mix, the HTTP client,
+//! the run loop, the fleet of servers a run starts, and progress display.
+
+mod client;
+mod fleet;
+mod mix;
+mod output;
+mod plan;
+mod progress;
+mod response;
+mod runner;
+mod session;
+
+pub use client::{
+    Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
+};
+pub use fleet::{Fleet, FleetError};
+pub use mix::Mix;
+pub use output::{
+    HLOG_FILE, OutputError, SUMMARY_FILE, prepare_dir, write_atomic, write_run, write_summary,
+};
+pub use plan::{Arrivals, Plan, PlanStage};
+pub use progress::Progress;
+pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, mix_rng, run};
+pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario};

@@ -1,0 +1,297 @@
+//! Reading a response: the served-by tag, bounded bodies, streams through the SSE decoder
+//! (TTFT, inter-token gaps, tokens), and the one outcome the exchange ends in.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use http::{HeaderMap, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::metrics::{ErrorKind, Sample, ServedBy};
+use crate::openai::{
+    GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, Usage, upstream_from_fingerprint,
+};
+
+/// Error bodies are read only this far (to reuse the connection); nothing in them is needed.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Unknown upstream names longer than this are cut, so a hostile tag cannot grow the report.
+const MAX_NAME_BYTES: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+}
+
+pub fn resolve(upstreams: &[String], name: &str) -> ServedBy {
+    match upstreams.iter().position(|u| u == name) {
+        Some(i) => u16::try_from(i).map_or_else(|_| other(name), ServedBy::Known),
+        None => other(name),
+    }
+}
+
+fn other(name: &str) -> ServedBy {
+    let mut end = name.len().min(MAX_NAME_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    ServedBy::Other(name[..end].into())
+}
+
+fn tagged(headers: &HeaderMap) -> Option<&str> {
+    [UPSTREAM_HEADER, GATEWAY_UPSTREAM_HEADER]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .filter(|s| !s.is_empty())
+}
+
+#[derive(Deserialize)]
+struct LiteCompletion<'a> {
+    #[serde(borrow, default)]
+    system_fingerprint: Option<Cow<'a, str>>,
+    choices: Vec<IgnoredAny>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct LiteChunk<'a> {
+    #[serde(borrow, default)]
+    system_fingerprint: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Vec<LiteChoice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    /// Some providers report a failure mid-stream as an event with an `error` object.
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct LiteChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<LiteDelta<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LiteDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// Reads the whole response into `sample` and says how the exchange ended.
+pub async fn read(
+    response: Response<Incoming>,
+    stream: bool,
+    intended_at: Instant,
+    limits: &Limits,
+    upstreams: &[String],
+    sample: &mut Sample,
+) -> Result<(), ErrorKind> {
+    let status = response.status();
+    let tag = tagged(response.headers()).map(|t| resolve(upstreams, t));
+    let (_, mut body) = response.into_parts();
+    if !status.is_success() {
+        // Drain a bounded amount so the connection can go back to the pool; errors here
+        // change nothing about the outcome.
+        let mut read = 0usize;
+        while read < MAX_ERROR_BODY {
+            match body.frame().await {
+                Some(Ok(f)) => read += f.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+        let code = status.as_u16();
+        return Err(match code {
+            429 => {
+                sample.gateway_rate_limited = tag.is_none();
+                ErrorKind::RateLimited
+            }
+            400..=499 => ErrorKind::Status4xx,
+            500..=599 => ErrorKind::Status5xx,
+            _ => ErrorKind::Malformed,
+        });
+    }
+    sample.served_by = tag;
+    if stream {
+        read_stream(&mut body, intended_at, limits, upstreams, sample).await
+    } else {
+        read_json(&mut body, limits, upstreams, sample).await
+    }
+}
+
+async fn read_json(
+    body: &mut Incoming,
+    limits: &Limits,
+    upstreams: &[String],
+    sample: &mut Sample,
+) -> Result<(), ErrorKind> {
+    // Most bodies arrive in one frame: keep it as is and copy only when a second one comes.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ErrorKind::Truncated)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len();
+        if len > limits.max_body_bytes {
+            return Err(ErrorKind::Malformed);
+        }
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(f) = first.take() {
+                    rest.extend_from_slice(&f);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    let buf: &[u8] = first.as_deref().unwrap_or(&rest);
+    let parsed: LiteCompletion<'_> =
+        serde_json::from_slice(buf).map_err(|_| ErrorKind::Malformed)?;
+    if parsed.choices.is_empty() {
+        return Err(ErrorKind::Malformed);
+    }
+    if sample.served_by.is_none() {
+        sample.served_by = parsed
+            .system_fingerprint
+            .as_deref()
+            .and_then(upstream_from_fingerprint)
+            .map(|n| resolve(upstreams, n));
+    }
+    if let Some(u) = parsed.usage {
+        sample.prompt_tokens = u64::from(u.prompt_tokens);
+        sample.completion_tokens = u64::from(u.completion_tokens);
+    }
+    Ok(())
+}
+
+/// What a stream has shown so far.
+struct StreamState {
+    done: bool,
+    finished: bool,
+    deltas: u64,
+    last_delta: Option<Instant>,
+    usage: Option<Usage>,
+    fingerprint: Option<Box<str>>,
+    failure: Option<ErrorKind>,
+}
+
+impl StreamState {
+    fn event(&mut self, data: &str, intended_at: Instant, sample: &mut Sample) {
+        if self.failure.is_some() {
+            return;
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let Ok(chunk) = serde_json::from_str::<LiteChunk<'_>>(data) else {
+            self.failure = Some(ErrorKind::Malformed);
+            return;
+        };
+        if chunk.error.is_some() {
+            self.failure = Some(ErrorKind::Status5xx);
+            return;
+        }
+        if self.fingerprint.is_none() {
+            self.fingerprint = chunk.system_fingerprint.as_deref().map(Into::into);
+        }
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        for choice in &chunk.choices {
+            if choice.finish_reason.is_some() {
+                self.finished = true;
+            }
+            let has_content = choice
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref())
+                .is_some_and(|c| !c.is_empty());
+            if has_content {
+                let now = Instant::now();
+                match self.last_delta {
+                    None => sample.ttft = Some(now.saturating_duration_since(intended_at)),
+                    Some(prev) => sample.itl.push(now.saturating_duration_since(prev)),
+                }
+                self.last_delta = Some(now);
+                self.deltas += 1;
+            }
+        }
+    }
+}
+
+async fn read_stream(
+    body: &mut Incoming,
+    intended_at: Instant,
+    limits: &Limits,
+    upstreams: &[String],
+    sample: &mut Sample,
+) -> Result<(), ErrorKind> {
+    let mut decoder = SseDecoder::new();
+    let mut state = StreamState {
+        done: false,
+        finished: false,
+        deltas: 0,
+        last_delta: None,
+        usage: None,
+        fingerprint: None,
+        failure: None,
+    };
+    let mut total = 0usize;
+    let mut cut = false;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            cut = true;
+            break;
+        };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        total += data.len();
+        if total > limits.max_body_bytes {
+            return Err(ErrorKind::Malformed);
+        }
+        decoder
+            .feed(data, |ev| state.event(&ev.data, intended_at, sample))
+            .map_err(|_| ErrorKind::Malformed)?;
+        if let Some(kind) = state.failure {
+            return Err(kind);
+        }
+    }
+    if !cut {
+        if let Some(ev) = decoder.finish().map_err(|_| ErrorKind::Malformed)? {
+            state.event(&ev.data, intended_at, sample);
+        }
+        if let Some(kind) = state.failure {
+            return Err(kind);
+        }
+    }
+    if sample.served_by.is_none() {
+        sample.served_by = state
+            .fingerprint
+            .as_deref()
+            .and_then(upstream_from_fingerprint)
+            .map(|n| resolve(upstreams, n));
+    }
+    match state.usage {
+        Some(u) => {
+            sample.prompt_tokens = u64::from(u.prompt_tokens);
+            sample.completion_tokens = u64::from(u.completion_tokens);
+        }
+        None => sample.completion_tokens = state.deltas,
+    }
+    if state.done || state.finished {
+        Ok(())
+    } else {
+        Err(ErrorKind::Truncated)
+    }
+}

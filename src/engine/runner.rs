@@ -1,0 +1,357 @@
+//! The one loop that runs any plan: open stages send at intended times without waiting for
+//! answers (dropping at the in-flight cap), closed stages keep N users busy; every sample goes
+//! through a channel to one recorder task, so workers share no lock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::client::Client;
+use super::mix::Mix;
+use super::plan::{Arrivals, Plan, PlanStage};
+use crate::metrics::{Layout, Recorder, Sample, new_cumulative};
+use crate::scenario::StageLoad;
+
+/// How long in-flight requests may finish after Ctrl-C before they are abandoned.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Counters the progress display reads while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub completed: AtomicU64,
+    pub errors: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Latency p99 so far, microseconds.
+    pub p99_us: AtomicU64,
+}
+
+/// The RNG that draws classes for the open model; closed-model user `u` uses `user_rng(seed, u)`.
+pub fn mix_rng(seed: u64) -> SmallRng {
+    SmallRng::seed_from_u64(seed)
+}
+
+fn user_rng(seed: u64, user: usize) -> SmallRng {
+    SmallRng::seed_from_u64(seed ^ (user as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn arrival_seed(seed: u64, stage: usize) -> u64 {
+    seed.rotate_left(17) ^ (stage as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub plan: Plan,
+    pub mix: Mix,
+    pub seed: u64,
+    pub layout: Layout,
+    /// Bound on finishing in-flight requests after a stop.
+    pub drain: Duration,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub recorder: Recorder,
+    pub started_at: SystemTime,
+    /// How long the plan ran (less than planned when stopped).
+    pub ran_for: Duration,
+    pub interrupted: bool,
+}
+
+/// Closed-model users send their samples in batches: one recorder wake-up per batch.
+const USER_BATCH: usize = 64;
+/// ... or at least this often, so the progress display stays live.
+const USER_FLUSH: Duration = Duration::from_millis(100);
+
+enum Msg {
+    Sample(Sample),
+    Batch(Vec<Sample>),
+    Dropped { class: usize, intended: Duration },
+}
+
+/// Shared by the scheduler and every request task of a run.
+struct Ctx {
+    client: Arc<Client>,
+    tx: mpsc::UnboundedSender<Msg>,
+    in_flight: Arc<AtomicUsize>,
+    stopping: Arc<AtomicBool>,
+    live: Arc<Live>,
+    t0: Instant,
+}
+
+/// Runs `config.plan` against `client` until it ends or `stop` turns true.
+pub async fn run(
+    config: RunConfig,
+    client: Arc<Client>,
+    live: Arc<Live>,
+    mut stop: watch::Receiver<bool>,
+) -> RunOutput {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (finish_tx, finish_rx) = oneshot::channel();
+    let recorder = tokio::spawn(record(
+        Recorder::new(config.layout.clone()),
+        rx,
+        finish_rx,
+        live.clone(),
+    ));
+    let started_at = SystemTime::now();
+    let ctx = Ctx {
+        client,
+        tx,
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        stopping: Arc::new(AtomicBool::new(false)),
+        live,
+        t0: Instant::now(),
+    };
+    let mut class_rng = mix_rng(config.seed);
+    // The scheduler thread cannot await `stop`; it polls this flag instead.
+    let halt = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let halt = halt.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                halt.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+    let mut interrupted = false;
+    for (i, stage) in config.plan.stages.iter().enumerate() {
+        let completed = match stage.load {
+            StageLoad::Rate { .. } => {
+                let arrivals =
+                    Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
+                run_open(&ctx, stage, arrivals, &config, &mut class_rng, &halt).await
+            }
+            StageLoad::Concurrency(n) => {
+                run_closed(&ctx, stage, n.get(), &config, i, &mut stop).await
+            }
+        };
+        if !completed {
+            interrupted = true;
+            break;
+        }
+    }
+    watcher.abort();
+    let ran_for = ctx.t0.elapsed().min(config.plan.total());
+    ctx.stopping.store(true, Ordering::Relaxed);
+    // After a normal end every request is bounded by its timeout; after a stop, by the drain.
+    let drain = if interrupted {
+        config.drain
+    } else {
+        config.plan.timeout + Duration::from_secs(1)
+    };
+    let deadline = Instant::now() + drain;
+    while ctx.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let abandoned = ctx.in_flight.load(Ordering::Acquire) as u64;
+    drop(ctx);
+    let _ = finish_tx.send(());
+    let mut recorder = match recorder.await {
+        Ok(r) => r,
+        // The recorder task only ends by returning; a panic there is a bug worth surfacing.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    recorder.add_abandoned(abandoned);
+    RunOutput {
+        recorder,
+        started_at,
+        ran_for,
+        interrupted,
+    }
+}
+
+/// Waits on the scheduler thread until `at` with an OS sleep (tens of microseconds late at
+/// most, where tokio's timer ticks in whole milliseconds); never spins, so the scheduler does
+/// not take a core from the requests it schedules. False when the run was halted.
+fn precise_wait(at: Instant, halt: &AtomicBool) -> bool {
+    loop {
+        if halt.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        std::thread::sleep((at - now).min(HALT_CHECK));
+    }
+}
+
+/// Longest sleep between checks of the halt flag.
+const HALT_CHECK: Duration = Duration::from_millis(20);
+
+/// Open stages run their schedule on a thread of their own, so the timing of sends does not
+/// depend on how busy the runtime's workers are; each request is a task on the runtime.
+async fn run_open(
+    ctx: &Ctx,
+    stage: &PlanStage,
+    arrivals: Arrivals,
+    config: &RunConfig,
+    class_rng: &mut SmallRng,
+    halt: &Arc<AtomicBool>,
+) -> bool {
+    let cap = config.plan.max_in_flight.get();
+    let runtime = tokio::runtime::Handle::current();
+    let client = ctx.client.clone();
+    let tx = ctx.tx.clone();
+    let in_flight = ctx.in_flight.clone();
+    let live = ctx.live.clone();
+    let halt = halt.clone();
+    let mix = config.mix.clone();
+    let mut rng = class_rng.clone();
+    let t0 = ctx.t0;
+    let end = t0 + stage.end();
+    let scheduler = tokio::task::spawn_blocking(move || {
+        for intended in arrivals {
+            if !precise_wait(t0 + intended, &halt) {
+                return (false, rng);
+            }
+            let class = mix.pick(&mut rng);
+            if in_flight.load(Ordering::Acquire) >= cap {
+                live.dropped.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Msg::Dropped { class, intended });
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            let client = client.clone();
+            let tx = tx.clone();
+            let in_flight = in_flight.clone();
+            runtime.spawn(async move {
+                let sample = client.send(class, t0, intended).await;
+                let _ = tx.send(Msg::Sample(sample));
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+        (precise_wait(end, &halt), rng)
+    });
+    match scheduler.await {
+        Ok((completed, rng)) => {
+            *class_rng = rng;
+            completed
+        }
+        Err(_) => false,
+    }
+}
+
+async fn run_closed(
+    ctx: &Ctx,
+    stage: &PlanStage,
+    users: usize,
+    config: &RunConfig,
+    stage_index: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let end = ctx.t0 + stage.end();
+    let mut workers = JoinSet::new();
+    for u in 0..users {
+        let client = ctx.client.clone();
+        let tx = ctx.tx.clone();
+        let in_flight = ctx.in_flight.clone();
+        let stopping = ctx.stopping.clone();
+        let mix = config.mix.clone();
+        let mut rng = user_rng(config.seed, stage_index * 1_000_003 + u);
+        let t0 = ctx.t0;
+        workers.spawn(async move {
+            let mut conn = client.user_connections();
+            let mut batch = Vec::with_capacity(USER_BATCH);
+            let mut flushed = Instant::now();
+            // One count per user, not per request: a closed user has at most one in flight.
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < end {
+                let class = mix.pick(&mut rng);
+                // A closed-model user sends the moment its last answer arrived: intended = now.
+                let intended = t0.elapsed();
+                batch.push(client.send_on(&mut conn, class, t0, intended).await);
+                if batch.len() >= USER_BATCH || flushed.elapsed() >= USER_FLUSH {
+                    flushed = Instant::now();
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(USER_BATCH));
+                    if tx.send(Msg::Batch(full)).is_err() {
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Msg::Batch(batch));
+            }
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+    let stopped = {
+        let joined = async { while workers.join_next().await.is_some() {} };
+        tokio::select! {
+            _ = joined => false,
+            _ = stop.wait_for(|s| *s) => true,
+        }
+    };
+    if stopped {
+        ctx.stopping.store(true, Ordering::Relaxed);
+        // Users finish their current request (the caller's drain bounds how long); dropping
+        // the set would abort them and lose what they measured.
+        workers.detach_all();
+    }
+    !stopped
+}
+
+/// The recorder task: owns the recording, so recording needs no lock.
+async fn record(
+    mut rec: Recorder,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut finish: oneshot::Receiver<()>,
+    live: Arc<Live>,
+) -> Recorder {
+    let mut progress = new_cumulative();
+    let mut batch = Vec::with_capacity(256);
+    let mut since_publish = 0u32;
+    let mut one = |s: &Sample, rec: &mut Recorder| {
+        rec.record(s);
+        live.completed.fetch_add(1, Ordering::Relaxed);
+        if s.result.is_err() {
+            live.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(s.latency.as_micros()).unwrap_or(u64::MAX);
+        let _ = progress.record(us.min(3_600_000_000));
+        since_publish += 1;
+        if since_publish >= 512 {
+            since_publish = 0;
+            live.p99_us
+                .store(progress.value_at_quantile(0.99), Ordering::Relaxed);
+        }
+    };
+    let mut handle = |m: Msg, rec: &mut Recorder| match m {
+        Msg::Sample(s) => one(&s, rec),
+        Msg::Batch(samples) => {
+            for s in &samples {
+                one(s, rec);
+            }
+        }
+        Msg::Dropped { class, intended } => rec.record_dropped(class, intended),
+    };
+    loop {
+        tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for m in batch.drain(..) {
+                    handle(m, &mut rec);
+                }
+            }
+            _ = &mut finish => {
+                while let Ok(m) = rx.try_recv() {
+                    handle(m, &mut rec);
+                }
+                break;
+            }
+        }
+    }
+    live.p99_us
+        .store(progress.value_at_quantile(0.99), Ordering::Relaxed);
+    rec
+}

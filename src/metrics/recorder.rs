@@ -1,0 +1,337 @@
+//! The recorder: HDR histograms and counters per class, cumulative and per interval, in memory
+//! laid out once from the plan. Two recorders of one run merge exactly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::sample::{ErrorKind, Sample, ServedBy};
+
+/// Longest value a histogram tracks, in microseconds (one hour); longer values are clamped.
+const MAX_MICROS: u64 = 3_600_000_000;
+/// Cumulative histograms keep three significant digits; per-interval ones two (1%), so a long
+/// run's series stays small.
+const CUMULATIVE_SIGFIG: u8 = 3;
+const INTERVAL_SIGFIG: u8 = 2;
+
+/// What the recorder is recording: fixed before the run, identical for recorders that merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub classes: Vec<String>,
+    /// Upstream names the client resolves to `ServedBy::Known` indices.
+    pub upstreams: Vec<String>,
+    /// Samples intended before this are run but not recorded.
+    pub warmup: Duration,
+    pub interval: Duration,
+    /// Intervals of the measured window (after warmup).
+    pub intervals: usize,
+}
+
+impl Layout {
+    /// The layout for a plan of `total` length.
+    pub fn new(
+        classes: Vec<String>,
+        upstreams: Vec<String>,
+        warmup: Duration,
+        interval: Duration,
+        total: Duration,
+    ) -> Self {
+        let interval = interval.max(Duration::from_millis(1));
+        let measured = total.saturating_sub(warmup);
+        let intervals = measured.as_nanos().div_ceil(interval.as_nanos()).max(1);
+        Self {
+            classes,
+            upstreams,
+            warmup,
+            interval,
+            intervals: usize::try_from(intervals).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn interval_of(&self, intended: Duration) -> Option<usize> {
+        let since = intended.checked_sub(self.warmup)?;
+        let i = since.as_nanos() / self.interval.as_nanos();
+        Some(
+            usize::try_from(i)
+                .unwrap_or(usize::MAX)
+                .min(self.intervals - 1),
+        )
+    }
+
+    fn upstream_name<'a>(&'a self, served: &'a ServedBy) -> &'a str {
+        match served {
+            ServedBy::Known(i) => self
+                .upstreams
+                .get(usize::from(*i))
+                .map_or("unknown", String::as_str),
+            ServedBy::Other(name) => name,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("the recordings have different layouts (classes, intervals or warmup differ)")]
+    Layout,
+    #[error("histogram merge failed: {0}")]
+    Histogram(String),
+}
+
+/// Request counters of one class, cumulative or in one interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    /// Requests sent or dropped.
+    pub requests: u64,
+    pub successes: u64,
+    pub dropped: u64,
+    pub errors: [u64; ErrorKind::COUNT],
+    /// Upstream name -> successful responses it served.
+    pub served_by: BTreeMap<Box<str>, u64>,
+    pub gateway_rate_limited: u64,
+}
+
+impl Counts {
+    fn record(&mut self, s: &Sample, layout: &Layout) {
+        self.requests += 1;
+        match s.result {
+            Ok(()) => {
+                self.successes += 1;
+                if let Some(served) = &s.served_by {
+                    let name = layout.upstream_name(served);
+                    match self.served_by.get_mut(name) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.served_by.insert(name.into(), 1);
+                        }
+                    }
+                }
+            }
+            Err(kind) => self.errors[kind.index()] += 1,
+        }
+        if s.gateway_rate_limited {
+            self.gateway_rate_limited += 1;
+        }
+    }
+
+    pub fn merge(&mut self, o: &Counts) {
+        self.requests += o.requests;
+        self.successes += o.successes;
+        self.dropped += o.dropped;
+        for (a, b) in self.errors.iter_mut().zip(o.errors) {
+            *a += b;
+        }
+        for (name, n) in &o.served_by {
+            *self.served_by.entry(name.clone()).or_default() += n;
+        }
+        self.gateway_rate_limited += o.gateway_rate_limited;
+    }
+
+    /// Error kind name -> count, only kinds that occurred.
+    pub fn error_map(&self) -> BTreeMap<String, u64> {
+        ErrorKind::ALL
+            .iter()
+            .filter(|k| self.errors[k.index()] > 0)
+            .map(|k| (k.as_str().to_string(), self.errors[k.index()]))
+            .collect()
+    }
+}
+
+/// Everything recorded for one class over the whole measured window.
+#[derive(Debug, Clone)]
+pub struct ClassRecord {
+    pub counts: Counts,
+    /// Microseconds.
+    pub latency: Histogram<u64>,
+    pub ttft: Histogram<u64>,
+    pub itl: Histogram<u64>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// One class in one interval.
+#[derive(Debug, Clone, Default)]
+pub struct Cell {
+    pub counts: Counts,
+    /// Created on the first sample, so empty intervals cost nothing.
+    pub latency: Option<Box<Histogram<u32>>>,
+    pub ttft: Option<Box<Histogram<u32>>>,
+}
+
+/// The recording of a run (or of one shard of it).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    layout: Layout,
+    classes: Vec<ClassRecord>,
+    /// `intervals x classes`, row-major by interval.
+    cells: Vec<Cell>,
+    /// Schedule lag of every measured request, microseconds.
+    lag: Histogram<u64>,
+    abandoned: u64,
+}
+
+/// An empty cumulative histogram (microseconds, auto-resizing).
+pub fn new_cumulative() -> Histogram<u64> {
+    // Auto-resizing from a small start: memory follows the values actually seen.
+    let mut h = Histogram::new_with_max(1_000, CUMULATIVE_SIGFIG)
+        .expect("constant histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
+fn per_interval() -> Box<Histogram<u32>> {
+    let mut h = Histogram::new_with_max(1_000, INTERVAL_SIGFIG)
+        .expect("constant histogram bounds are valid");
+    h.auto(true);
+    Box::new(h)
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .min(MAX_MICROS)
+}
+
+fn record<T: hdrhistogram::Counter>(h: &mut Histogram<T>, d: Duration) {
+    let v = micros(d);
+    // Auto-resize makes this fail only when a count overflows; clamping is the honest fallback.
+    if h.record(v).is_err() {
+        h.saturating_record(v);
+    }
+}
+
+impl Recorder {
+    pub fn new(layout: Layout) -> Self {
+        let classes = layout
+            .classes
+            .iter()
+            .map(|_| ClassRecord {
+                counts: Counts::default(),
+                latency: new_cumulative(),
+                ttft: new_cumulative(),
+                itl: new_cumulative(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+            })
+            .collect();
+        let cells = vec![Cell::default(); layout.intervals * layout.classes.len()];
+        Self {
+            layout,
+            classes,
+            cells,
+            lag: new_cumulative(),
+            abandoned: 0,
+        }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn cell(&mut self, interval: usize, class: usize) -> Option<&mut Cell> {
+        let n = self.layout.classes.len();
+        self.cells.get_mut(interval * n + class)
+    }
+
+    /// Records one sent request; ignored when intended during warmup or for an unknown class.
+    pub fn record(&mut self, s: &Sample) {
+        let Some(interval) = self.layout.interval_of(s.intended) else {
+            return;
+        };
+        if s.class >= self.classes.len() {
+            return;
+        }
+        record(&mut self.lag, s.lag);
+        let c = &mut self.classes[s.class];
+        c.counts.record(s, &self.layout);
+        record(&mut c.latency, s.latency);
+        if let Some(t) = s.ttft {
+            record(&mut c.ttft, t);
+        }
+        for gap in &s.itl {
+            record(&mut c.itl, *gap);
+        }
+        c.prompt_tokens += s.prompt_tokens;
+        c.completion_tokens += s.completion_tokens;
+        let idx = interval * self.layout.classes.len() + s.class;
+        if let Some(cell) = self.cells.get_mut(idx) {
+            cell.counts.record(s, &self.layout);
+            record(cell.latency.get_or_insert_with(per_interval), s.latency);
+            if let Some(t) = s.ttft {
+                record(cell.ttft.get_or_insert_with(per_interval), t);
+            }
+        }
+    }
+
+    /// Records a request the schedule called for but the generator could not send.
+    pub fn record_dropped(&mut self, class: usize, intended: Duration) {
+        let Some(interval) = self.layout.interval_of(intended) else {
+            return;
+        };
+        let Some(c) = self.classes.get_mut(class) else {
+            return;
+        };
+        c.counts.requests += 1;
+        c.counts.dropped += 1;
+        if let Some(cell) = self.cell(interval, class) {
+            cell.counts.requests += 1;
+            cell.counts.dropped += 1;
+        }
+    }
+
+    /// Requests still in flight when the drain deadline passed.
+    pub fn add_abandoned(&mut self, n: u64) {
+        self.abandoned += n;
+    }
+
+    /// Adds another recording of the same run (another shard, another worker) into this one.
+    pub fn merge(&mut self, other: &Recorder) -> Result<(), MergeError> {
+        if self.layout.classes != other.layout.classes
+            || self.layout.intervals != other.layout.intervals
+            || self.layout.warmup != other.layout.warmup
+            || self.layout.interval != other.layout.interval
+        {
+            return Err(MergeError::Layout);
+        }
+        let hist = |e: hdrhistogram::AdditionError| MergeError::Histogram(e.to_string());
+        for (a, b) in self.classes.iter_mut().zip(&other.classes) {
+            a.counts.merge(&b.counts);
+            a.latency.add(&b.latency).map_err(hist)?;
+            a.ttft.add(&b.ttft).map_err(hist)?;
+            a.itl.add(&b.itl).map_err(hist)?;
+            a.prompt_tokens += b.prompt_tokens;
+            a.completion_tokens += b.completion_tokens;
+        }
+        for (a, b) in self.cells.iter_mut().zip(&other.cells) {
+            a.counts.merge(&b.counts);
+            for (ha, hb) in [(&mut a.latency, &b.latency), (&mut a.ttft, &b.ttft)] {
+                if let Some(hb) = hb {
+                    ha.get_or_insert_with(per_interval)
+                        .add(hb.as_ref())
+                        .map_err(hist)?;
+                }
+            }
+        }
+        self.lag.add(&other.lag).map_err(hist)?;
+        self.abandoned += other.abandoned;
+        Ok(())
+    }
+
+    pub fn classes(&self) -> &[ClassRecord] {
+        &self.classes
+    }
+
+    /// The cells of one interval, one per class.
+    pub fn interval(&self, i: usize) -> &[Cell] {
+        let n = self.layout.classes.len();
+        self.cells.get(i * n..(i + 1) * n).unwrap_or(&[])
+    }
+
+    pub fn lag(&self) -> &Histogram<u64> {
+        &self.lag
+    }
+
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned
+    }
+}

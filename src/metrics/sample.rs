@@ -1,0 +1,112 @@
+//! One measured request as the engine hands it to the recorder, and the closed set of ways a
+//! request can fail.
+
+use std::time::Duration;
+
+/// How a request failed. Every request is exactly one of these, or a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// A 4xx other than 429.
+    Status4xx,
+    /// A 429, from the gateway or a provider.
+    RateLimited,
+    Status5xx,
+    /// No complete answer before the per-request deadline.
+    Timeout,
+    /// No connection could be made.
+    Connect,
+    /// The connection was dropped before a response arrived.
+    Reset,
+    /// A 2xx whose body stopped before it was complete (a stream without `[DONE]`).
+    Truncated,
+    /// A 2xx whose body is not a well-formed completion (bad JSON, too large, bad events).
+    Malformed,
+}
+
+impl ErrorKind {
+    pub const COUNT: usize = 8;
+    pub const ALL: [ErrorKind; Self::COUNT] = [
+        Self::Status4xx,
+        Self::RateLimited,
+        Self::Status5xx,
+        Self::Timeout,
+        Self::Connect,
+        Self::Reset,
+        Self::Truncated,
+        Self::Malformed,
+    ];
+
+    /// The name used in `summary.json` and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Status4xx => "status_4xx",
+            Self::RateLimited => "rate_limited",
+            Self::Status5xx => "status_5xx",
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Reset => "reset",
+            Self::Truncated => "truncated",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which upstream served a response: an index into the names the recorder was given (no
+/// allocation on the hot path), or a name nobody announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServedBy {
+    Known(u16),
+    Other(Box<str>),
+}
+
+/// One sent request, measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Index of the request class.
+    pub class: usize,
+    /// Intended send time on the run's clock (t = 0 at the start of the plan).
+    pub intended: Duration,
+    /// Actual send time - intended send time.
+    pub lag: Duration,
+    /// Intended send time -> last byte (or the failure).
+    pub latency: Duration,
+    /// Intended send time -> first content delta (streams).
+    pub ttft: Option<Duration>,
+    /// Gaps between content deltas (streams); empty otherwise, so no allocation.
+    pub itl: Vec<Duration>,
+    pub result: Result<(), ErrorKind>,
+    pub served_by: Option<ServedBy>,
+    /// A 429 that no upstream tagged: the gateway itself refused.
+    pub gateway_rate_limited: bool,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Sample {
+    /// A sample with only the timing and result set; the client fills in the rest.
+    pub fn new(class: usize, intended: Duration, lag: Duration) -> Self {
+        Self {
+            class,
+            intended,
+            lag,
+            latency: Duration::ZERO,
+            ttft: None,
+            itl: Vec::new(),
+            result: Ok(()),
+            served_by: None,
+            gateway_rate_limited: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        }
+    }
+}

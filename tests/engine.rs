@@ -1,0 +1,523 @@
+//! The engine keeps its schedule and tells the truth: the mix follows the weights, the open
+//! loop sends on time whatever the server does, stalls show in the tail, every failure is
+//! named right, recordings merge exactly, and the run folder reads back.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use gauntlet::engine::{
+    self, Client, ClientOptions, HLOG_FILE, Mix, RunOptions, SUMMARY_FILE, mix_rng,
+};
+use gauntlet::metrics::{
+    self, ClassInfo, ErrorKind, Layout, Recorder, RunInfo, Sample, ServedBy, Summary,
+};
+use gauntlet::scenario::StageLoad;
+use rand::{RngExt, SeedableRng};
+use tokio::sync::watch;
+
+use crate::support::{self, class, completion_json, open_load, reply, scenario, stream_body};
+
+fn quiet() -> RunOptions {
+    RunOptions {
+        quiet: true,
+        ..RunOptions::default()
+    }
+}
+
+fn never_stop() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    // Keep the sender alive for the whole test so the receiver never sees a closed channel.
+    std::mem::forget(tx);
+    rx
+}
+
+#[test]
+fn mix_follows_the_weights_and_the_seed() {
+    let mix = Mix::new([80, 15, 5].map(|w| NonZeroU32::new(w).unwrap()));
+    let draw = |seed| {
+        let mut rng = mix_rng(seed);
+        (0..10_000).map(|_| mix.pick(&mut rng)).collect::<Vec<_>>()
+    };
+    let a = draw(7);
+    for (class, expected) in [(0, 0.80), (1, 0.15), (2, 0.05)] {
+        let share = a.iter().filter(|c| **c == class).count() as f64 / 10_000.0;
+        assert!(
+            (share - expected).abs() <= 0.015,
+            "class {class}: {share} vs {expected}"
+        );
+    }
+    assert_eq!(a, draw(7), "same seed, same sequence");
+    assert_ne!(a, draw(8), "another seed, another sequence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_sends_1000_requests_at_200_per_second_on_schedule() {
+    let server = support::serve(|_, _| {
+        reply(
+            200,
+            &[("x-gauntlet-upstream", "alpha")],
+            completion_json("alpha"),
+        )
+    })
+    .await;
+    let sc = scenario(
+        &server.url(),
+        open_load(200.0, Duration::from_secs(5)),
+        vec![class("everyday", 1, "m", false)],
+    );
+    let start = Instant::now();
+    let run = engine::run_scenario(&sc, &quiet(), never_stop())
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(4_900) && took < Duration::from_secs(9),
+        "took {took:?}"
+    );
+    let s = &run.summary;
+    assert_eq!(s.overall.requests, 1000);
+    assert_eq!(s.overall.successes, 1000);
+    assert_eq!(server.received(), 1000, "the server saw every request");
+    assert_eq!(s.overall.served_by.get("alpha"), Some(&1000));
+    // On schedule, as the server saw it: the 1000 arrivals span ~4.995 s ...
+    let arrivals = server.arrivals();
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    assert!(
+        span > Duration::from_millis(4_700) && span < Duration::from_millis(5_400),
+        "span {span:?}"
+    );
+    // ... and every second of it got its ~200.
+    for second in 0..5 {
+        let lo = arrivals[0] + Duration::from_secs(second);
+        let hi = lo + Duration::from_secs(1);
+        let n = arrivals.iter().filter(|t| **t >= lo && **t < hi).count();
+        assert!((150..=250).contains(&n), "second {second}: {n}");
+    }
+    assert_eq!(s.intervals.len(), 5);
+    // Typical lag is small; the tail is left alone because this 2-core box is shared.
+    assert!(s.generator.schedule_lag_ms.p50 < 20.0, "{:?}", s.generator);
+    assert_eq!(s.generator.schedule_lag_ms.samples, 1000);
+    assert_eq!(s.generator.dropped, 0);
+    assert!(
+        (s.overall.rps - 200.0).abs() < 10.0,
+        "rps {}",
+        s.overall.rps
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_server_shows_in_the_tail_not_in_the_schedule() {
+    // Every 50th request (2%) stalls for a second.
+    let server = support::serve(|i, _| {
+        let r = reply(200, &[], completion_json("alpha"));
+        if i % 50 == 25 {
+            support::after(Duration::from_secs(1), r)
+        } else {
+            r
+        }
+    })
+    .await;
+    let sc = scenario(
+        &server.url(),
+        open_load(200.0, Duration::from_secs(5)),
+        vec![class("everyday", 1, "m", false)],
+    );
+    let run = engine::run_scenario(&sc, &quiet(), never_stop())
+        .await
+        .unwrap();
+    let s = &run.summary;
+    assert_eq!(s.overall.successes, 1000);
+    assert!(
+        s.overall.latency_ms.p99 >= 900.0,
+        "the stall must show: p99 {} ms",
+        s.overall.latency_ms.p99
+    );
+    assert!(
+        s.overall.latency_ms.p50 < 100.0,
+        "p50 {}",
+        s.overall.latency_ms.p50
+    );
+    // The schedule did not wait for the stalled answers.
+    let arrivals = server.arrivals();
+    assert_eq!(arrivals.len(), 1000);
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    assert!(span < Duration::from_millis(5_400), "span {span:?}");
+    let first_second = arrivals
+        .iter()
+        .filter(|t| **t < arrivals[0] + Duration::from_secs(1))
+        .count();
+    assert!((150..=250).contains(&first_second), "{first_second}");
+    assert!(s.generator.schedule_lag_ms.p50 < 20.0, "{:?}", s.generator);
+}
+
+async fn outcome_of(url: &str, c: gauntlet::scenario::RequestClass, timeout: Duration) -> Sample {
+    let client = Client::new(
+        &[c],
+        &[url.to_string()],
+        ClientOptions {
+            timeout,
+            upstreams: vec!["alpha".into()],
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    client.send(0, Instant::now(), Duration::ZERO).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failure_is_classified_as_exactly_its_kind() {
+    let server = support::serve(|_, body| {
+        let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let model = req["model"].as_str().unwrap_or("").to_string();
+        let error = r#"{"error":{"message":"x","type":"server_error","param":null,"code":null}}"#;
+        match model.as_str() {
+            "ok" => reply(200, &[], completion_json("alpha")),
+            "e500" => reply(500, &[], error),
+            "e400" => reply(400, &[], error),
+            "gateway429" => reply(429, &[("retry-after", "1")], error),
+            "upstream429" => reply(429, &[("x-gauntlet-upstream", "alpha")], error),
+            "hang" => support::after(
+                Duration::from_secs(5),
+                reply(200, &[], completion_json("alpha")),
+            ),
+            "badjson" => reply(200, &[], "{\"choices\": [oops"),
+            "stream" => reply(
+                200,
+                &[("content-type", "text/event-stream")],
+                stream_body("alpha", 5, true, true),
+            ),
+            "stream-finish-only" => reply(200, &[], stream_body("alpha", 3, true, false)),
+            "stream-cut" => reply(200, &[], stream_body("alpha", 3, false, false)),
+            "stream-bad" => reply(200, &[], "data: {not json\n\n"),
+            _ => reply(404, &[], error),
+        }
+    })
+    .await;
+    let url = server.url();
+    let t = Duration::from_secs(2);
+    let cases = [
+        ("ok", false, Ok(())),
+        ("e500", false, Err(ErrorKind::Status5xx)),
+        ("e400", false, Err(ErrorKind::Status4xx)),
+        ("gateway429", false, Err(ErrorKind::RateLimited)),
+        ("upstream429", false, Err(ErrorKind::RateLimited)),
+        ("hang", false, Err(ErrorKind::Timeout)),
+        ("badjson", false, Err(ErrorKind::Malformed)),
+        ("stream", true, Ok(())),
+        ("stream-finish-only", true, Ok(())),
+        ("stream-cut", true, Err(ErrorKind::Truncated)),
+        ("stream-bad", true, Err(ErrorKind::Malformed)),
+    ];
+    for (model, stream, expected) in cases {
+        let s = outcome_of(&url, class(model, 1, model, stream), t).await;
+        assert_eq!(s.result, expected, "model {model}");
+        if model == "hang" {
+            assert!(s.latency >= t, "a timeout waits the whole deadline");
+        }
+    }
+    // A closed-model user on its own connection classifies alike, and reconnects after
+    // failures that leave the connection unusable.
+    let all: Vec<_> = cases.iter().map(|(m, st, _)| class(m, 1, m, *st)).collect();
+    let client = Client::new(
+        &all,
+        &vec![url.clone(); all.len()],
+        ClientOptions {
+            timeout: t,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let mut conn = client.user_connections();
+    for (i, (model, _, expected)) in cases.iter().enumerate() {
+        let s = client
+            .send_on(&mut conn, i, Instant::now(), Duration::ZERO)
+            .await;
+        assert_eq!(s.result, *expected, "model {model} on a user connection");
+    }
+    let ok = outcome_of(&url, class("ok", 1, "ok", false), t).await;
+    assert_eq!(
+        ok.served_by,
+        Some(ServedBy::Known(0)),
+        "from system_fingerprint"
+    );
+    assert_eq!((ok.prompt_tokens, ok.completion_tokens), (7, 2));
+    let gw = outcome_of(&url, class("g", 1, "gateway429", false), t).await;
+    assert!(gw.gateway_rate_limited, "an untagged 429 is the gateway's");
+    let up = outcome_of(&url, class("u", 1, "upstream429", false), t).await;
+    assert!(!up.gateway_rate_limited, "a tagged 429 is the provider's");
+    let st = outcome_of(&url, class("s", 1, "stream", true), t).await;
+    assert!(st.ttft.is_some());
+    assert_eq!(st.itl.len(), 4, "five deltas, four gaps");
+    assert_eq!(
+        st.completion_tokens, 5,
+        "counted deltas without a usage chunk"
+    );
+
+    let reset = support::serve_reset().await;
+    let s = outcome_of(&reset.url(), class("r", 1, "ok", false), t).await;
+    assert_eq!(s.result, Err(ErrorKind::Reset));
+    assert!(reset.received() >= 1);
+    let s = outcome_of(&support::refused_url().await, class("c", 1, "ok", false), t).await;
+    assert_eq!(s.result, Err(ErrorKind::Connect));
+    // Everything the server got, it got from us: 11 cases twice + 4 follow-ups.
+    assert_eq!(server.received(), 26);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_body_is_malformed_not_memory() {
+    let server = support::serve(|_, _| reply(200, &[], vec![b' '; 2 * 1024 * 1024])).await;
+    let client = Client::new(
+        &[class("big", 1, "m", false)],
+        &[server.url()],
+        ClientOptions {
+            max_body_bytes: 1024 * 1024,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let s = client.send(0, Instant::now(), Duration::ZERO).await;
+    assert_eq!(s.result, Err(ErrorKind::Malformed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_in_flight_cap_are_dropped_and_distrusted() {
+    let server = support::serve(|_, _| {
+        support::after(
+            Duration::from_secs(2),
+            reply(200, &[], completion_json("alpha")),
+        )
+    })
+    .await;
+    let mut load = open_load(100.0, Duration::from_secs(1));
+    load.max_in_flight = NonZeroUsize::new(10).unwrap();
+    let sc = scenario(&server.url(), load, vec![class("c", 1, "m", false)]);
+    let run = engine::run_scenario(&sc, &quiet(), never_stop())
+        .await
+        .unwrap();
+    let s = &run.summary;
+    assert_eq!(s.overall.requests, 100);
+    assert_eq!(s.overall.dropped, 90);
+    assert_eq!(s.generator.dropped, 90);
+    assert_eq!(server.received(), 10);
+    assert!(
+        (s.overall.availability - 0.10).abs() < 1e-9,
+        "dropped count against availability"
+    );
+    assert!(!s.trust.trustworthy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_keeps_n_users_busy_and_warmup_is_excluded() {
+    let server = support::serve(|_, _| {
+        support::after(
+            Duration::from_millis(10),
+            reply(200, &[], completion_json("alpha")),
+        )
+    })
+    .await;
+    let mut load = open_load(1.0, Duration::from_secs(2));
+    load.stages[0].load = StageLoad::Concurrency(NonZeroUsize::new(4).unwrap());
+    load.warmup = Duration::from_secs(1);
+    let sc = scenario(&server.url(), load, vec![class("c", 1, "m", true)]);
+    let sc = {
+        let mut sc = sc;
+        sc.requests[0].stream = false;
+        sc
+    };
+    let run = engine::run_scenario(&sc, &quiet(), never_stop())
+        .await
+        .unwrap();
+    let s = &run.summary;
+    // ~4 users x 1 s / ~10 ms each after the warmup; the server also saw the warmup's share.
+    assert!(s.overall.requests > 100, "{}", s.overall.requests);
+    assert!((server.received() as u64) > s.overall.requests + 100);
+    assert_eq!(s.overall.requests, s.overall.successes);
+    assert_eq!(s.intervals.len(), 1);
+    assert!((s.warmup_s - 1.0).abs() < 1e-9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_sending_and_keeps_what_was_measured() {
+    let server = support::serve(|_, _| reply(200, &[], completion_json("alpha"))).await;
+    let sc = scenario(
+        &server.url(),
+        open_load(100.0, Duration::from_secs(30)),
+        vec![class("c", 1, "m", false)],
+    );
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = tx.send(true);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let start = Instant::now();
+    let run = engine::run_scenario(&sc, &quiet(), rx).await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let s = &run.summary;
+    assert!(s.interrupted);
+    assert!(
+        (80..=130).contains(&s.overall.requests),
+        "{}",
+        s.overall.requests
+    );
+    assert_eq!(s.overall.requests as usize, server.received());
+    assert!(s.duration_s < 2.0 && s.intervals.len() <= 2);
+}
+
+fn synthetic_samples(n: usize) -> Vec<Sample> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+    (0..n)
+        .map(|i| {
+            let mut s = Sample::new(
+                rng.random_range(0..3),
+                Duration::from_micros(rng.random_range(0..10_000_000)),
+                Duration::from_micros(rng.random_range(0..3_000)),
+            );
+            s.latency = Duration::from_micros(rng.random_range(100..2_000_000));
+            if s.class == 2 {
+                s.ttft = Some(s.latency / 3);
+                s.itl = vec![Duration::from_micros(rng.random_range(1_000..40_000)); 3];
+            }
+            s.result = match i % 37 {
+                0 => Err(ErrorKind::Status5xx),
+                1 => Err(ErrorKind::Timeout),
+                2 => Err(ErrorKind::RateLimited),
+                _ => Ok(()),
+            };
+            s.gateway_rate_limited = i % 37 == 2 && i % 2 == 0;
+            s.served_by = Some(if i % 11 == 0 {
+                ServedBy::Other("stranger".into())
+            } else {
+                ServedBy::Known((i % 2) as u16)
+            });
+            s.prompt_tokens = 10;
+            s.completion_tokens = rng.random_range(1..100);
+            s
+        })
+        .collect()
+}
+
+fn layout() -> Layout {
+    Layout::new(
+        vec!["a".into(), "b".into(), "c".into()],
+        vec!["alpha".into(), "beta".into()],
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )
+}
+
+fn info() -> RunInfo {
+    RunInfo {
+        scenario: "merge".into(),
+        description: None,
+        seed: 1,
+        target: "t".into(),
+        started_at: SystemTime::UNIX_EPOCH,
+        ran_for: Duration::from_secs(10),
+        interrupted: false,
+        classes: ["a", "b", "c"]
+            .iter()
+            .map(|n| ClassInfo {
+                name: n.to_string(),
+                weight: 1,
+                model: "m".into(),
+                stream: *n == "c",
+                primary: None,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn two_shards_merge_into_exactly_the_summary_of_one() {
+    let samples = synthetic_samples(20_000);
+    let mut whole = Recorder::new(layout());
+    let mut left = Recorder::new(layout());
+    let mut right = Recorder::new(layout());
+    for (i, s) in samples.iter().enumerate() {
+        whole.record(s);
+        if i % 3 == 0 { &mut left } else { &mut right }.record(s);
+    }
+    for (i, t) in [1.5, 2.5, 9.9].into_iter().enumerate() {
+        whole.record_dropped(i, Duration::from_secs_f64(t));
+        left.record_dropped(i, Duration::from_secs_f64(t));
+    }
+    left.merge(&right).unwrap();
+    let a = metrics::summarize(&whole, &info());
+    let b = metrics::summarize(&left, &info());
+    assert_eq!(a, b);
+    // The split was real and the warmup was left out.
+    let in_warmup = samples
+        .iter()
+        .filter(|s| s.intended < Duration::from_secs(1))
+        .count();
+    assert!(in_warmup > 1000);
+    assert_eq!(a.overall.requests as usize, samples.len() - in_warmup + 3);
+    assert_eq!(a.overall.dropped, 3);
+    assert_eq!(a.intervals.len(), 9);
+    assert!(a.overall.served_by.contains_key("stranger"));
+    assert!(a.classes[2].stats.ttft_ms.is_some() && a.classes[0].stats.ttft_ms.is_none());
+    // A recording of another layout refuses to merge.
+    let other = Recorder::new(Layout::new(
+        vec!["x".into()],
+        vec![],
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    ));
+    assert!(left.merge(&other).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_folder_reads_back() {
+    let server = support::serve(|i, _| {
+        if i % 10 == 0 {
+            reply(503, &[], "{}")
+        } else {
+            reply(200, &[], stream_body("alpha", 4, true, true))
+        }
+    })
+    .await;
+    let mut load = open_load(50.0, Duration::from_millis(2_500));
+    load.warmup = Duration::from_millis(500);
+    let sc = scenario(
+        &server.url(),
+        load,
+        vec![class("chat", 3, "m", true), class("batch", 1, "m", true)],
+    );
+    let run = engine::run_scenario(&sc, &quiet(), never_stop())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    engine::prepare_dir(&out, false).unwrap();
+    engine::write_run(&out, &run).unwrap();
+    let text = std::fs::read_to_string(out.join(SUMMARY_FILE)).unwrap();
+    let back: Summary = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, run.summary);
+    assert!(back.sla.passed && back.sla.checks.is_empty());
+    assert_eq!(back.classes.len(), 2);
+    assert!(back.overall.errors.get("status_5xx").copied().unwrap_or(0) > 0);
+    assert!(back.overall.ttft_ms.is_some());
+    assert!(!back.classes[0].latency_spectrum.is_empty());
+    assert_eq!(back.intervals.len(), 2);
+    assert!(back.intervals[0].classes.contains_key("chat"));
+    // The histogram log is the standard format with one tag per class.
+    let hlog = std::fs::read(out.join(HLOG_FILE)).unwrap();
+    let tags: std::collections::BTreeSet<String> =
+        hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&hlog)
+            .filter_map(|e| match e.unwrap() {
+                hdrhistogram::serialization::interval_log::LogEntry::Interval(h) => {
+                    h.tag().map(|t| t.as_str().to_string())
+                }
+                _ => None,
+            })
+            .collect();
+    assert_eq!(tags, ["batch", "chat"].map(String::from).into());
+    // A used folder is refused unless forced.
+    assert!(engine::prepare_dir(&out, false).is_err());
+    engine::prepare_dir(&out, true).unwrap();
+    let _ = Arc::new(());
+}
