@@ -42,6 +42,10 @@ pub struct Args {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Project the cost at this many tokens a month (repeatable)
+    /// [default: 5M, 50M, 500M and 5B].
+    #[arg(long, value_name = "N")]
+    pub monthly_tokens: Vec<u64>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -62,6 +66,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         seed: args.seed,
         http2: args.http2,
         quiet: args.quiet,
+        monthly_tokens: if args.monthly_tokens.is_empty() {
+            RunOptions::default().monthly_tokens
+        } else {
+            args.monthly_tokens.clone()
+        },
         ..RunOptions::default()
     };
     // Reject bad --rate/--duration before anything starts.

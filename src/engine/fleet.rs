@@ -1,6 +1,12 @@
 //! The fleet of a run: what the scenario asks gauntlet to start (mock upstreams, the embedded
 //! gateway) and where each request class is sent. Starting and stopping live only here.
 
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use crate::gateway::{self, GatewayHandle};
+use crate::metrics::cost::Price;
+use crate::mock::{self, ControlClient, MockHandle, Profile};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +20,11 @@ pub enum FleetError {
     UnknownPrimary { class: String, primary: String },
     #[error("upstream `{name}`: {reason}")]
     Upstream { name: String, reason: String },
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("the embedded gateway: {0}")]
+    Gateway(String),
 }
 
 /// Everything started for a run, and where to send each class.
-#[derive(Debug)]
 pub struct Fleet {
     /// Base URL per request class, in the scenario's order.
     pub targets: Vec<String>,
@@ -29,53 +34,139 @@ pub struct Fleet {
     pub upstream_urls: Vec<String>,
     /// What is under test, for the summary: "embedded gateway", "direct to upstreams", a URL.
     pub description: String,
+    /// The control API of every upstream, started here or running elsewhere.
+    pub controls: HashMap<String, ControlClient>,
+    /// Prices of the upstreams whose profile gauntlet read.
+    pub prices: BTreeMap<String, Price>,
+    mocks: Vec<MockHandle>,
+    gateway: Option<GatewayHandle>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("targets", &self.targets)
+            .field("upstreams", &self.upstreams)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a run starts listens on loopback only.
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A profile's price: its first model's, since an upstream is priced by what it serves.
+fn price_of(profile: &Profile) -> Option<Price> {
+    profile.models.first().map(|m| Price {
+        input_per_m: m.input_price_per_m,
+        output_per_m: m.output_price_per_m,
+    })
 }
 
 impl Fleet {
     /// Starts what the scenario needs. `target` overrides the scenario's `[target]`.
     pub async fn start(scenario: &Scenario, target: Option<&str>) -> Result<Self, FleetError> {
-        let upstreams: Vec<String> = scenario.upstreams.iter().map(|u| u.name.clone()).collect();
-        let mut upstream_urls = Vec::with_capacity(upstreams.len());
-        for u in &scenario.upstreams {
-            match &u.source {
-                UpstreamSource::Url { url, .. } => upstream_urls.push(url.clone()),
-                UpstreamSource::Profile(path) => {
-                    return Err(FleetError::Upstream {
-                        name: u.name.clone(),
-                        reason: format!(
-                            "starting a mock from profile {} needs the mock module",
-                            path.display()
-                        ),
-                    });
-                }
-            }
+        let mut fleet = Fleet {
+            targets: Vec::new(),
+            upstreams: scenario.upstreams.iter().map(|u| u.name.clone()).collect(),
+            upstream_urls: Vec::with_capacity(scenario.upstreams.len()),
+            description: String::new(),
+            controls: HashMap::new(),
+            prices: BTreeMap::new(),
+            mocks: Vec::new(),
+            gateway: None,
+        };
+        if let Err(e) = fleet.start_upstreams(scenario).await {
+            fleet.shutdown().await;
+            return Err(e);
         }
         let target = match target {
             Some(url) => Target::Url(url.to_string()),
             None => scenario.target.clone(),
         };
-        let (targets, description) = match &target {
-            Target::Url(url) => (vec![url.clone(); scenario.requests.len()], url.clone()),
-            Target::Direct => (
-                direct_targets(scenario, &upstreams, &upstream_urls)?,
-                "direct to upstreams".to_string(),
-            ),
-            Target::EmbeddedGateway => {
-                return Err(FleetError::Unsupported(
-                    "the embedded gateway is not available in this build; give --target URL".into(),
-                ));
-            }
+        let started = match &target {
+            Target::Url(url) => Ok((vec![url.clone(); scenario.requests.len()], url.clone())),
+            Target::Direct => direct_targets(scenario, &fleet.upstreams, &fleet.upstream_urls)
+                .map(|t| (t, "direct to upstreams".to_string())),
+            Target::EmbeddedGateway => fleet.start_gateway(scenario).await.map(|url| {
+                (
+                    vec![url; scenario.requests.len()],
+                    "embedded gateway".to_string(),
+                )
+            }),
         };
-        Ok(Self {
-            targets,
-            upstreams,
-            upstream_urls,
-            description,
-        })
+        match started {
+            Ok((targets, description)) => {
+                fleet.targets = targets;
+                fleet.description = description;
+                Ok(fleet)
+            }
+            Err(e) => {
+                fleet.shutdown().await;
+                Err(e)
+            }
+        }
     }
 
-    /// Stops everything the fleet started.
-    pub async fn shutdown(self) {}
+    async fn start_upstreams(&mut self, scenario: &Scenario) -> Result<(), FleetError> {
+        for u in &scenario.upstreams {
+            let err = |reason: String| FleetError::Upstream {
+                name: u.name.clone(),
+                reason,
+            };
+            let (url, token) = match &u.source {
+                UpstreamSource::Url { url, admin_token } => (
+                    url.clone(),
+                    admin_token.as_ref().map(|t| t.expose().to_string()),
+                ),
+                UpstreamSource::Profile(path) => {
+                    let profile = Profile::load(path).map_err(|e| err(e.to_string()))?;
+                    if let Some(p) = price_of(&profile) {
+                        self.prices.insert(u.name.clone(), p);
+                    }
+                    let handle = mock::start(profile, &u.name, loopback(), None)
+                        .await
+                        .map_err(|e| err(e.to_string()))?;
+                    let url = handle.url();
+                    self.mocks.push(handle);
+                    (url, None)
+                }
+            };
+            let control = ControlClient::new(&url, token).map_err(|e| err(e.to_string()))?;
+            self.controls.insert(u.name.clone(), control);
+            self.upstream_urls.push(url);
+        }
+        Ok(())
+    }
+
+    async fn start_gateway(&mut self, scenario: &Scenario) -> Result<String, FleetError> {
+        let pairs: Vec<(String, String)> = self
+            .upstreams
+            .iter()
+            .cloned()
+            .zip(self.upstream_urls.iter().cloned())
+            .collect();
+        let config = gateway::Config::from_embedded(&scenario.source, &pairs)
+            .map_err(|e| FleetError::Gateway(e.to_string()))?;
+        let handle = gateway::start(config, loopback())
+            .await
+            .map_err(|e| FleetError::Gateway(e.to_string()))?;
+        let url = handle.url();
+        self.gateway = Some(handle);
+        Ok(url)
+    }
+
+    /// Stops everything the fleet started: the gateway first, so it sends nothing more.
+    pub async fn shutdown(self) {
+        if let Some(g) = self.gateway {
+            g.shutdown().await;
+        }
+        for m in self.mocks {
+            m.shutdown().await;
+        }
+    }
 }
 
 /// Without a gateway each class goes to its primary upstream, or to the only one there is.

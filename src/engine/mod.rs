@@ -10,6 +10,7 @@ mod progress;
 mod response;
 mod runner;
 mod session;
+mod timeline;
 
 pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,

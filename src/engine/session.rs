@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::collections::{BTreeMap, HashMap};
+
 use tokio::sync::watch;
 
 use super::client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES};
@@ -12,7 +14,9 @@ use super::mix::Mix;
 use super::plan::Plan;
 use super::progress::Progress;
 use super::runner::{self, DEFAULT_DRAIN, Live, RunConfig};
-use crate::metrics::{self, ClassInfo, Layout, Recorder, RunInfo, Summary};
+use super::timeline;
+use crate::metrics::{self, ClassInfo, Layout, Recorder, RunInfo, Summary, Tokens};
+use crate::mock::MockStats;
 use crate::scenario::Scenario;
 
 /// Command-line adjustments to a scenario.
@@ -29,6 +33,8 @@ pub struct RunOptions {
     /// No progress display.
     pub quiet: bool,
     pub drain: Duration,
+    /// Monthly token volumes to project the cost at.
+    pub monthly_tokens: Vec<u64>,
 }
 
 impl Default for RunOptions {
@@ -41,6 +47,7 @@ impl Default for RunOptions {
             http2: false,
             quiet: false,
             drain: DEFAULT_DRAIN,
+            monthly_tokens: metrics::cost::DEFAULT_MONTHLY_TOKENS.to_vec(),
         }
     }
 }
@@ -130,9 +137,49 @@ pub async fn run_scenario(
         drain: options.drain,
         plan,
     };
+    let planned = scenario.load.total_duration().as_secs_f64();
+    let scale = if planned > 0.0 {
+        config.plan.total().as_secs_f64() / planned
+    } else {
+        1.0
+    };
+    let warmup = config.plan.warmup;
+    let faults = timeline::scaled(&scenario.faults, scale);
+    let controls = fleet.controls.clone();
+    let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+    let t0 = tokio::time::Instant::now();
+    let mut stop_faults = stop.clone();
+    let faults_task = tokio::spawn(async move {
+        let ended = async move {
+            tokio::select! {
+                _ = end_rx => {}
+                _ = stop_faults.wait_for(|s| *s) => {}
+            }
+        };
+        timeline::run(&faults, &controls, t0, ended).await
+    });
+    // The upstreams' counters when measuring starts, so warmup traffic is not charged.
+    let before_task = {
+        let controls = fleet.controls.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(t0 + warmup).await;
+            timeline::snapshot(&controls).await
+        })
+    };
     let output = runner::run(config, client, live, stop).await;
     progress.finish();
+    let _ = end_tx.send(());
+    let applied = faults_task.await.unwrap_or_default();
+    let before = if before_task.is_finished() {
+        before_task.await.unwrap_or_default()
+    } else {
+        // Stopped during warmup: nothing was measured, so nothing is charged.
+        before_task.abort();
+        Default::default()
+    };
+    let after = timeline::snapshot(&fleet.controls).await;
     let target = fleet.description.clone();
+    let prices = fleet.prices.clone();
     fleet.shutdown().await;
 
     let info = RunInfo {
@@ -156,10 +203,53 @@ pub async fn run_scenario(
             .collect(),
     };
     let mut summary = metrics::summarize(&output.recorder, &info);
+    let target_availability = metrics::sla::availability_target(&scenario.sla);
+    summary.faults = metrics::failover::analyze(&summary, &applied, target_availability);
+    account_upstreams(&mut summary, &before, &after);
+    summary.cost = metrics::cost::price(&mut summary, &prices, &options.monthly_tokens);
     summary.sla = metrics::sla::evaluate(&scenario.sla, &summary);
     Ok(Finished {
         summary,
         recorder: output.recorder,
         started_at: output.started_at,
     })
+}
+
+/// What each upstream received and generated during the measured window, from its own
+/// counters; retry amplification is what they received over what the client sent.
+fn account_upstreams(
+    summary: &mut Summary,
+    before: &HashMap<String, MockStats>,
+    after: &HashMap<String, MockStats>,
+) {
+    let mut served = BTreeMap::new();
+    let mut received = BTreeMap::new();
+    for (name, end) in after {
+        let start = before.get(name).cloned().unwrap_or_default();
+        let tokens = Tokens {
+            prompt: end.prompt_tokens.saturating_sub(start.prompt_tokens),
+            completion: end
+                .completion_tokens
+                .saturating_sub(start.completion_tokens),
+        };
+        let count = summary.overall.served_by.get(name).copied().unwrap_or(0);
+        served.insert(name.clone(), (count, tokens));
+        received.insert(
+            name.clone(),
+            end.requests_total.saturating_sub(start.requests_total),
+        );
+    }
+    for (name, &count) in &summary.overall.served_by {
+        served
+            .entry(name.clone())
+            .or_insert((count, Tokens::default()));
+    }
+    summary.upstreams = metrics::cost::upstream_rows(&served, &received);
+    let sent = summary
+        .overall
+        .requests
+        .saturating_sub(summary.overall.dropped);
+    let all_known = !after.is_empty() && summary.upstreams.iter().all(|u| u.received.is_some());
+    summary.retry_amplification =
+        (all_known && sent > 0).then(|| received.values().sum::<u64>() as f64 / sent as f64);
 }

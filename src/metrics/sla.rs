@@ -51,6 +51,11 @@ fn stats_for<'a>(scope: &Scope, summary: &'a Summary) -> Option<&'a Stats> {
     }
 }
 
+/// The availability the whole run is held to: the overall target, else 99.9%.
+pub fn availability_target(sla: &Sla) -> f64 {
+    availability_bar(sla, &Scope::Overall)
+}
+
 /// The availability an interval must reach for this scope (its own target, else overall's).
 fn availability_bar(sla: &Sla, scope: &Scope) -> f64 {
     let find = |s: &Scope| {

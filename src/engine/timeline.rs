@@ -1,0 +1,154 @@
+//! The fault timeline: applies and lifts scheduled faults on the upstreams through their
+//! control API at their times, records when that actually happened, and lifts whatever is
+//! still active when the run ends for any reason, so no provider is left broken.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::metrics::failover::AppliedFault;
+use crate::mock::{ControlClient, FaultId, MockStats};
+use crate::scenario::ScheduledFault;
+
+/// One window of one scheduled fault.
+struct Window<'a> {
+    fault: &'a ScheduledFault,
+    start: Duration,
+    end: Duration,
+}
+
+/// Runs the timeline from `t0` until every window is over or `stop` resolves, then lifts
+/// what is left. `controls` maps upstream names to their control API.
+pub async fn run(
+    faults: &[ScheduledFault],
+    controls: &HashMap<String, ControlClient>,
+    t0: Instant,
+    stop: impl std::future::Future<Output = ()>,
+) -> Vec<AppliedFault> {
+    let mut windows: Vec<Window<'_>> = faults
+        .iter()
+        .flat_map(|f| {
+            f.windows().map(move |(start, end)| Window {
+                fault: f,
+                start,
+                end,
+            })
+        })
+        .collect();
+    windows.sort_by_key(|w| w.start);
+
+    let mut applied: Vec<AppliedFault> = windows
+        .iter()
+        .map(|w| AppliedFault {
+            upstream: w.fault.upstream.clone(),
+            kind: w.fault.spec.kind.name().as_str().to_string(),
+            start: w.start,
+            end: w.end,
+            applied_at: None,
+            lifted_at: None,
+        })
+        .collect();
+
+    // Events in time order: (when, window index, apply?). Lifts sort before applies at the
+    // same instant so a flapping fault is lifted before its next window applies.
+    let mut events: Vec<(Duration, usize, bool)> = windows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| [(w.start, i, true), (w.end, i, false)])
+        .collect();
+    events.sort_by_key(|&(t, i, apply)| (t, apply, i));
+
+    let mut active: HashMap<usize, FaultId> = HashMap::new();
+    tokio::pin!(stop);
+    for (at, i, apply) in events {
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep_until(t0 + at) => {}
+        }
+        let w = &windows[i];
+        let Some(control) = controls.get(&w.fault.upstream) else {
+            tracing::warn!(upstream = %w.fault.upstream, "no control API for this upstream; fault skipped");
+            continue;
+        };
+        if apply {
+            match control.add_fault(&w.fault.spec).await {
+                Ok(id) => {
+                    active.insert(i, id);
+                    applied[i].applied_at = Some(t0.elapsed());
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %w.fault.upstream, error = %e, "could not apply fault")
+                }
+            }
+        } else if let Some(id) = active.remove(&i) {
+            match control.remove_fault(id).await {
+                Ok(_) => applied[i].lifted_at = Some(t0.elapsed()),
+                Err(e) => {
+                    tracing::warn!(upstream = %w.fault.upstream, error = %e, "could not lift fault");
+                    active.insert(i, id);
+                }
+            }
+        }
+    }
+    lift_all(&windows, controls, &mut active, &mut applied, t0).await;
+    applied
+}
+
+/// Lifts every fault still active; when removing one by id fails, clears the mock's
+/// runtime faults altogether rather than leave it broken.
+async fn lift_all(
+    windows: &[Window<'_>],
+    controls: &HashMap<String, ControlClient>,
+    active: &mut HashMap<usize, FaultId>,
+    applied: &mut [AppliedFault],
+    t0: Instant,
+) {
+    for (i, id) in active.drain() {
+        let upstream = &windows[i].fault.upstream;
+        let Some(control) = controls.get(upstream) else {
+            continue;
+        };
+        let lifted = match control.remove_fault(id).await {
+            Ok(_) => true,
+            Err(_) => control.clear_faults().await.is_ok(),
+        };
+        if lifted {
+            applied[i].lifted_at = Some(t0.elapsed());
+        } else {
+            tracing::error!(upstream = %upstream, "fault could not be lifted; the mock may still be broken");
+        }
+    }
+}
+
+/// Each upstream's own counters now; an upstream whose control API does not answer is left
+/// out (its numbers are then unknown, never guessed).
+pub async fn snapshot(controls: &HashMap<String, ControlClient>) -> HashMap<String, MockStats> {
+    let mut out = HashMap::new();
+    for (name, control) in controls {
+        match control.stats().await {
+            Ok(s) => {
+                out.insert(name.clone(), s);
+            }
+            Err(e) => tracing::warn!(upstream = %name, error = %e, "could not read upstream stats"),
+        }
+    }
+    out
+}
+
+/// The scenario's faults on a plan stretched or shrunk by `scale` (`--duration`).
+pub fn scaled(faults: &[ScheduledFault], scale: f64) -> Vec<ScheduledFault> {
+    if (scale - 1.0).abs() < 1e-9 {
+        return faults.to_vec();
+    }
+    let s = |d: Duration| d.mul_f64(scale);
+    faults
+        .iter()
+        .map(|f| ScheduledFault {
+            at: s(f.at),
+            duration: s(f.duration),
+            every: f.every.map(s),
+            ..f.clone()
+        })
+        .collect()
+}
