@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::Parser;
 use gauntlet::engine::{self, Finished, RunOptions};
-use gauntlet::metrics::{Percentiles, Summary};
+
 use tokio::sync::watch;
 
 use super::{InvalidInput, Outcome};
@@ -90,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     gauntlet::report::write_all(&finished.summary, &out)
         .with_context(|| format!("writing the reports into {}", out.display()))?;
     print_table(&finished, &out);
+    if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {
+        eprintln!("warning: could not append to $GITHUB_STEP_SUMMARY: {e}");
+    }
     Ok(if finished.summary.interrupted {
         Outcome::Interrupted
     } else if finished.summary.sla.passed {
@@ -141,78 +144,10 @@ fn default_out(scenario: &str, now: SystemTime) -> PathBuf {
     PathBuf::from("reports").join(name).join(stamp)
 }
 
-fn ms(p: &Percentiles) -> String {
-    if p.samples == 0 {
-        "-".into()
-    } else {
-        format!("{:.1}", p.p99)
-    }
-}
-
 fn print_table(run: &Finished, out: &Path) {
-    let s: &Summary = &run.summary;
-    println!();
+    print!("{}", gauntlet::report::terminal_summary(&run.summary));
     println!(
-        "{} — {} — {:.1} s measured{}",
-        s.scenario,
-        s.target,
-        s.duration_s,
-        if s.interrupted { " (interrupted)" } else { "" }
+        "report: {}",
+        out.join(gauntlet::report::INDEX_HTML).display()
     );
-    println!(
-        "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>10} {:>8}",
-        "class", "requests", "avail %", "rps", "p50 ms", "p99 ms", "ttft p99", "errors"
-    );
-    let row = |name: &str, st: &gauntlet::metrics::Stats| {
-        let errors: u64 = st.errors.values().sum::<u64>() + st.dropped;
-        println!(
-            "{:<16} {:>9} {:>9.3} {:>8.1} {:>9.1} {:>9} {:>10} {:>8}",
-            name,
-            st.requests,
-            st.availability * 100.0,
-            st.rps,
-            st.latency_ms.p50,
-            ms(&st.latency_ms),
-            st.ttft_ms.as_ref().map_or_else(|| "-".into(), ms),
-            errors
-        );
-    };
-    for c in &s.classes {
-        row(&c.name, &c.stats);
-    }
-    row("overall", &s.overall);
-    if !s.overall.errors.is_empty() {
-        let list: Vec<String> = s
-            .overall
-            .errors
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        println!("errors: {}", list.join(", "));
-    }
-    println!(
-        "generator: schedule lag p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms; dropped {}",
-        s.generator.schedule_lag_ms.p50,
-        s.generator.schedule_lag_ms.p99,
-        s.generator.schedule_lag_ms.max,
-        s.generator.dropped
-    );
-    for reason in &s.trust.reasons {
-        println!("warning: {reason}");
-    }
-    for check in &s.sla.checks {
-        println!(
-            "sla {:<24} {:<14} {:?}: target {} {}, measured {}",
-            check.name,
-            check.scope,
-            check.status,
-            check.target,
-            check.unit,
-            check
-                .measured
-                .map_or_else(|| "-".to_string(), |m| format!("{m:.4}"))
-        );
-    }
-    println!("verdict: {}", if s.sla.passed { "PASS" } else { "FAIL" });
-    println!("wrote {}", out.display());
 }

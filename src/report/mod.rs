@@ -14,6 +14,7 @@ mod junit;
 mod load;
 mod markdown;
 mod raw;
+mod terminal;
 mod timeseries;
 mod view;
 
@@ -28,6 +29,7 @@ pub use error::ReportError;
 pub use hlog::{HlogEntry, read_hlog};
 pub use load::load_summary;
 pub use raw::{RawRequest, RawRequestWriter};
+pub use terminal::render as terminal_summary;
 
 /// The file names a run folder holds.
 pub const SUMMARY_JSON: &str = "summary.json";

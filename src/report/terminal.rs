@@ -1,0 +1,150 @@
+//! The summary a person reads in the terminal right after a run: per-class numbers, failover
+//! windows, cost and the verdict, each SLA check with its samples.
+
+use std::fmt::Write;
+
+use super::fmt;
+use crate::metrics::{CheckStatus, Percentiles, Stats, Summary};
+
+fn p99(p: &Percentiles) -> String {
+    if p.samples == 0 {
+        "-".into()
+    } else {
+        fmt::ms(p.p99)
+    }
+}
+
+/// Renders the run's summary as plain text (no colour, so it reads the same in CI logs).
+pub fn render(s: &Summary) -> String {
+    let mut o = String::new();
+    // Writing into a String cannot fail; the results are ignored for that reason.
+    let _ = writeln!(
+        o,
+        "\n{} — {} — {} measured{}",
+        s.scenario,
+        s.target,
+        fmt::seconds(s.duration_s),
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7}",
+        "class", "requests", "avail", "rps", "p50", "p99", "ttft p99", "errors"
+    );
+    let row = |o: &mut String, name: &str, st: &Stats| {
+        let errors: u64 = st.errors.values().sum::<u64>() + st.dropped;
+        let _ = writeln!(
+            o,
+            "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7}",
+            name,
+            fmt::count(st.requests),
+            fmt::pct(st.availability),
+            fmt::rate(st.rps),
+            if st.latency_ms.samples == 0 {
+                "-".into()
+            } else {
+                fmt::ms(st.latency_ms.p50)
+            },
+            p99(&st.latency_ms),
+            st.ttft_ms.as_ref().map_or_else(|| "-".into(), p99),
+            fmt::count(errors)
+        );
+    };
+    for c in &s.classes {
+        row(&mut o, &c.name, &c.stats);
+    }
+    row(&mut o, "overall", &s.overall);
+    if !s.overall.errors.is_empty() {
+        let list: Vec<String> = s
+            .overall
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(o, "errors: {}", list.join(", "));
+    }
+    for w in &s.faults {
+        let _ = writeln!(
+            o,
+            "fault: {} {} {}–{}: {} requests affected, {} succeeded; back at target after {}; primary serving again after {}",
+            w.upstream,
+            w.kind,
+            fmt::seconds(w.start_s),
+            fmt::seconds(w.end_s),
+            fmt::count(w.affected_requests),
+            w.failover_success.map_or_else(|| "-".into(), fmt::pct),
+            w.time_to_failover_s
+                .map_or_else(|| "never".into(), fmt::seconds),
+            w.time_to_recover_s
+                .map_or_else(|| "never".into(), fmt::seconds),
+        );
+    }
+    if let Some(x) = s.retry_amplification {
+        let _ = writeln!(
+            o,
+            "retry amplification: {x:.3}x (attempts the upstreams received per request sent)"
+        );
+    }
+    if let Some(c) = &s.cost {
+        let _ = writeln!(
+            o,
+            "cost: {} this run, {} per 1M requests, {} per 1M tokens blended; failover added {}",
+            fmt::usd(c.total_usd),
+            fmt::usd(c.per_million_requests_usd),
+            fmt::usd(c.blended_per_million_tokens_usd),
+            fmt::usd(c.failover_extra_usd)
+        );
+        let monthly: Vec<String> = c
+            .monthly
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} tokens {}",
+                    fmt::tokens(m.tokens_per_month),
+                    fmt::usd(m.usd)
+                )
+            })
+            .collect();
+        if !monthly.is_empty() {
+            let _ = writeln!(o, "per month at this mix: {}", monthly.join(" · "));
+        }
+    }
+    let _ = writeln!(
+        o,
+        "generator: schedule lag p50 {}, p99 {}, max {}; dropped {}",
+        fmt::ms(s.generator.schedule_lag_ms.p50),
+        fmt::ms(s.generator.schedule_lag_ms.p99),
+        fmt::ms(s.generator.schedule_lag_ms.max),
+        fmt::count(s.generator.dropped)
+    );
+    for reason in &s.trust.reasons {
+        let _ = writeln!(o, "warning: {reason}");
+    }
+    for c in &s.sla.checks {
+        let _ = write!(
+            o,
+            "{:<12} {:<24} {:<16} target {} {:<10} measured {:<10} ({} samples)",
+            fmt::status(c.status).to_uppercase(),
+            c.name,
+            c.scope,
+            fmt::bound_symbol(&c.unit),
+            fmt::in_unit(c.target, &c.unit),
+            c.measured
+                .map_or_else(|| "-".into(), |m| fmt::in_unit(m, &c.unit)),
+            fmt::count(c.samples)
+        );
+        match &c.note {
+            Some(n) if c.status != CheckStatus::Pass => {
+                let _ = writeln!(o, " — {n}");
+            }
+            _ => o.push('\n'),
+        }
+    }
+    let verdict = match s.sla.verdict {
+        CheckStatus::Pass => "PASS",
+        CheckStatus::Fail => "FAIL: the SLA was violated",
+        CheckStatus::Inconclusive => "INCONCLUSIVE: too few samples to support every promise",
+    };
+    let _ = writeln!(o, "verdict: {verdict}");
+    o
+}
