@@ -96,7 +96,7 @@ pub async fn run_scenario(
     }
     let plan = plan_for(scenario, options)?;
     let seed = options.seed.unwrap_or(scenario.seed);
-    let fleet = Fleet::start(scenario, options.target.as_deref()).await?;
+    let mut fleet = Fleet::start(scenario, options.target.as_deref()).await?;
     let client = Client::new(
         &scenario.requests,
         &fleet.targets,
