@@ -21,20 +21,35 @@ CAP=${CAP:-1000}
 command -v oha >/dev/null || { echo "oha missing: cargo install oha" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 
-cargo build --release --quiet --examples
+cargo build --release --quiet --examples --bin gauntlet
 BIN=target/release/examples
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# The upstream: `gauntlet mock` serving mock-upstreams/zero-latency.toml (UPSTREAM=mock, the
+# default), or the bare example server (UPSTREAM=example).
 UP_LOG=$(mktemp)
-"$BIN/zero_upstream" 0 >"$UP_LOG" &
-UP_PID=$!
-cleanup() { kill "$UP_PID" 2>/dev/null || true; rm -f "$UP_LOG" "${LUA:-}"; }
+FLEET=$(mktemp --suffix=.toml)
+if [ "${UPSTREAM:-mock}" = mock ]; then
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf '[[providers]]\nname = "zero"\nprofile = "%s"\nport = %s\n' \
+    "$PWD/mock-upstreams/zero-latency.toml" "$PORT" >"$FLEET"
+  target/release/gauntlet mock --config "$FLEET" >"$UP_LOG" 2>&1 &
+  UP_PID=$!
+  BASE="http://127.0.0.1:$PORT"
+  export BENCH_MODEL=bench-model
+  for _ in $(seq 100); do curl -s -o /dev/null "$BASE/v1/models" && break; sleep 0.1; done
+else
+  "$BIN/zero_upstream" 0 >"$UP_LOG" &
+  UP_PID=$!
+  for _ in $(seq 50); do [ -s "$UP_LOG" ] && break; sleep 0.1; done
+  BASE=$(head -1 "$UP_LOG")
+  export BENCH_MODEL=m
+fi
+cleanup() { kill "$UP_PID" 2>/dev/null || true; rm -f "$UP_LOG" "$FLEET" "${LUA:-}"; }
 trap cleanup EXIT
-for _ in $(seq 50); do [ -s "$UP_LOG" ] && break; sleep 0.1; done
-BASE=$(head -1 "$UP_LOG")
 URL="$BASE/v1/chat/completions"
-BODY='{"model":"m","messages":[{"role":"user","content":"Generate a product description"}],"max_tokens":16}'
-echo "upstream: $BASE   connections: $C   seconds: $SECS   cores: $(nproc)"
+BODY="{\"model\":\"$BENCH_MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"Generate a product description\"}],\"max_tokens\":16}"
+echo "upstream: ${UPSTREAM:-mock} at $BASE   connections: $C   seconds: $SECS   cores: $(nproc)"
 
 # --- closed loop, same connection count ---
 G=$("$BIN/engine_bench" "$BASE" "$SECS" closed "$C")

@@ -1,6 +1,7 @@
 //! Drives the engine at a URL for the throughput benchmark, without a scenario file:
 //! engine_bench URL SECONDS (closed CONNECTIONS | open RATE) [MAX_IN_FLIGHT]
 //! Prints one JSON line: rps, successes, errors, latency and schedule-lag percentiles.
+//! The model asked for is `$BENCH_MODEL` (default `m`).
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -27,10 +28,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "open" => StageLoad::Rate { from: n, to: n },
         _ => return Err("mode is `closed` or `open`".into()),
     };
+    let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "m".into());
     let class = |name: &str, weight| RequestClass {
         name: name.into(),
         weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
-        model: "m".into(),
+        model: model.clone(),
         messages: vec![Message::new("user", "Generate a product description")],
         max_tokens: Some(16),
         stream: false,
