@@ -96,7 +96,8 @@ impl SseDecoder {
         mut bytes: &[u8],
         mut on_event: impl FnMut(SseEvent),
     ) -> Result<(), SseError> {
-        if self.after_cr {
+        // An empty read says nothing about whether an LF follows the CR: keep waiting.
+        if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
                 bytes = rest;
@@ -219,6 +220,12 @@ mod tests {
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].data, "a");
         assert_eq!(ev[1].data, "b");
+    }
+
+    #[test]
+    fn empty_read_between_cr_and_lf() {
+        let ev = decode_all(&[b"event: x\r", b"", b"\ndata: a\r\n\r\n"]);
+        assert_eq!(ev[0].event.as_deref(), Some("x"));
     }
 
     #[test]
