@@ -5,6 +5,7 @@ mod engine;
 mod gateway;
 mod mock;
 mod report;
+mod run_cli;
 mod scenario;
 mod sse;
 mod support;

@@ -2,11 +2,15 @@
 //! (`summary.json`, `latency.hlog`), print the summary table and exit with the verdict.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::Parser;
-use gauntlet::engine::{self, Finished, RunOptions};
+use gauntlet::engine::{self, Finished, RunOptions, SampleSink};
+use gauntlet::metrics::{Sample, ServedBy};
+use gauntlet::report::{RawRequest, RawRequestWriter};
+use gauntlet::scenario::Scenario;
 
 use tokio::sync::watch;
 
@@ -42,6 +46,9 @@ pub struct Args {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also write requests.csv: one row per request, streamed to disk during the run.
+    #[arg(long)]
+    pub raw: bool,
     /// Project the cost at this many tokens a month (repeatable)
     /// [default: 5M, 50M, 500M and 5B].
     #[arg(long, value_name = "N")]
@@ -73,6 +80,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
         ..RunOptions::default()
     };
+    let raw = if args.raw {
+        Some(raw_log(&scenario, &out)?)
+    } else {
+        None
+    };
+    let options = RunOptions {
+        sink: raw.as_ref().map(|(sink, _)| sink.clone()),
+        ..options
+    };
     // Reject bad --rate/--duration before anything starts.
     engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
     let runtime = super::runtime()?;
@@ -89,6 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing the run folder {}", out.display()))?;
     gauntlet::report::write_all(&finished.summary, &out)
         .with_context(|| format!("writing the reports into {}", out.display()))?;
+    if let Some((_, state)) = raw {
+        finish_raw_log(&state)?;
+    }
     print_table(&finished, &out);
     if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {
         eprintln!("warning: could not append to $GITHUB_STEP_SUMMARY: {e}");
@@ -150,4 +169,59 @@ fn print_table(run: &Finished, out: &Path) {
         "report: {}",
         out.join(gauntlet::report::INDEX_HTML).display()
     );
+}
+
+/// The raw request log: a writer shared with the recorder's sink, and the first write error.
+type RawLog = Arc<Mutex<(Option<RawRequestWriter>, Option<String>)>>;
+
+fn raw_log(scenario: &Scenario, out: &Path) -> anyhow::Result<(SampleSink, RawLog)> {
+    let writer = RawRequestWriter::create(out)
+        .with_context(|| format!("creating requests.csv in {}", out.display()))?;
+    let state: RawLog = Arc::new(Mutex::new((Some(writer), None)));
+    let classes: Vec<String> = scenario.requests.iter().map(|c| c.name.clone()).collect();
+    let upstreams: Vec<String> = scenario.upstreams.iter().map(|u| u.name.clone()).collect();
+    let shared = state.clone();
+    let sink = SampleSink::new(move |s: &Sample| {
+        let Ok(mut guard) = shared.lock() else { return };
+        let (writer, error) = &mut *guard;
+        let Some(w) = writer.as_mut() else { return };
+        let served_by = match &s.served_by {
+            Some(ServedBy::Known(i)) => upstreams.get(usize::from(*i)).map(String::as_str),
+            Some(ServedBy::Other(name)) => Some(&**name),
+            None => None,
+        };
+        let row = RawRequest {
+            intended_s: s.intended.as_secs_f64(),
+            class: classes.get(s.class).map_or("?", String::as_str),
+            status: None,
+            outcome: match s.result {
+                Ok(()) => "ok",
+                Err(kind) => kind.as_str(),
+            },
+            latency_ms: s.latency.as_secs_f64() * 1e3,
+            ttft_ms: s.ttft.map(|t| t.as_secs_f64() * 1e3),
+            served_by,
+            prompt_tokens: s.prompt_tokens,
+            completion_tokens: s.completion_tokens,
+        };
+        if let Err(e) = w.write(&row) {
+            // Stop writing at the first failure; the run itself goes on and says so at the end.
+            *error = Some(e.to_string());
+            *writer = None;
+        }
+    });
+    Ok((sink, state))
+}
+
+fn finish_raw_log(state: &RawLog) -> anyhow::Result<()> {
+    let Ok(mut guard) = state.lock() else {
+        anyhow::bail!("the raw request log was left in a broken state");
+    };
+    if let Some(e) = guard.1.take() {
+        eprintln!("warning: requests.csv was not written completely: {e}");
+    }
+    if let Some(w) = guard.0.take() {
+        w.finish().context("finishing requests.csv")?;
+    }
+    Ok(())
 }

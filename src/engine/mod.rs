@@ -22,5 +22,5 @@ pub use output::{
 };
 pub use plan::{Arrivals, Plan, PlanStage};
 pub use progress::Progress;
-pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, mix_rng, run};
+pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, SampleSink, mix_rng, run};
 pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario};

@@ -43,6 +43,23 @@ fn arrival_seed(seed: u64, stage: usize) -> u64 {
     seed.rotate_left(17) ^ (stage as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
+/// Receives every measured sample as it is recorded (the raw request log of `--raw`). It runs
+/// on the recorder task, off the request path, so a slow disk delays recording, not sending.
+#[derive(Clone)]
+pub struct SampleSink(pub std::sync::Arc<std::sync::Mutex<dyn FnMut(&Sample) + Send>>);
+
+impl std::fmt::Debug for SampleSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SampleSink")
+    }
+}
+
+impl SampleSink {
+    pub fn new(f: impl FnMut(&Sample) + Send + 'static) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(f)))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub plan: Plan,
@@ -51,6 +68,7 @@ pub struct RunConfig {
     pub layout: Layout,
     /// Bound on finishing in-flight requests after a stop.
     pub drain: Duration,
+    pub sink: Option<SampleSink>,
 }
 
 /// What a run produced.
@@ -98,6 +116,7 @@ pub async fn run(
         rx,
         finish_rx,
         live.clone(),
+        config.sink.clone(),
     ));
     let started_at = SystemTime::now();
     let ctx = Ctx {
@@ -304,12 +323,19 @@ async fn record(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut finish: oneshot::Receiver<()>,
     live: Arc<Live>,
+    sink: Option<SampleSink>,
 ) -> Recorder {
     let mut progress = new_cumulative();
     let mut batch = Vec::with_capacity(256);
     let mut since_publish = 0u32;
     let mut one = |s: &Sample, rec: &mut Recorder| {
         rec.record(s);
+        if let Some(sink) = &sink {
+            // A sink that panicked poisons the lock; the measurement itself goes on.
+            if let Ok(mut f) = sink.0.lock() {
+                f(s);
+            }
+        }
         live.completed.fetch_add(1, Ordering::Relaxed);
         if s.result.is_err() {
             live.errors.fetch_add(1, Ordering::Relaxed);

@@ -13,7 +13,7 @@ use super::fleet::{Fleet, FleetError};
 use super::mix::Mix;
 use super::plan::Plan;
 use super::progress::Progress;
-use super::runner::{self, DEFAULT_DRAIN, Live, RunConfig};
+use super::runner::{self, DEFAULT_DRAIN, Live, RunConfig, SampleSink};
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Layout, Recorder, RunInfo, Summary, Tokens};
 use crate::mock::MockStats;
@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub drain: Duration,
     /// Monthly token volumes to project the cost at.
     pub monthly_tokens: Vec<u64>,
+    /// Where each measured request goes as it is recorded (`--raw`).
+    pub sink: Option<SampleSink>,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             quiet: false,
             drain: DEFAULT_DRAIN,
             monthly_tokens: metrics::cost::DEFAULT_MONTHLY_TOKENS.to_vec(),
+            sink: None,
         }
     }
 }
@@ -135,6 +138,7 @@ pub async fn run_scenario(
         seed,
         layout,
         drain: options.drain,
+        sink: options.sink.clone(),
         plan,
     };
     let planned = scenario.load.total_duration().as_secs_f64();

@@ -97,7 +97,8 @@ fn needed_for_ratio(target: f64) -> u64 {
     if target >= 1.0 {
         u64::MAX
     } else {
-        (1.0 / (1.0 - target)).ceil() as u64
+        // The epsilon keeps float noise (1/0.001 = 1000.0000000000009) from asking for one more.
+        (1.0 / (1.0 - target) - 1e-6).ceil() as u64
     }
 }
 
