@@ -46,7 +46,9 @@ fn arrival_seed(seed: u64, stage: usize) -> u64 {
 /// Receives every measured sample as it is recorded (the raw request log of `--raw`). It runs
 /// on the recorder task, off the request path, so a slow disk delays recording, not sending.
 #[derive(Clone)]
-pub struct SampleSink(pub std::sync::Arc<std::sync::Mutex<dyn FnMut(&Sample) + Send>>);
+pub struct SampleSink(pub std::sync::Arc<std::sync::Mutex<SinkFn>>);
+
+type SinkFn = dyn FnMut(&Sample) + Send;
 
 impl std::fmt::Debug for SampleSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
