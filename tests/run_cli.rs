@@ -65,4 +65,11 @@ fn run_with_raw_writes_one_row_per_request_and_every_report() {
     let w = &summary.faults[0];
     assert!(w.applied_at_s.is_some() && w.lifted_at_s.is_some());
     assert!(w.start_s < w.end_s && w.end_s <= 5.0);
+    // Latency during the fault is set against the same classes' latency outside it.
+    let (during, normal) = (
+        w.failed_over_latency_ms.unwrap(),
+        w.normal_latency_ms.unwrap(),
+    );
+    assert!(during.samples > 0 && normal.samples > 0);
+    assert!(during.samples + normal.samples <= summary.overall.requests);
 }

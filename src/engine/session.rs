@@ -209,6 +209,7 @@ pub async fn run_scenario(
     let mut summary = metrics::summarize(&output.recorder, &info);
     let target_availability = metrics::sla::availability_target(&scenario.sla);
     summary.faults = metrics::failover::analyze(&summary, &applied, target_availability);
+    metrics::failover::window_latencies(&output.recorder, &mut summary);
     account_upstreams(&mut summary, &before, &after);
     summary.cost = metrics::cost::price(&mut summary, &prices, &options.monthly_tokens);
     summary.sla = metrics::sla::evaluate(&scenario.sla, &summary);

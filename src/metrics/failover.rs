@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
+use super::analysis::percentiles;
+use super::recorder::Recorder;
 use super::summary::{FaultWindow, Interval, Summary};
 
 /// A fault as it actually happened on the run's clock.
@@ -129,6 +133,50 @@ fn window(summary: &Summary, f: &AppliedFault, target: f64) -> FaultWindow {
         time_to_recover_s,
         failed_over_latency_ms: None,
         normal_latency_ms: None,
+    }
+}
+
+/// Fills each window's latency: the affected classes' requests during it, against the same
+/// classes' requests outside every fault window, merged from the per-interval histograms.
+pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
+    let width = summary.interval_s;
+    let overlaps = |t: f64, (s, e): (f64, f64)| t < e - 1e-9 && t + width > s + 1e-9;
+    let spans: Vec<(f64, f64)> = summary
+        .faults
+        .iter()
+        .map(|w| (w.start_s, w.end_s))
+        .collect();
+    let names = &rec.layout().classes;
+    for (wi, w) in summary.faults.iter_mut().enumerate() {
+        let classes: Vec<usize> = w
+            .affected_classes
+            .iter()
+            .filter_map(|c| names.iter().position(|n| n == c))
+            .collect();
+        let (Ok(mut during), Ok(mut normal)) = (Histogram::<u32>::new(3), Histogram::<u32>::new(3))
+        else {
+            return;
+        };
+        for (i, iv) in summary.intervals.iter().enumerate() {
+            let here = overlaps(iv.t_s, spans[wi]);
+            let anywhere = spans.iter().any(|&sp| overlaps(iv.t_s, sp));
+            let cells = rec.interval(i);
+            for h in classes
+                .iter()
+                .filter_map(|&c| cells.get(c)?.latency.as_deref())
+            {
+                // Both histograms auto-resize, so adding cannot run out of range.
+                let _ = if here {
+                    during.add(h)
+                } else if !anywhere {
+                    normal.add(h)
+                } else {
+                    Ok(())
+                };
+            }
+        }
+        w.failed_over_latency_ms = (!during.is_empty()).then(|| percentiles(&during));
+        w.normal_latency_ms = (!normal.is_empty()).then(|| percentiles(&normal));
     }
 }
 

@@ -167,7 +167,7 @@ pub struct FaultWindow {
     pub time_to_failover_s: Option<f64>,
     /// Fault end -> first interval where the primary serves them again.
     pub time_to_recover_s: Option<f64>,
-    /// Requests served by another upstream during the window.
+    /// The affected classes' requests during the window (failing over, or failed over).
     #[serde(default)]
     pub failed_over_latency_ms: Option<Percentiles>,
     /// Requests of the same classes outside any fault window.
