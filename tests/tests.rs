@@ -6,5 +6,6 @@ mod gateway;
 mod mock;
 mod report;
 mod scenario;
+mod scenarios_shipped;
 mod sse;
 mod support;
