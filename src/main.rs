@@ -46,7 +46,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { cmd::EXIT_INVALID } else { 0 });
         }
     };
-    cmd::init_tracing();
+    // During a run the embedded gateway's unserved requests are the injected faults the run
+    // measures and reports; one warning per request would bury the terminal.
+    let default_log = match cli.command {
+        Command::Run(_) => "warn,gauntlet::gateway::server=error",
+        _ => "warn",
+    };
+    cmd::init_tracing(default_log);
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Validate(args) => cmd::validate::run(args),

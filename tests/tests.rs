@@ -7,5 +7,6 @@ mod mock;
 mod report;
 mod run_cli;
 mod scenario;
+mod scenarios_shipped;
 mod sse;
 mod support;

@@ -30,9 +30,10 @@ pub enum Outcome {
 #[error("{0}")]
 pub struct InvalidInput(pub String);
 
-pub fn init_tracing() {
+/// Logs to stderr at `default` unless `GAUNTLET_LOG` says otherwise.
+pub fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GAUNTLET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

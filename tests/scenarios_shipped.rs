@@ -1,0 +1,217 @@
+//! The scenarios shipped in `scenarios/`: every one validates, and the quick ones run through
+//! the real binary with their documented verdicts (shortened with `--duration`/`--rate`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// Runs share the machine's two cores with the rest of the suite: one at a time, so a run's
+/// latency checks measure the gateway rather than the other runs.
+static RUNS: Mutex<()> = Mutex::new(());
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+struct Run {
+    code: i32,
+    summary: Value,
+    stderr: String,
+}
+
+/// `gauntlet run scenarios/NAME.toml -q --out <tempdir> ARGS...`, and its summary.json.
+fn run(name: &str, args: &[&str]) -> Run {
+    let _one_at_a_time = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(scenarios_dir().join(format!("{name}.toml")))
+        .arg("--out")
+        .arg(dir.path())
+        .arg("--force")
+        .arg("-q")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = std::fs::read_to_string(dir.path().join("summary.json"))
+        .unwrap_or_else(|e| panic!("{name}: no summary.json ({e}); stderr:\n{stderr}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        summary: serde_json::from_str(&text).unwrap(),
+        stderr,
+    }
+}
+
+fn f(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number: {cur}"))
+}
+
+fn class<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no class {name}"))
+}
+
+/// Which upstream served most of the class's requests in each interval, by interval start.
+fn majority_served_by(summary: &Value, class: &str) -> Vec<(f64, String)> {
+    summary["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|iv| {
+            let by = iv["classes"][class]["served_by"].as_object()?;
+            let (name, _) = by.iter().max_by_key(|(_, n)| n.as_u64().unwrap_or(0))?;
+            Some((iv["t_s"].as_f64()?, name.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_shipped_scenario_validates_and_says_what_it_proves() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 11,
+        "expected the shipped set, found {files:?}"
+    );
+    for file in &files {
+        let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+            .arg("validate")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.starts_with("# scenarios/"), "{}", file.display());
+        assert!(
+            text.contains("What it proves") && text.contains("verdict"),
+            "{} must say what it proves and its expected verdict",
+            file.display()
+        );
+    }
+}
+
+/// quickstart shortened to 14 s: the outage runs from 5.6 s to 9.8 s, the breaker's 5 s
+/// cooldown brings deepseek back by about 11 s, leaving the last intervals to show it.
+#[test]
+fn quickstart_fails_over_to_qwen_and_back_within_the_retry_budget() {
+    let r = run("quickstart", &["--duration", "14s", "--rate", "150"]);
+    let s = &r.summary;
+    assert_eq!(
+        r.code, 0,
+        "quickstart must pass: {}\n{}",
+        s["sla"], r.stderr
+    );
+    assert!(f(s, &["overall", "availability"]) >= 0.999);
+
+    let fault = &s["faults"][0];
+    assert_eq!(fault["upstream"], "deepseek");
+    assert!(f(fault, &["affected_requests"]) >= 200.0, "{fault}");
+    assert!(f(fault, &["failover_success"]) >= 0.99, "{fault}");
+    let (start, end) = (f(fault, &["start_s"]), f(fault, &["end_s"]));
+    assert!(
+        (start - 5.6).abs() < 0.01 && (end - 9.8).abs() < 0.01,
+        "{fault}"
+    );
+
+    let served = majority_served_by(s, "everyday");
+    let during: Vec<_> = served
+        .iter()
+        .filter(|(t, _)| *t >= start + 1.0 && *t + 1.0 <= end)
+        .collect();
+    assert!(!during.is_empty(), "{served:?}");
+    assert!(
+        during.iter().all(|(_, u)| u == "qwen"),
+        "during: {served:?}"
+    );
+    let before: Vec<_> = served.iter().filter(|(t, _)| *t + 1.0 <= start).collect();
+    assert!(
+        !before.is_empty() && before.iter().all(|(_, u)| u == "deepseek"),
+        "{served:?}"
+    );
+    let last = served.last().unwrap();
+    assert!(
+        last.0 >= 12.0 && last.1 == "deepseek",
+        "back after: {served:?}"
+    );
+
+    // Retry amplification: the gateway's budget allows 20% extra attempts plus 10 per 10 s
+    // window; a dead provider refuses connections, so it cannot count more than that.
+    let amp = f(s, &["retry_amplification"]);
+    assert!((0.9..=1.25).contains(&amp), "retry amplification {amp}");
+}
+
+#[test]
+fn without_a_fallback_the_outage_costs_its_share_and_the_run_exits_1() {
+    let r = run("no-fallback", &["--duration", "14s", "--rate", "150"]);
+    let s = &r.summary;
+    assert_eq!(r.code, 1, "no-fallback must fail its SLA: {}", s["sla"]);
+    assert_eq!(s["sla"]["verdict"], "fail");
+    // The outage is 4.2 s of 12.6 s measured and hits the 80% everyday class: ~27% lost,
+    // a little more while the breaker's 1 s cooldown runs out after it.
+    let avail = f(s, &["overall", "availability"]);
+    assert!((0.55..=0.85).contains(&avail), "availability {avail}");
+    assert!(f(class(s, "fallback-tier"), &["availability"]) >= 0.99);
+    assert!(f(class(s, "premium"), &["availability"]) >= 0.99);
+    let failed = s["sla"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "availability")
+        .unwrap();
+    assert_eq!(failed["status"], "fail");
+}
+
+#[test]
+fn a_429_storm_moves_traffic_without_hammering_the_rate_limited_provider() {
+    let r = run("rate-limit-storm", &["--duration", "14s", "--rate", "150"]);
+    let s = &r.summary;
+    assert_eq!(
+        r.code, 0,
+        "rate-limit-storm must pass: {}\n{}",
+        s["sla"], r.stderr
+    );
+    let requests = f(s, &["overall", "requests"]);
+    let amp = f(s, &["retry_amplification"]);
+    assert!((1.0..=1.3).contains(&amp), "retry amplification {amp}");
+    // Retry-After 2 s: the storm's 429s go to the fallback, not straight back to deepseek, so
+    // deepseek receives no more than the everyday share of the requests.
+    let deepseek = s["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "deepseek")
+        .unwrap();
+    let received = f(deepseek, &["received"]);
+    assert!(
+        received <= 0.9 * requests,
+        "deepseek received {received} of {requests}"
+    );
+    let by = &class(s, "everyday")["served_by"];
+    assert!(
+        by["qwen"].as_u64().unwrap_or(0) > 50,
+        "everyday served by {by}"
+    );
+    assert!(f(s, &["overall", "availability"]) >= 0.99);
+}
