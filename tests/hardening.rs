@@ -217,3 +217,205 @@ async fn sigint_during_run_writes_summary_lifts_faults_and_exits_130() {
 async fn sigterm_during_run_writes_summary_lifts_faults_and_exits_130() {
     run_interrupted_by("TERM").await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Hostile clients against the mock and the gateway.
+
+/// The server under attack: a mock alone, or the gateway with a mock behind it (whose stats
+/// tell what reached the upstream).
+struct Target {
+    addr: SocketAddr,
+    mock: gauntlet::mock::MockHandle,
+    gw: Option<gauntlet::gateway::GatewayHandle>,
+}
+
+/// A mock streaming slowly enough (20 tokens/s) that a client can leave mid-stream.
+async fn slow_mock() -> gauntlet::mock::MockHandle {
+    start_mock(instant_profile(
+        "[latency]\nttft = \"0ms\"\ntokens_per_second = 20\n",
+    ))
+    .await
+}
+
+async fn targets() -> Vec<(&'static str, Target)> {
+    let m = slow_mock().await;
+    let direct = Target {
+        addr: m.addr(),
+        mock: m,
+        gw: None,
+    };
+    let behind = slow_mock().await;
+    let gw = gateway(&format!(
+        "routes = [{{ model = \"m\", targets = [\"up\"] }}]\n[[upstreams]]\nname = \"up\"\nurl = \"{}\"\n",
+        behind.url()
+    ))
+    .await;
+    let via = Target {
+        addr: gw.addr(),
+        mock: behind,
+        gw: Some(gw),
+    };
+    vec![("mock", direct), ("gateway", via)]
+}
+
+/// Sends raw bytes and reads until the server closes, at most 20 s.
+async fn raw_bytes(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let read = s.read_to_end(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("server closes within 20 s");
+    out
+}
+
+async fn ok_chat(name: &str, addr: SocketAddr) {
+    let r = post_chat(addr, &chat_body("m", 2, false)).await;
+    assert_eq!(r.status(), Some(200), "{name}: {}", r.body());
+}
+
+#[tokio::test]
+async fn invalid_utf8_json_gets_an_openai_400_and_serving_goes_on() {
+    for (name, t) in targets().await {
+        let body: &[u8] = b"{\"model\":\"m\xff\xfe\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}";
+        let mut req = format!(
+            "POST /v1/chat/completions HTTP/1.0\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        let reply = RawReply {
+            bytes: raw_bytes(t.addr, &req).await,
+            error: None,
+        };
+        assert_eq!(reply.status(), Some(400), "{name}: {}", reply.head());
+        let err = &reply.json()["error"];
+        assert!(err["message"].is_string(), "{name}: {}", reply.body());
+        assert_eq!(
+            err["type"],
+            "invalid_request_error",
+            "{name}: {}",
+            reply.body()
+        );
+        assert!(
+            err.get("code").is_some() && err.get("param").is_some(),
+            "{name}"
+        );
+        if t.gw.is_some() {
+            assert_eq!(
+                t.mock.stats().requests_total,
+                0,
+                "nothing invalid reached the upstream"
+            );
+        }
+        ok_chat(name, t.addr).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_aborted_mid_body_does_not_disturb_the_server() {
+    for (name, t) in targets().await {
+        for _ in 0..5 {
+            let mut s = TcpStream::connect(t.addr).await.unwrap();
+            s.write_all(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n\
+                  content-length: 1000\r\n\r\n{\"model\":",
+            )
+            .await
+            .unwrap();
+            drop(s);
+        }
+        ok_chat(name, t.addr).await;
+        if t.gw.is_some() {
+            assert_eq!(
+                t.mock.stats().requests_total,
+                1,
+                "only the whole request went upstream"
+            );
+        }
+        assert_eq!(t.mock.stats().in_flight, 0, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn slowloris_header_is_cut_off_and_others_are_served_meanwhile() {
+    for (name, t) in targets().await {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\nx-slow: ")
+            .await
+            .unwrap();
+        ok_chat(name, t.addr).await;
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "{name}: slow header still open after 30 s");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(5),
+            "{name}: closed after {took:?}, before any reasonable timeout"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_idle_connections_do_not_stop_a_normal_request() {
+    for (name, t) in targets().await {
+        let mut idle = Vec::new();
+        for _ in 0..1000 {
+            idle.push(TcpStream::connect(t.addr).await.unwrap());
+        }
+        let started = Instant::now();
+        ok_chat(name, t.addr).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+        drop(idle);
+        ok_chat(name, t.addr).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_stream_frees_the_upstream_slot() {
+    for (name, t) in targets().await {
+        let body = chat_body("m", 200, true);
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // Wait for the first chunk, so the stream is underway, then leave.
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        let first = async {
+            while !String::from_utf8_lossy(&got).contains("data:") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "{name}: closed before the first chunk");
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("first chunk within 10 s");
+        assert_eq!(t.mock.stats().in_flight, 1, "{name}");
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.mock.stats().in_flight != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: mock in_flight still {} 5 s after the client left",
+                t.mock.stats().in_flight
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ok_chat(name, t.addr).await;
+    }
+}
