@@ -419,3 +419,166 @@ async fn a_client_leaving_mid_stream_frees_the_upstream_slot() {
         ok_chat(name, t.addr).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Broken profile and gateway files through the real binary.
+
+struct Exit {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs the binary from the crate root, killed after 30 s.
+fn gauntlet(args: &[&str]) -> Exit {
+    let mut child = Guard(
+        Command::new(BIN)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = child.0.stderr.take().unwrap();
+    let text = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = child.wait_within(Duration::from_secs(30));
+    Exit {
+        code: status.code(),
+        stderr: text.join().unwrap(),
+    }
+}
+
+fn corpus(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The `# expect: L:C fragment` first line of a corpus file.
+fn expectation(path: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    let rest = first
+        .strip_prefix("# expect: ")
+        .unwrap_or_else(|| panic!("{} lacks `# expect: L:C fragment`", path.display()));
+    let (at, fragment) = rest.split_once(' ').unwrap();
+    (at.to_string(), fragment.to_string())
+}
+
+/// Exit 2, a line starting `shown:L:C: ` with the fragment, no panic; else a failure line.
+fn check_exit(run: &Exit, shown: &str, at: &str, fragment: &str) -> Option<String> {
+    let prefix = format!("{shown}:{at}: ");
+    let located = run.stderr.lines().any(|l| {
+        let l = l.trim_start();
+        let l = l.strip_prefix("error: ").unwrap_or(l);
+        l.starts_with(&prefix) && l.contains(fragment)
+    });
+    (run.code != Some(2) || !located || run.stderr.contains("panicked")).then(|| {
+        format!(
+            "{shown}: want exit 2 and `{prefix}...{fragment}`, got {:?}\n{}",
+            run.code, run.stderr
+        )
+    })
+}
+
+/// A port held by the test: a server that bound before validating would fail differently.
+fn held_port() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+fn mock_with_profile(profile: &Path, port: u16) -> (tempfile::TempDir, Exit) {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[[providers]]\nname = \"x\"\nprofile = \"{}\"\nport = {port}\n",
+            profile.display()
+        ),
+    )
+    .unwrap();
+    let run = gauntlet(&["mock", "--config", fleet.to_str().unwrap()]);
+    (dir, run)
+}
+
+#[test]
+fn every_bad_profile_stops_gauntlet_mock_with_exit_2_at_its_place() {
+    let files = corpus("tests/data/bad-profiles");
+    assert!(files.len() >= 8, "corpus has only {} files", files.len());
+    let held = held_port();
+    let port = held.local_addr().unwrap().port();
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let (at, fragment) = expectation(f);
+            let (_dir, run) = mock_with_profile(f, port);
+            check_exit(&run, &f.display().to_string(), &at, &fragment)
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_bad_gateway_file_stops_gauntlet_gateway_with_exit_2_before_binding() {
+    let files = corpus("tests/data/bad-gateways");
+    assert!(files.len() >= 8, "corpus has only {} files", files.len());
+    let held = held_port();
+    let listen = held.local_addr().unwrap().to_string();
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let rel = format!(
+                "tests/data/bad-gateways/{}",
+                f.file_name().unwrap().to_string_lossy()
+            );
+            let (at, fragment) = expectation(f);
+            let run = gauntlet(&["gateway", "--config", &rel, "--listen", &listen]);
+            check_exit(&run, &rel, &at, &fragment)
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn non_utf8_profile_and_gateway_files_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = held_port();
+    let port = held.local_addr().unwrap().port();
+
+    let profile = dir.path().join("latin1.toml");
+    std::fs::write(
+        &profile,
+        b"seed = 1\nname = \"caf\xe9\"\n[[models]]\nname = \"m\"\n",
+    )
+    .unwrap();
+    let (_fleet_dir, run) = mock_with_profile(&profile, port);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let at = format!("{}:2:12:", profile.display());
+    assert!(run.stderr.contains(&at), "want {at}: {}", run.stderr);
+    assert!(run.stderr.contains("UTF-8"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+
+    let gw = dir.path().join("latin1-gateway.toml");
+    std::fs::write(&gw, b"routes = []\n# caf\xe9\n").unwrap();
+    let run = gauntlet(&[
+        "gateway",
+        "--config",
+        gw.to_str().unwrap(),
+        "--listen",
+        &held.local_addr().unwrap().to_string(),
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let at = format!("{}:2:6:", gw.display());
+    assert!(run.stderr.contains(&at), "want {at}: {}", run.stderr);
+    assert!(run.stderr.contains("UTF-8"), "{}", run.stderr);
+}
