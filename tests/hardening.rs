@@ -585,3 +585,20 @@ fn non_utf8_profile_and_gateway_files_exit_2_naming_the_file() {
     assert!(run.stderr.contains(&at), "want {at}: {}", run.stderr);
     assert!(run.stderr.contains("UTF-8"), "{}", run.stderr);
 }
+
+/// Found while writing the split-invariance fuzz target: a line over the limit arriving in
+/// one read passed, the same line over two reads was refused.
+#[test]
+fn an_overlong_sse_line_is_refused_however_it_is_read() {
+    use gauntlet::openai::SseDecoder;
+    let stream = format!(": {}\n\ndata: x\n\n", "c".repeat(300));
+    let mut whole = SseDecoder::with_limit(256);
+    assert!(whole.feed(stream.as_bytes(), |_| {}).is_err());
+    let mut split = SseDecoder::with_limit(256);
+    assert!(
+        stream
+            .as_bytes()
+            .chunks(7)
+            .any(|c| split.feed(c, |_| {}).is_err())
+    );
+}
