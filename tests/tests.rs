@@ -3,6 +3,7 @@
 
 mod engine;
 mod gateway;
+mod hardening;
 mod mock;
 mod report;
 mod run_cli;

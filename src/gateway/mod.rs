@@ -55,7 +55,7 @@ use tokio::sync::{mpsc, watch};
 /// How long shutdown waits for in-flight requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long a client may take to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running gateway. Dropping it stops accepting connections; [`GatewayHandle::shutdown`]
 /// also waits for in-flight requests to finish.

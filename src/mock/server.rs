@@ -16,7 +16,7 @@ use futures_util::task::AtomicWaker;
 use http::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -33,6 +33,8 @@ use super::stats::{Counters, MockStats};
 
 /// How long in-flight responses may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// A client that never finishes its request head (slowloris) loses its connection after this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MockError {
@@ -302,6 +304,8 @@ async fn serve_conn(tcp: TcpStream, shared: Arc<Shared>, ctl: Arc<ConnCtl>) {
     let conn = pin!(
         http1::Builder::new()
             .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(io, svc)
     );
     Guarded {

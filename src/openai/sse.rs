@@ -105,6 +105,9 @@ impl SseDecoder {
         }
         while let Some(i) = memchr::memchr2(b'\n', b'\r', bytes) {
             if self.partial.is_empty() {
+                // The same bound as a line split across reads, so the answer never depends on
+                // how the stream happened to be chunked.
+                self.check(i)?;
                 self.line(&bytes[..i], &mut on_event)?;
             } else {
                 self.check(self.partial.len() + i)?;
