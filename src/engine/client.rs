@@ -226,29 +226,7 @@ impl Client {
 
     /// Sends one request of `class`, intended at `t0 + intended`, and measures it.
     pub async fn send(&self, class: usize, t0: Instant, intended: Duration) -> Sample {
-        let intended_at = t0 + intended;
-        let sent_at = Instant::now();
-        let mut sample = Sample::new(
-            class,
-            intended,
-            sent_at.saturating_duration_since(intended_at),
-        );
-        let Some(prepared) = self.classes.get(class) else {
-            sample.result = Err(ErrorKind::Malformed);
-            return sample;
-        };
-        let result = tokio::time::timeout(
-            self.timeout,
-            self.exchange(prepared, intended_at, &mut sample),
-        )
-        .await
-        .unwrap_or(Err(ErrorKind::Timeout));
-        sample.latency = Instant::now().saturating_duration_since(intended_at);
-        sample.result = result;
-        if sample.prompt_tokens == 0 && sample.result.is_ok() {
-            sample.prompt_tokens = prepared.prompt_tokens;
-        }
-        sample
+        self.measure(None, class, t0, intended).await
     }
 
     /// Connections of one closed-model user: its own, one per target, like a real client.
@@ -267,9 +245,18 @@ impl Client {
         t0: Instant,
         intended: Duration,
     ) -> Sample {
-        if conn.pooled {
-            return self.send(class, t0, intended).await;
-        }
+        let own = (!conn.pooled).then_some(conn);
+        self.measure(own, class, t0, intended).await
+    }
+
+    /// One measured exchange, on the pool or on a user's own connection.
+    async fn measure(
+        &self,
+        mut own: Option<&mut UserConnections>,
+        class: usize,
+        t0: Instant,
+        intended: Duration,
+    ) -> Sample {
         let intended_at = t0 + intended;
         let sent_at = Instant::now();
         let mut sample = Sample::new(
@@ -281,14 +268,20 @@ impl Client {
             sample.result = Err(ErrorKind::Malformed);
             return sample;
         };
-        let result = tokio::time::timeout(
-            self.timeout,
-            self.exchange_on(conn, prepared, intended_at, &mut sample),
-        )
-        .await
-        .unwrap_or(Err(ErrorKind::Timeout));
+        let exchange = async {
+            match own.as_deref_mut() {
+                Some(conn) => {
+                    self.exchange_on(conn, prepared, intended_at, &mut sample)
+                        .await
+                }
+                None => self.exchange(prepared, intended_at, &mut sample).await,
+            }
+        };
+        let result = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout));
         sample.latency = Instant::now().saturating_duration_since(intended_at);
-        if let Err(kind) = result
+        if let (Some(conn), Err(kind)) = (own, result)
             && !matches!(
                 kind,
                 ErrorKind::Status4xx | ErrorKind::RateLimited | ErrorKind::Status5xx
