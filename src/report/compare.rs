@@ -104,67 +104,43 @@ fn delta(
     }
 }
 
+/// What `compare` reads from one scope's stats: name, unit, which way is better, and the value
+/// (None when the run has nothing to say, e.g. no streams for TTFT).
+type Extract = fn(&Stats) -> Option<f64>;
+
+const STATS_METRICS: [(&str, &str, Direction, Extract); 6] = [
+    ("p50 latency", "ms", Direction::LowerIsBetter, |s| {
+        (s.latency_ms.samples > 0).then_some(s.latency_ms.p50)
+    }),
+    ("p90 latency", "ms", Direction::LowerIsBetter, |s| {
+        (s.latency_ms.samples > 0).then_some(s.latency_ms.p90)
+    }),
+    ("p99 latency", "ms", Direction::LowerIsBetter, |s| {
+        (s.latency_ms.samples > 0).then_some(s.latency_ms.p99)
+    }),
+    ("p99 TTFT", "ms", Direction::LowerIsBetter, |s| {
+        s.ttft_ms.filter(|p| p.samples > 0).map(|p| p.p99)
+    }),
+    ("availability", "ratio", Direction::HigherIsBetter, |s| {
+        (s.requests > 0).then_some(s.availability)
+    }),
+    ("throughput", "rps", Direction::Informational, |s| {
+        Some(s.rps)
+    }),
+];
+
 fn stats_deltas(scope: &str, b: &Stats, n: &Stats, bound: f64, out: &mut Vec<MetricDelta>) {
-    use Direction::*;
-    let lat = |s: &Stats, f: fn(&crate::metrics::Percentiles) -> f64| {
-        (s.latency_ms.samples > 0).then(|| f(&s.latency_ms))
-    };
-    let ttft = |s: &Stats| s.ttft_ms.filter(|p| p.samples > 0).map(|p| p.p99);
-    let requested = |s: &Stats| (s.requests > 0).then_some(s.availability);
-    out.push(delta(
-        scope,
-        "p50 latency",
-        "ms",
-        LowerIsBetter,
-        lat(b, |p| p.p50),
-        lat(n, |p| p.p50),
-        bound,
-    ));
-    out.push(delta(
-        scope,
-        "p90 latency",
-        "ms",
-        LowerIsBetter,
-        lat(b, |p| p.p90),
-        lat(n, |p| p.p90),
-        bound,
-    ));
-    out.push(delta(
-        scope,
-        "p99 latency",
-        "ms",
-        LowerIsBetter,
-        lat(b, |p| p.p99),
-        lat(n, |p| p.p99),
-        bound,
-    ));
-    out.push(delta(
-        scope,
-        "p99 TTFT",
-        "ms",
-        LowerIsBetter,
-        ttft(b),
-        ttft(n),
-        bound,
-    ));
-    out.push(delta(
-        scope,
-        "availability",
-        "ratio",
-        HigherIsBetter,
-        requested(b),
-        requested(n),
-        bound,
-    ));
-    out.push(delta(
-        scope,
-        "throughput",
-        "rps",
-        Informational,
-        Some(b.rps),
-        Some(n.rps),
-        bound,
-    ));
+    for (metric, unit, direction, value) in STATS_METRICS {
+        out.push(delta(
+            scope,
+            metric,
+            unit,
+            direction,
+            value(b),
+            value(n),
+            bound,
+        ));
+    }
 }
 
 /// Compares `new` against `base`; `max_regression` is the allowed relative worsening.
