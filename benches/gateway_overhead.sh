@@ -22,15 +22,10 @@ mkdir -p "$OUT"
 
 command -v python3 >/dev/null || { echo "python3 is needed to read oha's JSON" >&2; exit 3; }
 
-cargo build --release --quiet --bin gauntlet --example zero_upstream --example open_loop
-if command -v oha >/dev/null; then
-  LOADGEN=oha
-else
-  # Same measurement (open loop from intended send times, closed loop with N workers) by
-  # the small generator in examples/open_loop.rs; `cargo install oha` to use oha instead.
-  LOADGEN=open_loop
-  echo "oha not found; using examples/open_loop.rs" >&2
-fi
+cargo build --release --quiet --bin gauntlet --example zero_upstream
+# The peer load generator is oha, measured the same way on both paths.
+command -v oha >/dev/null || cargo install --locked oha
+LOADGEN=oha
 BIN=target/release/gauntlet
 
 pids=()
@@ -71,30 +66,22 @@ for url in "http://$UP_ADDR/v1/chat/completions" "http://$GW_ADDR/health"; do
 done
 
 BODY='{"model":"bench-model","messages":[{"role":"user","content":"Generate a product description"}],"max_tokens":64}'
-if [[ $LOADGEN == oha ]]; then
-  if oha --help | grep -q -- '--output-format'; then JSONFLAG=(--output-format json); else JSONFLAG=(-j); fi
-fi
-secs=${DURATION%s}
+if oha --help | grep -q -- '--output-format'; then JSONFLAG=(--output-format json); else JSONFLAG=(-j); fi
 
 run() { # name url rate (0: closed loop)
   local name=$1 url=$2 rate=$3
-  if [[ $LOADGEN == oha ]]; then
-    local mode=(-c "$CONCURRENCY")
-    [[ $rate != 0 ]] && mode+=(-q "$rate" --latency-correction)
-    oha --no-tui "${JSONFLAG[@]}" -z "$DURATION" -m POST \
-      -H 'content-type: application/json' -H 'authorization: Bearer gk-bench' \
-      -d "$BODY" "${mode[@]}" "$url" >"$OUT/$name.json"
-  else
-    target/release/examples/open_loop "$url" "$BODY" "$rate" "$secs" "$CONCURRENCY" \
-      'authorization: Bearer gk-bench' >"$OUT/$name.json"
-  fi
+  local mode=(-c "$CONCURRENCY")
+  [[ $rate != 0 ]] && mode+=(-q "$rate" --latency-correction)
+  oha --no-tui "${JSONFLAG[@]}" -z "$DURATION" -m POST \
+    -H 'content-type: application/json' -H 'authorization: Bearer gk-bench' \
+    -d "$BODY" "${mode[@]}" "$url" >"$OUT/$name.json"
 }
 
 DIRECT="http://$UP_ADDR/v1/chat/completions"
 GATEWAY="http://$GW_ADDR/v1/chat/completions"
 # Warm both paths (connection pools, page cache, CPU frequency).
-DURATION=2s secs=2 run warmup "$GATEWAY" 0
-DURATION=2s secs=2 run warmup "$DIRECT" 0
+DURATION=2s run warmup "$GATEWAY" 0
+DURATION=2s run warmup "$DIRECT" 0
 
 for rate in $RATES; do
   run "direct-open-$rate" "$DIRECT" "$rate"
