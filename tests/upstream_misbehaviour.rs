@@ -150,9 +150,9 @@ fn shown(r: &ClientReply) -> String {
 
 /// The gateway's own error: OpenAI-shaped, naming the upstream and what it did.
 fn assert_gateway_error(r: &ClientReply, status: u16, says: &str) {
-    assert_eq!(r.status, status, "{}", shown(&r));
+    assert_eq!(r.status, status, "{}", shown(r));
     let e = &r.json()["error"];
-    assert_eq!(e["type"], "server_error", "{}", shown(&r));
+    assert_eq!(e["type"], "server_error", "{}", shown(r));
     let message = e["message"].as_str().unwrap_or_default();
     assert!(message.contains("bad"), "names the upstream: {message}");
     assert!(message.contains(says), "says `{says}`: {message}");
