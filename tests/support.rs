@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each test module uses its own subset
 
+mod misbehaving;
 mod scripted;
+pub use misbehaving::*;
 pub use scripted::*;
 
 use std::net::SocketAddr;

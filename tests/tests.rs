@@ -11,3 +11,4 @@ mod scenario;
 mod scenarios_shipped;
 mod sse;
 mod support;
+mod upstream_misbehaviour;

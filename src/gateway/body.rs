@@ -1,6 +1,7 @@
 //! The body the gateway answers with: a complete buffer, or an upstream stream relayed frame
-//! by frame after its first chunk. A relayed stream that fails (or outlives the request's
-//! total deadline) ends with an error, so the client sees the stream cut, never a fake end.
+//! by frame after its first chunk. A relayed stream that fails, outlives the request's total
+//! deadline, sends a line no client could hold, or ends without `data: [DONE]` ends with an
+//! error (counted by reason), so the client sees the stream cut, never a fake end.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,6 +11,12 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
+use super::metrics::StreamCuts;
+use crate::openai::DEFAULT_MAX_EVENT_BYTES;
+
+/// The last event of every complete OpenAI stream.
+const DONE_MARK: &[u8] = b"[DONE]";
+
 /// Why a relayed stream stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -17,6 +24,64 @@ pub enum RelayError {
     Upstream(#[from] hyper::Error),
     #[error("the request's total deadline passed while streaming")]
     Deadline,
+    #[error("the upstream sent a line longer than {limit} bytes")]
+    LineTooLong { limit: usize },
+    #[error("the upstream ended the stream without `data: [DONE]`")]
+    Unfinished,
+}
+
+impl RelayError {
+    /// The `reason` label of the cut in the gateway's metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Upstream(_) => "upstream",
+            Self::Deadline => "deadline",
+            Self::LineTooLong { .. } => "line_too_long",
+            Self::Unfinished => "unfinished",
+        }
+    }
+}
+
+/// What the relay needs to know about the bytes it passed on, without holding them: the
+/// length of the line in progress (bounded, so an endless line cannot be relayed for the
+/// whole deadline) and the last few bytes (to see whether the stream ended with `[DONE]`).
+#[derive(Debug, Default)]
+struct Watch {
+    line: usize,
+    tail: [u8; 16],
+    tail_len: usize,
+}
+
+impl Watch {
+    fn see(&mut self, data: &[u8]) -> Result<(), RelayError> {
+        match memchr::memrchr2(b'\n', b'\r', data) {
+            Some(i) => self.line = data.len() - i - 1,
+            None => self.line = self.line.saturating_add(data.len()),
+        }
+        if self.line > DEFAULT_MAX_EVENT_BYTES {
+            return Err(RelayError::LineTooLong {
+                limit: DEFAULT_MAX_EVENT_BYTES,
+            });
+        }
+        let cap = self.tail.len();
+        if data.len() >= cap {
+            self.tail.copy_from_slice(&data[data.len() - cap..]);
+            self.tail_len = cap;
+        } else {
+            let keep = (cap - data.len()).min(self.tail_len);
+            self.tail
+                .copy_within(self.tail_len - keep..self.tail_len, 0);
+            self.tail[keep..keep + data.len()].copy_from_slice(data);
+            self.tail_len = keep + data.len();
+        }
+        Ok(())
+    }
+
+    fn ended_with_done(&self) -> bool {
+        self.tail[..self.tail_len]
+            .trim_ascii_end()
+            .ends_with(DONE_MARK)
+    }
 }
 
 pin_project! {
@@ -35,6 +100,14 @@ pin_project! {
         rest: Incoming,
         #[pin]
         deadline: Sleep,
+        watch: Watch,
+        cuts: StreamCuts,
+        // Set once the relay has ended (cleanly or cut): nothing more is read.
+        over: bool,
+        // A frame was handed out since the body last said Pending.
+        unflushed: bool,
+        // A cut decided while frames were unflushed, held back for one poll.
+        cut: Option<RelayError>,
     }
 }
 
@@ -47,13 +120,23 @@ impl GatewayBody {
         }
     }
 
-    pub fn relay(first: Bytes, rest: Incoming, deadline: tokio::time::Instant) -> Self {
+    pub fn relay(
+        first: Bytes,
+        rest: Incoming,
+        deadline: tokio::time::Instant,
+        cuts: StreamCuts,
+    ) -> Self {
         Self {
             full: None,
             relay: Some(Relay {
                 first: Some(first),
                 rest,
                 deadline: tokio::time::sleep_until(deadline),
+                watch: Watch::default(),
+                cuts,
+                over: false,
+                unflushed: false,
+                cut: None,
             }),
         }
     }
@@ -75,22 +158,52 @@ impl Body for GatewayBody {
             return Poll::Ready(None);
         };
         let r = relay.project();
-        if let Some(b) = r.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(b))));
+        if *r.over {
+            return Poll::Ready(None);
         }
-        if r.deadline.poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(RelayError::Deadline)));
+        let result = if let Some(e) = r.cut.take() {
+            Some(Err(e))
+        } else if let Some(b) = r.first.take() {
+            Some(r.watch.see(&b).map(|()| Frame::data(b)))
+        } else if r.deadline.poll(cx).is_ready() {
+            Some(Err(RelayError::Deadline))
+        } else {
+            match r.rest.poll_frame(cx) {
+                Poll::Pending => {
+                    *r.unflushed = false;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Ok(f))) => Some(match f.data_ref() {
+                    Some(d) => r.watch.see(d).map(|()| f),
+                    None => Ok(f),
+                }),
+                Poll::Ready(Some(Err(e))) => Some(Err(RelayError::Upstream(e))),
+                Poll::Ready(None) if r.watch.ended_with_done() => None,
+                Poll::Ready(None) => Some(Err(RelayError::Unfinished)),
+            }
+        };
+        match result {
+            Some(Ok(_)) => *r.unflushed = true,
+            // hyper drops what it has buffered but not written when a body fails, so a cut
+            // right behind the frames it rides with would lose them (even the head): say
+            // Pending once, which makes hyper flush, and fail on the next poll.
+            Some(Err(e)) if *r.unflushed => {
+                *r.unflushed = false;
+                *r.cut = Some(e);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Some(Err(ref e)) => {
+                r.cuts.cut(e.reason());
+                *r.over = true;
+            }
+            None => *r.over = true,
         }
-        match r.rest.poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RelayError::Upstream(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Ready(result)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.full.is_none() && self.relay.is_none()
+        self.full.is_none() && self.relay.as_ref().is_none_or(|r| r.over)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -99,5 +212,53 @@ impl Body for GatewayBody {
             (None, None) => SizeHint::with_exact(0),
             (None, Some(_)) => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(parts: &[&[u8]]) -> Result<Watch, RelayError> {
+        let mut w = Watch::default();
+        for p in parts {
+            w.see(p)?;
+        }
+        Ok(w)
+    }
+
+    #[test]
+    fn done_is_seen_across_frame_splits() {
+        assert!(
+            watch(&[b"data: {}\n\ndata: [DO", b"NE]\n\n"])
+                .unwrap()
+                .ended_with_done()
+        );
+        assert!(
+            watch(&[b"data: [DONE]", b"\n", b"\n"])
+                .unwrap()
+                .ended_with_done()
+        );
+        assert!(!watch(&[b"data: {}\n\n"]).unwrap().ended_with_done());
+        assert!(!watch(&[]).unwrap().ended_with_done());
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_however_it_is_split() {
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut w = Watch::default();
+        let mut sent = 0;
+        let err = loop {
+            match w.see(&chunk) {
+                Ok(()) => sent += chunk.len(),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.reason(), "line_too_long");
+        assert!(sent <= DEFAULT_MAX_EVENT_BYTES);
+        // Lines that end in time never trip it.
+        let mut line = vec![b'y'; DEFAULT_MAX_EVENT_BYTES - 1];
+        line.push(b'\n');
+        assert!(watch(&[&line, &line, &line]).is_ok());
     }
 }

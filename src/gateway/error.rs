@@ -77,6 +77,10 @@ pub enum ProxyError {
     Connect { upstream: String, detail: String },
     #[error("{upstream} reset the connection: {detail}")]
     Reset { upstream: String, detail: String },
+    /// A success status with a body no client could use: wrong content type, invalid JSON,
+    /// or larger than the gateway will buffer.
+    #[error("{upstream} sent an unusable response: {detail}")]
+    BadResponse { upstream: String, detail: String },
 
     /// Every upstream of the route failed or was skipped; each entry says why.
     #[error("all upstreams for model {model} are unavailable: {}", describe(.tried))]
@@ -119,7 +123,8 @@ impl ProxyError {
             Self::UpstreamStatus { .. }
             | Self::Timeout { .. }
             | Self::Connect { .. }
-            | Self::Reset { .. } => Side::Upstream,
+            | Self::Reset { .. }
+            | Self::BadResponse { .. } => Side::Upstream,
             Self::AllUnavailable { .. } | Self::DeadlineExceeded { .. } | Self::Internal(_) => {
                 Side::Gateway
             }
@@ -131,7 +136,7 @@ impl ProxyError {
         match self {
             Self::UpstreamStatus { retryable, .. } => *retryable,
             Self::Timeout { phase, .. } => *phase != TimeoutPhase::Total,
-            Self::Connect { .. } | Self::Reset { .. } => true,
+            Self::Connect { .. } | Self::Reset { .. } | Self::BadResponse { .. } => true,
             _ => false,
         }
     }
@@ -140,6 +145,8 @@ impl ProxyError {
     pub fn retry_same_upstream(&self) -> bool {
         match self {
             Self::UpstreamStatus { code, .. } => code.as_deref() != Some("insufficient_quota"),
+            // A provider that answers garbage answers it again: move on to the next one.
+            Self::BadResponse { .. } => false,
             _ => self.retryable(),
         }
     }
@@ -163,6 +170,7 @@ impl ProxyError {
             }
             Self::Connect { .. } => "connect error".into(),
             Self::Reset { .. } => "connection reset".into(),
+            Self::BadResponse { detail, .. } => format!("bad response: {detail}"),
             other => other.to_string(),
         }
     }
@@ -175,6 +183,7 @@ impl ProxyError {
             Self::Timeout { .. } => "timeout",
             Self::Connect { .. } => "connect",
             Self::Reset { .. } => "reset",
+            Self::BadResponse { .. } => "bad_response",
             _ => "gateway",
         }
     }
@@ -201,7 +210,9 @@ impl ProxyError {
                 ApiErrorKind::from_status_code(*status, code.as_deref())
             }
             Self::Timeout { .. } | Self::DeadlineExceeded { .. } => ApiErrorKind::GatewayTimeout,
-            Self::Connect { .. } | Self::Reset { .. } => ApiErrorKind::BadGateway,
+            Self::Connect { .. } | Self::Reset { .. } | Self::BadResponse { .. } => {
+                ApiErrorKind::BadGateway
+            }
             Self::AllUnavailable { .. } => ApiErrorKind::ServiceUnavailable,
             Self::Internal(_) => ApiErrorKind::ServerError,
         }

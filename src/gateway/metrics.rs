@@ -45,7 +45,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Attempt outcomes, in the order of [`RouteMetrics::attempts`].
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "ok",
     "client_error",
     "status_error",
@@ -53,7 +53,30 @@ pub const OUTCOMES: [&str; 7] = [
     "timeout",
     "connect",
     "reset",
+    "bad_response",
 ];
+
+/// Why a relayed stream was cut after its first byte, in the order of [`StreamCuts`].
+pub const CUT_REASONS: [&str; 4] = ["upstream", "deadline", "line_too_long", "unfinished"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CutLabels {
+    route: String,
+    reason: String,
+}
+
+/// Counters of one route's cut streams, one per entry of [`CUT_REASONS`].
+#[derive(Debug, Clone, Default)]
+pub struct StreamCuts(Vec<Counter>);
+
+impl StreamCuts {
+    pub fn cut(&self, reason: &str) {
+        let i = CUT_REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        if let Some(c) = self.0.get(i) {
+            c.inc();
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +85,7 @@ pub struct Metrics {
     attempts: Family<AttemptLabels, Counter>,
     failovers: Family<RouteLabels, Counter>,
     budget_exhausted: Family<RouteLabels, Counter>,
+    stream_cuts: Family<CutLabels, Counter>,
     rate_limited: Family<TierLabels, Counter>,
     breaker_state: Family<UpstreamLabels, Gauge>,
     request_seconds: HistogramFamily<RouteLabels>,
@@ -75,6 +99,7 @@ pub struct RouteMetrics {
     pub failovers: Counter,
     pub budget_exhausted: Counter,
     pub seconds: Histogram,
+    pub cuts: StreamCuts,
     /// `attempts[upstream * OUTCOMES.len() + outcome]`.
     pub attempts: Vec<Counter>,
 }
@@ -95,6 +120,7 @@ impl Metrics {
         let attempts = Family::<AttemptLabels, Counter>::default();
         let failovers = Family::<RouteLabels, Counter>::default();
         let budget_exhausted = Family::<RouteLabels, Counter>::default();
+        let stream_cuts = Family::<CutLabels, Counter>::default();
         let rate_limited = Family::<TierLabels, Counter>::default();
         let breaker_state = Family::<UpstreamLabels, Gauge>::default();
         let request_seconds: HistogramFamily<RouteLabels> =
@@ -122,6 +148,11 @@ impl Metrics {
             budget_exhausted.clone(),
         );
         registry.register(
+            "stream_cuts",
+            "Streams cut after their first byte reached the client, by route and reason",
+            stream_cuts.clone(),
+        );
+        registry.register(
             "rate_limited",
             "Requests refused by a per-key limit, by key tier",
             rate_limited.clone(),
@@ -147,6 +178,7 @@ impl Metrics {
             attempts,
             failovers,
             budget_exhausted,
+            stream_cuts,
             rate_limited,
             breaker_state,
             request_seconds,
@@ -176,6 +208,17 @@ impl Metrics {
             failovers: self.failovers.get_or_create_owned(&r),
             budget_exhausted: self.budget_exhausted.get_or_create_owned(&r),
             seconds: self.request_seconds.get_or_create_owned(&r),
+            cuts: StreamCuts(
+                CUT_REASONS
+                    .iter()
+                    .map(|reason| {
+                        self.stream_cuts.get_or_create_owned(&CutLabels {
+                            route: route.to_string(),
+                            reason: (*reason).to_string(),
+                        })
+                    })
+                    .collect(),
+            ),
             attempts,
         }
     }

@@ -12,6 +12,12 @@
 //! is passed through by aborting the response, so the client sees a cut stream with no
 //! `data: [DONE]` rather than a stream stitched together from two upstreams.
 //!
+//! A 200 is only a success when a client could use it: the content type the request asked
+//! for and, not streamed, a JSON completion of at most 16 MiB. Anything else is the upstream's
+//! failure (`bad_response`, 502 on its own) and fails over like a reset. A relayed stream is
+//! cut when a line outgrows the SSE event limit or the upstream ends without `[DONE]`, and
+//! every cut is counted in `gateway_stream_cuts_total` by reason.
+//!
 //! # Attempts
 //!
 //! Each request walks a chain: the weighted pick among the route's targets (whose breaker

@@ -20,7 +20,7 @@ use crate::openai::{
 use super::auth::Keys;
 use super::body::GatewayBody;
 use super::error::ProxyError;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, StreamCuts};
 use super::ratelimit::{BucketInfo, RateInfo};
 use super::router::{Router, Served, Unserved};
 use super::upstream::Reply;
@@ -177,7 +177,7 @@ async fn chat(shared: &Shared, req: Request<Incoming>) -> Response<GatewayBody> 
                 .get(upstream)
                 .map_or("", |u| u.name.as_str());
             let deadline = arrived + route.total_timeout();
-            let mut resp = relay(reply, deadline);
+            let mut resp = relay(reply, deadline, &route.metrics.cuts);
             tag(resp.headers_mut(), name, attempts);
             if let Some(info) = &rate {
                 rate_headers(resp.headers_mut(), info);
@@ -208,7 +208,7 @@ fn counted(shared: &Shared, route: &str, resp: Response<GatewayBody>) -> Respons
     resp
 }
 
-fn relay(reply: Reply, deadline: Instant) -> Response<GatewayBody> {
+fn relay(reply: Reply, deadline: Instant, cuts: &StreamCuts) -> Response<GatewayBody> {
     let (status, headers, body) = match reply {
         Reply::Full {
             status,
@@ -220,7 +220,11 @@ fn relay(reply: Reply, deadline: Instant) -> Response<GatewayBody> {
             headers,
             first,
             rest,
-        } => (status, headers, GatewayBody::relay(first, rest, deadline)),
+        } => (
+            status,
+            headers,
+            GatewayBody::relay(first, rest, deadline, cuts.clone()),
+        ),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

@@ -1,5 +1,7 @@
 //! One attempt against one upstream: the pooled HTTP client, forwarding the request, and
 //! classifying what came back (served, passed through as-is, or a failure worth retrying).
+//! A success status is only a success if the client could use it: the content type the
+//! request asked for, and (not streamed) a bounded body that is a JSON completion.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,8 +23,9 @@ use super::error::{ProxyError, TimeoutPhase};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// Bound on a non-streamed completion read into memory.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Bound on a non-streamed completion read into memory (the load client's default bound too):
+/// a real completion is kilobytes; anything near this is a broken upstream.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Bound on an error body read to learn its `code`.
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
@@ -156,6 +159,16 @@ pub async fn attempt(
     let status = parts.status;
     let headers = forwarded_headers(&parts.headers);
     if status.is_success() {
+        let bad = |detail: String| {
+            Outcome::Failed(ProxyError::BadResponse {
+                upstream: up.name.clone(),
+                detail,
+            })
+        };
+        if let Some(detail) = wrong_content_type(&parts.headers, stream) {
+            // Dropping the unread body closes the connection: nothing more of it is read.
+            return bad(detail);
+        }
         if stream {
             // Nothing is sent to the client until the first chunk is in hand, so a stream
             // that dies before it can still fail over.
@@ -183,16 +196,22 @@ pub async fn attempt(
             });
         }
         return match read_all(incoming, MAX_RESPONSE_BYTES, deadline).await {
-            Ok(body) => Outcome::Served(Reply::Full {
-                status,
-                headers,
-                body,
-            }),
+            Ok(body) => match invalid_completion(&body) {
+                None => Outcome::Served(Reply::Full {
+                    status,
+                    headers,
+                    body,
+                }),
+                Some(detail) => bad(detail),
+            },
             Err(ReadError::Timeout) => Outcome::Failed(ProxyError::Timeout {
                 upstream: up.name.clone(),
                 phase: TimeoutPhase::Total,
                 after: deadline.saturating_duration_since(started),
             }),
+            Err(ReadError::TooLarge) => bad(format!(
+                "body larger than the gateway's limit of {MAX_RESPONSE_BYTES} bytes"
+            )),
             Err(ReadError::Body(detail)) => Outcome::Failed(ProxyError::Reset {
                 upstream: up.name.clone(),
                 detail,
@@ -203,6 +222,8 @@ pub async fn attempt(
     let body = match read_all(incoming, MAX_ERROR_BYTES, deadline).await {
         Ok(b) => b,
         Err(ReadError::Timeout) => return timeout(TimeoutPhase::Total),
+        // Only the code is wanted from an error body; one this large has none worth reading.
+        Err(ReadError::TooLarge) => Bytes::new(),
         Err(ReadError::Body(detail)) => {
             return Outcome::Failed(ProxyError::Reset {
                 upstream: up.name.clone(),
@@ -282,6 +303,8 @@ async fn first_chunk(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, 
 
 enum ReadError {
     Timeout,
+    /// The body went past the limit; reading stopped there.
+    TooLarge,
     Body(String),
 }
 
@@ -292,8 +315,52 @@ where
 {
     match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
         Err(_) => Err(ReadError::Timeout),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ReadError::TooLarge),
         Ok(Err(e)) => Err(ReadError::Body(e.to_string())),
         Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+/// Why a success's content type is not what the request asked for. A missing one is let
+/// through (the body is still checked); only a contradicting one is refused.
+fn wrong_content_type(h: &HeaderMap, stream: bool) -> Option<String> {
+    let value = h.get(CONTENT_TYPE)?;
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let fits = if stream {
+        essence.eq_ignore_ascii_case("text/event-stream")
+    } else {
+        let lower = essence.to_ascii_lowercase();
+        lower == "application/json" || lower.ends_with("+json")
+    };
+    if fits {
+        return None;
+    }
+    let shown: String = String::from_utf8_lossy(value.as_bytes())
+        .chars()
+        .take(64)
+        .collect();
+    let wanted = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    Some(format!(
+        "content type `{shown}` where {wanted} was expected"
+    ))
+}
+
+/// Why a non-streamed success body is not a chat completion a client could parse.
+fn invalid_completion(body: &[u8]) -> Option<String> {
+    // Only the shape is checked; the fields are the client's business and pass unchanged.
+    #[derive(serde::Deserialize)]
+    struct Completion {
+        #[allow(dead_code)]
+        choices: serde::de::IgnoredAny,
+    }
+    match serde_json::from_slice::<Completion>(body) {
+        Ok(_) => None,
+        Err(e) => Some(format!("not a JSON chat completion: {e}")),
     }
 }
 
@@ -356,5 +423,27 @@ mod tests {
             Some("insufficient_quota")
         );
         assert_eq!(error_code(b"not json"), None);
+    }
+
+    #[test]
+    fn content_types_must_fit_the_request() {
+        let with = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            h
+        };
+        assert!(wrong_content_type(&with("application/json; charset=utf-8"), false).is_none());
+        assert!(wrong_content_type(&with("Text/Event-Stream"), true).is_none());
+        assert!(wrong_content_type(&HeaderMap::new(), true).is_none());
+        assert!(wrong_content_type(&with("text/html"), false).is_some());
+        assert!(wrong_content_type(&with("application/json"), true).is_some());
+    }
+
+    #[test]
+    fn completions_must_parse() {
+        assert!(invalid_completion(br#"{"id":"x","choices":[]}"#).is_none());
+        assert!(invalid_completion(b"<html>").is_some());
+        assert!(invalid_completion(br#"{"choices": [oops"#).is_some());
+        assert!(invalid_completion(br#"{"id":"x"}"#).is_some());
     }
 }
