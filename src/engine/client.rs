@@ -324,11 +324,11 @@ impl Client {
             .slots
             .get_mut(prepared.authority)
             .ok_or(ErrorKind::Connect)?;
+        let reused = matches!(slot, Some(s) if !s.is_closed());
         let sender = match slot.take() {
             Some(s) if !s.is_closed() => slot.insert(s),
             _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
         };
-        sender.ready().await.map_err(|_| ErrorKind::Reset)?;
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(prepared.origin.clone());
@@ -342,10 +342,32 @@ impl Client {
         let request = builder
             .body(Full::new(prepared.body.clone()))
             .map_err(|_| ErrorKind::Malformed)?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|_| ErrorKind::Reset)?;
+        let sent = match sender.ready().await {
+            Ok(()) => sender.try_send_request(request).await,
+            Err(_) if reused => {
+                // Closed while idle (the server's keep-alive ended): nothing was sent yet.
+                let fresh = slot.insert(connect(&self.authorities[prepared.authority]).await?);
+                fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
+                fresh.try_send_request(request).await
+            }
+            Err(_) => return Err(ErrorKind::Reset),
+        };
+        let response = match sent {
+            Ok(r) => r,
+            Err(mut e) => match e.take_message() {
+                // The peer closed a kept-alive connection before the request left: sending it
+                // on a fresh one is what any client does, and the server never saw it.
+                Some(request) if reused => {
+                    let fresh = slot.insert(connect(&self.authorities[prepared.authority]).await?);
+                    fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
+                    fresh
+                        .send_request(request)
+                        .await
+                        .map_err(|_| ErrorKind::Reset)?
+                }
+                _ => return Err(ErrorKind::Reset),
+            },
+        };
         response::read(
             response,
             prepared.stream,
