@@ -125,8 +125,15 @@ done
 set +e
 wait "$RUN"; RUN_EXIT=$?
 set -e
-# After the run: idle descriptors of the servers once every client connection has gone.
-sleep 2
+# After the run the gateway keeps its upstream connections until its pool's idle timeout
+# (90 s); once that passed, both servers must be back to the descriptors they started with.
+fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+first_mock=$(awk -F, '$2=="mock" {print $4; exit}' "$OUT/resources.csv")
+first_gate=$(awk -F, '$2=="gateway" {print $4; exit}' "$OUT/resources.csv")
+for _ in $(seq 24); do
+  [ "$(fds "$MOCK")" -le $((first_mock + 8)) ] && [ "$(fds "$GATE")" -le $((first_gate + 8)) ] && break
+  sleep 5
+done
 t=$(( $(date +%s) - START ))
 sample "$t" mock "$MOCK"; sample "$t" gateway "$GATE"
 for port in "$P1" "$P2" "$P3"; do

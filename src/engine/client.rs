@@ -183,8 +183,13 @@ pub struct Client {
     /// HTTP/1 connections between open-model requests: a request takes a set (or a new one)
     /// and puts it back when its exchange is over. Leaner than hyper-util's pool on the hot
     /// path (no keyed lookup, no extra task hop), and never larger than the peak in flight.
-    idle: std::sync::Mutex<Vec<UserConnections>>,
+    idle: std::sync::Mutex<Vec<(UserConnections, Instant)>>,
 }
+
+/// An idle connection older than this is closed instead of reused: servers end idle
+/// keep-alive connections after a few seconds, and a request sent as the server closes is
+/// lost to a race no real client should be blamed for (LIFO reuse keeps the hot ones busy).
+const IDLE_REUSE: Duration = Duration::from_secs(4);
 
 impl Client {
     /// `targets[i]` is the base URL class `i` is sent to.
@@ -234,11 +239,17 @@ impl Client {
         if self.http2 {
             return self.measure(None, class, t0, intended).await;
         }
-        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut conn = taken.unwrap_or_else(|| self.user_connections());
+        let taken = self.idle.lock().ok().and_then(|mut idle| {
+            let now = Instant::now();
+            // Oldest at the bottom: drop the stale ones from there.
+            let fresh = idle.partition_point(|(_, at)| now.duration_since(*at) > IDLE_REUSE);
+            idle.drain(..fresh);
+            idle.pop()
+        });
+        let mut conn = taken.map_or_else(|| self.user_connections(), |(c, _)| c);
         let sample = self.measure(Some(&mut conn), class, t0, intended).await;
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
+            idle.push((conn, Instant::now()));
         }
         sample
     }

@@ -31,11 +31,12 @@ const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// Response headers worth passing on to the client (everything else is hop-by-hop or the
 /// upstream's own business, e.g. its rate-limit headers).
-const FORWARDED: [&str; 4] = [
-    "content-type",
-    "cache-control",
-    "x-request-id",
-    "x-gauntlet-upstream",
+/// Names built once: `HeaderName::from_static` validates its input on every call.
+const FORWARDED: [HeaderName; 4] = [
+    http::header::CONTENT_TYPE,
+    http::header::CACHE_CONTROL,
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-gauntlet-upstream"),
 ];
 
 pub fn client(connect_timeout: Duration) -> HttpClient {
@@ -366,9 +367,9 @@ fn invalid_completion(body: &[u8]) -> Option<String> {
 
 fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(FORWARDED.len() + 4);
-    for name in FORWARDED {
+    for name in &FORWARDED {
         if let Some(v) = from.get(name) {
-            out.insert(HeaderName::from_static(name), v.clone());
+            out.insert(name.clone(), v.clone());
         }
     }
     out

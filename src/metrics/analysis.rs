@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::{Counter, Histogram};
 
-use super::recorder::{Counts, Recorder, new_cumulative};
+use super::recorder::{Cell, Counts, Recorder, new_cumulative};
 use super::summary::{
     ClassStats, Generator, Interval, IntervalStats, Percentiles, SCHEMA_VERSION, SlaResult, Stats,
     Summary, Tokens, Trust,
@@ -206,8 +206,10 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             for cell in cells {
                 counts.merge(&cell.counts);
             }
-            let lat = merged(cells.iter().map(|c| c.latency.as_deref()));
-            let tt = merged(cells.iter().map(|c| c.ttft.as_deref()));
+            let lats: Vec<_> = cells.iter().map(Cell::latency).collect();
+            let ttfts: Vec<_> = cells.iter().map(Cell::ttft).collect();
+            let lat = merged(lats.iter().map(Option::as_deref));
+            let tt = merged(ttfts.iter().map(Option::as_deref));
             Interval {
                 t_s: (layout.warmup + layout.interval * u32::try_from(i).unwrap_or(u32::MAX))
                     .as_secs_f64(),
@@ -215,10 +217,11 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
                 classes: cells
                     .iter()
                     .zip(&layout.classes)
-                    .map(|(c, name)| {
+                    .zip(lats.iter().zip(&ttfts))
+                    .map(|((c, name), (lat, ttft))| {
                         (
                             name.clone(),
-                            interval_stats(&c.counts, c.latency.as_deref(), c.ttft.as_deref()),
+                            interval_stats(&c.counts, lat.as_deref(), ttft.as_deref()),
                         )
                     })
                     .collect(),

@@ -161,10 +161,7 @@ pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
             let here = overlaps(iv.t_s, spans[wi]);
             let anywhere = spans.iter().any(|&sp| overlaps(iv.t_s, sp));
             let cells = rec.interval(i);
-            for h in classes
-                .iter()
-                .filter_map(|&c| cells.get(c)?.latency.as_deref())
-            {
+            for h in classes.iter().filter_map(|&c| cells.get(c)?.latency()) {
                 // Both histograms auto-resize, so adding cannot run out of range.
                 let _ = if here {
                     during.add(h)

@@ -49,7 +49,7 @@ pub fn write_hlog<W: Write>(
     for i in 0..layout.intervals {
         let start = layout.warmup + layout.interval * u32::try_from(i).unwrap_or(u32::MAX);
         for (cell, tag) in rec.interval(i).iter().zip(&tags) {
-            let Some(h) = &cell.latency else { continue };
+            let Some(h) = cell.latency() else { continue };
             writer
                 .write_histogram(h.as_ref(), start, layout.interval, Tag::new(tag))
                 .map_err(|e| HlogError::Encode(format!("{e:?}")))?;

@@ -1,10 +1,12 @@
 //! The recorder: HDR histograms and counters per class, cumulative and per interval, in memory
 //! laid out once from the plan. Two recorders of one run merge exactly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use super::sample::{ErrorKind, Sample, ServedBy};
 
@@ -153,10 +155,80 @@ pub struct ClassRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
     pub counts: Counts,
-    /// Created on the first sample, so empty intervals cost nothing.
-    pub latency: Option<Box<Histogram<u32>>>,
-    pub ttft: Option<Box<Histogram<u32>>>,
+    latency: Slot,
+    ttft: Slot,
 }
+
+impl Cell {
+    /// Latency of this class in this interval (microseconds), if anything was recorded.
+    pub fn latency(&self) -> Option<Cow<'_, Histogram<u32>>> {
+        self.latency.get()
+    }
+
+    pub fn ttft(&self) -> Option<Cow<'_, Histogram<u32>>> {
+        self.ttft.get()
+    }
+
+    fn pack(&mut self) {
+        self.latency.pack();
+        self.ttft.pack();
+    }
+}
+
+/// A per-interval histogram: none yet (empty intervals cost nothing), live while samples may
+/// still arrive, then packed into HDR's compact V2 encoding. A live one costs kilobytes
+/// whatever it holds; packed, a second of traffic is a few hundred bytes, so a long run's
+/// series no longer grows memory by the minute.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    live: Option<Box<Histogram<u32>>>,
+    packed: Option<Box<[u8]>>,
+}
+
+impl Slot {
+    fn live(&mut self) -> &mut Histogram<u32> {
+        if self.live.is_none()
+            && let Some(bytes) = self.packed.take()
+        {
+            self.live = unpack(&bytes);
+        }
+        self.live.get_or_insert_with(per_interval)
+    }
+
+    fn get(&self) -> Option<Cow<'_, Histogram<u32>>> {
+        match (&self.live, &self.packed) {
+            (Some(h), _) => Some(Cow::Borrowed(h.as_ref())),
+            (None, Some(bytes)) => unpack(bytes).map(|h| Cow::Owned(*h)),
+            (None, None) => None,
+        }
+    }
+
+    fn pack(&mut self) {
+        let Some(h) = &self.live else { return };
+        let mut bytes = Vec::new();
+        // Packed only once it is known to decode to the same histogram; otherwise it stays
+        // live, which costs memory, never data.
+        if V2Serializer::new()
+            .serialize(h.as_ref(), &mut bytes)
+            .is_ok()
+            && unpack(&bytes).is_some_and(|back| back.as_ref() == h.as_ref())
+        {
+            self.packed = Some(bytes.into_boxed_slice());
+            self.live = None;
+        }
+    }
+}
+
+fn unpack(bytes: &[u8]) -> Option<Box<Histogram<u32>>> {
+    let mut h: Histogram<u32> = Deserializer::new().deserialize(&mut &bytes[..]).ok()?;
+    h.auto(true);
+    Some(Box::new(h))
+}
+
+/// Intervals this far behind the newest sample are packed. Samples land by intended send
+/// time, so one can arrive late by as long as a request may take; later ones unpack the cell,
+/// are recorded exactly, and it is packed again.
+const SETTLE: Duration = Duration::from_secs(90);
 
 /// The recording of a run (or of one shard of it).
 #[derive(Debug, Clone)]
@@ -168,6 +240,8 @@ pub struct Recorder {
     /// Schedule lag of every measured request, microseconds.
     lag: Histogram<u64>,
     abandoned: u64,
+    /// Intervals below this are packed.
+    packed_below: usize,
 }
 
 /// An empty cumulative histogram (microseconds, auto-resizing).
@@ -221,6 +295,7 @@ impl Recorder {
             cells,
             lag: new_cumulative(),
             abandoned: 0,
+            packed_below: 0,
         }
     }
 
@@ -256,11 +331,31 @@ impl Recorder {
         let idx = interval * self.layout.classes.len() + s.class;
         if let Some(cell) = self.cells.get_mut(idx) {
             cell.counts.record(s, &self.layout);
-            record(cell.latency.get_or_insert_with(per_interval), s.latency);
+            record(cell.latency.live(), s.latency);
             if let Some(t) = s.ttft {
-                record(cell.ttft.get_or_insert_with(per_interval), t);
+                record(cell.ttft.live(), t);
+            }
+            if interval < self.packed_below {
+                cell.pack();
             }
         }
+        self.pack_settled(interval);
+    }
+
+    /// Packs the intervals that lie `SETTLE` behind `newest`.
+    fn pack_settled(&mut self, newest: usize) {
+        let behind = (SETTLE.as_nanos() / self.layout.interval.as_nanos().max(1)) as usize;
+        let below = newest.saturating_sub(behind.max(1));
+        if below <= self.packed_below {
+            return;
+        }
+        let n = self.layout.classes.len();
+        let end = (below * n).min(self.cells.len());
+        let start = (self.packed_below * n).min(end);
+        for cell in &mut self.cells[start..end] {
+            cell.pack();
+        }
+        self.packed_below = below;
     }
 
     /// Records a request the schedule called for but the generator could not send.
@@ -305,10 +400,8 @@ impl Recorder {
         for (a, b) in self.cells.iter_mut().zip(&other.cells) {
             a.counts.merge(&b.counts);
             for (ha, hb) in [(&mut a.latency, &b.latency), (&mut a.ttft, &b.ttft)] {
-                if let Some(hb) = hb {
-                    ha.get_or_insert_with(per_interval)
-                        .add(hb.as_ref())
-                        .map_err(hist)?;
+                if let Some(hb) = hb.get() {
+                    ha.live().add(hb.as_ref()).map_err(hist)?;
                 }
             }
         }
@@ -333,5 +426,55 @@ impl Recorder {
 
     pub fn abandoned(&self) -> u64 {
         self.abandoned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(class: usize, at_s: u64, latency_ms: u64) -> Sample {
+        let mut s = Sample::new(class, Duration::from_secs(at_s), Duration::ZERO);
+        s.latency = Duration::from_millis(latency_ms);
+        s.ttft = Some(Duration::from_millis(latency_ms / 2));
+        s
+    }
+
+    #[test]
+    fn settled_intervals_are_packed_and_read_back_exactly() {
+        let layout = Layout::new(
+            vec!["a".into(), "b".into()],
+            Vec::new(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
+        let mut rec = Recorder::new(layout);
+        for t in 0..300 {
+            for k in 0..20 {
+                rec.record(&sample(0, t, 10 + k * 7 + t));
+            }
+            rec.record(&sample(1, t, 500));
+        }
+        // A straggler for an interval packed long ago.
+        rec.record(&sample(0, 3, 9_000));
+        let packed = rec.cells.iter().filter(|c| c.latency.packed.is_some()).count();
+        assert!(packed >= 2 * 200, "only {packed} cells packed");
+        assert!(rec.cells[3 * 2].latency.packed.is_some(), "repacked after the late sample");
+        for t in [0usize, 3, 150, 299] {
+            let cells = rec.interval(t);
+            let a = cells[0].latency().expect("recorded");
+            let expected = 20 + u64::from(t == 3);
+            assert_eq!(a.len(), expected, "interval {t}");
+            let t = t as u64;
+            assert!(a.equivalent(a.min(), (10 + t) * 1000));
+            let top = if t == 3 { 9_000_000 } else { (10 + 19 * 7 + t) * 1000 };
+            assert!(a.equivalent(a.max(), top), "interval {t}: max {}", a.max());
+            assert_eq!(cells[1].ttft().expect("recorded").len(), 1);
+        }
+        // Merging a packed recording into another reads the packed cells too.
+        let mut other = Recorder::new(rec.layout.clone());
+        other.merge(&rec).expect("same layout");
+        assert_eq!(other.interval(10)[0].latency().expect("merged").len(), 20);
     }
 }
