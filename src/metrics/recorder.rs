@@ -458,9 +458,16 @@ mod tests {
         }
         // A straggler for an interval packed long ago.
         rec.record(&sample(0, 3, 9_000));
-        let packed = rec.cells.iter().filter(|c| c.latency.packed.is_some()).count();
+        let packed = rec
+            .cells
+            .iter()
+            .filter(|c| c.latency.packed.is_some())
+            .count();
         assert!(packed >= 2 * 200, "only {packed} cells packed");
-        assert!(rec.cells[3 * 2].latency.packed.is_some(), "repacked after the late sample");
+        assert!(
+            rec.cells[3 * 2].latency.packed.is_some(),
+            "repacked after the late sample"
+        );
         for t in [0usize, 3, 150, 299] {
             let cells = rec.interval(t);
             let a = cells[0].latency().expect("recorded");
@@ -468,7 +475,11 @@ mod tests {
             assert_eq!(a.len(), expected, "interval {t}");
             let t = t as u64;
             assert!(a.equivalent(a.min(), (10 + t) * 1000));
-            let top = if t == 3 { 9_000_000 } else { (10 + 19 * 7 + t) * 1000 };
+            let top = if t == 3 {
+                9_000_000
+            } else {
+                (10 + 19 * 7 + t) * 1000
+            };
             assert!(a.equivalent(a.max(), top), "interval {t}: max {}", a.max());
             assert_eq!(cells[1].ttft().expect("recorded").len(), 1);
         }
