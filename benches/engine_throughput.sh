@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Engine throughput benchmark: gauntlet vs oha vs wrk against the same zero-latency upstream,
-# closed loop, same connection count, one after the other in one run; then gauntlet's open loop
+# closed loop, same connection count, in alternating rounds of one run; then gauntlet's open loop
 # at half its measured maximum (schedule lag p99 and drops). Optional RSS soak.
 #
 #   benches/engine_throughput.sh [CONNECTIONS=50] [SECONDS=10] [SOAK_SECONDS=0] [SOAK_RATE=1000]
@@ -52,23 +52,29 @@ BODY="{\"model\":\"$BENCH_MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\
 echo "upstream: ${UPSTREAM:-mock} at $BASE   connections: $C   seconds: $SECS   cores: $(nproc)"
 
 # --- closed loop, same connection count ---
-G=$("$BIN/engine_bench" "$BASE" "$SECS" closed "$C")
-G_RPS=$(echo "$G" | json 'round(d["rps"])')
-G_OK=$(echo "$G" | json 'd["successes"]==d["requests"]')
-echo "gauntlet closed: $G_RPS req/s (all succeeded: $G_OK)"
-
-O_RPS=$(oha -z "${SECS}s" -c "$C" -m POST -d "$BODY" -H 'content-type: application/json' \
-  --no-tui --output-format json "$URL" | json 'round(d["summary"]["requestsPerSec"])')
-echo "oha:             $O_RPS req/s"
-
+# ROUNDS alternating rounds (gauntlet, oha, wrk, gauntlet, ...), so a machine that speeds up or
+# slows down during the run (a shared VM does) favours none of them; the medians are compared.
+ROUNDS=${ROUNDS:-3}
 LUA=$(mktemp --suffix=.lua)
 cat >"$LUA" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-W_RPS=$(wrk -t2 -c"$C" -d"${SECS}s" -s "$LUA" "$URL" | awk '/Requests\/sec/ {printf "%d", $2}')
-echo "wrk:             $W_RPS req/s"
+G_ALL=() O_ALL=() W_ALL=()
+for round in $(seq "$ROUNDS"); do
+  G=$("$BIN/engine_bench" "$BASE" "$SECS" closed "$C")
+  [ "$(echo "$G" | json 'd["successes"]==d["requests"]')" = True ] \
+    || { echo "gauntlet saw failures: $G" >&2; exit 1; }
+  G_ALL+=("$(echo "$G" | json 'round(d["rps"])')")
+  O_ALL+=("$(oha -z "${SECS}s" -c "$C" -m POST -d "$BODY" -H 'content-type: application/json' \
+    --no-tui --output-format json "$URL" | json 'round(d["summary"]["requestsPerSec"])')")
+  W_ALL+=("$(wrk -t2 -c"$C" -d"${SECS}s" -s "$LUA" "$URL" | awk '/Requests\/sec/ {printf "%d", $2}')")
+  echo "round $round: gauntlet ${G_ALL[-1]}  oha ${O_ALL[-1]}  wrk ${W_ALL[-1]} req/s"
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+G_RPS=$(median "${G_ALL[@]}") O_RPS=$(median "${O_ALL[@]}") W_RPS=$(median "${W_ALL[@]}")
+echo "medians: gauntlet $G_RPS, oha $O_RPS, wrk $W_RPS req/s"
 python3 -c "print(f'ratios: gauntlet/oha = {$G_RPS/$O_RPS:.2f}x   gauntlet/wrk = {$G_RPS/$W_RPS:.2f}x')"
 
 # --- open loop at half of gauntlet's maximum ---
