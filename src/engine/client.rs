@@ -75,6 +75,31 @@ struct Prepared {
     prompt_tokens: u64,
 }
 
+impl Prepared {
+    /// The request to send: origin-form with a `Host` header on a connection of our own,
+    /// absolute-form for the pooled client (which picks the connection from it).
+    fn request(&self, own_connection: bool) -> Result<Request<Full<Bytes>>, ErrorKind> {
+        let uri = if own_connection {
+            &self.origin
+        } else {
+            &self.uri
+        };
+        let mut builder = Request::builder().method(Method::POST).uri(uri.clone());
+        if let Some(h) = builder.headers_mut() {
+            h.reserve(self.headers.len() + 1);
+            if own_connection {
+                h.insert(http::header::HOST, self.host.clone());
+            }
+            for (n, v) in &self.headers {
+                h.insert(n.clone(), v.clone());
+            }
+        }
+        builder
+            .body(Full::new(self.body.clone()))
+            .map_err(|_| ErrorKind::Malformed)
+    }
+}
+
 /// The URL of the chat-completions endpoint under a base URL (`http://h:p`, `.../v1`, or the
 /// full endpoint).
 pub fn completions_url(base: &str) -> String {
@@ -340,44 +365,28 @@ impl Client {
             Some(s) if !s.is_closed() => slot.insert(s),
             _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
         };
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(prepared.origin.clone());
-        if let Some(h) = builder.headers_mut() {
-            h.reserve(prepared.headers.len() + 1);
-            h.insert(http::header::HOST, prepared.host.clone());
-            for (n, v) in &prepared.headers {
-                h.insert(n.clone(), v.clone());
-            }
-        }
-        let request = builder
-            .body(Full::new(prepared.body.clone()))
-            .map_err(|_| ErrorKind::Malformed)?;
-        let sent = match sender.ready().await {
-            Ok(()) => sender.try_send_request(request).await,
-            Err(_) if reused => {
-                // Closed while idle (the server's keep-alive ended): nothing was sent yet.
+        let request = prepared.request(true)?;
+        let first = match sender.ready().await {
+            Ok(()) => sender
+                .try_send_request(request)
+                .await
+                .map_err(|mut e| e.take_message()),
+            // Closed while idle: nothing was sent.
+            Err(_) => Err(Some(request)),
+        };
+        let response = match first {
+            Ok(r) => r,
+            // The request never left a kept-alive connection the server had closed (its
+            // keep-alive ended): sending it on a fresh one is what any client does.
+            Err(Some(request)) if reused => {
                 let fresh = slot.insert(connect(&self.authorities[prepared.authority]).await?);
                 fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
-                fresh.try_send_request(request).await
+                fresh
+                    .send_request(request)
+                    .await
+                    .map_err(|_| ErrorKind::Reset)?
             }
             Err(_) => return Err(ErrorKind::Reset),
-        };
-        let response = match sent {
-            Ok(r) => r,
-            Err(mut e) => match e.take_message() {
-                // The peer closed a kept-alive connection before the request left: sending it
-                // on a fresh one is what any client does, and the server never saw it.
-                Some(request) if reused => {
-                    let fresh = slot.insert(connect(&self.authorities[prepared.authority]).await?);
-                    fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
-                    fresh
-                        .send_request(request)
-                        .await
-                        .map_err(|_| ErrorKind::Reset)?
-                }
-                _ => return Err(ErrorKind::Reset),
-            },
         };
         response::read(
             response,
@@ -396,18 +405,7 @@ impl Client {
         intended_at: Instant,
         sample: &mut Sample,
     ) -> Result<(), ErrorKind> {
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(prepared.uri.clone());
-        if let Some(h) = builder.headers_mut() {
-            h.reserve(prepared.headers.len());
-            for (n, v) in &prepared.headers {
-                h.insert(n.clone(), v.clone());
-            }
-        }
-        let request = builder
-            .body(Full::new(prepared.body.clone()))
-            .map_err(|_| ErrorKind::Malformed)?;
+        let request = prepared.request(false)?;
         let response = self
             .http
             .request(request)
