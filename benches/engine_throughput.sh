@@ -51,6 +51,18 @@ URL="$BASE/v1/chat/completions"
 BODY="{\"model\":\"$BENCH_MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"Generate a product description\"}],\"max_tokens\":16}"
 echo "upstream: ${UPSTREAM:-mock} at $BASE   connections: $C   seconds: $SECS   cores: $(nproc)"
 
+# On a shared VM the host can take CPU away mid-run ("steal"); numbers measured then are not
+# the software's. Report the share of CPU time stolen while measuring.
+steal_ticks() { awk '/^cpu / {print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat 2>/dev/null || echo "0 0"; }
+STEAL0=$(steal_ticks)
+report_steal() {
+  python3 -c "
+a, b = [int(x) for x in '$STEAL0'.split()], [int(x) for x in '$(steal_ticks)'.split()]
+total = b[1] - a[1]
+share = 100.0 * (b[0] - a[0]) / total if total > 0 else 0.0
+print(f'cpu steal while measuring: {share:.1f}%' + ('  (WARNING: the host took CPU; rerun on a quiet machine)' if share > 5 else ''))"
+}
+
 # --- closed loop, same connection count ---
 # ROUNDS alternating rounds (gauntlet, oha, wrk, gauntlet, ...), so a machine that speeds up or
 # slows down during the run (a shared VM does) favours none of them; the medians are compared.
@@ -81,6 +93,8 @@ python3 -c "print(f'ratios: gauntlet/oha = {$G_RPS/$O_RPS:.2f}x   gauntlet/wrk =
 HALF=$((G_RPS / 2))
 OPEN=$("$BIN/engine_bench" "$BASE" "$SECS" open "$HALF" "$CAP")
 echo "gauntlet open @ $HALF req/s: $(echo "$OPEN" | json '"rps %.0f, lag p50 %.3f ms, p99 %.3f ms, max %.1f ms, dropped %d, errors %s" % (d["rps"], d["schedule_lag_ms"]["p50"], d["schedule_lag_ms"]["p99"], d["schedule_lag_ms"]["max"], d["dropped"], d["errors"])')"
+
+report_steal
 
 # --- optional soak: RSS of a long open-loop run ---
 if [ "$SOAK" -gt 0 ]; then
