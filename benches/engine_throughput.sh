@@ -51,17 +51,8 @@ URL="$BASE/v1/chat/completions"
 BODY="{\"model\":\"$BENCH_MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"Generate a product description\"}],\"max_tokens\":16}"
 echo "upstream: ${UPSTREAM:-mock} at $BASE   connections: $C   seconds: $SECS   cores: $(nproc)"
 
-# On a shared VM the host can take CPU away mid-run ("steal"); numbers measured then are not
-# the software's. Report the share of CPU time stolen while measuring.
-steal_ticks() { awk '/^cpu / {print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat 2>/dev/null || echo "0 0"; }
-STEAL0=$(steal_ticks)
-report_steal() {
-  python3 -c "
-a, b = [int(x) for x in '$STEAL0'.split()], [int(x) for x in '$(steal_ticks)'.split()]
-total = b[1] - a[1]
-share = 100.0 * (b[0] - a[0]) / total if total > 0 else 0.0
-print(f'cpu steal while measuring: {share:.1f}%' + ('  (WARNING: the host took CPU; rerun on a quiet machine)' if share > 5 else ''))"
-}
+# Measures the CPU the VM's host steals while measuring (report_steal prints it).
+source benches/steal.sh
 
 # --- closed loop, same connection count ---
 # ROUNDS alternating rounds (gauntlet, oha, wrk, gauntlet, ...), so a machine that speeds up or

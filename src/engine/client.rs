@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, Request, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -319,13 +320,19 @@ impl Client {
             return sample;
         };
         let exchange = async {
-            match own.as_deref_mut() {
-                Some(conn) => {
-                    self.exchange_on(conn, prepared, intended_at, &mut sample)
-                        .await
-                }
-                None => self.exchange(prepared, intended_at, &mut sample).await,
-            }
+            let response = match own.as_deref_mut() {
+                Some(conn) => self.request_on(conn, prepared).await?,
+                None => self.request_pooled(prepared).await?,
+            };
+            response::read(
+                response,
+                prepared.stream,
+                intended_at,
+                &self.limits,
+                &self.upstreams,
+                &mut sample,
+            )
+            .await
         };
         let result = tokio::time::timeout(self.timeout, exchange)
             .await
@@ -349,13 +356,12 @@ impl Client {
         sample
     }
 
-    async fn exchange_on(
+    /// Sends on the user's own connection; the response head, or how sending failed.
+    async fn request_on(
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
-        intended_at: Instant,
-        sample: &mut Sample,
-    ) -> Result<(), ErrorKind> {
+    ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
             .slots
             .get_mut(prepared.authority)
@@ -374,8 +380,8 @@ impl Client {
             // Closed while idle: nothing was sent.
             Err(_) => Err(Some(request)),
         };
-        let response = match first {
-            Ok(r) => r,
+        match first {
+            Ok(r) => Ok(r),
             // The request never left a kept-alive connection the server had closed (its
             // keep-alive ended): sending it on a fresh one is what any client does.
             Err(Some(request)) if reused => {
@@ -384,42 +390,18 @@ impl Client {
                 fresh
                     .send_request(request)
                     .await
-                    .map_err(|_| ErrorKind::Reset)?
+                    .map_err(|_| ErrorKind::Reset)
             }
-            Err(_) => return Err(ErrorKind::Reset),
-        };
-        response::read(
-            response,
-            prepared.stream,
-            intended_at,
-            &self.limits,
-            &self.upstreams,
-            sample,
-        )
-        .await
+            Err(_) => Err(ErrorKind::Reset),
+        }
     }
 
-    async fn exchange(
-        &self,
-        prepared: &Prepared,
-        intended_at: Instant,
-        sample: &mut Sample,
-    ) -> Result<(), ErrorKind> {
-        let request = prepared.request(false)?;
-        let response = self
-            .http
-            .request(request)
+    /// Sends on hyper-util's pool (HTTP/2 multiplexes there).
+    async fn request_pooled(&self, prepared: &Prepared) -> Result<Response<Incoming>, ErrorKind> {
+        self.http
+            .request(prepared.request(false)?)
             .await
-            .map_err(|e| request_error(&e))?;
-        response::read(
-            response,
-            prepared.stream,
-            intended_at,
-            &self.limits,
-            &self.upstreams,
-            sample,
-        )
-        .await
+            .map_err(|e| request_error(&e))
     }
 
     /// The `ServedBy` for an upstream name, by index when it is a known one.

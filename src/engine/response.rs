@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -119,7 +119,7 @@ pub async fn read(
         });
     }
     sample.served_by = tag;
-    if !content_type_fits(response_type.as_ref(), stream) {
+    if !crate::openai::content_type_fits(response_type.as_ref(), stream) {
         // An HTML error page or a JSON answer to a stream request: not what was asked for,
         // whatever the body holds. Dropping the body unread closes the connection.
         return Err(ErrorKind::Malformed);
@@ -128,24 +128,6 @@ pub async fn read(
         read_stream(&mut body, intended_at, limits, upstreams, sample).await
     } else {
         read_json(&mut body, limits, upstreams, sample).await
-    }
-}
-
-/// Whether a success's content type fits the request: an event stream for a stream, JSON
-/// otherwise. A missing one is judged by the body alone.
-fn content_type_fits(value: Option<&HeaderValue>, stream: bool) -> bool {
-    let Some(value) = value else {
-        return true;
-    };
-    let Ok(text) = value.to_str() else {
-        return false;
-    };
-    let essence = text.split(';').next().unwrap_or("").trim();
-    if stream {
-        essence.eq_ignore_ascii_case("text/event-stream")
-    } else {
-        let lower = essence.to_ascii_lowercase();
-        lower == "application/json" || lower.ends_with("+json")
     }
 }
 

@@ -236,7 +236,6 @@ async fn run_open(
     let end = t0 + stage.end();
     let scheduler = tokio::task::spawn_blocking(move || {
         let mut arrivals = arrivals.peekable();
-        let mut batch: Vec<(usize, Duration)> = Vec::new();
         let mut woke = Instant::now();
         while let Some(&next) = arrivals.peek() {
             // Sleep until the next arrival, but not more often than once a tick.
@@ -244,6 +243,7 @@ async fn run_open(
                 return (false, rng);
             }
             woke = Instant::now();
+            let mut due: Vec<(usize, Duration)> = Vec::new();
             while let Some(intended) = arrivals.next_if(|i| t0 + *i <= woke) {
                 let class = mix.pick(&mut rng);
                 if in_flight.load(Ordering::Acquire) >= cap {
@@ -252,12 +252,11 @@ async fn run_open(
                     continue;
                 }
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                batch.push((class, intended));
+                due.push((class, intended));
             }
-            if batch.is_empty() {
+            if due.is_empty() {
                 continue;
             }
-            let due = std::mem::take(&mut batch);
             let client = client.clone();
             let tx = tx.clone();
             let in_flight = in_flight.clone();

@@ -325,22 +325,18 @@ where
 /// Why a success's content type is not what the request asked for. A missing one is let
 /// through (the body is still checked); only a contradicting one is refused.
 fn wrong_content_type(h: &HeaderMap, stream: bool) -> Option<String> {
-    let value = h.get(CONTENT_TYPE)?;
-    let text = value.to_str().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim();
-    let fits = if stream {
-        essence.eq_ignore_ascii_case("text/event-stream")
-    } else {
-        let lower = essence.to_ascii_lowercase();
-        lower == "application/json" || lower.ends_with("+json")
-    };
-    if fits {
+    let value = h.get(CONTENT_TYPE);
+    if crate::openai::content_type_fits(value, stream) {
         return None;
     }
-    let shown: String = String::from_utf8_lossy(value.as_bytes())
-        .chars()
-        .take(64)
-        .collect();
+    let shown: String = value
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(64)
+                .collect()
+        })
+        .unwrap_or_default();
     let wanted = if stream {
         "text/event-stream"
     } else {

@@ -242,6 +242,8 @@ pub struct Recorder {
     abandoned: u64,
     /// Intervals below this are packed.
     packed_below: usize,
+    /// `SETTLE` in intervals, at least one.
+    settle_intervals: usize,
 }
 
 /// An empty cumulative histogram (microseconds, auto-resizing).
@@ -276,6 +278,7 @@ fn record<T: hdrhistogram::Counter>(h: &mut Histogram<T>, d: Duration) {
 
 impl Recorder {
     pub fn new(layout: Layout) -> Self {
+        let layout_interval = layout.interval;
         let classes = layout
             .classes
             .iter()
@@ -296,6 +299,11 @@ impl Recorder {
             lag: new_cumulative(),
             abandoned: 0,
             packed_below: 0,
+            settle_intervals: usize::try_from(
+                SETTLE.as_nanos() / layout_interval.as_nanos().max(1),
+            )
+            .unwrap_or(usize::MAX)
+            .max(1),
         }
     }
 
@@ -344,8 +352,7 @@ impl Recorder {
 
     /// Packs the intervals that lie `SETTLE` behind `newest`.
     fn pack_settled(&mut self, newest: usize) {
-        let behind = (SETTLE.as_nanos() / self.layout.interval.as_nanos().max(1)) as usize;
-        let below = newest.saturating_sub(behind.max(1));
+        let below = newest.saturating_sub(self.settle_intervals);
         if below <= self.packed_below {
             return;
         }

@@ -41,3 +41,22 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// Whether a success's content type fits the request: an event stream for a stream, JSON
+/// otherwise. A missing one fits (the body is judged instead); an unreadable one does not.
+/// The engine and the gateway hold upstreams to the same rule.
+pub fn content_type_fits(value: Option<&http::HeaderValue>, stream: bool) -> bool {
+    let Some(value) = value else {
+        return true;
+    };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if stream {
+        essence.eq_ignore_ascii_case("text/event-stream")
+    } else {
+        let lower = essence.to_ascii_lowercase();
+        lower == "application/json" || lower.ends_with("+json")
+    }
+}
