@@ -74,8 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let (_tx, rx) = tokio::sync::watch::channel(false);
+    // `BENCH_LOAD_THREADS` overrides the load runtime's default (one thread per core).
+    let load_threads = std::env::var("BENCH_LOAD_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let options = RunOptions {
         quiet: true,
+        load_threads,
         ..RunOptions::default()
     };
     let run = rt.block_on(engine::run_scenario(&scenario, &options, rx))?;

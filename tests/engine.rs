@@ -521,3 +521,86 @@ async fn the_run_folder_reads_back() {
     engine::prepare_dir(&out, true).unwrap();
     let _ = Arc::new(());
 }
+
+/// A server that answers one request per connection and then hangs up, as a server does when
+/// a keep-alive connection reached its end (it said nothing about closing). Counts accepts.
+async fn one_answer_per_connection() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The engine's request: headers, then a body of Content-Length bytes.
+                while !request_complete(&got) {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = completion_json("solo");
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = tcp.write_all(format!("{head}{body}").as_bytes()).await;
+                // A moment later, while the connection sits idle at the client, dropping the
+                // socket closes it: the end of keep-alive, unannounced.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+fn request_complete(got: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(got);
+    let Some(end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    let length = text[..end]
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    got.len() >= end + 4 + length
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_the_server_closed_is_not_blamed_on_the_server() {
+    let (url, accepted) = one_answer_per_connection().await;
+    let client = Client::new(
+        &[class("json", 1, "m", false)],
+        &[url],
+        ClientOptions::default(),
+    )
+    .unwrap();
+    // A closed-model user's own connection, and the open model's shared idle ones.
+    let mut user = client.user_connections();
+    let t0 = Instant::now();
+    for i in 0..3 {
+        let s = client.send_on(&mut user, 0, t0, t0.elapsed()).await;
+        assert_eq!(s.result, Ok(()), "user request {i}");
+        assert_eq!(
+            s.completion_tokens, 2,
+            "user request {i} was read to the end"
+        );
+        // Let the hang-up arrive before the next request goes out on the same connection.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..3 {
+        let s = client.send(0, t0, t0.elapsed()).await;
+        assert_eq!(s.result, Ok(()), "open-model request {i}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every request needed a connection of its own: each was resent, none lost or doubled.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 6);
+}

@@ -43,6 +43,10 @@ pub struct Args {
     /// Speak HTTP/2 (prior knowledge) to the target.
     #[arg(long)]
     pub http2: bool,
+    /// Threads that send the load [default: one per core]. Fewer leave cores to a gateway
+    /// on this machine (load only goes to loopback, so it always shares the machine).
+    #[arg(long, value_name = "N")]
+    pub load_threads: Option<std::num::NonZeroUsize>,
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
@@ -72,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         rate: args.rate,
         seed: args.seed,
         http2: args.http2,
+        load_threads: args.load_threads,
         quiet: args.quiet,
         monthly_tokens: if args.monthly_tokens.is_empty() {
             RunOptions::default().monthly_tokens

@@ -1,6 +1,7 @@
 //! One scenario run end to end: compile the plan, start the fleet, drive the load, stop the
 //! fleet, and turn the recording into a `Summary` with its SLA verdict.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub monthly_tokens: Vec<u64>,
     /// Where each measured request goes as it is recorded (`--raw`).
     pub sink: Option<SampleSink>,
+    /// Worker threads that send the load [default: one per core].
+    pub load_threads: Option<NonZeroUsize>,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
             drain: DEFAULT_DRAIN,
             monthly_tokens: metrics::cost::DEFAULT_MONTHLY_TOKENS.to_vec(),
             sink: None,
+            load_threads: None,
         }
     }
 }
@@ -67,6 +71,8 @@ pub enum EngineError {
     BadRate(f64),
     #[error("--duration must be longer than zero")]
     BadDuration,
+    #[error("cannot start the load runtime's threads: {0}")]
+    LoadRuntime(#[source] std::io::Error),
 }
 
 /// A finished run: its summary and the recording it was computed from.
@@ -139,6 +145,9 @@ pub async fn run_scenario(
         layout,
         drain: options.drain,
         sink: options.sink.clone(),
+        load_threads: options
+            .load_threads
+            .unwrap_or_else(runner::default_load_threads),
         plan,
     };
     let planned = scenario.load.total_duration().as_secs_f64();
@@ -172,6 +181,16 @@ pub async fn run_scenario(
     };
     let output = runner::run(config, client, live, stop).await;
     progress.finish();
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = end_tx.send(());
+            let _ = faults_task.await;
+            before_task.abort();
+            fleet.shutdown().await;
+            return Err(EngineError::LoadRuntime(e));
+        }
+    };
     let _ = end_tx.send(());
     let applied = faults_task.await.unwrap_or_default();
     let before = if before_task.is_finished() {
