@@ -1,12 +1,6 @@
 //! The load client: hyper with a keep-alive pool, one pre-serialised request per class, and
 //! each exchange measured from its intended send time and classified into one outcome.
 
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
-
-use futures_util::task::AtomicWaker;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -286,26 +280,6 @@ impl Client {
         sample
     }
 
-    /// Opens `n` idle connection sets ahead of an open stage, so its first moments do not
-    /// pay for connecting on top of sending. Failures are left for the requests to meet.
-    pub async fn prewarm(&self, n: usize) {
-        if self.http2 {
-            return;
-        }
-        let opened = futures_util::future::join_all((0..n).map(|_| async {
-            let mut conn = self.user_connections();
-            for (slot, addr) in conn.slots.iter_mut().zip(&self.authorities) {
-                *slot = H1::connect(addr).await.ok();
-            }
-            conn
-        }))
-        .await;
-        if let Ok(mut idle) = self.idle.lock() {
-            let now = Instant::now();
-            idle.extend(opened.into_iter().map(|c| (c, now)));
-        }
-    }
-
     /// Connections of one closed-model user: its own, one per target, like a real client.
     pub fn user_connections(&self) -> UserConnections {
         UserConnections {
@@ -346,17 +320,19 @@ impl Client {
             return sample;
         };
         let exchange = async {
-            match own.as_deref_mut() {
-                Some(conn) => {
-                    self.exchange_on(conn, prepared, intended_at, &mut sample)
-                        .await
-                }
-                None => {
-                    let response = self.request_pooled(prepared).await?;
-                    self.read(response, prepared, intended_at, &mut sample)
-                        .await
-                }
-            }
+            let response = match own.as_deref_mut() {
+                Some(conn) => self.request_on(conn, prepared).await?,
+                None => self.request_pooled(prepared).await?,
+            };
+            response::read(
+                response,
+                prepared.stream,
+                intended_at,
+                &self.limits,
+                &self.upstreams,
+                &mut sample,
+            )
+            .await
         };
         let result = tokio::time::timeout(self.timeout, exchange)
             .await
@@ -380,62 +356,43 @@ impl Client {
         sample
     }
 
-    /// Reads a response into `sample`: its outcome, timings and tokens.
-    async fn read(
-        &self,
-        response: Response<Incoming>,
-        prepared: &Prepared,
-        intended_at: Instant,
-        sample: &mut Sample,
-    ) -> Result<(), ErrorKind> {
-        response::read(
-            response,
-            prepared.stream,
-            intended_at,
-            &self.limits,
-            &self.upstreams,
-            sample,
-        )
-        .await
-    }
-
-    /// The whole exchange on the user's own connection, reconnecting when it broke.
-    async fn exchange_on(
+    /// Sends on the user's own connection; the response head, or how sending failed.
+    async fn request_on(
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
-        intended_at: Instant,
-        sample: &mut Sample,
-    ) -> Result<(), ErrorKind> {
-        let addr = &self.authorities[prepared.authority];
+    ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
             .slots
             .get_mut(prepared.authority)
             .ok_or(ErrorKind::Connect)?;
-        let reused = slot.as_ref().is_some_and(|c| c.conn.is_some());
-        let h1 = match slot.take() {
-            Some(c) if c.conn.is_some() => slot.insert(c),
-            _ => slot.insert(H1::connect(addr).await?),
+        let reused = matches!(slot, Some(s) if !s.is_closed());
+        let sender = match slot.take() {
+            Some(s) if !s.is_closed() => slot.insert(s),
+            _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
         };
         let request = prepared.request(true)?;
-        match h1
-            .exchange(request, self, prepared, intended_at, sample)
-            .await
-        {
-            Attempt::Done(result) => result,
+        let first = match sender.ready().await {
+            Ok(()) => sender
+                .try_send_request(request)
+                .await
+                .map_err(|mut e| e.take_message()),
+            // Closed while idle: nothing was sent.
+            Err(_) => Err(Some(request)),
+        };
+        match first {
+            Ok(r) => Ok(r),
             // The request never left a kept-alive connection the server had closed (its
             // keep-alive ended): sending it on a fresh one is what any client does.
-            Attempt::Unsent(request) if reused => {
-                let fresh = slot.insert(H1::connect(addr).await?);
-                match fresh
-                    .exchange(*request, self, prepared, intended_at, sample)
+            Err(Some(request)) if reused => {
+                let fresh = slot.insert(connect(&self.authorities[prepared.authority]).await?);
+                fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
+                fresh
+                    .send_request(request)
                     .await
-                {
-                    Attempt::Done(result) => result,
-                    Attempt::Unsent(_) => Err(ErrorKind::Reset),
-                }
+                    .map_err(|_| ErrorKind::Reset)
             }
-            Attempt::Unsent(_) => Err(ErrorKind::Reset),
+            Err(_) => Err(ErrorKind::Reset),
         }
     }
 
@@ -456,156 +413,23 @@ impl Client {
 /// One user's connections, one slot per target; with HTTP/2 the shared pool multiplexes instead.
 #[derive(Debug)]
 pub struct UserConnections {
-    slots: Vec<Option<H1>>,
+    slots: Vec<Option<http1::SendRequest<Full<Bytes>>>>,
     pooled: bool,
 }
 
-type H1Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
-
-/// An HTTP/1 connection driven by the task that uses it, not by a task of its own: an
-/// exchange then costs one wake-up when the answer arrives, where a spawned connection task
-/// adds a hop to it and a hop back for every request, and under load each hop waits in the
-/// run queue.
-struct H1 {
-    sender: http1::SendRequest<Full<Bytes>>,
-    relay: Arc<Relay>,
-    /// None once the connection ended (peer closed, or failed): dropping it wakes whatever
-    /// still waited on it.
-    conn: Option<Pin<Box<H1Connection>>>,
-}
-
-impl std::fmt::Debug for H1 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H1")
-            .field("open", &self.conn.is_some())
-            .finish()
-    }
-}
-
-/// How an exchange on one connection ended.
-enum Attempt {
-    Done(Result<(), ErrorKind>),
-    /// The connection ended before the request left: it can be sent elsewhere.
-    Unsent(Box<Request<Full<Bytes>>>),
-}
-
-impl H1 {
-    async fn connect(addr: &str) -> Result<H1, ErrorKind> {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        Ok(H1 {
-            sender,
-            relay: Arc::default(),
-            conn: Some(Box::pin(conn)),
-        })
-    }
-
-    /// Sends `request` and reads its response, driving the connection meanwhile.
-    async fn exchange(
-        &mut self,
-        request: Request<Full<Bytes>>,
-        client: &Client,
-        prepared: &Prepared,
-        intended_at: Instant,
-        sample: &mut Sample,
-    ) -> Attempt {
-        let sender = &mut self.sender;
-        let exchange = async move {
-            if sender.ready().await.is_err() {
-                return Attempt::Unsent(Box::new(request));
-            }
-            let response = match sender.try_send_request(request).await {
-                Ok(r) => r,
-                Err(mut e) => {
-                    return match e.take_message() {
-                        Some(request) => Attempt::Unsent(Box::new(request)),
-                        None => Attempt::Done(Err(ErrorKind::Reset)),
-                    };
-                }
-            };
-            Attempt::Done(client.read(response, prepared, intended_at, sample).await)
-        };
-        drive(&mut self.conn, &self.relay, exchange).await
-    }
-}
-
-/// Polls `fut` to completion while driving `conn` alongside it. Whatever wakes either of
-/// them during the poll (the connection handing over the response it just read, the body
-/// its bytes) is served in the same poll: rescheduling the task for it would cost a turn in
-/// the run queue, and in a multi-threaded runtime often a second worker woken to steal it.
-async fn drive<F: Future>(
-    conn: &mut Option<Pin<Box<H1Connection>>>,
-    relay: &Arc<Relay>,
-    fut: F,
-) -> F::Output {
-    /// Rounds one poll may take before it yields to other tasks.
-    const ROUNDS: usize = 8;
-    let mut fut = std::pin::pin!(fut);
-    let waker = Waker::from(relay.clone());
-    std::future::poll_fn(move |cx| {
-        relay.task.register(cx.waker());
-        let mut inner = Context::from_waker(&waker);
-        for _ in 0..ROUNDS {
-            relay.state.store(POLLING, Ordering::Release);
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut inner) {
-                relay.state.store(IDLE, Ordering::Release);
-                return Poll::Ready(out);
-            }
-            if let Some(c) = conn.as_mut()
-                && c.as_mut().poll(&mut inner).is_ready()
-            {
-                // Closed or failed: dropping it fails (or hands back) whatever still waits.
-                *conn = None;
-                relay.state.store(WOKEN, Ordering::Release);
-            }
-            if relay
-                .state
-                .compare_exchange(POLLING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Poll::Pending;
-            }
-        }
-        relay.state.store(IDLE, Ordering::Release);
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
-const IDLE: u8 = 0;
-const POLLING: u8 = 1;
-const WOKEN: u8 = 2;
-
-/// The waker `drive` polls with: a wake while it polls is noted (`WOKEN`) for the poll to
-/// serve; any other wake goes to the task.
-#[derive(Debug, Default)]
-struct Relay {
-    state: AtomicU8,
-    task: AtomicWaker,
-}
-
-impl Wake for Relay {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let noted = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s != IDLE).then_some(WOKEN)
-            })
-            .is_ok();
-        if !noted {
-            self.task.wake();
-        }
-    }
+async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKind> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, connection) = http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    tokio::spawn(async move {
+        // Ends when the user drops its sender or the peer closes; either way nothing to report.
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// A failure before any response arrived: no connection, or the connection dropped.
@@ -614,63 +438,5 @@ fn request_error(e: &hyper_util::client::legacy::Error) -> ErrorKind {
         ErrorKind::Connect
     } else {
         ErrorKind::Reset
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicUsize;
-
-    use super::*;
-
-    /// Counts the wakes that reach the task.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn wakes_during_the_poll_are_served_in_it_and_later_ones_reach_the_task() {
-        let task = Arc::new(Count::default());
-        let waker = Waker::from(task.clone());
-        let mut cx = Context::from_waker(&waker);
-        let relay = Arc::new(Relay::default());
-        let mut conn = None;
-        // Wakes itself twice while polled (as a connection handing over a response does),
-        // then is ready.
-        let mut left = 2;
-        let selfwaking = std::future::poll_fn(|cx| {
-            if left == 0 {
-                return Poll::Ready(7);
-            }
-            left -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        });
-        let mut drive_it = std::pin::pin!(drive(&mut conn, &relay, selfwaking));
-        assert_eq!(drive_it.as_mut().poll(&mut cx), Poll::Ready(7));
-        assert_eq!(
-            task.0.load(Ordering::SeqCst),
-            0,
-            "no wake left for the task"
-        );
-
-        // Pending with nothing woken: the next wake comes from outside and must reach it.
-        let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
-        let mut conn = None;
-        let mut waiting = std::pin::pin!(drive(&mut conn, &relay, rx));
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(task.0.load(Ordering::SeqCst), 0);
-        tx.send(3).unwrap();
-        assert_eq!(
-            task.0.load(Ordering::SeqCst),
-            1,
-            "the outside wake reached the task"
-        );
-        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Ready(Ok(3)));
     }
 }
