@@ -53,6 +53,9 @@ echo "upstream: ${UPSTREAM:-mock} at $BASE   connections: $C   seconds: $SECS   
 
 # Measures the CPU the VM's host steals while measuring (report_steal prints it).
 source benches/steal.sh
+# SYNs the kernel dropped because a listener's accept queue was full.
+listen_overflows() { awk '/^TcpExt:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1} else print $c}' /proc/net/netstat; }
+OVERFLOWS0=$(listen_overflows)
 
 # --- closed loop, same connection count ---
 # ROUNDS alternating rounds (gauntlet, oha, wrk, gauntlet, ...), so a machine that speeds up or
@@ -84,6 +87,9 @@ python3 -c "print(f'ratios: gauntlet/oha = {$G_RPS/$O_RPS:.2f}x   gauntlet/wrk =
 HALF=$((G_RPS / 2))
 OPEN=$("$BIN/engine_bench" "$BASE" "$SECS" open "$HALF" "$CAP")
 echo "gauntlet open @ $HALF req/s: $(echo "$OPEN" | json '"rps %.0f, lag p50 %.3f ms, p99 %.3f ms, max %.1f ms, dropped %d, errors %s" % (d["rps"], d["schedule_lag_ms"]["p50"], d["schedule_lag_ms"]["p99"], d["schedule_lag_ms"]["max"], d["dropped"], d["errors"])')"
+# A stall of the whole machine shows here as well as in the lag: then it was not gauntlet's.
+echo "machine hiccups meanwhile (1 ms sleeps overslept): $(echo "$OPEN" | json '"p99 %.2f ms, p99.9 %.2f ms, max %.1f ms" % (d["hiccup_ms"]["p99"], d["hiccup_ms"]["p999"], d["hiccup_ms"]["max"])')"
+echo "listen-queue overflows during the benchmark: $(($(listen_overflows) - OVERFLOWS0)) (each costs a connection a 1 s SYN retry)"
 
 report_steal
 

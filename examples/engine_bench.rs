@@ -2,9 +2,20 @@
 //! engine_bench URL SECONDS (closed CONNECTIONS | open RATE) [MAX_IN_FLIGHT]
 //! Prints one JSON line: rps, successes, errors, latency and schedule-lag percentiles.
 //! The model asked for is `$BENCH_MODEL` (default `m`).
+//!
+//! Diagnostics, all optional: `BENCH_LOAD_THREADS` (the load runtime's threads),
+//! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
+//! latency p99 (ms) and drops to stderr as `t:p99/dropped`.
+//!
+//! The JSON also reports the machine's hiccups while the load ran, measured as jHiccup does:
+//! a thread that asks to sleep 1 ms and records how much longer it slept. A generator stall
+//! that coincides with a hiccup of the same size was the machine (host or OS scheduler), not
+//! the generator.
 
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use gauntlet::config::Source;
 use gauntlet::engine::{self, RunOptions};
@@ -15,6 +26,26 @@ use gauntlet::scenario::{
 
 fn arg(i: usize) -> String {
     std::env::args().nth(i).unwrap_or_default()
+}
+
+fn env_ms(name: &str) -> Option<Duration> {
+    let ms: u64 = std::env::var(name).ok()?.parse().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
+/// Oversleeps of a thread that sleeps 1 ms at a time, in microseconds, until `stop`.
+fn hiccups(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<hdrhistogram::Histogram<u64>> {
+    std::thread::spawn(move || {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures");
+        let tick = Duration::from_millis(1);
+        while !stop.load(Ordering::Relaxed) {
+            let at = Instant::now();
+            std::thread::sleep(tick);
+            let over = at.elapsed().saturating_sub(tick);
+            let _ = h.record(u64::try_from(over.as_micros()).unwrap_or(u64::MAX));
+        }
+        h
+    })
 }
 
 // Measured as shipped: the gauntlet binary runs on mimalloc too.
@@ -56,10 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 duration: Duration::from_secs_f64(secs),
                 load,
             }],
-            warmup: Duration::from_secs(1).min(Duration::from_secs_f64(secs / 5.0)),
+            warmup: env_ms("BENCH_WARMUP_MS")
+                .unwrap_or(Duration::from_secs(1).min(Duration::from_secs_f64(secs / 5.0))),
             max_in_flight: NonZeroUsize::new(cap).ok_or("max_in_flight")?,
             timeout: Duration::from_secs(10),
-            interval: Duration::from_secs(1),
+            interval: env_ms("BENCH_INTERVAL_MS").unwrap_or(Duration::from_secs(1)),
             arrival: Arrival::Constant,
         },
         requests: vec![
@@ -83,8 +115,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         load_threads,
         ..RunOptions::default()
     };
+    let stop_meter = Arc::new(AtomicBool::new(false));
+    let meter = hiccups(stop_meter.clone());
     let run = rt.block_on(engine::run_scenario(&scenario, &options, rx))?;
+    stop_meter.store(true, Ordering::Relaxed);
+    let hiccup = meter.join().map_err(|_| "the hiccup meter panicked")?;
+    let ms = |us: u64| us as f64 / 1000.0;
     let s = &run.summary;
+    if std::env::var_os("BENCH_INTERVALS").is_some() {
+        for i in &s.intervals {
+            if let Some(l) = &i.overall.latency_ms {
+                eprint!("{:.2}:{:.1}/{} ", i.t_s, l.p99, i.overall.dropped);
+            }
+        }
+        eprintln!();
+    }
     println!(
         "{}",
         serde_json::json!({
@@ -95,6 +140,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "errors": s.overall.errors,
             "latency_ms": s.overall.latency_ms,
             "schedule_lag_ms": s.generator.schedule_lag_ms,
+            "hiccup_ms": {
+                "p99": ms(hiccup.value_at_quantile(0.99)),
+                "p999": ms(hiccup.value_at_quantile(0.999)),
+                "max": ms(hiccup.max()),
+            },
         })
     );
     Ok(())

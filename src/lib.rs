@@ -1,14 +1,15 @@
 //! gauntlet: load-testing and SLA verification for OpenAI-compatible LLM gateways.
 //!
 //! Data flows one way: `scenario` -> `engine` -> `metrics` -> `report`. `mock` (scripted
-//! upstream providers) and `gateway` (the reference model router) depend only on `openai`
-//! and `config`.
+//! upstream providers) and `gateway` (the reference model router) depend only on `openai`,
+//! `config` and `net`.
 
 pub mod config;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;
 pub mod mock;
+pub mod net;
 pub mod openai;
 pub mod report;
 pub mod scenario;

@@ -121,9 +121,8 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
         max_request_bytes: config.max_request_bytes,
         models,
     });
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let listener =
+        crate::net::listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| GatewayError::Bind { addr, source })?;

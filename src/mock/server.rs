@@ -216,9 +216,7 @@ pub async fn start(
     }
     let upstream_header =
         HeaderValue::from_str(name).map_err(|_| MockError::InvalidName(name.to_string()))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| MockError::Bind { addr, source })?;
+    let listener = crate::net::listen(addr).map_err(|source| MockError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| MockError::Bind { addr, source })?;
