@@ -602,3 +602,38 @@ fn an_overlong_sse_line_is_refused_however_it_is_read() {
             .any(|c| split.feed(c, |_| {}).is_err())
     );
 }
+
+/// A limit of this machine from /proc (`None` when unreadable).
+fn proc_limit(path: &str, line_starts: Option<&str>) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = match line_starts {
+        Some(p) => text.lines().find(|l| l.starts_with(p))?,
+        None => text.lines().next()?,
+    };
+    let field = match line_starts {
+        // "Max open files  <soft>  <hard>  files"
+        Some(p) => line[p.len()..].split_whitespace().next()?,
+        None => line.trim(),
+    };
+    field.parse().ok()
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_beyond_the_usual_backlog_is_queued_not_dropped() {
+    // The servers' listener, not accepting at all: every connection must wait in its queue.
+    let listener = gauntlet::net::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // 1,500 is past tokio's default backlog of 1,024; the kernel and the descriptor limit
+    // may allow fewer, and then fewer are tried.
+    let somaxconn = proc_limit("/proc/sys/net/core/somaxconn", None).unwrap_or(1024);
+    let fds = proc_limit("/proc/self/limits", Some("Max open files")).unwrap_or(1024);
+    let n = 1500.min(somaxconn).min(fds.saturating_sub(200));
+    let connects = (0..n).map(|_| async move {
+        // A SYN dropped at a full queue is retried after 1 s, then 3 s: far past this bound.
+        tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await
+    });
+    let results = futures_util::future::join_all(connects).await;
+    let made = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(made, n, "{} of {n} connections were not queued", n - made);
+    drop(listener);
+}
