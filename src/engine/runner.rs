@@ -66,8 +66,6 @@ impl SampleSink {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub plan: Plan,
-    /// Worker threads of the load runtime (see `run`).
-    pub load_threads: NonZeroUsize,
     pub mix: Mix,
     pub seed: u64,
     pub layout: Layout,
@@ -115,27 +113,55 @@ pub fn default_load_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Runs `config.plan` against `client` until it ends or `stop` turns true. The load runs on a
-/// runtime of its own, apart from the caller's (where an embedded gateway and mocks serve):
-/// in one runtime a request due now would wait in the same run queue behind the gateway's
-/// work, and that wait would be charged to the generator as schedule lag.
+/// The runtime the load runs on, apart from the caller's (where an embedded gateway and mocks
+/// serve): in one runtime a request due now would wait in the same run queue behind the
+/// gateway's work, and that wait would be charged to the generator as schedule lag. Built
+/// before anything starts, so a machine that refuses the threads fails the run up front.
+pub struct LoadRuntime(Option<tokio::runtime::Runtime>);
+
+impl LoadRuntime {
+    pub fn new(threads: NonZeroUsize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.get())
+            .thread_name("gauntlet-load")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+}
+
+impl Drop for LoadRuntime {
+    fn drop(&mut self) {
+        // Dropped from async code, where a blocking shutdown would panic. Its tasks are done
+        // by then (requests past the drain were abandoned, and counted).
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for LoadRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadRuntime")
+    }
+}
+
+/// Runs `config.plan` against `client` on `load` until it ends or `stop` turns true.
 pub async fn run(
+    load: &LoadRuntime,
     config: RunConfig,
     client: Arc<Client>,
     live: Arc<Live>,
     stop: watch::Receiver<bool>,
-) -> std::io::Result<RunOutput> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.load_threads.get())
-        .thread_name("gauntlet-load")
-        .enable_all()
-        .build()?;
-    let output = runtime.spawn(run_plan(config, client, live, stop)).await;
-    // Its tasks are done (requests past the drain were abandoned and are counted); nothing
-    // left there needs to finish.
-    runtime.shutdown_background();
+) -> RunOutput {
+    let plan = run_plan(config, client, live, stop);
+    let output = match &load.0 {
+        Some(runtime) => runtime.spawn(plan).await,
+        None => tokio::spawn(plan).await,
+    };
     match output {
-        Ok(o) => Ok(o),
+        Ok(o) => o,
+        // The plan only ends by returning; a panic there is a bug worth surfacing.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

@@ -14,7 +14,7 @@ use super::fleet::{Fleet, FleetError};
 use super::mix::Mix;
 use super::plan::Plan;
 use super::progress::Progress;
-use super::runner::{self, DEFAULT_DRAIN, Live, RunConfig, SampleSink};
+use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Layout, Recorder, RunInfo, Summary, Tokens};
 use crate::mock::MockStats;
@@ -112,6 +112,12 @@ pub async fn run_scenario(
     }
     let plan = plan_for(scenario, options)?;
     let seed = options.seed.unwrap_or(scenario.seed);
+    let load = LoadRuntime::new(
+        options
+            .load_threads
+            .unwrap_or_else(runner::default_load_threads),
+    )
+    .map_err(EngineError::LoadRuntime)?;
     let fleet = Fleet::start(scenario, options.target.as_deref()).await?;
     let client = Client::new(
         &scenario.requests,
@@ -145,9 +151,6 @@ pub async fn run_scenario(
         layout,
         drain: options.drain,
         sink: options.sink.clone(),
-        load_threads: options
-            .load_threads
-            .unwrap_or_else(runner::default_load_threads),
         plan,
     };
     let planned = scenario.load.total_duration().as_secs_f64();
@@ -179,18 +182,9 @@ pub async fn run_scenario(
             timeline::snapshot(&controls).await
         })
     };
-    let output = runner::run(config, client, live, stop).await;
+    let output = runner::run(&load, config, client, live, stop).await;
+    drop(load);
     progress.finish();
-    let output = match output {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = end_tx.send(());
-            let _ = faults_task.await;
-            before_task.abort();
-            fleet.shutdown().await;
-            return Err(EngineError::LoadRuntime(e));
-        }
-    };
     let _ = end_tx.send(());
     let applied = faults_task.await.unwrap_or_default();
     let before = if before_task.is_finished() {
