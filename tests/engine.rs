@@ -525,7 +525,7 @@ async fn the_run_folder_reads_back() {
 /// A server that answers one request per connection and then hangs up, as a server does when
 /// a keep-alive connection reached its end (it said nothing about closing). Counts accepts.
 async fn one_answer_per_connection() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -534,14 +534,8 @@ async fn one_answer_per_connection() -> (String, Arc<std::sync::atomic::AtomicUs
         while let Ok((mut tcp, _)) = listener.accept().await {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                // The engine's request: headers, then a body of Content-Length bytes.
-                while !request_complete(&got) {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
+                if support::read_request(&mut tcp).await.is_none() {
+                    return;
                 }
                 let body = completion_json("solo");
                 let head = format!(
@@ -556,22 +550,6 @@ async fn one_answer_per_connection() -> (String, Arc<std::sync::atomic::AtomicUs
         }
     });
     (url, accepted)
-}
-
-fn request_complete(got: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(got);
-    let Some(end) = text.find("\r\n\r\n") else {
-        return false;
-    };
-    let length = text[..end]
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    got.len() >= end + 4 + length
 }
 
 #[tokio::test]

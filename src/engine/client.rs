@@ -268,8 +268,8 @@ impl Client {
         let taken = self.idle.lock().ok().and_then(|mut idle| {
             let now = Instant::now();
             // Oldest at the bottom: drop the stale ones from there.
-            let fresh = idle.partition_point(|(_, at)| now.duration_since(*at) > IDLE_REUSE);
-            idle.drain(..fresh);
+            let stale = idle.partition_point(|(_, at)| now.duration_since(*at) > IDLE_REUSE);
+            idle.drain(..stale);
             idle.pop()
         });
         let mut conn = taken.map_or_else(|| self.user_connections(), |(c, _)| c);

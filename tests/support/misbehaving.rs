@@ -120,7 +120,7 @@ pub async fn misbehaving(act: Act) -> Misbehaving {
 }
 
 /// Reads one request (head and `content-length` body); its body says whether it streams.
-async fn read_request(tcp: &mut TcpStream) -> Option<bool> {
+pub async fn read_request(tcp: &mut TcpStream) -> Option<bool> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
