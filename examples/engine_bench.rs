@@ -7,7 +7,7 @@
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
 //! latency p99 (ms) and drops to stderr as `t:p99/dropped`.
 //!
-//! The JSON also reports the machine's hiccups while the load ran, measured as jHiccup does:
+//! In open mode the JSON also reports the machine's hiccups while the load ran, measured as jHiccup does:
 //! a thread that asks to sleep 1 ms and records how much longer it slept. A generator stall
 //! that coincides with a hiccup of the same size was the machine (host or OS scheduler), not
 //! the generator.
@@ -116,10 +116,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..RunOptions::default()
     };
     let stop_meter = Arc::new(AtomicBool::new(false));
-    let meter = hiccups(stop_meter.clone());
+    // Open runs only: the closed loop measures throughput, and the meter's thousand wake-ups
+    // a second would take CPU from it.
+    let meter = (mode == "open").then(|| hiccups(stop_meter.clone()));
     let run = rt.block_on(engine::run_scenario(&scenario, &options, rx))?;
     stop_meter.store(true, Ordering::Relaxed);
-    let hiccup = meter.join().map_err(|_| "the hiccup meter panicked")?;
+    let hiccup = match meter {
+        Some(m) => Some(m.join().map_err(|_| "the hiccup meter panicked")?),
+        None => None,
+    };
     let ms = |us: u64| us as f64 / 1000.0;
     let s = &run.summary;
     if std::env::var_os("BENCH_INTERVALS").is_some() {
@@ -140,11 +145,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "errors": s.overall.errors,
             "latency_ms": s.overall.latency_ms,
             "schedule_lag_ms": s.generator.schedule_lag_ms,
-            "hiccup_ms": {
-                "p99": ms(hiccup.value_at_quantile(0.99)),
-                "p999": ms(hiccup.value_at_quantile(0.999)),
-                "max": ms(hiccup.max()),
-            },
+            "hiccup_ms": hiccup.map(|h| serde_json::json!({
+                "p99": ms(h.value_at_quantile(0.99)),
+                "p999": ms(h.value_at_quantile(0.999)),
+                "max": ms(h.max()),
+            })),
         })
     );
     Ok(())
