@@ -422,9 +422,7 @@ async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKin
         .await
         .map_err(|_| ErrorKind::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let (sender, connection) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(tcp))
+    let (sender, connection) = http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|_| ErrorKind::Connect)?;
     tokio::spawn(async move {
