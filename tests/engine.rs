@@ -365,6 +365,37 @@ async fn ctrl_c_stops_sending_and_keeps_what_was_measured() {
     assert!(s.duration_s < 2.0 && s.intervals.len() <= 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_a_closed_stage_keeps_every_answer_the_users_got() {
+    // Each answer takes a while, so every user is mid-request when the stop comes.
+    let server = support::serve(|_, _| {
+        support::after(
+            Duration::from_millis(30),
+            reply(200, &[], completion_json("alpha")),
+        )
+    })
+    .await;
+    let mut load = open_load(1.0, Duration::from_secs(30));
+    load.stages[0].load = StageLoad::Concurrency(NonZeroUsize::new(8).unwrap());
+    load.warmup = Duration::ZERO;
+    let sc = scenario(&server.url(), load, vec![class("c", 1, "m", false)]);
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = tx.send(true);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let start = Instant::now();
+    let run = engine::run_scenario(&sc, &quiet(), rx).await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let s = &run.summary;
+    assert!(s.interrupted);
+    // 8 users x ~1 s / ~30 ms each; the requests in flight at the stop finish and count.
+    assert!(s.overall.requests > 50, "{}", s.overall.requests);
+    assert_eq!(s.overall.requests, s.overall.successes);
+    assert_eq!(s.overall.requests as usize, server.received());
+}
+
 fn synthetic_samples(n: usize) -> Vec<Sample> {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
     (0..n)
