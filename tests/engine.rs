@@ -12,11 +12,12 @@ use gauntlet::engine::{
 use gauntlet::metrics::{
     self, ClassInfo, ErrorKind, Layout, Recorder, RunInfo, Sample, ServedBy, Summary,
 };
-use gauntlet::scenario::StageLoad;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 
-use crate::support::{self, class, completion_json, open_load, reply, scenario, stream_body};
+use crate::support::{
+    self, class, closed_load, completion_json, open_load, reply, scenario, stream_body,
+};
 
 fn quiet() -> RunOptions {
     RunOptions {
@@ -282,13 +283,7 @@ async fn a_huge_body_is_malformed_not_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_in_flight_cap_are_dropped_and_distrusted() {
-    let server = support::serve(|_, _| {
-        support::after(
-            Duration::from_secs(2),
-            reply(200, &[], completion_json("alpha")),
-        )
-    })
-    .await;
+    let server = support::answering_after(Duration::from_secs(2)).await;
     let mut load = open_load(100.0, Duration::from_secs(1));
     load.max_in_flight = NonZeroUsize::new(10).unwrap();
     let sc = scenario(&server.url(), load, vec![class("c", 1, "m", false)]);
@@ -309,22 +304,9 @@ async fn requests_past_the_in_flight_cap_are_dropped_and_distrusted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_model_keeps_n_users_busy_and_warmup_is_excluded() {
-    let server = support::serve(|_, _| {
-        support::after(
-            Duration::from_millis(10),
-            reply(200, &[], completion_json("alpha")),
-        )
-    })
-    .await;
-    let mut load = open_load(1.0, Duration::from_secs(2));
-    load.stages[0].load = StageLoad::Concurrency(NonZeroUsize::new(4).unwrap());
-    load.warmup = Duration::from_secs(1);
-    let sc = scenario(&server.url(), load, vec![class("c", 1, "m", true)]);
-    let sc = {
-        let mut sc = sc;
-        sc.requests[0].stream = false;
-        sc
-    };
+    let server = support::answering_after(Duration::from_millis(10)).await;
+    let load = closed_load(4, Duration::from_secs(2), Duration::from_secs(1));
+    let sc = scenario(&server.url(), load, vec![class("c", 1, "m", false)]);
     let run = engine::run_scenario(&sc, &quiet(), never_stop())
         .await
         .unwrap();
@@ -368,16 +350,8 @@ async fn ctrl_c_stops_sending_and_keeps_what_was_measured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_in_a_closed_stage_keeps_every_answer_the_users_got() {
     // Each answer takes a while, so every user is mid-request when the stop comes.
-    let server = support::serve(|_, _| {
-        support::after(
-            Duration::from_millis(30),
-            reply(200, &[], completion_json("alpha")),
-        )
-    })
-    .await;
-    let mut load = open_load(1.0, Duration::from_secs(30));
-    load.stages[0].load = StageLoad::Concurrency(NonZeroUsize::new(8).unwrap());
-    load.warmup = Duration::ZERO;
+    let server = support::answering_after(Duration::from_millis(30)).await;
+    let load = closed_load(8, Duration::from_secs(30), Duration::ZERO);
     let sc = scenario(&server.url(), load, vec![class("c", 1, "m", false)]);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -197,6 +197,19 @@ pub fn open_load(rate: f64, duration: Duration) -> LoadPlan {
     }
 }
 
+/// A closed-model plan: `users` busy for `duration`, the first `warmup` of it not counted.
+pub fn closed_load(users: usize, duration: Duration, warmup: Duration) -> LoadPlan {
+    let mut load = open_load(1.0, duration);
+    load.stages[0].load = StageLoad::Concurrency(NonZeroUsize::new(users).unwrap());
+    load.warmup = warmup;
+    load
+}
+
+/// A server answering every request with a completion after `delay`.
+pub async fn answering_after(delay: Duration) -> TestServer {
+    serve(move |_, _| after(delay, reply(200, &[], completion_json("alpha")))).await
+}
+
 /// A scenario sending `requests` at `url` with `load`.
 pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scenario {
     Scenario {
