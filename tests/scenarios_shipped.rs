@@ -86,7 +86,7 @@ fn every_shipped_scenario_validates_and_says_what_it_proves() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 11,
+        files.len() >= 12,
         "expected the shipped set, found {files:?}"
     );
     for file in &files {
@@ -230,4 +230,20 @@ fn a_429_storm_moves_traffic_without_hammering_the_rate_limited_provider() {
         "everyday served by {by}"
     );
     assert!(f(s, &["overall", "availability"]) >= 0.99);
+}
+
+/// The closed model through the embedded gateway: 50 users, each sending again as soon as it is
+/// answered, every request answered and served by the zero-latency provider.
+#[test]
+fn max_throughput_keeps_50_users_busy_through_the_gateway() {
+    let r = run("max-throughput", &["--duration", "4s"]);
+    let s = &r.summary;
+    assert_eq!(r.code, 0, "{}\n{}", s["sla"], r.stderr);
+    let requests = f(s, &["overall", "requests"]);
+    // Thousands a second even in a debug build; users that stopped after a request or two
+    // would leave ~100 in the 3.2 s measured.
+    assert!(requests > 500.0, "only {requests} requests measured");
+    assert_eq!(f(s, &["overall", "successes"]), requests);
+    assert_eq!(f(s, &["overall", "dropped"]), 0.0);
+    assert_eq!(f(class(s, "bench"), &["served_by", "zero"]), requests);
 }
