@@ -79,9 +79,12 @@ fn trim(v: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
+/// Requests per second: "26,255/s", "38.5/s".
 pub fn rate(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}/s")
+    if !v.is_finite() {
+        "–".into()
+    } else if v >= 100.0 {
+        format!("{}/s", count(v.round() as u64))
     } else {
         format!("{v:.1}/s")
     }
@@ -143,5 +146,8 @@ mod tests {
         assert_eq!(percentile_label(99.9), "99.9%");
         assert_eq!(percentile_label(90.0), "90%");
         assert_eq!(usd(0.0042), "$0.00420");
+        assert_eq!(rate(26255.4), "26,255/s");
+        assert_eq!(rate(197.0), "197/s");
+        assert_eq!(rate(38.46), "38.5/s");
     }
 }

@@ -28,14 +28,14 @@ pub fn render(s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7}",
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
         "class", "requests", "avail", "rps", "p50", "p99", "ttft p99", "errors"
     );
     let row = |o: &mut String, name: &str, st: &Stats| {
         let errors: u64 = st.errors.values().sum::<u64>() + st.dropped;
         let _ = writeln!(
             o,
-            "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7}",
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
             name,
             fmt::count(st.requests),
             fmt::pct(st.availability),
