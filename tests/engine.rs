@@ -319,6 +319,21 @@ async fn closed_model_keeps_n_users_busy_and_warmup_is_excluded() {
     assert!((s.warmup_s - 1.0).abs() < 1e-9);
 }
 
+/// Runs `sc` and presses Ctrl-C after 1 s: the run must end soon after, marked interrupted.
+async fn stopped_after_1s(sc: &gauntlet::scenario::Scenario) -> Summary {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = tx.send(true);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let start = Instant::now();
+    let run = engine::run_scenario(sc, &quiet(), rx).await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(run.summary.interrupted);
+    run.summary
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_sending_and_keeps_what_was_measured() {
     let server = support::serve(|_, _| reply(200, &[], completion_json("alpha"))).await;
@@ -327,17 +342,7 @@ async fn ctrl_c_stops_sending_and_keeps_what_was_measured() {
         open_load(100.0, Duration::from_secs(30)),
         vec![class("c", 1, "m", false)],
     );
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let _ = tx.send(true);
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    });
-    let start = Instant::now();
-    let run = engine::run_scenario(&sc, &quiet(), rx).await.unwrap();
-    assert!(start.elapsed() < Duration::from_secs(5));
-    let s = &run.summary;
-    assert!(s.interrupted);
+    let s = &stopped_after_1s(&sc).await;
     assert!(
         (80..=130).contains(&s.overall.requests),
         "{}",
@@ -353,17 +358,7 @@ async fn ctrl_c_in_a_closed_stage_keeps_every_answer_the_users_got() {
     let server = support::answering_after(Duration::from_millis(30)).await;
     let load = closed_load(8, Duration::from_secs(30), Duration::ZERO);
     let sc = scenario(&server.url(), load, vec![class("c", 1, "m", false)]);
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let _ = tx.send(true);
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    });
-    let start = Instant::now();
-    let run = engine::run_scenario(&sc, &quiet(), rx).await.unwrap();
-    assert!(start.elapsed() < Duration::from_secs(5));
-    let s = &run.summary;
-    assert!(s.interrupted);
+    let s = &stopped_after_1s(&sc).await;
     // 8 users x ~1 s / ~30 ms each; the requests in flight at the stop finish and count.
     assert!(s.overall.requests > 50, "{}", s.overall.requests);
     assert_eq!(s.overall.requests, s.overall.successes);
