@@ -7,10 +7,10 @@
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
 //! latency p99 (ms) and drops to stderr as `t:p99/dropped`.
 //!
-//! In open mode the JSON also reports the machine's hiccups while the load ran, measured as jHiccup does:
-//! a thread that asks to sleep 1 ms and records how much longer it slept. A generator stall
-//! that coincides with a hiccup of the same size was the machine (host or OS scheduler), not
-//! the generator.
+//! In open mode the JSON also reports the machine's hiccups while the load ran, measured as
+//! jHiccup does: a thread that asks to sleep 1 ms and records how much longer it slept. A
+//! generator stall that coincides with a hiccup of the same size was the machine (host or OS
+//! scheduler), not the generator.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -121,10 +121,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let meter = (mode == "open").then(|| hiccups(stop_meter.clone()));
     let run = rt.block_on(engine::run_scenario(&scenario, &options, rx))?;
     stop_meter.store(true, Ordering::Relaxed);
-    let hiccup = match meter {
-        Some(m) => Some(m.join().map_err(|_| "the hiccup meter panicked")?),
-        None => None,
-    };
+    let hiccup = meter
+        .map(|m| m.join().map_err(|_| "the hiccup meter panicked"))
+        .transpose()?;
     let ms = |us: u64| us as f64 / 1000.0;
     let s = &run.summary;
     if std::env::var_os("BENCH_INTERVALS").is_some() {

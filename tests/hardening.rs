@@ -603,19 +603,17 @@ fn an_overlong_sse_line_is_refused_however_it_is_read() {
     );
 }
 
-/// A limit of this machine from /proc (`None` when unreadable).
-fn proc_limit(path: &str, line_starts: Option<&str>) -> Option<usize> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let line = match line_starts {
-        Some(p) => text.lines().find(|l| l.starts_with(p))?,
-        None => text.lines().next()?,
-    };
-    let field = match line_starts {
-        // "Max open files  <soft>  <hard>  files"
-        Some(p) => line[p.len()..].split_whitespace().next()?,
-        None => line.trim(),
-    };
-    field.parse().ok()
+/// The kernel's cap on a listener's queue (`None` when unreadable).
+fn somaxconn() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?;
+    text.trim().parse().ok()
+}
+
+/// This process's soft limit on open descriptors: "Max open files  <soft>  <hard>  files".
+fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 #[tokio::test]
@@ -625,9 +623,9 @@ async fn a_burst_of_connections_beyond_the_usual_backlog_is_queued_not_dropped()
     let addr = listener.local_addr().unwrap();
     // 1,500 is past tokio's default backlog of 1,024; the kernel and the descriptor limit
     // may allow fewer, and then fewer are tried.
-    let somaxconn = proc_limit("/proc/sys/net/core/somaxconn", None).unwrap_or(1024);
-    let fds = proc_limit("/proc/self/limits", Some("Max open files")).unwrap_or(1024);
-    let n = 1500.min(somaxconn).min(fds.saturating_sub(200));
+    let n = 1500
+        .min(somaxconn().unwrap_or(1024))
+        .min(open_files_limit().unwrap_or(1024).saturating_sub(200));
     let connects = (0..n).map(|_| async move {
         // A SYN dropped at a full queue is retried after 1 s, then 3 s: far past this bound.
         tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await

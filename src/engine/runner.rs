@@ -418,7 +418,7 @@ async fn run_closed(
         workers.spawn_on(
             async move {
                 let mut conn = client.user_connections();
-                let mut batch = Vec::with_capacity(USER_BATCH);
+                let mut batch = Vec::new();
                 let mut flushed = Duration::ZERO;
                 // One count per user, not per request: a closed user has at most one in flight.
                 in_flight.fetch_add(1, Ordering::AcqRel);
@@ -433,7 +433,10 @@ async fn run_closed(
                     batch.push(client.send_on(&mut conn, class, t0, intended).await);
                     if batch.len() >= USER_BATCH || intended.saturating_sub(flushed) >= USER_FLUSH {
                         flushed = intended;
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(USER_BATCH));
+                        // The next batch is sized like this one: a slow user flushing a
+                        // few samples every 100 ms does not allocate room for 256.
+                        let next = Vec::with_capacity(batch.len());
+                        let full = std::mem::replace(&mut batch, next);
                         if tx.send(Msg::Batch(full)).is_err() {
                             break;
                         }
