@@ -247,3 +247,76 @@ fn max_throughput_keeps_50_users_busy_through_the_gateway() {
     assert_eq!(f(s, &["overall", "dropped"]), 0.0);
     assert_eq!(f(class(s, "bench"), &["served_by", "zero"]), requests);
 }
+
+/// Every TOML file gauntlet ships, found by walking the repository: the intentionally broken
+/// corpora under `tests/data/bad-*` and build output are left out.
+fn shipped_toml_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if path.is_dir() {
+                let skipped = name.starts_with('.') || name == "target" || name.starts_with("bad-");
+                if !skipped {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".toml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(Path::new(env!("CARGO_MANIFEST_DIR")), &mut files);
+    files.sort();
+    files
+}
+
+/// Reads each file named on the command line with Python's `tomllib` (TOML 1.0) and prints
+/// `path: message` for each it refuses; exit 1 if any was refused.
+const TOML10_CHECK: &str = r#"
+import sys
+try:
+    import tomllib
+except ImportError:
+    sys.exit("python3 is older than 3.11 and has no tomllib (a TOML 1.0 parser); install python3 >= 3.11")
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as f:
+            tomllib.load(f)
+    except Exception as e:
+        bad += 1
+        print(f"{path}: {e}")
+sys.exit(1 if bad else 0)
+"#;
+
+/// TOML 1.1 allows newlines inside inline tables; Python's tomllib, taplo and most editors
+/// read TOML 1.0 and refuse such a file, so every shipped file must be plain TOML 1.0.
+#[test]
+fn every_shipped_toml_file_is_toml_1_0() {
+    let files = shipped_toml_files();
+    let has = |dir: &str| files.iter().any(|f| f.to_string_lossy().contains(dir));
+    assert!(
+        has("/scenarios/") && has("/mock-upstreams/") && has("/examples/") && has("/benches/"),
+        "the walk missed a shipped folder: {files:?}"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(TOML10_CHECK)
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run python3 ({e}): this test needs python3 >= 3.11 (its tomllib is the \
+                 TOML 1.0 reference here); install it, e.g. `apt-get install python3`"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "files that are not TOML 1.0 (checked {} files with python3 tomllib):\n{}{}",
+        files.len(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
