@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gauntlet::config::Source;
 use gauntlet::engine::{self, RunOptions};
 use gauntlet::openai::Message;
 use gauntlet::scenario::{
@@ -79,7 +78,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "bench".into(),
         description: None,
         seed: 1,
-        source: Source::new("bench", ""),
         target: Target::Url(url),
         upstreams: Vec::new(),
         load: LoadPlan {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gauntlet::mock::FaultKind;
+use gauntlet::mock::{FaultKind, Profile};
 use gauntlet::openai::Message;
 use gauntlet::scenario::{
     Arrival, Objective, Scope, Stage, StageLoad, Target, UpstreamSource, load, load_str,
@@ -145,15 +145,39 @@ fn quickstart_loads_into_the_expected_typed_values() {
 
     assert_eq!(s.name, "quickstart");
     assert_eq!(s.seed, 7);
-    assert_eq!(s.target, Target::EmbeddedGateway);
     let names: Vec<&str> = s.upstreams.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["deepseek", "qwen", "premium"]);
+    let Target::EmbeddedGateway(gateway) = &s.target else {
+        panic!("expected the embedded gateway, got {:?}", s.target);
+    };
+    assert_eq!(gateway.upstreams(), names);
+    let routes: Vec<(&str, &str, &str)> = gateway
+        .routes()
+        .iter()
+        .map(|r| {
+            let target = r.targets[0].upstream.as_str();
+            (r.model.as_str(), target, r.fallbacks[0].upstream.as_str())
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("deepseek-v4-flash", "deepseek", "qwen"),
+            ("qwen3-32b", "qwen", "deepseek"),
+            ("deepseek-r1", "premium", "qwen"),
+        ]
+    );
+    assert_eq!(gateway.keys()[0].key, "gk-standard-demo");
     for (u, profile) in s.upstreams.iter().zip(PROFILES) {
-        let expected = dir
+        let file = dir
             .path()
             .join("mock-upstreams")
             .join(format!("{profile}.toml"));
-        assert_eq!(u.source, UpstreamSource::Profile(expected));
+        let UpstreamSource::Profile(loaded) = &u.source else {
+            panic!("{}: expected a profile, got {:?}", u.name, u.source);
+        };
+        assert_eq!(**loaded, Profile::load(&file).unwrap(), "{}", u.name);
+        assert_eq!(loaded.models[0].name, profile);
     }
 
     assert_eq!(
@@ -243,7 +267,6 @@ fn quickstart_loads_into_the_expected_typed_values() {
         _ => None,
     });
     assert!((availability.unwrap() - 0.999).abs() < 1e-12);
-    assert!(s.source.text.contains("[gateway]"));
 }
 
 #[test]

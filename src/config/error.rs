@@ -197,9 +197,26 @@ impl Source {
     }
 }
 
-/// serde says "unknown field `retires`, expected one of `a`, `b`"; add the likely fix.
+/// serde names Rust types ("expected f64"); say what to write instead.
+const PLAIN_TYPES: [(&str, &str); 6] = [
+    ("expected f64", "expected a number"),
+    ("expected i64", "expected a whole number"),
+    ("expected u64", "expected a whole number >= 0"),
+    ("expected u32", "expected a whole number >= 0"),
+    ("expected u16", "expected a whole number from 0 to 65535"),
+    ("expected a boolean", "expected true or false"),
+];
+
+/// serde says "unknown field `retires`, expected one of `a`, `b`"; add the likely fix. It
+/// also names Rust types, which become plain words.
 fn improve_toml_message(message: &str) -> String {
     let message = message.trim_end();
+    if let Some((rest, plain)) = PLAIN_TYPES
+        .iter()
+        .find_map(|(rust, plain)| Some((message.strip_suffix(rust)?, plain)))
+    {
+        return format!("{rest}{plain}");
+    }
     let Some(rest) = message
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("unknown variant `"))
@@ -248,5 +265,11 @@ mod tests {
         assert!(msg.ends_with("(did you mean `retries`?)"), "{msg}");
         let msg = improve_toml_message("unknown field `zzz`, expected `retries` or `timeout`");
         assert!(!msg.contains("did you mean"), "{msg}");
+    }
+
+    #[test]
+    fn rust_type_names_become_plain_words() {
+        let msg = improve_toml_message("invalid type: string \"x\", expected f64");
+        assert_eq!(msg, "invalid type: string \"x\", expected a number");
     }
 }

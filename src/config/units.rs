@@ -1,12 +1,9 @@
-//! Readable units in config files ("500ms", "99.9%", distributions) and the checker that
-//! turns raw values into typed ones while collecting every located error.
+//! Readable units in config files ("500ms", "99.9%", distributions): their raw shapes and
+//! the parsers that turn them into typed values.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use toml::Spanned;
-
-use super::error::{ConfigError, ConfigErrors, Source};
 
 /// A number written either bare (`0.25`) or as text (`"250ms"`, `"99.9%"`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -185,145 +182,8 @@ pub fn parse_ratio(raw: &RawNum) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Collects errors while raw config values are turned into typed ones.
-pub struct Check<'a> {
-    pub src: &'a Source,
-    errors: Vec<ConfigError>,
-}
-
-impl<'a> Check<'a> {
-    pub fn new(src: &'a Source) -> Self {
-        Self {
-            src,
-            errors: Vec::new(),
-        }
-    }
-
-    pub fn error(
-        &mut self,
-        span: std::ops::Range<usize>,
-        key: impl Into<String>,
-        msg: impl Into<String>,
-    ) {
-        let e = self.src.error_at(span, key, msg);
-        self.errors.push(e);
-    }
-
-    /// Records an error produced elsewhere (for example by a nested loader).
-    pub fn push(&mut self, e: ConfigError) {
-        self.errors.push(e);
-    }
-
-    pub fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
-    }
-
-    /// The value if nothing went wrong, otherwise every error found.
-    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
-        if self.errors.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigErrors(self.errors))
-        }
-    }
-
-    pub fn duration(&mut self, v: &Spanned<String>, key: &str) -> Option<Duration> {
-        match parse_duration(v.get_ref()) {
-            Ok(d) => Some(d),
-            Err(m) => {
-                self.error(v.span(), key, m);
-                None
-            }
-        }
-    }
-
-    /// A duration that must be longer than zero (timeouts, stage lengths).
-    pub fn positive_duration(&mut self, v: &Spanned<String>, key: &str) -> Option<Duration> {
-        let d = self.duration(v, key)?;
-        if d.is_zero() {
-            self.error(
-                v.span(),
-                key,
-                format!("`{}` must be longer than zero", v.get_ref()),
-            );
-            return None;
-        }
-        Some(d)
-    }
-
-    pub fn ratio(&mut self, v: &Spanned<RawNum>, key: &str) -> Option<f64> {
-        match parse_ratio(v.get_ref()) {
-            Ok(r) => Some(r),
-            Err(m) => {
-                self.error(v.span(), key, m);
-                None
-            }
-        }
-    }
-
-    /// A finite number within `range` (inclusive), else an error naming the allowed range.
-    pub fn number_in(
-        &mut self,
-        v: &Spanned<f64>,
-        key: &str,
-        range: std::ops::RangeInclusive<f64>,
-    ) -> Option<f64> {
-        let n = *v.get_ref();
-        if n.is_finite() && range.contains(&n) {
-            Some(n)
-        } else {
-            self.error(
-                v.span(),
-                key,
-                format!(
-                    "{n} is out of range; allowed {}..={}",
-                    range.start(),
-                    range.end()
-                ),
-            );
-            None
-        }
-    }
-
-    pub fn duration_dist(&mut self, v: &Spanned<RawDist>, key: &str) -> Option<DurationDist> {
-        self.dist(v, key, Unit::Duration).map(DurationDist)
-    }
-
-    /// A distribution of plain numbers (token rates, token counts) within `max`.
-    pub fn number_dist(&mut self, v: &Spanned<RawDist>, key: &str, max: f64) -> Option<Dist> {
-        let d = self.dist(v, key, Unit::Number)?;
-        let too_big = match d {
-            Dist::Fixed { value } => value > max,
-            Dist::Uniform { max: hi, .. } => hi > max,
-            Dist::Normal { mean, .. } => mean > max,
-            Dist::LogNormal { p99, .. } => p99 > max,
-        };
-        if too_big {
-            self.error(
-                v.span(),
-                key,
-                format!("values above {max} are not supported"),
-            );
-            return None;
-        }
-        Some(d)
-    }
-
-    fn dist(&mut self, v: &Spanned<RawDist>, key: &str, unit: Unit) -> Option<Dist> {
-        let span = v.span();
-        let result = compile_dist(v.get_ref(), unit);
-        match result {
-            Ok(d) => Some(d),
-            Err(m) => {
-                self.error(span, key, m);
-                None
-            }
-        }
-    }
-}
-
 #[derive(Clone, Copy)]
-enum Unit {
+pub(super) enum Unit {
     Duration,
     Number,
 }
@@ -347,7 +207,7 @@ fn value_of(raw: &RawNum, unit: Unit, field: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-fn compile_dist(raw: &RawDist, unit: Unit) -> Result<Dist, String> {
+pub(super) fn compile_dist(raw: &RawDist, unit: Unit) -> Result<Dist, String> {
     let t = match raw {
         RawDist::Fixed(n) => return Ok(Dist::fixed(value_of(n, unit, "value")?)),
         RawDist::Shaped(t) => t,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use crate::gateway::{self, GatewayHandle};
+use crate::gateway::{self, EmbeddedConfig, GatewayHandle};
 use crate::metrics::cost::Price;
 use crate::mock::{self, ControlClient, MockHandle, Profile};
 use crate::scenario::{Scenario, Target, UpstreamSource};
@@ -90,7 +90,7 @@ impl Fleet {
             Target::Url(url) => Ok((vec![url.clone(); scenario.requests.len()], url.clone())),
             Target::Direct => direct_targets(scenario, &fleet.upstreams, &fleet.upstream_urls)
                 .map(|t| (t, "direct to upstreams".to_string())),
-            Target::EmbeddedGateway => fleet.start_gateway(scenario).await.map(|url| {
+            Target::EmbeddedGateway(config) => fleet.start_gateway(config).await.map(|url| {
                 (
                     vec![url; scenario.requests.len()],
                     "embedded gateway".to_string(),
@@ -121,12 +121,11 @@ impl Fleet {
                     url.clone(),
                     admin_token.as_ref().map(|t| t.expose().to_string()),
                 ),
-                UpstreamSource::Profile(path) => {
-                    let profile = Profile::load(path).map_err(|e| err(e.to_string()))?;
-                    if let Some(p) = price_of(&profile) {
+                UpstreamSource::Profile(profile) => {
+                    if let Some(p) = price_of(profile) {
                         self.prices.insert(u.name.clone(), p);
                     }
-                    let handle = mock::start(profile, &u.name, loopback(), None)
+                    let handle = mock::start(Profile::clone(profile), &u.name, loopback(), None)
                         .await
                         .map_err(|e| err(e.to_string()))?;
                     let url = handle.url();
@@ -141,14 +140,13 @@ impl Fleet {
         Ok(())
     }
 
-    async fn start_gateway(&mut self, scenario: &Scenario) -> Result<String, FleetError> {
-        let pairs: Vec<(String, String)> = self
-            .upstreams
-            .iter()
-            .cloned()
-            .zip(self.upstream_urls.iter().cloned())
-            .collect();
-        let config = gateway::Config::from_embedded(&scenario.source, &pairs)
+    /// Binds the gateway compiled at validation to the addresses the upstreams got.
+    async fn start_gateway(&mut self, config: &EmbeddedConfig) -> Result<String, FleetError> {
+        let config = config
+            .bind(|name| {
+                let i = self.upstreams.iter().position(|n| n == name)?;
+                self.upstream_urls.get(i).map(String::as_str)
+            })
             .map_err(|e| FleetError::Gateway(e.to_string()))?;
         let handle = gateway::start(config, loopback())
             .await

@@ -43,8 +43,8 @@ mod window;
 
 pub use breaker::BreakerState;
 pub use config::{
-    BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, KeyConfig, RetryConfig, RouteConfig, Target,
-    Tier, Timeouts, UpstreamConfig,
+    BindError, BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, EmbeddedConfig, KeyConfig,
+    RawGatewayTable, RetryConfig, RouteConfig, Target, Tier, Timeouts, UpstreamConfig,
 };
 pub use error::{GatewayError, ProxyError, Side, TimeoutPhase};
 

@@ -79,7 +79,7 @@ impl Router {
                     .filter_map(|t| {
                         Some(Hop {
                             upstream: *index.get(t.upstream.as_str())?,
-                            weight: t.weight,
+                            weight: t.weight.get(),
                             model: t.model.clone(),
                         })
                     })

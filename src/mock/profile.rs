@@ -138,28 +138,13 @@ const MAX_TOKENS_PER_SECOND: f64 = 1e6;
 const MAX_COMPLETION_TOKENS: f64 = 1e6;
 const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Names end up in HTTP headers and ids, so they stay plain.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
+/// The mock's fleet and server check names with the same rule as every config file.
+pub(crate) use crate::config::valid_name;
 
 fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
     let mut check = Check::new(src);
 
-    if !valid_name(raw.name.get_ref()) {
-        check.error(
-            raw.name.span(),
-            "name",
-            format!(
-                "{:?} is not a valid name; use 1-64 letters, digits, '-', '_' or '.'",
-                raw.name.get_ref()
-            ),
-        );
-    }
+    check.name(&raw.name, "name");
 
     let mut models: Vec<ModelProfile> = Vec::new();
     if raw.models.get_ref().is_empty() {

@@ -3,25 +3,25 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::model::{RequestClass, Scenario, Secret, Target, Upstream, UpstreamSource};
+use super::model::{RequestClass, Scenario, Target, Upstream, UpstreamSource};
 use super::raw::{RawRequest, RawScenario, RawUpstream};
 use super::{faults, load as load_section, sla};
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
+use crate::gateway::EmbeddedConfig;
+use crate::mock::Profile;
 use crate::openai::Message;
 
 /// Limits that catch typos and runaway generated files, far above any real scenario.
 const MAX_UPSTREAMS: usize = 100;
 const MAX_CLASSES: usize = 1000;
-const MAX_WEIGHT: f64 = 1_000_000.0;
 const MAX_TOKENS: i64 = 1_000_000;
-const MAX_NAME_LEN: usize = 64;
 
-/// Reads, parses and validates a scenario file.
+/// Reads, parses and validates a scenario file, with the profiles it names: the one parse of
+/// the file a run makes.
 pub fn load(path: &Path) -> Result<Scenario, ConfigErrors> {
     let src = Source::read(path)?;
     compile(src)
@@ -47,11 +47,11 @@ pub fn load_str(
 }
 
 fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
-    let raw: RawScenario = src.parse_toml().map_err(plain_types)?;
+    let raw: RawScenario = src.parse_toml()?;
     let mut c = Check::new(&src);
 
     let name = match &raw.name {
-        Some(n) => check_name(&mut c, n, "name").unwrap_or_default(),
+        Some(n) => c.name(n, "name").unwrap_or_default(),
         None => src
             .path
             .file_stem()
@@ -64,17 +64,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         .iter()
         .map(|u| u.get_ref().name.get_ref().as_str())
         .collect();
-    let target = compile_target(&mut c, &raw);
-    if target == Target::EmbeddedGateway {
-        // Ports are picked at run time; validation only needs the names to resolve.
-        let placeholders: Vec<(String, String)> = upstream_names
-            .iter()
-            .map(|n| (n.to_string(), "http://127.0.0.1:9".to_string()))
-            .collect();
-        if let Err(errors) = crate::gateway::Config::from_embedded(&src, &placeholders) {
-            errors.0.into_iter().for_each(|e| c.push(e));
-        }
-    }
+    let target = compile_target(&mut c, &raw, &upstream_names);
     let requests = compile_requests(&mut c, &raw, &upstream_names);
     let plan = load_section::compile(&mut c, raw.load.as_ref());
     // Raw names, so a class with a bad weight still counts as defined for `[sla.classes]`.
@@ -100,7 +90,6 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         name,
         description: raw.description.clone(),
         seed: raw.seed.unwrap_or(1),
-        source: src.clone(),
         target,
         upstreams,
         load,
@@ -109,23 +98,6 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         sla,
     };
     finish(c, Some(scenario))
-}
-
-/// serde names Rust types ("expected f64"); say what to write instead.
-fn plain_types(mut e: ConfigError) -> ConfigError {
-    for (rust, plain) in [
-        ("expected f64", "expected a number"),
-        ("expected i64", "expected a whole number"),
-        ("expected u64", "expected a whole number >= 0"),
-        ("expected u32", "expected a whole number >= 0"),
-        ("expected u16", "expected a whole number from 0 to 65535"),
-        ("expected a boolean", "expected true or false"),
-    ] {
-        if let Some(rest) = e.message.strip_suffix(rust) {
-            e.message = format!("{rest}{plain}");
-        }
-    }
-    e
 }
 
 /// Errors come back in file order, whichever rule found them.
@@ -138,127 +110,6 @@ fn finish(c: Check<'_>, scenario: Option<Scenario>) -> Result<Scenario, ConfigEr
         // Every rule that declines a value records why, so this only guards against silence.
         Ok(()) => scenario
             .ok_or_else(|| ConfigError::new("load", "the scenario has no valid load").into()),
-    }
-}
-
-/// A name used in headers, report paths and `--class` filters: short and plain.
-pub(super) fn check_name(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<String> {
-    let s = v.get_ref();
-    let ok_chars = s
-        .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
-    if s.is_empty() || s.len() > MAX_NAME_LEN || !ok_chars {
-        c.error(
-            v.span(),
-            key,
-            format!(
-                "{s:?} is not a valid name; use 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`"
-            ),
-        );
-        return None;
-    }
-    Some(s.clone())
-}
-
-/// An error for a name that refers to nothing, with the closest existing name if any.
-pub(super) fn unknown_name(
-    c: &mut Check<'_>,
-    v: &Spanned<String>,
-    key: &str,
-    what: &str,
-    table: &str,
-    known: &[&str],
-) {
-    let name = v.get_ref();
-    let hint = did_you_mean(name, known.iter().copied())
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
-    let list = if known.is_empty() {
-        format!("none are defined; add a {table} entry")
-    } else {
-        format!("defined: {}", known.join(", "))
-    };
-    c.error(
-        v.span(),
-        key,
-        format!("unknown {what} `{name}`{hint}; {list}"),
-    );
-}
-
-/// A whole number within `range`, from a value TOML may have given as a float.
-pub(super) fn whole(
-    c: &mut Check<'_>,
-    v: &Spanned<f64>,
-    key: &str,
-    range: Range<f64>,
-    unit: &str,
-) -> Option<u64> {
-    let n = *v.get_ref();
-    if n.is_finite() && n.fract() == 0.0 && n >= range.start && n < range.end {
-        // The range check above keeps the cast exact.
-        return Some(n as u64);
-    }
-    c.error(
-        v.span(),
-        key,
-        format!(
-            "{n} is not allowed; {unit} must be a whole number from {} to {}",
-            range.start,
-            range.end - 1.0
-        ),
-    );
-    None
-}
-
-/// A literal secret or `env:NAME`, resolved now so a missing variable fails before the run.
-pub(super) fn secret(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<Secret> {
-    let s = v.get_ref();
-    let Some(var) = s.strip_prefix("env:") else {
-        if s.trim().is_empty() {
-            c.error(v.span(), key, "is empty; write the value or \"env:NAME\"");
-            return None;
-        }
-        return Some(Secret::new(s.clone()));
-    };
-    let var = var.trim();
-    let valid = !var.is_empty()
-        && var
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-    if !valid {
-        c.error(
-            v.span(),
-            key,
-            format!("`env:{var}` does not name an environment variable; write it like \"env:OPENAI_API_KEY\""),
-        );
-        return None;
-    }
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-        Ok(_) => {
-            c.error(
-                v.span(),
-                key,
-                format!("environment variable `{var}` is set but empty"),
-            );
-            None
-        }
-        Err(std::env::VarError::NotPresent) => {
-            c.error(
-                v.span(),
-                key,
-                format!("environment variable `{var}` is not set; export it before running"),
-            );
-            None
-        }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            c.error(
-                v.span(),
-                key,
-                format!("environment variable `{var}` is not valid UTF-8"),
-            );
-            None
-        }
     }
 }
 
@@ -279,7 +130,7 @@ fn check_url(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<String
     Some(s.trim_end_matches('/').to_string())
 }
 
-fn compile_target(c: &mut Check<'_>, raw: &RawScenario) -> Target {
+fn compile_target(c: &mut Check<'_>, raw: &RawScenario, upstreams: &[&str]) -> Target {
     if let Some(t) = &raw.target {
         if let Some(g) = &raw.gateway {
             c.error(
@@ -291,10 +142,13 @@ fn compile_target(c: &mut Check<'_>, raw: &RawScenario) -> Target {
         }
         return check_url(c, &t.url, "target.url").map_or(Target::Direct, Target::Url);
     }
-    let target = if raw.gateway.is_some() {
-        Target::EmbeddedGateway
-    } else {
-        Target::Direct
+    let target = match &raw.gateway {
+        Some(table) => Target::EmbeddedGateway(Box::new(EmbeddedConfig::compile(
+            c,
+            table.get_ref(),
+            upstreams,
+        ))),
+        None => Target::Direct,
     };
     if raw.upstreams.is_empty() {
         c.error(
@@ -330,7 +184,7 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
     for (i, spanned) in raw.iter().enumerate() {
         let u = spanned.get_ref();
         let key = |k: &str| format!("upstreams[{i}].{k}");
-        let name = check_name(c, &u.name, &key("name"));
+        let name = c.name(&u.name, &key("name"));
         if let Some(n) = &name
             && !seen.insert(n.clone())
         {
@@ -367,13 +221,14 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
                          controls the mocks it starts itself",
                     );
                 }
-                profile_path(c, &dir, p, &key("profile")).map(UpstreamSource::Profile)
+                load_profile(c, &dir, p, &key("profile"))
+                    .map(|profile| UpstreamSource::Profile(Box::new(profile)))
             }
             (None, Some(url)) => {
                 let admin_token = u
                     .admin_token
                     .as_ref()
-                    .and_then(|t| secret(c, t, &key("admin_token")));
+                    .and_then(|t| c.secret(t, &key("admin_token")));
                 check_url(c, url, &key("url")).map(|url| UpstreamSource::Url { url, admin_token })
             }
         };
@@ -384,7 +239,9 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
     out
 }
 
-fn profile_path(c: &mut Check<'_>, dir: &Path, p: &Spanned<String>, key: &str) -> Option<PathBuf> {
+/// Reads and validates the profile a `[[upstreams]]` entry names; the run starts the mock with
+/// this very value, so the file is read once.
+fn load_profile(c: &mut Check<'_>, dir: &Path, p: &Spanned<String>, key: &str) -> Option<Profile> {
     if p.get_ref().trim().is_empty() {
         c.error(
             p.span(),
@@ -395,8 +252,8 @@ fn profile_path(c: &mut Check<'_>, dir: &Path, p: &Spanned<String>, key: &str) -
     }
     let resolved = normalize(&dir.join(p.get_ref()));
     match std::fs::metadata(&resolved) {
-        Ok(m) if m.is_file() => match crate::mock::Profile::load(&resolved) {
-            Ok(_) => Some(resolved),
+        Ok(m) if m.is_file() => match Profile::load(&resolved) {
+            Ok(profile) => Some(profile),
             Err(errors) => {
                 // The profile's own errors point into the profile file; say where it was named.
                 c.error(
@@ -499,7 +356,7 @@ fn compile_request(
 ) -> Option<RequestClass> {
     let r = spanned.get_ref();
     let key = |k: &str| format!("requests[{i}].{k}");
-    let name = check_name(c, &r.name, &key("name"));
+    let name = c.name(&r.name, &key("name"));
     if let Some(n) = &name
         && !seen.insert(n.clone())
     {
@@ -510,8 +367,7 @@ fn compile_request(
         );
     }
     let weight = match &r.weight {
-        Some(w) => whole(c, w, &key("weight"), 1.0..MAX_WEIGHT + 1.0, "a weight")
-            .and_then(|w| NonZeroU32::new(u32::try_from(w).ok()?)),
+        Some(w) => c.weight(w, &key("weight")),
         None => Some(NonZeroU32::MIN),
     };
     let model = r.model.get_ref().trim().to_string();
@@ -536,19 +392,12 @@ fn compile_request(
             None
         }
     });
-    let api_key = r.api_key.as_ref().map(|k| secret(c, k, &key("api_key")));
+    let api_key = r.api_key.as_ref().map(|k| c.secret(k, &key("api_key")));
     let headers = compile_headers(c, i, r);
     let primary = match &r.primary {
         Some(p) if upstreams.contains(&p.get_ref().as_str()) => Some(p.get_ref().clone()),
         Some(p) => {
-            unknown_name(
-                c,
-                p,
-                &key("primary"),
-                "upstream",
-                "[[upstreams]]",
-                upstreams,
-            );
+            c.unknown_name(p, &key("primary"), "upstream", "[[upstreams]]", upstreams);
             None
         }
         None => None,
@@ -696,15 +545,6 @@ mod tests {
             PathBuf::from("../x/y.toml")
         );
         assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
-    }
-
-    #[test]
-    fn serde_type_names_become_plain_words() {
-        let e = plain_types(ConfigError::new(
-            "",
-            "invalid type: string \"x\", expected f64",
-        ));
-        assert_eq!(e.message, "invalid type: string \"x\", expected a number");
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::compile::unknown_name;
 use super::model::ScheduledFault;
 use super::raw::RawScheduledFault;
 use crate::config::Check;
@@ -49,8 +48,7 @@ fn fault(
     let upstream = f.upstream.get_ref();
     let known = upstreams.contains(&upstream.as_str());
     if !known {
-        unknown_name(
-            c,
+        c.unknown_name(
             &f.upstream,
             &key("upstream"),
             "upstream",

@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::compile::whole;
 use super::model::{Arrival, LoadPlan, Stage, StageLoad};
 use super::raw::{RawArrival, RawLoad, RawLoadModel, RawStage};
 use crate::config::{Check, MAX_DURATION};
 
 /// Far above what one generator can send; anything larger is a typo.
 pub const MAX_RATE: f64 = 1_000_000.0;
-const MAX_CONCURRENCY: f64 = 100_000.0;
-const MAX_IN_FLIGHT: f64 = 1_000_000.0;
+const MAX_CONCURRENCY: u64 = 100_000;
+const MAX_IN_FLIGHT: u64 = 1_000_000;
 const MAX_STAGES: usize = 10_000;
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -51,14 +50,9 @@ pub fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawLoad>>) -> Option<Load
         .as_ref()
         .map_or(Some(Duration::ZERO), |w| c.duration(w, "load.warmup"));
     let max_in_flight = match &l.max_in_flight {
-        Some(m) => whole(
-            c,
-            m,
-            "load.max_in_flight",
-            1.0..MAX_IN_FLIGHT + 1.0,
-            "max_in_flight",
-        )
-        .and_then(|n| NonZeroUsize::new(usize::try_from(n).ok()?)),
+        Some(m) => c
+            .whole(m, "load.max_in_flight", 1..=MAX_IN_FLIGHT, "max_in_flight")
+            .and_then(|n| NonZeroUsize::new(usize::try_from(n).ok()?)),
         None => NonZeroUsize::new(1000),
     };
     let timeout = l
@@ -270,13 +264,7 @@ fn stage(
                 );
                 return None;
             };
-            let n = whole(
-                c,
-                n,
-                &k("concurrency"),
-                1.0..MAX_CONCURRENCY + 1.0,
-                "concurrency",
-            )?;
+            let n = c.whole(n, &k("concurrency"), 1..=MAX_CONCURRENCY, "concurrency")?;
             StageLoad::Concurrency(NonZeroUsize::new(usize::try_from(n).ok()?)?)
         }
     };

@@ -1,11 +1,11 @@
 //! The validated, typed scenario the engine runs: what `scenario::load` produces.
 
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Source;
-use crate::mock::FaultSpec;
+pub use crate::config::Secret;
+use crate::gateway::EmbeddedConfig;
+use crate::mock::{FaultSpec, Profile};
 use crate::openai::Message;
 
 #[derive(Debug, Clone)]
@@ -13,9 +13,6 @@ pub struct Scenario {
     pub name: String,
     pub description: Option<String>,
     pub seed: u64,
-    /// The file's text, kept so the embedded gateway table can be compiled from the same
-    /// source (`gateway::Config::from_embedded`) with errors located in this file.
-    pub source: Source,
     pub target: Target,
     pub upstreams: Vec<Upstream>,
     pub load: LoadPlan,
@@ -25,10 +22,11 @@ pub struct Scenario {
 }
 
 /// Where the load goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    /// The reference gateway, started in-process from the scenario's `[gateway]` table.
-    EmbeddedGateway,
+    /// The reference gateway, started in-process from the scenario's `[gateway]` table,
+    /// compiled at validation and bound to the upstreams' addresses when they start.
+    EmbeddedGateway(Box<EmbeddedConfig>),
     /// No gateway: each request goes straight to the upstream serving its model.
     Direct,
     /// A gateway running elsewhere (`[target] url`).
@@ -43,33 +41,14 @@ pub struct Upstream {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamSource {
-    /// A mock gauntlet starts from this profile file (resolved against the scenario's folder).
-    Profile(PathBuf),
+    /// A mock gauntlet starts with this profile, read and validated with the scenario: what
+    /// was validated is what runs, even if the file changes in between.
+    Profile(Box<Profile>),
     /// A mock already running; faults reach it through its control API.
     Url {
         url: String,
         admin_token: Option<Secret>,
     },
-}
-
-/// A value that must never be printed, logged or written into a report.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// The load, compiled: one list of stages on one clock that starts at t = 0.

@@ -29,7 +29,7 @@ pub struct RawScenario {
     pub upstreams: Vec<Spanned<RawUpstream>>,
     /// The embedded reference gateway's configuration (its own schema).
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
-    pub gateway: Option<Spanned<toml::Table>>,
+    pub gateway: Option<Spanned<crate::gateway::RawGatewayTable>>,
     #[schemars(with = "Option<RawLoad>")]
     pub load: Option<Spanned<RawLoad>>,
     /// The request classes of the weighted mix (at least one).

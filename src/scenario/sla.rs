@@ -3,7 +3,6 @@
 
 use toml::Spanned;
 
-use super::compile::unknown_name;
 use super::model::{Objective, Scope, Sla, SlaTarget};
 use super::raw::{RawSla, RawSlaClass};
 use crate::config::Check;
@@ -21,7 +20,7 @@ pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str]) -> Sla {
         let key = format!("sla.classes.{}", name.get_ref());
         if !classes.contains(&name.get_ref().as_str()) {
             let (n, k) = (name, key.as_str());
-            unknown_name(c, n, k, "request class", "[[requests]]", classes);
+            c.unknown_name(n, k, "request class", "[[requests]]", classes);
             continue;
         }
         if table.uptime.is_some() && table.availability.is_none() && !overall_availability {

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gauntlet::config::Source;
 use gauntlet::openai::Message;
 use gauntlet::scenario::{
     Arrival, LoadPlan, RequestClass, Scenario, Sla, Stage, StageLoad, Target,
@@ -216,7 +215,6 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         name: "test".into(),
         description: None,
         seed: 7,
-        source: Source::new("test.toml", ""),
         target: Target::Url(url.into()),
         upstreams: Vec::new(),
         load,

@@ -1,5 +1,6 @@
 //! Compilation of the raw gateway file into typed settings, collecting every located error
-//! (unknown upstream names, bad durations, missing environment variables, duplicates).
+//! (unknown upstream names, bad durations, missing environment variables, duplicates), with
+//! the rules for names, weights and secrets that scenarios use too (`config::Check`).
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::config::{Check, ConfigError, did_you_mean};
+use crate::config::{Check, ConfigError};
 
 use super::raw::{
     RawBreaker, RawGatewayTable, RawKey, RawRetry, RawRoute, RawTarget, RawTimeouts, RawUpstream,
@@ -26,14 +27,10 @@ pub(super) fn compile_upstreams(
     for (i, u) in raw.iter().enumerate() {
         let key = format!("upstreams[{i}]");
         let u = u.get_ref();
-        let name = u.name.get_ref().trim();
-        if name.is_empty() {
-            check.error(
-                u.name.span(),
-                format!("{key}.name"),
-                "name must not be empty",
-            );
-        } else if !seen.insert(name.to_string()) {
+        let name = check.name(&u.name, &format!("{key}.name"));
+        if let Some(name) = &name
+            && !seen.insert(name.clone())
+        {
             check.error(
                 u.name.span(),
                 format!("{key}.name"),
@@ -43,12 +40,16 @@ pub(super) fn compile_upstreams(
         if let Err(m) = validate_url(u.url.get_ref()) {
             check.error(u.url.span(), format!("{key}.url"), m);
         }
+        if let Some(old) = &u.api_key_env {
+            check.old_env_key(old, &format!("{key}.api_key_env"), "api_key");
+        }
         let api_key = u
-            .api_key_env
+            .api_key
             .as_ref()
-            .and_then(|v| env_value(check, v, &format!("{key}.api_key_env")));
+            .and_then(|v| check.secret(v, &format!("{key}.api_key")))
+            .map(|s| s.expose().to_string());
         out.push(UpstreamConfig {
-            name: name.to_string(),
+            name: name.unwrap_or_default(),
             url: u.url.get_ref().clone(),
             api_key,
         });
@@ -79,41 +80,21 @@ pub(super) fn validate_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn env_value(check: &mut Check<'_>, var: &Spanned<String>, key: &str) -> Option<String> {
-    match std::env::var(var.get_ref()) {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        Ok(_) => {
-            check.error(
-                var.span(),
-                key,
-                format!("environment variable `{}` is empty", var.get_ref()),
-            );
-            None
-        }
-        Err(_) => {
-            check.error(
-                var.span(),
-                key,
-                format!("environment variable `{}` is not set", var.get_ref()),
-            );
-            None
-        }
-    }
-}
-
+/// Everything but the upstreams, which the caller owns: a gateway file lists them with their
+/// URLs, a scenario names them and the fleet gives them addresses at start. `names` are the
+/// upstreams routes may use; the returned config has none yet.
 pub(super) fn compile_table(
     check: &mut Check<'_>,
     t: &RawGatewayTable,
-    upstreams: Vec<UpstreamConfig>,
+    names: &[&str],
     prefix: &str,
 ) -> Config {
     let timeouts = compile_timeouts(check, t.timeouts.as_ref(), Timeouts::default(), prefix);
-    let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
     let mut routes = Vec::new();
     let mut models = HashSet::new();
     for (i, r) in t.routes.iter().enumerate() {
         let key = format!("{prefix}routes[{i}]");
-        let Some(route) = compile_route(check, r, &names, timeouts, &key) else {
+        let Some(route) = compile_route(check, r, names, timeouts, &key) else {
             continue;
         };
         if models.insert(route.model.clone()) {
@@ -132,12 +113,6 @@ pub(super) fn compile_table(
             "no routes: add at least one, e.g. routes = [{ model = \"m\", targets = [\"a\"] }]",
         ));
     }
-    if upstreams.is_empty() && prefix.is_empty() {
-        check.push(ConfigError::new(
-            "upstreams",
-            "no upstreams: add [[upstreams]] with name and url",
-        ));
-    }
     let keys = compile_keys(check, &t.keys, prefix);
     let retry = compile_retry(check, t.retry.as_ref(), prefix);
     let breaker = compile_breaker(check, t.breaker.as_ref(), prefix);
@@ -147,7 +122,7 @@ pub(super) fn compile_table(
             .map_or(DEFAULT_MAX_REQUEST_BYTES, |n| n as usize),
     };
     Config {
-        upstreams,
+        upstreams: Vec::new(),
         keys,
         routes,
         timeouts,
@@ -189,23 +164,13 @@ fn compile_route(
             let tkey = format!("{key}.{field}[{j}]");
             let rt = t.get_ref();
             if !names.contains(&rt.upstream.as_str()) {
-                let hint = did_you_mean(&rt.upstream, names.iter().copied())
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                check.error(
-                    t.span(),
-                    tkey.clone(),
-                    format!(
-                        "unknown upstream `{}`{hint}; known upstreams: {}",
-                        rt.upstream,
-                        names.join(", ")
-                    ),
-                );
+                let named = Spanned::new(t.span(), rt.upstream.clone());
+                check.unknown_name(&named, &tkey, "upstream", "[[upstreams]]", names);
                 ok = false;
                 continue;
             }
             let weight = match &rt.weight {
-                None => 1,
+                None => NonZeroU32::MIN,
                 Some(w) if !weighted => {
                     check.error(
                         w.span(),
@@ -213,15 +178,14 @@ fn compile_route(
                         "fallbacks are tried in order; a weight means nothing here",
                     );
                     ok = false;
-                    1
+                    NonZeroU32::MIN
                 }
-                Some(w) => match positive_int(check, w, &format!("{tkey}.weight"), 1_000_000) {
-                    Some(n) => n as u32,
-                    None => {
+                Some(w) => check
+                    .weight(w, &format!("{tkey}.weight"))
+                    .unwrap_or_else(|| {
                         ok = false;
-                        1
-                    }
-                },
+                        NonZeroU32::MIN
+                    }),
             };
             out.push(Target {
                 upstream: rt.upstream.clone(),
@@ -269,23 +233,21 @@ fn compile_keys(check: &mut Check<'_>, raw: &[Spanned<RawKey>], prefix: &str) ->
     for (i, k) in raw.iter().enumerate() {
         let key = format!("{prefix}keys[{i}]");
         let rk = k.get_ref();
-        let value = match (&rk.key, &rk.key_env) {
-            (Some(v), None) => {
-                let v = v.get_ref().trim().to_string();
-                if v.is_empty() {
-                    check.error(k.span(), format!("{key}.key"), "key must not be empty");
-                    None
-                } else {
-                    Some(v)
+        if let Some(old) = &rk.key_env {
+            check.old_env_key(old, &format!("{key}.key_env"), "key");
+        }
+        let value = match &rk.key {
+            Some(v) => check
+                .secret(v, &format!("{key}.key"))
+                .map(|s| s.expose().to_string()),
+            None => {
+                if rk.key_env.is_none() {
+                    check.error(
+                        k.span(),
+                        key.clone(),
+                        "needs `key`: the key itself or \"env:NAME\"",
+                    );
                 }
-            }
-            (None, Some(env)) => env_value(check, env, &format!("{key}.key_env")),
-            _ => {
-                check.error(
-                    k.span(),
-                    key.clone(),
-                    "give exactly one of `key` or `key_env`",
-                );
                 None
             }
         };

@@ -14,11 +14,12 @@ mod compile;
 mod raw;
 
 use compile::{compile_table, compile_upstreams, validate_url};
-use raw::{RawFile, RawGatewayTable, RawScenarioWrapper};
+use raw::RawFile;
+pub use raw::RawGatewayTable;
 
 /// Everything the gateway needs to run. Build it with [`Config::load`] (a gateway file) or
-/// [`Config::from_embedded`] (a scenario's `[gateway]` table).
-#[derive(Debug, Clone)]
+/// [`EmbeddedConfig::bind`] (a scenario's `[gateway]` table, once its upstreams listen).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// API keys clients must present; none configured means the gateway is open.
@@ -32,7 +33,7 @@ pub struct Config {
 }
 
 /// A provider the gateway forwards to.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct UpstreamConfig {
     pub name: String,
     /// Base URL (`http://host:port` or `http://host:port/v1`).
@@ -68,7 +69,7 @@ impl Tier {
 }
 
 /// A client API key with its tier and per-minute limits (`None`: unlimited).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct KeyConfig {
     pub key: String,
     pub tier: Tier,
@@ -89,7 +90,7 @@ impl fmt::Debug for KeyConfig {
 }
 
 /// A public model name and where its requests go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub model: String,
     /// Weighted primaries: one is picked per request.
@@ -99,10 +100,11 @@ pub struct RouteConfig {
     pub timeouts: Timeouts,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub upstream: String,
-    pub weight: u32,
+    /// Share of the weighted pick among the route's targets (1 for fallbacks).
+    pub weight: NonZeroU32,
     /// Model name sent upstream instead of the public one.
     pub model: Option<String>,
 }
@@ -205,6 +207,12 @@ impl Config {
         let raw: RawFile = src.parse_toml().map_err(hint_table_order)?;
         let mut check = Check::new(src);
         let upstreams = compile_upstreams(&mut check, &raw.upstreams);
+        if upstreams.is_empty() {
+            check.push(ConfigError::new(
+                "upstreams",
+                "no upstreams: add [[upstreams]] with name and url",
+            ));
+        }
         let table = RawGatewayTable {
             keys: raw.keys,
             routes: raw.routes,
@@ -213,38 +221,76 @@ impl Config {
             breaker: raw.breaker,
             max_request_bytes: raw.max_request_bytes,
         };
-        let config = compile_table(&mut check, &table, upstreams, "");
+        let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+        let mut config = compile_table(&mut check, &table, &names, "");
+        config.upstreams = upstreams;
         check.finish(()).map(|()| config)
     }
+}
 
-    /// Compiles the `[gateway]` table of a scenario file; upstream names and base URLs come
-    /// from the scenario. Errors carry the scenario's line:col and keys prefixed `gateway.`.
-    pub fn from_embedded(
-        src: &Source,
-        upstreams: &[(String, String)],
-    ) -> Result<Config, ConfigErrors> {
-        let wrapper: RawScenarioWrapper = src.parse_toml()?;
-        let Some(table) = wrapper.gateway else {
-            return Err(ConfigError::new(
-                "gateway",
-                "the scenario has no [gateway] table; add one or set [target] url",
-            )
-            .into());
-        };
-        let mut check = Check::new(src);
-        let mut ups = Vec::with_capacity(upstreams.len());
-        for (name, url) in upstreams {
-            match validate_url(url) {
-                Ok(()) => ups.push(UpstreamConfig {
-                    name: name.clone(),
-                    url: url.clone(),
-                    api_key: None,
-                }),
-                Err(m) => check.push(ConfigError::new(format!("upstreams.{name}.url"), m)),
-            }
+/// A scenario's `[gateway]` table, compiled when the scenario is validated: everything but
+/// the addresses of its upstreams, which exist only once the fleet has started them. The
+/// fleet turns it into a [`Config`] with [`EmbeddedConfig::bind`]; nothing is parsed again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedConfig {
+    /// The settings, with no upstreams yet.
+    settings: Config,
+    /// The scenario's upstream names, in its order; the routes refer to these.
+    upstreams: Vec<String>,
+}
+
+/// Why an embedded gateway could not be given its upstreams' addresses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    #[error("upstream `{0}` has no address")]
+    Missing(String),
+    #[error("upstream `{name}`: {reason}")]
+    BadUrl { name: String, reason: String },
+}
+
+impl EmbeddedConfig {
+    /// Compiles the `[gateway]` table of a scenario whose upstreams are `upstreams`, into the
+    /// scenario's own check: errors carry its line:col and keys prefixed `gateway.`.
+    pub fn compile(check: &mut Check<'_>, table: &RawGatewayTable, upstreams: &[&str]) -> Self {
+        Self {
+            settings: compile_table(check, table, upstreams, "gateway."),
+            upstreams: upstreams.iter().map(|n| n.to_string()).collect(),
         }
-        let config = compile_table(&mut check, table.get_ref(), ups, "gateway.");
-        check.finish(()).map(|()| config)
+    }
+
+    /// The upstream names the routes may use, in the scenario's order.
+    pub fn upstreams(&self) -> &[String] {
+        &self.upstreams
+    }
+
+    pub fn routes(&self) -> &[RouteConfig] {
+        &self.settings.routes
+    }
+
+    pub fn keys(&self) -> &[KeyConfig] {
+        &self.settings.keys
+    }
+
+    /// The gateway's config with each upstream at its base URL; `address` gives the URL of
+    /// an upstream by name (the fleet knows them once everything listens).
+    pub fn bind<'a>(&self, address: impl Fn(&str) -> Option<&'a str>) -> Result<Config, BindError> {
+        let mut upstreams = Vec::with_capacity(self.upstreams.len());
+        for name in &self.upstreams {
+            let url = address(name).ok_or_else(|| BindError::Missing(name.clone()))?;
+            validate_url(url).map_err(|reason| BindError::BadUrl {
+                name: name.clone(),
+                reason,
+            })?;
+            upstreams.push(UpstreamConfig {
+                name: name.clone(),
+                url: url.to_string(),
+                api_key: None,
+            });
+        }
+        Ok(Config {
+            upstreams,
+            ..self.settings.clone()
+        })
     }
 }
 
@@ -253,7 +299,7 @@ fn hint_table_order(mut e: ConfigError) -> ConfigError {
     let misplaced = ["keys", "routes", "max_request_bytes"]
         .iter()
         .any(|k| e.message.starts_with(&format!("unknown field `{k}`")));
-    if misplaced && e.message.contains("api_key_env") {
+    if misplaced && e.message.contains("`url`") {
         e.message.push_str(
             "; top-level keys such as `keys` and `routes` must come before the first \
              [[upstreams]] table",
@@ -287,8 +333,8 @@ url = "http://127.0.0.1:9002/v1"
              {BASE}[retry]\nbudget = \"10%\"\nretry_on = [503]\n"
         ))
         .unwrap();
-        assert_eq!(c.routes[0].targets[0].weight, 80);
-        assert_eq!(c.routes[0].targets[1].weight, 1);
+        assert_eq!(c.routes[0].targets[0].weight.get(), 80);
+        assert_eq!(c.routes[0].targets[1].weight.get(), 1);
         assert_eq!(c.routes[0].fallbacks[0].model.as_deref(), Some("up"));
         assert_eq!(c.keys[0].tier, Tier::Pro);
         assert!((c.retry.budget - 0.1).abs() < 1e-9);
@@ -333,17 +379,108 @@ url = "http://127.0.0.1:9002/v1"
         );
     }
 
+    /// A scenario's view of its file: only the `[gateway]` table matters here.
+    #[derive(Deserialize)]
+    struct Scenario {
+        gateway: RawGatewayTable,
+    }
+
+    fn embedded(name: &str, text: &str) -> Result<EmbeddedConfig, ConfigErrors> {
+        let src = Source::new(name, text);
+        let raw: Scenario = toml::from_str(text).unwrap();
+        let mut check = Check::new(&src);
+        let config = EmbeddedConfig::compile(&mut check, &raw.gateway, &["a", "b"]);
+        check.finish(config)
+    }
+
     #[test]
     fn embedded_table_keeps_file_positions_and_prefix() {
-        let text = "name = \"s\"\n[load]\nrate = 5\n[gateway]\nroutes = [{ model = \"m\", targets = [\"x\"] }]\n";
-        let src = Source::new("scenario.toml", text);
-        let ups = vec![("a".to_string(), "http://127.0.0.1:1".to_string())];
-        let e = Config::from_embedded(&src, &ups).unwrap_err();
-        let s = e.to_string();
-        assert!(s.contains("scenario.toml:5:"), "{s}");
+        let text = "name = \"s\"\n[gateway]\nroutes = [{ model = \"m\", targets = [\"x\"] }]\n";
+        let s = embedded("scenario.toml", text).unwrap_err().to_string();
+        assert!(s.contains("scenario.toml:3:"), "{s}");
         assert!(s.contains("`gateway.routes[0].targets[0]`"), "{s}");
-        let ok = text.replace("\"x\"", "\"a\"");
-        let c = Config::from_embedded(&Source::new("s.toml", ok), &ups).unwrap();
-        assert_eq!(c.upstreams[0].name, "a");
+        assert!(s.contains("unknown upstream `x`; defined: a, b"), "{s}");
+    }
+
+    #[test]
+    fn embedded_config_is_bound_to_the_addresses_given_at_start() {
+        let text =
+            "[gateway]\nroutes = [{ model = \"m\", targets = [\"a\"], fallbacks = [\"b\"] }]\n";
+        let e = embedded("s.toml", text).unwrap();
+        assert_eq!(e.upstreams(), ["a", "b"]);
+        assert_eq!(e.routes()[0].fallbacks[0].upstream, "b");
+        let c = e
+            .bind(|n| match n {
+                "a" => Some("http://127.0.0.1:9001"),
+                "b" => Some("http://127.0.0.1:9002/v1"),
+                _ => None,
+            })
+            .unwrap();
+        let urls: Vec<(&str, &str)> = c
+            .upstreams
+            .iter()
+            .map(|u| (u.name.as_str(), u.url.as_str()))
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                ("a", "http://127.0.0.1:9001"),
+                ("b", "http://127.0.0.1:9002/v1")
+            ]
+        );
+        assert_eq!(c.routes, e.routes());
+        assert_eq!(
+            e.bind(|n| (n == "a").then_some("http://127.0.0.1:9001")),
+            Err(BindError::Missing("b".into()))
+        );
+        let https = e.bind(|_| Some("https://127.0.0.1:9001")).unwrap_err();
+        assert!(
+            https
+                .to_string()
+                .contains("https upstreams are not supported"),
+            "{https}"
+        );
+    }
+
+    #[test]
+    fn secrets_use_env_name_and_the_old_spelling_is_refused_where_it_stands() {
+        // Unset everywhere: unit tests cannot set variables safely while others run.
+        let var = "GAUNTLET_GW_CONFIG_TEST_KEY";
+        let text = format!(
+            "keys = [{{ key = \"env:{var}\", tier = \"pro\" }}, {{ key = \"gk-literal\" }}]\n\
+             routes = [{{ model = \"m\", targets = [\"a\"] }}]\n\
+             [[upstreams]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\napi_key = \"up-literal\"\n"
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "gw.toml:1:17: `keys[0].key`: environment variable `{var}` is not set"
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            e.lines().count(),
+            1,
+            "the literal key and api_key are fine: {e}"
+        );
+        let literal = text.replace(&format!("env:{var}"), "gk-pro");
+        let c = parse(&literal).unwrap();
+        assert_eq!(
+            (c.keys[0].key.as_str(), c.keys[0].tier),
+            ("gk-pro", Tier::Pro)
+        );
+        assert_eq!(c.upstreams[0].api_key.as_deref(), Some("up-literal"));
+
+        let old = "keys = [{ key_env = \"GK\" }]\nroutes = [{ model = \"m\", targets = [\"a\"] }]\n\
+                   [[upstreams]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\napi_key_env = \"UP\"\n";
+        let e = parse(old).unwrap_err().to_string();
+        assert!(
+            e.contains("gw.toml:1:21: `keys[0].key_env`: `*_env` keys are gone; write `key = \"env:GK\"` instead"),
+            "{e}"
+        );
+        assert!(
+            e.contains("gw.toml:6:15: `upstreams[0].api_key_env`: `*_env` keys are gone; write `api_key = \"env:UP\"` instead"),
+            "{e}"
+        );
     }
 }

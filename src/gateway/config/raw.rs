@@ -1,5 +1,5 @@
-//! The gateway file as written: serde shapes with spans, `deny_unknown_fields` everywhere
-//! but the scenario wrapper (which must skip the scenario's other keys).
+//! The gateway file as written: serde shapes with spans and `deny_unknown_fields`. A scenario
+//! embeds `RawGatewayTable` as its `[gateway]` table, so spans there point into the scenario.
 
 use std::fmt;
 
@@ -10,7 +10,7 @@ use crate::config::RawNum;
 
 use super::Tier;
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     #[serde(default)]
@@ -25,14 +25,7 @@ pub struct RawFile {
     pub max_request_bytes: Option<Spanned<i64>>,
 }
 
-/// A scenario file seen only for its `[gateway]` table; other keys are skipped, and spans
-/// stay relative to the whole file.
-#[derive(Deserialize)]
-pub struct RawScenarioWrapper {
-    pub gateway: Option<Spanned<RawGatewayTable>>,
-}
-
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGatewayTable {
     #[serde(default)]
@@ -45,25 +38,30 @@ pub struct RawGatewayTable {
     pub max_request_bytes: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub name: Spanned<String>,
     pub url: Spanned<String>,
+    /// Sent upstream as the bearer key: a literal or "env:NAME".
+    pub api_key: Option<Spanned<String>>,
+    /// The old spelling of `api_key = "env:NAME"`, refused with a pointer to it.
     pub api_key_env: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKey {
+    /// A literal or "env:NAME".
     pub key: Option<Spanned<String>>,
+    /// The old spelling of `key = "env:NAME"`, refused with a pointer to it.
     pub key_env: Option<Spanned<String>>,
     pub tier: Option<Tier>,
     pub rpm: Option<Spanned<i64>>,
     pub tpm: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub model: Spanned<String>,
@@ -76,17 +74,19 @@ pub struct RawRoute {
 }
 
 /// `"name"` or `{ upstream = "name", weight = 80, model = "..." }`.
+#[derive(Debug)]
 pub struct RawTarget {
     pub upstream: String,
-    pub weight: Option<Spanned<i64>>,
+    /// A number, so `1.5` gets the same "whole number" message as a scenario's weight.
+    pub weight: Option<Spanned<f64>>,
     pub model: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTargetTable {
     pub upstream: String,
-    pub weight: Option<Spanned<i64>>,
+    pub weight: Option<Spanned<f64>>,
     pub model: Option<String>,
 }
 
@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for RawTarget {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     pub connect: Option<Spanned<String>>,
@@ -132,7 +132,7 @@ pub struct RawTimeouts {
     pub total: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     pub max_attempts: Option<Spanned<i64>>,
@@ -144,7 +144,7 @@ pub struct RawRetry {
     pub retry_on: Option<Vec<Spanned<i64>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBreaker {
     pub enabled: Option<bool>,
