@@ -661,3 +661,176 @@ fn schema_is_json_and_describes_the_format() {
         assert!(text.contains(word), "schema lacks `{word}`");
     }
 }
+
+/// A one-model profile (`m`) answering at once; `extra` is appended (tables only).
+fn fast_profile(extra: &str) -> String {
+    format!(
+        "name = \"p\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1.0\n\
+         output_price_per_m = 2.0\n[latency]\nttft = \"1ms\"\ntokens_per_second = 100000\n{extra}"
+    )
+}
+
+/// The run after `validate` uses what was validated: the scenario file is parsed once and
+/// each profile is read once, so deleting or rewriting the files in between changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_scenario_runs_with_the_profiles_it_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&a, fast_profile("")).unwrap();
+    std::fs::write(&b, fast_profile("")).unwrap();
+    let path = dir.path().join("story.toml");
+    std::fs::write(
+        &path,
+        r#"
+        [[upstreams]]
+        name = "a"
+        profile = "a.toml"
+        [[upstreams]]
+        name = "b"
+        profile = "b.toml"
+        [gateway]
+        routes = [
+          { model = "m", targets = ["a"] },
+          { model = "n", targets = ["b"], upstream_model = "m" },
+        ]
+        [load]
+        duration = "2s"
+        rate = 20
+        arrival = "constant"
+        [[requests]]
+        name = "to-a"
+        model = "m"
+        prompt = "hi"
+        primary = "a"
+        [[requests]]
+        name = "to-b"
+        model = "n"
+        prompt = "hi"
+        primary = "b"
+        "#,
+    )
+    .unwrap();
+    let scenario = load(&path).unwrap();
+
+    // Between validation and the run: the scenario file and a's profile are gone, and b's
+    // profile now fails every request. A second read would fail the run or every `to-b`.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&a).unwrap();
+    std::fs::write(
+        &b,
+        fast_profile("[[faults]]\nkind = \"error\"\nstatus = 500\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        Profile::load(&b).unwrap().faults.len(),
+        1,
+        "the new b is valid"
+    );
+
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let options = gauntlet::engine::RunOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let run = gauntlet::engine::run_scenario(&scenario, &options, stop)
+        .await
+        .unwrap();
+    drop(stop_tx);
+    let s = &run.summary;
+    assert!(s.overall.requests >= 30, "{:?}", s.overall);
+    assert_eq!(
+        s.overall.successes, s.overall.requests,
+        "{:?}",
+        s.overall.errors
+    );
+    for (class, upstream) in [("to-a", "a"), ("to-b", "b")] {
+        let c = s.classes.iter().find(|c| c.name == class).unwrap();
+        assert!(c.stats.requests > 0, "{class}");
+        assert_eq!(
+            c.stats.served_by.get(upstream).copied(),
+            Some(c.stats.requests),
+            "{class}: {:?}",
+            c.stats.served_by
+        );
+    }
+}
+
+/// `"env:NAME"` works the same in a request's `api_key` and the embedded gateway's keys: the
+/// gateway admits the key it read from the environment and refuses any other.
+#[test]
+fn env_keys_reach_the_embedded_gateway_and_the_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), fast_profile("")).unwrap();
+    let path = dir.path().join("keys.toml");
+    std::fs::write(
+        &path,
+        r#"
+        [[upstreams]]
+        name = "up"
+        profile = "p.toml"
+        [gateway]
+        keys = [{ key = "env:GAUNTLET_TEST_GATEWAY_KEY", tier = "pro" }]
+        routes = [{ model = "m", targets = ["up"] }]
+        [load]
+        duration = "2s"
+        rate = 20
+        arrival = "constant"
+        [[requests]]
+        name = "from-env"
+        model = "m"
+        prompt = "hi"
+        api_key = "env:GAUNTLET_TEST_GATEWAY_KEY"
+        [[requests]]
+        name = "wrong-key"
+        model = "m"
+        prompt = "hi"
+        api_key = "gk-not-the-key"
+        "#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let env = [("GAUNTLET_TEST_GATEWAY_KEY", "gk-from-the-environment")];
+    let p = path.to_str().unwrap();
+    let run = gauntlet(
+        &["run", p, "--out", out.to_str().unwrap(), "--force", "-q"],
+        &env,
+    );
+    let text = std::fs::read_to_string(out.join("summary.json"))
+        .unwrap_or_else(|e| panic!("no summary.json ({e}): {}", run.stderr));
+    assert!(
+        !text.contains("gk-from-the-environment"),
+        "a key leaked into the summary"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let class = |name: &str| {
+        let c = summary["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        (
+            c["requests"].as_u64().unwrap(),
+            c["successes"].as_u64().unwrap(),
+        )
+    };
+    let (sent, ok) = class("from-env");
+    assert!(
+        sent > 0 && ok == sent,
+        "from-env: {ok} of {sent} answered\n{}",
+        run.stderr
+    );
+    let (sent, ok) = class("wrong-key");
+    assert!(sent > 0 && ok == 0, "wrong-key: {ok} of {sent} answered");
+
+    // Without the variable the scenario does not validate, naming it at its place.
+    let run = gauntlet(&["validate", p], &[]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{p}:6:25: `gateway.keys[0].key`: environment variable `GAUNTLET_TEST_GATEWAY_KEY` is not set"
+        )),
+        "{}",
+        run.stderr
+    );
+}
