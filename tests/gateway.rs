@@ -586,3 +586,125 @@ url = "{}"
     assert_eq!(r.header("x-gateway-upstream"), "primary");
     assert_eq!(primary.stats().outcome(RequestOutcome::Ok), 1);
 }
+
+/// A duration in OpenAI's reset format (`20ms`, `1.5s`, `6m0s`, `1h2m3.5s`) in milliseconds;
+/// `None` for anything else (`1.500s` included: it must be the canonical spelling).
+fn reset_ms(text: &str) -> Option<u64> {
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let ms = if let Some(ms) = text.strip_suffix("ms") {
+        number(ms)?
+    } else {
+        let body = text.strip_suffix('s')?;
+        let (hours, rest) = body
+            .split_once('h')
+            .map_or(Ok((0, body)), |(h, r)| number(h).map(|h| (h, r)).ok_or(()))
+            .ok()?;
+        let (minutes, secs) = rest
+            .split_once('m')
+            .map_or(Ok((0, rest)), |(m, r)| number(m).map(|m| (m, r)).ok_or(()))
+            .ok()?;
+        let (whole, frac) = secs.split_once('.').unwrap_or((secs, ""));
+        let frac_ms = if frac.is_empty() {
+            0
+        } else if frac.len() <= 3 {
+            number(frac)? * 10u64.pow(3 - frac.len() as u32)
+        } else {
+            return None;
+        };
+        ((hours * 60 + minutes) * 60 + number(whole)?) * 1000 + frac_ms
+    };
+    (gauntlet::openai::duration_text(Duration::from_millis(ms)) == text).then_some(ms)
+}
+
+#[test]
+fn reset_parser_takes_the_canonical_spelling_only() {
+    for (text, ms) in [("0s", 0), ("20ms", 20), ("1.5s", 1500), ("6m0s", 360_000)] {
+        assert_eq!(reset_ms(text), Some(ms), "{text}");
+    }
+    assert_eq!(reset_ms("1h2m3.5s"), Some(3_723_500));
+    for bad in ["1.500s", "1500ms", "6m", "1.5", "", "s", "0.5s", "1h3s"] {
+        assert_eq!(reset_ms(bad), None, "{bad}");
+    }
+}
+
+/// The rate-limit headers of a 429, by name.
+fn limit_headers(h: &http::HeaderMap) -> std::collections::BTreeMap<String, String> {
+    h.iter()
+        .filter(|(k, _)| {
+            k.as_str().starts_with("x-ratelimit-") || k.as_str().starts_with("retry-after")
+        })
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn mock_and_gateway_announce_a_429_in_the_same_words() {
+    let limits = "requests_per_minute = 2\ntokens_per_minute = 1000\n";
+    let mock = crate::support::start_mock(crate::support::instant_profile(&format!(
+        "[limits]\n{limits}"
+    )))
+    .await;
+    let u = upstream("u").await;
+    let gw = gateway(&format!(
+        "keys = [{{ key = \"gk-rl\", rpm = 2, tpm = 1000 }}]\n\
+         routes = [{{ model = \"m\", targets = [\"u\"] }}]\n\
+         [[upstreams]]\nname = \"u\"\nurl = \"{}\"\n",
+        u.url()
+    ))
+    .await;
+    let c = TestClient::new();
+    let mut refusals = Vec::new();
+    for base in [mock.url(), gw.url()] {
+        for _ in 0..2 {
+            assert_eq!(c.chat(&base, Some("gk-rl"), "m", false).await.status, 200);
+        }
+        let r = c.chat(&base, Some("gk-rl"), "m", false).await;
+        assert_eq!(r.status, 429, "{base}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+        refusals.push(limit_headers(&r.headers));
+    }
+    let (mock, gw) = (&refusals[0], &refusals[1]);
+    let names =
+        |m: &std::collections::BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(mock), names(gw), "the same header set");
+    assert_eq!(
+        mock.len(),
+        8,
+        "retry-after, retry-after-ms, 3 per limit: {mock:?}"
+    );
+    for h in [mock, gw] {
+        assert_eq!(h["x-ratelimit-limit-requests"], "2");
+        assert_eq!(h["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(h["x-ratelimit-limit-tokens"], "1000");
+        let wait_ms: u64 = h["retry-after-ms"].parse().unwrap();
+        assert!(
+            (25_000..=30_000).contains(&wait_ms),
+            "a request refills in 30 s: {h:?}"
+        );
+        let wait_s: u64 = h["retry-after"].parse().unwrap();
+        assert_eq!(wait_s, wait_ms.div_ceil(1000), "{h:?}");
+        // The same instant: full again one refill period (30 s) after a request fits. Only a
+        // millisecond-exact reset can show it (not one rounded to tenths).
+        let reset = reset_ms(&h["x-ratelimit-reset-requests"]).unwrap_or_else(|| panic!("{h:?}"));
+        assert!(reset.abs_diff(wait_ms + 30_000) <= 1, "{h:?}");
+        assert!(reset_ms(&h["x-ratelimit-reset-tokens"]).is_some(), "{h:?}");
+    }
+    // Same requests, same buckets: the numbers differ only by the refill of the few
+    // milliseconds between the two runs (tokens refill at 1000 a minute).
+    let num = |h: &std::collections::BTreeMap<String, String>, name: &str| -> u64 {
+        reset_ms(&h[name])
+            .or_else(|| h[name].parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {h:?}"))
+    };
+    for (name, within) in [
+        ("retry-after-ms", 5_000),
+        ("x-ratelimit-reset-requests", 5_000),
+        ("x-ratelimit-remaining-tokens", 20),
+        ("x-ratelimit-reset-tokens", 1_500),
+    ] {
+        let (a, b) = (num(mock, name), num(gw, name));
+        assert!(a.abs_diff(b) <= within, "{name}: mock {a}, gateway {b}");
+    }
+}

@@ -288,6 +288,11 @@ async fn error_and_rate_limit_faults_answer_openai_errors_with_headers() {
         assert_eq!(r.json()["error"]["code"], text);
         assert_eq!(r.header("retry-after").as_deref(), Some("3"));
         assert_eq!(r.header("retry-after-ms").as_deref(), Some("2500"));
+        // OpenAI's reset format, as the gateway writes it too (not "2.500s").
+        assert_eq!(
+            r.header("x-ratelimit-reset-requests").as_deref(),
+            Some("2.5s")
+        );
         for h in ["limit", "remaining", "reset"] {
             for what in ["requests", "tokens"] {
                 assert!(
@@ -780,4 +785,71 @@ async fn async_openai_talks_to_the_mock() {
     assert_eq!(text.split_whitespace().count(), 5, "{text}");
     assert_eq!(usage.unwrap().completion_tokens, 5);
     assert_eq!(m.stats().outcome(RequestOutcome::Ok), 2);
+}
+
+/// The OpenAI Python SDK (the client most gateways' users run) reads the mock's 429: it
+/// waits what `retry-after-ms` says and its one retry is served. Needs `python3` with the
+/// `openai` package (`.ci/run` installs it); without them this test fails, never skips.
+#[tokio::test]
+async fn openai_python_sdk_waits_as_retry_after_ms_says_and_succeeds() {
+    let m = start_mock_named(
+        instant_profile("[limits]\nrequests_per_minute = 40\n"),
+        "py",
+        None,
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sdk_retry.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(format!("{}/v1", m.url()))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the SDK script finishes within 120 s")
+        .unwrap_or_else(|e| panic!("python3 is needed for this test and could not start: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the SDK script failed ({}); `pip install openai` if the package is missing:\n{stderr}",
+        out.status
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the script printed no JSON ({e}):\n{stderr}"));
+
+    let drained = report["drained"].as_u64().expect("drained");
+    assert!(drained >= 40, "the key allows 40 at once: {report}");
+    let wait_ms: u64 = report["retry_after_ms"].as_str().unwrap().parse().unwrap();
+    let wait_s: u64 = report["retry_after"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=1500).contains(&wait_ms),
+        "one request refills in 1.5 s: {report}"
+    );
+    assert_eq!(
+        wait_s,
+        wait_ms.div_ceil(1000),
+        "whole seconds, rounded up: {report}"
+    );
+    // The SDK's own backoff would retry after at most 0.5 s and be refused again: one retry
+    // that was served means it waited as the header said.
+    assert_eq!(report["retries_taken"], 1, "{report}");
+    let served_after = report["served_after_s"].as_f64().unwrap();
+    let told = wait_ms as f64 / 1000.0;
+    assert!(
+        served_after >= told - 0.05 && served_after < told + 10.0,
+        "served {served_after:.3} s after the refusal that asked for {told:.3} s: {report}"
+    );
+    assert!(report["content"].as_str().is_some_and(|c| !c.is_empty()));
+    let s = m.stats();
+    assert_eq!(
+        s.outcome(RequestOutcome::RateLimited),
+        2,
+        "the probe's 429 and the SDK's first"
+    );
+    assert_eq!(s.outcome(RequestOutcome::Ok), drained + 1);
+    assert_eq!(
+        s.requests_total,
+        drained + 1 + 2,
+        "the SDK made exactly 2 requests: {report}"
+    );
 }

@@ -13,7 +13,8 @@ use serde::de::IgnoredAny;
 
 use crate::metrics::{ErrorKind, Sample, ServedBy};
 use crate::openai::{
-    GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, Usage, upstream_from_fingerprint,
+    DONE_DATA, GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, Usage,
+    upstream_from_fingerprint,
 };
 
 /// Error bodies are read only this far (to reuse the connection); nothing in them is needed.
@@ -199,7 +200,7 @@ impl StreamState {
         if self.failure.is_some() {
             return;
         }
-        if data == "[DONE]" {
+        if data == DONE_DATA {
             self.done = true;
             return;
         }

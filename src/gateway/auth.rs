@@ -4,6 +4,8 @@
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
+use crate::openai::bearer_token;
+
 use super::config::{KeyConfig, Tier};
 use super::error::ProxyError;
 use super::ratelimit::KeyLimiter;
@@ -71,18 +73,6 @@ impl Keys {
     }
 }
 
-/// The token of `Bearer <token>`: scheme case-insensitive, surrounding whitespace ignored.
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
-    let v = value.trim_ascii();
-    let split = v.iter().position(|b| b.is_ascii_whitespace())?;
-    let (scheme, rest) = v.split_at(split);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return None;
-    }
-    let token = rest.trim_ascii();
-    (!token.is_empty() && !token.iter().any(u8::is_ascii_whitespace)).then_some(token)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,15 +85,6 @@ mod tests {
             rpm: None,
             tpm: None,
         }])
-    }
-
-    #[test]
-    fn bearer_parsing_is_forgiving_about_case_and_space() {
-        assert_eq!(bearer_token(b"Bearer gk-1"), Some(&b"gk-1"[..]));
-        assert_eq!(bearer_token(b"  bEaReR \t gk-1  "), Some(&b"gk-1"[..]));
-        assert_eq!(bearer_token(b"Basic gk-1"), None);
-        assert_eq!(bearer_token(b"Bearer"), None);
-        assert_eq!(bearer_token(b"Bearer a b"), None);
     }
 
     #[test]

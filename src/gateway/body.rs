@@ -12,10 +12,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::metrics::StreamCuts;
-use crate::openai::DEFAULT_MAX_EVENT_BYTES;
-
-/// The last event of every complete OpenAI stream.
-const DONE_MARK: &[u8] = b"[DONE]";
+use crate::openai::{DEFAULT_MAX_EVENT_BYTES, DONE_DATA};
 
 /// Why a relayed stream stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +77,7 @@ impl Watch {
     fn ended_with_done(&self) -> bool {
         self.tail[..self.tail_len]
             .trim_ascii_end()
-            .ends_with(DONE_MARK)
+            .ends_with(DONE_DATA.as_bytes())
     }
 }
 

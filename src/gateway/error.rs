@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use crate::openai::{ApiError, ApiErrorKind};
-
-use super::ratelimit::RateInfo;
+use crate::openai::{ApiError, ApiErrorKind, RateLimitHeaders};
 
 /// Who is responsible for a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +53,7 @@ pub enum ProxyError {
     RateLimited {
         message: String,
         retry_after: Option<Duration>,
-        info: RateInfo,
+        info: RateLimitHeaders,
     },
 
     /// An upstream answered with an error status the gateway may retry or fail over on.

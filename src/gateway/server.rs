@@ -3,10 +3,9 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -14,14 +13,13 @@ use tokio::time::Instant;
 
 use crate::openai::{
     ChatRequest, GATEWAY_ATTEMPTS_HEADER, GATEWAY_UPSTREAM_HEADER, ModelInfo, ModelList,
-    estimate_prompt_tokens, unix_now,
+    RateLimitHeaders, estimate_prompt_tokens, unix_now, write_retry_after,
 };
 
 use super::auth::Keys;
 use super::body::GatewayBody;
 use super::error::ProxyError;
 use super::metrics::{Metrics, StreamCuts};
-use super::ratelimit::{BucketInfo, RateInfo};
 use super::router::{Router, Served, Unserved};
 use super::upstream::Reply;
 
@@ -155,11 +153,11 @@ async fn chat(shared: &Shared, req: Request<Incoming>) -> Response<GatewayBody> 
             Err(refusal) => {
                 shared.metrics.rate_limited(k.tier.as_str());
                 let e = ProxyError::RateLimited {
-                    message: refusal.message,
+                    message: refusal.message(&request.model),
                     retry_after: refusal.retry_after,
-                    info: refusal.info.clone(),
+                    info: refusal.headers,
                 };
-                return counted(shared, &route.model, error(&e, Some(&refusal.info)));
+                return counted(shared, &route.model, error(&e, Some(&refusal.headers)));
             }
         }
     }
@@ -179,8 +177,8 @@ async fn chat(shared: &Shared, req: Request<Incoming>) -> Response<GatewayBody> 
             let deadline = arrived + route.total_timeout();
             let mut resp = relay(reply, deadline, &route.metrics.cuts);
             tag(resp.headers_mut(), name, attempts);
-            if let Some(info) = &rate {
-                rate_headers(resp.headers_mut(), info);
+            if let Some(rate) = &rate {
+                rate.write(resp.headers_mut());
             }
             resp
         }
@@ -262,75 +260,17 @@ fn metrics(shared: &Shared) -> Response<GatewayBody> {
 }
 
 /// The gateway's own OpenAI-shaped error (never echoing credentials).
-pub fn error(e: &ProxyError, rate: Option<&RateInfo>) -> Response<GatewayBody> {
+pub fn error(e: &ProxyError, rate: Option<&RateLimitHeaders>) -> Response<GatewayBody> {
     let api = e.to_api_error();
     let status = StatusCode::from_u16(api.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = json(status, Bytes::from(api.to_json()));
     let h = resp.headers_mut();
     if let Some(wait) = e.retry_after() {
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
-        );
-        h.insert(
-            "retry-after-ms",
-            HeaderValue::from(wait.as_millis().max(1) as u64),
-        );
+        write_retry_after(h, wait);
     }
-    if let Some(info) = rate {
-        rate_headers(h, info);
+    if let Some(rate) = rate {
+        rate.write(h);
     }
     tag(h, "none", 0);
     resp
-}
-
-fn rate_headers(h: &mut HeaderMap, info: &RateInfo) {
-    let mut put = |what: &str, b: &BucketInfo| {
-        let pairs = [
-            (format!("x-ratelimit-limit-{what}"), b.limit.to_string()),
-            (
-                format!("x-ratelimit-remaining-{what}"),
-                b.remaining.to_string(),
-            ),
-            (format!("x-ratelimit-reset-{what}"), format_reset(b.reset)),
-        ];
-        for (k, v) in pairs {
-            if let (Ok(k), Ok(v)) = (
-                http::HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&v),
-            ) {
-                h.insert(k, v);
-            }
-        }
-    };
-    if let Some(b) = &info.requests {
-        put("requests", b);
-    }
-    if let Some(b) = &info.tokens {
-        put("tokens", b);
-    }
-}
-
-/// OpenAI's style: "20ms", "1.5s", "6m0s".
-fn format_reset(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reset_format() {
-        assert_eq!(format_reset(Duration::from_millis(20)), "20ms");
-        assert_eq!(format_reset(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");
-    }
 }

@@ -17,6 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 
+use crate::openai::{REQUEST_ID_HEADER, UPSTREAM_HEADER, read_retry_after};
+
 use super::breaker::Breaker;
 use super::config::{RetryConfig, UpstreamConfig};
 use super::error::{ProxyError, TimeoutPhase};
@@ -35,8 +37,8 @@ const MAX_ERROR_BYTES: usize = 64 * 1024;
 const FORWARDED: [HeaderName; 4] = [
     http::header::CONTENT_TYPE,
     http::header::CACHE_CONTROL,
-    HeaderName::from_static("x-request-id"),
-    HeaderName::from_static("x-gauntlet-upstream"),
+    HeaderName::from_static(REQUEST_ID_HEADER),
+    HeaderName::from_static(UPSTREAM_HEADER),
 ];
 
 pub fn client(connect_timeout: Duration) -> HttpClient {
@@ -219,7 +221,7 @@ pub async fn attempt(
             }),
         };
     }
-    let retry_after = retry_after(&parts.headers);
+    let retry_after = read_retry_after(&parts.headers);
     let body = match read_all(incoming, MAX_ERROR_BYTES, deadline).await {
         Ok(b) => b,
         Err(ReadError::Timeout) => return timeout(TimeoutPhase::Total),
@@ -371,19 +373,6 @@ fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// `retry-after-ms` (more precise) or `Retry-After` in seconds; HTTP dates are ignored.
-pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let parse = |name: &str| -> Option<f64> {
-        let v: f64 = h.get(name)?.to_str().ok()?.trim().parse().ok()?;
-        (v.is_finite() && v >= 0.0).then_some(v)
-    };
-    let cap = 3600.0;
-    if let Some(ms) = parse("retry-after-ms") {
-        return Some(Duration::from_secs_f64((ms / 1000.0).min(cap)));
-    }
-    parse("retry-after").map(|s| Duration::from_secs_f64(s.min(cap)))
-}
-
 /// The `error.code` of an OpenAI error body, if it is one.
 fn error_code(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -400,17 +389,6 @@ fn error_code(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_prefers_ms() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after-ms", HeaderValue::from_static("150"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
-        h.insert("retry-after-ms", HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-    }
 
     #[test]
     fn reads_error_codes() {

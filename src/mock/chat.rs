@@ -11,16 +11,16 @@ use hyper::body::Incoming;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::openai::{ApiError, ApiErrorKind, ChatRequest, Usage, estimate_prompt_tokens};
+use crate::openai::{
+    ApiError, ApiErrorKind, ChatRequest, Usage, bearer, duration_text, estimate_prompt_tokens,
+};
 
 use super::body::{MockBody, StreamPlan, TokenStream};
 use super::fault::RateLimitCode;
 use super::handler::{
-    BodyError, JSON, bearer, client_error, injected_error, rate_limited, read_body,
-    synthetic_headers,
+    BodyError, JSON, client_error, injected_error, rate_limited, read_body, synthetic_headers,
 };
 use super::inject::{Action, Plan};
-use super::limits::reset_text;
 use super::profile::ModelProfile;
 use super::reply::{ReplyHead, broken_completion};
 use super::server::{ConnCtl, Shared, stopping};
@@ -191,7 +191,7 @@ fn decide(
                 RateLimitCode::RateLimitExceeded => format!(
                     "Rate limit reached for {}. Please try again in {}.",
                     model.name,
-                    reset_text(*retry_after)
+                    duration_text(*retry_after)
                 ),
                 RateLimitCode::InsufficientQuota => {
                     "You exceeded your current quota, please check your plan and billing details."
@@ -279,16 +279,14 @@ fn enforce_limits(
     let refusal = limiter
         .admit(key.unwrap_or(""), cost, Instant::now())
         .err()?;
-    let msg = format!(
-        "Rate limit reached for {} on this key. Please try again in {}.",
-        model.name,
-        reset_text(refusal.retry_after)
-    );
+    // `admit` never refuses for good (an oversized request costs the whole budget); a
+    // minute refills any bucket, should that change.
+    let wait = refusal.retry_after.unwrap_or(Duration::from_secs(60));
     Some(rate_limited(
         shared,
-        &msg,
+        &refusal.message(&model.name),
         RateLimitCode::RateLimitExceeded,
-        refusal.retry_after,
+        wait,
         &refusal.headers,
     ))
 }

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use crate::openai::{ApiError, ApiErrorKind};
+use crate::openai::{ApiError, ApiErrorKind, bearer};
 
 use super::body::MockBody;
 use super::fault::RawFault;
@@ -30,11 +30,7 @@ fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
         return true;
     };
     let h = req.headers();
-    let given = h
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| h.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()));
+    let given = bearer(h).or_else(|| h.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()));
     given.is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(expected.as_bytes())))
 }
 

@@ -6,17 +6,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{ALLOW, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::openai::{ApiError, ApiErrorKind, REQUEST_ID_HEADER, UPSTREAM_HEADER};
+use crate::openai::{
+    ApiError, ApiErrorKind, BucketState, REQUEST_ID_HEADER, RateLimitHeaders, UPSTREAM_HEADER,
+    write_retry_after,
+};
 
 use super::body::MockBody;
 use super::control;
 use super::fault::RateLimitCode;
-use super::limits::{RateHeaders, reset_text};
 use super::server::{ConnCtl, Shared};
 use super::stats::RequestOutcome;
 
@@ -97,16 +99,6 @@ pub(crate) fn client_error(shared: &Shared, e: ApiError) -> Response<MockBody> {
     error_response(&e)
 }
 
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-}
-
 pub(crate) enum BodyError {
     TooLarge,
     Read(hyper::Error),
@@ -161,15 +153,18 @@ pub(crate) fn injected_error(status: u16, message: Option<&str>) -> Response<Moc
 }
 
 /// Limits a rate-limit fault announces: the profile's own when it has them.
-pub(crate) fn synthetic_headers(shared: &Shared, retry_after: Duration) -> RateHeaders {
+pub(crate) fn synthetic_headers(shared: &Shared, retry_after: Duration) -> RateLimitHeaders {
     let l = &shared.profile.limits;
-    RateHeaders {
-        limit_requests: l.requests_per_minute.map_or(10_000, |n| n.get()),
-        remaining_requests: 0,
-        reset_requests: retry_after,
-        limit_tokens: l.tokens_per_minute.map_or(10_000_000, |n| n.get()),
-        remaining_tokens: 0,
-        reset_tokens: retry_after,
+    let empty = |limit: u32| {
+        Some(BucketState {
+            limit,
+            remaining: 0,
+            reset: retry_after,
+        })
+    };
+    RateLimitHeaders {
+        requests: empty(l.requests_per_minute.map_or(10_000, |n| n.get())),
+        tokens: empty(l.tokens_per_minute.map_or(10_000_000, |n| n.get())),
     }
 }
 
@@ -178,7 +173,7 @@ pub(crate) fn rate_limited(
     message: &str,
     code: RateLimitCode,
     retry_after: Duration,
-    headers: &RateHeaders,
+    headers: &RateLimitHeaders,
 ) -> Response<MockBody> {
     shared.counters.outcome(RequestOutcome::RateLimited);
     let kind = match code {
@@ -187,36 +182,8 @@ pub(crate) fn rate_limited(
     };
     let mut r = error_response(&ApiError::new(kind, message));
     let h = r.headers_mut();
-    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    h.insert(RETRY_AFTER, HeaderValue::from(secs));
-    h.insert(
-        "retry-after-ms",
-        HeaderValue::from(retry_after.as_millis() as u64),
-    );
-    h.insert(
-        "x-ratelimit-limit-requests",
-        HeaderValue::from(headers.limit_requests),
-    );
-    h.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from(headers.remaining_requests),
-    );
-    h.insert(
-        "x-ratelimit-limit-tokens",
-        HeaderValue::from(headers.limit_tokens),
-    );
-    h.insert(
-        "x-ratelimit-remaining-tokens",
-        HeaderValue::from(headers.remaining_tokens),
-    );
-    for (name, d) in [
-        ("x-ratelimit-reset-requests", headers.reset_requests),
-        ("x-ratelimit-reset-tokens", headers.reset_tokens),
-    ] {
-        if let Ok(v) = HeaderValue::try_from(reset_text(d)) {
-            h.insert(name, v);
-        }
-    }
+    write_retry_after(h, retry_after);
+    headers.write(h);
     r
 }
 

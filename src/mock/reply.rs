@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rand::RngExt;
 use rand::rngs::SmallRng;
 
-use crate::openai::Usage;
+use crate::openai::{DATA_PREFIX, Usage};
 
 /// The words completions are made of; one word is one token. Plain ASCII, so they need no
 /// JSON escaping.
@@ -114,7 +114,7 @@ impl ReplyHead<'_> {
     /// `data: {...,"choices":[` shared by every chunk of the stream.
     pub fn chunk_prefix(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(256);
-        out.put_slice(b"data: ");
+        out.put_slice(DATA_PREFIX);
         self.put_common(&mut out);
         out.put_slice(b"chat.completion.chunk");
         self.put_tail_fields(&mut out);

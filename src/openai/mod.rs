@@ -1,14 +1,23 @@
 //! The OpenAI wire layer shared by the mock upstreams, the gateway and the load client:
-//! request/response/chunk types, error bodies, SSE encoding and decoding, and the tags that
-//! say which upstream served a response.
+//! request/response/chunk types, error bodies, SSE encoding and decoding, the tags that
+//! say which upstream served a response, and rate limits (buckets and their headers).
 
+mod bucket;
 mod error;
+mod ratelimit;
 mod sse;
 mod types;
+mod wire;
 
+pub use bucket::{Exhausted, MinuteBuckets, Refusal};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
+pub use ratelimit::{
+    BucketState, RETRY_AFTER_MS_HEADER, RateLimitHeaders, duration_text, read_retry_after,
+    write_retry_after,
+};
 pub use sse::{
-    DEFAULT_MAX_EVENT_BYTES, DONE, SseDecoder, SseError, SseEvent, encode_event, encode_json,
+    DATA_PREFIX, DEFAULT_MAX_EVENT_BYTES, DONE, DONE_DATA, SseDecoder, SseError, SseEvent,
+    encode_event, encode_json,
 };
 pub use types::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Content,
@@ -16,12 +25,10 @@ pub use types::{
     estimate_prompt_tokens,
 };
 
-/// Header every mock response carries with the upstream's name.
-pub const UPSTREAM_HEADER: &str = "x-gauntlet-upstream";
-/// Headers the reference gateway adds: which upstream served, and how many attempts it took.
-pub const GATEWAY_UPSTREAM_HEADER: &str = "x-gateway-upstream";
-pub const GATEWAY_ATTEMPTS_HEADER: &str = "x-gateway-attempts";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use wire::{
+    GATEWAY_ATTEMPTS_HEADER, GATEWAY_UPSTREAM_HEADER, REQUEST_ID_HEADER, UPSTREAM_HEADER, bearer,
+    bearer_token,
+};
 
 /// `system_fingerprint` value naming the upstream; the body survives gateways that drop headers.
 pub fn fingerprint_for(upstream: &str) -> String {

@@ -3,14 +3,18 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The event that ends an OpenAI stream.
+/// What starts every `data:` line gauntlet writes (the space is optional when reading).
+pub const DATA_PREFIX: &[u8] = b"data: ";
+/// The data of the event that ends an OpenAI stream.
+pub const DONE_DATA: &str = "[DONE]";
+/// That event as written: `DATA_PREFIX`, `DONE_DATA`, a blank line.
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// Encodes one event; data with newlines becomes several `data:` lines, as the spec requires.
 pub fn encode_event(data: &[u8], out: &mut BytesMut) {
     out.reserve(data.len() + 8);
     for line in data.split(|&b| b == b'\n') {
-        out.put_slice(b"data: ");
+        out.put_slice(DATA_PREFIX);
         out.put_slice(line);
         out.put_u8(b'\n');
     }
@@ -20,7 +24,7 @@ pub fn encode_event(data: &[u8], out: &mut BytesMut) {
 /// Serialises `value` as JSON into one `data:` event.
 pub fn encode_json<T: serde::Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
     let mut out = BytesMut::with_capacity(256);
-    out.put_slice(b"data: ");
+    out.put_slice(DATA_PREFIX);
     let mut w = out.writer();
     serde_json::to_writer(&mut w, value)?;
     let mut out = w.into_inner();
@@ -39,7 +43,7 @@ pub struct SseEvent {
 
 impl SseEvent {
     pub fn is_done(&self) -> bool {
-        self.data == "[DONE]"
+        self.data == DONE_DATA
     }
 }
 
@@ -206,6 +210,13 @@ impl SseDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn done_is_the_prefix_and_the_marker() {
+        assert_eq!(DONE, [DATA_PREFIX, DONE_DATA.as_bytes(), b"\n\n"].concat());
+        let ev = decode_all(&[DONE]);
+        assert!(ev.len() == 1 && ev[0].is_done());
+    }
 
     fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
         let mut d = SseDecoder::new();
