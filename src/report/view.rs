@@ -171,7 +171,7 @@ pub fn build(s: &Summary) -> ReportView {
             .checks
             .iter()
             .map(|c| CheckRow {
-                name: c.name.clone(),
+                name: c.name.as_str().to_string(),
                 scope: c.scope.clone(),
                 target: format!(
                     "{} {}",
