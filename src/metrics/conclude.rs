@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(st, CheckStatus::Inconclusive);
         assert_eq!(
             note.as_deref(),
-            Some("the run stopped 0.5 s into the fault, too soon to tell")
+            Some("the run ended 0.5 s into the fault, too soon to tell")
         );
         assert_eq!(
             status(&s, SlaKey::MaxRecoveryTime).0,

@@ -67,9 +67,10 @@ impl FaultAttempt {
     }
 }
 
-/// One window per scheduled fault, in schedule order; a fault that was never applied keeps
-/// the classes it would have hit but no counts or times, since nothing happened to judge. `target` is the availability an
-/// interval needs to count as "back at target" (the SLA's, or 99.9% when it names none).
+/// One window per scheduled fault, in schedule order. `target` is the availability an
+/// interval needs to count as "back at target" (the SLA's, or 99.9% when it names none). A
+/// fault that was never applied keeps the classes it would have hit but no counts or times,
+/// since nothing happened to judge.
 pub fn analyze(summary: &Summary, faults: &[FaultAttempt], target: f64) -> Vec<FaultWindow> {
     faults.iter().map(|f| window(summary, f, target)).collect()
 }

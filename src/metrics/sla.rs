@@ -325,10 +325,10 @@ impl Phase {
     fn too_soon(self, watched: f64) -> String {
         match self {
             Self::Failover => {
-                format!("the run stopped {watched:.1} s into the fault, too soon to tell")
+                format!("the run ended {watched:.1} s into the fault, too soon to tell")
             }
             Self::Recovery => format!(
-                "the run stopped {watched:.1} s after the fault's end, too soon to see the \
+                "the run ended {watched:.1} s after the fault's end, too soon to see the \
                  primary serve again"
             ),
         }
