@@ -10,8 +10,10 @@ use gauntlet::engine::{
     self, Client, ClientOptions, HLOG_FILE, Mix, RunOptions, SUMMARY_FILE, mix_rng,
 };
 use gauntlet::metrics::{
-    self, ClassInfo, ErrorKind, Layout, Recorder, RunInfo, Sample, ServedBy, Summary,
+    self, CheckStatus, ClassInfo, ErrorKind, Layout, Recorder, RunInfo, Sample, ServedBy, SlaKey,
+    Summary,
 };
+use gauntlet::mock::ControlClient;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 
@@ -581,4 +583,121 @@ async fn a_kept_alive_connection_the_server_closed_is_not_blamed_on_the_server()
     }
     // Every request needed a connection of its own: each was resent, none lost or doubled.
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 6);
+}
+
+/// A direct run at 40 requests a second for 4 s against one running mock `up` (given by
+/// `url`, with `token` for its control API), whose outage is due at `fault_at`; the SLA
+/// holds the failover to account.
+fn outage_scenario(url: &str, token: &str, fault_at: &str) -> gauntlet::scenario::Scenario {
+    let text = format!(
+        r#"
+        name = "outage"
+        [[upstreams]]
+        name = "up"
+        url = "{url}"
+        admin_token = "{token}"
+        [load]
+        arrival = "constant"
+        duration = "4s"
+        rate = 40
+        [[requests]]
+        name = "a"
+        model = "m"
+        prompt = "hi"
+        max_tokens = 4
+        primary = "up"
+        [[faults]]
+        upstream = "up"
+        at = "{fault_at}"
+        duration = "1s"
+        kind = "outage"
+        [sla]
+        availability = "90%"
+        failover_success = "90%"
+        max_failover_time = "1s"
+        max_recovery_time = "1s"
+        "#
+    );
+    gauntlet::scenario::load_str("outage.toml", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const FAILOVER_KEYS: [SlaKey; 3] = [
+    SlaKey::FailoverSuccess,
+    SlaKey::MaxFailoverTime,
+    SlaKey::MaxRecoveryTime,
+];
+
+/// The failover checks, each as (status, note).
+fn failover_checks(s: &Summary) -> Vec<(SlaKey, CheckStatus, String)> {
+    s.sla
+        .checks
+        .iter()
+        .filter(|c| FAILOVER_KEYS.contains(&c.name))
+        .map(|c| (c.name, c.status, c.note.clone().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_before_its_fault_does_not_judge_the_failover() {
+    let mock = support::start_mock_named(support::instant_profile(""), "up", Some("tok")).await;
+    let sc = outage_scenario(&mock.url(), "tok", "3s");
+    let s = &stopped_after_1s(&sc).await;
+    assert!(s.overall.requests > 20, "{}", s.overall.requests);
+    assert_eq!(s.overall.successes, s.overall.requests);
+    let w = &s.faults[0];
+    assert_eq!(w.applied_at_s, None);
+    let why = w.not_applied.clone().unwrap_or_default();
+    assert!(why.starts_with("the run stopped at "), "{why}");
+    let checks = failover_checks(s);
+    assert_eq!(checks.len(), 3);
+    for (key, status, note) in checks {
+        assert_eq!(status, CheckStatus::Inconclusive, "{key}: {note}");
+        assert_eq!(
+            note,
+            format!("the outage on up at 3.0 s was never applied: {why}")
+        );
+    }
+    // Nothing failed and nothing broke: not violated, and nothing to distrust.
+    assert_eq!(s.sla.verdict, CheckStatus::Inconclusive);
+    assert!(s.trust.trustworthy, "{:?}", s.trust.reasons);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_the_control_api_refuses_makes_the_run_untrustworthy() {
+    // The mock wants `right`; the scenario gives `wrong`, so every control call is refused.
+    let mock = support::start_mock_named(support::instant_profile(""), "up", Some("right")).await;
+    let sc = outage_scenario(&mock.url(), "wrong", "1s");
+    let options = RunOptions {
+        duration: Some(Duration::from_secs(2)),
+        ..quiet()
+    };
+    let run = engine::run_scenario(&sc, &options, never_stop())
+        .await
+        .unwrap();
+    let s = &run.summary;
+    // The outage never reached the mock: every request was answered.
+    assert!(s.overall.requests >= 70, "{}", s.overall.requests);
+    assert_eq!(s.overall.successes, s.overall.requests);
+    let right = ControlClient::new(&mock.url(), Some("right".into())).unwrap();
+    assert!(right.faults().await.unwrap().is_empty());
+
+    assert!(!s.trust.trustworthy);
+    let reason = s
+        .trust
+        .reasons
+        .iter()
+        .find(|r| r.starts_with("the outage on up at 0.5 s could not be applied: "))
+        .unwrap_or_else(|| panic!("{:?}", s.trust.reasons));
+    assert!(reason.contains("401"), "{reason}");
+    assert_eq!(s.faults[0].applied_at_s, None);
+    for (key, status, note) in failover_checks(s) {
+        assert_eq!(status, CheckStatus::Inconclusive, "{key}: {note}");
+        assert!(
+            note.contains("was never applied: its control API failed"),
+            "{note}"
+        );
+    }
+    assert_eq!(s.sla.verdict, CheckStatus::Inconclusive);
+    mock.shutdown().await;
 }

@@ -1,11 +1,9 @@
 //! One scenario run end to end: compile the plan, start the fleet, drive the load, stop the
-//! fleet, and turn the recording into a `Summary` with its SLA verdict.
+//! fleet, and hand what was gathered to `metrics::conclude` for the `Summary` and its verdict.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::watch;
 
@@ -16,8 +14,7 @@ use super::plan::Plan;
 use super::progress::Progress;
 use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
 use super::timeline;
-use crate::metrics::{self, ClassInfo, Layout, Recorder, RunInfo, Summary, Tokens};
-use crate::mock::MockStats;
+use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
 use crate::scenario::Scenario;
 
 /// Command-line adjustments to a scenario.
@@ -186,7 +183,7 @@ pub async fn run_scenario(
     drop(load);
     progress.finish();
     let _ = end_tx.send(());
-    let applied = faults_task.await.unwrap_or_default();
+    let faults = faults_task.await.unwrap_or_default();
     let before = if before_task.is_finished() {
         before_task.await.unwrap_or_default()
     } else {
@@ -219,55 +216,19 @@ pub async fn run_scenario(
             })
             .collect(),
     };
-    let mut summary = metrics::summarize(&output.recorder, &info);
-    let target_availability = metrics::sla::availability_target(&scenario.sla);
-    summary.faults = metrics::failover::analyze(&summary, &applied, target_availability);
-    metrics::failover::window_latencies(&output.recorder, &mut summary);
-    account_upstreams(&mut summary, &before, &after);
-    summary.cost = metrics::cost::price(&mut summary, &prices, &options.monthly_tokens);
-    summary.sla = metrics::sla::evaluate(&scenario.sla, &summary);
+    let summary = metrics::conclude(Evidence {
+        recording: &output.recorder,
+        info: &info,
+        faults: &faults,
+        counters_before: &before,
+        counters_after: &after,
+        prices: &prices,
+        sla: &scenario.sla,
+        monthly_tokens: &options.monthly_tokens,
+    });
     Ok(Finished {
         summary,
         recorder: output.recorder,
         started_at: output.started_at,
     })
-}
-
-/// What each upstream received and generated during the measured window, from its own
-/// counters; retry amplification is what they received over what the client sent.
-fn account_upstreams(
-    summary: &mut Summary,
-    before: &HashMap<String, MockStats>,
-    after: &HashMap<String, MockStats>,
-) {
-    let mut served = BTreeMap::new();
-    let mut received = BTreeMap::new();
-    for (name, end) in after {
-        let start = before.get(name).cloned().unwrap_or_default();
-        let tokens = Tokens {
-            prompt: end.prompt_tokens.saturating_sub(start.prompt_tokens),
-            completion: end
-                .completion_tokens
-                .saturating_sub(start.completion_tokens),
-        };
-        let count = summary.overall.served_by.get(name).copied().unwrap_or(0);
-        served.insert(name.clone(), (count, tokens));
-        received.insert(
-            name.clone(),
-            end.requests_total.saturating_sub(start.requests_total),
-        );
-    }
-    for (name, &count) in &summary.overall.served_by {
-        served
-            .entry(name.clone())
-            .or_insert((count, Tokens::default()));
-    }
-    summary.upstreams = metrics::cost::upstream_rows(&served, &received);
-    let sent = summary
-        .overall
-        .requests
-        .saturating_sub(summary.overall.dropped);
-    let all_known = !after.is_empty() && summary.upstreams.iter().all(|u| u.received.is_some());
-    summary.retry_amplification =
-        (all_known && sent > 0).then(|| received.values().sum::<u64>() as f64 / sent as f64);
 }

@@ -1,14 +1,16 @@
 //! The fault timeline: applies and lifts scheduled faults on the upstreams through their
-//! control API at their times, records when that actually happened, and lifts whatever is
-//! still active when the run ends for any reason, so no provider is left broken.
+//! control API at their times, records when that actually happened (or why it did not), and
+//! lifts whatever is still active when the run ends for any reason, so no provider is left
+//! broken.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::metrics::failover::AppliedFault;
-use crate::mock::{ControlClient, FaultId, MockStats};
+use crate::metrics::UpstreamCounters;
+use crate::metrics::failover::{FaultAttempt, FaultOutcome};
+use crate::mock::{ControlClient, FaultId};
 use crate::scenario::ScheduledFault;
 
 /// One window of one scheduled fault.
@@ -19,13 +21,14 @@ struct Window<'a> {
 }
 
 /// Runs the timeline from `t0` until every window is over or `stop` resolves, then lifts
-/// what is left. `controls` maps upstream names to their control API.
+/// what is left. `controls` maps upstream names to their control API. Every window comes
+/// back, in time order: applied, refused (with the error), or not reached before the stop.
 pub async fn run(
     faults: &[ScheduledFault],
     controls: &HashMap<String, ControlClient>,
     t0: Instant,
     stop: impl std::future::Future<Output = ()>,
-) -> Vec<AppliedFault> {
+) -> Vec<FaultAttempt> {
     let mut windows: Vec<Window<'_>> = faults
         .iter()
         .flat_map(|f| {
@@ -38,17 +41,8 @@ pub async fn run(
         .collect();
     windows.sort_by_key(|w| w.start);
 
-    let mut applied: Vec<AppliedFault> = windows
-        .iter()
-        .map(|w| AppliedFault {
-            upstream: w.fault.upstream.clone(),
-            kind: w.fault.spec.kind.name().as_str().to_string(),
-            start: w.start,
-            end: w.end,
-            applied_at: None,
-            lifted_at: None,
-        })
-        .collect();
+    // None until the window's start comes.
+    let mut outcomes: Vec<Option<FaultOutcome>> = vec![None; windows.len()];
 
     // Events in time order: (when, window index, apply?). Lifts sort before applies at the
     // same instant so a flapping fault is lifted before its next window applies.
@@ -69,21 +63,32 @@ pub async fn run(
         let w = &windows[i];
         let Some(control) = controls.get(&w.fault.upstream) else {
             tracing::warn!(upstream = %w.fault.upstream, "no control API for this upstream; fault skipped");
+            if apply {
+                outcomes[i] = Some(FaultOutcome::Failed {
+                    error: format!("no control API reaches upstream `{}`", w.fault.upstream),
+                });
+            }
             continue;
         };
         if apply {
             match control.add_fault(&w.fault.spec).await {
                 Ok(id) => {
                     active.insert(i, id);
-                    applied[i].applied_at = Some(t0.elapsed());
+                    outcomes[i] = Some(FaultOutcome::Applied {
+                        at: t0.elapsed(),
+                        lifted: None,
+                    });
                 }
                 Err(e) => {
-                    tracing::warn!(upstream = %w.fault.upstream, error = %e, "could not apply fault")
+                    tracing::warn!(upstream = %w.fault.upstream, error = %e, "could not apply fault");
+                    outcomes[i] = Some(FaultOutcome::Failed {
+                        error: format!("its control API failed: {e}"),
+                    });
                 }
             }
         } else if let Some(id) = active.remove(&i) {
             match control.remove_fault(id).await {
-                Ok(_) => applied[i].lifted_at = Some(t0.elapsed()),
+                Ok(_) => lifted(&mut outcomes[i], t0.elapsed()),
                 Err(e) => {
                     tracing::warn!(upstream = %w.fault.upstream, error = %e, "could not lift fault");
                     active.insert(i, id);
@@ -91,8 +96,26 @@ pub async fn run(
             }
         }
     }
-    lift_all(&windows, controls, &mut active, &mut applied, t0).await;
-    applied
+    let stopped = t0.elapsed();
+    lift_all(&windows, controls, &mut active, &mut outcomes, t0).await;
+    windows
+        .iter()
+        .zip(outcomes)
+        .map(|(w, outcome)| FaultAttempt {
+            upstream: w.fault.upstream.clone(),
+            kind: w.fault.spec.kind.name().as_str().to_string(),
+            start: w.start,
+            end: w.end,
+            outcome: outcome.unwrap_or(FaultOutcome::RunEnded { at: stopped }),
+        })
+        .collect()
+}
+
+/// Marks an applied window lifted at `at`.
+fn lifted(outcome: &mut Option<FaultOutcome>, at: Duration) {
+    if let Some(FaultOutcome::Applied { lifted, .. }) = outcome {
+        *lifted = Some(at);
+    }
 }
 
 /// Lifts every fault still active; when removing one by id fails, clears the mock's
@@ -101,7 +124,7 @@ async fn lift_all(
     windows: &[Window<'_>],
     controls: &HashMap<String, ControlClient>,
     active: &mut HashMap<usize, FaultId>,
-    applied: &mut [AppliedFault],
+    outcomes: &mut [Option<FaultOutcome>],
     t0: Instant,
 ) {
     for (i, id) in active.drain() {
@@ -109,12 +132,12 @@ async fn lift_all(
         let Some(control) = controls.get(upstream) else {
             continue;
         };
-        let lifted = match control.remove_fault(id).await {
+        let done = match control.remove_fault(id).await {
             Ok(_) => true,
             Err(_) => control.clear_faults().await.is_ok(),
         };
-        if lifted {
-            applied[i].lifted_at = Some(t0.elapsed());
+        if done {
+            lifted(&mut outcomes[i], t0.elapsed());
         } else {
             tracing::error!(upstream = %upstream, "fault could not be lifted; the mock may still be broken");
         }
@@ -123,12 +146,19 @@ async fn lift_all(
 
 /// Each upstream's own counters now; an upstream whose control API does not answer is left
 /// out (its numbers are then unknown, never guessed).
-pub async fn snapshot(controls: &HashMap<String, ControlClient>) -> HashMap<String, MockStats> {
-    let mut out = HashMap::new();
+pub async fn snapshot(
+    controls: &HashMap<String, ControlClient>,
+) -> BTreeMap<String, UpstreamCounters> {
+    let mut out = BTreeMap::new();
     for (name, control) in controls {
         match control.stats().await {
             Ok(s) => {
-                out.insert(name.clone(), s);
+                let counters = UpstreamCounters {
+                    requests_total: s.requests_total,
+                    prompt_tokens: s.prompt_tokens,
+                    completion_tokens: s.completion_tokens,
+                };
+                out.insert(name.clone(), counters);
             }
             Err(e) => tracing::warn!(upstream = %name, error = %e, "could not read upstream stats"),
         }

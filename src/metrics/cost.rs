@@ -79,7 +79,7 @@ pub fn price(
 /// class's average tokens per request, since tokens are not kept per interval.
 fn failover_extra(summary: &Summary, prices: &BTreeMap<String, Price>) -> f64 {
     let mut extra = 0.0;
-    for w in &summary.faults {
+    for w in summary.faults.iter().filter(|w| w.not_applied.is_none()) {
         let Some(usual) = prices.get(&w.upstream) else {
             continue;
         };
@@ -139,8 +139,13 @@ pub fn upstream_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::failover::{AppliedFault, analyze, tests::outage_summary};
+    use crate::metrics::failover::{FaultAttempt, analyze, tests::outage_summary};
     use crate::metrics::summary::Tokens;
+    use std::time::Duration;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
 
     #[test]
     fn prices_tokens_and_failover_extra() {
@@ -175,14 +180,13 @@ mod tests {
         s.upstreams = upstream_rows(&served, &BTreeMap::new());
         s.faults = analyze(
             &s,
-            &[AppliedFault {
-                upstream: "a".into(),
-                kind: "outage".into(),
-                start: std::time::Duration::from_secs(8),
-                end: std::time::Duration::from_secs(14),
-                applied_at: None,
-                lifted_at: None,
-            }],
+            &[FaultAttempt::applied(
+                "a",
+                "outage",
+                (secs(8), secs(14)),
+                secs(8),
+                Some(secs(14)),
+            )],
             0.99,
         );
         let prices = BTreeMap::from([

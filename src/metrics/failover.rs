@@ -10,22 +10,68 @@ use super::analysis::percentiles;
 use super::recorder::Recorder;
 use super::summary::{FaultWindow, Interval, Summary};
 
-/// A fault as it actually happened on the run's clock.
+/// One window of one scheduled fault, and what became of it on the run's clock.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppliedFault {
+pub struct FaultAttempt {
     pub upstream: String,
     pub kind: String,
     /// Scheduled window.
     pub start: Duration,
     pub end: Duration,
-    /// When the control API confirmed it (None if applying failed).
-    pub applied_at: Option<Duration>,
-    pub lifted_at: Option<Duration>,
+    pub outcome: FaultOutcome,
 }
 
-/// One window per applied fault, in schedule order. `target` is the availability an
-/// interval needs to count as "back at target" (the SLA's, or 99.9% when it names none).
-pub fn analyze(summary: &Summary, faults: &[AppliedFault], target: f64) -> Vec<FaultWindow> {
+/// Whether a scheduled fault was applied, and if not, why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultOutcome {
+    /// The control API confirmed it at `at`; `lifted` is when it was lifted, None when it
+    /// could not be (the upstream may have stayed broken past its window).
+    Applied {
+        at: Duration,
+        lifted: Option<Duration>,
+    },
+    /// The run ended at `at`, before the fault's time came.
+    RunEnded { at: Duration },
+    /// The fault was due but could not be applied (the control API refused, failed or is
+    /// missing): `error` says why, as a sentence the report can show.
+    Failed { error: String },
+}
+
+impl FaultAttempt {
+    /// A fault the control API applied at `at` and lifted at `lifted`.
+    pub fn applied(
+        upstream: &str,
+        kind: &str,
+        (start, end): (Duration, Duration),
+        at: Duration,
+        lifted: Option<Duration>,
+    ) -> Self {
+        Self {
+            upstream: upstream.to_string(),
+            kind: kind.to_string(),
+            start,
+            end,
+            outcome: FaultOutcome::Applied { at, lifted },
+        }
+    }
+
+    /// Why the fault was never applied, as the report says it; None when it was.
+    pub fn not_applied(&self) -> Option<String> {
+        match &self.outcome {
+            FaultOutcome::Applied { .. } => None,
+            FaultOutcome::RunEnded { at } => {
+                Some(format!("the run stopped at {:.1} s", at.as_secs_f64()))
+            }
+            FaultOutcome::Failed { error } => Some(error.clone()),
+        }
+    }
+}
+
+/// One window per scheduled fault, in schedule order. `target` is the availability an
+/// interval needs to count as "back at target" (the SLA's, or 99.9% when it names none). A
+/// fault that was never applied keeps the classes it would have hit but no counts or times,
+/// since nothing happened to judge.
+pub fn analyze(summary: &Summary, faults: &[FaultAttempt], target: f64) -> Vec<FaultWindow> {
     faults.iter().map(|f| window(summary, f, target)).collect()
 }
 
@@ -81,8 +127,33 @@ pub fn overlapping<'a>(
         .filter(move |iv| iv.t_s < e - 1e-9 && iv.t_s + w > s + 1e-9)
 }
 
-fn window(summary: &Summary, f: &AppliedFault, target: f64) -> FaultWindow {
+fn window(summary: &Summary, f: &FaultAttempt, target: f64) -> FaultWindow {
     let classes = affected_classes(summary, &f.upstream, f.start);
+    let (applied_at_s, lifted_at_s) = match f.outcome {
+        FaultOutcome::Applied { at, lifted } => {
+            (Some(at.as_secs_f64()), lifted.map(|d| d.as_secs_f64()))
+        }
+        _ => (None, None),
+    };
+    if let Some(why) = f.not_applied() {
+        return FaultWindow {
+            upstream: f.upstream.clone(),
+            kind: f.kind.clone(),
+            start_s: f.start.as_secs_f64(),
+            end_s: f.end.as_secs_f64(),
+            applied_at_s,
+            lifted_at_s,
+            not_applied: Some(why),
+            affected_classes: classes,
+            affected_requests: 0,
+            affected_successes: 0,
+            failover_success: None,
+            time_to_failover_s: None,
+            time_to_recover_s: None,
+            failed_over_latency_ms: None,
+            normal_latency_ms: None,
+        };
+    }
     let (start_s, end_s) = (f.start.as_secs_f64(), f.end.as_secs_f64());
     let (requests, successes) = overlapping(summary, f.start, f.end)
         .map(|iv| counts(iv, &classes))
@@ -123,8 +194,9 @@ fn window(summary: &Summary, f: &AppliedFault, target: f64) -> FaultWindow {
         kind: f.kind.clone(),
         start_s,
         end_s,
-        applied_at_s: f.applied_at.map(|d| d.as_secs_f64()),
-        lifted_at_s: f.lifted_at.map(|d| d.as_secs_f64()),
+        applied_at_s,
+        lifted_at_s,
+        not_applied: None,
         affected_classes: classes,
         affected_requests: requests,
         affected_successes: successes,
@@ -141,13 +213,20 @@ fn window(summary: &Summary, f: &AppliedFault, target: f64) -> FaultWindow {
 pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
     let width = summary.interval_s;
     let overlaps = |t: f64, (s, e): (f64, f64)| t < e - 1e-9 && t + width > s + 1e-9;
+    // A fault never applied changed nothing, so its window is normal traffic.
     let spans: Vec<(f64, f64)> = summary
         .faults
         .iter()
+        .filter(|w| w.not_applied.is_none())
         .map(|w| (w.start_s, w.end_s))
         .collect();
     let names = &rec.layout().classes;
-    for (wi, w) in summary.faults.iter_mut().enumerate() {
+    for w in summary
+        .faults
+        .iter_mut()
+        .filter(|w| w.not_applied.is_none())
+    {
+        let span = (w.start_s, w.end_s);
         let classes: Vec<usize> = w
             .affected_classes
             .iter()
@@ -158,7 +237,7 @@ pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
             return;
         };
         for (i, iv) in summary.intervals.iter().enumerate() {
-            let here = overlaps(iv.t_s, spans[wi]);
+            let here = overlaps(iv.t_s, span);
             let anywhere = spans.iter().any(|&sp| overlaps(iv.t_s, sp));
             let cells = rec.interval(i);
             for h in classes.iter().filter_map(|&c| cells.get(c)?.latency()) {
@@ -252,14 +331,13 @@ pub(crate) mod tests {
     #[test]
     fn outage_window_is_measured() {
         let s = outage_summary();
-        let f = AppliedFault {
-            upstream: "a".into(),
-            kind: "outage".into(),
-            start: Duration::from_secs(8),
-            end: Duration::from_secs(14),
-            applied_at: Some(Duration::from_millis(8003)),
-            lifted_at: Some(Duration::from_millis(14002)),
-        };
+        let f = FaultAttempt::applied(
+            "a",
+            "outage",
+            (Duration::from_secs(8), Duration::from_secs(14)),
+            Duration::from_millis(8003),
+            Some(Duration::from_millis(14002)),
+        );
         let w = &analyze(&s, &[f], 0.99)[0];
         assert_eq!(w.affected_classes, vec!["everyday".to_string()]);
         assert_eq!((w.affected_requests, w.affected_successes), (600, 540));
@@ -271,17 +349,36 @@ pub(crate) mod tests {
     #[test]
     fn a_fault_on_an_unused_upstream_affects_nobody() {
         let s = outage_summary();
-        let f = AppliedFault {
-            upstream: "zzz".into(),
-            kind: "error".into(),
-            start: Duration::from_secs(3),
-            end: Duration::from_secs(5),
-            applied_at: None,
-            lifted_at: None,
-        };
+        let f = FaultAttempt::applied(
+            "zzz",
+            "error",
+            (Duration::from_secs(3), Duration::from_secs(5)),
+            Duration::from_secs(3),
+            Some(Duration::from_secs(5)),
+        );
         let w = &analyze(&s, &[f], 0.99)[0];
         assert!(w.affected_classes.is_empty());
         assert_eq!(w.affected_requests, 0);
         assert_eq!(w.failover_success, None);
+    }
+
+    #[test]
+    fn a_fault_never_applied_names_its_classes_but_counts_nothing() {
+        let s = outage_summary();
+        let f = FaultAttempt {
+            upstream: "a".into(),
+            kind: "outage".into(),
+            start: Duration::from_secs(8),
+            end: Duration::from_secs(14),
+            outcome: FaultOutcome::Failed {
+                error: "HTTP 401".into(),
+            },
+        };
+        let w = &analyze(&s, &[f], 0.99)[0];
+        assert_eq!(w.affected_classes, vec!["everyday".to_string()]);
+        assert_eq!((w.affected_requests, w.affected_successes), (0, 0));
+        assert_eq!((w.time_to_failover_s, w.time_to_recover_s), (None, None));
+        assert_eq!(w.applied_at_s, None);
+        assert_eq!(w.not_applied.as_deref(), Some("HTTP 401"));
     }
 }

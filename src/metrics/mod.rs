@@ -2,6 +2,7 @@
 //! This module aggregates and never formats; `report` renders.
 
 mod analysis;
+mod conclude;
 pub mod cost;
 pub mod failover;
 mod hlog;
@@ -10,7 +11,9 @@ mod sample;
 pub mod sla;
 mod summary;
 
+pub use crate::scenario::{SlaKey, Unit};
 pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
+pub use conclude::{Evidence, UpstreamCounters, conclude};
 pub use hlog::{HlogError, write_hlog};
 pub use recorder::{Cell, ClassRecord, Counts, Layout, MergeError, Recorder, new_cumulative};
 pub use sample::{ErrorKind, Sample, ServedBy};

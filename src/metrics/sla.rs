@@ -4,7 +4,7 @@
 use crate::scenario::{Objective, Scope, Sla};
 
 use super::failover::overlapping;
-use super::summary::{CheckStatus, Percentiles, SlaCheck, SlaResult, Stats, Summary};
+use super::summary::{CheckStatus, FaultWindow, Percentiles, SlaCheck, SlaResult, Stats, Summary};
 
 /// A percentile claim needs this many samples beyond it: p99 needs 1,000 requests, p99.9
 /// 10,000. Fewer, and one slow request decides the verdict.
@@ -72,23 +72,25 @@ fn availability_bar(sla: &Sla, scope: &Scope) -> f64 {
 struct Measure {
     target: f64,
     measured: Option<f64>,
-    unit: &'static str,
     samples: u64,
     /// Samples needed before a pass means anything.
     needed: u64,
     higher_is_better: bool,
     note: Option<String>,
+    /// Why what was measured cannot decide the check: unless it already failed, the check is
+    /// inconclusive for this reason.
+    undecided: Option<String>,
 }
 
 fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Measure {
     Measure {
         target: bound_ms,
         measured: p.filter(|p| p.samples > 0).map(|p| p.p99),
-        unit: "ms",
         samples: p.map_or(0, |p| p.samples),
         needed: (TAIL_SAMPLES / 0.01).ceil() as u64,
         higher_is_better: false,
         note: p.is_none().then(|| note.to_string()),
+        undecided: None,
     }
 }
 
@@ -122,11 +124,11 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
         Objective::Availability(a) => Measure {
             target: a,
             measured: stats.filter(|s| s.requests > 0).map(|s| s.availability),
-            unit: "ratio",
             samples: stats.map_or(0, |s| s.requests),
             needed: needed_for_ratio(a),
             higher_is_better: true,
             note: None,
+            undecided: None,
         },
         Objective::Uptime(u) => {
             let bar = availability_bar(sla, scope);
@@ -142,7 +144,6 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             Measure {
                 target: u,
                 measured: (!avail.is_empty()).then(|| good as f64 / avail.len() as f64),
-                unit: "ratio",
                 samples: avail.len() as u64,
                 needed: needed_for_ratio(u),
                 higher_is_better: true,
@@ -150,6 +151,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                     "intervals at or above {:.3}% availability",
                     bar * 100.0
                 )),
+                undecided: None,
             }
         }
         Objective::FailoverSuccess(f) => {
@@ -157,31 +159,22 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             Measure {
                 target: f,
                 measured: (req > 0).then(|| ok as f64 / req as f64),
-                unit: "ratio",
                 samples: req,
                 needed: needed_for_ratio(f),
                 higher_is_better: true,
                 note: (req == 0).then(|| "no request was sent while a fault hit this scope".into()),
+                undecided: unapplied(summary, class),
             }
         }
-        Objective::MaxFailoverTime(d) => worst_time(
-            summary,
-            class,
-            d.as_secs_f64(),
-            |w| w.time_to_failover_s,
-            "never back at target during the fault",
-        ),
-        Objective::MaxRecoveryTime(d) => worst_time(
-            summary,
-            class,
-            d.as_secs_f64(),
-            |w| w.time_to_recover_s,
-            "the primary never served again after the fault",
-        ),
+        Objective::MaxFailoverTime(d) => {
+            worst_time(summary, class, d.as_secs_f64(), Phase::Failover)
+        }
+        Objective::MaxRecoveryTime(d) => {
+            worst_time(summary, class, d.as_secs_f64(), Phase::Recovery)
+        }
         Objective::MaxRetryAmplification(x) => Measure {
             target: x,
             measured: summary.retry_amplification,
-            unit: "x",
             samples: summary.overall.requests,
             needed: 1,
             higher_is_better: false,
@@ -189,11 +182,11 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                 .retry_amplification
                 .is_none()
                 .then(|| "the upstreams' request counts are unknown (no control API)".into()),
+            undecided: None,
         },
         Objective::MaxCostPerMillion(usd) => Measure {
             target: usd,
             measured: summary.cost.as_ref().map(|c| c.per_million_requests_usd),
-            unit: "usd",
             samples: summary.overall.requests,
             needed: 1,
             higher_is_better: false,
@@ -201,6 +194,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                 .cost
                 .is_none()
                 .then(|| "no prices known for the upstreams".into()),
+            undecided: None,
         },
     };
     let status = match m.measured {
@@ -211,7 +205,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             } else {
                 v <= m.target
             };
-            if ok && m.samples < m.needed {
+            if ok && (m.undecided.is_some() || m.samples < m.needed) {
                 CheckStatus::Inconclusive
             } else if ok {
                 CheckStatus::Pass
@@ -220,7 +214,9 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             }
         }
     };
-    let note = if status == CheckStatus::Inconclusive && m.measured.is_some() {
+    let note = if status == CheckStatus::Inconclusive && m.undecided.is_some() {
+        m.undecided
+    } else if status == CheckStatus::Inconclusive && m.measured.is_some() {
         Some(format!(
             "{} samples cannot support this target (needs at least {}); run longer or at a higher rate",
             m.samples, m.needed
@@ -228,12 +224,13 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
     } else {
         m.note
     };
+    let key = objective.key();
     SlaCheck {
-        name: objective.key().to_string(),
+        name: key,
         scope: scope_name(scope),
         target: m.target,
         measured: m.measured,
-        unit: m.unit.to_string(),
+        unit: key.unit().as_str().to_string(),
         samples: m.samples,
         status,
         note,
@@ -246,6 +243,7 @@ fn failover_counts(summary: &Summary, class: Option<&str>) -> (u64, u64) {
     summary
         .faults
         .iter()
+        .filter(|w| w.not_applied.is_none())
         .map(|w| match class {
             None => (w.affected_requests, w.affected_successes),
             Some(c) if w.affected_classes.iter().any(|a| a == c) => {
@@ -260,58 +258,138 @@ fn failover_counts(summary: &Summary, class: Option<&str>) -> (u64, u64) {
         .fold((0, 0), |(r, s), (a, b)| (r + a, s + b))
 }
 
-fn worst_time(
-    summary: &Summary,
-    class: Option<&str>,
-    bound_s: f64,
-    pick: impl Fn(&super::summary::FaultWindow) -> Option<f64>,
-    never: &str,
-) -> Measure {
-    let windows: Vec<_> = summary
+/// Whether a fault window could hit this scope: for the whole run every window does; for a
+/// class, the windows that name it, or that name no class at all (a fault that never ran may
+/// have had no traffic to tell which classes it would hit).
+fn hits(w: &FaultWindow, class: Option<&str>) -> bool {
+    class.is_none_or(|c| {
+        w.affected_classes.iter().any(|a| a == c)
+            || (w.not_applied.is_some() && w.affected_classes.is_empty())
+    })
+}
+
+/// Why the failover checks of this scope cannot pass: a fault meant to hit it was never
+/// applied, so the promise was not put to the test the scenario asked for.
+fn unapplied(summary: &Summary, class: Option<&str>) -> Option<String> {
+    let mut missed = summary
         .faults
         .iter()
-        .filter(|w| !w.affected_classes.is_empty())
-        .filter(|w| class.is_none_or(|c| w.affected_classes.iter().any(|a| a == c)))
-        .collect();
-    let times: Vec<Option<f64>> = windows.iter().map(|w| pick(w)).collect();
-    let never_recovered = times.iter().any(Option::is_none);
-    let measured = if windows.is_empty() {
-        None
-    } else if never_recovered {
-        // Never is worse than any bound: report the window length as a floor.
-        Some(
-            windows
-                .iter()
-                .map(|w| w.end_s - w.start_s)
-                .fold(bound_s + 1.0, f64::max),
-        )
+        .filter(|w| hits(w, class))
+        .filter_map(|w| Some((w, w.not_applied.as_deref()?)));
+    let (first, why) = missed.next()?;
+    let more = missed.count();
+    let tail = if more > 0 {
+        format!(" (and {more} more)")
     } else {
-        times.iter().flatten().copied().reduce(f64::max)
+        String::new()
+    };
+    Some(format!(
+        "{} was never applied: {why}{tail}",
+        first.describe()
+    ))
+}
+
+/// Which of a fault's two times a check bounds.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Fault start -> back at target, seen until the fault's end or the run's.
+    Failover,
+    /// Fault end -> the primary serving again, seen until the run's end.
+    Recovery,
+}
+
+impl Phase {
+    fn time(self, w: &FaultWindow) -> Option<f64> {
+        match self {
+            Self::Failover => w.time_to_failover_s,
+            Self::Recovery => w.time_to_recover_s,
+        }
+    }
+
+    /// How long the run watched for this time: a run that stopped sooner cannot say "never".
+    fn watched(self, w: &FaultWindow, run_end_s: f64) -> f64 {
+        match self {
+            Self::Failover => w.end_s.min(run_end_s) - w.start_s,
+            Self::Recovery => run_end_s - w.end_s,
+        }
+        .max(0.0)
+    }
+
+    fn never(self) -> &'static str {
+        match self {
+            Self::Failover => "never back at target during the fault",
+            Self::Recovery => "the primary never served again after the fault",
+        }
+    }
+
+    fn too_soon(self, watched: f64) -> String {
+        match self {
+            Self::Failover => {
+                format!("the run ended {watched:.1} s into the fault, too soon to tell")
+            }
+            Self::Recovery => format!(
+                "the run ended {watched:.1} s after the fault's end, too soon to see the \
+                 primary serve again"
+            ),
+        }
+    }
+}
+
+fn worst_time(summary: &Summary, class: Option<&str>, bound_s: f64, phase: Phase) -> Measure {
+    let run_end_s = summary.warmup_s + summary.duration_s;
+    let windows: Vec<&FaultWindow> = summary
+        .faults
+        .iter()
+        .filter(|w| w.not_applied.is_none() && !w.affected_classes.is_empty())
+        .filter(|w| hits(w, class))
+        .collect();
+    // Each window's time; a window never back within what the run watched counts as that
+    // long when the run watched past the bound (it then fails), and decides nothing when not.
+    let mut measured: Option<f64> = None;
+    let mut never = false;
+    let mut too_soon = None;
+    for w in &windows {
+        let t = match phase.time(w) {
+            Some(t) => t,
+            None => {
+                let watched = phase.watched(w, run_end_s);
+                if watched <= bound_s {
+                    too_soon.get_or_insert_with(|| phase.too_soon(watched));
+                    continue;
+                }
+                never = true;
+                watched
+            }
+        };
+        measured = Some(measured.map_or(t, |m: f64| m.max(t)));
+    }
+    let note = if windows.is_empty() {
+        "no fault affected this scope".to_string()
+    } else if never {
+        phase.never().to_string()
+    } else {
+        format!("resolution {} s (the interval)", summary.interval_s)
     };
     Measure {
         target: bound_s,
         measured,
-        unit: "s",
         samples: windows.len() as u64,
         needed: 1,
         higher_is_better: false,
-        note: if windows.is_empty() {
-            Some("no fault affected this scope".into())
-        } else if never_recovered {
-            Some(never.into())
-        } else {
-            Some(format!(
-                "resolution {} s (the interval)",
-                summary.interval_s
-            ))
-        },
+        note: Some(
+            too_soon
+                .clone()
+                .filter(|_| measured.is_none())
+                .unwrap_or(note),
+        ),
+        undecided: unapplied(summary, class).or(too_soon),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::failover::{AppliedFault, analyze, tests::outage_summary};
+    use crate::metrics::failover::{FaultAttempt, analyze, tests::outage_summary};
     use crate::scenario::SlaTarget;
     use std::time::Duration;
 
@@ -370,14 +448,13 @@ mod tests {
     #[test]
     fn failover_checks_read_the_windows() {
         let mut s = outage_summary();
-        let f = AppliedFault {
-            upstream: "a".into(),
-            kind: "outage".into(),
-            start: Duration::from_secs(8),
-            end: Duration::from_secs(14),
-            applied_at: None,
-            lifted_at: None,
-        };
+        let f = FaultAttempt::applied(
+            "a",
+            "outage",
+            (Duration::from_secs(8), Duration::from_secs(14)),
+            Duration::from_secs(8),
+            Some(Duration::from_secs(14)),
+        );
         s.faults = analyze(&s, &[f], 0.99);
         let r = evaluate(
             &sla(&[

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::SlaKey;
+
 /// Bumped whenever a field changes meaning or disappears; readers refuse newer versions.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -159,6 +161,10 @@ pub struct FaultWindow {
     pub applied_at_s: Option<f64>,
     #[serde(default)]
     pub lifted_at_s: Option<f64>,
+    /// Why the fault was never applied (the run stopped first, or the control API failed);
+    /// its window is then not judged.
+    #[serde(default)]
+    pub not_applied: Option<String>,
     pub affected_classes: Vec<String>,
     pub affected_requests: u64,
     pub affected_successes: u64,
@@ -173,6 +179,16 @@ pub struct FaultWindow {
     /// Requests of the same classes outside any fault window.
     #[serde(default)]
     pub normal_latency_ms: Option<Percentiles>,
+}
+
+impl FaultWindow {
+    /// "the outage on deepseek at 8.0 s", for notes and trust reasons.
+    pub fn describe(&self) -> String {
+        format!(
+            "the {} on {} at {:.1} s",
+            self.kind, self.upstream, self.start_s
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,8 +238,8 @@ pub struct SlaResult {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlaCheck {
-    /// The `[sla]` key, e.g. `p99_latency`.
-    pub name: String,
+    /// The `[sla]` key, e.g. `p99_latency` (written as that string).
+    pub name: SlaKey,
     /// `overall` or `class:<name>`.
     pub scope: String,
     /// Bound and measured value in `unit` (ms, s, ratio, x, usd).

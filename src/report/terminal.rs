@@ -64,6 +64,12 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(o, "errors: {}", list.join(", "));
     }
     for w in &s.faults {
+        if let Some(why) = &w.not_applied {
+            let (start, end) = (fmt::seconds(w.start_s), fmt::seconds(w.end_s));
+            let (up, kind) = (&w.upstream, &w.kind);
+            let _ = writeln!(o, "fault: {up} {kind} {start}–{end}: never applied ({why})");
+            continue;
+        }
         let _ = writeln!(
             o,
             "fault: {} {} {}–{}: {} requests affected, {} succeeded; back at target after {}; primary serving again after {}",
@@ -143,7 +149,7 @@ pub fn render(s: &Summary) -> String {
     let verdict = match s.sla.verdict {
         CheckStatus::Pass => "PASS",
         CheckStatus::Fail => "FAIL: the SLA was violated",
-        CheckStatus::Inconclusive => "INCONCLUSIVE: too few samples to support every promise",
+        CheckStatus::Inconclusive => "INCONCLUSIVE: the evidence cannot support every promise",
     };
     let _ = writeln!(o, "verdict: {verdict}");
     o

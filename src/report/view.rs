@@ -171,7 +171,7 @@ pub fn build(s: &Summary) -> ReportView {
             .checks
             .iter()
             .map(|c| CheckRow {
-                name: c.name.clone(),
+                name: c.name.as_str().to_string(),
                 scope: c.scope.clone(),
                 target: format!(
                     "{} {}",
@@ -205,7 +205,10 @@ pub fn build(s: &Summary) -> ReportView {
                 applied: match (f.applied_at_s, f.lifted_at_s) {
                     (Some(a), Some(l)) => format!("{a:.2}–{l:.2} s"),
                     (Some(a), None) => format!("{a:.2} s –"),
-                    _ => DASH.into(),
+                    _ => f
+                        .not_applied
+                        .as_ref()
+                        .map_or_else(|| DASH.into(), |why| format!("never: {why}")),
                 },
                 affected_classes: if f.affected_classes.is_empty() {
                     DASH.into()

@@ -12,7 +12,7 @@ pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
     Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla,
-    SlaTarget, Stage, StageLoad, Target, Upstream, UpstreamSource,
+    SlaKey, SlaTarget, Stage, StageLoad, Target, Unit, Upstream, UpstreamSource,
 };
 pub use raw::RawScenario;
 

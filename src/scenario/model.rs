@@ -147,36 +147,107 @@ pub enum Scope {
     Class(String),
 }
 
-/// One promise, with its bound.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Objective {
-    P99Latency(Duration),
-    TtftP99(Duration),
-    /// Successes / requests, at least this fraction.
-    Availability(f64),
-    /// Share of intervals meeting the availability target, at least this fraction.
-    Uptime(f64),
-    FailoverSuccess(f64),
-    MaxFailoverTime(Duration),
-    MaxRecoveryTime(Duration),
-    MaxRetryAmplification(f64),
-    /// US dollars per million requests.
-    MaxCostPerMillion(f64),
+/// Every SLA objective, declared once: its typed bound, its `[sla]` key and the unit its
+/// check is measured and reported in. The check itself is `metrics::sla`'s exhaustive match on
+/// `Objective`, and the report finds a target by matching on `SlaKey`, so a new objective is
+/// one line here, one raw field (the schema), one parse line and one check arm, each of which
+/// the compiler asks for.
+macro_rules! objectives {
+    ($( $(#[$doc:meta])* $variant:ident($bound:ty) = $key:literal in $unit:ident; )*) => {
+        /// One promise, with its bound.
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub enum Objective {
+            $( $(#[$doc])* $variant($bound), )*
+        }
+
+        /// Which promise a check is about: the `[sla]` key, typed, and written as that key
+        /// (so `summary.json` reads `"name": "p99_latency"`).
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+        )]
+        pub enum SlaKey {
+            $( #[serde(rename = $key)] $variant, )*
+        }
+
+        impl SlaKey {
+            /// Every key, in declaration order.
+            pub const ALL: &'static [SlaKey] = &[$(Self::$variant),*];
+
+            /// The key as written under `[sla]`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $key, )*
+                }
+            }
+
+            /// The unit the check's target and measured value are in.
+            pub fn unit(self) -> Unit {
+                match self {
+                    $( Self::$variant => Unit::$unit, )*
+                }
+            }
+
+            /// The key written as `s`, if there is one.
+            pub fn from_key(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|k| k.as_str() == s)
+            }
+        }
+
+        impl Objective {
+            /// Which key this objective was written under.
+            pub fn key(&self) -> SlaKey {
+                match self {
+                    $( Self::$variant(_) => SlaKey::$variant, )*
+                }
+            }
+        }
+    };
 }
 
-impl Objective {
-    /// The key as written under `[sla]`.
-    pub fn key(&self) -> &'static str {
+objectives! {
+    P99Latency(Duration) = "p99_latency" in Ms;
+    TtftP99(Duration) = "ttft_p99" in Ms;
+    /// Successes / requests, at least this fraction.
+    Availability(f64) = "availability" in Ratio;
+    /// Share of intervals meeting the availability target, at least this fraction.
+    Uptime(f64) = "uptime" in Ratio;
+    FailoverSuccess(f64) = "failover_success" in Ratio;
+    MaxFailoverTime(Duration) = "max_failover_time" in S;
+    MaxRecoveryTime(Duration) = "max_recovery_time" in S;
+    MaxRetryAmplification(f64) = "max_retry_amplification" in X;
+    /// US dollars per million requests.
+    MaxCostPerMillion(f64) = "max_cost_per_million" in Usd;
+}
+
+impl std::fmt::Display for SlaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The unit of an SLA check's target and measured value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Ms,
+    S,
+    /// A fraction in 0..=1.
+    Ratio,
+    /// A multiple.
+    X,
+    /// US dollars.
+    Usd,
+}
+
+impl Unit {
+    /// The name `summary.json` and the reports use.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::P99Latency(_) => "p99_latency",
-            Self::TtftP99(_) => "ttft_p99",
-            Self::Availability(_) => "availability",
-            Self::Uptime(_) => "uptime",
-            Self::FailoverSuccess(_) => "failover_success",
-            Self::MaxFailoverTime(_) => "max_failover_time",
-            Self::MaxRecoveryTime(_) => "max_recovery_time",
-            Self::MaxRetryAmplification(_) => "max_retry_amplification",
-            Self::MaxCostPerMillion(_) => "max_cost_per_million",
+            Self::Ms => "ms",
+            Self::S => "s",
+            Self::Ratio => "ratio",
+            Self::X => "x",
+            Self::Usd => "usd",
         }
     }
 }

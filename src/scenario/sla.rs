@@ -3,7 +3,7 @@
 
 use toml::Spanned;
 
-use super::model::{Objective, Scope, Sla, SlaTarget};
+use super::model::{Objective, Scope, Sla, SlaKey, SlaTarget};
 use super::raw::{RawSla, RawSlaClass};
 use crate::config::Check;
 
@@ -58,7 +58,7 @@ fn objectives(
     scope: Scope,
     out: &mut Vec<SlaTarget>,
 ) {
-    let k = |f: &str| format!("{key}.{f}");
+    let k = |f: SlaKey| format!("{key}.{f}");
     let mut push = |objective: Option<Objective>| {
         if let Some(objective) = objective {
             out.push(SlaTarget {
@@ -67,29 +67,56 @@ fn objectives(
             });
         }
     };
-    let dur = |c: &mut Check<'_>, v: &Option<Spanned<String>>, f: &str| {
+    let dur = |c: &mut Check<'_>, v: &Option<Spanned<String>>, f: SlaKey| {
         v.as_ref().and_then(|v| c.positive_duration(v, &k(f)))
     };
-    let ratio = |c: &mut Check<'_>, v: &Option<Spanned<crate::config::RawNum>>, f: &str| {
+    let ratio = |c: &mut Check<'_>, v: &Option<Spanned<crate::config::RawNum>>, f: SlaKey| {
         v.as_ref().and_then(|v| c.ratio(v, &k(f)))
     };
-    push(dur(c, &t.p99_latency, "p99_latency").map(Objective::P99Latency));
-    push(dur(c, &t.ttft_p99, "ttft_p99").map(Objective::TtftP99));
-    push(ratio(c, &t.availability, "availability").map(Objective::Availability));
-    push(ratio(c, &t.uptime, "uptime").map(Objective::Uptime));
-    push(ratio(c, &t.failover_success, "failover_success").map(Objective::FailoverSuccess));
-    push(dur(c, &t.max_failover_time, "max_failover_time").map(Objective::MaxFailoverTime));
-    push(dur(c, &t.max_recovery_time, "max_recovery_time").map(Objective::MaxRecoveryTime));
+    use SlaKey as K;
+    push(dur(c, &t.p99_latency, K::P99Latency).map(Objective::P99Latency));
+    push(dur(c, &t.ttft_p99, K::TtftP99).map(Objective::TtftP99));
+    push(ratio(c, &t.availability, K::Availability).map(Objective::Availability));
+    push(ratio(c, &t.uptime, K::Uptime).map(Objective::Uptime));
+    push(ratio(c, &t.failover_success, K::FailoverSuccess).map(Objective::FailoverSuccess));
+    push(dur(c, &t.max_failover_time, K::MaxFailoverTime).map(Objective::MaxFailoverTime));
+    push(dur(c, &t.max_recovery_time, K::MaxRecoveryTime).map(Objective::MaxRecoveryTime));
     push(
         t.max_retry_amplification
             .as_ref()
-            .and_then(|v| c.number_in(v, &k("max_retry_amplification"), 1.0..=MAX_AMPLIFICATION))
+            .and_then(|v| c.number_in(v, &k(K::MaxRetryAmplification), 1.0..=MAX_AMPLIFICATION))
             .map(Objective::MaxRetryAmplification),
     );
     push(
         t.max_cost_per_million
             .as_ref()
-            .and_then(|v| c.number_in(v, &k("max_cost_per_million"), 0.0..=MAX_COST))
+            .and_then(|v| c.number_in(v, &k(K::MaxCostPerMillion), 0.0..=MAX_COST))
             .map(Objective::MaxCostPerMillion),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_reads_back_and_is_a_field_of_the_raw_table() {
+        let schema = serde_json::to_value(schemars::schema_for!(RawSlaClass)).unwrap_or_default();
+        for &key in SlaKey::ALL {
+            assert_eq!(SlaKey::from_key(key.as_str()), Some(key));
+            let json = serde_json::to_string(&key).unwrap_or_default();
+            assert_eq!(json, format!("\"{key}\""));
+            assert!(
+                schema["properties"].get(key.as_str()).is_some(),
+                "`{key}` is declared but the raw [sla] table has no such field"
+            );
+        }
+        let fields = schema["properties"].as_object().map_or(0, |o| o.len());
+        assert_eq!(
+            fields,
+            SlaKey::ALL.len(),
+            "a raw [sla] field has no declared key"
+        );
+        assert_eq!(SlaKey::from_key("p99_ttft"), None);
+    }
 }

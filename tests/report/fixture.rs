@@ -214,7 +214,7 @@ fn check(
         Some(_) => CheckStatus::Fail,
     };
     SlaCheck {
-        name: name.into(),
+        name: SlaKey::from_key(name).unwrap_or_else(|| panic!("no [sla] key `{name}`")),
         scope: scope.into(),
         target,
         measured,
@@ -347,6 +347,7 @@ pub fn quickstart() -> Summary {
             end_s: FAULT_END,
             applied_at_s: Some(FAULT_START + 0.003),
             lifted_at_s: Some(FAULT_END + 0.002),
+            not_applied: None,
             affected_classes: vec!["everyday".into()],
             affected_requests: affected,
             affected_successes: affected_ok,

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::RGBColor;
 
 use super::ReportError;
-use crate::metrics::Summary;
+use crate::metrics::{SlaKey, Summary};
 
 /// The charts of one report; `None` where there was nothing to draw.
 #[derive(Debug, Default, serde::Serialize)]
@@ -141,17 +141,14 @@ pub(crate) fn err(e: impl std::fmt::Display) -> ReportError {
     ReportError::render("chart", e)
 }
 
-/// The whole run's millisecond bound under one of the `[sla]` keys, drawn as the SLA line.
-pub(crate) fn sla_ms(s: &Summary, names: &[&str]) -> Option<f64> {
+/// The whole run's bound under one `[sla]` key, drawn as the SLA line; the key's unit is
+/// milliseconds for the keys the charts draw.
+pub(crate) fn sla_target(s: &Summary, key: SlaKey) -> Option<f64> {
     s.sla
         .checks
         .iter()
-        .find(|c| names.contains(&c.name.as_str()) && c.scope == "overall" && c.unit == "ms")
+        .find(|c| c.name == key && c.scope == "overall")
         .map(|c| c.target)
-}
-
-pub(crate) fn sla_p99_ms(s: &Summary) -> Option<f64> {
-    sla_ms(s, &["p99_latency"])
 }
 
 /// The top of a y axis that leaves room above `peak` for a legend of `entries` rows.

@@ -4,10 +4,8 @@
 
 use plotters::prelude::*;
 
-use super::{
-    SLA, draw_legend, draw_mesh, err, finish, series_color, sla_ms, sla_p99_ms, with_legend_room,
-};
-use crate::metrics::{Percentiles, Summary};
+use super::{SLA, draw_legend, draw_mesh, err, finish, series_color, sla_target, with_legend_room};
+use crate::metrics::{Percentiles, SlaKey, Summary};
 use crate::report::ReportError;
 use crate::report::fmt;
 
@@ -127,7 +125,7 @@ pub fn spectrum(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Str
         size,
         floor,
         &series,
-        sla_p99_ms(s).map(|b| ("p99", b)),
+        sla_target(s, SlaKey::P99Latency).map(|b| ("p99", b)),
         "latency (ms)",
         "Latency by percentile, per class",
     )
@@ -163,8 +161,9 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
         })
         .collect();
     let sla = match which {
-        StreamMetric::Ttft => sla_ms(s, &["ttft_p99", "p99_ttft"]).map(|b| ("TTFT p99", b)),
-        StreamMetric::Itl => sla_ms(s, &["itl_p99", "p99_itl"]).map(|b| ("ITL p99", b)),
+        StreamMetric::Ttft => sla_target(s, SlaKey::TtftP99).map(|b| ("TTFT p99", b)),
+        // No `[sla]` key bounds the gap between tokens, so there is no line to draw.
+        StreamMetric::Itl => None,
     };
     let (desc, label) = match which {
         StreamMetric::Ttft => (

@@ -7,9 +7,9 @@ use plotters::prelude::*;
 
 use super::{
     Chart, FAULT, INK_COLOR, SLA, SUCCESS, draw_legend, draw_mesh, err, error_color, finish, font,
-    series_color, sla_p99_ms, with_legend_room,
+    series_color, sla_target, with_legend_room,
 };
-use crate::metrics::{Percentiles, Summary};
+use crate::metrics::{Percentiles, SlaKey, Summary};
 use crate::report::ReportError;
 
 fn step(s: &Summary) -> f64 {
@@ -70,7 +70,7 @@ pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Stri
     if points.is_empty() {
         return Ok(None);
     }
-    let sla = sla_p99_ms(s);
+    let sla = sla_target(s, SlaKey::P99Latency);
     let peak = points.iter().map(|(_, p)| p.p99).fold(floor, f64::max);
     let entries = 3 + usize::from(sla.is_some());
     let y_top = with_legend_room(peak.max(sla.unwrap_or(0.0)) * 1.05, entries, size.1);
