@@ -16,6 +16,7 @@
 mod body;
 mod chat;
 mod client;
+mod conn;
 mod control;
 mod fault;
 mod fleet;
@@ -24,7 +25,10 @@ mod inject;
 mod limits;
 mod profile;
 mod reply;
+mod request;
+mod respond;
 mod server;
+mod state;
 mod stats;
 
 pub use client::{ControlClient, ControlError};

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::charts;
 use super::compare::{Comparison, Direction, MetricDelta};
-use super::html::render;
+use super::template::render;
 use super::{ReportError, fmt};
 use crate::metrics::Summary;
 

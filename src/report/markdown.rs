@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::ReportError;
-use super::html::render;
+use super::template::render;
 use super::view::ReportView;
 
 #[derive(Serialize)]
@@ -13,9 +13,4 @@ struct Ctx<'a> {
 
 pub fn render_summary(view: &ReportView) -> Result<String, ReportError> {
     render("summary.md.j2", &Ctx { v: view })
-}
-
-/// Table cells must not break the Markdown table.
-pub fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }
