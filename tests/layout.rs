@@ -422,3 +422,97 @@ fn a_circle_is_found_and_named_but_comments_strings_and_tests_are_not_imports() 
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[1].starts_with("c uses d (line 1) and d uses c (line 1)"));
 }
+
+/// Type names still declared twice in `src/`, each with why; each entry must still be
+/// declared twice, so the list only shrinks.
+const SHARED_NAMES: &[(&str, &str)] = &[
+    (
+        "Args",
+        "one per subcommand in src/cmd, named by its module (cmd::run::Args)",
+    ),
+    (
+        "Bucket",
+        "the rate-limit branch merges the mock's and the gateway's buckets",
+    ),
+    (
+        "Refusal",
+        "the rate-limit branch merges the mock's and the gateway's buckets",
+    ),
+    (
+        "RawRequest",
+        "report::RawRequest is a requests.csv row; the run-folder branch owns it",
+    ),
+    (
+        "Target",
+        "gateway route target vs the scenario's system under test (scenario branch)",
+    ),
+    (
+        "RawTarget",
+        "their TOML shapes (gateway config, scenario file)",
+    ),
+    (
+        "Upstream",
+        "the gateway's live upstream vs the scenario's declared one (scenario branch)",
+    ),
+    (
+        "RawUpstream",
+        "their TOML shapes (gateway config, scenario file)",
+    ),
+];
+
+/// Every type, trait or alias declared at the top level of a file under `src`, with where.
+fn declared_types(src: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in rust_files(src) {
+        let code = read_code(&file);
+        for (n, line) in code.lines().enumerate() {
+            // Column 0 only: associated types in impls and items of test modules are indented.
+            let mut rest = line;
+            for vis in ["pub(crate) ", "pub(super) ", "pub "] {
+                rest = rest.strip_prefix(vis).unwrap_or(rest);
+            }
+            let Some(rest) = ["struct ", "enum ", "trait ", "type "]
+                .iter()
+                .find_map(|kw| rest.strip_prefix(kw))
+            else {
+                continue;
+            };
+            let name: String = rest.chars().take_while(|c| is_ident(*c as u8)).collect();
+            let at = file.strip_prefix(src).unwrap_or(&file).display();
+            names
+                .entry(name)
+                .or_default()
+                .push(format!("src/{at}:{}", n + 1));
+        }
+    }
+    names
+}
+
+#[test]
+fn no_two_types_in_src_share_a_name() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let names = declared_types(&src);
+    assert!(
+        names.contains_key("Summary") && names.contains_key("MockState"),
+        "the declaration scan found neither Summary nor MockState"
+    );
+    let mut problems = Vec::new();
+    for (name, places) in &names {
+        let allowed = SHARED_NAMES.iter().any(|(n, _)| n == name);
+        if places.len() > 1 && !allowed {
+            problems.push(format!(
+                "{name} names {} things: {}",
+                places.len(),
+                places.join(", ")
+            ));
+        }
+    }
+    for (name, _) in SHARED_NAMES {
+        if names.get(*name).is_none_or(|p| p.len() < 2) {
+            problems.push(format!(
+                "{name} is declared once now: remove it from SHARED_NAMES in tests/layout.rs"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::sync::watch;
 
 use super::client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES};
-use super::fleet::{Fleet, FleetError};
+use super::fleet::{FleetError, StartedFleet};
 use super::mix::Mix;
 use super::plan::Plan;
 use super::progress::Progress;
@@ -118,7 +118,7 @@ pub async fn run_scenario(
             .unwrap_or_else(runner::default_load_threads),
     )
     .map_err(EngineError::LoadRuntime)?;
-    let fleet = Fleet::start(scenario, options.target.as_deref()).await?;
+    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
     let client = Client::new(
         &scenario.requests,
         &fleet.targets,

@@ -16,7 +16,7 @@ use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
 use super::error::ProxyError;
 use super::metrics::{Metrics, RouteMetrics};
-use super::upstream::{self, HttpClient, Outcome, Reply, Upstream};
+use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream};
 
 /// One hop of a route: an upstream and the model name it is sent.
 #[derive(Debug, Clone)]
@@ -325,7 +325,7 @@ impl<'r> Dispatch<'r> {
         )
         .await;
         match outcome {
-            Outcome::Served(reply) => {
+            AttemptOutcome::Served(reply) => {
                 permit.record(true);
                 route.metrics.attempt(upstream, "ok");
                 if self.first_upstream != Some(upstream) {
@@ -337,7 +337,7 @@ impl<'r> Dispatch<'r> {
                     attempts: self.attempts,
                 }))
             }
-            Outcome::PassThrough(reply) => {
+            AttemptOutcome::PassThrough(reply) => {
                 let upstream_fault = reply.status().is_server_error();
                 permit.record(!upstream_fault);
                 route.metrics.attempt(upstream, "client_error");
@@ -347,7 +347,7 @@ impl<'r> Dispatch<'r> {
                     attempts: self.attempts,
                 }))
             }
-            Outcome::Failed(e) => {
+            AttemptOutcome::Failed(e) => {
                 permit.record(!e.counts_against_upstream());
                 route.metrics.attempt(upstream, e.outcome_label());
                 tracing::debug!(route = %route.model, upstream = %up.name, error = %e, "attempt failed");

@@ -16,7 +16,7 @@ use crate::openai::{ApiError, ApiErrorKind, ChatRequest, Usage, estimate_prompt_
 use super::body::{MockBody, StreamPlan, TokenStream};
 use super::conn::ConnCtl;
 use super::fault::RateLimitCode;
-use super::inject::{Action, Plan};
+use super::inject::{Action, FaultPlan};
 use super::limits::reset_text;
 use super::profile::ModelProfile;
 use super::reply::{ReplyHead, broken_completion};
@@ -299,7 +299,7 @@ fn serve(
     request: &ChatRequest,
     model: &ModelProfile,
     prompt_tokens: u32,
-    plan: Plan,
+    plan: FaultPlan,
     mut rng: SmallRng,
     in_flight: InFlight,
 ) -> Next {

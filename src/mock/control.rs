@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::openai::{ApiError, ApiErrorKind};
@@ -46,14 +46,16 @@ fn err(kind: ApiErrorKind, msg: impl Into<String>) -> Response<MockBody> {
     error_response(&ApiError::new(kind, msg))
 }
 
-#[derive(Serialize)]
-struct Added {
-    id: FaultId,
+/// The answer to adding a fault; `ControlClient` reads the same shape.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Added {
+    pub id: FaultId,
 }
 
-#[derive(Serialize)]
-struct Removed {
-    removed: usize,
+/// The answer to removing faults.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Removed {
+    pub removed: usize,
 }
 
 pub(crate) async fn handle(shared: &Arc<MockState>, req: Request<Incoming>) -> Response<MockBody> {

@@ -7,10 +7,10 @@ use super::template::render;
 use super::view::ReportView;
 
 #[derive(Serialize)]
-struct Ctx<'a> {
+struct SummaryContext<'a> {
     v: &'a ReportView,
 }
 
 pub fn render_summary(view: &ReportView) -> Result<String, ReportError> {
-    render("summary.md.j2", &Ctx { v: view })
+    render("summary.md.j2", &SummaryContext { v: view })
 }
