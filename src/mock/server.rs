@@ -1,6 +1,6 @@
-//! The mock's listener and connections: accepting, serving HTTP/1.1 with keep-alive, aborting
-//! a connection when a fault says so (closed, or reset with a real TCP RST), and shutting
-//! down gracefully; plus `MockHandle`, the in-process face of a running mock.
+//! The mock's listener: accepting, serving each connection over HTTP/1.1 with keep-alive
+//! under its controls (conn.rs), and shutting down gracefully; plus `MockHandle`, the
+//! in-process face of a running mock.
 
 use std::convert::Infallible;
 use std::io;
