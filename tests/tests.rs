@@ -4,6 +4,7 @@
 mod engine;
 mod gateway;
 mod hardening;
+mod layout;
 mod mock;
 mod report;
 mod run_cli;

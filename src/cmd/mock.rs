@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use gauntlet::mock::{self, Fleet, MockHandle};
+use gauntlet::mock::{self, MockFleet, MockHandle};
 
 use super::{InvalidInput, Outcome};
 
@@ -33,7 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let fleet = Fleet::load(&args.config)?;
+    let fleet = MockFleet::load(&args.config)?;
     if !args.listen.is_loopback() {
         tracing::warn!(
             "listening on {}: the mocks are reachable from the network",
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     super::runtime()?.block_on(serve(fleet, args.listen))
 }
 
-async fn serve(fleet: Fleet, ip: IpAddr) -> anyhow::Result<Outcome> {
+async fn serve(fleet: MockFleet, ip: IpAddr) -> anyhow::Result<Outcome> {
     let mut handles: Vec<MockHandle> = Vec::new();
     for p in fleet.providers {
         let addr = SocketAddr::new(ip, p.port);

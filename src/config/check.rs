@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::error::{ConfigError, ConfigErrors, Source, did_you_mean};
 use super::secret::Secret;
 use super::units::{
-    Dist, DurationDist, RawDist, RawNum, Unit, compile_dist, parse_duration, parse_ratio,
+    Dist, DistUnit, DurationDist, RawDist, RawNum, compile_dist, parse_duration, parse_ratio,
 };
 
 /// Longest name accepted for upstreams, request classes and profiles.
@@ -130,12 +130,12 @@ impl<'a> Check<'a> {
     }
 
     pub fn duration_dist(&mut self, v: &Spanned<RawDist>, key: &str) -> Option<DurationDist> {
-        self.dist(v, key, Unit::Duration).map(DurationDist)
+        self.dist(v, key, DistUnit::Duration).map(DurationDist)
     }
 
     /// A distribution of plain numbers (token rates, token counts) within `max`.
     pub fn number_dist(&mut self, v: &Spanned<RawDist>, key: &str, max: f64) -> Option<Dist> {
-        let d = self.dist(v, key, Unit::Number)?;
+        let d = self.dist(v, key, DistUnit::Number)?;
         let too_big = match d {
             Dist::Fixed { value } => value > max,
             Dist::Uniform { max: hi, .. } => hi > max,
@@ -153,7 +153,7 @@ impl<'a> Check<'a> {
         Some(d)
     }
 
-    fn dist(&mut self, v: &Spanned<RawDist>, key: &str, unit: Unit) -> Option<Dist> {
+    fn dist(&mut self, v: &Spanned<RawDist>, key: &str, unit: DistUnit) -> Option<Dist> {
         let span = v.span();
         let result = compile_dist(v.get_ref(), unit);
         match result {

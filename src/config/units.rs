@@ -183,21 +183,21 @@ pub fn parse_ratio(raw: &RawNum) -> Result<f64, String> {
 }
 
 #[derive(Clone, Copy)]
-pub(super) enum Unit {
+pub(super) enum DistUnit {
     Duration,
     Number,
 }
 
-fn value_of(raw: &RawNum, unit: Unit, field: &str) -> Result<f64, String> {
+fn value_of(raw: &RawNum, unit: DistUnit, field: &str) -> Result<f64, String> {
     let v = match (raw, unit) {
-        (RawNum::Number(n), Unit::Number) => *n,
-        (RawNum::Text(t), Unit::Duration) => parse_duration(t)?.as_secs_f64(),
-        (RawNum::Number(n), Unit::Duration) => {
+        (RawNum::Number(n), DistUnit::Number) => *n,
+        (RawNum::Text(t), DistUnit::Duration) => parse_duration(t)?.as_secs_f64(),
+        (RawNum::Number(n), DistUnit::Duration) => {
             return Err(format!(
                 "`{field}` = {n} has no unit; write a duration like \"{n}ms\" or \"{n}s\""
             ));
         }
-        (RawNum::Text(t), Unit::Number) => {
+        (RawNum::Text(t), DistUnit::Number) => {
             return Err(format!("`{field}` = {t:?} must be a plain number"));
         }
     };
@@ -207,7 +207,7 @@ fn value_of(raw: &RawNum, unit: Unit, field: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-pub(super) fn compile_dist(raw: &RawDist, unit: Unit) -> Result<Dist, String> {
+pub(super) fn compile_dist(raw: &RawDist, unit: DistUnit) -> Result<Dist, String> {
     let t = match raw {
         RawDist::Fixed(n) => return Ok(Dist::fixed(value_of(n, unit, "value")?)),
         RawDist::Shaped(t) => t,
@@ -303,9 +303,10 @@ mod tests {
             median: None,
             p99: None,
         });
-        let e = compile_dist(&raw, Unit::Duration).unwrap_err();
+        let e = compile_dist(&raw, DistUnit::Duration).unwrap_err();
         assert!(e.contains("did you mean `lognormal`"), "{e}");
-        let e = compile_dist(&RawDist::Fixed(RawNum::Number(100.0)), Unit::Duration).unwrap_err();
+        let e =
+            compile_dist(&RawDist::Fixed(RawNum::Number(100.0)), DistUnit::Duration).unwrap_err();
         assert!(e.contains("has no unit"), "{e}");
     }
 }

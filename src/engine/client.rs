@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use super::response::{self, Limits};
+use super::response::{self, ResponseLimits};
 use crate::metrics::{ErrorKind, Sample, ServedBy};
 use crate::openai::{ChatRequest, StreamOptions, estimate_prompt_tokens};
 use crate::scenario::RequestClass;
@@ -204,7 +204,7 @@ pub struct Client {
     authorities: Vec<String>,
     upstreams: Vec<String>,
     timeout: Duration,
-    limits: Limits,
+    limits: ResponseLimits,
     http2: bool,
     /// HTTP/1 connections between open-model requests: a request takes a set (or a new one)
     /// and puts it back when its exchange is over. Leaner than hyper-util's pool on the hot
@@ -249,7 +249,7 @@ impl Client {
             http2: options.http2,
             upstreams: options.upstreams,
             timeout: options.timeout,
-            limits: Limits {
+            limits: ResponseLimits {
                 max_body_bytes: options.max_body_bytes,
             },
             idle: std::sync::Mutex::new(Vec::new()),

@@ -25,7 +25,7 @@ pub enum FleetError {
 }
 
 /// Everything started for a run, and where to send each class.
-pub struct Fleet {
+pub struct StartedFleet {
     /// Base URL per request class, in the scenario's order.
     pub targets: Vec<String>,
     /// Upstream names, in the scenario's order (the recorder's `Layout::upstreams`).
@@ -42,9 +42,9 @@ pub struct Fleet {
     gateway: Option<GatewayHandle>,
 }
 
-impl std::fmt::Debug for Fleet {
+impl std::fmt::Debug for StartedFleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet")
+        f.debug_struct("StartedFleet")
             .field("targets", &self.targets)
             .field("upstreams", &self.upstreams)
             .field("description", &self.description)
@@ -65,10 +65,10 @@ fn price_of(profile: &Profile) -> Option<Price> {
     })
 }
 
-impl Fleet {
+impl StartedFleet {
     /// Starts what the scenario needs. `target` overrides the scenario's `[target]`.
     pub async fn start(scenario: &Scenario, target: Option<&str>) -> Result<Self, FleetError> {
-        let mut fleet = Fleet {
+        let mut fleet = StartedFleet {
             targets: Vec::new(),
             upstreams: scenario.upstreams.iter().map(|u| u.name.clone()).collect(),
             upstream_urls: Vec::with_capacity(scenario.upstreams.len()),

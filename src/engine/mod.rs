@@ -15,7 +15,7 @@ mod timeline;
 pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
 };
-pub use fleet::{Fleet, FleetError};
+pub use fleet::{FleetError, StartedFleet};
 pub use mix::Mix;
 pub use output::{
     HLOG_FILE, OutputError, SUMMARY_FILE, prepare_dir, write_atomic, write_run, write_summary,

@@ -23,7 +23,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 const MAX_NAME_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct ResponseLimits {
     pub max_body_bytes: usize,
 }
 
@@ -90,7 +90,7 @@ pub async fn read(
     response: Response<Incoming>,
     stream: bool,
     intended_at: Instant,
-    limits: &Limits,
+    limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
 ) -> Result<(), ErrorKind> {
@@ -134,7 +134,7 @@ pub async fn read(
 
 async fn read_json(
     body: &mut Incoming,
-    limits: &Limits,
+    limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
 ) -> Result<(), ErrorKind> {
@@ -243,7 +243,7 @@ impl StreamState {
 async fn read_stream(
     body: &mut Incoming,
     intended_at: Instant,
-    limits: &Limits,
+    limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
 ) -> Result<(), ErrorKind> {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use super::client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES};
-use super::fleet::{Fleet, FleetError};
+use super::fleet::{FleetError, StartedFleet};
 use super::mix::Mix;
 use super::plan::Plan;
 use super::progress::Progress;
@@ -115,7 +115,7 @@ pub async fn run_scenario(
             .unwrap_or_else(runner::default_load_threads),
     )
     .map_err(EngineError::LoadRuntime)?;
-    let fleet = Fleet::start(scenario, options.target.as_deref()).await?;
+    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
     let client = Client::new(
         &scenario.requests,
         &fleet.targets,

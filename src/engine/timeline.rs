@@ -14,7 +14,7 @@ use crate::mock::{ControlClient, FaultId};
 use crate::scenario::ScheduledFault;
 
 /// One window of one scheduled fault.
-struct Window<'a> {
+struct ScheduledWindow<'a> {
     fault: &'a ScheduledFault,
     start: Duration,
     end: Duration,
@@ -29,10 +29,10 @@ pub async fn run(
     t0: Instant,
     stop: impl std::future::Future<Output = ()>,
 ) -> Vec<FaultAttempt> {
-    let mut windows: Vec<Window<'_>> = faults
+    let mut windows: Vec<ScheduledWindow<'_>> = faults
         .iter()
         .flat_map(|f| {
-            f.windows().map(move |(start, end)| Window {
+            f.windows().map(move |(start, end)| ScheduledWindow {
                 fault: f,
                 start,
                 end,
@@ -121,7 +121,7 @@ fn lifted(outcome: &mut Option<FaultOutcome>, at: Duration) {
 /// Lifts every fault still active; when removing one by id fails, clears the mock's
 /// runtime faults altogether rather than leave it broken.
 async fn lift_all(
-    windows: &[Window<'_>],
+    windows: &[ScheduledWindow<'_>],
     controls: &HashMap<String, ControlClient>,
     active: &mut HashMap<usize, FaultId>,
     outcomes: &mut [Option<FaultOutcome>],

@@ -113,8 +113,8 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
         upstreams.push(Arc::new(up));
     }
     let router = router::Router::new(&config, upstreams, &metrics);
-    let models = server::Shared::models_json(&router);
-    let shared = Arc::new(server::Shared {
+    let models = server::GatewayState::models_json(&router);
+    let shared = Arc::new(server::GatewayState {
         router,
         keys: auth::Keys::new(&config.keys),
         metrics,
@@ -138,7 +138,7 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
 
 async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<server::Shared>,
+    shared: Arc<server::GatewayState>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {

@@ -11,11 +11,12 @@ use bytes::Bytes;
 use rand::RngExt;
 use tokio::time::Instant;
 
+use super::breaker::Permit;
 use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
 use super::error::ProxyError;
 use super::metrics::{Metrics, RouteMetrics};
-use super::upstream::{self, HttpClient, Outcome, Reply, Upstream};
+use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream};
 
 /// One hop of a route: an upstream and the model name it is sent.
 #[derive(Debug, Clone)]
@@ -118,150 +119,19 @@ impl Router {
         stream: bool,
         arrived: Instant,
     ) -> Result<Served, Unserved> {
-        let now = Instant::now();
-        route.budget.record_request(now.into_std());
-        let deadline = arrived + route.timeouts.total;
-        let chain = self.chain(route, now);
-        let retry = &self.retry;
-        let mut tried: Vec<(String, String)> = Vec::new();
-        let note = |tried: &mut Vec<(String, String)>, name: &str, why: String| match tried
-            .iter_mut()
-            .find(|(n, _)| n == name)
-        {
-            Some(entry) => entry.1 = why,
-            None => tried.push((name.to_string(), why)),
-        };
-        let mut attempts = 0u32;
-        let mut first_upstream = None;
-        let mut dead = vec![false; chain.len()];
-        let mut not_before: Vec<Option<Instant>> = vec![None; chain.len()];
-        let mut bodies: Vec<(Option<String>, Bytes)> = vec![(None, body.clone())];
-        let mut round = 0u32;
-        // Set when the request's own deadline ran out (504), as opposed to every upstream
-        // failing or being skipped (503).
-        let mut deadline_hit = false;
-        'rounds: while attempts < retry.max_attempts {
-            if round > 0 {
-                let wait = backoff(retry, round);
-                if Instant::now() + wait >= deadline {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
-            }
-            let mut attempted = false;
-            for (i, hop) in chain.iter().enumerate() {
-                if attempts >= retry.max_attempts {
-                    break 'rounds;
-                }
-                if dead[i] {
-                    continue;
-                }
-                let up = &self.upstreams[hop.upstream];
-                if let Some(t) = not_before[i] {
-                    if t >= deadline {
-                        continue;
-                    }
-                    tokio::time::sleep_until(t).await;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    deadline_hit = true;
-                    break 'rounds;
-                }
-                let Some(permit) = up.breaker.try_acquire(now.into_std()) else {
-                    note(&mut tried, &up.name, "breaker open".into());
-                    continue;
-                };
-                if attempts >= 1 && !route.budget.try_spend(now.into_std()) {
-                    route.metrics.budget_exhausted.inc();
-                    note(
-                        &mut tried,
-                        &up.name,
-                        "not tried: retry budget exhausted".into(),
-                    );
-                    drop(permit);
-                    break 'rounds;
-                }
-                attempts += 1;
-                attempted = true;
-                first_upstream.get_or_insert(hop.upstream);
-                let payload = payload_for(&mut bodies, hop.model.as_deref());
-                let first_byte = route.timeouts.first_byte;
-                let outcome = upstream::attempt(
-                    &route.client,
-                    up,
-                    payload,
-                    stream,
-                    first_byte,
-                    deadline,
-                    retry,
-                )
-                .await;
-                match outcome {
-                    Outcome::Served(reply) => {
-                        permit.record(true);
-                        route.metrics.attempt(hop.upstream, "ok");
-                        if first_upstream != Some(hop.upstream) {
-                            route.metrics.failovers.inc();
-                        }
-                        return Ok(Served {
-                            reply,
-                            upstream: hop.upstream,
-                            attempts,
-                        });
-                    }
-                    Outcome::PassThrough(reply) => {
-                        let upstream_fault = reply.status().is_server_error();
-                        permit.record(!upstream_fault);
-                        route.metrics.attempt(hop.upstream, "client_error");
-                        return Ok(Served {
-                            reply,
-                            upstream: hop.upstream,
-                            attempts,
-                        });
-                    }
-                    Outcome::Failed(e) => {
-                        permit.record(!e.counts_against_upstream());
-                        route.metrics.attempt(hop.upstream, e.outcome_label());
-                        tracing::debug!(route = %route.model, upstream = %up.name, error = %e, "attempt failed");
-                        note(&mut tried, &up.name, e.short_reason());
-                        if !e.retryable() {
-                            // Only the total deadline makes an upstream failure final.
-                            deadline_hit = true;
-                            break 'rounds;
-                        }
-                        if !e.retry_same_upstream() {
-                            dead[i] = true;
-                        }
-                        not_before[i] = e.retry_after().map(|d| Instant::now() + d);
-                    }
-                }
-            }
-            if !attempted {
-                break;
-            }
-            round += 1;
-        }
-        let error = if deadline_hit {
-            ProxyError::DeadlineExceeded {
-                model: route.model.clone(),
-                total: route.timeouts.total,
-                tried,
-            }
-        } else {
-            let now = Instant::now();
-            let retry_after = not_before
-                .iter()
-                .flatten()
-                .map(|t| t.saturating_duration_since(now))
-                .min();
-            ProxyError::AllUnavailable {
-                model: route.model.clone(),
-                tried,
-                retry_after,
+        let mut dispatch = Dispatch::new(self, route, body, stream, arrived);
+        let why = loop {
+            let (i, permit) = match dispatch.next_candidate().await {
+                Ok(candidate) => candidate,
+                Err(why) => break why,
+            };
+            match dispatch.try_once(i, permit).await {
+                Ok(Some(served)) => return Ok(served),
+                Ok(None) => {}
+                Err(why) => break why,
             }
         };
-        Err(Unserved { error, attempts })
+        Err(dispatch.give_up(why))
     }
 
     /// The picked target (weighted, among those whose breaker admits traffic), then the
@@ -306,6 +176,234 @@ impl Router {
             }
         }
         chain
+    }
+}
+
+/// Why a request ends without an answer.
+#[derive(Debug, Clone, Copy)]
+enum GiveUp {
+    /// Every candidate failed, was skipped, or the attempts or retry budget ran out (503).
+    Unavailable,
+    /// The request's own deadline ran out (504).
+    Deadline,
+}
+
+/// What may still be done with one candidate of the chain.
+#[derive(Debug, Clone, Copy, Default)]
+struct Standing {
+    /// Failed in a way that retrying the same upstream cannot mend.
+    dead: bool,
+    /// The upstream asked (`Retry-After`) not to be tried again before this.
+    not_before: Option<Instant>,
+}
+
+/// One request on its way through a route: walks the candidate chain in rounds, backing off
+/// between rounds, until an upstream answers or there is nothing left worth trying.
+struct Dispatch<'r> {
+    router: &'r Router,
+    route: &'r Route,
+    stream: bool,
+    deadline: Instant,
+    chain: Vec<Hop>,
+    /// Same order as `chain`.
+    standing: Vec<Standing>,
+    /// The client's body, and a copy per model a hop renames it to.
+    bodies: Vec<(Option<String>, Bytes)>,
+    /// The last reason each upstream was passed over, for the error.
+    tried: Vec<(String, String)>,
+    attempts: u32,
+    first_upstream: Option<usize>,
+    /// The next candidate of this round.
+    cursor: usize,
+    round: u32,
+    /// Whether this round sent anything: a round that did not will not do better again.
+    attempted: bool,
+}
+
+impl<'r> Dispatch<'r> {
+    fn new(
+        router: &'r Router,
+        route: &'r Route,
+        body: Bytes,
+        stream: bool,
+        arrived: Instant,
+    ) -> Self {
+        let now = Instant::now();
+        route.budget.record_request(now.into_std());
+        let chain = router.chain(route, now);
+        Self {
+            router,
+            route,
+            stream,
+            deadline: arrived + route.timeouts.total,
+            standing: vec![Standing::default(); chain.len()],
+            chain,
+            bodies: vec![(None, body)],
+            tried: Vec::new(),
+            attempts: 0,
+            first_upstream: None,
+            cursor: 0,
+            round: 0,
+            attempted: false,
+        }
+    }
+
+    fn note(&mut self, name: &str, why: String) {
+        match self.tried.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = why,
+            None => self.tried.push((name.to_string(), why)),
+        }
+    }
+
+    /// The next candidate to send to, with its breaker's permit; waits for a `Retry-After`
+    /// it must honour, and for the backoff when a round ends.
+    async fn next_candidate(&mut self) -> Result<(usize, Permit), GiveUp> {
+        let router = self.router;
+        loop {
+            if self.attempts >= router.retry.max_attempts {
+                return Err(GiveUp::Unavailable);
+            }
+            if self.cursor == self.chain.len() {
+                if !self.attempted {
+                    return Err(GiveUp::Unavailable);
+                }
+                self.round += 1;
+                self.cursor = 0;
+                self.attempted = false;
+                self.backoff().await?;
+                continue;
+            }
+            let i = self.cursor;
+            self.cursor += 1;
+            let standing = self.standing[i];
+            if standing.dead {
+                continue;
+            }
+            let up = &router.upstreams[self.chain[i].upstream];
+            if let Some(t) = standing.not_before {
+                if t >= self.deadline {
+                    continue;
+                }
+                tokio::time::sleep_until(t).await;
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(GiveUp::Deadline);
+            }
+            let Some(permit) = up.breaker.try_acquire(now.into_std()) else {
+                self.note(&up.name, "breaker open".into());
+                continue;
+            };
+            if self.attempts >= 1 && !self.route.budget.try_spend(now.into_std()) {
+                self.route.metrics.budget_exhausted.inc();
+                self.note(&up.name, "not tried: retry budget exhausted".into());
+                drop(permit);
+                return Err(GiveUp::Unavailable);
+            }
+            return Ok((i, permit));
+        }
+    }
+
+    /// Sends the request to candidate `i`. `Ok(None)`: it failed, and the next candidate may
+    /// still answer.
+    async fn try_once(&mut self, i: usize, permit: Permit) -> Result<Option<Served>, GiveUp> {
+        let (route, router) = (self.route, self.router);
+        let upstream = self.chain[i].upstream;
+        let up = &router.upstreams[upstream];
+        self.attempts += 1;
+        self.attempted = true;
+        self.first_upstream.get_or_insert(upstream);
+        let payload = payload_for(&mut self.bodies, self.chain[i].model.as_deref());
+        let outcome = upstream::attempt(
+            &route.client,
+            up,
+            payload,
+            self.stream,
+            route.timeouts.first_byte,
+            self.deadline,
+            &router.retry,
+        )
+        .await;
+        match outcome {
+            AttemptOutcome::Served(reply) => {
+                permit.record(true);
+                route.metrics.attempt(upstream, "ok");
+                if self.first_upstream != Some(upstream) {
+                    route.metrics.failovers.inc();
+                }
+                Ok(Some(Served {
+                    reply,
+                    upstream,
+                    attempts: self.attempts,
+                }))
+            }
+            AttemptOutcome::PassThrough(reply) => {
+                let upstream_fault = reply.status().is_server_error();
+                permit.record(!upstream_fault);
+                route.metrics.attempt(upstream, "client_error");
+                Ok(Some(Served {
+                    reply,
+                    upstream,
+                    attempts: self.attempts,
+                }))
+            }
+            AttemptOutcome::Failed(e) => {
+                permit.record(!e.counts_against_upstream());
+                route.metrics.attempt(upstream, e.outcome_label());
+                tracing::debug!(route = %route.model, upstream = %up.name, error = %e, "attempt failed");
+                self.note(&up.name, e.short_reason());
+                if !e.retryable() {
+                    // Only the total deadline makes an upstream failure final.
+                    return Err(GiveUp::Deadline);
+                }
+                let standing = &mut self.standing[i];
+                if !e.retry_same_upstream() {
+                    standing.dead = true;
+                }
+                standing.not_before = e.retry_after().map(|d| Instant::now() + d);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Waits before the next round, unless the wait would outlast the deadline.
+    async fn backoff(&self) -> Result<(), GiveUp> {
+        let wait = backoff(&self.router.retry, self.round);
+        if Instant::now() + wait >= self.deadline {
+            return Err(GiveUp::Unavailable);
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// The error the client gets, naming every upstream passed over and why.
+    fn give_up(self, why: GiveUp) -> Unserved {
+        let route = self.route;
+        let error = match why {
+            GiveUp::Deadline => ProxyError::DeadlineExceeded {
+                model: route.model.clone(),
+                total: route.timeouts.total,
+                tried: self.tried,
+            },
+            GiveUp::Unavailable => {
+                let now = Instant::now();
+                let retry_after = self
+                    .standing
+                    .iter()
+                    .filter_map(|s| s.not_before)
+                    .map(|t| t.saturating_duration_since(now))
+                    .min();
+                ProxyError::AllUnavailable {
+                    model: route.model.clone(),
+                    tried: self.tried,
+                    retry_after,
+                }
+            }
+        };
+        Unserved {
+            error,
+            attempts: self.attempts,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use super::upstream::Reply;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
-pub struct Shared {
+pub struct GatewayState {
     pub router: Router,
     pub keys: Keys,
     pub metrics: Arc<Metrics>,
@@ -34,7 +34,7 @@ pub struct Shared {
     pub models: Bytes,
 }
 
-impl Shared {
+impl GatewayState {
     pub fn models_json(router: &Router) -> Bytes {
         let list = ModelList::new(
             router
@@ -48,7 +48,7 @@ impl Shared {
 }
 
 pub async fn handle(
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let path = req.uri().path();
@@ -90,7 +90,7 @@ pub async fn handle(
     Ok(resp)
 }
 
-async fn chat(shared: &Shared, req: Request<Incoming>) -> Response<GatewayBody> {
+async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<GatewayBody> {
     let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let key = match shared.keys.authenticate(&parts.headers) {
@@ -201,7 +201,11 @@ async fn chat(shared: &Shared, req: Request<Incoming>) -> Response<GatewayBody> 
     }
 }
 
-fn counted(shared: &Shared, route: &str, resp: Response<GatewayBody>) -> Response<GatewayBody> {
+fn counted(
+    shared: &GatewayState,
+    route: &str,
+    resp: Response<GatewayBody>,
+) -> Response<GatewayBody> {
     shared.metrics.request(route, resp.status().as_u16());
     resp
 }
@@ -245,7 +249,7 @@ fn json(status: StatusCode, body: Bytes) -> Response<GatewayBody> {
     resp
 }
 
-fn metrics(shared: &Shared) -> Response<GatewayBody> {
+fn metrics(shared: &GatewayState) -> Response<GatewayBody> {
     let now = std::time::Instant::now();
     // Breakers leave "open" lazily; refresh the gauges so a scrape shows the current state.
     for u in &shared.router.upstreams {

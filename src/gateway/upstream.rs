@@ -111,7 +111,7 @@ impl Reply {
     }
 }
 
-pub enum Outcome {
+pub enum AttemptOutcome {
     /// A success to relay.
     Served(Reply),
     /// An upstream error that retrying cannot fix, returned to the client as the upstream sent it.
@@ -128,7 +128,7 @@ pub async fn attempt(
     first_byte: Duration,
     deadline: Instant,
     retry: &RetryConfig,
-) -> Outcome {
+) -> AttemptOutcome {
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = up.chat_uri.clone();
@@ -146,7 +146,7 @@ pub async fn attempt(
     };
     let head_by = started + wait;
     let timeout = |phase| {
-        Outcome::Failed(ProxyError::Timeout {
+        AttemptOutcome::Failed(ProxyError::Timeout {
             upstream: up.name.clone(),
             phase,
             after: wait,
@@ -154,7 +154,7 @@ pub async fn attempt(
     };
     let resp = match tokio::time::timeout_at(head_by, client.request(req)).await {
         Err(_) => return timeout(phase),
-        Ok(Err(e)) => return Outcome::Failed(classify_client_error(&up.name, &e)),
+        Ok(Err(e)) => return AttemptOutcome::Failed(classify_client_error(&up.name, &e)),
         Ok(Ok(r)) => r,
     };
     up.latency.observe(started.elapsed().as_secs_f64());
@@ -163,7 +163,7 @@ pub async fn attempt(
     let headers = forwarded_headers(&parts.headers);
     if status.is_success() {
         let bad = |detail: String| {
-            Outcome::Failed(ProxyError::BadResponse {
+            AttemptOutcome::Failed(ProxyError::BadResponse {
                 upstream: up.name.clone(),
                 detail,
             })
@@ -178,20 +178,20 @@ pub async fn attempt(
             let first = match first_chunk(&mut incoming, head_by).await {
                 Ok(Some(b)) => b,
                 Ok(None) => {
-                    return Outcome::Failed(ProxyError::Reset {
+                    return AttemptOutcome::Failed(ProxyError::Reset {
                         upstream: up.name.clone(),
                         detail: "stream ended before its first chunk".into(),
                     });
                 }
                 Err(FirstChunkError::Timeout) => return timeout(phase),
                 Err(FirstChunkError::Body(e)) => {
-                    return Outcome::Failed(ProxyError::Reset {
+                    return AttemptOutcome::Failed(ProxyError::Reset {
                         upstream: up.name.clone(),
                         detail: e.to_string(),
                     });
                 }
             };
-            return Outcome::Served(Reply::Stream {
+            return AttemptOutcome::Served(Reply::Stream {
                 status,
                 headers,
                 first,
@@ -200,14 +200,14 @@ pub async fn attempt(
         }
         return match read_all(incoming, MAX_RESPONSE_BYTES, deadline).await {
             Ok(body) => match invalid_completion(&body) {
-                None => Outcome::Served(Reply::Full {
+                None => AttemptOutcome::Served(Reply::Full {
                     status,
                     headers,
                     body,
                 }),
                 Some(detail) => bad(detail),
             },
-            Err(ReadError::Timeout) => Outcome::Failed(ProxyError::Timeout {
+            Err(ReadError::Timeout) => AttemptOutcome::Failed(ProxyError::Timeout {
                 upstream: up.name.clone(),
                 phase: TimeoutPhase::Total,
                 after: deadline.saturating_duration_since(started),
@@ -215,7 +215,7 @@ pub async fn attempt(
             Err(ReadError::TooLarge) => bad(format!(
                 "body larger than the gateway's limit of {MAX_RESPONSE_BYTES} bytes"
             )),
-            Err(ReadError::Body(detail)) => Outcome::Failed(ProxyError::Reset {
+            Err(ReadError::Body(detail)) => AttemptOutcome::Failed(ProxyError::Reset {
                 upstream: up.name.clone(),
                 detail,
             }),
@@ -228,7 +228,7 @@ pub async fn attempt(
         // Only the code is wanted from an error body; one this large has none worth reading.
         Err(ReadError::TooLarge) => Bytes::new(),
         Err(ReadError::Body(detail)) => {
-            return Outcome::Failed(ProxyError::Reset {
+            return AttemptOutcome::Failed(ProxyError::Reset {
                 upstream: up.name.clone(),
                 detail,
             });
@@ -238,13 +238,13 @@ pub async fn attempt(
     let retryable =
         retry.retries_status(status.as_u16()) || code.as_deref() == Some("insufficient_quota");
     if !retryable {
-        return Outcome::PassThrough(Reply::Full {
+        return AttemptOutcome::PassThrough(Reply::Full {
             status,
             headers,
             body,
         });
     }
-    Outcome::Failed(ProxyError::UpstreamStatus {
+    AttemptOutcome::Failed(ProxyError::UpstreamStatus {
         upstream: up.name.clone(),
         status: status.as_u16(),
         code,

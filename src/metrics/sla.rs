@@ -167,10 +167,10 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             }
         }
         Objective::MaxFailoverTime(d) => {
-            worst_time(summary, class, d.as_secs_f64(), Phase::Failover)
+            worst_time(summary, class, d.as_secs_f64(), TimedPhase::Failover)
         }
         Objective::MaxRecoveryTime(d) => {
-            worst_time(summary, class, d.as_secs_f64(), Phase::Recovery)
+            worst_time(summary, class, d.as_secs_f64(), TimedPhase::Recovery)
         }
         Objective::MaxRetryAmplification(x) => Measure {
             target: x,
@@ -291,14 +291,14 @@ fn unapplied(summary: &Summary, class: Option<&str>) -> Option<String> {
 
 /// Which of a fault's two times a check bounds.
 #[derive(Clone, Copy)]
-enum Phase {
+enum TimedPhase {
     /// Fault start -> back at target, seen until the fault's end or the run's.
     Failover,
     /// Fault end -> the primary serving again, seen until the run's end.
     Recovery,
 }
 
-impl Phase {
+impl TimedPhase {
     fn time(self, w: &FaultWindow) -> Option<f64> {
         match self {
             Self::Failover => w.time_to_failover_s,
@@ -335,7 +335,7 @@ impl Phase {
     }
 }
 
-fn worst_time(summary: &Summary, class: Option<&str>, bound_s: f64, phase: Phase) -> Measure {
+fn worst_time(summary: &Summary, class: Option<&str>, bound_s: f64, phase: TimedPhase) -> Measure {
     let run_end_s = summary.warmup_s + summary.duration_s;
     let windows: Vec<&FaultWindow> = summary
         .faults

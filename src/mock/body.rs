@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 use crate::openai::{DONE, Usage};
 
 use super::reply::{self, word};
-use super::stats::InFlight;
+use super::state::InFlight;
 
 /// The error that makes hyper abort the connection mid-body (a cut stream).
 #[derive(Debug, thiserror::Error)]

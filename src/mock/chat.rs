@@ -16,15 +16,15 @@ use crate::openai::{
 };
 
 use super::body::{MockBody, StreamPlan, TokenStream};
+use super::conn::ConnCtl;
 use super::fault::RateLimitCode;
-use super::handler::{
-    BodyError, JSON, client_error, injected_error, rate_limited, read_body, synthetic_headers,
-};
-use super::inject::{Action, Plan};
+use super::inject::{Action, FaultPlan};
 use super::profile::ModelProfile;
 use super::reply::{ReplyHead, broken_completion};
-use super::server::{ConnCtl, Shared, stopping};
-use super::stats::{InFlight, RequestOutcome};
+use super::request::{BodyError, read_body};
+use super::respond::{JSON, client_error, injected_error, rate_limited, synthetic_headers};
+use super::state::{InFlight, MockState, stopping};
+use super::stats::RequestOutcome;
 
 /// The timer ticks in milliseconds: a shorter sleep would round up to a whole tick.
 const MIN_SLEEP: Duration = Duration::from_micros(500);
@@ -49,7 +49,7 @@ fn after(wait: Duration, resp: Response<MockBody>, guard: Option<InFlight>) -> N
 }
 
 pub(crate) async fn chat(
-    shared: &Arc<Shared>,
+    shared: &Arc<MockState>,
     ctl: &ConnCtl,
     seq: u64,
     req: Request<Incoming>,
@@ -127,7 +127,7 @@ fn request_seed(seed: u64, seq: u64) -> u64 {
 }
 
 fn decide(
-    shared: &Arc<Shared>,
+    shared: &Arc<MockState>,
     ctl: &ConnCtl,
     seq: u64,
     key: Option<&str>,
@@ -249,7 +249,7 @@ fn check_size(
 
 /// The profile's concurrency limit and per-key budgets, answered with real 429s.
 fn enforce_limits(
-    shared: &Shared,
+    shared: &MockState,
     in_flight: &InFlight,
     key: Option<&str>,
     model: &ModelProfile,
@@ -293,12 +293,12 @@ fn enforce_limits(
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
 fn serve(
-    shared: &Arc<Shared>,
+    shared: &Arc<MockState>,
     seq: u64,
     request: &ChatRequest,
     model: &ModelProfile,
     prompt_tokens: u32,
-    plan: Plan,
+    plan: FaultPlan,
     mut rng: SmallRng,
     in_flight: InFlight,
 ) -> Next {

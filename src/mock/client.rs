@@ -9,10 +9,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::control::{PREFIX, TOKEN_HEADER};
+use super::control::{Added, PREFIX, Removed, TOKEN_HEADER};
 use super::fault::FaultSpec;
 use super::inject::{FaultEntry, FaultId};
 use super::stats::MockStats;
@@ -52,16 +51,6 @@ pub struct ControlClient {
     base: String,
     token: Option<String>,
     client: Client<HttpConnector, Full<Bytes>>,
-}
-
-#[derive(Deserialize)]
-struct Added {
-    id: FaultId,
-}
-
-#[derive(Deserialize)]
-struct Removed {
-    removed: usize,
 }
 
 impl ControlClient {

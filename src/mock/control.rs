@@ -6,16 +6,16 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::openai::{ApiError, ApiErrorKind, bearer};
 
 use super::body::MockBody;
 use super::fault::RawFault;
-use super::handler::{error_response, json_response};
 use super::inject::FaultId;
-use super::server::Shared;
+use super::respond::{error_response, json_response};
+use super::state::MockState;
 
 pub(crate) const PREFIX: &str = "/__gauntlet/";
 
@@ -25,7 +25,7 @@ const MAX_CONTROL_BODY: usize = 64 * 1024;
 /// The header a token can also be sent in, for clients that reserve `Authorization`.
 pub const TOKEN_HEADER: &str = "x-gauntlet-token";
 
-fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+fn authorized(shared: &MockState, req: &Request<Incoming>) -> bool {
     let Some(expected) = &shared.admin_token else {
         return true;
     };
@@ -42,17 +42,19 @@ fn err(kind: ApiErrorKind, msg: impl Into<String>) -> Response<MockBody> {
     error_response(&ApiError::new(kind, msg))
 }
 
-#[derive(Serialize)]
-struct Added {
-    id: FaultId,
+/// The answer to adding a fault; `ControlClient` reads the same shape.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Added {
+    pub id: FaultId,
 }
 
-#[derive(Serialize)]
-struct Removed {
-    removed: usize,
+/// The answer to removing faults.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Removed {
+    pub removed: usize,
 }
 
-pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<MockBody> {
+pub(crate) async fn handle(shared: &Arc<MockState>, req: Request<Incoming>) -> Response<MockBody> {
     if !authorized(shared, &req) {
         return err(
             ApiErrorKind::InvalidApiKey,
@@ -103,7 +105,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
     }
 }
 
-async fn add_fault(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
+async fn add_fault(shared: &MockState, req: Request<Incoming>) -> Response<MockBody> {
     let body = match Limited::new(req.into_body(), MAX_CONTROL_BODY)
         .collect()
         .await

@@ -1,4 +1,4 @@
-//! Fleet files (`mock-upstreams/fleet.toml`): which providers `gauntlet mock` starts, from
+//! MockFleet files (`mock-upstreams/fleet.toml`): which providers `gauntlet mock` starts, from
 //! which profile, on which port.
 
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ pub struct FleetEntry {
 }
 
 #[derive(Debug, Clone)]
-pub struct Fleet {
+pub struct MockFleet {
     pub providers: Vec<FleetEntry>,
 }
 
@@ -44,7 +44,7 @@ struct RawEntry {
     admin_token: Option<Spanned<String>>,
 }
 
-impl Fleet {
+impl MockFleet {
     /// Reads the fleet file and every profile it names; errors in profiles keep their own
     /// file:line:col, so one run reports everything there is to fix.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
@@ -121,7 +121,7 @@ impl Fleet {
                 }
             }
         }
-        check.finish(Fleet { providers })
+        check.finish(MockFleet { providers })
     }
 }
 
@@ -144,7 +144,7 @@ mod tests {
              [[providers]]\nname = \"b\"\nprofile = \"missing.toml\"\n",
         )
         .unwrap();
-        let e = Fleet::load(&dir.join("fleet.toml")).unwrap_err();
+        let e = MockFleet::load(&dir.join("fleet.toml")).unwrap_err();
         assert!(
             e.to_string()
                 .contains("fleet.toml:6:11: `providers[1].profile`"),
@@ -155,7 +155,7 @@ mod tests {
             "[[providers]]\nname = \"a\"\nprofile = \"p.toml\"\nport = 0\n",
         )
         .unwrap();
-        let f = Fleet::load(&dir.join("fleet.toml")).unwrap();
+        let f = MockFleet::load(&dir.join("fleet.toml")).unwrap();
         assert_eq!(f.providers[0].profile.models[0].output_price_per_m, 2.0);
         let _ = std::fs::remove_dir_all(&dir);
     }

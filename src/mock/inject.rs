@@ -49,7 +49,7 @@ pub(crate) enum Action {
 
 /// The sum of the faults that hit one request.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Plan {
+pub(crate) struct FaultPlan {
     pub action: Action,
     pub delay: Duration,
     pub tokens_per_second: Option<f64>,
@@ -58,7 +58,7 @@ pub(crate) struct Plan {
     pub hits: Vec<FaultKindName>,
 }
 
-impl Plan {
+impl FaultPlan {
     pub fn clean() -> Self {
         Self {
             action: Action::Serve,
@@ -160,8 +160,8 @@ impl Injector {
 
     /// Rolls every active fault that matches the model; the first fault that replaces the
     /// answer wins, delays add up, and the slowest stream rate applies.
-    pub fn plan(&self, model: &str, rng: &mut SmallRng) -> Plan {
-        let mut plan = Plan::clean();
+    pub fn plan(&self, model: &str, rng: &mut SmallRng) -> FaultPlan {
+        let mut plan = FaultPlan::clean();
         if !self.any.load(Ordering::Acquire) {
             return plan;
         }
@@ -250,7 +250,7 @@ mod tests {
     fn model_filter_and_rate_apply() {
         let inj = Injector::new(&[]);
         let mut rng = SmallRng::seed_from_u64(1);
-        assert_eq!(inj.plan("a", &mut rng), Plan::clean());
+        assert_eq!(inj.plan("a", &mut rng), FaultPlan::clean());
         let id = inj.add(spec(FaultKind::Reset, 1.0, Some("a")));
         assert_eq!(inj.plan("a", &mut rng).action, Action::Reset);
         assert_eq!(inj.plan("b", &mut rng).action, Action::Serve);
@@ -262,7 +262,7 @@ mod tests {
             .count();
         assert!((800..1200).contains(&hits), "{hits}");
         assert_eq!(inj.clear(), 1);
-        assert_eq!(inj.plan("a", &mut rng), Plan::clean());
+        assert_eq!(inj.plan("a", &mut rng), FaultPlan::clean());
     }
 
     #[test]

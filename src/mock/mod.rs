@@ -16,6 +16,7 @@
 mod body;
 mod chat;
 mod client;
+mod conn;
 mod control;
 mod fault;
 mod fleet;
@@ -24,14 +25,17 @@ mod inject;
 mod limits;
 mod profile;
 mod reply;
+mod request;
+mod respond;
 mod server;
+mod state;
 mod stats;
 
 pub use client::{ControlClient, ControlError};
 pub use control::TOKEN_HEADER;
 pub use fault::{FaultError, FaultKind, FaultKindName, FaultSpec, RateLimitCode, RawFault};
-pub use fleet::{Fleet, FleetEntry};
+pub use fleet::{FleetEntry, MockFleet};
 pub use inject::{FaultEntry, FaultId};
-pub use profile::{DEFAULT_MAX_BODY_BYTES, Limits, ModelProfile, Profile};
+pub use profile::{DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile, ProfileLimits};
 pub use server::{MockError, MockHandle, start};
 pub use stats::{MockStats, RequestOutcome, UNKNOWN_MODEL};

@@ -23,9 +23,9 @@ pub struct ModelProfile {
     pub context_window: Option<u32>,
 }
 
-/// Limits the provider enforces with real errors.
+/// ProfileLimits the provider enforces with real errors.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
+pub struct ProfileLimits {
     /// Requests handled at once; more are answered 429.
     pub concurrency: Option<NonZeroU32>,
     /// Per API key, as OpenAI counts them.
@@ -39,7 +39,7 @@ pub struct Limits {
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
-impl Default for Limits {
+impl Default for ProfileLimits {
     fn default() -> Self {
         Self {
             concurrency: None,
@@ -63,7 +63,7 @@ pub struct Profile {
     pub tokens_per_second: Dist,
     /// Completion length when the request sets no `max_tokens`.
     pub completion_tokens: Dist,
-    pub limits: Limits,
+    pub limits: ProfileLimits,
     /// Faults active from the start (each gets an id and can be removed at run time).
     pub faults: Vec<FaultSpec>,
 }
@@ -218,7 +218,7 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
         None => Some(Dist::fixed(16.0)),
     };
 
-    let mut limits = Limits::default();
+    let mut limits = ProfileLimits::default();
     if let Some(l) = raw.limits {
         let mut nonzero = |v: &Option<Spanned<u32>>, key: &str| match v {
             Some(s) => match NonZeroU32::new(*s.get_ref()) {

@@ -176,23 +176,3 @@ impl Counters {
         }
     }
 }
-
-/// Counts a request as in flight until dropped (a stream drops it with its body).
-pub(crate) struct InFlight(std::sync::Arc<super::server::Shared>);
-
-impl InFlight {
-    pub fn new(shared: std::sync::Arc<super::server::Shared>) -> Self {
-        shared.counters.in_flight.fetch_add(1, Relaxed);
-        Self(shared)
-    }
-
-    pub fn count(&self) -> i64 {
-        self.0.counters.in_flight.load(Relaxed)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.counters.in_flight.fetch_sub(1, Relaxed);
-    }
-}

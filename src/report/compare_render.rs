@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::charts;
 use super::compare::{Comparison, Direction, MetricDelta};
-use super::html::render;
+use super::template::render;
 use super::{ReportError, fmt};
 use crate::metrics::Summary;
 
@@ -128,7 +128,7 @@ pub fn compare_terminal(c: &Comparison) -> String {
 }
 
 #[derive(Serialize)]
-struct Ctx<'a> {
+struct CompareContext<'a> {
     base_label: &'a str,
     new_label: &'a str,
     bound: String,
@@ -146,8 +146,8 @@ struct ChartPair {
     new: Option<String>,
 }
 
-fn context<'a>(c: &'a Comparison, charts: Vec<ChartPair>) -> Ctx<'a> {
-    Ctx {
+fn context<'a>(c: &'a Comparison, charts: Vec<ChartPair>) -> CompareContext<'a> {
+    CompareContext {
         base_label: &c.base_label,
         new_label: &c.new_label,
         bound: fmt::percentile_label(c.max_regression * 100.0),

@@ -3,19 +3,14 @@
 use serde::Serialize;
 
 use super::ReportError;
-use super::html::render;
+use super::template::render;
 use super::view::ReportView;
 
 #[derive(Serialize)]
-struct Ctx<'a> {
+struct SummaryContext<'a> {
     v: &'a ReportView,
 }
 
 pub fn render_summary(view: &ReportView) -> Result<String, ReportError> {
-    render("summary.md.j2", &Ctx { v: view })
-}
-
-/// Table cells must not break the Markdown table.
-pub fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    render("summary.md.j2", &SummaryContext { v: view })
 }

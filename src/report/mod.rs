@@ -14,6 +14,7 @@ mod junit;
 mod load;
 mod markdown;
 mod raw;
+mod template;
 mod terminal;
 mod timeseries;
 mod view;

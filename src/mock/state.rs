@@ -1,0 +1,56 @@
+//! What every request handler of one mock shares, and the guard that counts a request in
+//! flight while it holds it.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use tokio::sync::watch;
+
+use super::inject::Injector;
+use super::limits::RateLimiter;
+use super::profile::Profile;
+use super::stats::Counters;
+
+/// Everything the request handlers of one mock share.
+pub(crate) struct MockState {
+    pub name: String,
+    pub profile: Profile,
+    pub fingerprint: String,
+    pub upstream_header: HeaderValue,
+    pub models_json: Bytes,
+    pub counters: Counters,
+    pub injector: Injector,
+    pub limiter: Option<RateLimiter>,
+    pub admin_token: Option<String>,
+    /// Numbers requests: ids, and the per-request RNG seed.
+    pub seq: AtomicU64,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Resolves once shutdown has been asked for (or the handle is gone).
+pub(crate) async fn stopping(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Counts a request as in flight until dropped (a stream drops it with its body).
+pub(crate) struct InFlight(Arc<MockState>);
+
+impl InFlight {
+    pub fn new(shared: Arc<MockState>) -> Self {
+        shared.counters.in_flight.fetch_add(1, Relaxed);
+        Self(shared)
+    }
+
+    pub fn count(&self) -> i64 {
+        self.0.counters.in_flight.load(Relaxed)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.counters.in_flight.fetch_sub(1, Relaxed);
+    }
+}
