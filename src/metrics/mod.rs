@@ -12,7 +12,9 @@ mod summary;
 
 pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
 pub use hlog::{HlogError, write_hlog};
-pub use recorder::{Cell, ClassRecord, Counts, Layout, MergeError, Recorder, new_cumulative};
+pub use recorder::{
+    Cell, ClassRecord, Counts, ErrorTimes, Layout, MergeError, Recorder, new_cumulative,
+};
 pub use sample::{ErrorKind, Sample, ServedBy};
 pub use summary::{
     CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
