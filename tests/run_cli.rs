@@ -109,7 +109,7 @@ fn an_outage_without_fallback_does_not_look_fast() {
             "--duration",
             "8s",
             "--rate",
-            "100",
+            "60",
         ],
     );
     assert_eq!(run.status.code(), Some(1), "the SLA fails, on purpose");
