@@ -506,7 +506,8 @@ async fn the_run_folder_reads_back() {
     assert!(!back.classes[0].latency_spectrum.is_empty());
     assert_eq!(back.intervals.len(), 2);
     assert!(back.intervals[0].classes.contains_key("chat"));
-    // The histogram log is the standard format with one tag per class.
+    // The histogram log is the standard format with one tag per class for its answers, and
+    // one per class and error kind for its failures.
     let hlog = std::fs::read(out.join(HLOG_FILE)).unwrap();
     let tags: std::collections::BTreeSet<String> =
         hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&hlog)
@@ -517,7 +518,17 @@ async fn the_run_folder_reads_back() {
                 _ => None,
             })
             .collect();
-    assert_eq!(tags, ["batch", "chat"].map(String::from).into());
+    assert_eq!(
+        tags,
+        [
+            "batch",
+            "batch/time_to_error/status_5xx",
+            "chat",
+            "chat/time_to_error/status_5xx"
+        ]
+        .map(String::from)
+        .into()
+    );
     // A used folder is refused unless forced.
     assert!(engine::prepare_dir(&out, false).is_err());
     engine::prepare_dir(&out, true).unwrap();

@@ -3,6 +3,7 @@
 
 mod browser;
 mod fixture;
+mod served;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -630,7 +631,7 @@ fn a_run_that_measured_nothing_still_renders() {
         !html.contains("<svg"),
         "nothing to draw, so no empty charts"
     );
-    assert!(html.contains("No request completed"));
+    assert!(html.contains("No request succeeded"));
     assert!(html.contains("INCONCLUSIVE"));
     assert!(html.contains("may not be trustworthy"));
     assert!(html.contains("interrupted"));

@@ -73,3 +73,187 @@ fn run_with_raw_writes_one_row_per_request_and_every_report() {
     assert!(during.samples > 0 && normal.samples > 0);
     assert!(during.samples + normal.samples <= summary.overall.requests);
 }
+
+/// Runs `gauntlet run` with `args` into `dir` and reads back the summary it wrote.
+fn run_into(dir: &std::path::Path, args: &[&str]) -> (Summary, std::process::Output) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = std::fs::read(dir.join("summary.json"))
+        .unwrap_or_else(|e| panic!("no summary ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (serde_json::from_slice(&text).unwrap(), out)
+}
+
+/// Nearest-rank percentile of unsorted values.
+fn percentile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+#[test]
+fn an_outage_without_fallback_does_not_look_fast() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("run");
+    let (summary, run) = run_into(
+        &dir,
+        &[
+            "scenarios/no-fallback.toml",
+            "-q",
+            "--raw",
+            "--duration",
+            "8s",
+            "--rate",
+            "60",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "the SLA fails, on purpose");
+    let o = &summary.overall;
+    let refused = o.errors.get("status_5xx").copied().unwrap_or(0);
+    assert!(refused > 50, "the outage refused requests: {:?}", o.errors);
+
+    // Overall p50 is that of the successful requests, as the raw log tells them.
+    let mut csv = csv::Reader::from_path(dir.join("requests.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let measured = rows
+        .iter()
+        .filter(|r| r[0].parse::<f64>().unwrap() >= summary.warmup_s);
+    let ok: Vec<f64> = measured
+        .filter(|r| &r[3] == "ok")
+        .map(|r| r[4].parse().unwrap())
+        .collect();
+    assert_eq!(ok.len() as u64, o.successes);
+    assert_eq!(o.latency_ms.samples, o.successes);
+    let raw_p50 = percentile(ok, 0.5);
+    assert!(
+        (o.latency_ms.p50 - raw_p50).abs() <= raw_p50 * 0.03,
+        "summary p50 {} ms, successful requests' p50 {raw_p50} ms",
+        o.latency_ms.p50
+    );
+
+    // During the outage the answers that still came are not faster than usual: no interval in
+    // the window reports the refusals' sub-millisecond latency.
+    let w = &summary.faults[0];
+    let normal = w.normal_latency_ms.expect("answers outside the outage");
+    let inside: Vec<_> = summary
+        .intervals
+        .iter()
+        .filter(|iv| iv.t_s >= w.start_s && iv.t_s + summary.interval_s <= w.end_s)
+        .collect();
+    assert!(!inside.is_empty());
+    for iv in &inside {
+        assert!(iv.overall.errors.values().sum::<u64>() > 0, "{iv:?}");
+        if let Some(p) = iv.overall.latency_ms {
+            assert!(
+                p.p50 >= normal.p50 * 0.9,
+                "interval at {} s: p50 {} ms against {} ms outside the outage",
+                iv.t_s,
+                p.p50,
+                normal.p50
+            );
+        }
+    }
+
+    // The refusals are timed apart, and they are fast.
+    let t = &o.time_to_error_ms["status_5xx"];
+    assert_eq!(t.samples, refused);
+    assert!(
+        t.p50 < 50.0 && t.p50 * 5.0 < o.latency_ms.p50,
+        "refusals took {} ms (answers {} ms)",
+        t.p50,
+        o.latency_ms.p50
+    );
+}
+
+#[test]
+fn a_hanging_upstream_times_out_without_slowing_the_answers() {
+    let out = tempfile::tempdir().unwrap();
+    let scenario = out.path().join("hang.toml");
+    let profile = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mock-upstreams/deepseek-v4-flash.toml"
+    );
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"
+name = "hang"
+seed = 3
+[[upstreams]]
+name = "deepseek"
+profile = "{profile}"
+[load]
+arrival = "constant"
+warmup = "1s"
+timeout = "2s"
+stages = [{{ duration = "7s", rate = 40 }}]
+[[requests]]
+name = "everyday"
+model = "deepseek-v4-flash"
+prompt = "Generate a product description"
+max_tokens = 64
+stream = true
+primary = "deepseek"
+[[faults]]
+upstream = "deepseek"
+at = "3s"
+duration = "2s"
+kind = "hang"
+[sla]
+availability = "99%"
+"#
+        ),
+    )
+    .unwrap();
+    let dir = out.path().join("run");
+    let (summary, run) = run_into(&dir, &[scenario.to_str().unwrap(), "-q"]);
+    assert_eq!(run.status.code(), Some(1));
+    let o = &summary.overall;
+    // Two seconds of a seven-second run hung: about 2/6 of the measured requests time out.
+    assert!(
+        (0.5..0.9).contains(&o.availability),
+        "availability {}",
+        o.availability
+    );
+    let timeouts = o.errors.get("timeout").copied().unwrap_or(0);
+    let t = &o.time_to_error_ms["timeout"];
+    assert_eq!(t.samples, timeouts);
+    assert!(
+        (1900.0..3000.0).contains(&t.p50),
+        "time to timeout {} ms",
+        t.p50
+    );
+    // The answers are what they were: the 2 s timeouts are not in their percentiles.
+    assert_eq!(o.latency_ms.samples, o.successes);
+    assert!(
+        o.latency_ms.p99 < 1500.0 && o.latency_ms.max < t.p50,
+        "answers p99 {} ms, max {} ms",
+        o.latency_ms.p99,
+        o.latency_ms.max
+    );
+    let normal = summary.faults[0]
+        .normal_latency_ms
+        .expect("answers outside the hang");
+    assert!(
+        (o.latency_ms.p50 - normal.p50).abs() <= normal.p50 * 0.1,
+        "p50 {} ms overall, {} ms outside the hang",
+        o.latency_ms.p50,
+        normal.p50
+    );
+    // latency.hlog holds the timeouts under their own tag, apart from the class's answers.
+    let entries = gauntlet::report::read_hlog(&dir.join("latency.hlog")).unwrap();
+    let count = |tag: &str| -> u64 {
+        entries
+            .iter()
+            .filter(|e| e.tag.as_deref() == Some(tag))
+            .map(|e| e.histogram.len())
+            .sum()
+    };
+    assert_eq!(count("everyday"), o.successes);
+    assert_eq!(count("everyday/time_to_error/timeout"), timeouts);
+}

@@ -489,8 +489,11 @@ async fn record(
         if s.result.is_err() {
             live.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let us = u64::try_from(s.latency.as_micros()).unwrap_or(u64::MAX);
-        let _ = progress.record(us.min(3_600_000_000));
+        // Like the summary, the live p99 is of answers: fast refusals would flatter it.
+        if s.result.is_ok() {
+            let us = u64::try_from(s.latency.as_micros()).unwrap_or(u64::MAX);
+            let _ = progress.record(us.min(3_600_000_000));
+        }
         since_publish += 1;
         if since_publish >= 512 {
             since_publish = 0;

@@ -1,11 +1,13 @@
 //! Analysis: a recording in, a `Summary` out. Percentiles, availability, rates, the nines
 //! spectrum and the trust flags; SLA, faults and cost stay empty until their analysis exists.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::{Counter, Histogram};
 
-use super::recorder::{Cell, Counts, Recorder, new_cumulative};
+use super::recorder::{Cell, Counts, ErrorTimes, Recorder, new_cumulative};
+use super::sample::ErrorKind;
 use super::summary::{
     ClassStats, Generator, Interval, IntervalStats, Percentiles, SCHEMA_VERSION, SlaResult, Stats,
     Summary, Tokens, Trust,
@@ -70,14 +72,30 @@ fn availability(c: &Counts) -> f64 {
     }
 }
 
-fn stats(
-    counts: &Counts,
-    latency: &Histogram<u64>,
-    ttft: &Histogram<u64>,
-    itl: &Histogram<u64>,
-    tokens: Tokens,
-    seconds: f64,
-) -> Stats {
+/// Error kind name -> percentiles of its time to error.
+fn error_percentiles(errors: &ErrorTimes) -> BTreeMap<String, Percentiles> {
+    errors
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(k, h)| (k.as_str().to_string(), percentiles(h)))
+        .collect()
+}
+
+/// The histograms one scope's `Stats` are read from.
+struct Recorded<'a> {
+    latency: &'a Histogram<u64>,
+    ttft: &'a Histogram<u64>,
+    itl: &'a Histogram<u64>,
+    errors: &'a ErrorTimes,
+}
+
+fn stats(counts: &Counts, h: Recorded<'_>, tokens: Tokens, seconds: f64) -> Stats {
+    let Recorded {
+        latency,
+        ttft,
+        itl,
+        errors,
+    } = h;
     Stats {
         requests: counts.requests,
         successes: counts.successes,
@@ -92,6 +110,7 @@ fn stats(
         ttft_ms: optional(ttft),
         itl_ms: optional(itl),
         errors: counts.error_map(),
+        time_to_error_ms: error_percentiles(errors),
         served_by: counts
             .served_by
             .iter()
@@ -112,10 +131,34 @@ fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// One interval's time to error per kind, merged over the cells given.
+fn interval_errors(cells: &[Cell]) -> BTreeMap<String, Percentiles> {
+    let mut by_kind: BTreeMap<ErrorKind, Histogram<u32>> = BTreeMap::new();
+    for cell in cells {
+        for (kind, h) in cell.time_to_error() {
+            match by_kind.get_mut(&kind) {
+                // Only a u32 count overflow can fail; keep what merged so far.
+                Some(into) => {
+                    let _ = into.add(h.as_ref());
+                }
+                None => {
+                    by_kind.insert(kind, h.into_owned());
+                }
+            }
+        }
+    }
+    by_kind
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(k, h)| (k.as_str().to_string(), percentiles(h)))
+        .collect()
+}
+
 fn interval_stats(
     counts: &Counts,
     latency: Option<&Histogram<u32>>,
     ttft: Option<&Histogram<u32>>,
+    time_to_error_ms: BTreeMap<String, Percentiles>,
 ) -> IntervalStats {
     IntervalStats {
         requests: counts.requests,
@@ -125,6 +168,7 @@ fn interval_stats(
         latency_ms: latency.and_then(optional),
         ttft_ms: ttft.and_then(optional),
         errors: counts.error_map(),
+        time_to_error_ms,
         served_by: counts
             .served_by
             .iter()
@@ -159,6 +203,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
     let mut latency = new_cumulative();
     let mut ttft = new_cumulative();
     let mut itl = new_cumulative();
+    let mut errors = ErrorTimes::default();
     let mut tokens = Tokens::default();
     let mut classes = Vec::with_capacity(rec.classes().len());
     for (i, c) in rec.classes().iter().enumerate() {
@@ -166,6 +211,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         let _ = latency.add(&c.latency);
         let _ = ttft.add(&c.ttft);
         let _ = itl.add(&c.itl);
+        let _ = errors.merge(&c.errors);
         let class_tokens = Tokens {
             prompt: c.prompt_tokens,
             completion: c.completion_tokens,
@@ -181,16 +227,29 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             primary: meta.and_then(|m| m.primary.clone()),
             stats: stats(
                 &c.counts,
-                &c.latency,
-                &c.ttft,
-                &c.itl,
+                Recorded {
+                    latency: &c.latency,
+                    ttft: &c.ttft,
+                    itl: &c.itl,
+                    errors: &c.errors,
+                },
                 class_tokens,
                 seconds,
             ),
             latency_spectrum: spectrum(&c.latency),
         });
     }
-    let overall = stats(&all, &latency, &ttft, &itl, tokens, seconds);
+    let overall = stats(
+        &all,
+        Recorded {
+            latency: &latency,
+            ttft: &ttft,
+            itl: &itl,
+            errors: &errors,
+        },
+        tokens,
+        seconds,
+    );
 
     let ran_intervals = if info.interrupted {
         usize::try_from(measured.as_nanos().div_ceil(layout.interval.as_nanos()))
@@ -213,7 +272,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             Interval {
                 t_s: (layout.warmup + layout.interval * u32::try_from(i).unwrap_or(u32::MAX))
                     .as_secs_f64(),
-                overall: interval_stats(&counts, lat.as_ref(), tt.as_ref()),
+                overall: interval_stats(&counts, lat.as_ref(), tt.as_ref(), interval_errors(cells)),
                 classes: cells
                     .iter()
                     .zip(&layout.classes)
@@ -221,7 +280,12 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
                     .map(|((c, name), (lat, ttft))| {
                         (
                             name.clone(),
-                            interval_stats(&c.counts, lat.as_deref(), ttft.as_deref()),
+                            interval_stats(
+                                &c.counts,
+                                lat.as_deref(),
+                                ttft.as_deref(),
+                                interval_errors(std::slice::from_ref(c)),
+                            ),
                         )
                     })
                     .collect(),
@@ -283,5 +347,179 @@ fn trust(g: &Generator) -> Trust {
     Trust {
         trustworthy: reasons.is_empty(),
         reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::recorder::Layout;
+    use crate::metrics::sample::Sample;
+
+    const SECONDS: u64 = 10;
+
+    fn info() -> RunInfo {
+        RunInfo {
+            scenario: "mix".into(),
+            description: None,
+            seed: 1,
+            target: "test".into(),
+            started_at: SystemTime::UNIX_EPOCH,
+            ran_for: Duration::from_secs(SECONDS),
+            interrupted: false,
+            classes: Vec::new(),
+        }
+    }
+
+    fn layout() -> Layout {
+        Layout::new(
+            vec!["a".into(), "b".into()],
+            Vec::new(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(SECONDS),
+        )
+    }
+
+    /// A run where every third request is refused in well under a millisecond, a few time out
+    /// at 2 s, and the rest are answered in 150..450 ms; interval 7 is an outage (all refused).
+    fn samples() -> Vec<Sample> {
+        let mut out = Vec::new();
+        for i in 0..3000u64 {
+            let at = Duration::from_millis(i * SECONDS * 1000 / 3000);
+            let mut s = Sample::new(usize::from(i % 4 == 0), at, Duration::ZERO);
+            let outage = at.as_secs() == 7;
+            if outage || i % 3 == 0 {
+                s.result = Err(ErrorKind::Status5xx);
+                s.latency = Duration::from_micros(150 + i % 400);
+                // A refused stream may still have started; that is no answer's TTFT.
+                s.ttft = Some(Duration::from_micros(100));
+            } else if i % 97 == 0 {
+                s.result = Err(ErrorKind::Timeout);
+                s.latency = Duration::from_millis(2000) + Duration::from_micros(i);
+            } else {
+                s.latency = Duration::from_micros(150_000 + (i * 7919) % 300_000);
+                s.ttft = Some(s.latency / 3);
+                s.itl = vec![Duration::from_millis(12); 3];
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    /// Nearest-rank percentile of sorted values, in milliseconds.
+    fn exact(sorted: &[u64], q: f64) -> f64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64 / 1000.0
+    }
+
+    fn assert_close(got: f64, want: f64, what: &str) {
+        // Three significant digits: within 0.1%, plus a microsecond of rounding.
+        assert!(
+            (got - want).abs() <= want * 0.001 + 0.001,
+            "{what}: {got} ms from the histograms, {want} ms from the samples"
+        );
+    }
+
+    #[test]
+    fn latency_percentiles_are_those_of_the_successes_alone() {
+        let all = samples();
+        let mut rec = Recorder::new(layout());
+        for s in &all {
+            rec.record(s);
+        }
+        let summary = summarize(&rec, &info());
+
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap();
+        let mut ok: Vec<u64> = all
+            .iter()
+            .filter(|s| s.result.is_ok())
+            .map(|s| micros(s.latency))
+            .collect();
+        ok.sort_unstable();
+        let lat = summary.overall.latency_ms;
+        assert_eq!(lat.samples, ok.len() as u64);
+        assert_eq!(summary.overall.successes, ok.len() as u64);
+        for (q, got) in [(0.5, lat.p50), (0.9, lat.p90), (0.99, lat.p99)] {
+            assert_close(got, exact(&ok, q), &format!("p{}", q * 100.0));
+        }
+        assert!(lat.p50 >= 150.0, "no refusal drags the median down");
+        let ttft = summary.overall.ttft_ms.expect("streams answered");
+        assert_eq!(ttft.samples, ok.len() as u64, "refusals have no TTFT");
+        assert_eq!(
+            summary.overall.itl_ms.expect("gaps").samples,
+            3 * ok.len() as u64
+        );
+
+        // Failures are timed apart, per kind.
+        let by_kind = |kind: ErrorKind| -> Vec<u64> {
+            let mut v: Vec<u64> = all
+                .iter()
+                .filter(|s| s.result == Err(kind))
+                .map(|s| micros(s.latency))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let refused = &summary.overall.time_to_error_ms["status_5xx"];
+        let want = by_kind(ErrorKind::Status5xx);
+        assert_eq!(refused.samples, want.len() as u64);
+        assert_close(refused.p50, exact(&want, 0.5), "refusal p50");
+        assert!(refused.max < 1.0, "refusals took {} ms", refused.max);
+        let timeouts = &summary.overall.time_to_error_ms["timeout"];
+        assert_eq!(timeouts.samples, by_kind(ErrorKind::Timeout).len() as u64);
+        assert!((2000.0..2010.0).contains(&timeouts.p50), "{timeouts:?}");
+
+        // Each class the same way, against its own successes.
+        let mut b_ok: Vec<u64> = all
+            .iter()
+            .filter(|s| s.class == 1 && s.result.is_ok())
+            .map(|s| micros(s.latency))
+            .collect();
+        b_ok.sort_unstable();
+        let b = &summary.classes[1].stats.latency_ms;
+        assert_eq!(b.samples, b_ok.len() as u64);
+        assert_close(b.p99, exact(&b_ok, 0.99), "class b p99");
+        let spectrum_floor = summary.classes[1].latency_spectrum[0].1;
+        assert!(
+            spectrum_floor >= 150.0,
+            "the spectrum starts at the fastest answer"
+        );
+
+        // The outage interval answered nothing: no latency at all, not a fast one.
+        let outage = &summary.intervals[7].overall;
+        assert_eq!(outage.successes, 0);
+        assert_eq!(outage.latency_ms, None);
+        assert_eq!(outage.ttft_ms, None);
+        assert_eq!(
+            outage.time_to_error_ms["status_5xx"].samples,
+            outage.requests
+        );
+        for iv in summary
+            .intervals
+            .iter()
+            .filter(|iv| iv.overall.successes > 0)
+        {
+            let p = iv.overall.latency_ms.expect("answered");
+            assert_eq!(p.samples, iv.overall.successes);
+            assert!(p.p50 >= 149.0, "interval at {} s: {p:?}", iv.t_s);
+        }
+    }
+
+    #[test]
+    fn error_times_merge_exactly_across_shards() {
+        let all = samples();
+        let mut one = Recorder::new(layout());
+        let (mut left, mut right) = (Recorder::new(layout()), Recorder::new(layout()));
+        for (i, s) in all.iter().enumerate() {
+            one.record(s);
+            if i % 2 == 0 {
+                left.record(s);
+            } else {
+                right.record(s);
+            }
+        }
+        left.merge(&right).expect("same layout");
+        assert_eq!(summarize(&left, &info()), summarize(&one, &info()));
     }
 }

@@ -1,5 +1,6 @@
 //! `latency.hlog`: the per-interval latency histograms of each class in the standard
-//! HdrHistogram interval-log format (one tag per class), readable by HdrHistogram tools.
+//! HdrHistogram interval-log format, readable by HdrHistogram tools. A class's own tag holds
+//! its successful requests; `CLASS/time_to_error/KIND` tags hold its failures of each kind.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -8,6 +9,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
 use super::recorder::Recorder;
+use super::sample::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HlogError {
@@ -30,7 +32,13 @@ fn tag_text(name: &str) -> String {
         .collect()
 }
 
-/// Writes every non-empty interval latency histogram (microseconds) of every class.
+/// The tag of a class's failures of one kind.
+fn error_tag(class: &str, kind: ErrorKind) -> String {
+    format!("{}/time_to_error/{kind}", tag_text(class))
+}
+
+/// Writes every non-empty interval histogram (microseconds) of every class: the latency of
+/// its successes, then the time to error of each kind of failure.
 pub fn write_hlog<W: Write>(
     rec: &Recorder,
     started_at: SystemTime,
@@ -40,7 +48,10 @@ pub fn write_hlog<W: Write>(
     let mut serializer = V2DeflateSerializer::new();
     let mut builder = IntervalLogWriterBuilder::new();
     builder
-        .add_comment("gauntlet latency log: values in microseconds, one tag per request class")
+        .add_comment(
+            "gauntlet latency log: values in microseconds; tag CLASS: successful requests, \
+             tag CLASS/time_to_error/KIND: failed requests of that kind",
+        )
         .with_start_time(started_at)
         .with_base_time(started_at)
         .with_max_value_divisor(1000.0);
@@ -48,11 +59,18 @@ pub fn write_hlog<W: Write>(
     let tags: Vec<String> = layout.classes.iter().map(|c| tag_text(c)).collect();
     for i in 0..layout.intervals {
         let start = layout.warmup + layout.interval * u32::try_from(i).unwrap_or(u32::MAX);
-        for (cell, tag) in rec.interval(i).iter().zip(&tags) {
-            let Some(h) = cell.latency() else { continue };
-            writer
-                .write_histogram(h.as_ref(), start, layout.interval, Tag::new(tag))
-                .map_err(|e| HlogError::Encode(format!("{e:?}")))?;
+        for ((cell, tag), class) in rec.interval(i).iter().zip(&tags).zip(&layout.classes) {
+            if let Some(h) = cell.latency() {
+                writer
+                    .write_histogram(h.as_ref(), start, layout.interval, Tag::new(tag))
+                    .map_err(|e| HlogError::Encode(format!("{e:?}")))?;
+            }
+            for (kind, h) in cell.time_to_error() {
+                let tag = error_tag(class, kind);
+                writer
+                    .write_histogram(h.as_ref(), start, layout.interval, Tag::new(&tag))
+                    .map_err(|e| HlogError::Encode(format!("{e:?}")))?;
+            }
         }
     }
     Ok(())

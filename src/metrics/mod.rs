@@ -15,7 +15,9 @@ pub use crate::scenario::{SlaKey, Unit};
 pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
 pub use conclude::{Evidence, UpstreamCounters, conclude};
 pub use hlog::{HlogError, write_hlog};
-pub use recorder::{Cell, ClassRecord, Counts, Layout, MergeError, Recorder, new_cumulative};
+pub use recorder::{
+    Cell, ClassRecord, Counts, ErrorTimes, Layout, MergeError, Recorder, new_cumulative,
+};
 pub use sample::{ErrorKind, Sample, ServedBy};
 pub use summary::{
     CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,

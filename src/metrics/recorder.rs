@@ -1,5 +1,9 @@
 //! The recorder: HDR histograms and counters per class, cumulative and per interval, in memory
 //! laid out once from the plan. Two recorders of one run merge exactly.
+//!
+//! Latency, TTFT and ITL histograms hold successful requests only: a refusal answered in a
+//! fraction of a millisecond is not a fast answer. Failed requests go to their own histograms,
+//! time to error per error kind.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -139,14 +143,48 @@ impl Counts {
     }
 }
 
+/// Time to error of failed requests, one cumulative histogram (microseconds) per error kind,
+/// each made at the first failure of its kind: a run without errors pays nothing for them.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorTimes([Option<Histogram<u64>>; ErrorKind::COUNT]);
+
+impl ErrorTimes {
+    fn record(&mut self, kind: ErrorKind, d: Duration) {
+        record(self.0[kind.index()].get_or_insert_with(new_cumulative), d);
+    }
+
+    pub fn get(&self, kind: ErrorKind) -> Option<&Histogram<u64>> {
+        self.0[kind.index()].as_ref()
+    }
+
+    /// The kinds that occurred, with their histograms, in `ErrorKind::ALL` order.
+    pub fn iter(&self) -> impl Iterator<Item = (ErrorKind, &Histogram<u64>)> {
+        ErrorKind::ALL
+            .iter()
+            .filter_map(|k| self.get(*k).map(|h| (*k, h)))
+    }
+
+    pub fn merge(&mut self, other: &ErrorTimes) -> Result<(), MergeError> {
+        for (kind, h) in other.iter() {
+            self.0[kind.index()]
+                .get_or_insert_with(new_cumulative)
+                .add(h)
+                .map_err(|e| MergeError::Histogram(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything recorded for one class over the whole measured window.
 #[derive(Debug, Clone)]
 pub struct ClassRecord {
     pub counts: Counts,
-    /// Microseconds.
+    /// Microseconds, successful requests only.
     pub latency: Histogram<u64>,
     pub ttft: Histogram<u64>,
     pub itl: Histogram<u64>,
+    /// Intended send time -> failure, per error kind.
+    pub errors: ErrorTimes,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
 }
@@ -157,10 +195,14 @@ pub struct Cell {
     pub counts: Counts,
     latency: Slot,
     ttft: Slot,
+    /// Time to error, one slot per kind that occurred here (most cells hold none, and an
+    /// empty list costs no allocation).
+    errors: Vec<(ErrorKind, Slot)>,
 }
 
 impl Cell {
-    /// Latency of this class in this interval (microseconds), if anything was recorded.
+    /// Latency of this class's successful requests in this interval (microseconds), if any
+    /// succeeded.
     pub fn latency(&self) -> Option<Cow<'_, Histogram<u32>>> {
         self.latency.get()
     }
@@ -169,9 +211,30 @@ impl Cell {
         self.ttft.get()
     }
 
+    /// Time to error of this class's failed requests in this interval, per kind that occurred.
+    pub fn time_to_error(&self) -> impl Iterator<Item = (ErrorKind, Cow<'_, Histogram<u32>>)> {
+        self.errors
+            .iter()
+            .filter_map(|(k, slot)| slot.get().map(|h| (*k, h)))
+    }
+
+    fn error_slot(&mut self, kind: ErrorKind) -> &mut Slot {
+        let at = match self.errors.iter().position(|(k, _)| *k == kind) {
+            Some(at) => at,
+            None => {
+                self.errors.push((kind, Slot::default()));
+                self.errors.len() - 1
+            }
+        };
+        &mut self.errors[at].1
+    }
+
     fn pack(&mut self) {
         self.latency.pack();
         self.ttft.pack();
+        for (_, slot) in &mut self.errors {
+            slot.pack();
+        }
     }
 }
 
@@ -287,6 +350,7 @@ impl Recorder {
                 latency: new_cumulative(),
                 ttft: new_cumulative(),
                 itl: new_cumulative(),
+                errors: ErrorTimes::default(),
                 prompt_tokens: 0,
                 completion_tokens: 0,
             })
@@ -327,21 +391,33 @@ impl Recorder {
         record(&mut self.lag, s.lag);
         let c = &mut self.classes[s.class];
         c.counts.record(s, &self.layout);
-        record(&mut c.latency, s.latency);
-        if let Some(t) = s.ttft {
-            record(&mut c.ttft, t);
-        }
-        for gap in &s.itl {
-            record(&mut c.itl, *gap);
+        // A failed request's TTFT and token gaps (a stream cut half-way) are not those of an
+        // answer either: only its time to error is kept.
+        match s.result {
+            Ok(()) => {
+                record(&mut c.latency, s.latency);
+                if let Some(t) = s.ttft {
+                    record(&mut c.ttft, t);
+                }
+                for gap in &s.itl {
+                    record(&mut c.itl, *gap);
+                }
+            }
+            Err(kind) => c.errors.record(kind, s.latency),
         }
         c.prompt_tokens += s.prompt_tokens;
         c.completion_tokens += s.completion_tokens;
         let idx = interval * self.layout.classes.len() + s.class;
         if let Some(cell) = self.cells.get_mut(idx) {
             cell.counts.record(s, &self.layout);
-            record(cell.latency.live(), s.latency);
-            if let Some(t) = s.ttft {
-                record(cell.ttft.live(), t);
+            match s.result {
+                Ok(()) => {
+                    record(cell.latency.live(), s.latency);
+                    if let Some(t) = s.ttft {
+                        record(cell.ttft.live(), t);
+                    }
+                }
+                Err(kind) => record(cell.error_slot(kind).live(), s.latency),
             }
             if interval < self.packed_below {
                 cell.pack();
@@ -401,6 +477,7 @@ impl Recorder {
             a.latency.add(&b.latency).map_err(hist)?;
             a.ttft.add(&b.ttft).map_err(hist)?;
             a.itl.add(&b.itl).map_err(hist)?;
+            a.errors.merge(&b.errors)?;
             a.prompt_tokens += b.prompt_tokens;
             a.completion_tokens += b.completion_tokens;
         }
@@ -410,6 +487,9 @@ impl Recorder {
                 if let Some(hb) = hb.get() {
                     ha.live().add(hb.as_ref()).map_err(hist)?;
                 }
+            }
+            for (kind, hb) in b.time_to_error() {
+                a.error_slot(kind).live().add(hb.as_ref()).map_err(hist)?;
             }
         }
         self.lag.add(&other.lag).map_err(hist)?;
@@ -462,6 +542,10 @@ mod tests {
                 rec.record(&sample(0, t, 10 + k * 7 + t));
             }
             rec.record(&sample(1, t, 500));
+            let mut refused = sample(1, t, 0);
+            refused.latency = Duration::from_micros(300 + t);
+            refused.result = Err(ErrorKind::Status5xx);
+            rec.record(&refused);
         }
         // A straggler for an interval packed long ago.
         rec.record(&sample(0, 3, 9_000));
@@ -489,7 +573,17 @@ mod tests {
             };
             assert!(a.equivalent(a.max(), top), "interval {t}: max {}", a.max());
             assert_eq!(cells[1].ttft().expect("recorded").len(), 1);
+            assert_eq!(
+                cells[1].latency().expect("recorded").len(),
+                1,
+                "success only"
+            );
+            let errors: Vec<_> = cells[1].time_to_error().collect();
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].0, ErrorKind::Status5xx);
+            assert!(errors[0].1.equivalent(errors[0].1.max(), 300 + t));
         }
+        assert!(rec.cells[2 * 10 + 1].errors[0].1.packed.is_some());
         // Merging a packed recording into another reads the packed cells too.
         let mut other = Recorder::new(rec.layout.clone());
         other.merge(&rec).expect("same layout");

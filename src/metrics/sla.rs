@@ -89,7 +89,7 @@ fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Mea
         samples: p.map_or(0, |p| p.samples),
         needed: (TAIL_SAMPLES / 0.01).ceil() as u64,
         higher_is_better: false,
-        note: p.is_none().then(|| note.to_string()),
+        note: p.is_none_or(|p| p.samples == 0).then(|| note.to_string()),
         undecided: None,
     }
 }
@@ -114,12 +114,12 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
         Objective::P99Latency(d) => percentile_measure(
             stats.map(|s| &s.latency_ms),
             d.as_secs_f64() * 1e3,
-            "no requests completed",
+            "no request succeeded (latency is measured on successes)",
         ),
         Objective::TtftP99(d) => percentile_measure(
             stats.and_then(|s| s.ttft_ms.as_ref()),
             d.as_secs_f64() * 1e3,
-            "no streamed requests in this scope",
+            "no streamed request succeeded in this scope",
         ),
         Objective::Availability(a) => Measure {
             target: a,

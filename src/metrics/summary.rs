@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::SlaKey;
 
 /// Bumped whenever a field changes meaning or disappears; readers refuse newer versions.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: latency, TTFT and ITL percentiles mixed failed requests in with the answers.
+/// - 2: they hold successful requests only; failures have `time_to_error_ms`, per kind.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -69,16 +72,20 @@ pub struct Stats {
     pub availability: f64,
     /// Requests per second over the measured window.
     pub rps: f64,
+    /// Successful requests only (schema 2 on); `samples` is 0 when none succeeded.
     pub latency_ms: Percentiles,
-    /// Streams only.
+    /// Successful streams only.
     #[serde(default)]
     pub ttft_ms: Option<Percentiles>,
-    /// Gaps between content deltas (streams only).
+    /// Gaps between content deltas of successful streams.
     #[serde(default)]
     pub itl_ms: Option<Percentiles>,
     /// Error kind (`status_5xx`, `timeout`, ...) -> count.
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
+    /// Error kind -> intended send time to the failure, for failed requests (schema 2 on).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub time_to_error_ms: BTreeMap<String, Percentiles>,
     /// Upstream name -> successful responses it served.
     #[serde(default)]
     pub served_by: BTreeMap<String, u64>,
@@ -127,12 +134,16 @@ pub struct IntervalStats {
     pub dropped: u64,
     /// None when the interval had no requests (it then does not count towards uptime).
     pub availability: Option<f64>,
+    /// Successful requests only; None when none succeeded in the interval.
     #[serde(default)]
     pub latency_ms: Option<Percentiles>,
     #[serde(default)]
     pub ttft_ms: Option<Percentiles>,
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
+    /// Error kind -> time to error of the interval's failed requests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub time_to_error_ms: BTreeMap<String, Percentiles>,
     #[serde(default)]
     pub served_by: BTreeMap<String, u64>,
 }
@@ -173,10 +184,11 @@ pub struct FaultWindow {
     pub time_to_failover_s: Option<f64>,
     /// Fault end -> first interval where the primary serves them again.
     pub time_to_recover_s: Option<f64>,
-    /// The affected classes' requests during the window (failing over, or failed over).
+    /// The affected classes' successful requests during the window (failed over, or served
+    /// by the primary after all).
     #[serde(default)]
     pub failed_over_latency_ms: Option<Percentiles>,
-    /// Requests of the same classes outside any fault window.
+    /// Successful requests of the same classes outside any fault window.
     #[serde(default)]
     pub normal_latency_ms: Option<Percentiles>,
 }
@@ -214,7 +226,8 @@ pub struct Cost {
     pub per_million_requests_usd: f64,
     /// Per million tokens (input + output) across the mix.
     pub blended_per_million_tokens_usd: f64,
-    /// What failover added by moving traffic to pricier upstreams.
+    /// What failover added by moving traffic to pricier upstreams; negative when the
+    /// fallbacks were cheaper and failover saved money.
     pub failover_extra_usd: f64,
     /// The monthly projection: tokens per month -> US dollars.
     pub monthly: Vec<MonthlyCost>,

@@ -42,6 +42,8 @@ pub struct Comparison {
     pub metrics: Vec<MetricDelta>,
     /// Classes only one side has, which therefore were not compared.
     pub unmatched_classes: Vec<String>,
+    /// What a reader must know to read the deltas right (e.g. latencies of different meaning).
+    pub notes: Vec<String>,
 }
 
 impl Comparison {
@@ -174,12 +176,25 @@ pub fn compare(base: &Summary, new: &Summary, max_regression: f64) -> Comparison
             unmatched.push(format!("{} (new only)", nc.name));
         }
     }
+    let mut notes = Vec::new();
+    for (side, s) in [("base", base), ("new", new)] {
+        // Before schema 2 a summary's latency mixed failures in with the answers.
+        if s.schema_version < 2 && base.schema_version != new.schema_version {
+            notes.push(format!(
+                "the {side} run's summary has schema version {}: its latency includes failed \
+                 requests, the other's holds successful requests only, so latency deltas compare \
+                 different things",
+                s.schema_version
+            ));
+        }
+    }
     Comparison {
         base_label: format!("{} @ {}", base.scenario, base.started_at),
         new_label: format!("{} @ {}", new.scenario, new.started_at),
         max_regression,
         metrics,
         unmatched_classes: unmatched,
+        notes,
     }
 }
 

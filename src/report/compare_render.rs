@@ -123,6 +123,9 @@ pub fn compare_terminal(c: &Comparison) -> String {
             c.unmatched_classes.join(", ")
         ));
     }
+    for note in &c.notes {
+        out.push_str(&format!("\nnote: {note}\n"));
+    }
     out.push_str(&format!("\n{}\n", verdict(c)));
     out
 }
@@ -136,6 +139,7 @@ struct CompareContext<'a> {
     verdict: String,
     rows: Vec<Row>,
     unmatched: &'a [String],
+    notes: &'a [String],
     charts: Vec<ChartPair>,
 }
 
@@ -155,6 +159,7 @@ fn context<'a>(c: &'a Comparison, charts: Vec<ChartPair>) -> CompareContext<'a> 
         verdict: verdict(c),
         rows: c.metrics.iter().map(row).collect(),
         unmatched: &c.unmatched_classes,
+        notes: &c.notes,
         charts,
     }
 }

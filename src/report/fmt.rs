@@ -47,6 +47,16 @@ pub fn usd(v: f64) -> String {
     }
 }
 
+/// What failover did to the bill, as a verb and a positive amount: ("added", "$0.0012") when
+/// the fallbacks cost more, ("saved", "$0.00045") when they cost less; never "added $-0.00045".
+pub fn failover_cost(extra_usd: f64) -> (&'static str, String) {
+    if extra_usd < 0.0 {
+        ("saved", usd(-extra_usd))
+    } else {
+        ("added", usd(extra_usd))
+    }
+}
+
 /// An integer with thousands separators: "12,345".
 pub fn count(n: u64) -> String {
     let digits = n.to_string();

@@ -1,5 +1,6 @@
-//! The summary a person reads in the terminal right after a run: per-class numbers, failover
-//! windows, cost and the verdict, each SLA check with its samples.
+//! The summary a person reads in the terminal right after a run: per-class numbers (latency of
+//! the answers; failures timed apart), failover windows, cost and the verdict, each SLA check
+//! with its samples.
 
 use std::fmt::Write;
 
@@ -63,6 +64,16 @@ pub fn render(s: &Summary) -> String {
             .collect();
         let _ = writeln!(o, "errors: {}", list.join(", "));
     }
+    if !s.overall.time_to_error_ms.is_empty() {
+        let list: Vec<String> = s
+            .overall
+            .time_to_error_ms
+            .iter()
+            .map(|(k, p)| format!("{k} p50 {} p99 {}", fmt::ms(p.p50), fmt::ms(p.p99)))
+            .collect();
+        let _ = writeln!(o, "time to error: {}", list.join(", "));
+    }
+    let _ = writeln!(o, "latency columns: {}", super::view::latency_of(s));
     for w in &s.faults {
         if let Some(why) = &w.not_applied {
             let (start, end) = (fmt::seconds(w.start_s), fmt::seconds(w.end_s));
@@ -92,13 +103,13 @@ pub fn render(s: &Summary) -> String {
         );
     }
     if let Some(c) = &s.cost {
+        let (verb, amount) = fmt::failover_cost(c.failover_extra_usd);
         let _ = writeln!(
             o,
-            "cost: {} this run, {} per 1M requests, {} per 1M tokens blended; failover added {}",
+            "cost: {} this run, {} per 1M requests, {} per 1M tokens blended; failover {verb} {amount}",
             fmt::usd(c.total_usd),
             fmt::usd(c.per_million_requests_usd),
             fmt::usd(c.blended_per_million_tokens_usd),
-            fmt::usd(c.failover_extra_usd)
         );
         let monthly: Vec<String> = c
             .monthly

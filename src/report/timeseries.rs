@@ -1,10 +1,11 @@
 //! `timeseries.csv`: one row per interval and class, plus an `overall` row per interval, for
-//! spreadsheets and plotting tools.
+//! spreadsheets and plotting tools. Latency and TTFT columns are of successful requests; the
+//! `time_to_error_*` columns time the failures, per kind.
 
 use super::ReportError;
-use crate::metrics::{IntervalStats, Summary};
+use crate::metrics::{IntervalStats, Percentiles, Summary};
 
-const HEADER: [&str; 19] = [
+const HEADER: [&str; 21] = [
     "t_s",
     "class",
     "requests",
@@ -23,6 +24,8 @@ const HEADER: [&str; 19] = [
     "ttft_p99_ms",
     "errors",
     "error_kinds",
+    "time_to_error_p50_ms",
+    "time_to_error_p99_ms",
     "served_by",
 ];
 
@@ -34,6 +37,15 @@ fn opt(v: Option<f64>) -> String {
 fn pairs(map: &std::collections::BTreeMap<String, u64>) -> String {
     map.iter()
         .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// `kind=ms` pairs of one percentile of each error kind's time to error.
+fn error_times(st: &IntervalStats, get: fn(&Percentiles) -> f64) -> String {
+    st.time_to_error_ms
+        .iter()
+        .map(|(k, p)| format!("{k}={:.3}", get(p)))
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -62,6 +74,8 @@ fn row(t_s: f64, class: &str, st: &IntervalStats) -> Vec<String> {
         opt(ttft.map(|p| p.p99)),
         st.errors.values().sum::<u64>().to_string(),
         pairs(&st.errors),
+        error_times(st, |p| p.p50),
+        error_times(st, |p| p.p99),
         pairs(&st.served_by),
     ]
 }

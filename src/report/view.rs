@@ -25,6 +25,73 @@ pub struct ReportView {
     pub cost: Option<CostView>,
     pub generator: Vec<Field>,
     pub errors: Vec<Field>,
+    /// Time to error per kind, the whole run's and each class's.
+    pub time_to_error: Vec<ErrorRow>,
+    /// Which requests the latency numbers describe, said next to every latency chart and table:
+    /// a sentence, and the few words a caption holds.
+    pub latency_scope: String,
+    pub latency_of: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorRow {
+    /// `overall` or the class name.
+    pub scope: String,
+    pub kind: String,
+    pub count: String,
+    pub p50: String,
+    pub p90: String,
+    pub p99: String,
+    pub max: String,
+}
+
+/// The schema from which latency percentiles hold successful requests only.
+const SUCCESS_ONLY_SCHEMA: u32 = 2;
+
+/// Which requests the latency percentiles of this summary describe.
+pub fn latency_scope(s: &Summary) -> String {
+    if s.schema_version >= SUCCESS_ONLY_SCHEMA {
+        "Latency, TTFT and inter-token gaps are those of successful requests only, and the SLA's \
+         latency objectives judge those; failed requests are timed apart (time to error, per \
+         kind) and judged by availability, failover success and uptime."
+            .into()
+    } else {
+        format!(
+            "This summary has schema version {}: its latency percentiles mix failed requests in \
+             with the answers (a fast refusal counts as a fast request), and it has no time to \
+             error.",
+            s.schema_version
+        )
+    }
+}
+
+/// The few words a caption holds about which requests the latency describes.
+pub fn latency_of(s: &Summary) -> &'static str {
+    if s.schema_version >= SUCCESS_ONLY_SCHEMA {
+        "successful requests only"
+    } else {
+        "every request, failed ones included (an older summary)"
+    }
+}
+
+fn error_rows(scope: &str, st: &crate::metrics::Stats) -> Vec<ErrorRow> {
+    st.errors
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| {
+            let p = st.time_to_error_ms.get(kind).filter(|p| p.samples > 0);
+            let cell = |get: fn(&Percentiles) -> f64| opt(p, |p| fmt::ms(get(p)));
+            ErrorRow {
+                scope: scope.to_string(),
+                kind: kind.clone(),
+                count: fmt::count(*n),
+                p50: cell(|p| p.p50),
+                p90: cell(|p| p.p90),
+                p99: cell(|p| p.p99),
+                max: cell(|p| p.max),
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -253,7 +320,10 @@ pub fn build(s: &Summary) -> ReportView {
                     "blended per million tokens",
                     fmt::usd(c.blended_per_million_tokens_usd),
                 ),
-                field("added by failover", fmt::usd(c.failover_extra_usd)),
+                {
+                    let (verb, amount) = fmt::failover_cost(c.failover_extra_usd);
+                    field(&format!("{verb} by failover"), amount)
+                },
             ],
             monthly: c
                 .monthly
@@ -274,6 +344,12 @@ pub fn build(s: &Summary) -> ReportView {
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| field(k, fmt::count(*n)))
             .collect(),
+        time_to_error: std::iter::once(error_rows("overall", &s.overall))
+            .chain(s.classes.iter().map(|c| error_rows(&c.name, &c.stats)))
+            .flatten()
+            .collect(),
+        latency_scope: latency_scope(s),
+        latency_of: latency_of(s),
     }
 }
 

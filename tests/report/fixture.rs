@@ -114,12 +114,21 @@ fn class_interval(plan: &ClassPlan, i: usize) -> IntervalStats {
         successes,
         dropped: 0,
         availability: Some(successes as f64 / requests as f64),
-        latency_ms: Some(pct(requests, latency, spread)),
+        latency_ms: Some(pct(successes, latency, spread)),
         ttft_ms: plan.stream.then(|| pct(successes, latency * 0.35, spread)),
         errors: map(&[
             ("status_5xx", failed * 2 / 3),
             ("connect", failed - failed * 2 / 3),
         ]),
+        // Refusals are fast: the gateway's 503 in about a millisecond, a refused connect faster.
+        time_to_error_ms: [
+            ("status_5xx", failed * 2 / 3, 1.4),
+            ("connect", failed - failed * 2 / 3, 0.4),
+        ]
+        .iter()
+        .filter(|(_, n, _)| *n > 0)
+        .map(|(k, n, ms)| (k.to_string(), pct(*n, *ms, 0.8)))
+        .collect(),
         served_by: map(&[(served, successes)]),
     }
 }
@@ -152,6 +161,10 @@ fn merge(into: &mut IntervalStats, add: &IntervalStats) {
         }
     };
     into.latency_ms = merged(into.latency_ms, add.latency_ms);
+    for (k, p) in &add.time_to_error_ms {
+        let sum = merged(into.time_to_error_ms.get(k).copied(), Some(*p));
+        into.time_to_error_ms.extend(sum.map(|p| (k.clone(), p)));
+    }
     into.ttft_ms = merged(into.ttft_ms, add.ttft_ms);
     into.availability = Some(into.successes as f64 / into.requests.max(1) as f64);
 }
@@ -172,6 +185,7 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
         ttft_ms: sum.ttft_ms,
         itl_ms: sum.ttft_ms.map(|t| pct(t.samples * 40, t.p50 / 9.0, 0.9)),
         errors: sum.errors,
+        time_to_error_ms: sum.time_to_error_ms,
         served_by: sum.served_by.clone(),
         tokens: Tokens {
             prompt: sum.requests * 12,

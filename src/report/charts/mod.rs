@@ -21,6 +21,10 @@ pub struct Charts {
     pub served_by: Option<String>,
     pub ttft: Option<String>,
     pub itl: Option<String>,
+    /// Caption words for the dashed SLA lines each chart draws; None where it draws none.
+    pub latency_sla: Option<String>,
+    pub ttft_sla: Option<String>,
+    pub itl_sla: Option<String>,
 }
 
 pub fn render_all(s: &Summary) -> Result<Charts, ReportError> {
@@ -87,6 +91,9 @@ pub fn render_sized(s: &Summary, size: Size, floor: Peaks) -> Result<Charts, Rep
         served_by: time::served_by(s, size)?,
         ttft: nines::stream_metric(s, nines::StreamMetric::Ttft)?,
         itl: nines::stream_metric(s, nines::StreamMetric::Itl)?,
+        latency_sla: sla_caption(&sla_targets(s, LATENCY_KEYS), "p99 latency"),
+        ttft_sla: sla_caption(&sla_targets(s, TTFT_KEYS), "p99 TTFT"),
+        itl_sla: sla_caption(&sla_targets(s, ITL_KEYS), "p99 inter-token gap"),
     })
 }
 
@@ -141,14 +148,82 @@ pub(crate) fn err(e: impl std::fmt::Display) -> ReportError {
     ReportError::render("chart", e)
 }
 
-/// The whole run's bound under one `[sla]` key, drawn as the SLA line; the key's unit is
-/// milliseconds for the keys the charts draw.
-pub(crate) fn sla_target(s: &Summary, key: SlaKey) -> Option<f64> {
-    s.sla
+/// `[sla]` keys whose bound is drawn on the latency, TTFT and inter-token charts.
+pub(crate) const LATENCY_KEYS: &[SlaKey] = &[SlaKey::P99Latency];
+pub(crate) const TTFT_KEYS: &[SlaKey] = &[SlaKey::TtftP99];
+/// No `[sla]` key bounds the gap between tokens yet, so the ITL chart draws no line.
+pub(crate) const ITL_KEYS: &[SlaKey] = &[];
+
+/// One millisecond bound of the SLA, for the whole run (`class: None`) or one class.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Target {
+    pub class: Option<String>,
+    pub bound_ms: f64,
+}
+
+/// Every millisecond bound checked under one of `keys`, whole run first, then per class.
+pub(crate) fn sla_targets(s: &Summary, keys: &[SlaKey]) -> Vec<Target> {
+    let mut out: Vec<Target> = s
+        .sla
         .checks
         .iter()
-        .find(|c| c.name == key && c.scope == "overall")
-        .map(|c| c.target)
+        .filter(|c| keys.contains(&c.name) && c.unit == "ms")
+        .filter_map(|c| {
+            let class = match c.scope.as_str() {
+                "overall" => None,
+                scope => Some(scope.strip_prefix("class:")?.to_string()),
+            };
+            Some(Target {
+                class,
+                bound_ms: c.target,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.class.cmp(&b.class));
+    out
+}
+
+/// What a chart's caption says about its dashed lines; None when it draws none, so no caption
+/// promises a line that is not there.
+pub(crate) fn sla_caption(targets: &[Target], what: &str) -> Option<String> {
+    if targets.is_empty() {
+        return None;
+    }
+    let scopes: Vec<String> = targets
+        .iter()
+        .map(|t| match &t.class {
+            None => "the whole run".to_string(),
+            Some(c) => format!("class {c}"),
+        })
+        .collect();
+    Some(format!(
+        "dashed: the SLA's {what} bound ({})",
+        scopes.join(", ")
+    ))
+}
+
+/// Draws each target as a dashed line across the chart, named in the legend.
+pub(crate) fn draw_targets(
+    chart: &mut Chart<'_, '_>,
+    targets: &[Target],
+    x: (f64, f64),
+    what: &str,
+) -> Result<(), ReportError> {
+    for t in targets {
+        let name = match &t.class {
+            None => format!("SLA {what} ≤ {}", super::fmt::ms(t.bound_ms)),
+            Some(c) => format!("SLA {c} {what} ≤ {}", super::fmt::ms(t.bound_ms)),
+        };
+        chart
+            .draw_series(LineSeries::new(
+                [(x.0, t.bound_ms), (x.1, t.bound_ms)],
+                SLA_LINE.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(name)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLA_LINE.stroke_width(2)));
+    }
+    Ok(())
 }
 
 /// The top of a y axis that leaves room above `peak` for a legend of `entries` rows.
@@ -232,6 +307,5 @@ pub(crate) fn finish(svg: String, label: &str) -> String {
 }
 
 pub(crate) const FAULT: RGBColor = FAULT_FILL;
-pub(crate) const SLA: RGBColor = SLA_LINE;
 pub(crate) const SUCCESS: RGBColor = OK;
 pub(crate) const INK_COLOR: RGBColor = INK;

@@ -4,8 +4,11 @@
 
 use plotters::prelude::*;
 
-use super::{SLA, draw_legend, draw_mesh, err, finish, series_color, sla_target, with_legend_room};
-use crate::metrics::{Percentiles, SlaKey, Summary};
+use super::{
+    ITL_KEYS, LATENCY_KEYS, TTFT_KEYS, Target, draw_legend, draw_mesh, draw_targets, err, finish,
+    series_color, sla_targets, with_legend_room,
+};
+use crate::metrics::{Percentiles, Summary};
 use crate::report::ReportError;
 use crate::report::fmt;
 
@@ -30,7 +33,7 @@ fn draw(
     size: (u32, u32),
     floor: f64,
     series: &[Series],
-    sla: Option<(&str, f64)>,
+    sla: (&str, &[Target]),
     y_desc: &str,
     label: &str,
 ) -> Result<Option<String>, ReportError> {
@@ -49,12 +52,8 @@ fn draw(
         .iter()
         .flat_map(|s| s.points.iter().map(|(_, y)| *y))
         .fold(floor, f64::max)
-        .max(sla.map_or(0.0, |(_, b)| b));
-    let y_top = with_legend_room(
-        peak * 1.05,
-        series.len() + usize::from(sla.is_some()),
-        size.1,
-    );
+        .max(sla.1.iter().map(|t| t.bound_ms).fold(0.0, f64::max));
+    let y_top = with_legend_room(peak * 1.05, series.len() + sla.1.len(), size.1);
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
@@ -91,16 +90,7 @@ fn draw(
                 .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(err)?;
         }
-        if let Some((what, bound)) = sla {
-            chart
-                .draw_series(LineSeries::new(
-                    [(x_min, bound), (x_max, bound)],
-                    SLA.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("SLA {what} ≤ {}", fmt::ms(bound)))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLA.stroke_width(2)));
-        }
+        draw_targets(&mut chart, sla.1, (x_min, x_max), sla.0)?;
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(err)?;
     }
@@ -125,7 +115,7 @@ pub fn spectrum(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Str
         size,
         floor,
         &series,
-        sla_target(s, SlaKey::P99Latency).map(|b| ("p99", b)),
+        ("p99", &sla_targets(s, LATENCY_KEYS)),
         "latency (ms)",
         "Latency by percentile, per class",
     )
@@ -161,9 +151,8 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
         })
         .collect();
     let sla = match which {
-        StreamMetric::Ttft => sla_target(s, SlaKey::TtftP99).map(|b| ("TTFT p99", b)),
-        // No `[sla]` key bounds the gap between tokens, so there is no line to draw.
-        StreamMetric::Itl => None,
+        StreamMetric::Ttft => ("TTFT p99", sla_targets(s, TTFT_KEYS)),
+        StreamMetric::Itl => ("ITL p99", sla_targets(s, ITL_KEYS)),
     };
     let (desc, label) = match which {
         StreamMetric::Ttft => (
@@ -176,5 +165,5 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
         ),
     };
     // Drawn narrower: these two sit side by side, and their text must stay readable.
-    draw(super::HALF, 0.0, &series, sla, desc, label)
+    draw(super::HALF, 0.0, &series, (sla.0, &sla.1), desc, label)
 }

@@ -1,15 +1,15 @@
-//! Charts over the run's clock: latency percentiles, throughput and errors, and which
-//! upstream served the traffic — each with the fault windows shaded and labelled.
+//! Charts over the run's clock: latency percentiles of the answers, throughput and errors,
+//! and which upstream served the traffic — each with the fault windows shaded and labelled.
 
 use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
 use super::{
-    Chart, FAULT, INK_COLOR, SLA, SUCCESS, draw_legend, draw_mesh, err, error_color, finish, font,
-    series_color, sla_target, with_legend_room,
+    Chart, FAULT, INK_COLOR, LATENCY_KEYS, SUCCESS, draw_legend, draw_mesh, draw_targets, err,
+    error_color, finish, font, series_color, sla_targets, with_legend_room,
 };
-use crate::metrics::{Percentiles, SlaKey, Summary};
+use crate::metrics::{Percentiles, Summary};
 use crate::report::ReportError;
 
 fn step(s: &Summary) -> f64 {
@@ -55,25 +55,88 @@ fn draw_faults(chart: &mut Chart<'_, '_>, s: &Summary, y_top: f64) -> Result<(),
 /// Reads one percentile out of a set.
 type Pick = fn(&Percentiles) -> f64;
 
-pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<String>, ReportError> {
+/// Pieces of one line, each a run of (time, value) points.
+type Runs = Vec<Vec<(f64, f64)>>;
+
+/// Runs of consecutive intervals that answered something, as (mid-interval time, value): an
+/// interval where nothing succeeded has no latency, so the line breaks there instead of
+/// diving to zero or bridging the outage.
+fn runs(s: &Summary, series: &[Option<Percentiles>], get: Pick) -> Runs {
     let dt = step(s);
-    let points: Vec<(f64, Percentiles)> = s
-        .intervals
-        .iter()
-        .filter_map(|iv| {
-            iv.overall
-                .latency_ms
-                .filter(|p| p.samples > 0)
-                .map(|p| (iv.t_s + dt / 2.0, p))
-        })
-        .collect();
-    if points.is_empty() {
+    let mut out: Runs = Vec::new();
+    let mut open = false;
+    for (iv, p) in s.intervals.iter().zip(series) {
+        match p.filter(|p| p.samples > 0) {
+            Some(p) => {
+                if !open {
+                    out.push(Vec::new());
+                    open = true;
+                }
+                if let Some(run) = out.last_mut() {
+                    run.push((iv.t_s + dt / 2.0, get(&p)));
+                }
+            }
+            None => open = false,
+        }
+    }
+    out
+}
+
+/// Draws one line in pieces; a piece of one interval is a dot, so a lone answer still shows.
+fn draw_runs(
+    chart: &mut Chart<'_, '_>,
+    runs: &Runs,
+    name: &str,
+    color: RGBColor,
+) -> Result<(), ReportError> {
+    for (i, run) in runs.iter().enumerate() {
+        let drawn = chart
+            .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
+            .map_err(err)?;
+        // One legend entry per line, not per piece.
+        if i == 0 {
+            drawn.label(name).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        }
+        if run.len() == 1 {
+            chart
+                .draw_series(run.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// p50, p90 and p99 of the successful requests in each interval; a class with its own latency
+/// objective also gets its p99 line, under its dashed target.
+pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<String>, ReportError> {
+    let overall: Vec<Option<Percentiles>> =
+        s.intervals.iter().map(|iv| iv.overall.latency_ms).collect();
+    if !overall.iter().flatten().any(|p| p.samples > 0) {
         return Ok(None);
     }
-    let sla = sla_target(s, SlaKey::P99Latency);
-    let peak = points.iter().map(|(_, p)| p.p99).fold(floor, f64::max);
-    let entries = 3 + usize::from(sla.is_some());
-    let y_top = with_legend_room(peak.max(sla.unwrap_or(0.0)) * 1.05, entries, size.1);
+    let targets = sla_targets(s, LATENCY_KEYS);
+    let lines: [(&str, Pick); 3] = [("p50", |p| p.p50), ("p90", |p| p.p90), ("p99", |p| p.p99)];
+    let mut drawn: Vec<(String, Runs)> = lines
+        .iter()
+        .map(|(name, get)| (name.to_string(), runs(s, &overall, *get)))
+        .collect();
+    for class in targets.iter().filter_map(|t| t.class.as_ref()) {
+        let series: Vec<Option<Percentiles>> = s
+            .intervals
+            .iter()
+            .map(|iv| iv.classes.get(class).and_then(|c| c.latency_ms))
+            .collect();
+        drawn.push((format!("{class} p99"), runs(s, &series, |p| p.p99)));
+    }
+    let peak = drawn
+        .iter()
+        .flat_map(|(_, runs)| runs.iter().flatten().map(|(_, v)| *v))
+        .chain(targets.iter().map(|t| t.bound_ms))
+        .fold(floor, f64::max);
+    let entries = drawn.len() + targets.len();
+    let y_top = with_legend_room(peak * 1.05, entries, size.1);
     let x_max = x_end(s);
     let mut buf = String::new();
     {
@@ -93,30 +156,10 @@ pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Stri
             12,
         )?;
         draw_faults(&mut chart, s, y_top)?;
-        let lines: [(&str, Pick); 3] = [("p50", |p| p.p50), ("p90", |p| p.p90), ("p99", |p| p.p99)];
-        for (i, (name, get)) in lines.iter().enumerate() {
-            let color = series_color(i);
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().map(|(t, p)| (*t, get(p))),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-                });
+        for (i, (name, runs)) in drawn.iter().enumerate() {
+            draw_runs(&mut chart, runs, name, series_color(i))?;
         }
-        if let Some(bound) = sla {
-            chart
-                .draw_series(LineSeries::new(
-                    [(0.0, bound), (x_max, bound)],
-                    SLA.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("SLA p99 ≤ {}", crate::report::fmt::ms(bound)))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLA.stroke_width(2)));
-        }
+        draw_targets(&mut chart, &targets, (0.0, x_max), "p99")?;
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
