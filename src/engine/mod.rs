@@ -17,9 +17,7 @@ pub use client::{
 };
 pub use fleet::{Fleet, FleetError};
 pub use mix::Mix;
-pub use output::{
-    HLOG_FILE, OutputError, SUMMARY_FILE, prepare_dir, write_atomic, write_run, write_summary,
-};
+pub use output::write_run;
 pub use plan::{Arrivals, Plan, PlanStage};
 pub use progress::Progress;
 pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, SampleSink, mix_rng, run};
