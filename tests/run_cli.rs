@@ -135,3 +135,160 @@ fn assert_rerender_matches(run: &Path) {
         assert!(read(run.join(f)) == read(other.join(f)), "{f} in place");
     }
 }
+
+/// Ports nothing listens on: bound once to get them, then let go.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// The shipped external-gateway scenario, pointed at `target` and `mocks` instead of
+/// :4000 and :8001-8003, with `extra` TOML added to the upstream named in it.
+fn external_gateway(dir: &Path, target: u16, mocks: [u16; 3], extra: &str) -> PathBuf {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/external-gateway.toml"),
+    )
+    .unwrap();
+    let mut text = shipped.replace("127.0.0.1:4000", &format!("127.0.0.1:{target}"));
+    for (i, port) in mocks.iter().enumerate() {
+        text = text.replace(
+            &format!("127.0.0.1:800{}\"", i + 1),
+            &format!("127.0.0.1:{port}\"{extra}"),
+        );
+    }
+    assert_ne!(text, shipped);
+    let path = dir.join("external-gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a scenario the way a user does; returns the exit code, stderr and how long it took.
+fn run_scenario_file(path: &Path, out: &Path) -> (Option<i32>, String, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let done = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(path)
+        .arg("-q")
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        done.status.code(),
+        String::from_utf8_lossy(&done.stderr).into_owned(),
+        start.elapsed(),
+    )
+}
+
+#[test]
+fn with_nothing_running_the_run_fails_at_once_saying_what_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let [target, a, b, c] = free_ports::<4>();
+    let scenario = external_gateway(dir.path(), target, [a, b, c], "");
+    let out = dir.path().join("run");
+    let (code, stderr, took) = run_scenario_file(&scenario, &out);
+    assert_eq!(code, Some(3), "{stderr}");
+    // The plan is 22 s long: failing in seconds means no load was sent.
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    assert!(
+        stderr.contains(&format!(
+            "nothing listens at http://127.0.0.1:{target} (Connection refused"
+        )) && stderr.contains("start the gateway under test first"),
+        "{stderr}"
+    );
+    for (name, port) in [("deepseek", a), ("qwen", b), ("premium", c)] {
+        assert!(
+            stderr.contains(&format!(
+                "the mock upstream `{name}` at http://127.0.0.1:{port} does not answer its \
+                 control API (/__gauntlet/stats"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("gauntlet mock --config"), "{stderr}");
+    assert!(
+        !out.exists(),
+        "nothing was measured: no run folder is left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_mocks_up_but_no_gateway_the_message_names_the_target() {
+    use crate::support::{instant_profile, start_mock_named};
+    let deepseek = start_mock_named(instant_profile(""), "deepseek", None).await;
+    let qwen = start_mock_named(instant_profile(""), "qwen", None).await;
+    // The third needs its control token, and the scenario gives it.
+    let premium = start_mock_named(instant_profile(""), "premium", Some("s3cret")).await;
+    let ports = [&deepseek, &qwen, &premium].map(|m| m.addr().port());
+    let [target] = free_ports::<1>();
+    let dir = tempfile::tempdir().unwrap();
+    let with_token = "\nadmin_token = \"s3cret\"";
+    let scenario = external_gateway(dir.path(), target, ports, with_token);
+    let out = dir.path().join("run");
+    let (code, stderr, took) =
+        tokio::task::spawn_blocking(move || run_scenario_file(&scenario, &out))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    assert!(
+        stderr.contains(&format!("nothing listens at http://127.0.0.1:{target}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("mock upstream"),
+        "the mocks answered: {stderr}"
+    );
+
+    // The wrong token is named as such, not as a mock that is missing.
+    let scenario = external_gateway(dir.path(), target, ports, "\nadmin_token = \"wrong\"");
+    let out = dir.path().join("run2");
+    let (code, stderr, _) = tokio::task::spawn_blocking(move || run_scenario_file(&scenario, &out))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the mock upstream `premium` at http://127.0.0.1:{} refused the control token",
+            ports[2]
+        )),
+        "{stderr}"
+    );
+    for m in [deepseek, qwen, premium] {
+        m.shutdown().await;
+    }
+}
+
+#[test]
+fn a_target_that_takes_connections_but_answers_no_http_is_named() {
+    // Accepts and hangs up at once, as a port held by something that is not a gateway may.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            drop(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let done = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "scenarios/quickstart.toml", "-q", "--target"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(3), "{stderr}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(15));
+    assert!(
+        stderr.contains(&format!(
+            "http://127.0.0.1:{port} takes connections but gave no HTTP answer to GET \
+             http://127.0.0.1:{port}/v1/models"
+        )),
+        "{stderr}"
+    );
+}

@@ -68,7 +68,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name, SystemTime::now()));
-    let mut run_dir = RunDir::create(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
     let options = RunOptions {
         target: args.target.clone(),
         duration: args.duration,
@@ -84,6 +83,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
         ..RunOptions::default()
     };
+    // Reject bad --rate/--duration before anything starts.
+    engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
+    let mut run_dir = RunDir::create(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
     let raw = if args.raw {
         Some(raw_log(&scenario, &mut run_dir)?)
     } else {
@@ -96,8 +98,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }),
         ..options
     };
-    // Reject bad --rate/--duration before anything starts.
-    engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
     let runtime = super::runtime()?;
     let finished = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -107,7 +107,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let _ = stop_tx.send(true);
         });
         engine::run_scenario(&scenario, &options, stop_rx).await
-    })?;
+    });
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            // The raw log's temporary file goes with the log; then a run folder this run made
+            // and never used goes too.
+            drop((options, raw));
+            run_dir.discard_if_empty();
+            return Err(e.into());
+        }
+    };
     engine::write_run(&mut run_dir, &finished)
         .with_context(|| format!("writing the run folder {}", out.display()))?;
     gauntlet::report::write_reports(&finished.summary, &mut run_dir)

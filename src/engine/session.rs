@@ -13,6 +13,7 @@ use super::client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES};
 use super::fleet::{Fleet, FleetError};
 use super::mix::Mix;
 use super::plan::Plan;
+use super::preflight::{self, PreflightError};
 use super::progress::Progress;
 use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
 use super::timeline;
@@ -65,6 +66,8 @@ pub enum EngineError {
     Fleet(#[from] FleetError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
     #[error("the scenario has no request classes")]
     EmptyMix,
     #[error("--rate must be a positive number of requests per second, got {0}")]
@@ -119,6 +122,7 @@ pub async fn run_scenario(
     )
     .map_err(EngineError::LoadRuntime)?;
     let fleet = Fleet::start(scenario, options.target.as_deref()).await?;
+    let fleet = preflight::checked(scenario, fleet).await?;
     let client = Client::new(
         &scenario.requests,
         &fleet.targets,

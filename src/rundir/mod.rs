@@ -33,6 +33,8 @@ pub use requests::{
 pub struct RunDir {
     path: PathBuf,
     written: BTreeSet<RunFile>,
+    /// Made by `create`, so a run that never started may take it away again.
+    created: bool,
 }
 
 impl RunDir {
@@ -46,7 +48,20 @@ impl RunDir {
                 path: path.to_path_buf(),
             });
         }
-        Self::open(path)
+        let created = !path.exists();
+        Ok(RunDir {
+            created,
+            ..Self::open(path)?
+        })
+    }
+
+    /// For a run that could not start: removes the folder if `create` made it and nothing
+    /// was put in it, so a failed start leaves no empty run folder behind.
+    pub fn discard_if_empty(self) {
+        if self.created {
+            // Only ever removes an empty folder; anything in it stays, and so does the folder.
+            let _ = fs::remove_dir(&self.path);
+        }
     }
 
     /// A folder to write into whatever it holds (created if missing), e.g. to re-render the
@@ -56,6 +71,7 @@ impl RunDir {
         Ok(Self {
             path: path.to_path_buf(),
             written: BTreeSet::new(),
+            created: false,
         })
     }
 
@@ -78,6 +94,7 @@ impl RunDir {
             RunDir {
                 path: dir,
                 written: BTreeSet::new(),
+                created: false,
             },
         ))
     }
@@ -194,7 +211,16 @@ mod tests {
         // An empty folder is as good as a missing one.
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        RunDir::create(&empty, false).unwrap();
+        RunDir::create(&empty, false).unwrap().discard_if_empty();
+        assert!(empty.is_dir(), "a folder the user made stays");
+        // One it made and left empty goes; one with a file in it stays.
+        let fresh = dir.path().join("fresh");
+        RunDir::create(&fresh, false).unwrap().discard_if_empty();
+        assert!(!fresh.exists());
+        let mut used = RunDir::create(&fresh, false).unwrap();
+        used.write(RunFile::SummaryMd, b"# run").unwrap();
+        used.discard_if_empty();
+        assert!(fresh.join("summary.md").is_file());
     }
 
     #[test]
