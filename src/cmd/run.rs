@@ -2,7 +2,7 @@
 //! (the engine's evidence, then the reports, each file once), print the summary table and exit
 //! with the verdict.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -125,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(log) = raw {
         finish_raw_log(&log)?;
     }
-    print_table(&finished, &out);
+    print_table(&finished, &run_dir);
     if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {
         eprintln!("warning: could not append to $GITHUB_STEP_SUMMARY: {e}");
     }
@@ -180,9 +180,9 @@ fn default_out(scenario: &str, now: SystemTime) -> PathBuf {
     PathBuf::from("reports").join(name).join(stamp)
 }
 
-fn print_table(run: &Finished, out: &Path) {
+fn print_table(run: &Finished, dir: &RunDir) {
     print!("{}", gauntlet::report::terminal_summary(&run.summary));
-    println!("report: {}", out.join(RunFile::IndexHtml.name()).display());
+    println!("report: {}", dir.file(RunFile::IndexHtml).display());
 }
 
 /// The raw request log, named after the scenario's classes and upstreams.
