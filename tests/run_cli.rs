@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gauntlet::metrics::Summary;
+use gauntlet::rundir::{REQUESTS_HEADER, RunDir, RunFile};
 
 #[test]
 fn run_with_raw_writes_one_row_per_request_and_every_report() {
@@ -55,10 +55,10 @@ fn run_with_raw_writes_one_row_per_request_and_every_report() {
         ]
     );
     assert_rerender_matches(&dir);
-    let summary: Summary =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    let mut csv = csv::Reader::from_path(dir.join("requests.csv")).unwrap();
-    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let (summary, run_dir) = RunDir::load(&dir).unwrap();
+    let table = run_dir.read_csv(RunFile::Requests).unwrap();
+    let (header, rows) = table.split_first().unwrap();
+    assert_eq!(header, &REQUESTS_HEADER);
     let warmup = summary.warmup_s;
     // Rows cover warmup too; those after it are exactly what the summary counted as sent.
     let measured = rows
@@ -66,10 +66,18 @@ fn run_with_raw_writes_one_row_per_request_and_every_report() {
         .filter(|r| r[0].parse::<f64>().unwrap() >= warmup)
         .count() as u64;
     assert_eq!(measured, summary.overall.requests - summary.overall.dropped);
-    let ok = rows.iter().filter(|r| &r[3] == "ok").count() as u64;
+    let ok = rows.iter().filter(|r| r[3] == "ok").count() as u64;
     assert!(ok >= summary.overall.successes);
     let classes: Vec<&str> = summary.classes.iter().map(|c| c.name.as_str()).collect();
-    assert!(rows.iter().all(|r| classes.contains(&&r[1])));
+    assert!(rows.iter().all(|r| classes.contains(&r[1].as_str())));
+    // The histogram log reads back with one tag per class.
+    let tags: std::collections::BTreeSet<String> = run_dir
+        .read_hlog()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.tag)
+        .collect();
+    assert_eq!(tags.len(), classes.len(), "{tags:?}");
     // Every fault window scaled with --duration and was applied and lifted.
     let w = &summary.faults[0];
     assert!(w.applied_at_s.is_some() && w.lifted_at_s.is_some());
