@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `scenario` -> `engine` -> `metrics` -> `report`. `mock` (scripted
 //! upstream providers) and `gateway` (the reference model router) depend only on `openai`,
-//! `config` and `net`.
+//! `config` and `net`. `rundir` (the run folder's files) depends only on `metrics`, so the
+//! engine and `report` both write through it.
 
 pub mod config;
 pub mod engine;
@@ -12,4 +13,5 @@ pub mod mock;
 pub mod net;
 pub mod openai;
 pub mod report;
+pub mod rundir;
 pub mod scenario;

@@ -6,14 +6,13 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use gauntlet::engine::{
-    self, Client, ClientOptions, HLOG_FILE, Mix, RunOptions, SUMMARY_FILE, mix_rng,
-};
+use gauntlet::engine::{self, Client, ClientOptions, Mix, RunOptions, mix_rng};
 use gauntlet::metrics::{
     self, CheckStatus, ClassInfo, ErrorKind, Layout, Recorder, RunInfo, Sample, ServedBy, SlaKey,
     Summary,
 };
 use gauntlet::mock::ControlClient;
+use gauntlet::rundir::{RunDir, RunFile};
 use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 
@@ -494,9 +493,9 @@ async fn the_run_folder_reads_back() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    engine::prepare_dir(&out, false).unwrap();
-    engine::write_run(&out, &run).unwrap();
-    let text = std::fs::read_to_string(out.join(SUMMARY_FILE)).unwrap();
+    let mut run_dir = RunDir::create(&out, false).unwrap();
+    engine::write_run(&mut run_dir, &run).unwrap();
+    let text = std::fs::read_to_string(run_dir.file(RunFile::Summary)).unwrap();
     let back: Summary = serde_json::from_str(&text).unwrap();
     assert_eq!(back, run.summary);
     assert!(back.sla.passed && back.sla.checks.is_empty());
@@ -508,7 +507,7 @@ async fn the_run_folder_reads_back() {
     assert!(back.intervals[0].classes.contains_key("chat"));
     // The histogram log is the standard format with one tag per class for its answers, and
     // one per class and error kind for its failures.
-    let hlog = std::fs::read(out.join(HLOG_FILE)).unwrap();
+    let hlog = std::fs::read(run_dir.file(RunFile::LatencyHlog)).unwrap();
     let tags: std::collections::BTreeSet<String> =
         hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&hlog)
             .filter_map(|e| match e.unwrap() {
@@ -530,8 +529,8 @@ async fn the_run_folder_reads_back() {
         .into()
     );
     // A used folder is refused unless forced.
-    assert!(engine::prepare_dir(&out, false).is_err());
-    engine::prepare_dir(&out, true).unwrap();
+    assert!(RunDir::create(&out, false).is_err());
+    RunDir::create(&out, true).unwrap();
     let _ = Arc::new(());
 }
 

@@ -429,10 +429,6 @@ const SHARED_NAMES: &[(&str, &str)] = &[
         "one per subcommand in src/cmd, named by its module (cmd::run::Args)",
     ),
     (
-        "RawRequest",
-        "report::RawRequest is a requests.csv row; the run-folder branch owns it",
-    ),
-    (
         "Target",
         "gateway route target vs the scenario's system under test (scenario branch)",
     ),

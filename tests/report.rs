@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gauntlet::metrics::{CheckStatus, Summary};
-use gauntlet::report::{self, RawRequest, RawRequestWriter};
+use gauntlet::report;
+use gauntlet::rundir::{RequestRow, RunDir, RunFile};
 use quick_xml::events::Event;
 
 const FIXTURE: &str = concat!(
@@ -56,7 +57,7 @@ fn fixture_file_matches_its_generator() {
         )
         .unwrap();
     }
-    let (stored, _) = report::load_summary(Path::new(FIXTURE)).unwrap();
+    let (stored, _) = RunDir::load(Path::new(FIXTURE)).unwrap();
     assert!(
         stored == built,
         "rerun with GAUNTLET_BLESS=1 to rewrite {FIXTURE}"
@@ -132,9 +133,9 @@ fn every_file_is_written_and_parses() {
     }
 
     // summary.json round-trips to the same Summary.
-    let (back, from) = report::load_summary(dir.path()).unwrap();
+    let (back, from) = RunDir::load(dir.path()).unwrap();
     assert!(back == summary, "summary.json round-trips");
-    assert_eq!(from, dir.path());
+    assert_eq!(from.path(), dir.path());
 
     // junit.xml: one case per check; failures carry measured vs target; inconclusive skipped.
     let counts = junit_counts(&read(&dir.path().join("junit.xml")));
@@ -296,7 +297,7 @@ fn writes_are_atomic_and_leave_no_temp_files() {
 
     // A raw log abandoned mid-run leaves neither a half file nor its temporary.
     {
-        let mut raw = RawRequestWriter::create(dir.path()).unwrap();
+        let mut raw = RunDir::open(dir.path()).unwrap().request_writer().unwrap();
         raw.write(&sample_request(0)).unwrap();
         assert!(
             !dir.path().join("requests.csv").exists(),
@@ -312,9 +313,9 @@ fn writes_are_atomic_and_leave_no_temp_files() {
     assert_eq!(temp_leftovers(dir.path()), Vec::<String>::new());
 }
 
-fn sample_request(i: u64) -> RawRequest<'static> {
+fn sample_request(i: u64) -> RequestRow<'static> {
     let ok = !i.is_multiple_of(10);
-    RawRequest {
+    RequestRow {
         intended_s: i as f64 * 0.005,
         class: if i.is_multiple_of(5) {
             "premium"
@@ -334,7 +335,7 @@ fn sample_request(i: u64) -> RawRequest<'static> {
 #[test]
 fn raw_request_log_streams_every_row() {
     let dir = tempfile::tempdir().unwrap();
-    let mut raw = RawRequestWriter::create(dir.path()).unwrap();
+    let mut raw = RunDir::open(dir.path()).unwrap().request_writer().unwrap();
     for i in 0..5000 {
         raw.write(&sample_request(i)).unwrap();
     }
@@ -398,7 +399,9 @@ fn hlog_reader_returns_the_recorded_histograms() {
         }
     }
     std::fs::write(&path, bytes).unwrap();
-    let entries = report::read_hlog(&path).unwrap();
+    let run = RunDir::open(dir.path()).unwrap();
+    assert_eq!(run.file(RunFile::LatencyHlog), path);
+    let entries = run.read_hlog().unwrap();
     assert_eq!(entries.len(), recorded.len());
     for (entry, (class, h)) in entries.iter().zip(&recorded) {
         assert_eq!(entry.tag.as_deref(), Some(class.as_str()));
@@ -410,7 +413,8 @@ fn hlog_reader_returns_the_recorded_histograms() {
         assert_eq!(&entry.histogram, h);
     }
     std::fs::write(&path, "not a log\n").unwrap();
-    assert!(report::read_hlog(&path).is_err());
+    let err = run.read_hlog().unwrap_err();
+    assert!(err.to_string().contains("latency.hlog"), "{err}");
 }
 
 #[test]
@@ -433,6 +437,10 @@ fn report_command_rerenders_a_run_folder() {
         assert!(run.path().join(f).is_file(), "{f}");
     }
     assert!(
+        std::fs::read(run.path().join("summary.json")).unwrap() == std::fs::read(FIXTURE).unwrap(),
+        "re-rendering in place leaves the run's summary as it was"
+    );
+    assert!(
         read(&step_summary).contains("FAIL"),
         "appended to $GITHUB_STEP_SUMMARY"
     );
@@ -452,12 +460,35 @@ fn report_command_rerenders_a_run_folder() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(elsewhere.path().join("index.html").is_file());
+    let (copied, _) = RunDir::load(elsewhere.path()).unwrap();
+    assert!(
+        copied == fixture::quickstart(),
+        "the summary travels with its reports"
+    );
 
     // A folder without a summary is the user's mistake: exit 2 naming the file.
     let empty = tempfile::tempdir().unwrap();
     let out = bin().arg("report").arg(empty.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("summary.json"));
+}
+
+#[test]
+fn a_failed_report_write_names_the_file_and_exits_3() {
+    let run = tempfile::tempdir().unwrap();
+    std::fs::copy(FIXTURE, run.path().join("summary.json")).unwrap();
+    // A folder stands where summary.md goes: no rename can replace it, even as root.
+    let blocked = run.path().join("summary.md");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), "x").unwrap();
+    let out = bin().arg("report").arg(run.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&blocked.display().to_string()),
+        "names the file it could not write: {stderr}"
+    );
+    assert_eq!(temp_leftovers(run.path()), Vec::<String>::new());
 }
 
 fn scaled_latency(mut s: Summary, factor: f64) -> Summary {
@@ -624,7 +655,7 @@ fn a_run_that_measured_nothing_still_renders() {
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("summary.json"), json).unwrap();
-    let (summary, _) = report::load_summary(dir.path()).unwrap();
+    let (summary, _) = RunDir::load(dir.path()).unwrap();
     write_run(dir.path(), &summary);
     let html = read(&dir.path().join("index.html"));
     assert!(

@@ -1,9 +1,11 @@
 //! A platform engineer runs a scenario from the command line and gets every file, including
 //! the raw per-request log, with numbers that agree with each other.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gauntlet::metrics::Summary;
+use gauntlet::rundir::{REQUESTS_HEADER, RunDir, RunFile};
 
 #[test]
 fn run_with_raw_writes_one_row_per_request_and_every_report() {
@@ -35,21 +37,29 @@ fn run_with_raw_writes_one_row_per_request_and_every_report() {
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(stdout.contains("verdict: INCONCLUSIVE"), "{stdout}");
 
-    for f in [
-        "summary.json",
-        "index.html",
-        "summary.md",
-        "junit.xml",
-        "timeseries.csv",
-        "latency.hlog",
-        "requests.csv",
-    ] {
-        assert!(dir.join(f).is_file(), "{f} missing");
-    }
-    let summary: Summary =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    let mut csv = csv::Reader::from_path(dir.join("requests.csv")).unwrap();
-    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    // Every file exactly once, and no temporary left behind.
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "index.html",
+            "junit.xml",
+            "latency.hlog",
+            "requests.csv",
+            "summary.json",
+            "summary.md",
+            "timeseries.csv",
+        ]
+    );
+    assert_rerender_matches(&dir);
+    let (summary, run_dir) = RunDir::load(&dir).unwrap();
+    let table = run_dir.read_csv(RunFile::Requests).unwrap();
+    let (header, rows) = table.split_first().unwrap();
+    assert_eq!(header, &REQUESTS_HEADER);
     let warmup = summary.warmup_s;
     // Rows cover warmup too; those after it are exactly what the summary counted as sent.
     let measured = rows
@@ -57,10 +67,18 @@ fn run_with_raw_writes_one_row_per_request_and_every_report() {
         .filter(|r| r[0].parse::<f64>().unwrap() >= warmup)
         .count() as u64;
     assert_eq!(measured, summary.overall.requests - summary.overall.dropped);
-    let ok = rows.iter().filter(|r| &r[3] == "ok").count() as u64;
+    let ok = rows.iter().filter(|r| r[3] == "ok").count() as u64;
     assert!(ok >= summary.overall.successes);
     let classes: Vec<&str> = summary.classes.iter().map(|c| c.name.as_str()).collect();
-    assert!(rows.iter().all(|r| classes.contains(&&r[1])));
+    assert!(rows.iter().all(|r| classes.contains(&r[1].as_str())));
+    // The histogram log reads back with one tag per class.
+    let tags: std::collections::BTreeSet<String> = run_dir
+        .read_hlog()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.tag)
+        .collect();
+    assert_eq!(tags.len(), classes.len(), "{tags:?}");
     // Every fault window scaled with --duration and was applied and lifted.
     let w = &summary.faults[0];
     assert!(w.applied_at_s.is_some() && w.lifted_at_s.is_some());
@@ -246,7 +264,7 @@ availability = "99%"
         normal.p50
     );
     // latency.hlog holds the timeouts under their own tag, apart from the class's answers.
-    let entries = gauntlet::report::read_hlog(&dir.join("latency.hlog")).unwrap();
+    let entries = RunDir::open(&dir).unwrap().read_hlog().unwrap();
     let count = |tag: &str| -> u64 {
         entries
             .iter()
@@ -256,4 +274,214 @@ availability = "99%"
     };
     assert_eq!(count("everyday"), o.successes);
     assert_eq!(count("everyday/time_to_error/timeout"), timeouts);
+}
+
+fn gauntlet(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `gauntlet report` renders from summary.json alone exactly what the run wrote, and
+/// re-rendering in place leaves the summary as the run wrote it.
+fn assert_rerender_matches(run: &Path) {
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let files = [
+        "summary.json",
+        "index.html",
+        "summary.md",
+        "junit.xml",
+        "timeseries.csv",
+    ];
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("again");
+    gauntlet(&[
+        "report".as_ref(),
+        run.as_os_str(),
+        "--out".as_ref(),
+        other.as_os_str(),
+    ]);
+    for f in files {
+        assert!(
+            read(run.join(f)) == read(other.join(f)),
+            "{f}: `gauntlet report` renders what the run wrote"
+        );
+    }
+    let summary = read(run.join("summary.json"));
+    let listed = gauntlet(&["report".as_ref(), run.as_os_str()]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        !listed.contains("summary.json"),
+        "in place, only the reports are written: {listed}"
+    );
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    assert!(read(run.join("summary.json")) == summary);
+    for f in files {
+        assert!(read(run.join(f)) == read(other.join(f)), "{f} in place");
+    }
+}
+
+/// Ports nothing listens on: bound once to get them, then let go.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// The shipped external-gateway scenario, pointed at `target` and `mocks` instead of
+/// :4000 and :8001-8003, with `extra` TOML added to the upstream named in it.
+fn external_gateway(dir: &Path, target: u16, mocks: [u16; 3], extra: &str) -> PathBuf {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/external-gateway.toml"),
+    )
+    .unwrap();
+    let mut text = shipped.replace("127.0.0.1:4000", &format!("127.0.0.1:{target}"));
+    for (i, port) in mocks.iter().enumerate() {
+        text = text.replace(
+            &format!("127.0.0.1:800{}\"", i + 1),
+            &format!("127.0.0.1:{port}\"{extra}"),
+        );
+    }
+    assert_ne!(text, shipped);
+    let path = dir.join("external-gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a scenario the way a user does; returns the exit code, stderr and how long it took.
+fn run_scenario_file(path: &Path, out: &Path) -> (Option<i32>, String, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let done = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(path)
+        .arg("-q")
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        done.status.code(),
+        String::from_utf8_lossy(&done.stderr).into_owned(),
+        start.elapsed(),
+    )
+}
+
+#[test]
+fn with_nothing_running_the_run_fails_at_once_saying_what_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let [target, a, b, c] = free_ports::<4>();
+    let scenario = external_gateway(dir.path(), target, [a, b, c], "");
+    let out = dir.path().join("run");
+    let (code, stderr, took) = run_scenario_file(&scenario, &out);
+    assert_eq!(code, Some(3), "{stderr}");
+    // The plan is 22 s long: failing in seconds means no load was sent.
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    assert!(
+        stderr.contains(&format!(
+            "nothing listens at http://127.0.0.1:{target} (Connection refused"
+        )) && stderr.contains("start the gateway under test first"),
+        "{stderr}"
+    );
+    for (name, port) in [("deepseek", a), ("qwen", b), ("premium", c)] {
+        assert!(
+            stderr.contains(&format!(
+                "the mock upstream `{name}` at http://127.0.0.1:{port} does not answer its \
+                 control API (/__gauntlet/stats"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("gauntlet mock --config"), "{stderr}");
+    assert!(
+        !out.exists(),
+        "nothing was measured: no run folder is left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_mocks_up_but_no_gateway_the_message_names_the_target() {
+    use crate::support::{instant_profile, start_mock_named};
+    let deepseek = start_mock_named(instant_profile(""), "deepseek", None).await;
+    let qwen = start_mock_named(instant_profile(""), "qwen", None).await;
+    // The third needs its control token, and the scenario gives it.
+    let premium = start_mock_named(instant_profile(""), "premium", Some("s3cret")).await;
+    let ports = [&deepseek, &qwen, &premium].map(|m| m.addr().port());
+    let [target] = free_ports::<1>();
+    let dir = tempfile::tempdir().unwrap();
+    let with_token = "\nadmin_token = \"s3cret\"";
+    let scenario = external_gateway(dir.path(), target, ports, with_token);
+    let out = dir.path().join("run");
+    let (code, stderr, took) =
+        tokio::task::spawn_blocking(move || run_scenario_file(&scenario, &out))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    assert!(
+        stderr.contains(&format!("nothing listens at http://127.0.0.1:{target}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("mock upstream"),
+        "the mocks answered: {stderr}"
+    );
+
+    // The wrong token is named as such, not as a mock that is missing.
+    let scenario = external_gateway(dir.path(), target, ports, "\nadmin_token = \"wrong\"");
+    let out = dir.path().join("run2");
+    let (code, stderr, _) = tokio::task::spawn_blocking(move || run_scenario_file(&scenario, &out))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the mock upstream `premium` at http://127.0.0.1:{} refused the control token",
+            ports[2]
+        )),
+        "{stderr}"
+    );
+    for m in [deepseek, qwen, premium] {
+        m.shutdown().await;
+    }
+}
+
+#[test]
+fn a_target_that_takes_connections_but_answers_no_http_is_named() {
+    // Accepts and hangs up at once, as a port held by something that is not a gateway may.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            drop(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let done = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "scenarios/quickstart.toml", "-q", "--target"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(3), "{stderr}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(15));
+    assert!(
+        stderr.contains(&format!(
+            "http://127.0.0.1:{port} takes connections but gave no HTTP answer to GET \
+             http://127.0.0.1:{port}/v1/models"
+        )),
+        "{stderr}"
+    );
 }

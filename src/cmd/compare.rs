@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use gauntlet::config::{RawNum, parse_ratio};
 use gauntlet::report;
+use gauntlet::rundir::{RunDir, RunFile};
 
 use super::report::classify;
 use super::{InvalidInput, Outcome};
@@ -41,18 +42,20 @@ fn bound(text: &str) -> Result<f64, InvalidInput> {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let max_regression = bound(&args.max_regression)?;
-    let (base, _) = report::load_summary(&args.base).map_err(classify)?;
-    let (new, new_dir) = report::load_summary(&args.new).map_err(classify)?;
+    let (base, _) = RunDir::load(&args.base).map_err(classify)?;
+    let (new, new_dir) = RunDir::load(&args.new).map_err(classify)?;
     let cmp = report::compare(&base, &new, max_regression);
     print!("{}", report::compare_terminal(&cmp));
-    let out = args.out.unwrap_or(new_dir);
-    std::fs::create_dir_all(&out)?;
-    let md = report::write_atomic(
-        &out.join(report::COMPARE_MD),
+    let mut out = match args.out {
+        Some(dir) => RunDir::open(&dir)?,
+        None => new_dir,
+    };
+    let md = out.write(
+        RunFile::CompareMd,
         report::compare_markdown(&cmp)?.as_bytes(),
     )?;
-    let html = report::write_atomic(
-        &out.join(report::COMPARE_HTML),
+    let html = out.write(
+        RunFile::CompareHtml,
         report::compare_html(&cmp, &base, &new)?.as_bytes(),
     )?;
     println!("wrote {} and {}", md.display(), html.display());

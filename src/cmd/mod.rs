@@ -14,6 +14,8 @@ use std::process::ExitCode;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_SLA_VIOLATED: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
+/// The run itself failed: its preflight found the target or a running mock not answering
+/// (`engine::PreflightError`), a server would not start, a file could not be written.
 pub const EXIT_RUN_FAILED: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
 

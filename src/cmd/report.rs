@@ -1,9 +1,10 @@
 //! `gauntlet report`: re-render every report file of a finished run from its `summary.json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use gauntlet::report::{self, ReportError};
+use gauntlet::report;
+use gauntlet::rundir::{RunDir, RunDirError};
 
 use super::{InvalidInput, Outcome};
 
@@ -20,7 +21,7 @@ pub struct Args {
 }
 
 /// Input errors (missing or unreadable summary, too new a schema) exit 2; the rest exit 3.
-pub fn classify(e: ReportError) -> anyhow::Error {
+pub fn classify(e: RunDirError) -> anyhow::Error {
     if e.is_invalid_input() {
         InvalidInput(e.to_string()).into()
     } else {
@@ -28,11 +29,24 @@ pub fn classify(e: ReportError) -> anyhow::Error {
     }
 }
 
+/// The same folder, however it was spelled.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let (summary, run_dir) = report::load_summary(&args.input).map_err(classify)?;
-    let out = args.out.unwrap_or(run_dir);
-    let written = report::write_all(&summary, &out)
-        .with_context(|| format!("writing reports to {}", out.display()))?;
+    let (summary, mut run_dir) = RunDir::load(&args.input).map_err(classify)?;
+    let written = match args.out {
+        // Elsewhere, the reports travel with the summary they were rendered from.
+        Some(out) if !same_folder(&out, run_dir.path()) => report::write_all(&summary, &out)
+            .with_context(|| format!("writing reports to {}", out.display()))?,
+        // In place the summary stays as the run wrote it: re-rendering never rewrites evidence.
+        _ => report::write_reports(&summary, &mut run_dir)
+            .with_context(|| format!("writing reports to {}", run_dir.path().display()))?,
+    };
     for path in &written {
         println!("{}", path.display());
     }

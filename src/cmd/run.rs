@@ -1,15 +1,14 @@
 //! `gauntlet run`: load a scenario, start what it needs, drive the load, write the run folder
-//! (`summary.json`, `latency.hlog`), print the summary table and exit with the verdict.
+//! (the engine's evidence, then the reports, each file once), print the summary table and exit
+//! with the verdict.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::Parser;
 use gauntlet::engine::{self, Finished, RunOptions, SampleSink};
-use gauntlet::metrics::{Sample, ServedBy};
-use gauntlet::report::{RawRequest, RawRequestWriter};
+use gauntlet::rundir::{RequestLog, RequestLogEnd, RowNames, RunDir, RunFile};
 use gauntlet::scenario::Scenario;
 
 use tokio::sync::watch;
@@ -69,7 +68,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name, SystemTime::now()));
-    engine::prepare_dir(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
     let options = RunOptions {
         target: args.target.clone(),
         duration: args.duration,
@@ -85,17 +83,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
         ..RunOptions::default()
     };
+    // Reject bad --rate/--duration before anything starts.
+    engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
+    let mut run_dir = RunDir::create(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
     let raw = if args.raw {
-        Some(raw_log(&scenario, &out)?)
+        Some(raw_log(&scenario, &mut run_dir)?)
     } else {
         None
     };
     let options = RunOptions {
-        sink: raw.as_ref().map(|(sink, _)| sink.clone()),
+        sink: raw.as_ref().map(|log| {
+            let log = log.clone();
+            SampleSink::new(move |s| log.record(s))
+        }),
         ..options
     };
-    // Reject bad --rate/--duration before anything starts.
-    engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
     let runtime = super::runtime()?;
     let finished = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -105,15 +107,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let _ = stop_tx.send(true);
         });
         engine::run_scenario(&scenario, &options, stop_rx).await
-    })?;
-    engine::write_run(&out, &finished)
+    });
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => {
+            // The raw log's temporary file goes with the log; then a run folder this run made
+            // and never used goes too.
+            drop((options, raw));
+            run_dir.discard_if_empty();
+            return Err(e.into());
+        }
+    };
+    engine::write_run(&mut run_dir, &finished)
         .with_context(|| format!("writing the run folder {}", out.display()))?;
-    gauntlet::report::write_all(&finished.summary, &out)
+    gauntlet::report::write_reports(&finished.summary, &mut run_dir)
         .with_context(|| format!("writing the reports into {}", out.display()))?;
-    if let Some((_, state)) = raw {
-        finish_raw_log(&state)?;
+    if let Some(log) = raw {
+        finish_raw_log(&log)?;
     }
-    print_table(&finished, &out);
+    print_table(&finished, &run_dir);
     if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {
         eprintln!("warning: could not append to $GITHUB_STEP_SUMMARY: {e}");
     }
@@ -168,65 +180,28 @@ fn default_out(scenario: &str, now: SystemTime) -> PathBuf {
     PathBuf::from("reports").join(name).join(stamp)
 }
 
-fn print_table(run: &Finished, out: &Path) {
+fn print_table(run: &Finished, dir: &RunDir) {
     print!("{}", gauntlet::report::terminal_summary(&run.summary));
-    println!(
-        "report: {}",
-        out.join(gauntlet::report::INDEX_HTML).display()
-    );
+    println!("report: {}", dir.file(RunFile::IndexHtml).display());
 }
 
-/// The raw request log: a writer shared with the recorder's sink, and the first write error.
-type RawLog = Arc<Mutex<(Option<RawRequestWriter>, Option<String>)>>;
-
-fn raw_log(scenario: &Scenario, out: &Path) -> anyhow::Result<(SampleSink, RawLog)> {
-    let writer = RawRequestWriter::create(out)
-        .with_context(|| format!("creating requests.csv in {}", out.display()))?;
-    let state: RawLog = Arc::new(Mutex::new((Some(writer), None)));
-    let classes: Vec<String> = scenario.requests.iter().map(|c| c.name.clone()).collect();
-    let upstreams: Vec<String> = scenario.upstreams.iter().map(|u| u.name.clone()).collect();
-    let shared = state.clone();
-    let sink = SampleSink::new(move |s: &Sample| {
-        let Ok(mut guard) = shared.lock() else { return };
-        let (writer, error) = &mut *guard;
-        let Some(w) = writer.as_mut() else { return };
-        let served_by = match &s.served_by {
-            Some(ServedBy::Known(i)) => upstreams.get(usize::from(*i)).map(String::as_str),
-            Some(ServedBy::Other(name)) => Some(&**name),
-            None => None,
-        };
-        let row = RawRequest {
-            intended_s: s.intended.as_secs_f64(),
-            class: classes.get(s.class).map_or("?", String::as_str),
-            status: None,
-            outcome: match s.result {
-                Ok(()) => "ok",
-                Err(kind) => kind.as_str(),
-            },
-            latency_ms: s.latency.as_secs_f64() * 1e3,
-            ttft_ms: s.ttft.map(|t| t.as_secs_f64() * 1e3),
-            served_by,
-            prompt_tokens: s.prompt_tokens,
-            completion_tokens: s.completion_tokens,
-        };
-        if let Err(e) = w.write(&row) {
-            // Stop writing at the first failure; the run itself goes on and says so at the end.
-            *error = Some(e.to_string());
-            *writer = None;
-        }
-    });
-    Ok((sink, state))
-}
-
-fn finish_raw_log(state: &RawLog) -> anyhow::Result<()> {
-    let Ok(mut guard) = state.lock() else {
-        anyhow::bail!("the raw request log was left in a broken state");
+/// The raw request log, named after the scenario's classes and upstreams.
+fn raw_log(scenario: &Scenario, dir: &mut RunDir) -> anyhow::Result<RequestLog> {
+    let names = RowNames {
+        classes: scenario.requests.iter().map(|c| c.name.clone()).collect(),
+        upstreams: scenario.upstreams.iter().map(|u| u.name.clone()).collect(),
     };
-    if let Some(e) = guard.1.take() {
-        eprintln!("warning: requests.csv was not written completely: {e}");
-    }
-    if let Some(w) = guard.0.take() {
-        w.finish().context("finishing requests.csv")?;
+    dir.request_log(names)
+        .with_context(|| format!("creating requests.csv in {}", dir.path().display()))
+}
+
+/// A write that failed mid-run costs only the raw log: the run itself is reported.
+fn finish_raw_log(log: &RequestLog) -> anyhow::Result<()> {
+    match log.finish().context("finishing requests.csv")? {
+        RequestLogEnd::Written { .. } => {}
+        RequestLogEnd::Abandoned(e) => {
+            eprintln!("warning: requests.csv was not written completely: {e}");
+        }
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Load generation: the plan and its arrival schedule, the weighted mix, the HTTP client,
-//! the run loop, the fleet of servers a run starts, and progress display.
+//! the run loop, the fleet of servers a run starts and the preflight that checks what it
+//! points at, and progress display.
 
 mod client;
 mod fleet;
 mod mix;
 mod output;
 mod plan;
+mod preflight;
 mod progress;
 mod response;
 mod runner;
@@ -17,10 +19,9 @@ pub use client::{
 };
 pub use fleet::{FleetError, StartedFleet};
 pub use mix::Mix;
-pub use output::{
-    HLOG_FILE, OutputError, SUMMARY_FILE, prepare_dir, write_atomic, write_run, write_summary,
-};
+pub use output::write_run;
 pub use plan::{Arrivals, Plan, PlanStage};
+pub use preflight::{PreflightError, Unready};
 pub use progress::Progress;
 pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, SampleSink, mix_rng, run};
 pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario};

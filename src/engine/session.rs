@@ -11,6 +11,7 @@ use super::client::{Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES};
 use super::fleet::{FleetError, StartedFleet};
 use super::mix::Mix;
 use super::plan::Plan;
+use super::preflight::{self, PreflightError};
 use super::progress::Progress;
 use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
 use super::timeline;
@@ -62,6 +63,8 @@ pub enum EngineError {
     Fleet(#[from] FleetError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
     #[error("the scenario has no request classes")]
     EmptyMix,
     #[error("--rate must be a positive number of requests per second, got {0}")]
@@ -116,6 +119,7 @@ pub async fn run_scenario(
     )
     .map_err(EngineError::LoadRuntime)?;
     let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
+    let fleet = preflight::checked(scenario, fleet).await?;
     let client = Client::new(
         &scenario.requests,
         &fleet.targets,

@@ -1,26 +1,17 @@
-//! The one error type of the report writers and readers.
+//! The one error type of the report writers.
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::rundir::RunDirError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: not a gauntlet summary: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
-    #[error(
-        "{}: schema_version {found} is newer than this gauntlet understands (up to {supported}); \
-         use a newer gauntlet to read it",
-        path.display()
-    )]
-    NewerSchema {
-        path: PathBuf,
-        found: u64,
-        supported: u32,
-    },
-    #[error("{}: {message}", path.display())]
-    Hlog { path: PathBuf, message: String },
+    /// Reading or writing a file of the run folder.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
     #[error("rendering {what}: {message}")]
     Render { what: &'static str, message: String },
 }
@@ -36,8 +27,7 @@ impl ReportError {
     /// True when the input (a summary or log file) is at fault rather than the machine.
     pub fn is_invalid_input(&self) -> bool {
         match self {
-            ReportError::Parse { .. } | ReportError::NewerSchema { .. } => true,
-            ReportError::Hlog { .. } => true,
+            ReportError::RunDir(e) => e.is_invalid_input(),
             ReportError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
             ReportError::Render { .. } => false,
         }

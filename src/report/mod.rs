@@ -1,19 +1,15 @@
 //! Report writers: everything a person or CI reads after a run — `index.html` with inline SVG
-//! charts, `summary.md`, `junit.xml`, CSV time series, the raw request log — rendered from
-//! `Summary` alone, plus the run-to-run comparison.
+//! charts, `summary.md`, `junit.xml`, the CSV time series — rendered from `Summary` alone and
+//! written through the run folder's owner (`crate::rundir`), plus the run-to-run comparison.
 
-mod atomic;
 mod charts;
 mod compare;
 mod compare_render;
 mod error;
 mod fmt;
-mod hlog;
 mod html;
 mod junit;
-mod load;
 mod markdown;
-mod raw;
 mod template;
 mod terminal;
 mod timeseries;
@@ -22,35 +18,17 @@ mod view;
 use std::path::{Path, PathBuf};
 
 use crate::metrics::Summary;
+use crate::rundir::{RunDir, RunFile};
 
-pub use atomic::{AtomicFile, write_atomic};
 pub use compare::{Comparison, Direction, MetricDelta, compare};
 pub use compare_render::{compare_html, compare_markdown, compare_terminal};
 pub use error::ReportError;
-pub use hlog::{HlogEntry, read_hlog};
-pub use load::load_summary;
-pub use raw::{RawRequest, RawRequestWriter};
 pub use terminal::render as terminal_summary;
 
-/// The file names a run folder holds.
-pub const SUMMARY_JSON: &str = "summary.json";
-pub const INDEX_HTML: &str = "index.html";
-pub const SUMMARY_MD: &str = "summary.md";
-pub const JUNIT_XML: &str = "junit.xml";
-pub const TIMESERIES_CSV: &str = "timeseries.csv";
-pub const REQUESTS_CSV: &str = "requests.csv";
-pub const LATENCY_HLOG: &str = "latency.hlog";
-pub const COMPARE_MD: &str = "compare.md";
-pub const COMPARE_HTML: &str = "compare.html";
-
-/// Writes `summary.json`, `index.html`, `summary.md`, `junit.xml` and `timeseries.csv` into
-/// `dir` (created if missing), each atomically; returns the paths written.
-pub fn write_all(summary: &Summary, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
-    let json = serde_json::to_vec_pretty(summary).map_err(|e| ReportError::Render {
-        what: SUMMARY_JSON,
-        message: e.to_string(),
-    })?;
+/// Renders `index.html`, `summary.md`, `junit.xml` and `timeseries.csv` from the summary into
+/// the run folder; returns the paths written. `summary.json` is not among them: the run wrote
+/// it, and re-rendering leaves the evidence as it was.
+pub fn write_reports(summary: &Summary, dir: &mut RunDir) -> Result<Vec<PathBuf>, ReportError> {
     let view = view::build(summary);
     let charts = charts::render_all(summary)?;
     let html = html::render_report(&view, &charts)?;
@@ -58,12 +36,20 @@ pub fn write_all(summary: &Summary, dir: &Path) -> Result<Vec<PathBuf>, ReportEr
     let junit = junit::render(summary)?;
     let csv = timeseries::render(summary)?;
     Ok(vec![
-        write_atomic(&dir.join(SUMMARY_JSON), &json)?,
-        write_atomic(&dir.join(INDEX_HTML), html.as_bytes())?,
-        write_atomic(&dir.join(SUMMARY_MD), md.as_bytes())?,
-        write_atomic(&dir.join(JUNIT_XML), &junit)?,
-        write_atomic(&dir.join(TIMESERIES_CSV), &csv)?,
+        dir.write(RunFile::IndexHtml, html.as_bytes())?,
+        dir.write(RunFile::SummaryMd, md.as_bytes())?,
+        dir.write(RunFile::JunitXml, &junit)?,
+        dir.write(RunFile::Timeseries, &csv)?,
     ])
+}
+
+/// A run folder from a summary alone, in `dir` (created if missing): `summary.json` and every
+/// report. For putting a run's reports somewhere else; returns the paths written.
+pub fn write_all(summary: &Summary, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut run = RunDir::open(dir)?;
+    let mut written = vec![run.write_summary(summary)?];
+    written.extend(write_reports(summary, &mut run)?);
+    Ok(written)
 }
 
 /// The Markdown summary of a run, as written to `summary.md`.

@@ -170,7 +170,7 @@ fn a_failover_that_made_the_run_cheaper_reads_as_saved() {
 
 #[test]
 fn a_version_1_summary_still_renders_and_compares() {
-    let (old, _) = report::load_summary(Path::new(V1_FIXTURE)).unwrap();
+    let (old, _) = gauntlet::rundir::RunDir::load(Path::new(V1_FIXTURE)).unwrap();
     assert_eq!(
         old.schema_version, 1,
         "the committed fixture is of version 1"

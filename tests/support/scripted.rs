@@ -25,6 +25,8 @@ pub type Reply = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
 type Handler = dyn Fn(usize, Bytes) -> Reply + Send + Sync;
 
 /// A small HTTP server whose answers a test scripts; it records when each request arrived.
+/// A GET (the run's preflight asking for the model list) gets a 404 and is not recorded: the
+/// script and the counts are about the completions sent.
 pub struct TestServer {
     pub addr: SocketAddr,
     arrivals: Arc<Mutex<Vec<Instant>>>,
@@ -72,6 +74,9 @@ pub async fn serve(handler: impl Fn(usize, Bytes) -> Reply + Send + Sync + 'stat
                     let handler = handler.clone();
                     let seen = seen.clone();
                     async move {
+                        if req.method() == hyper::Method::GET {
+                            return Ok(reply(404, &[], "{}").await);
+                        }
                         let body = req.into_body().collect().await?.to_bytes();
                         let index = {
                             let mut s = seen.lock().unwrap();

@@ -1,14 +1,15 @@
-//! Atomic file output: every report file is written to a temporary file in the same folder
-//! and renamed into place, so an interrupted run never leaves a half-written file behind.
+//! The one atomic writer: every file of a run folder is written to a temporary sibling and
+//! renamed into place, so an interrupted run or a reader never meets a half-written file.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::ReportError;
+use super::error::RunDirError;
 
 /// A file being written: bytes go to a hidden temporary sibling until `commit` renames it
 /// over the final path. Dropped without `commit`, the temporary file is removed.
+#[derive(Debug)]
 pub struct AtomicFile {
     path: PathBuf,
     tmp: PathBuf,
@@ -17,14 +18,15 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    pub fn create(path: &Path) -> Result<Self, ReportError> {
+    pub fn create(path: &Path) -> Result<Self, RunDirError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| ReportError::io(path, io::Error::other("not a file path")))?;
-        // Same folder, so the final rename never crosses file systems.
+            .ok_or_else(|| RunDirError::io(path, io::Error::other("not a file path")))?;
+        // Same folder, so the final rename never crosses file systems; the process id keeps
+        // two gauntlets writing into one folder (`--force`) off each other's temporaries.
         let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| ReportError::io(&tmp, e))?;
+        let file = File::create(&tmp).map_err(|e| RunDirError::io(&tmp, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             tmp,
@@ -38,14 +40,14 @@ impl AtomicFile {
     }
 
     /// Flushes, syncs and renames the file into place.
-    pub fn commit(mut self) -> Result<PathBuf, ReportError> {
+    pub fn commit(mut self) -> Result<PathBuf, RunDirError> {
         if let Some(writer) = self.writer.take() {
             let file = writer
                 .into_inner()
-                .map_err(|e| ReportError::io(&self.tmp, e.into_error()))?;
-            file.sync_all().map_err(|e| ReportError::io(&self.tmp, e))?;
+                .map_err(|e| RunDirError::io(&self.tmp, e.into_error()))?;
+            file.sync_all().map_err(|e| RunDirError::io(&self.tmp, e))?;
         }
-        fs::rename(&self.tmp, &self.path).map_err(|e| ReportError::io(&self.path, e))?;
+        fs::rename(&self.tmp, &self.path).map_err(|e| RunDirError::io(&self.path, e))?;
         self.committed = true;
         Ok(self.path.clone())
     }
@@ -77,9 +79,9 @@ impl Drop for AtomicFile {
 }
 
 /// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, ReportError> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, RunDirError> {
     let mut file = AtomicFile::create(path)?;
     file.write_all(bytes)
-        .map_err(|e| ReportError::io(path, e))?;
+        .map_err(|e| RunDirError::io(path, e))?;
     file.commit()
 }

@@ -1,15 +1,17 @@
-//! Reading `latency.hlog` (the standard HdrHistogram interval log the engine writes, one tag
-//! per class) back into histograms, for tests and tools that want more than the summary.
+//! `latency.hlog`: the standard HdrHistogram interval log (one tag per class) written from the
+//! recording, and read back into histograms for tools and tests that want more than the summary.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 
-use super::ReportError;
+use super::atomic::AtomicFile;
+use super::error::RunDirError;
+use crate::metrics::{self, HlogError, Recorder};
 
 /// One interval histogram of the log.
 #[derive(Debug, Clone)]
@@ -22,10 +24,29 @@ pub struct HlogEntry {
     pub histogram: Histogram<u64>,
 }
 
-/// Every interval histogram in the log, in file order.
-pub fn read_hlog(path: &Path) -> Result<Vec<HlogEntry>, ReportError> {
-    let bytes = std::fs::read(path).map_err(|e| ReportError::io(path, e))?;
-    let bad = |message: String| ReportError::Hlog {
+/// Streams the recording's histograms into `path`, atomically.
+pub(super) fn write(
+    path: &Path,
+    recorder: &Recorder,
+    started_at: SystemTime,
+) -> Result<(), RunDirError> {
+    let mut file = AtomicFile::create(path)?;
+    metrics::write_hlog(recorder, started_at, &mut file).map_err(|e| match e {
+        HlogError::Io(source) => RunDirError::io(path, source),
+        HlogError::Encode(message) => RunDirError::Encode {
+            path: path.to_path_buf(),
+            what: "a histogram",
+            message,
+        },
+    })?;
+    file.commit()?;
+    Ok(())
+}
+
+/// Every interval histogram in the log at `path`, in file order.
+pub(super) fn read(path: &Path) -> Result<Vec<HlogEntry>, RunDirError> {
+    let bytes = std::fs::read(path).map_err(|e| RunDirError::io(path, e))?;
+    let bad = |message: String| RunDirError::Hlog {
         path: path.to_path_buf(),
         message,
     };
