@@ -1,6 +1,7 @@
 //! gauntlet's integration tests, one binary: each module tells one part of the user's story
 //! against real servers on loopback ports.
 
+mod clients;
 mod engine;
 mod gateway;
 mod hardening;
