@@ -4,30 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Mode, TestClient, TestUpstream, gateway, upstream};
-
-/// A gateway file routing model `m` to `primary` with `fallback` behind it.
-fn two_upstreams(primary: &TestUpstream, fallback: &TestUpstream, extra: &str) -> String {
-    format!(
-        r#"routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-{extra}
-[[upstreams]]
-name = "primary"
-url = "{}"
-[[upstreams]]
-name = "fallback"
-url = "{}"
-"#,
-        primary.url(),
-        fallback.url()
-    )
-}
+use crate::support::{Mode, TestClient, TestUpstream, failover, failover_toml, gateway, upstream};
 
 #[tokio::test]
 async fn primary_503_is_served_by_the_fallback_in_two_attempts() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    let (p, f, gw) = failover("").await;
     p.set_mode(Mode::status(503));
-    let gw = gateway(&two_upstreams(&p, &f, "")).await;
     let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-gateway-upstream"), "fallback");
@@ -40,10 +22,9 @@ async fn primary_503_is_served_by_the_fallback_in_two_attempts() {
 
 #[tokio::test]
 async fn hanging_primary_times_out_per_attempt_then_fails_over() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
-    p.set_mode(Mode::Hang);
     let extra = "[timeouts]\nfirst_byte = \"300ms\"\ntotal = \"20s\"\n";
-    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let (p, f, gw) = failover(extra).await;
+    p.set_mode(Mode::Hang);
     let t0 = Instant::now();
     let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
     let took = t0.elapsed();
@@ -60,11 +41,10 @@ async fn hanging_primary_times_out_per_attempt_then_fails_over() {
 
 #[tokio::test]
 async fn total_deadline_answers_504() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    let extra = "[timeouts]\nfirst_byte = \"5s\"\ntotal = \"400ms\"\n";
+    let (p, f, gw) = failover(extra).await;
     p.set_mode(Mode::Hang);
     f.set_mode(Mode::Hang);
-    let extra = "[timeouts]\nfirst_byte = \"5s\"\ntotal = \"400ms\"\n";
-    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
     let t0 = Instant::now();
     let r = TestClient::new().chat(&gw.url(), None, "m", false).await;
     assert_eq!(r.status, 504, "{}", r.text());
@@ -75,10 +55,9 @@ async fn total_deadline_answers_504() {
 
 #[tokio::test]
 async fn breaker_opens_after_n_failures_and_closes_after_cooldown() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
-    p.set_mode(Mode::status(500));
     let extra = "[breaker]\nconsecutive_failures = 3\ncooldown = \"1s\"\n";
-    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let (p, f, gw) = failover(extra).await;
+    p.set_mode(Mode::status(500));
     let c = TestClient::new();
     for _ in 0..10 {
         let r = c.chat(&gw.url(), None, "m", false).await;
@@ -112,12 +91,11 @@ async fn breaker_opens_after_n_failures_and_closes_after_cooldown() {
 
 #[tokio::test]
 async fn retry_budget_caps_attempts_during_a_total_outage() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
-    p.set_mode(Mode::status(503));
-    f.set_mode(Mode::status(503));
     let extra = "[retry]\nmax_attempts = 4\nbackoff_base = \"1ms\"\nbackoff_max = \"2ms\"\n\
                  budget = \"10%\"\nbudget_min = 2\n[breaker]\nenabled = false\n";
-    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let (p, f, gw) = failover(extra).await;
+    p.set_mode(Mode::status(503));
+    f.set_mode(Mode::status(503));
     let c = TestClient::new();
     let n = 100;
     for _ in 0..n {
@@ -194,8 +172,7 @@ url = "{}"
 
 #[tokio::test]
 async fn stream_fails_over_before_first_byte_and_is_cut_after_it() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
-    let gw = gateway(&two_upstreams(&p, &f, "")).await;
+    let (p, f, gw) = failover("").await;
     let c = TestClient::new();
 
     // Breaks before its first chunk: nothing reached the client, so the fallback serves.
@@ -393,8 +370,7 @@ async fn client_errors_are_openai_shaped_and_never_reach_upstreams() {
 
 #[tokio::test]
 async fn upstream_4xx_is_returned_as_is_and_quota_moves_on() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
-    let gw = gateway(&two_upstreams(&p, &f, "")).await;
+    let (p, f, gw) = failover("").await;
     let c = TestClient::new();
     p.script(vec![Mode::Error {
         status: 400,
@@ -449,12 +425,11 @@ async fn retry_after_is_honoured_on_the_same_upstream() {
 
 #[tokio::test]
 async fn all_upstreams_unavailable_names_each_reason() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
-    p.set_mode(Mode::status(500));
-    f.set_mode(Mode::status(503));
     let extra =
         "[breaker]\nconsecutive_failures = 1\ncooldown = \"60s\"\n[retry]\nmax_attempts = 2\n";
-    let gw = gateway(&two_upstreams(&p, &f, extra)).await;
+    let (p, f, gw) = failover(extra).await;
+    p.set_mode(Mode::status(500));
+    f.set_mode(Mode::status(503));
     let c = TestClient::new();
     let r = c.chat(&gw.url(), None, "m", false).await;
     assert_eq!(r.status, 503);
@@ -472,9 +447,8 @@ async fn all_upstreams_unavailable_names_each_reason() {
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_count() {
-    let (p, f) = (upstream("primary").await, upstream("fallback").await);
+    let (p, _f, gw) = failover("").await;
     p.set_mode(Mode::status(503));
-    let gw = gateway(&two_upstreams(&p, &f, "")).await;
     let c = TestClient::new();
     for _ in 0..3 {
         assert_eq!(c.chat(&gw.url(), None, "m", false).await.status, 200);
@@ -538,21 +512,8 @@ async fn real_mocks_fail_over_open_the_breaker_and_recover() {
     let fallback =
         crate::support::start_mock_named(crate::support::instant_profile(""), "fallback", None)
             .await;
-    let cfg = format!(
-        r#"routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[breaker]
-consecutive_failures = 3
-cooldown = "1s"
-[[upstreams]]
-name = "primary"
-url = "{}"
-[[upstreams]]
-name = "fallback"
-url = "{}"
-"#,
-        primary.url(),
-        fallback.url()
-    );
+    let extra = "[breaker]\nconsecutive_failures = 3\ncooldown = \"1s\"\n";
+    let cfg = failover_toml(&primary.url(), &fallback.url(), extra);
     let gw = gateway(&cfg).await;
     primary.add_fault(FaultSpec {
         kind: FaultKind::Error {

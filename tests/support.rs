@@ -1,14 +1,20 @@
-//! Starting gauntlet's real servers on port 0 for tests, and reading what they saw.
-//! Every helper returns a handle with the address; dropping it shuts the server down.
+//! Starting servers on port 0 for tests, and reading what they saw: gauntlet's own (mocks,
+//! the reference gateway) and the tests' own, all built by `server::Routes` or
+//! `server::serve_raw`. Every helper returns a handle with the address; dropping it shuts
+//! the server down.
 
 #![allow(dead_code)] // each test module uses its own subset
 
 mod misbehaving;
 mod scripted;
+mod server;
 pub use misbehaving::*;
 pub use scripted::*;
+pub use server::*;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,20 +23,13 @@ use gauntlet::config::Source;
 use gauntlet::gateway::{Config, GatewayHandle};
 use gauntlet::mock::{self, MockHandle, Profile};
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
+use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 /// A profile from TOML text; panics with the located errors if the text is wrong.
 pub fn profile(toml: &str) -> Profile {
@@ -215,10 +214,6 @@ impl Mode {
 
 #[derive(Debug, Default)]
 struct Seen {
-    /// Chat requests received, in total.
-    chat: u64,
-    /// Requests received per path.
-    paths: HashMap<String, u64>,
     /// The `model` field of each chat request.
     models: Vec<String>,
     authorization: Vec<Option<String>>,
@@ -235,14 +230,13 @@ struct UpState {
 /// A small real OpenAI-compatible upstream whose answers a test scripts and whose
 /// received requests it can count.
 pub struct TestUpstream {
-    pub addr: SocketAddr,
+    pub server: TestServer,
     state: Arc<UpState>,
-    _stop: oneshot::Sender<()>,
 }
 
 impl TestUpstream {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
     pub fn set_mode(&self, mode: Mode) {
         *self.state.mode.lock().unwrap() = mode;
@@ -251,12 +245,13 @@ impl TestUpstream {
     pub fn script(&self, modes: Vec<Mode>) {
         self.state.script.lock().unwrap().extend(modes);
     }
+    /// Chat requests received.
     pub fn hits(&self) -> u64 {
-        self.state.seen.lock().unwrap().chat
+        self.server.hits(CHAT) as u64
     }
+    /// Requests received at `path` (any path is answered: 404 but for chat completions).
     pub fn path_hits(&self, path: &str) -> u64 {
-        let seen = self.state.seen.lock().unwrap();
-        seen.paths.get(path).copied().unwrap_or(0)
+        self.server.hits(path) as u64
     }
     pub fn models(&self) -> Vec<String> {
         self.state.seen.lock().unwrap().models.clone()
@@ -264,14 +259,6 @@ impl TestUpstream {
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.state.seen.lock().unwrap().authorization.clone()
     }
-}
-
-type UpBody = UnsyncBoxBody<Bytes, std::io::Error>;
-
-fn full(b: impl Into<Bytes>) -> UpBody {
-    Full::new(b.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
 
 fn completion(name: &str, model: &str) -> String {
@@ -294,33 +281,19 @@ fn chunk(name: &str, content: &str, finish: Option<&str>) -> Bytes {
     Bytes::from(format!("data: {c}\n\n"))
 }
 
-async fn upstream_answer(
-    state: Arc<UpState>,
-    req: Request<Incoming>,
-) -> Result<Response<UpBody>, Infallible> {
-    let path = req.uri().path().to_string();
+async fn upstream_answer(state: Arc<UpState>, req: Received) -> Response<Body> {
     let auth = req
-        .headers()
+        .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
     let model = parsed["model"].as_str().unwrap_or("").to_string();
     let stream = parsed["stream"].as_bool().unwrap_or(false);
     {
         let mut seen = state.seen.lock().unwrap();
-        *seen.paths.entry(path.clone()).or_default() += 1;
-        if path.ends_with("/chat/completions") {
-            seen.chat += 1;
-            seen.models.push(model.clone());
-            seen.authorization.push(auth);
-        }
+        seen.models.push(model.clone());
+        seen.authorization.push(auth);
     }
     let mode = state
         .script
@@ -383,41 +356,50 @@ async fn upstream_answer(
         .insert("content-type", ct.parse().unwrap());
     resp.headers_mut()
         .insert("x-gauntlet-upstream", name.parse().unwrap());
-    Ok(resp)
+    resp
 }
 
 /// Starts a scripted upstream on 127.0.0.1:0, answering `Mode::Ok` until told otherwise.
 pub async fn upstream(name: &str) -> TestUpstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let state = Arc::new(UpState {
         name: name.to_string(),
         mode: Mutex::new(Mode::Ok),
         script: Mutex::new(VecDeque::new()),
         seen: Mutex::new(Seen::default()),
     });
-    let (tx, mut rx) = oneshot::channel::<()>();
     let st = Arc::clone(&state);
-    tokio::spawn(async move {
-        let builder = auto::Builder::new(TokioExecutor::new());
-        loop {
-            let (tcp, _) = tokio::select! {
-                r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
-                _ = &mut rx => break,
-            };
-            let st = Arc::clone(&st);
-            let builder = builder.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| upstream_answer(Arc::clone(&st), req));
-                let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
-            });
-        }
-    });
-    TestUpstream {
-        addr,
-        state,
-        _stop: tx,
-    }
+    let server = Routes::new()
+        .route(CHAT, move |req| {
+            Box::pin(upstream_answer(Arc::clone(&st), req))
+        })
+        .serve()
+        .await;
+    TestUpstream { server, state }
+}
+
+/// Two scripted upstreams, `primary` and `fallback`, behind the reference gateway: model `m`
+/// goes to `primary` and fails over to `fallback`. The gateway file ends with the tables in
+/// `extra`.
+pub async fn failover(extra: &str) -> (TestUpstream, TestUpstream, GatewayHandle) {
+    let (primary, fallback) = (upstream("primary").await, upstream("fallback").await);
+    let gw = gateway(&failover_toml(&primary.url(), &fallback.url(), extra)).await;
+    (primary, fallback, gw)
+}
+
+/// A gateway file routing model `m` to the upstream `primary` at one URL, falling back to
+/// `fallback` at the other, followed by the tables in `extra`.
+pub fn failover_toml(primary: &str, fallback: &str, extra: &str) -> String {
+    format!(
+        r#"routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
+{extra}
+[[upstreams]]
+name = "primary"
+url = "{primary}"
+[[upstreams]]
+name = "fallback"
+url = "{fallback}"
+"#
+    )
 }
 
 /// Starts the reference gateway on 127.0.0.1:0 from a gateway config written in TOML.

@@ -1,6 +1,10 @@
 //! gauntlet's integration tests, one binary: each module tells one part of the user's story
 //! against real servers on loopback ports.
 
+// Helpers outside `#[test]` functions too: a failed unwrap here is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod clients;
 mod engine;
 mod gateway;
 mod hardening;

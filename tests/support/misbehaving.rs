@@ -2,13 +2,13 @@
 //! bytes a test chose (never-ending bodies, endless lines, gigantic bodies, wrong content
 //! types), recording how much of each answer it managed to write before the peer hung up.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
+use super::server::{TestServer, serve_raw};
 use super::{completion_json, stream_body};
 
 /// The longest any scripted answer keeps its connection, so no test can leave a task behind.
@@ -49,24 +49,16 @@ pub struct Exchange {
     pub complete: bool,
 }
 
-/// A misbehaving upstream; dropping it stops accepting (answers in progress end by
-/// themselves when their peer goes, or after a minute).
+/// A misbehaving upstream; dropping it stops it, answers in progress included.
 pub struct Misbehaving {
-    pub addr: SocketAddr,
+    pub server: TestServer,
     act: Arc<Mutex<Act>>,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Misbehaving {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Misbehaving {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     pub fn act(&self, act: Act) {
@@ -98,24 +90,20 @@ impl Misbehaving {
 
 /// Starts a misbehaving upstream on 127.0.0.1:0, acting `act` until told otherwise.
 pub async fn misbehaving(act: Act) -> Misbehaving {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let act = Arc::new(Mutex::new(act));
     let exchanges = Arc::new(Mutex::new(Vec::new()));
     let (a, x) = (act.clone(), exchanges.clone());
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (a, x) = (a.clone(), x.clone());
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(GIVE_UP, answer(tcp, a, x)).await;
-            });
+    let server = serve_raw(move |tcp| {
+        let (a, x) = (a.clone(), x.clone());
+        async move {
+            let _ = tokio::time::timeout(GIVE_UP, answer(tcp, a, x)).await;
         }
-    });
+    })
+    .await;
     Misbehaving {
-        addr,
+        server,
         act,
         exchanges,
-        task,
     }
 }
 

@@ -1,148 +1,35 @@
-//! Scripted HTTP servers (answers chosen per request, arrival times recorded) and scenario
-//! builders, for testing the load engine as a client.
+//! Servers the load engine is tested against (answers chosen per request, arrival times
+//! recorded), and scenario builders.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
 use gauntlet::openai::Message;
 use gauntlet::scenario::{
     Arrival, LoadPlan, RequestClass, Scenario, Sla, Stage, StageLoad, Target,
 };
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
 
-pub type Reply = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
-type Handler = dyn Fn(usize, Bytes) -> Reply + Send + Sync;
+use super::server::{Received, Reply, Routes, TestServer, after, reply, serve_raw};
 
-/// A small HTTP server whose answers a test scripts; it records when each request arrived.
-/// A GET (the run's preflight asking for the model list) gets a 404 and is not recorded: the
-/// script and the counts are about the completions sent.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The path the load engine posts to.
+pub const CHAT: &str = "/v1/chat/completions";
 
-impl TestServer {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Requests the server received (read completely).
-    pub fn received(&self) -> usize {
-        self.arrivals.lock().unwrap().len()
-    }
-
-    pub fn arrivals(&self) -> Vec<Instant> {
-        self.arrivals.lock().unwrap().clone()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves HTTP/1.1 and HTTP/2 on 127.0.0.1:0; `handler(index, body)` answers request `index`.
-pub async fn serve(handler: impl Fn(usize, Bytes) -> Reply + Send + Sync + 'static) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let handler: Arc<Handler> = Arc::new(handler);
-    let seen = arrivals.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let handler = handler.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let handler = handler.clone();
-                    let seen = seen.clone();
-                    async move {
-                        if req.method() == hyper::Method::GET {
-                            return Ok(reply(404, &[], "{}").await);
-                        }
-                        let body = req.into_body().collect().await?.to_bytes();
-                        let index = {
-                            let mut s = seen.lock().unwrap();
-                            s.push(Instant::now());
-                            s.len() - 1
-                        };
-                        Ok::<_, hyper::Error>(handler(index, body).await)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    TestServer {
-        addr,
-        arrivals,
-        task,
-    }
+/// A server answering chat requests with `behaviour`; every other path answers 404.
+pub async fn chat_server(
+    behaviour: impl Fn(Received) -> Reply + Send + Sync + 'static,
+) -> TestServer {
+    Routes::new().route(CHAT, behaviour).serve().await
 }
 
 /// A server that reads a request and answers with a TCP reset.
 pub async fn serve_reset() -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let seen = arrivals.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = tcp.read(&mut buf).await;
-            seen.lock().unwrap().push(Instant::now());
-            let _ = tcp.set_zero_linger();
-            drop(tcp);
-        }
-    });
-    TestServer {
-        addr,
-        arrivals,
-        task,
-    }
-}
-
-/// An address nothing listens on.
-pub async fn refused_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
-}
-
-pub fn reply(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
-    let mut b = Response::builder().status(status);
-    for (n, v) in headers {
-        b = b.header(*n, *v);
-    }
-    let r = b.body(Full::new(body.into())).unwrap();
-    Box::pin(async move { r })
-}
-
-pub fn after(delay: Duration, r: Reply) -> Reply {
-    Box::pin(async move {
-        tokio::time::sleep(delay).await;
-        r.await
+    serve_raw(|mut tcp| async move {
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp.set_zero_linger();
     })
+    .await
 }
 
 /// A well-formed chat completion served by `upstream`.
@@ -209,9 +96,9 @@ pub fn closed_load(users: usize, duration: Duration, warmup: Duration) -> LoadPl
     load
 }
 
-/// A server answering every request with a completion after `delay`.
+/// A server answering every chat request with a completion after `delay`.
 pub async fn answering_after(delay: Duration) -> TestServer {
-    serve(move |_, _| after(delay, reply(200, &[], completion_json("alpha")))).await
+    chat_server(move |_| after(delay, reply(200, &[], completion_json("alpha")))).await
 }
 
 /// A scenario sending `requests` at `url` with `load`.
