@@ -210,7 +210,10 @@ fn a_429_storm_moves_traffic_without_hammering_the_rate_limited_provider() {
     );
     let requests = f(s, &["overall", "requests"]);
     let amp = f(s, &["retry_amplification"]);
-    assert!((1.0..=1.3).contains(&amp), "retry amplification {amp}");
+    // Near 1 once the breaker opens. The lower bound leaves room for the window's edge: the
+    // upstreams' counters are read over HTTP just after warmup ends, so a few requests sent in
+    // that read's round trip are counted by the client but not by the upstreams.
+    assert!((0.97..=1.3).contains(&amp), "retry amplification {amp}");
     // Retry-After 2 s: the storm's 429s go to the fallback, not straight back to deepseek, so
     // deepseek receives no more than the everyday share of the requests.
     let deepseek = s["upstreams"]
