@@ -107,7 +107,7 @@ pub fn read(
             ));
             break;
         }
-        match parse_line(text, classes) {
+        match parse_line(text.trim_end(), classes) {
             Ok(rec) => {
                 if let Some((prev, prev_line)) = last
                     && rec.time < prev
