@@ -303,3 +303,104 @@ fn tokens(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLASSES: &[ClassRef<'static>] = &[
+        ClassRef {
+            name: "chat",
+            model: "m",
+        },
+        ClassRef {
+            name: "chat-2",
+            model: "m",
+        },
+        ClassRef {
+            name: "docs",
+            model: "big",
+        },
+    ];
+
+    fn read_text(text: &str, speed: f64) -> Result<Vec<TraceLine>, Vec<ConfigError>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(&path, text).unwrap();
+        read(&path, speed, CLASSES).map_err(|e| match e {
+            ReadError::Open(e) => panic!("{e}"),
+            ReadError::Lines(errors) => errors,
+        })
+    }
+
+    fn first_error(text: &str) -> String {
+        let errors = read_text(text, 1.0).unwrap_err();
+        let e = &errors[0];
+        let at = e.location.as_ref().unwrap();
+        format!("{}:{} {} {}", at.line, at.col, e.key, e.message)
+    }
+
+    #[test]
+    fn a_line_is_40_bytes() {
+        assert!(std::mem::size_of::<TraceLine>() <= 40);
+    }
+
+    #[test]
+    fn times_start_at_the_first_line_and_divide_by_the_speed() {
+        let lines = read_text(
+            "{\"t\": 100, \"model\": \"m\"}\n\n{\"t\": 101, \"model\": \"big\", \"output_tokens\": 3}\n{\"t\": 101, \"class\": \"chat-2\", \"prompt_tokens\": 0}\n",
+            2.0,
+        )
+        .unwrap();
+        let at: Vec<_> = lines.iter().map(|l| l.at).collect();
+        assert_eq!(at, [0, 500, 500].map(Duration::from_millis));
+        // A model goes to the first class asking for it; a name to that class.
+        let classes: Vec<_> = lines.iter().map(|l| l.class).collect();
+        assert_eq!(classes, [0, 2, 1]);
+        assert_eq!(lines[1].max_tokens, Some(3));
+        assert_eq!(lines[2].prompt_tokens, Some(0));
+    }
+
+    #[test]
+    fn bad_lines_are_named_with_their_field() {
+        assert!(
+            first_error("{\"model\": \"m\"}").starts_with("1:1 t missing"),
+            "{}",
+            first_error("{\"model\": \"m\"}")
+        );
+        let both = first_error("{\"t\": 1, \"timestamp\": 1, \"model\": \"m\"}");
+        assert!(
+            both.starts_with("1:1 timestamp give `t` or `timestamp`"),
+            "{both}"
+        );
+        let both = first_error("{\"t\": 1, \"class\": \"chat\", \"model\": \"m\"}");
+        assert!(
+            both.starts_with("1:1 model give `class` or `model`"),
+            "{both}"
+        );
+        let zero = first_error("{\"t\": 1, \"class\": \"chat\", \"output_tokens\": 0}");
+        assert!(
+            zero.starts_with("1:1 output_tokens 0 is not allowed"),
+            "{zero}"
+        );
+        let neg = first_error("{\"t\": -1, \"class\": \"chat\"}");
+        assert!(neg.starts_with("1:1 t -1 is not a time"), "{neg}");
+        let array = first_error("{\"t\": 0, \"class\": \"chat\"}\n[1, 2]\n");
+        assert!(array.starts_with("2:1  is not a JSON object"), "{array}");
+        let cut = first_error("{\"t\": 0, \"class\": \"chat\"}\n{\"t\": 1, \"class\": \"chat\"");
+        assert!(
+            cut.starts_with("2:") && cut.contains("is not JSON"),
+            "{cut}"
+        );
+        let empty = first_error("\n\n");
+        assert!(empty.contains("has no lines"), "{empty}");
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_up_to_a_limit() {
+        let text = "{\"t\": 0, \"class\": \"nope\"}\n".repeat(50);
+        let errors = read_text(&text, 1.0).unwrap_err();
+        assert_eq!(errors.len(), MAX_ERRORS);
+        assert_eq!(errors[19].location.as_ref().unwrap().line, 20);
+    }
+}
