@@ -133,7 +133,7 @@ pub struct Overrides {
 
 /// One open-model send: when it is intended, and as what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arrival {
+pub struct PlannedSend {
     /// Since the run's start.
     pub at: Duration,
     /// The class a trace line names; None for the scheduler to draw one from the mix.
@@ -141,7 +141,7 @@ pub struct Arrival {
     pub overrides: Overrides,
 }
 
-impl Arrival {
+impl PlannedSend {
     fn drawn(at: Duration) -> Self {
         Self {
             at,
@@ -153,10 +153,10 @@ impl Arrival {
 
 /// The arrivals of one open stage, in time order: from its rate, or from its trace.
 #[derive(Debug)]
-pub struct Arrivals(Source);
+pub struct Arrivals(SendSource);
 
 #[derive(Debug)]
-enum Source {
+enum SendSource {
     Rate(RateArrivals),
     Trace {
         trace: Arc<Trace>,
@@ -176,7 +176,7 @@ impl Arrivals {
             StageLoad::Trace(trace) => {
                 let span = trace.span.as_secs_f64();
                 let duration = stage.duration.as_secs_f64();
-                Self(Source::Trace {
+                Self(SendSource::Trace {
                     trace: trace.clone(),
                     next: 0,
                     start: stage.start,
@@ -184,18 +184,18 @@ impl Arrivals {
                     duration,
                 })
             }
-            _ => Self(Source::Rate(RateArrivals::new(stage, process, seed))),
+            _ => Self(SendSource::Rate(RateArrivals::new(stage, process, seed))),
         }
     }
 }
 
 impl Iterator for Arrivals {
-    type Item = Arrival;
+    type Item = PlannedSend;
 
-    fn next(&mut self) -> Option<Arrival> {
+    fn next(&mut self) -> Option<PlannedSend> {
         match &mut self.0 {
-            Source::Rate(r) => r.next().map(Arrival::drawn),
-            Source::Trace {
+            SendSource::Rate(r) => r.next().map(PlannedSend::drawn),
+            SendSource::Trace {
                 trace,
                 next,
                 start,
@@ -208,7 +208,7 @@ impl Iterator for Arrivals {
                     return None;
                 }
                 *next += 1;
-                Some(Arrival {
+                Some(PlannedSend {
                     at: *start + Duration::from_secs_f64(t.max(0.0)),
                     class: usize::try_from(line.class).ok(),
                     overrides: Overrides {

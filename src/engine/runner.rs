@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::client::Client;
 use super::mix::Mix;
-use super::plan::{Arrival, Arrivals, Plan, PlanStage};
+use super::plan::{Arrivals, Plan, PlanStage, PlannedSend};
 use crate::metrics::{Layout, Recorder, Sample, new_cumulative};
 use crate::scenario::StageLoad;
 
@@ -351,7 +351,7 @@ async fn run_open(
                 return (false, rng);
             }
             woke = Instant::now();
-            let mut due: Vec<(usize, Arrival)> = Vec::new();
+            let mut due: Vec<(usize, PlannedSend)> = Vec::new();
             while let Some(arrival) = arrivals.next_if(|a| t0 + a.at <= woke) {
                 // A trace names its class; otherwise the mix draws one.
                 let class = arrival.class.unwrap_or_else(|| mix.pick(&mut rng));

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::model::{Arrival, LoadPlan, Stage, StageLoad, Trace};
 use super::raw::{RawArrival, RawLoad, RawLoadModel, RawStage};
-use super::trace::{self, ClassRef, ReadError};
+use super::trace::{self, ClassRef, TraceReadError};
 use crate::config::{Check, MAX_DURATION};
 
 /// Far above what one generator can send; anything larger is a typo.
@@ -253,7 +253,7 @@ fn trace_stage(
     let file = resolve(c.src.path.as_path(), path.get_ref());
     let mut lines = match trace::read(&file, speed, classes) {
         Ok(lines) => lines,
-        Err(ReadError::Open(e)) => {
+        Err(TraceReadError::Open(e)) => {
             c.error(
                 path.span(),
                 "load.trace",
@@ -264,7 +264,7 @@ fn trace_stage(
             );
             return None;
         }
-        Err(ReadError::Lines(errors)) => {
+        Err(TraceReadError::Lines(errors)) => {
             // Named here with the first problem, so the scenario's own error says what to fix.
             let first = errors.first().map(ToString::to_string).unwrap_or_default();
             c.error(

@@ -38,7 +38,7 @@ pub struct ClassRef<'a> {
 }
 
 #[derive(Debug)]
-pub enum ReadError {
+pub enum TraceReadError {
     /// The file could not be opened.
     Open(std::io::Error),
     /// Lines that are not trace records, each located in the trace file.
@@ -50,8 +50,8 @@ pub fn read(
     path: &Path,
     speed: f64,
     classes: &[ClassRef<'_>],
-) -> Result<Vec<TraceLine>, ReadError> {
-    let file = std::fs::File::open(path).map_err(ReadError::Open)?;
+) -> Result<Vec<TraceLine>, TraceReadError> {
+    let file = std::fs::File::open(path).map_err(TraceReadError::Open)?;
     let mut reader = BufReader::new(file);
     let mut lines = Vec::new();
     let mut errors = Vec::new();
@@ -158,7 +158,7 @@ pub fn read(
     if errors.is_empty() {
         Ok(lines)
     } else {
-        Err(ReadError::Lines(errors))
+        Err(TraceReadError::Lines(errors))
     }
 }
 
@@ -328,8 +328,8 @@ mod tests {
         let path = dir.path().join("t.jsonl");
         std::fs::write(&path, text).unwrap();
         read(&path, speed, CLASSES).map_err(|e| match e {
-            ReadError::Open(e) => panic!("{e}"),
-            ReadError::Lines(errors) => errors,
+            TraceReadError::Open(e) => panic!("{e}"),
+            TraceReadError::Lines(errors) => errors,
         })
     }
 
