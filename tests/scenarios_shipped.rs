@@ -323,3 +323,45 @@ fn every_shipped_toml_file_is_toml_1_0() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The replayed peak hour sends exactly the trace's lines past the warmup, each as the class
+/// its line names, and the outage at the peak fails over without losing requests.
+#[test]
+fn the_peak_hour_trace_replays_line_for_line_through_the_outage() {
+    let trace = std::fs::read_to_string(scenarios_dir().join("traces/peak-hour.jsonl")).unwrap();
+    let lines: Vec<Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = lines[0]["timestamp"].as_f64().unwrap();
+    // Past the 1 s warmup; by class as the scenario maps models to classes.
+    let mut want = std::collections::BTreeMap::<&str, u64>::new();
+    for l in &lines {
+        if l["timestamp"].as_f64().unwrap() - first < 1.0 {
+            continue;
+        }
+        let class = match (l["model"].as_str(), l["class"].as_str()) {
+            (Some("deepseek-v4-flash"), _) => "everyday",
+            (Some("qwen3-32b"), _) => "fallback-tier",
+            (_, Some(c)) => c,
+            other => panic!("unexpected line {other:?}"),
+        };
+        *want.entry(class).or_default() += 1;
+    }
+    let r = run("trace-replay", &[]);
+    let s = &r.summary;
+    for (name, n) in &want {
+        assert_eq!(
+            f(class(s, name), &["requests"]) as u64,
+            *n,
+            "class {name}: {}",
+            r.stderr
+        );
+    }
+    assert!(f(s, &["overall", "availability"]) >= 0.99, "{}", s["sla"]);
+    let fault = &s["faults"][0];
+    assert!(f(fault, &["affected_requests"]) >= 200.0, "{fault}");
+    assert!(f(fault, &["failover_success"]) >= 0.99, "{fault}");
+    assert_eq!(s["generator"]["dropped"], 0);
+    assert_eq!(r.code, 0, "{}\n{}", s["sla"], r.stderr);
+}

@@ -14,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
+use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
 use crate::metrics::{ErrorKind, Sample, ServedBy};
 use crate::openai::{ChatRequest, StreamOptions, estimate_prompt_tokens};
@@ -79,7 +80,11 @@ struct Prepared {
 impl Prepared {
     /// The request to send: origin-form with a `Host` header on a connection of our own,
     /// absolute-form for the pooled client (which picks the connection from it).
-    fn request(&self, own_connection: bool) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    fn request(
+        &self,
+        own_connection: bool,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, ErrorKind> {
         let uri = if own_connection {
             &self.origin
         } else {
@@ -96,7 +101,7 @@ impl Prepared {
             }
         }
         builder
-            .body(Full::new(self.body.clone()))
+            .body(Full::new(body))
             .map_err(|_| ErrorKind::Malformed)
     }
 }
@@ -262,8 +267,20 @@ impl Client {
 
     /// Sends one request of `class`, intended at `t0 + intended`, and measures it.
     pub async fn send(&self, class: usize, t0: Instant, intended: Duration) -> Sample {
+        self.send_with(class, Overrides::default(), t0, intended)
+            .await
+    }
+
+    /// Like `send`, with what a trace line changes in the class's request.
+    pub async fn send_with(
+        &self,
+        class: usize,
+        overrides: Overrides,
+        t0: Instant,
+        intended: Duration,
+    ) -> Sample {
         if self.http2 {
-            return self.measure(None, class, t0, intended).await;
+            return self.measure(None, class, overrides, t0, intended).await;
         }
         let taken = self.idle.lock().ok().and_then(|mut idle| {
             let now = Instant::now();
@@ -273,7 +290,9 @@ impl Client {
             idle.pop()
         });
         let mut conn = taken.map_or_else(|| self.user_connections(), |(c, _)| c);
-        let sample = self.measure(Some(&mut conn), class, t0, intended).await;
+        let sample = self
+            .measure(Some(&mut conn), class, overrides, t0, intended)
+            .await;
         if let Ok(mut idle) = self.idle.lock() {
             idle.push((conn, Instant::now()));
         }
@@ -297,7 +316,8 @@ impl Client {
         intended: Duration,
     ) -> Sample {
         let own = (!conn.pooled).then_some(conn);
-        self.measure(own, class, t0, intended).await
+        self.measure(own, class, Overrides::default(), t0, intended)
+            .await
     }
 
     /// One measured exchange, on the pool or on a user's own connection.
@@ -305,6 +325,7 @@ impl Client {
         &self,
         mut own: Option<&mut UserConnections>,
         class: usize,
+        overrides: Overrides,
         t0: Instant,
         intended: Duration,
     ) -> Sample {
@@ -320,9 +341,10 @@ impl Client {
             return sample;
         };
         let exchange = async {
+            let body = body_with(&prepared.body, overrides)?;
             let response = match own.as_deref_mut() {
-                Some(conn) => self.request_on(conn, prepared).await?,
-                None => self.request_pooled(prepared).await?,
+                Some(conn) => self.request_on(conn, prepared, body).await?,
+                None => self.request_pooled(prepared, body).await?,
             };
             response::read(
                 response,
@@ -361,6 +383,7 @@ impl Client {
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
+        body: Bytes,
     ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
             .slots
@@ -371,7 +394,7 @@ impl Client {
             Some(s) if !s.is_closed() => slot.insert(s),
             _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
         };
-        let request = prepared.request(true)?;
+        let request = prepared.request(true, body)?;
         let first = match sender.ready().await {
             Ok(()) => sender
                 .try_send_request(request)
@@ -397,9 +420,13 @@ impl Client {
     }
 
     /// Sends on hyper-util's pool (HTTP/2 multiplexes there).
-    async fn request_pooled(&self, prepared: &Prepared) -> Result<Response<Incoming>, ErrorKind> {
+    async fn request_pooled(
+        &self,
+        prepared: &Prepared,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, ErrorKind> {
         self.http
-            .request(prepared.request(false)?)
+            .request(prepared.request(false, body)?)
             .await
             .map_err(|e| request_error(&e))
     }
@@ -430,6 +457,21 @@ async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKin
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// The body to send: the class's own, shared, unless a trace line changes it; then a copy
+/// built for this request (only traced requests pay for it). `overrides.prompt_tokens` is not
+/// applied here: it is the hook the synthetic prompt generator is wired to.
+fn body_with(body: &Bytes, overrides: Overrides) -> Result<Bytes, ErrorKind> {
+    let Some(max_tokens) = overrides.max_tokens else {
+        return Ok(body.clone());
+    };
+    let mut json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|_| ErrorKind::Malformed)?;
+    json.insert("max_tokens".into(), max_tokens.into());
+    serde_json::to_vec(&json)
+        .map(Bytes::from)
+        .map_err(|_| ErrorKind::Malformed)
 }
 
 /// A failure before any response arrived: no connection, or the connection dropped.

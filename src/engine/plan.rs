@@ -2,12 +2,14 @@
 //! schedule (intended send times) of its open-model stages.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use rand_distr::Distribution;
 
-use crate::scenario::{Arrival, LoadPlan, StageLoad};
+use crate::scenario::{Arrival as Process, LoadPlan, StageLoad, Trace};
 
 /// One stage placed on the run's clock.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +32,7 @@ pub struct Plan {
     pub max_in_flight: NonZeroUsize,
     pub timeout: Duration,
     pub interval: Duration,
-    pub arrival: Arrival,
+    pub arrival: Process,
 }
 
 impl Plan {
@@ -85,7 +87,8 @@ impl Plan {
             .iter()
             .filter_map(|s| match s.load {
                 StageLoad::Rate { from, to } => Some(from.max(to)),
-                StageLoad::Concurrency(_) => None,
+                // A trace's rate is what was recorded; `--rate` leaves it alone.
+                StageLoad::Concurrency(_) | StageLoad::Trace(_) => None,
             })
             .reduce(f64::max)
     }
@@ -104,23 +107,126 @@ impl Plan {
         }
     }
 
-    /// Requests the open stages call for (expected value for Poisson arrivals).
+    /// Requests the open stages call for (expected value for random arrivals).
     pub fn expected_requests(&self) -> f64 {
         self.stages
             .iter()
-            .map(|s| match s.load {
+            .map(|s| match &s.load {
                 StageLoad::Rate { from, to } => (from + to) / 2.0 * s.duration.as_secs_f64(),
                 StageLoad::Concurrency(_) => 0.0,
+                StageLoad::Trace(_) => Arrivals::new(s, self.arrival, 0).count() as f64,
             })
             .sum()
     }
 }
 
-/// Intended send times of one open stage, in order. The rate may ramp linearly; arrivals are
-/// placed where the integrated rate crosses 1, 2, 3, ... (constant) or the running sum of
-/// unit-mean exponential gaps (Poisson), so both honour ramps exactly.
+/// What one request sends apart from its class's own values: a trace line's recorded sizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// HOOK(prompt_tokens): the recorded prompt length. Carried to the client but not applied
+    /// yet: the synthetic prompt generator (src/workload) turns it into a prompt of that many
+    /// tokens once it is merged; until then the class's own prompt is sent.
+    pub prompt_tokens: Option<u32>,
+    /// Replaces the class's `max_tokens` in the body.
+    pub max_tokens: Option<u32>,
+}
+
+/// One open-model send: when it is intended, and as what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedSend {
+    /// Since the run's start.
+    pub at: Duration,
+    /// The class a trace line names; None for the scheduler to draw one from the mix.
+    pub class: Option<usize>,
+    pub overrides: Overrides,
+}
+
+impl PlannedSend {
+    fn drawn(at: Duration) -> Self {
+        Self {
+            at,
+            class: None,
+            overrides: Overrides::default(),
+        }
+    }
+}
+
+/// The arrivals of one open stage, in time order: from its rate, or from its trace.
 #[derive(Debug)]
-pub struct Arrivals {
+pub struct Arrivals(SendSource);
+
+#[derive(Debug)]
+enum SendSource {
+    Rate(RateArrivals),
+    Trace {
+        trace: Arc<Trace>,
+        next: usize,
+        start: Duration,
+        /// Stage length over the trace's own span: a stretched plan stretches the replay.
+        scale: f64,
+        /// Seconds into the stage; nothing is sent at or past it.
+        duration: f64,
+    },
+}
+
+impl Arrivals {
+    /// `seed` only matters for random (Poisson, gamma) arrivals.
+    pub fn new(stage: &PlanStage, process: Process, seed: u64) -> Self {
+        match &stage.load {
+            StageLoad::Trace(trace) => {
+                let span = trace.span.as_secs_f64();
+                let duration = stage.duration.as_secs_f64();
+                Self(SendSource::Trace {
+                    trace: trace.clone(),
+                    next: 0,
+                    start: stage.start,
+                    scale: if span > 0.0 { duration / span } else { 1.0 },
+                    duration,
+                })
+            }
+            _ => Self(SendSource::Rate(RateArrivals::new(stage, process, seed))),
+        }
+    }
+}
+
+impl Iterator for Arrivals {
+    type Item = PlannedSend;
+
+    fn next(&mut self) -> Option<PlannedSend> {
+        match &mut self.0 {
+            SendSource::Rate(r) => r.next().map(PlannedSend::drawn),
+            SendSource::Trace {
+                trace,
+                next,
+                start,
+                scale,
+                duration,
+            } => {
+                let line = trace.lines.get(*next)?;
+                let t = line.at.as_secs_f64() * *scale;
+                if !t.is_finite() || t >= *duration {
+                    return None;
+                }
+                *next += 1;
+                Some(PlannedSend {
+                    at: *start + Duration::from_secs_f64(t.max(0.0)),
+                    class: usize::try_from(line.class).ok(),
+                    overrides: Overrides {
+                        prompt_tokens: line.prompt_tokens,
+                        max_tokens: line.max_tokens,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// Intended send times of one rate stage, in order. The rate may ramp linearly; arrivals are
+/// placed where the integrated rate crosses 1, 2, 3, ... (constant) or the running sum of
+/// unit-mean random gaps (Poisson, gamma), so every process honours ramps exactly: a gap of
+/// one "arrival unit" is 1/rate seconds at the rate of the moment.
+#[derive(Debug)]
+pub struct RateArrivals {
     start: Duration,
     duration: f64,
     from: f64,
@@ -130,15 +236,50 @@ pub struct Arrivals {
     total: f64,
     /// Position in "arrival units" (integrated rate).
     next_unit: f64,
-    poisson: Option<SmallRng>,
+    gaps: Gaps,
 }
 
-impl Arrivals {
-    /// `seed` only matters for Poisson arrivals.
-    pub fn new(stage: &PlanStage, arrival: Arrival, seed: u64) -> Self {
+/// Gaps between arrivals in arrival units, mean 1.
+#[derive(Debug)]
+enum Gaps {
+    Constant,
+    Poisson(SmallRng),
+    /// Shape k = 1/cv^2 and scale 1/k: mean 1, coefficient of variation cv.
+    Gamma(SmallRng, rand_distr::Gamma<f64>),
+}
+
+impl Gaps {
+    fn new(process: Process, seed: u64) -> Self {
+        let rng = SmallRng::seed_from_u64(seed);
+        match process {
+            Process::Constant => Self::Constant,
+            Process::Poisson => Self::Poisson(rng),
+            Process::Gamma { cv } => {
+                let shape = 1.0 / (cv * cv);
+                // Validation keeps cv in (0, 10]; a cv so small the shape overflows is
+                // constant spacing in all but name.
+                match rand_distr::Gamma::new(shape, 1.0 / shape) {
+                    Ok(g) if shape.is_finite() => Self::Gamma(rng, g),
+                    _ => Self::Constant,
+                }
+            }
+        }
+    }
+
+    fn next(&mut self) -> f64 {
+        match self {
+            Self::Constant => 1.0,
+            Self::Poisson(rng) => exp1(rng),
+            Self::Gamma(rng, g) => g.sample(rng),
+        }
+    }
+}
+
+impl RateArrivals {
+    pub fn new(stage: &PlanStage, process: Process, seed: u64) -> Self {
         let (from, to) = match stage.load {
             StageLoad::Rate { from, to } => (from.max(0.0), to.max(0.0)),
-            StageLoad::Concurrency(_) => (0.0, 0.0),
+            StageLoad::Concurrency(_) | StageLoad::Trace(_) => (0.0, 0.0),
         };
         let duration = stage.duration.as_secs_f64();
         let slope = if duration > 0.0 {
@@ -146,15 +287,12 @@ impl Arrivals {
         } else {
             0.0
         };
-        let mut poisson = match arrival {
-            Arrival::Constant => None,
-            Arrival::Poisson => Some(SmallRng::seed_from_u64(seed)),
-        };
-        let next_unit = match &mut poisson {
-            // The first arrival comes at t = 0 for constant spacing; a Poisson process starts
+        let mut gaps = Gaps::new(process, seed);
+        let next_unit = match gaps {
+            // The first arrival comes at t = 0 for constant spacing; a random process starts
             // with a gap like any other.
-            None => 0.0,
-            Some(rng) => exp1(rng),
+            Gaps::Constant => 0.0,
+            _ => gaps.next(),
         };
         Self {
             start: stage.start,
@@ -163,7 +301,7 @@ impl Arrivals {
             slope,
             total: (from + to) / 2.0 * duration,
             next_unit,
-            poisson,
+            gaps,
         }
     }
 
@@ -187,7 +325,7 @@ fn exp1(rng: &mut SmallRng) -> f64 {
     -(1.0 - u).ln()
 }
 
-impl Iterator for Arrivals {
+impl Iterator for RateArrivals {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
@@ -198,10 +336,7 @@ impl Iterator for Arrivals {
         if !t.is_finite() || t >= self.duration {
             return None;
         }
-        self.next_unit += match &mut self.poisson {
-            None => 1.0,
-            Some(rng) => exp1(rng),
-        };
+        self.next_unit += self.gaps.next();
         Some(self.start + Duration::from_secs_f64(t.max(0.0)))
     }
 }
@@ -220,7 +355,8 @@ mod tests {
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let times: Vec<_> = Arrivals::new(&stage(10.0, 10.0, 2), Arrival::Constant, 1).collect();
+        let times: Vec<_> =
+            RateArrivals::new(&stage(10.0, 10.0, 2), Process::Constant, 1).collect();
         assert_eq!(times.len(), 20);
         assert_eq!(times[0], Duration::from_secs(1));
         assert!((times[1] - times[0]).as_secs_f64() - 0.1 < 1e-9);
@@ -229,7 +365,8 @@ mod tests {
     #[test]
     fn ramp_integrates_the_rate() {
         // 0 -> 100/s over 10 s holds 500 arrivals, three quarters of them in the second half.
-        let times: Vec<_> = Arrivals::new(&stage(0.0, 100.0, 10), Arrival::Constant, 1).collect();
+        let times: Vec<_> =
+            RateArrivals::new(&stage(0.0, 100.0, 10), Process::Constant, 1).collect();
         assert!((499..=500).contains(&times.len()), "{}", times.len());
         let late = times
             .iter()
@@ -240,9 +377,126 @@ mod tests {
 
     #[test]
     fn poisson_count_is_near_the_rate_and_seeded() {
-        let a: Vec<_> = Arrivals::new(&stage(200.0, 200.0, 10), Arrival::Poisson, 9).collect();
-        let b: Vec<_> = Arrivals::new(&stage(200.0, 200.0, 10), Arrival::Poisson, 9).collect();
+        let a: Vec<_> = RateArrivals::new(&stage(200.0, 200.0, 10), Process::Poisson, 9).collect();
+        let b: Vec<_> = RateArrivals::new(&stage(200.0, 200.0, 10), Process::Poisson, 9).collect();
         assert_eq!(a, b);
         assert!((1850..=2150).contains(&a.len()), "{}", a.len());
+    }
+
+    /// Mean and coefficient of variation of the gaps between `times`.
+    fn gap_stats(times: &[Duration]) -> (f64, f64) {
+        let gaps: Vec<f64> = times
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect();
+        let n = gaps.len() as f64;
+        let mean = gaps.iter().sum::<f64>() / n;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, var.sqrt() / mean)
+    }
+
+    #[test]
+    fn gamma_with_cv_1_spaces_like_poisson() {
+        // 1000/s for 100 s: 100k gaps, so the estimates sit within a few percent.
+        let times: Vec<_> =
+            RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Gamma { cv: 1.0 }, 3).collect();
+        assert!((95_000..=105_000).contains(&times.len()), "{}", times.len());
+        let (mean, cv) = gap_stats(&times);
+        assert!((0.00095..=0.00105).contains(&mean), "mean gap {mean}");
+        assert!((0.95..=1.05).contains(&cv), "cv {cv}");
+        let (_, poisson_cv) = gap_stats(
+            &RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Poisson, 3)
+                .collect::<Vec<_>>(),
+        );
+        assert!((cv - poisson_cv).abs() < 0.05, "{cv} vs {poisson_cv}");
+    }
+
+    #[test]
+    fn gamma_with_cv_3_is_bursty_at_the_same_mean_rate() {
+        let times: Vec<_> =
+            RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Gamma { cv: 3.0 }, 5).collect();
+        // The variance of a count grows with cv^2: a wider band than for Poisson.
+        assert!((90_000..=110_000).contains(&times.len()), "{}", times.len());
+        let (_, cv) = gap_stats(&times);
+        assert!((2.6..=3.4).contains(&cv), "cv {cv}");
+        // Bursts: counts per 100 ms vary about cv^2 = 9 times as much as their mean (the
+        // index of dispersion of a renewal process), where Poisson's vary as much as the mean.
+        let poisson: Vec<_> =
+            RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Poisson, 5).collect();
+        let bursty = dispersion(&times);
+        let even = dispersion(&poisson);
+        assert!((6.0..=12.0).contains(&bursty), "gamma dispersion {bursty}");
+        assert!((0.7..=1.3).contains(&even), "poisson dispersion {even}");
+    }
+
+    /// Variance over mean of the counts in 100 ms bins of a 100 s stage starting at 1 s.
+    fn dispersion(times: &[Duration]) -> f64 {
+        let mut bins = vec![0u32; 1000];
+        for t in times {
+            let i = ((t.as_secs_f64() - 1.0) * 10.0) as usize;
+            bins[i.min(999)] += 1;
+        }
+        let mean = bins.iter().map(|&c| f64::from(c)).sum::<f64>() / 1000.0;
+        let var = bins
+            .iter()
+            .map(|&c| (f64::from(c) - mean).powi(2))
+            .sum::<f64>()
+            / 999.0;
+        var / mean
+    }
+
+    #[test]
+    fn gamma_is_seeded_and_follows_a_ramp() {
+        let ramp = stage(0.0, 400.0, 20);
+        let a: Vec<_> = RateArrivals::new(&ramp, Process::Gamma { cv: 2.0 }, 11).collect();
+        let b: Vec<_> = RateArrivals::new(&ramp, Process::Gamma { cv: 2.0 }, 11).collect();
+        let c: Vec<_> = RateArrivals::new(&ramp, Process::Gamma { cv: 2.0 }, 12).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // 0 -> 400/s over 20 s holds 4000 sends, three quarters in the second half.
+        assert!((3400..=4600).contains(&a.len()), "{}", a.len());
+        let late = a.iter().filter(|t| **t >= Duration::from_secs(11)).count();
+        let share = late as f64 / a.len() as f64;
+        assert!((0.65..=0.85).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn a_trace_stage_replays_its_lines_stretched_with_the_stage() {
+        let line = |ms: u64, class: u32, max: Option<u32>| crate::scenario::TraceLine {
+            at: Duration::from_millis(ms),
+            class,
+            prompt_tokens: Some(7),
+            max_tokens: max,
+        };
+        let trace = Trace {
+            path: "t.jsonl".into(),
+            speed: 1.0,
+            span: Duration::from_secs(2),
+            lines: vec![
+                line(0, 1, Some(5)),
+                line(500, 0, None),
+                line(1500, 1, Some(9)),
+            ],
+        };
+        let mut st = PlanStage {
+            start: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+            load: StageLoad::Trace(Arc::new(trace)),
+        };
+        let got: Vec<_> = Arrivals::new(&st, Process::Poisson, 1).collect();
+        assert_eq!(
+            got.iter().map(|a| a.at).collect::<Vec<_>>(),
+            [1000, 1500, 2500].map(Duration::from_millis)
+        );
+        assert_eq!(got[0].class, Some(1));
+        assert_eq!(got[1].overrides.max_tokens, None);
+        assert_eq!(got[2].overrides.max_tokens, Some(9));
+        assert_eq!(got[2].overrides.prompt_tokens, Some(7));
+        // `--duration 4s` stretches the replay with the stage.
+        st.duration = Duration::from_secs(4);
+        let stretched: Vec<_> = Arrivals::new(&st, Process::Poisson, 1)
+            .map(|a| a.at)
+            .collect();
+        assert_eq!(stretched, [1000, 2000, 4000].map(Duration::from_millis));
     }
 }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::client::Client;
 use super::mix::Mix;
-use super::plan::{Arrivals, Plan, PlanStage};
+use super::plan::{Arrivals, Plan, PlanStage, PlannedSend};
 use crate::metrics::{Layout, Recorder, Sample, new_cumulative};
 use crate::scenario::StageLoad;
 
@@ -252,7 +252,7 @@ async fn run_plan(
     let mut interrupted = false;
     for (i, stage) in config.plan.stages.iter().enumerate() {
         let completed = match stage.load {
-            StageLoad::Rate { .. } => {
+            StageLoad::Rate { .. } | StageLoad::Trace(_) => {
                 let arrivals =
                     Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
                 run_open(&ctx, stage, arrivals, &config, &mut class_rng, &halt).await
@@ -345,22 +345,24 @@ async fn run_open(
     let scheduler = tokio::task::spawn_blocking(move || {
         let mut arrivals = arrivals.peekable();
         let mut woke = Instant::now();
-        while let Some(&next) = arrivals.peek() {
+        while let Some(next) = arrivals.peek() {
             // Sleep until the next arrival, but not more often than once a tick.
-            if !precise_wait((t0 + next).max(woke + DISPATCH_TICK), &halt) {
+            if !precise_wait((t0 + next.at).max(woke + DISPATCH_TICK), &halt) {
                 return (false, rng);
             }
             woke = Instant::now();
-            let mut due: Vec<(usize, Duration)> = Vec::new();
-            while let Some(intended) = arrivals.next_if(|i| t0 + *i <= woke) {
-                let class = mix.pick(&mut rng);
+            let mut due: Vec<(usize, PlannedSend)> = Vec::new();
+            while let Some(arrival) = arrivals.next_if(|a| t0 + a.at <= woke) {
+                // A trace names its class; otherwise the mix draws one.
+                let class = arrival.class.unwrap_or_else(|| mix.pick(&mut rng));
                 if in_flight.load(Ordering::Acquire) >= cap {
                     live.dropped.fetch_add(1, Ordering::Relaxed);
+                    let intended = arrival.at;
                     let _ = tx.send(Msg::Dropped { class, intended });
                     continue;
                 }
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                due.push((class, intended));
+                due.push((class, arrival));
             }
             if due.is_empty() {
                 continue;
@@ -369,12 +371,14 @@ async fn run_open(
             let tx = tx.clone();
             let in_flight = in_flight.clone();
             runtime.spawn(async move {
-                for (class, intended) in due {
+                for (class, arrival) in due {
                     let client = client.clone();
                     let tx = tx.clone();
                     let in_flight = in_flight.clone();
                     tokio::spawn(async move {
-                        let sample = client.send(class, t0, intended).await;
+                        let sample = client
+                            .send_with(class, arrival.overrides, t0, arrival.at)
+                            .await;
                         let _ = tx.send(Msg::Sample(sample));
                         in_flight.fetch_sub(1, Ordering::AcqRel);
                     });

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::model::{RequestClass, Scenario, Target, Upstream, UpstreamSource};
 use super::raw::{RawRequest, RawScenario, RawUpstream};
+use super::trace::ClassRef;
 use super::{faults, load as load_section, sla};
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
@@ -66,7 +67,16 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         .collect();
     let target = compile_target(&mut c, &raw, &upstream_names);
     let requests = compile_requests(&mut c, &raw, &upstream_names);
-    let plan = load_section::compile(&mut c, raw.load.as_ref());
+    let class_refs: Vec<ClassRef<'_>> = raw
+        .requests
+        .iter()
+        .flat_map(|r| r.get_ref())
+        .map(|r| ClassRef {
+            name: r.get_ref().name.get_ref(),
+            model: r.get_ref().model.get_ref(),
+        })
+        .collect();
+    let plan = load_section::compile(&mut c, raw.load.as_ref(), &class_refs);
     // Raw names, so a class with a bad weight still counts as defined for `[sla.classes]`.
     let mut class_names: Vec<&str> = Vec::new();
     for r in raw.requests.iter().flat_map(|r| r.get_ref()) {

@@ -2,12 +2,15 @@
 //! with the limits that catch typos (a 10^12 rate, a zero in-flight cap).
 
 use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::model::{Arrival, LoadPlan, Stage, StageLoad};
+use super::model::{Arrival, LoadPlan, Stage, StageLoad, Trace};
 use super::raw::{RawArrival, RawLoad, RawLoadModel, RawStage};
+use super::trace::{self, ClassRef, TraceReadError};
 use crate::config::{Check, MAX_DURATION};
 
 /// Far above what one generator can send; anything larger is a typo.
@@ -16,11 +19,19 @@ const MAX_CONCURRENCY: u64 = 100_000;
 const MAX_IN_FLIGHT: u64 = 1_000_000;
 const MAX_STAGES: usize = 10_000;
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Above this the gaps are mostly zeros and the odd hour-long lull: not traffic any more.
+const MAX_BURSTINESS: f64 = 10.0;
+const MAX_SPEED: f64 = 1000.0;
 
 const EXAMPLE: &str =
     "[load] stages = [{ duration = \"30s\", rate = 50 }] (or duration = \"30s\" and rate = 50)";
 
-pub fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawLoad>>) -> Option<LoadPlan> {
+/// `classes` are the request classes in file order, which a trace's lines name.
+pub fn compile(
+    c: &mut Check<'_>,
+    raw: Option<&Spanned<RawLoad>>,
+    classes: &[ClassRef<'_>],
+) -> Option<LoadPlan> {
     let Some(spanned) = raw else {
         c.error(0..0, "load", format!("missing; add {EXAMPLE}"));
         return None;
@@ -40,11 +51,20 @@ pub fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawLoad>>) -> Option<Load
             "`arrival` applies to the open model only; a closed model sends when an answer arrives",
         );
     }
-    let arrival = match l.arrival.unwrap_or(RawArrival::Poisson) {
-        RawArrival::Constant => Arrival::Constant,
-        RawArrival::Poisson => Arrival::Poisson,
+    let arrival = arrival(c, l);
+    let stages = match &l.trace {
+        Some(path) => trace_stage(c, spanned, path, model, classes).map(|s| vec![s]),
+        None => {
+            if let Some(speed) = &l.speed {
+                c.error(
+                    speed.span(),
+                    "load.speed",
+                    "`speed` is the replay speed of a `trace`; set `trace = \"file.jsonl\"` too",
+                );
+            }
+            stages(c, spanned, model)
+        }
     };
-    let stages = stages(c, spanned, model);
     let warmup = l
         .warmup
         .as_ref()
@@ -111,8 +131,182 @@ pub fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawLoad>>) -> Option<Load
         max_in_flight: max_in_flight?,
         timeout: timeout?,
         interval: interval?,
-        arrival,
+        arrival: arrival?,
     })
+}
+
+/// How open-model sends are spaced, with `burstiness` for gamma gaps only.
+fn arrival(c: &mut Check<'_>, l: &RawLoad) -> Option<Arrival> {
+    let kind = l
+        .arrival
+        .as_ref()
+        .map_or(RawArrival::Poisson, |a| *a.get_ref());
+    match (kind, &l.burstiness) {
+        (RawArrival::Gamma, Some(b)) => {
+            let cv = *b.get_ref();
+            if cv.is_finite() && cv > 0.0 && cv <= MAX_BURSTINESS {
+                return Some(Arrival::Gamma { cv });
+            }
+            c.error(
+                b.span(),
+                "load.burstiness",
+                format!(
+                    "{cv} is not allowed; the coefficient of variation of the gaps is above 0 \
+                     and at most {MAX_BURSTINESS} (1 is Poisson, 2 or 3 is bursty)"
+                ),
+            );
+            None
+        }
+        (RawArrival::Gamma, None) => {
+            let span = l.arrival.as_ref().map_or(0..0, Spanned::span);
+            c.error(
+                span,
+                "load.burstiness",
+                "`arrival = \"gamma\"` needs `burstiness = CV` (the coefficient of variation of \
+                 the gaps: 1 is Poisson, 2 or 3 is bursty)",
+            );
+            None
+        }
+        (_, Some(b)) => {
+            c.error(
+                b.span(),
+                "load.burstiness",
+                "`burstiness` shapes gamma arrivals only; set `arrival = \"gamma\"` or remove it",
+            );
+            None
+        }
+        (RawArrival::Constant, None) => Some(Arrival::Constant),
+        (RawArrival::Poisson, None) => Some(Arrival::Poisson),
+    }
+}
+
+/// The one stage of a trace replay: the trace's sends, lasting until just after the last one
+/// (or `duration`, which cuts the replay there).
+fn trace_stage(
+    c: &mut Check<'_>,
+    spanned: &Spanned<RawLoad>,
+    path: &Spanned<String>,
+    model: RawLoadModel,
+    classes: &[ClassRef<'_>],
+) -> Option<Stage> {
+    let l = spanned.get_ref();
+    let conflict = [
+        (l.stages.as_ref().map(Spanned::span), "stages"),
+        (l.rate.as_ref().map(Spanned::span), "rate"),
+        (l.concurrency.as_ref().map(Spanned::span), "concurrency"),
+        (l.arrival.as_ref().map(Spanned::span), "arrival"),
+        (l.burstiness.as_ref().map(Spanned::span), "burstiness"),
+        (
+            l.model
+                .as_ref()
+                .filter(|_| model == RawLoadModel::Closed)
+                .map(Spanned::span),
+            "model",
+        ),
+    ];
+    let mut ok = true;
+    for (span, key) in conflict {
+        if let Some(span) = span {
+            c.error(
+                span,
+                format!("load.{key}"),
+                format!(
+                    "a trace replay sends at the trace's times; `{key}` cannot be combined with \
+                     `trace` (only `speed`, `duration`, `warmup` and the limits can)"
+                ),
+            );
+            ok = false;
+        }
+    }
+    let speed = match &l.speed {
+        Some(v) => {
+            let s = *v.get_ref();
+            if s.is_finite() && s > 0.0 && s <= MAX_SPEED {
+                Some(s)
+            } else {
+                c.error(
+                    v.span(),
+                    "load.speed",
+                    format!("{s} is not allowed; use a replay speed above 0 up to {MAX_SPEED}"),
+                );
+                None
+            }
+        }
+        None => Some(1.0),
+    };
+    let cut = l
+        .duration
+        .as_ref()
+        .map(|d| c.positive_duration(d, "load.duration"));
+    if path.get_ref().trim().is_empty() {
+        c.error(
+            path.span(),
+            "load.trace",
+            "is empty; give the path of a JSONL trace",
+        );
+        return None;
+    }
+    let (speed, cut) = (speed?, cut.map_or(Some(None), |d| d.map(Some))?);
+    if !ok {
+        return None;
+    }
+    let file = resolve(c.src.path.as_path(), path.get_ref());
+    let mut lines = match trace::read(&file, speed, classes) {
+        Ok(lines) => lines,
+        Err(TraceReadError::Open(e)) => {
+            c.error(
+                path.span(),
+                "load.trace",
+                format!(
+                    "cannot read trace {} ({e}); paths are relative to the scenario's folder",
+                    file.display()
+                ),
+            );
+            return None;
+        }
+        Err(TraceReadError::Lines(errors)) => {
+            // Named here with the first problem, so the scenario's own error says what to fix.
+            let first = errors.first().map(ToString::to_string).unwrap_or_default();
+            c.error(
+                path.span(),
+                "load.trace",
+                format!("trace is invalid: {first}"),
+            );
+            errors.into_iter().skip(1).for_each(|e| c.push(e));
+            return None;
+        }
+    };
+    let duration = match cut {
+        Some(d) => {
+            lines.retain(|line| line.at < d);
+            if lines.is_empty() {
+                c.error(
+                    l.duration.as_ref().map_or(path.span(), Spanned::span),
+                    "load.duration",
+                    "ends before the trace's first send; remove it to replay the whole trace",
+                );
+                return None;
+            }
+            d
+        }
+        // The last send falls strictly inside the stage, on a whole second for tidy intervals.
+        None => Duration::from_secs(lines.last().map_or(0, |line| line.at.as_secs()) + 1),
+    };
+    Some(Stage {
+        duration,
+        load: StageLoad::Trace(Arc::new(Trace {
+            path: file,
+            speed,
+            span: duration,
+            lines,
+        })),
+    })
+}
+
+/// A path written in the scenario, relative to the scenario's folder.
+fn resolve(scenario: &Path, written: &str) -> PathBuf {
+    let dir = scenario.parent().unwrap_or(Path::new("."));
+    dir.join(written)
 }
 
 fn stages(

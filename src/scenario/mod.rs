@@ -7,12 +7,13 @@ mod load;
 mod model;
 mod raw;
 mod sla;
+mod trace;
 
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
     Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla,
-    SlaKey, SlaTarget, Stage, StageLoad, Target, Unit, Upstream, UpstreamSource,
+    SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource,
 };
 pub use raw::RawScenario;
 

@@ -1,6 +1,8 @@
 //! The validated, typed scenario the engine runs: what `scenario::load` produces.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::Secret;
@@ -72,12 +74,15 @@ impl LoadPlan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arrival {
     /// Evenly spaced sends.
     Constant,
     /// Exponential gaps, as independent users arrive.
     Poisson,
+    /// Gamma-distributed gaps with this coefficient of variation (`burstiness`): 1 is Poisson,
+    /// above 1 clusters sends into bursts with lulls between, below 1 evens them out.
+    Gamma { cv: f64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +97,34 @@ pub enum StageLoad {
     Rate { from: f64, to: f64 },
     /// Closed model: this many virtual users, each sending as soon as its last answer arrives.
     Concurrency(NonZeroUsize),
+    /// Open model: the sends of a recorded trace, at the trace's times.
+    Trace(Arc<Trace>),
+}
+
+/// A recorded trace, read and validated once when the scenario loads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub path: PathBuf,
+    /// Replay speed: 2 sends the trace in half its recorded time.
+    pub speed: f64,
+    /// The stage length the lines' times are placed on; a plan that stretches the stage
+    /// stretches the replay with it.
+    pub span: Duration,
+    /// In time order.
+    pub lines: Vec<TraceLine>,
+}
+
+/// One recorded request: 40 bytes, so a million-line trace holds 40 MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceLine {
+    /// Since the trace's first line, already divided by the speed.
+    pub at: Duration,
+    /// Index of the request class it is sent as.
+    pub class: u32,
+    /// The recorded prompt length, for the synthetic prompt generator.
+    pub prompt_tokens: Option<u32>,
+    /// The recorded output length, sent as `max_tokens`.
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

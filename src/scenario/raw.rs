@@ -80,6 +80,7 @@ pub enum RawLoadModel {
 pub enum RawArrival {
     Constant,
     Poisson,
+    Gamma,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -88,8 +89,21 @@ pub struct RawLoad {
     /// "open" (default): arrivals per second; "closed": fixed concurrency.
     #[schemars(with = "Option<RawLoadModel>")]
     pub model: Option<Spanned<RawLoadModel>>,
-    /// "poisson" (default) or "constant" spacing of open-model arrivals.
-    pub arrival: Option<RawArrival>,
+    /// "poisson" (default), "constant" or "gamma" (bursty, see `burstiness`) spacing of
+    /// open-model arrivals.
+    #[schemars(with = "Option<RawArrival>")]
+    pub arrival: Option<Spanned<RawArrival>>,
+    /// With `arrival = "gamma"`: coefficient of variation of the gaps between sends; 1 is
+    /// Poisson, 2 or 3 is bursty.
+    #[schemars(with = "Option<f64>")]
+    pub burstiness: Option<Spanned<f64>>,
+    /// A recorded trace to replay (JSONL: `t` or `timestamp` in seconds, `class` or `model`,
+    /// optional `prompt_tokens` and `output_tokens`), relative to this scenario's folder.
+    #[schemars(with = "Option<String>")]
+    pub trace: Option<Spanned<String>>,
+    /// Replay speed of the trace: 2 sends it in half its recorded time. Default 1.
+    #[schemars(with = "Option<f64>")]
+    pub speed: Option<Spanned<f64>>,
     /// First part of the timeline: run, but excluded from statistics. Default "0s".
     #[schemars(with = "Option<String>")]
     pub warmup: Option<Spanned<String>>,
