@@ -19,6 +19,8 @@ pub struct ModelProfile {
     pub input_price_per_m: f64,
     /// US dollars per 1M completion tokens.
     pub output_price_per_m: f64,
+    /// US dollars per 1M prompt tokens served from the prefix cache; None bills them as input.
+    pub cached_input_price_per_m: Option<f64>,
     /// Prompt plus completion tokens the model accepts; `None` means unlimited.
     pub context_window: Option<u32>,
 }
@@ -106,6 +108,7 @@ struct RawModel {
     name: Spanned<String>,
     input_price_per_m: Spanned<f64>,
     output_price_per_m: Spanned<f64>,
+    cached_input_price_per_m: Option<Spanned<f64>>,
     context_window: Option<Spanned<u32>>,
 }
 
@@ -169,6 +172,10 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
         }
         let input = check.number_in(&m.input_price_per_m, &key("input_price_per_m"), 0.0..=1e4);
         let output = check.number_in(&m.output_price_per_m, &key("output_price_per_m"), 0.0..=1e4);
+        let cached_input_price_per_m = m
+            .cached_input_price_per_m
+            .as_ref()
+            .and_then(|p| check.number_in(p, &key("cached_input_price_per_m"), 0.0..=1e4));
         let context_window = match &m.context_window {
             Some(w) if *w.get_ref() == 0 => {
                 check.error(w.span(), key("context_window"), "must be at least 1 token");
@@ -182,6 +189,7 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
                 name: name.to_string(),
                 input_price_per_m,
                 output_price_per_m,
+                cached_input_price_per_m,
                 context_window,
             });
         }
