@@ -8,7 +8,7 @@ mod served;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gauntlet::metrics::{CheckStatus, Summary};
+use gauntlet::metrics::{CheckStatus, Summary, TokenSource};
 use gauntlet::report;
 use gauntlet::rundir::{RequestRow, RunDir, RunFile};
 use quick_xml::events::Event;
@@ -329,6 +329,12 @@ fn sample_request(i: u64) -> RequestRow<'static> {
         served_by: ok.then_some("deepseek"),
         prompt_tokens: 12,
         completion_tokens: if ok { 64 } else { 0 },
+        ttfot_ms: ok.then_some(95.0),
+        tpot_ms: ok.then_some(4.0),
+        turn: None,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+        prompt_tokens_from: TokenSource::Tokenizer,
     }
 }
 
@@ -354,11 +360,25 @@ fn raw_request_log_streams_every_row() {
             "ttft_ms",
             "served_by",
             "prompt_tokens",
-            "completion_tokens"
+            "completion_tokens",
+            "ttfot_ms",
+            "tpot_ms",
+            "turn",
+            "cached_tokens",
+            "reasoning_tokens",
+            "prompt_tokens_from"
         ]
     );
     let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 5000);
+    assert_eq!(
+        (&rows[1][9], &rows[1][10], &rows[1][14]),
+        ("95.000", "4.000", "tokenizer")
+    );
+    assert_eq!(
+        &rows[10][9], "",
+        "a failed request has no first output token"
+    );
     assert_eq!(rows.iter().filter(|r| &r[3] == "status_5xx").count(), 500);
     assert_eq!(&rows[10][2], "503");
     assert_eq!(&rows[10][6], "", "a failed request was served by no one");
