@@ -43,10 +43,12 @@ fn x_range(s: &Summary) -> (f64, f64) {
 
 /// Requests per prompt-length bin, one bar outline per class.
 pub fn distribution(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError> {
-    let classes: Vec<_> = s
+    // Colored by the class's place in the summary, as in the TTFT-by-length chart.
+    let classes: Vec<(usize, &crate::metrics::ClassStats)> = s
         .classes
         .iter()
-        .filter(|c| !c.prompt_lengths.is_empty())
+        .enumerate()
+        .filter(|(_, c)| !c.prompt_lengths.is_empty())
         .collect();
     if classes.is_empty() {
         return Ok(None);
@@ -54,7 +56,7 @@ pub fn distribution(s: &Summary, size: super::Size) -> Result<Option<String>, Re
     let (x_min, x_max) = x_range(s);
     let peak = classes
         .iter()
-        .flat_map(|c| c.prompt_lengths.iter().map(|b| b.requests))
+        .flat_map(|(_, c)| c.prompt_lengths.iter().map(|b| b.requests))
         .max()
         .unwrap_or(1) as f64;
     let y_top = with_legend_room(peak * 1.05, classes.len(), size.1);
@@ -76,8 +78,8 @@ pub fn distribution(s: &Summary, size: super::Size) -> Result<Option<String>, Re
             &|v| format!("{v:.0}"),
             (x_max - x_min) as usize + 1,
         )?;
-        for (i, c) in classes.iter().enumerate() {
-            let color = series_color(i);
+        for (i, c) in &classes {
+            let color = series_color(*i);
             chart
                 .draw_series(c.prompt_lengths.iter().map(|b| {
                     let (lo, hi) = edges(b);
