@@ -89,6 +89,40 @@ async fn tool_call_deltas_are_output_tokens() {
     server.join().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_answer_reports_its_cached_and_reasoning_tokens_but_no_stream_timing() {
+    let body = serde_json::json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "system_fingerprint": "gauntlet-alpha",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+            "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020,
+            "prompt_tokens_details": {"cached_tokens": 768},
+            "completion_tokens_details": {"reasoning_tokens": 100}},
+    })
+    .to_string();
+    let server = support::chat_server(move |_| {
+        support::reply(200, &[("content-type", "application/json")], body.clone())
+    })
+    .await;
+    let client = Client::new(
+        &[class("j", 1, "m", false)],
+        &[server.url()],
+        ClientOptions {
+            upstreams: vec!["alpha".into()],
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let s = client.send(0, Instant::now(), Duration::ZERO).await;
+    assert_eq!(s.result, Ok(()));
+    assert_eq!((s.prompt_tokens, s.completion_tokens), (900, 120));
+    assert_eq!((s.cached_tokens, s.reasoning_tokens), (768, 100));
+    assert_eq!(s.prompt_tokens_from, TokenSource::Usage);
+    assert_eq!((s.ttft, s.ttfot, s.tpot), (None, None, None));
+    server.join().await;
+}
+
 fn layout(classes: &[&str]) -> Layout {
     Layout::new(
         classes.iter().map(|c| c.to_string()).collect(),

@@ -352,6 +352,28 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_input_price_is_optional_and_checked() {
+        let model = |extra: &str| {
+            format!(
+                "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\n\
+                 output_price_per_m = 2\n{extra}"
+            )
+        };
+        let p = parse(&model("cached_input_price_per_m = 0.25\n")).unwrap();
+        assert_eq!(p.models[0].cached_input_price_per_m, Some(0.25));
+        assert_eq!(
+            parse(&model("")).unwrap().models[0].cached_input_price_per_m,
+            None
+        );
+        let e = parse(&model("cached_input_price_per_m = -0.5\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("p.toml:6:28: `models[0].cached_input_price_per_m`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_a_suggestion() {
         let e = parse("name = \"x\"\nsed = 1\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n")
             .unwrap_err();
