@@ -1,6 +1,7 @@
 //! Analysis: a recording in, a `Summary` out. Percentiles, availability, rates, the nines
 //! spectrum and the trust flags; SLA, faults and cost stay empty until their analysis exists.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -198,38 +199,42 @@ fn interval_errors(cells: &[Cell]) -> BTreeMap<String, Percentiles> {
         .collect()
 }
 
-/// One interval's success histograms of one scope (a class, or all merged).
+/// One interval's success histograms of one scope: a cell's borrowed (or unpacked), or all
+/// cells merged.
 #[derive(Default)]
-struct IntervalHists {
-    latency: Option<Histogram<u32>>,
-    ttft: Option<Histogram<u32>>,
-    ttfot: Option<Histogram<u32>>,
-    tpot: Option<Histogram<u32>>,
+struct IntervalHists<'a> {
+    latency: Option<Cow<'a, Histogram<u32>>>,
+    ttft: Option<Cow<'a, Histogram<u32>>>,
+    ttfot: Option<Cow<'a, Histogram<u32>>>,
+    tpot: Option<Cow<'a, Histogram<u32>>>,
 }
 
-impl IntervalHists {
-    fn of(cell: &Cell) -> Self {
+impl<'a> IntervalHists<'a> {
+    fn of(cell: &'a Cell) -> Self {
         Self {
-            latency: cell.latency().map(std::borrow::Cow::into_owned),
-            ttft: cell.ttft().map(std::borrow::Cow::into_owned),
-            ttfot: cell.ttfot().map(std::borrow::Cow::into_owned),
-            tpot: cell.tpot().map(std::borrow::Cow::into_owned),
+            latency: cell.latency(),
+            ttft: cell.ttft(),
+            ttfot: cell.ttfot(),
+            tpot: cell.tpot(),
         }
     }
 
-    fn merged(all: &[IntervalHists]) -> Self {
-        Self {
-            latency: merged(all.iter().map(|h| h.latency.as_ref())),
-            ttft: merged(all.iter().map(|h| h.ttft.as_ref())),
-            ttfot: merged(all.iter().map(|h| h.ttfot.as_ref())),
-            tpot: merged(all.iter().map(|h| h.tpot.as_ref())),
+    fn merged(all: &[IntervalHists<'_>]) -> IntervalHists<'static> {
+        let pick = |f: for<'h> fn(&'h IntervalHists<'_>) -> Option<&'h Histogram<u32>>| {
+            merged(all.iter().map(f)).map(Cow::Owned)
+        };
+        IntervalHists {
+            latency: pick(|h| h.latency.as_deref()),
+            ttft: pick(|h| h.ttft.as_deref()),
+            ttfot: pick(|h| h.ttfot.as_deref()),
+            tpot: pick(|h| h.tpot.as_deref()),
         }
     }
 }
 
 fn interval_stats(
     counts: &Counts,
-    h: &IntervalHists,
+    h: &IntervalHists<'_>,
     time_to_error_ms: BTreeMap<String, Percentiles>,
 ) -> IntervalStats {
     IntervalStats {
@@ -237,10 +242,10 @@ fn interval_stats(
         successes: counts.successes,
         dropped: counts.dropped,
         availability: (counts.requests > 0).then(|| availability(counts)),
-        latency_ms: h.latency.as_ref().and_then(optional),
-        ttft_ms: h.ttft.as_ref().and_then(optional),
-        ttfot_ms: h.ttfot.as_ref().and_then(optional),
-        tpot_ms: h.tpot.as_ref().and_then(optional),
+        latency_ms: h.latency.as_deref().and_then(optional),
+        ttft_ms: h.ttft.as_deref().and_then(optional),
+        ttfot_ms: h.ttfot.as_deref().and_then(optional),
+        tpot_ms: h.tpot.as_deref().and_then(optional),
         errors: counts.error_map(),
         time_to_error_ms,
         served_by: counts
