@@ -380,7 +380,12 @@ fn synthetic_samples(n: usize) -> Vec<Sample> {
             s.latency = Duration::from_micros(rng.random_range(100..2_000_000));
             if s.class == 2 {
                 s.ttft = Some(s.latency / 3);
+                s.ttfot = Some(s.latency / 2);
+                s.tpot = Some(Duration::from_micros(rng.random_range(500..30_000)));
                 s.itl = vec![Duration::from_micros(rng.random_range(1_000..40_000)); 3];
+                s.turn = Some(rng.random_range(1..6));
+                s.cached_tokens = rng.random_range(0..10);
+                s.reasoning_tokens = rng.random_range(0..5);
             }
             s.result = match i % 37 {
                 0 => Err(ErrorKind::Status5xx),
@@ -394,8 +399,11 @@ fn synthetic_samples(n: usize) -> Vec<Sample> {
             } else {
                 ServedBy::Known((i % 2) as u16)
             });
-            s.prompt_tokens = 10;
+            s.prompt_tokens = rng.random_range(1..20_000);
             s.completion_tokens = rng.random_range(1..100);
+            if i % 3 == 0 {
+                s.prompt_tokens_from = metrics::TokenSource::Usage;
+            }
             s
         })
         .collect()
@@ -462,6 +470,14 @@ fn two_shards_merge_into_exactly_the_summary_of_one() {
     assert_eq!(a.intervals.len(), 9);
     assert!(a.overall.served_by.contains_key("stranger"));
     assert!(a.classes[2].stats.ttft_ms.is_some() && a.classes[0].stats.ttft_ms.is_none());
+    // The new measures split and merge too: TTFOT, TPOT, turns, prompt bins, token sources.
+    let c = &a.classes[2];
+    assert!(c.stats.ttfot_ms.is_some() && c.stats.tpot_ms.is_some());
+    assert_eq!(c.turns.len(), 5);
+    assert!(a.classes[0].turns.is_empty() && a.classes[0].stats.tpot_ms.is_none());
+    assert!(c.prompt_lengths.len() >= 10, "{:?}", c.prompt_lengths);
+    assert!(a.overall.prompt_tokens_from.usage > 0 && a.overall.prompt_tokens_from.tokenizer > 0);
+    assert!(a.overall.tokens.cached > 0);
     // A recording of another layout refuses to merge.
     let other = Recorder::new(Layout::new(
         vec!["x".into()],

@@ -8,7 +8,7 @@ mod served;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gauntlet::metrics::{CheckStatus, Summary};
+use gauntlet::metrics::{CheckStatus, Summary, TokenSource};
 use gauntlet::report;
 use gauntlet::rundir::{RequestRow, RunDir, RunFile};
 use quick_xml::events::Event;
@@ -329,6 +329,12 @@ fn sample_request(i: u64) -> RequestRow<'static> {
         served_by: ok.then_some("deepseek"),
         prompt_tokens: 12,
         completion_tokens: if ok { 64 } else { 0 },
+        ttfot_ms: ok.then_some(95.0),
+        tpot_ms: ok.then_some(4.0),
+        turn: None,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+        prompt_tokens_from: TokenSource::Tokenizer,
     }
 }
 
@@ -354,11 +360,25 @@ fn raw_request_log_streams_every_row() {
             "ttft_ms",
             "served_by",
             "prompt_tokens",
-            "completion_tokens"
+            "completion_tokens",
+            "ttfot_ms",
+            "tpot_ms",
+            "turn",
+            "cached_tokens",
+            "reasoning_tokens",
+            "prompt_tokens_from"
         ]
     );
     let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 5000);
+    assert_eq!(
+        (&rows[1][9], &rows[1][10], &rows[1][14]),
+        ("95.000", "4.000", "tokenizer")
+    );
+    assert_eq!(
+        &rows[10][9], "",
+        "a failed request has no first output token"
+    );
     assert_eq!(rows.iter().filter(|r| &r[3] == "status_5xx").count(), 500);
     assert_eq!(&rows[10][2], "503");
     assert_eq!(&rows[10][6], "", "a failed request was served by no one");
@@ -674,4 +694,103 @@ fn a_run_that_measured_nothing_still_renders() {
     );
     let csv = read(&dir.path().join("timeseries.csv"));
     assert_eq!(csv.lines().count(), 1, "just the header");
+}
+
+#[test]
+fn prompt_length_turn_and_output_token_views_show_only_with_their_data() {
+    use gauntlet::metrics::{Percentiles, PromptBin, SlaCheck, SlaKey, TurnStats};
+    let html_of = |s: &Summary| {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), s);
+        read(&dir.path().join("index.html"))
+    };
+    let plain = fixture::quickstart();
+    let html = html_of(&plain);
+    for label in [
+        "Prompt length distribution",
+        "Time to first token against prompt length",
+        "Time to first output token",
+        "Time per output token",
+    ] {
+        assert!(
+            !html.contains(&format!("aria-label=\"{label}")),
+            "{label} drawn without data"
+        );
+    }
+    assert!(!html.contains("Conversation turns"));
+
+    let pct = |samples: u64, p50: f64, p99: f64| Percentiles {
+        samples,
+        p50,
+        p90: (p50 + p99) / 2.0,
+        p99,
+        p999: p99 * 1.2,
+        max: p99 * 1.5,
+        mean: p50,
+    };
+    let mut rich = plain.clone();
+    let everyday = &mut rich.classes[0];
+    assert_eq!(everyday.name, "everyday");
+    everyday.stats.ttfot_ms = Some(pct(1_500, 180.0, 412.0));
+    everyday.stats.tpot_ms = Some(pct(1_500, 9.0, 23.0));
+    everyday.prompt_lengths = [(64, 128, 700, 90.0), (1_024, 2_048, 500, 240.0)]
+        .iter()
+        .map(|&(lo, hi, n, ttft)| PromptBin {
+            min_tokens: lo,
+            max_tokens: Some(hi),
+            requests: n,
+            ttft_ms: Some(pct(n, ttft, ttft * 2.5)),
+        })
+        .collect();
+    everyday.turns = (1..=3)
+        .map(|turn| TurnStats {
+            turn,
+            requests: 400,
+            successes: 398,
+            latency_ms: pct(398, 100.0 * f64::from(turn), 250.0 * f64::from(turn)),
+            ttft_ms: Some(pct(398, 30.0, 77.0 * f64::from(turn))),
+        })
+        .collect();
+    rich.sla.checks.push(SlaCheck {
+        name: SlaKey::TtfotP99,
+        scope: "class:everyday".into(),
+        target: 500.0,
+        measured: Some(412.0),
+        unit: "ms".into(),
+        samples: 1_500,
+        status: CheckStatus::Pass,
+        note: None,
+    });
+    let html = html_of(&rich);
+    let lengths = svg_named(&html, "Prompt length distribution");
+    assert!(lengths.contains("<rect"), "bars drawn");
+    assert!(has_text(lengths, "everyday"), "legend names the class");
+    let by_length = svg_named(&html, "Time to first token against prompt length");
+    assert!(has_text(by_length, "everyday p50") && has_text(by_length, "everyday p99"));
+    let ttfot = svg_named(&html, "Time to first output token");
+    assert!(
+        ttfot.contains("stroke-dasharray"),
+        "the ttfot_p99 bound is a dashed line"
+    );
+    let tpot = svg_named(&html, "Time per output token");
+    assert!(tpot.contains("<polyline"), "the class's line is drawn");
+    assert!(html.contains("Conversation turns"));
+    assert!(
+        html.contains(">412.0 ms<") || html.contains("412"),
+        "TTFOT p99 in the table"
+    );
+
+    let md = report::summary_markdown(&rich).unwrap();
+    assert!(md.contains("| TTFOT p99 | TPOT p99 |"), "{md}");
+    assert!(md.contains("### Conversation turns"));
+    assert!(
+        !report::summary_markdown(&plain)
+            .unwrap()
+            .contains("Conversation turns")
+    );
+    let term = report::terminal_summary(&rich);
+    assert!(
+        term.contains("ttfot p99") && term.contains("everyday by turn: #1"),
+        "{term}"
+    );
 }

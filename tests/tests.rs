@@ -10,6 +10,7 @@ mod engine;
 mod gateway;
 mod hardening;
 mod layout;
+mod measures;
 mod mock;
 mod report;
 mod run_cli;

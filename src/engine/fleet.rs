@@ -62,6 +62,7 @@ fn price_of(profile: &Profile) -> Option<Price> {
     profile.models.first().map(|m| Price {
         input_per_m: m.input_price_per_m,
         output_per_m: m.output_price_per_m,
+        cached_input_per_m: m.cached_input_price_per_m,
     })
 }
 

@@ -1,8 +1,8 @@
 //! Reading a response: the served-by tag, bounded bodies, streams through the SSE decoder
-//! (TTFT, inter-token gaps, tokens), and the one outcome the exchange ends in.
+//! (TTFT, TTFOT, TPOT, inter-token gaps, tokens), and the one outcome the exchange ends in.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Response};
@@ -11,10 +11,9 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::metrics::{ErrorKind, Sample, ServedBy};
+use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::{
-    DONE_DATA, GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, Usage,
-    upstream_from_fingerprint,
+    DONE_DATA, GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, upstream_from_fingerprint,
 };
 
 /// Error bodies are read only this far (to reuse the connection); nothing in them is needed.
@@ -49,13 +48,61 @@ fn tagged(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The `usage` object as far as gauntlet reads it; the details are optional, as most
+/// providers leave them out.
+#[derive(Deserialize, Clone, Copy, Default)]
+struct LiteUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl LiteUsage {
+    fn reasoning(&self) -> Option<u64> {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+    }
+
+    /// Writes the token counts into the sample. A prompt count of zero is treated as absent,
+    /// so the client's own tokenizer count fills it and says so.
+    fn apply(&self, sample: &mut Sample) {
+        sample.prompt_tokens = self.prompt_tokens;
+        if self.prompt_tokens > 0 {
+            sample.prompt_tokens_from = TokenSource::Usage;
+        }
+        sample.completion_tokens = self.completion_tokens;
+        sample.cached_tokens = self
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0);
+        sample.reasoning_tokens = self.reasoning().unwrap_or(0);
+    }
+}
+
 #[derive(Deserialize)]
 struct LiteCompletion<'a> {
     #[serde(borrow, default)]
     system_fingerprint: Option<Cow<'a, str>>,
     choices: Vec<IgnoredAny>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<LiteUsage>,
 }
 
 #[derive(Deserialize)]
@@ -65,7 +112,7 @@ struct LiteChunk<'a> {
     #[serde(borrow, default)]
     choices: Vec<LiteChoice<'a>>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<LiteUsage>,
     /// Some providers report a failure mid-stream as an event with an `error` object.
     #[serde(default)]
     error: Option<IgnoredAny>,
@@ -83,6 +130,34 @@ struct LiteChoice<'a> {
 struct LiteDelta<'a> {
     #[serde(borrow, default)]
     content: Option<Cow<'a, str>>,
+    /// DeepSeek / vLLM style thinking, streamed before the answer.
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    /// Only whether a call is there matters; `IgnoredAny` is zero-sized, so this never
+    /// allocates.
+    #[serde(default)]
+    tool_calls: Option<Vec<IgnoredAny>>,
+}
+
+/// What one delta carries, for timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeltaKind {
+    /// Answer text or a tool call: what the user waits for.
+    Output,
+    Reasoning,
+}
+
+impl LiteDelta<'_> {
+    fn kind(&self) -> Option<DeltaKind> {
+        let filled = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|c| !c.is_empty());
+        if filled(&self.content) || self.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {
+            Some(DeltaKind::Output)
+        } else if filled(&self.reasoning_content) {
+            Some(DeltaKind::Reasoning)
+        } else {
+            None
+        }
+    }
 }
 
 /// Reads the whole response into `sample` and says how the exchange ended.
@@ -178,19 +253,23 @@ async fn read_json(
             .map(|n| resolve(upstreams, n));
     }
     if let Some(u) = parsed.usage {
-        sample.prompt_tokens = u64::from(u.prompt_tokens);
-        sample.completion_tokens = u64::from(u.completion_tokens);
+        u.apply(sample);
     }
     Ok(())
 }
 
 /// What a stream has shown so far.
+#[derive(Default)]
 struct StreamState {
     done: bool,
     finished: bool,
-    deltas: u64,
-    last_delta: Option<Instant>,
-    usage: Option<Usage>,
+    /// Content and tool-call deltas.
+    output_deltas: u64,
+    reasoning_deltas: u64,
+    first_delta: Option<Instant>,
+    first_output: Option<Instant>,
+    last_output: Option<Instant>,
+    usage: Option<LiteUsage>,
     fingerprint: Option<Box<str>>,
     failure: Option<ErrorKind>,
 }
@@ -222,21 +301,44 @@ impl StreamState {
             if choice.finish_reason.is_some() {
                 self.finished = true;
             }
-            let has_content = choice
-                .delta
-                .as_ref()
-                .and_then(|d| d.content.as_deref())
-                .is_some_and(|c| !c.is_empty());
-            if has_content {
-                let now = Instant::now();
-                match self.last_delta {
-                    None => sample.ttft = Some(now.saturating_duration_since(intended_at)),
-                    Some(prev) => sample.itl.push(now.saturating_duration_since(prev)),
+            let Some(kind) = choice.delta.as_ref().and_then(LiteDelta::kind) else {
+                continue;
+            };
+            let now = Instant::now();
+            if self.first_delta.is_none() {
+                self.first_delta = Some(now);
+                sample.ttft = Some(now.saturating_duration_since(intended_at));
+            }
+            match kind {
+                DeltaKind::Reasoning => self.reasoning_deltas += 1,
+                DeltaKind::Output => {
+                    match self.last_output {
+                        None => {
+                            self.first_output = Some(now);
+                            sample.ttfot = Some(now.saturating_duration_since(intended_at));
+                        }
+                        Some(prev) => sample.itl.push(now.saturating_duration_since(prev)),
+                    }
+                    self.last_output = Some(now);
+                    self.output_deltas += 1;
                 }
-                self.last_delta = Some(now);
-                self.deltas += 1;
             }
         }
+    }
+
+    /// (last output token - first output token) / (output tokens - 1). Output tokens are the
+    /// usage's completion count less its reasoning, when the provider says; else the output
+    /// deltas seen, one token each.
+    fn tpot(&self) -> Option<Duration> {
+        let (first, last) = (self.first_output?, self.last_output?);
+        let tokens = match self.usage {
+            Some(u) if u.completion_tokens > 0 => u
+                .completion_tokens
+                .saturating_sub(u.reasoning().unwrap_or(0)),
+            _ => self.output_deltas,
+        };
+        let gaps = u32::try_from(tokens.checked_sub(1)?).ok()?;
+        (gaps > 0).then(|| last.saturating_duration_since(first) / gaps)
     }
 }
 
@@ -248,15 +350,7 @@ async fn read_stream(
     sample: &mut Sample,
 ) -> Result<(), ErrorKind> {
     let mut decoder = SseDecoder::new();
-    let mut state = StreamState {
-        done: false,
-        finished: false,
-        deltas: 0,
-        last_delta: None,
-        usage: None,
-        fingerprint: None,
-        failure: None,
-    };
+    let mut state = StreamState::default();
     let mut total = 0usize;
     let mut cut = false;
     while let Some(frame) = body.frame().await {
@@ -293,12 +387,14 @@ async fn read_stream(
             .and_then(upstream_from_fingerprint)
             .map(|n| resolve(upstreams, n));
     }
+    sample.tpot = state.tpot();
     match state.usage {
-        Some(u) => {
-            sample.prompt_tokens = u64::from(u.prompt_tokens);
-            sample.completion_tokens = u64::from(u.completion_tokens);
+        Some(u) => u.apply(sample),
+        // Without usage each delta is taken as one token, as most providers stream them.
+        None => {
+            sample.completion_tokens = state.output_deltas + state.reasoning_deltas;
+            sample.reasoning_tokens = state.reasoning_deltas;
         }
-        None => sample.completion_tokens = state.deltas,
     }
     if state.done || state.finished {
         Ok(())

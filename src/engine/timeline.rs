@@ -157,6 +157,8 @@ pub async fn snapshot(
                     requests_total: s.requests_total,
                     prompt_tokens: s.prompt_tokens,
                     completion_tokens: s.completion_tokens,
+                    cached_tokens: s.cached_tokens,
+                    reasoning_tokens: s.reasoning_tokens,
                 };
                 out.insert(name.clone(), counters);
             }

@@ -1,16 +1,18 @@
 //! Analysis: a recording in, a `Summary` out. Percentiles, availability, rates, the nines
 //! spectrum and the trust flags; SLA, faults and cost stay empty until their analysis exists.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::{Counter, Histogram};
 
-use super::recorder::{Cell, Counts, ErrorTimes, Recorder, new_cumulative};
+use super::breakdown::{PromptLengths, Turns, prompt_bin_range};
+use super::recorder::{Cell, Counts, ErrorTimes, Recorder, TokenCounts, new_cumulative};
 use super::sample::ErrorKind;
 use super::summary::{
-    ClassStats, Generator, Interval, IntervalStats, Percentiles, SCHEMA_VERSION, SlaResult, Stats,
-    Summary, Tokens, Trust,
+    ClassStats, Generator, Interval, IntervalStats, Percentiles, PromptBin, SCHEMA_VERSION,
+    SlaResult, Stats, Summary, TokenSources, Tokens, Trust, TurnStats,
 };
 
 /// Schedule lag beyond which the generator is considered to have fallen behind.
@@ -85,14 +87,18 @@ fn error_percentiles(errors: &ErrorTimes) -> BTreeMap<String, Percentiles> {
 struct Recorded<'a> {
     latency: &'a Histogram<u64>,
     ttft: &'a Histogram<u64>,
+    ttfot: &'a Histogram<u64>,
+    tpot: &'a Histogram<u64>,
     itl: &'a Histogram<u64>,
     errors: &'a ErrorTimes,
 }
 
-fn stats(counts: &Counts, h: Recorded<'_>, tokens: Tokens, seconds: f64) -> Stats {
+fn stats(counts: &Counts, h: Recorded<'_>, tokens: &TokenCounts, seconds: f64) -> Stats {
     let Recorded {
         latency,
         ttft,
+        ttfot,
+        tpot,
         itl,
         errors,
     } = h;
@@ -108,6 +114,8 @@ fn stats(counts: &Counts, h: Recorded<'_>, tokens: Tokens, seconds: f64) -> Stat
         },
         latency_ms: percentiles(latency),
         ttft_ms: optional(ttft),
+        ttfot_ms: optional(ttfot),
+        tpot_ms: optional(tpot),
         itl_ms: optional(itl),
         errors: counts.error_map(),
         time_to_error_ms: error_percentiles(errors),
@@ -116,9 +124,46 @@ fn stats(counts: &Counts, h: Recorded<'_>, tokens: Tokens, seconds: f64) -> Stat
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
-        tokens,
+        tokens: Tokens {
+            prompt: tokens.prompt,
+            completion: tokens.completion,
+            cached: tokens.cached,
+            reasoning: tokens.reasoning,
+        },
+        prompt_tokens_from: TokenSources {
+            usage: tokens.prompt_from_usage,
+            tokenizer: tokens.prompt_from_tokenizer,
+        },
         gateway_rate_limited: counts.gateway_rate_limited,
     }
+}
+
+fn turn_stats(turns: &Turns) -> Vec<TurnStats> {
+    turns
+        .iter()
+        .map(|(turn, t)| TurnStats {
+            turn,
+            requests: t.requests,
+            successes: t.successes,
+            latency_ms: percentiles(&t.latency),
+            ttft_ms: optional(&t.ttft),
+        })
+        .collect()
+}
+
+fn prompt_bins(lengths: &PromptLengths) -> Vec<PromptBin> {
+    lengths
+        .bins()
+        .map(|(bin, requests, ttft)| {
+            let (min_tokens, max_tokens) = prompt_bin_range(bin);
+            PromptBin {
+                min_tokens,
+                max_tokens,
+                requests,
+                ttft_ms: ttft.and_then(optional),
+            }
+        })
+        .collect()
 }
 
 fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
@@ -154,10 +199,42 @@ fn interval_errors(cells: &[Cell]) -> BTreeMap<String, Percentiles> {
         .collect()
 }
 
+/// One interval's success histograms of one scope: a cell's borrowed (or unpacked), or all
+/// cells merged.
+#[derive(Default)]
+struct IntervalHists<'a> {
+    latency: Option<Cow<'a, Histogram<u32>>>,
+    ttft: Option<Cow<'a, Histogram<u32>>>,
+    ttfot: Option<Cow<'a, Histogram<u32>>>,
+    tpot: Option<Cow<'a, Histogram<u32>>>,
+}
+
+impl<'a> IntervalHists<'a> {
+    fn of(cell: &'a Cell) -> Self {
+        Self {
+            latency: cell.latency(),
+            ttft: cell.ttft(),
+            ttfot: cell.ttfot(),
+            tpot: cell.tpot(),
+        }
+    }
+
+    fn merged(all: &[IntervalHists<'_>]) -> IntervalHists<'static> {
+        let pick = |f: for<'h> fn(&'h IntervalHists<'_>) -> Option<&'h Histogram<u32>>| {
+            merged(all.iter().map(f)).map(Cow::Owned)
+        };
+        IntervalHists {
+            latency: pick(|h| h.latency.as_deref()),
+            ttft: pick(|h| h.ttft.as_deref()),
+            ttfot: pick(|h| h.ttfot.as_deref()),
+            tpot: pick(|h| h.tpot.as_deref()),
+        }
+    }
+}
+
 fn interval_stats(
     counts: &Counts,
-    latency: Option<&Histogram<u32>>,
-    ttft: Option<&Histogram<u32>>,
+    h: &IntervalHists<'_>,
     time_to_error_ms: BTreeMap<String, Percentiles>,
 ) -> IntervalStats {
     IntervalStats {
@@ -165,8 +242,10 @@ fn interval_stats(
         successes: counts.successes,
         dropped: counts.dropped,
         availability: (counts.requests > 0).then(|| availability(counts)),
-        latency_ms: latency.and_then(optional),
-        ttft_ms: ttft.and_then(optional),
+        latency_ms: h.latency.as_deref().and_then(optional),
+        ttft_ms: h.ttft.as_deref().and_then(optional),
+        ttfot_ms: h.ttfot.as_deref().and_then(optional),
+        tpot_ms: h.tpot.as_deref().and_then(optional),
         errors: counts.error_map(),
         time_to_error_ms,
         served_by: counts
@@ -202,22 +281,21 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
     let mut all = Counts::default();
     let mut latency = new_cumulative();
     let mut ttft = new_cumulative();
+    let mut ttfot = new_cumulative();
+    let mut tpot = new_cumulative();
     let mut itl = new_cumulative();
     let mut errors = ErrorTimes::default();
-    let mut tokens = Tokens::default();
+    let mut tokens = TokenCounts::default();
     let mut classes = Vec::with_capacity(rec.classes().len());
     for (i, c) in rec.classes().iter().enumerate() {
         all.merge(&c.counts);
         let _ = latency.add(&c.latency);
         let _ = ttft.add(&c.ttft);
+        let _ = ttfot.add(&c.ttfot);
+        let _ = tpot.add(&c.tpot);
         let _ = itl.add(&c.itl);
         let _ = errors.merge(&c.errors);
-        let class_tokens = Tokens {
-            prompt: c.prompt_tokens,
-            completion: c.completion_tokens,
-        };
-        tokens.prompt += class_tokens.prompt;
-        tokens.completion += class_tokens.completion;
+        tokens.merge(&c.tokens);
         let meta = info.classes.get(i);
         classes.push(ClassStats {
             name: layout.classes[i].clone(),
@@ -230,13 +308,17 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
                 Recorded {
                     latency: &c.latency,
                     ttft: &c.ttft,
+                    ttfot: &c.ttfot,
+                    tpot: &c.tpot,
                     itl: &c.itl,
                     errors: &c.errors,
                 },
-                class_tokens,
+                &c.tokens,
                 seconds,
             ),
             latency_spectrum: spectrum(&c.latency),
+            turns: turn_stats(&c.turns),
+            prompt_lengths: prompt_bins(&c.prompt_lengths),
         });
     }
     let overall = stats(
@@ -244,10 +326,12 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         Recorded {
             latency: &latency,
             ttft: &ttft,
+            ttfot: &ttfot,
+            tpot: &tpot,
             itl: &itl,
             errors: &errors,
         },
-        tokens,
+        &tokens,
         seconds,
     );
 
@@ -265,27 +349,20 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             for cell in cells {
                 counts.merge(&cell.counts);
             }
-            let lats: Vec<_> = cells.iter().map(Cell::latency).collect();
-            let ttfts: Vec<_> = cells.iter().map(Cell::ttft).collect();
-            let lat = merged(lats.iter().map(Option::as_deref));
-            let tt = merged(ttfts.iter().map(Option::as_deref));
+            let per_class: Vec<IntervalHists> = cells.iter().map(IntervalHists::of).collect();
+            let all = IntervalHists::merged(&per_class);
             Interval {
                 t_s: (layout.warmup + layout.interval * u32::try_from(i).unwrap_or(u32::MAX))
                     .as_secs_f64(),
-                overall: interval_stats(&counts, lat.as_ref(), tt.as_ref(), interval_errors(cells)),
+                overall: interval_stats(&counts, &all, interval_errors(cells)),
                 classes: cells
                     .iter()
                     .zip(&layout.classes)
-                    .zip(lats.iter().zip(&ttfts))
-                    .map(|((c, name), (lat, ttft))| {
+                    .zip(&per_class)
+                    .map(|((c, name), h)| {
                         (
                             name.clone(),
-                            interval_stats(
-                                &c.counts,
-                                lat.as_deref(),
-                                ttft.as_deref(),
-                                interval_errors(std::slice::from_ref(c)),
-                            ),
+                            interval_stats(&c.counts, h, interval_errors(std::slice::from_ref(c))),
                         )
                     })
                     .collect(),

@@ -17,6 +17,10 @@ pub struct UpstreamCounters {
     pub requests_total: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Prompt tokens served from the upstream's prefix cache; 0 from mocks that do not say.
+    pub cached_tokens: u64,
+    /// Completion tokens spent reasoning.
+    pub reasoning_tokens: u64,
 }
 
 /// Everything a run leaves behind that its conclusion rests on; no servers, no clocks.
@@ -94,6 +98,8 @@ fn account_upstreams(
             completion: end
                 .completion_tokens
                 .saturating_sub(start.completion_tokens),
+            cached: end.cached_tokens.saturating_sub(start.cached_tokens),
+            reasoning: end.reasoning_tokens.saturating_sub(start.reasoning_tokens),
         };
         let count = summary.overall.served_by.get(name).copied().unwrap_or(0);
         served.insert(name.clone(), (count, tokens));
@@ -216,6 +222,7 @@ mod tests {
             requests_total: requests,
             prompt_tokens: prompt,
             completion_tokens: prompt * 3,
+            ..UpstreamCounters::default()
         }
     }
 
@@ -231,6 +238,7 @@ mod tests {
         let price = |p| Price {
             input_per_m: p,
             output_per_m: p,
+            cached_input_per_m: None,
         };
         let prices = BTreeMap::from([("a".into(), price(1.0)), ("b".into(), price(10.0))]);
         conclude(Evidence {

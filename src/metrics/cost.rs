@@ -1,21 +1,32 @@
 //! Cost: tokens times each upstream's price, per run, per million requests, projected per
-//! month, and what failover added by moving traffic to pricier upstreams.
+//! month, and what failover added by moving traffic to pricier upstreams. Prompt tokens served
+//! from a provider's prefix cache are priced at its cached-input price when it has one;
+//! reasoning tokens are part of the completion and billed as output.
 
 use std::collections::BTreeMap;
 
 use super::failover::overlapping;
-use super::summary::{Cost, MonthlyCost, Summary, UpstreamStats};
+use super::summary::{Cost, MonthlyCost, Summary, Tokens, UpstreamStats};
 
 /// US dollars per million input and output tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
     pub input_per_m: f64,
     pub output_per_m: f64,
+    /// Per million prompt tokens served from the prefix cache; None bills them as input.
+    pub cached_input_per_m: Option<f64>,
 }
 
 impl Price {
-    pub fn of(&self, prompt: u64, completion: u64) -> f64 {
-        (prompt as f64 * self.input_per_m + completion as f64 * self.output_per_m) / 1e6
+    /// US dollars for these tokens. Cached tokens are a part of the prompt, never more.
+    pub fn of(&self, t: &Tokens) -> f64 {
+        let cached = t.cached.min(t.prompt);
+        let fresh = t.prompt - cached;
+        let cached_price = self.cached_input_per_m.unwrap_or(self.input_per_m);
+        (fresh as f64 * self.input_per_m
+            + cached as f64 * cached_price
+            + t.completion as f64 * self.output_per_m)
+            / 1e6
     }
 
     /// Price of one token of a request with this input/output mix.
@@ -45,8 +56,9 @@ pub fn price(
     let mut tokens = 0u64;
     for u in &mut summary.upstreams {
         if let Some(p) = prices.get(&u.name) {
-            let usd = p.of(u.tokens.prompt, u.tokens.completion);
+            let usd = p.of(&u.tokens);
             u.price_in_per_m = Some(p.input_per_m);
+            u.price_cached_in_per_m = p.cached_input_per_m;
             u.price_out_per_m = Some(p.output_per_m);
             u.cost_usd = Some(usd);
             total += usd;
@@ -129,6 +141,7 @@ pub fn upstream_rows(
                 served: count,
                 tokens,
                 price_in_per_m: None,
+                price_cached_in_per_m: None,
                 price_out_per_m: None,
                 cost_usd: None,
             }
@@ -154,6 +167,7 @@ mod tests {
         s.classes[0].stats.tokens = Tokens {
             prompt: 19_400,
             completion: 19_400 * 3,
+            ..Tokens::default()
         };
         let served = BTreeMap::from([
             (
@@ -163,6 +177,7 @@ mod tests {
                     Tokens {
                         prompt: 13_000,
                         completion: 39_000,
+                        ..Tokens::default()
                     },
                 ),
             ),
@@ -173,6 +188,7 @@ mod tests {
                     Tokens {
                         prompt: 6_400,
                         completion: 19_200,
+                        ..Tokens::default()
                     },
                 ),
             ),
@@ -195,6 +211,7 @@ mod tests {
                 Price {
                     input_per_m: 0.25,
                     output_per_m: 0.25,
+                    cached_input_per_m: None,
                 },
             ),
             (
@@ -202,6 +219,7 @@ mod tests {
                 Price {
                     input_per_m: 2.5,
                     output_per_m: 2.5,
+                    cached_input_per_m: None,
                 },
             ),
         ]);

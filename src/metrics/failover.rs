@@ -316,6 +316,8 @@ pub(crate) mod tests {
                     ..Stats::default()
                 },
                 latency_spectrum: Vec::new(),
+                turns: Vec::new(),
+                prompt_lengths: Vec::new(),
             }],
             intervals,
             generator: Default::default(),

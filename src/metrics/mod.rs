@@ -2,6 +2,7 @@
 //! This module aggregates and never formats; `report` renders.
 
 mod analysis;
+pub mod breakdown;
 mod conclude;
 pub mod cost;
 pub mod failover;
@@ -16,10 +17,12 @@ pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
 pub use conclude::{Evidence, UpstreamCounters, conclude};
 pub use hlog::{HlogError, write_hlog};
 pub use recorder::{
-    Cell, ClassRecord, Counts, ErrorTimes, Layout, MergeError, Recorder, new_cumulative,
+    Cell, ClassRecord, Counts, ErrorTimes, Layout, MergeError, Recorder, TokenCounts,
+    new_cumulative,
 };
-pub use sample::{ErrorKind, Sample, ServedBy};
+pub use sample::{ErrorKind, Sample, ServedBy, TokenSource};
 pub use summary::{
     CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
-    Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, Tokens, Trust, UpstreamStats,
+    Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TokenSources,
+    Tokens, Trust, TurnStats, UpstreamStats,
 };

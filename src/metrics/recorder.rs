@@ -1,7 +1,7 @@
 //! The recorder: HDR histograms and counters per class, cumulative and per interval, in memory
 //! laid out once from the plan. Two recorders of one run merge exactly.
 //!
-//! Latency, TTFT and ITL histograms hold successful requests only: a refusal answered in a
+//! Latency, TTFT, TTFOT, TPOT and ITL histograms hold successful requests only: a refusal answered in a
 //! fraction of a millisecond is not a fast answer. Failed requests go to their own histograms,
 //! time to error per error kind.
 
@@ -12,7 +12,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use super::sample::{ErrorKind, Sample, ServedBy};
+use super::breakdown::{PromptLengths, Turns};
+use super::sample::{ErrorKind, Sample, ServedBy, TokenSource};
 
 /// Longest value a histogram tracks, in microseconds (one hour); longer values are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -182,11 +183,49 @@ pub struct ClassRecord {
     /// Microseconds, successful requests only.
     pub latency: Histogram<u64>,
     pub ttft: Histogram<u64>,
+    pub ttfot: Histogram<u64>,
+    pub tpot: Histogram<u64>,
     pub itl: Histogram<u64>,
     /// Intended send time -> failure, per error kind.
     pub errors: ErrorTimes,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    pub tokens: TokenCounts,
+    /// Empty unless the class sends conversations.
+    pub turns: Turns,
+    pub prompt_lengths: PromptLengths,
+}
+
+/// Token totals of one class, and where its prompt counts came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cached: u64,
+    pub reasoning: u64,
+    /// Requests whose prompt count came from the response's usage, or from the tokenizer.
+    pub prompt_from_usage: u64,
+    pub prompt_from_tokenizer: u64,
+}
+
+impl TokenCounts {
+    fn record(&mut self, s: &Sample) {
+        self.prompt += s.prompt_tokens;
+        self.completion += s.completion_tokens;
+        self.cached += s.cached_tokens;
+        self.reasoning += s.reasoning_tokens;
+        match s.prompt_tokens_from {
+            TokenSource::Usage => self.prompt_from_usage += 1,
+            TokenSource::Tokenizer => self.prompt_from_tokenizer += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &TokenCounts) {
+        self.prompt += o.prompt;
+        self.completion += o.completion;
+        self.cached += o.cached;
+        self.reasoning += o.reasoning;
+        self.prompt_from_usage += o.prompt_from_usage;
+        self.prompt_from_tokenizer += o.prompt_from_tokenizer;
+    }
 }
 
 /// One class in one interval.
@@ -195,6 +234,8 @@ pub struct Cell {
     pub counts: Counts,
     latency: Slot,
     ttft: Slot,
+    ttfot: Slot,
+    tpot: Slot,
     /// Time to error, one slot per kind that occurred here (most cells hold none, and an
     /// empty list costs no allocation).
     errors: Vec<(ErrorKind, Slot)>,
@@ -209,6 +250,14 @@ impl Cell {
 
     pub fn ttft(&self) -> Option<Cow<'_, Histogram<u32>>> {
         self.ttft.get()
+    }
+
+    pub fn ttfot(&self) -> Option<Cow<'_, Histogram<u32>>> {
+        self.ttfot.get()
+    }
+
+    pub fn tpot(&self) -> Option<Cow<'_, Histogram<u32>>> {
+        self.tpot.get()
     }
 
     /// Time to error of this class's failed requests in this interval, per kind that occurred.
@@ -232,6 +281,8 @@ impl Cell {
     fn pack(&mut self) {
         self.latency.pack();
         self.ttft.pack();
+        self.ttfot.pack();
+        self.tpot.pack();
         for (_, slot) in &mut self.errors {
             slot.pack();
         }
@@ -349,10 +400,13 @@ impl Recorder {
                 counts: Counts::default(),
                 latency: new_cumulative(),
                 ttft: new_cumulative(),
+                ttfot: new_cumulative(),
+                tpot: new_cumulative(),
                 itl: new_cumulative(),
                 errors: ErrorTimes::default(),
-                prompt_tokens: 0,
-                completion_tokens: 0,
+                tokens: TokenCounts::default(),
+                turns: Turns::default(),
+                prompt_lengths: PromptLengths::default(),
             })
             .collect();
         let cells = vec![Cell::default(); layout.intervals * layout.classes.len()];
@@ -396,8 +450,14 @@ impl Recorder {
         match s.result {
             Ok(()) => {
                 record(&mut c.latency, s.latency);
-                if let Some(t) = s.ttft {
-                    record(&mut c.ttft, t);
+                for (h, v) in [
+                    (&mut c.ttft, s.ttft),
+                    (&mut c.ttfot, s.ttfot),
+                    (&mut c.tpot, s.tpot),
+                ] {
+                    if let Some(v) = v {
+                        record(h, v);
+                    }
                 }
                 for gap in &s.itl {
                     record(&mut c.itl, *gap);
@@ -405,16 +465,23 @@ impl Recorder {
             }
             Err(kind) => c.errors.record(kind, s.latency),
         }
-        c.prompt_tokens += s.prompt_tokens;
-        c.completion_tokens += s.completion_tokens;
+        c.tokens.record(s);
+        c.turns.record(s);
+        c.prompt_lengths.record(s);
         let idx = interval * self.layout.classes.len() + s.class;
         if let Some(cell) = self.cells.get_mut(idx) {
             cell.counts.record(s, &self.layout);
             match s.result {
                 Ok(()) => {
                     record(cell.latency.live(), s.latency);
-                    if let Some(t) = s.ttft {
-                        record(cell.ttft.live(), t);
+                    for (slot, v) in [
+                        (&mut cell.ttft, s.ttft),
+                        (&mut cell.ttfot, s.ttfot),
+                        (&mut cell.tpot, s.tpot),
+                    ] {
+                        if let Some(v) = v {
+                            record(slot.live(), v);
+                        }
                     }
                 }
                 Err(kind) => record(cell.error_slot(kind).live(), s.latency),
@@ -476,14 +543,24 @@ impl Recorder {
             a.counts.merge(&b.counts);
             a.latency.add(&b.latency).map_err(hist)?;
             a.ttft.add(&b.ttft).map_err(hist)?;
+            a.ttfot.add(&b.ttfot).map_err(hist)?;
+            a.tpot.add(&b.tpot).map_err(hist)?;
             a.itl.add(&b.itl).map_err(hist)?;
             a.errors.merge(&b.errors)?;
-            a.prompt_tokens += b.prompt_tokens;
-            a.completion_tokens += b.completion_tokens;
+            a.tokens.merge(&b.tokens);
+            a.turns.merge(&b.turns).map_err(MergeError::Histogram)?;
+            a.prompt_lengths
+                .merge(&b.prompt_lengths)
+                .map_err(MergeError::Histogram)?;
         }
         for (a, b) in self.cells.iter_mut().zip(&other.cells) {
             a.counts.merge(&b.counts);
-            for (ha, hb) in [(&mut a.latency, &b.latency), (&mut a.ttft, &b.ttft)] {
+            for (ha, hb) in [
+                (&mut a.latency, &b.latency),
+                (&mut a.ttft, &b.ttft),
+                (&mut a.ttfot, &b.ttfot),
+                (&mut a.tpot, &b.tpot),
+            ] {
                 if let Some(hb) = hb.get() {
                     ha.live().add(hb.as_ref()).map_err(hist)?;
                 }

@@ -80,9 +80,13 @@ pub struct Sample {
     pub lag: Duration,
     /// Intended send time -> last byte (or the failure).
     pub latency: Duration,
-    /// Intended send time -> first content delta (streams).
+    /// Intended send time -> first delta of any kind: content, reasoning or tool call (streams).
     pub ttft: Option<Duration>,
-    /// Gaps between content deltas (streams); empty otherwise, so no allocation.
+    /// Intended send time -> first content or tool-call delta, after any reasoning (streams).
+    pub ttfot: Option<Duration>,
+    /// Mean time per output token after the first: (last token - first output token) / (tokens - 1).
+    pub tpot: Option<Duration>,
+    /// Gaps between output deltas (streams); empty otherwise, so no allocation.
     pub itl: Vec<Duration>,
     pub result: Result<(), ErrorKind>,
     pub served_by: Option<ServedBy>,
@@ -90,6 +94,33 @@ pub struct Sample {
     pub gateway_rate_limited: bool,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// 1-based turn of a conversation; None for a request that is not part of one.
+    pub turn: Option<u16>,
+    /// Prompt tokens the provider served from its prefix cache (usage.prompt_tokens_details.cached_tokens).
+    pub cached_tokens: u64,
+    /// Output tokens spent reasoning (usage.completion_tokens_details.reasoning_tokens).
+    pub reasoning_tokens: u64,
+    /// Where prompt_tokens came from.
+    pub prompt_tokens_from: TokenSource,
+}
+
+/// Where a sample's prompt token count came from: the provider's `usage`, or gauntlet's own
+/// tokenizer when the response carried none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenSource {
+    Usage,
+    #[default]
+    Tokenizer,
+}
+
+impl TokenSource {
+    /// The name used in `requests.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Usage => "usage",
+            Self::Tokenizer => "tokenizer",
+        }
+    }
 }
 
 impl Sample {
@@ -101,12 +132,18 @@ impl Sample {
             lag,
             latency: Duration::ZERO,
             ttft: None,
+            ttfot: None,
+            tpot: None,
             itl: Vec::new(),
             result: Ok(()),
             served_by: None,
             gateway_rate_limited: false,
             prompt_tokens: 0,
             completion_tokens: 0,
+            turn: None,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            prompt_tokens_from: TokenSource::Tokenizer,
         }
     }
 }

@@ -121,6 +121,16 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             d.as_secs_f64() * 1e3,
             "no streamed request succeeded in this scope",
         ),
+        Objective::TtfotP99(d) => percentile_measure(
+            stats.and_then(|s| s.ttfot_ms.as_ref()),
+            d.as_secs_f64() * 1e3,
+            "no streamed request with an output token succeeded in this scope",
+        ),
+        Objective::TpotP99(d) => percentile_measure(
+            stats.and_then(|s| s.tpot_ms.as_ref()),
+            d.as_secs_f64() * 1e3,
+            "no streamed request with two or more output tokens succeeded in this scope",
+        ),
         Objective::Availability(a) => Measure {
             target: a,
             measured: stats.filter(|s| s.requests > 0).map(|s| s.availability),

@@ -11,7 +11,10 @@ use crate::scenario::SlaKey;
 ///
 /// - 1: latency, TTFT and ITL percentiles mixed failed requests in with the answers.
 /// - 2: they hold successful requests only; failures have `time_to_error_ms`, per kind.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: TTFT counts reasoning and tool-call deltas as first tokens; new `ttfot_ms`, `tpot_ms`,
+///   per-turn `turns`, `prompt_lengths` bins, cached and reasoning tokens and where prompt
+///   counts came from. All new fields default, so schema 2 summaries still load.
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -74,10 +77,16 @@ pub struct Stats {
     pub rps: f64,
     /// Successful requests only (schema 2 on); `samples` is 0 when none succeeded.
     pub latency_ms: Percentiles,
-    /// Successful streams only.
+    /// Successful streams only: first delta of any kind (content, reasoning or tool call).
     #[serde(default)]
     pub ttft_ms: Option<Percentiles>,
-    /// Gaps between content deltas of successful streams.
+    /// Time to first output token (content or tool call, after any reasoning).
+    #[serde(default)]
+    pub ttfot_ms: Option<Percentiles>,
+    /// Time per output token after the first.
+    #[serde(default)]
+    pub tpot_ms: Option<Percentiles>,
+    /// Gaps between output deltas of successful streams.
     #[serde(default)]
     pub itl_ms: Option<Percentiles>,
     /// Error kind (`status_5xx`, `timeout`, ...) -> count.
@@ -91,6 +100,10 @@ pub struct Stats {
     pub served_by: BTreeMap<String, u64>,
     #[serde(default)]
     pub tokens: Tokens,
+    /// How many requests' prompt counts came from the response's usage, and how many from
+    /// gauntlet's tokenizer.
+    #[serde(default)]
+    pub prompt_tokens_from: TokenSources,
     /// 429s the gateway itself answered (no upstream tag), told apart from providers' 429s.
     #[serde(default)]
     pub gateway_rate_limited: u64,
@@ -100,6 +113,45 @@ pub struct Stats {
 pub struct Tokens {
     pub prompt: u64,
     pub completion: u64,
+    /// Prompt tokens served from the provider's prefix cache (part of `prompt`).
+    #[serde(default)]
+    pub cached: u64,
+    /// Completion tokens spent reasoning (part of `completion`, billed as output).
+    #[serde(default)]
+    pub reasoning: u64,
+}
+
+/// Requests by where their prompt token count came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSources {
+    pub usage: u64,
+    pub tokenizer: u64,
+}
+
+/// One turn index of a class's conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnStats {
+    /// 1-based; the last turn tracked also holds any later ones.
+    pub turn: u16,
+    pub requests: u64,
+    pub successes: u64,
+    /// Successful requests only.
+    pub latency_ms: Percentiles,
+    #[serde(default)]
+    pub ttft_ms: Option<Percentiles>,
+}
+
+/// One prompt-length bin of a class: requests sent with a prompt of `min_tokens` up to (not
+/// including) `max_tokens`, and the TTFT of its successful streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptBin {
+    pub min_tokens: u64,
+    /// None for the open-ended last bin.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    pub requests: u64,
+    #[serde(default)]
+    pub ttft_ms: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +167,12 @@ pub struct ClassStats {
     /// Latency at many percentiles for the "nines" chart: (percentile 0..100, ms).
     #[serde(default)]
     pub latency_spectrum: Vec<(f64, f64)>,
+    /// Per conversation turn; empty when the class sent no conversations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<TurnStats>,
+    /// Log-spaced prompt-length bins that saw requests, shortest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_lengths: Vec<PromptBin>,
 }
 
 /// One interval of the time series; `t_s` is its start on the run's clock.
@@ -139,6 +197,10 @@ pub struct IntervalStats {
     pub latency_ms: Option<Percentiles>,
     #[serde(default)]
     pub ttft_ms: Option<Percentiles>,
+    #[serde(default)]
+    pub ttfot_ms: Option<Percentiles>,
+    #[serde(default)]
+    pub tpot_ms: Option<Percentiles>,
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
     /// Error kind -> time to error of the interval's failed requests.
@@ -214,6 +276,9 @@ pub struct UpstreamStats {
     /// US dollars per million input and output tokens, when the profile says.
     #[serde(default)]
     pub price_in_per_m: Option<f64>,
+    /// Per million prompt tokens served from the prefix cache, when the profile prices them.
+    #[serde(default)]
+    pub price_cached_in_per_m: Option<f64>,
     #[serde(default)]
     pub price_out_per_m: Option<f64>,
     #[serde(default)]

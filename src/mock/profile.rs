@@ -19,6 +19,8 @@ pub struct ModelProfile {
     pub input_price_per_m: f64,
     /// US dollars per 1M completion tokens.
     pub output_price_per_m: f64,
+    /// US dollars per 1M prompt tokens served from the prefix cache; None bills them as input.
+    pub cached_input_price_per_m: Option<f64>,
     /// Prompt plus completion tokens the model accepts; `None` means unlimited.
     pub context_window: Option<u32>,
 }
@@ -106,6 +108,7 @@ struct RawModel {
     name: Spanned<String>,
     input_price_per_m: Spanned<f64>,
     output_price_per_m: Spanned<f64>,
+    cached_input_price_per_m: Option<Spanned<f64>>,
     context_window: Option<Spanned<u32>>,
 }
 
@@ -169,6 +172,10 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
         }
         let input = check.number_in(&m.input_price_per_m, &key("input_price_per_m"), 0.0..=1e4);
         let output = check.number_in(&m.output_price_per_m, &key("output_price_per_m"), 0.0..=1e4);
+        let cached_input_price_per_m = m
+            .cached_input_price_per_m
+            .as_ref()
+            .and_then(|p| check.number_in(p, &key("cached_input_price_per_m"), 0.0..=1e4));
         let context_window = match &m.context_window {
             Some(w) if *w.get_ref() == 0 => {
                 check.error(w.span(), key("context_window"), "must be at least 1 token");
@@ -182,6 +189,7 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
                 name: name.to_string(),
                 input_price_per_m,
                 output_price_per_m,
+                cached_input_price_per_m,
                 context_window,
             });
         }
@@ -341,6 +349,28 @@ mod tests {
         );
         assert!(text.contains("p.toml:7:8: `latency.ttft`"), "{text}");
         assert!(text.contains("`faults[0].status`"), "{text}");
+    }
+
+    #[test]
+    fn a_cached_input_price_is_optional_and_checked() {
+        let model = |extra: &str| {
+            format!(
+                "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\n\
+                 output_price_per_m = 2\n{extra}"
+            )
+        };
+        let p = parse(&model("cached_input_price_per_m = 0.25\n")).unwrap();
+        assert_eq!(p.models[0].cached_input_price_per_m, Some(0.25));
+        assert_eq!(
+            parse(&model("")).unwrap().models[0].cached_input_price_per_m,
+            None
+        );
+        let e = parse(&model("cached_input_price_per_m = -0.5\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("p.toml:6:28: `models[0].cached_input_price_per_m`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub struct MockStats {
     /// Tokens in the requests served (estimated) and in the completions sent.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Prompt tokens answered from the prefix cache (`usage.prompt_tokens_details`).
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Completion tokens spent reasoning (`usage.completion_tokens_details`).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
 }
 
 impl MockStats {
@@ -173,6 +179,9 @@ impl Counters {
                 .collect(),
             prompt_tokens: self.prompt_tokens.load(Relaxed),
             completion_tokens: self.completion_tokens.load(Relaxed),
+            // Counted by the mock's prefix cache and reasoning model once they exist.
+            cached_tokens: 0,
+            reasoning_tokens: 0,
         }
     }
 }

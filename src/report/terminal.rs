@@ -29,14 +29,23 @@ pub fn render(s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "class", "requests", "avail", "rps", "p50", "p99", "ttft p99", "errors"
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+        "class",
+        "requests",
+        "avail",
+        "rps",
+        "p50",
+        "p99",
+        "ttft p99",
+        "ttfot p99",
+        "tpot p99",
+        "errors"
     );
     let row = |o: &mut String, name: &str, st: &Stats| {
         let errors: u64 = st.errors.values().sum::<u64>() + st.dropped;
         let _ = writeln!(
             o,
-            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
             name,
             fmt::count(st.requests),
             fmt::pct(st.availability),
@@ -48,6 +57,8 @@ pub fn render(s: &Summary) -> String {
             },
             p99(&st.latency_ms),
             st.ttft_ms.as_ref().map_or_else(|| "-".into(), p99),
+            st.ttfot_ms.as_ref().map_or_else(|| "-".into(), p99),
+            st.tpot_ms.as_ref().map_or_else(|| "-".into(), p99),
             fmt::count(errors)
         );
     };
@@ -74,6 +85,36 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(o, "time to error: {}", list.join(", "));
     }
     let _ = writeln!(o, "latency columns: {}", super::view::latency_of(s));
+    for c in s.classes.iter().filter(|c| !c.turns.is_empty()) {
+        let turns: Vec<String> = c
+            .turns
+            .iter()
+            .map(|t| {
+                let ttft = t.ttft_ms.as_ref().map_or_else(|| "-".into(), p99);
+                format!(
+                    "#{} {} req p99 {} ttft p99 {ttft}",
+                    t.turn,
+                    fmt::count(t.requests),
+                    p99(&t.latency_ms)
+                )
+            })
+            .collect();
+        let _ = writeln!(o, "{} by turn: {}", c.name, turns.join(" · "));
+    }
+    let t = &s.overall.tokens;
+    let from = &s.overall.prompt_tokens_from;
+    if t.cached + t.reasoning + from.usage > 0 {
+        let _ = writeln!(
+            o,
+            "tokens: {} prompt ({} cached), {} completion ({} reasoning); prompt counts from usage {}, tokenizer {}",
+            fmt::tokens(t.prompt),
+            fmt::tokens(t.cached),
+            fmt::tokens(t.completion),
+            fmt::tokens(t.reasoning),
+            fmt::count(from.usage),
+            fmt::count(from.tokenizer)
+        );
+    }
     for w in &s.faults {
         if let Some(why) = &w.not_applied {
             let (start, end) = (fmt::seconds(w.start_s), fmt::seconds(w.end_s));

@@ -20,6 +20,10 @@ pub struct ReportView {
     pub checks: Vec<CheckRow>,
     pub classes: Vec<ClassRow>,
     pub streams: Vec<StreamRow>,
+    /// Per conversation turn, for classes that sent conversations.
+    pub turns: Vec<TurnRow>,
+    /// Token totals and where prompt counts came from.
+    pub tokens: Vec<Field>,
     pub faults: Vec<FaultRow>,
     pub upstreams: Vec<UpstreamRow>,
     pub cost: Option<CostView>,
@@ -143,6 +147,8 @@ pub struct ClassRow {
     pub max: String,
     pub errors: String,
     pub served_by: String,
+    pub ttfot_p99: String,
+    pub tpot_p99: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +156,19 @@ pub struct StreamRow {
     pub name: String,
     pub ttft: Vec<String>,
     pub itl: Vec<String>,
+    pub ttfot_p99: String,
+    pub tpot_p99: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TurnRow {
+    pub class: String,
+    pub turn: u16,
+    pub requests: String,
+    pub availability: String,
+    pub p50: String,
+    pub p99: String,
+    pub ttft_p99: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -201,6 +220,62 @@ fn kv_list<'a>(items: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String
     } else {
         parts.join(", ")
     }
+}
+
+fn p99_cell(p: Option<&Percentiles>) -> String {
+    match p {
+        Some(p) if p.samples > 0 => fmt::ms(p.p99),
+        _ => DASH.into(),
+    }
+}
+
+fn turn_rows(c: &crate::metrics::ClassStats) -> impl Iterator<Item = TurnRow> + '_ {
+    c.turns.iter().map(|t| TurnRow {
+        class: c.name.clone(),
+        turn: t.turn,
+        requests: fmt::count(t.requests),
+        availability: fmt::pct(if t.requests == 0 {
+            1.0
+        } else {
+            t.successes as f64 / t.requests as f64
+        }),
+        p50: if t.latency_ms.samples > 0 {
+            fmt::ms(t.latency_ms.p50)
+        } else {
+            DASH.into()
+        },
+        p99: p99_cell(Some(&t.latency_ms)),
+        ttft_p99: p99_cell(t.ttft_ms.as_ref()),
+    })
+}
+
+fn token_fields(s: &Summary) -> Vec<Field> {
+    let t = &s.overall.tokens;
+    let from = &s.overall.prompt_tokens_from;
+    let mut out = vec![
+        field("prompt tokens", fmt::tokens(t.prompt)),
+        field("completion tokens", fmt::tokens(t.completion)),
+    ];
+    if t.cached > 0 {
+        out.push(field("of the prompt, cached", fmt::tokens(t.cached)));
+    }
+    if t.reasoning > 0 {
+        out.push(field(
+            "of the completion, reasoning",
+            fmt::tokens(t.reasoning),
+        ));
+    }
+    if from.usage + from.tokenizer > 0 {
+        out.push(field(
+            "prompt counts from usage / tokenizer",
+            format!(
+                "{} / {}",
+                fmt::count(from.usage),
+                fmt::count(from.tokenizer)
+            ),
+        ));
+    }
+    out
 }
 
 fn percentile_cells(p: Option<&Percentiles>) -> Vec<String> {
@@ -260,8 +335,12 @@ pub fn build(s: &Summary) -> ReportView {
                 name: c.name.clone(),
                 ttft: percentile_cells(c.stats.ttft_ms.as_ref()),
                 itl: percentile_cells(c.stats.itl_ms.as_ref()),
+                ttfot_p99: p99_cell(c.stats.ttfot_ms.as_ref()),
+                tpot_p99: p99_cell(c.stats.tpot_ms.as_ref()),
             })
             .collect(),
+        turns: s.classes.iter().flat_map(turn_rows).collect(),
+        tokens: token_fields(s),
         faults: s
             .faults
             .iter()
@@ -474,5 +553,7 @@ fn class_row(c: &crate::metrics::ClassStats) -> ClassRow {
         max: l(lat.max),
         errors: kv_list(st.errors.iter()),
         served_by: kv_list(st.served_by.iter()),
+        ttfot_p99: p99_cell(st.ttfot_ms.as_ref()),
+        tpot_p99: p99_cell(st.tpot_ms.as_ref()),
     }
 }

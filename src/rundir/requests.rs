@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::atomic::AtomicFile;
 use super::error::RunDirError;
-use crate::metrics::{Sample, ServedBy};
+use crate::metrics::{Sample, ServedBy, TokenSource};
 
 /// One request as the raw log records it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,9 +24,20 @@ pub struct RequestRow<'a> {
     pub served_by: Option<&'a str>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// First output token (content or tool call, after any reasoning).
+    pub ttfot_ms: Option<f64>,
+    /// Time per output token after the first.
+    pub tpot_ms: Option<f64>,
+    /// 1-based turn of a conversation.
+    pub turn: Option<u16>,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// `usage` or `tokenizer`.
+    pub prompt_tokens_from: TokenSource,
 }
 
-pub const REQUESTS_HEADER: [&str; 9] = [
+/// New columns go last, so readers that index the first nine keep working.
+pub const REQUESTS_HEADER: [&str; 15] = [
     "intended_s",
     "class",
     "status",
@@ -36,6 +47,12 @@ pub const REQUESTS_HEADER: [&str; 9] = [
     "served_by",
     "prompt_tokens",
     "completion_tokens",
+    "ttfot_ms",
+    "tpot_ms",
+    "turn",
+    "cached_tokens",
+    "reasoning_tokens",
+    "prompt_tokens_from",
 ];
 
 /// The names a sample's indices point at: request classes and upstreams, in the scenario's
@@ -68,6 +85,12 @@ impl<'a> RequestRow<'a> {
             served_by,
             prompt_tokens: s.prompt_tokens,
             completion_tokens: s.completion_tokens,
+            ttfot_ms: s.ttfot.map(|t| t.as_secs_f64() * 1e3),
+            tpot_ms: s.tpot.map(|t| t.as_secs_f64() * 1e3),
+            turn: s.turn,
+            cached_tokens: s.cached_tokens,
+            reasoning_tokens: s.reasoning_tokens,
+            prompt_tokens_from: s.prompt_tokens_from,
         }
     }
 }
@@ -95,17 +118,23 @@ impl RequestWriter {
 
     pub fn write(&mut self, r: &RequestRow<'_>) -> Result<(), RunDirError> {
         let status = r.status.map(|s| s.to_string()).unwrap_or_default();
-        let ttft = r.ttft_ms.map(|t| format!("{t:.3}")).unwrap_or_default();
+        let ms = |v: Option<f64>| v.map(|t| format!("{t:.3}")).unwrap_or_default();
         let record = [
             format!("{:.6}", r.intended_s),
             r.class.to_string(),
             status,
             r.outcome.to_string(),
             format!("{:.3}", r.latency_ms),
-            ttft,
+            ms(r.ttft_ms),
             r.served_by.unwrap_or("").to_string(),
             r.prompt_tokens.to_string(),
             r.completion_tokens.to_string(),
+            ms(r.ttfot_ms),
+            ms(r.tpot_ms),
+            r.turn.map(|t| t.to_string()).unwrap_or_default(),
+            r.cached_tokens.to_string(),
+            r.reasoning_tokens.to_string(),
+            r.prompt_tokens_from.as_str().to_string(),
         ];
         self.csv
             .write_record(&record)
@@ -233,7 +262,18 @@ mod tests {
         s.served_by = Some(ServedBy::Known(1));
         s.prompt_tokens = 12;
         s.completion_tokens = 64;
+        s.ttfot = Some(Duration::from_millis(90));
+        s.tpot = Some(Duration::from_micros(12_500));
+        s.turn = Some(3);
+        s.cached_tokens = 8;
+        s.reasoning_tokens = 20;
+        s.prompt_tokens_from = TokenSource::Usage;
         let row = RequestRow::from_sample(&s, &names);
+        assert_eq!(row.ttfot_ms, Some(90.0));
+        assert_eq!(row.tpot_ms, Some(12.5));
+        assert_eq!(row.turn, Some(3));
+        assert_eq!((row.cached_tokens, row.reasoning_tokens), (8, 20));
+        assert_eq!(row.prompt_tokens_from, TokenSource::Usage);
         assert_eq!(row.class, "batch");
         assert_eq!(row.served_by, Some("qwen"));
         assert_eq!(row.outcome, "ok");
@@ -261,11 +301,16 @@ mod tests {
         let writer = log.clone();
         std::thread::spawn(move || {
             for i in 0..100 {
-                writer.record(&Sample::new(
-                    i % 2,
-                    Duration::from_millis(i as u64),
-                    Duration::ZERO,
-                ));
+                let mut s = Sample::new(i % 2, Duration::from_millis(i as u64), Duration::ZERO);
+                if i == 0 {
+                    s.ttfot = Some(Duration::from_millis(250));
+                    s.tpot = Some(Duration::from_millis(20));
+                    s.turn = Some(2);
+                    s.cached_tokens = 1024;
+                    s.reasoning_tokens = 300;
+                    s.prompt_tokens_from = TokenSource::Usage;
+                }
+                writer.record(&s);
             }
         })
         .join()
@@ -278,6 +323,20 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 101);
         assert!(text.starts_with("intended_s,class,"));
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            REQUESTS_HEADER.join(","),
+            "the header names every column"
+        );
+        // The new columns, filled and empty.
+        let first = lines.next().unwrap();
+        assert!(
+            first.ends_with(",250.000,20.000,2,1024,300,usage"),
+            "{first}"
+        );
+        let second = lines.next().unwrap();
+        assert!(second.ends_with(",,,,0,0,tokenizer"), "{second}");
         // Finishing twice is a mistake that says which file.
         let again = log.finish().unwrap_err();
         assert!(again.to_string().contains("requests.csv"), "{again}");

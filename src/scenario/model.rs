@@ -241,6 +241,10 @@ macro_rules! objectives {
 objectives! {
     P99Latency(Duration) = "p99_latency" in Ms;
     TtftP99(Duration) = "ttft_p99" in Ms;
+    /// Time to first output token: content or a tool call, after any reasoning.
+    TtfotP99(Duration) = "ttfot_p99" in Ms;
+    /// Time per output token after the first.
+    TpotP99(Duration) = "tpot_p99" in Ms;
     /// Successes / requests, at least this fraction.
     Availability(f64) = "availability" in Ratio;
     /// Share of intervals meeting the availability target, at least this fraction.

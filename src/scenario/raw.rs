@@ -236,6 +236,12 @@ pub struct RawSla {
     pub p99_latency: Option<Spanned<String>>,
     #[schemars(with = "Option<String>")]
     pub ttft_p99: Option<Spanned<String>>,
+    /// Time to first output token (after any reasoning), p99.
+    #[schemars(with = "Option<String>")]
+    pub ttfot_p99: Option<Spanned<String>>,
+    /// Time per output token after the first, p99.
+    #[schemars(with = "Option<String>")]
+    pub tpot_p99: Option<Spanned<String>>,
     #[schemars(with = "Option<RawNum>")]
     pub availability: Option<Spanned<RawNum>>,
     #[schemars(with = "Option<RawNum>")]
@@ -265,6 +271,12 @@ pub struct RawSlaClass {
     pub p99_latency: Option<Spanned<String>>,
     #[schemars(with = "Option<String>")]
     pub ttft_p99: Option<Spanned<String>>,
+    /// Time to first output token (after any reasoning), p99.
+    #[schemars(with = "Option<String>")]
+    pub ttfot_p99: Option<Spanned<String>>,
+    /// Time per output token after the first, p99.
+    #[schemars(with = "Option<String>")]
+    pub tpot_p99: Option<Spanned<String>>,
     #[schemars(with = "Option<RawNum>")]
     pub availability: Option<Spanned<RawNum>>,
     #[schemars(with = "Option<RawNum>")]
@@ -287,6 +299,8 @@ impl RawSla {
         RawSlaClass {
             p99_latency: self.p99_latency.clone(),
             ttft_p99: self.ttft_p99.clone(),
+            ttfot_p99: self.ttfot_p99.clone(),
+            tpot_p99: self.tpot_p99.clone(),
             availability: self.availability.clone(),
             uptime: self.uptime.clone(),
             failover_success: self.failover_success.clone(),

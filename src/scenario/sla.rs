@@ -76,6 +76,8 @@ fn objectives(
     use SlaKey as K;
     push(dur(c, &t.p99_latency, K::P99Latency).map(Objective::P99Latency));
     push(dur(c, &t.ttft_p99, K::TtftP99).map(Objective::TtftP99));
+    push(dur(c, &t.ttfot_p99, K::TtfotP99).map(Objective::TtfotP99));
+    push(dur(c, &t.tpot_p99, K::TpotP99).map(Objective::TpotP99));
     push(ratio(c, &t.availability, K::Availability).map(Objective::Availability));
     push(ratio(c, &t.uptime, K::Uptime).map(Objective::Uptime));
     push(ratio(c, &t.failover_success, K::FailoverSuccess).map(Objective::FailoverSuccess));

@@ -116,6 +116,8 @@ fn class_interval(plan: &ClassPlan, i: usize) -> IntervalStats {
         availability: Some(successes as f64 / requests as f64),
         latency_ms: Some(pct(successes, latency, spread)),
         ttft_ms: plan.stream.then(|| pct(successes, latency * 0.35, spread)),
+        ttfot_ms: None,
+        tpot_ms: None,
         errors: map(&[
             ("status_5xx", failed * 2 / 3),
             ("connect", failed - failed * 2 / 3),
@@ -183,6 +185,8 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
         rps: sum.requests as f64 / duration,
         latency_ms: lat,
         ttft_ms: sum.ttft_ms,
+        ttfot_ms: None,
+        tpot_ms: None,
         itl_ms: sum.ttft_ms.map(|t| pct(t.samples * 40, t.p50 / 9.0, 0.9)),
         errors: sum.errors,
         time_to_error_ms: sum.time_to_error_ms,
@@ -190,7 +194,9 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
         tokens: Tokens {
             prompt: sum.requests * 12,
             completion: sum.successes * 64,
+            ..Tokens::default()
         },
+        prompt_tokens_from: Default::default(),
         gateway_rate_limited: 0,
     }
 }
@@ -293,6 +299,8 @@ pub fn quickstart() -> Summary {
                 primary: Some(p.primary.into()),
                 latency_spectrum: spectrum(&stats.latency_ms),
                 stats,
+                turns: Vec::new(),
+                prompt_lengths: Vec::new(),
             }
         })
         .collect();
@@ -314,6 +322,7 @@ pub fn quickstart() -> Summary {
         let tokens = Tokens {
             prompt: served * 12,
             completion: served * 64,
+            ..Tokens::default()
         };
         let cost = (tokens.prompt as f64 * price_in + tokens.completion as f64 * price_out) / 1e6;
         UpstreamStats {
@@ -322,6 +331,7 @@ pub fn quickstart() -> Summary {
             served,
             tokens,
             price_in_per_m: Some(price_in),
+            price_cached_in_per_m: None,
             price_out_per_m: Some(price_out),
             cost_usd: Some(cost),
         }

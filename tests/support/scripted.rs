@@ -4,11 +4,17 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use gauntlet::openai::Message;
 use gauntlet::scenario::{
     Arrival, LoadPlan, RequestClass, Scenario, Sla, Stage, StageLoad, Target,
 };
 use tokio::io::AsyncReadExt;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 
 use super::server::{Received, Reply, Routes, TestServer, after, reply, serve_raw};
 
@@ -54,6 +60,104 @@ pub fn stream_body(upstream: &str, deltas: usize, finish: bool, done: bool) -> S
         s.push_str("data: [DONE]\n\n");
     }
     s
+}
+
+fn chunk_event(upstream: &str, delta: &serde_json::Value, finish: Option<&str>) -> String {
+    let chunk = serde_json::json!({
+        "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "system_fingerprint": format!("gauntlet-{upstream}"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// The closing events of a stream: a finish reason, the usage chunk when given (prompt,
+/// completion, cached, reasoning tokens), and `[DONE]`.
+fn stream_end(upstream: &str, finish: &str, usage: Option<[u64; 4]>) -> Vec<String> {
+    let mut out = vec![chunk_event(upstream, &serde_json::json!({}), Some(finish))];
+    if let Some([prompt, completion, cached, reasoning]) = usage {
+        let chunk = serde_json::json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": cached},
+                "completion_tokens_details": {"reasoning_tokens": reasoning},
+            },
+        });
+        out.push(format!("data: {chunk}\n\n"));
+    }
+    out.push("data: [DONE]\n\n".into());
+    out
+}
+
+/// A reasoning model's stream, one SSE event per element: `reasoning` `reasoning_content`
+/// deltas, then `content` content deltas, then the end (with `usage` when given).
+pub fn reasoning_stream(
+    upstream: &str,
+    reasoning: usize,
+    content: usize,
+    usage: Option<[u64; 4]>,
+) -> Vec<String> {
+    let mut out: Vec<String> = (0..reasoning)
+        .map(|i| {
+            chunk_event(
+                upstream,
+                &serde_json::json!({"reasoning_content": format!("think{i} ")}),
+                None,
+            )
+        })
+        .collect();
+    out.extend((0..content).map(|i| {
+        chunk_event(
+            upstream,
+            &serde_json::json!({"content": format!("t{i} ")}),
+            None,
+        )
+    }));
+    out.extend(stream_end(upstream, "stop", usage));
+    out
+}
+
+/// A tool call streamed as OpenAI does: the first delta names the call (id, type, function
+/// name), the next `pieces` carry its JSON arguments in pieces; `finish_reason` tool_calls.
+pub fn tool_call_stream(upstream: &str, pieces: usize) -> Vec<String> {
+    let mut out = vec![chunk_event(
+        upstream,
+        &serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{
+            "index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": ""}}]}),
+        None,
+    )];
+    out.extend((0..pieces).map(|i| {
+        let arg = match i {
+            0 => "{\"city\": \"".to_string(),
+            i if i + 1 == pieces => "\"}".to_string(),
+            _ => format!("p{i}"),
+        };
+        chunk_event(
+            upstream,
+            &serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": arg}}]}),
+            None,
+        )
+    }));
+    out.extend(stream_end(upstream, "tool_calls", None));
+    out
+}
+
+/// A 200 event stream sending each of `events` after waiting `gap`, as a provider paces tokens.
+pub fn paced(events: Vec<String>, gap: Duration) -> Reply {
+    let frames = futures_util::stream::iter(events).then(move |e| async move {
+        tokio::time::sleep(gap).await;
+        Ok::<_, std::io::Error>(Frame::data(Bytes::from(e)))
+    });
+    let r = Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .body(StreamBody::new(frames).boxed_unsync())
+        .unwrap();
+    Box::pin(async move { r })
 }
 
 pub fn class(name: &str, weight: u32, model: &str, stream: bool) -> RequestClass {

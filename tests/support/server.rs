@@ -350,7 +350,7 @@ mod tests {
             (other.status, other.text()),
             (404, "no route /c".to_string())
         );
-        // The unrouted /c was answered but not logged: it takes no index and no count.
+        // The default 404 of an unrouted path is neither logged nor indexed.
         assert_eq!(c.get(&server.url(), "/a").await.text(), "GET /a #2");
         assert_eq!(
             (server.hits("/a"), server.hits("/b"), server.hits("/c")),

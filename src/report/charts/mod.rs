@@ -3,6 +3,7 @@
 //! and dark themes alike.
 
 mod nines;
+mod prompts;
 mod time;
 
 use plotters::coord::types::RangedCoordf64;
@@ -21,10 +22,18 @@ pub struct Charts {
     pub served_by: Option<String>,
     pub ttft: Option<String>,
     pub itl: Option<String>,
+    /// Time to first output token and time per output token, streaming classes.
+    pub ttfot: Option<String>,
+    pub tpot: Option<String>,
+    /// How long the prompts sent were, and TTFT per prompt-length bin.
+    pub prompt_lengths: Option<String>,
+    pub ttft_by_prompt: Option<String>,
     /// Caption words for the dashed SLA lines each chart draws; None where it draws none.
     pub latency_sla: Option<String>,
     pub ttft_sla: Option<String>,
     pub itl_sla: Option<String>,
+    pub ttfot_sla: Option<String>,
+    pub tpot_sla: Option<String>,
 }
 
 pub fn render_all(s: &Summary) -> Result<Charts, ReportError> {
@@ -91,9 +100,18 @@ pub fn render_sized(s: &Summary, size: Size, floor: Peaks) -> Result<Charts, Rep
         served_by: time::served_by(s, size)?,
         ttft: nines::stream_metric(s, nines::StreamMetric::Ttft)?,
         itl: nines::stream_metric(s, nines::StreamMetric::Itl)?,
+        ttfot: nines::stream_metric(s, nines::StreamMetric::Ttfot)?,
+        tpot: nines::stream_metric(s, nines::StreamMetric::Tpot)?,
+        prompt_lengths: prompts::distribution(s, size)?,
+        ttft_by_prompt: prompts::ttft_by_length(s, size)?,
         latency_sla: sla_caption(&sla_targets(s, LATENCY_KEYS), "p99 latency"),
         ttft_sla: sla_caption(&sla_targets(s, TTFT_KEYS), "p99 TTFT"),
         itl_sla: sla_caption(&sla_targets(s, ITL_KEYS), "p99 inter-token gap"),
+        ttfot_sla: sla_caption(
+            &sla_targets(s, TTFOT_KEYS),
+            "p99 time to first output token",
+        ),
+        tpot_sla: sla_caption(&sla_targets(s, TPOT_KEYS), "p99 time per output token"),
     })
 }
 
@@ -151,6 +169,8 @@ pub(crate) fn err(e: impl std::fmt::Display) -> ReportError {
 /// `[sla]` keys whose bound is drawn on the latency, TTFT and inter-token charts.
 pub(crate) const LATENCY_KEYS: &[SlaKey] = &[SlaKey::P99Latency];
 pub(crate) const TTFT_KEYS: &[SlaKey] = &[SlaKey::TtftP99];
+pub(crate) const TTFOT_KEYS: &[SlaKey] = &[SlaKey::TtfotP99];
+pub(crate) const TPOT_KEYS: &[SlaKey] = &[SlaKey::TpotP99];
 /// No `[sla]` key bounds the gap between tokens yet, so the ITL chart draws no line.
 pub(crate) const ITL_KEYS: &[SlaKey] = &[];
 

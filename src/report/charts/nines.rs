@@ -1,12 +1,12 @@
 //! Charts on a "nines" axis: x = 1/(1-p) on a log scale, labelled 90%, 99%, 99.9%..., so the
-//! tail gets as much room as the median — the latency spectrum per class, and TTFT and
-//! inter-token gaps for streams.
+//! tail gets as much room as the median — the latency spectrum per class, and TTFT, TTFOT,
+//! TPOT and inter-token gaps for streams.
 
 use plotters::prelude::*;
 
 use super::{
-    ITL_KEYS, LATENCY_KEYS, TTFT_KEYS, Target, draw_legend, draw_mesh, draw_targets, err, finish,
-    series_color, sla_targets, with_legend_room,
+    ITL_KEYS, LATENCY_KEYS, TPOT_KEYS, TTFOT_KEYS, TTFT_KEYS, Target, draw_legend, draw_mesh,
+    draw_targets, err, finish, series_color, sla_targets, with_legend_room,
 };
 use crate::metrics::{Percentiles, Summary};
 use crate::report::ReportError;
@@ -125,6 +125,8 @@ pub fn spectrum(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Str
 pub enum StreamMetric {
     Ttft,
     Itl,
+    Ttfot,
+    Tpot,
 }
 
 /// TTFT or inter-token gaps per streaming class, from the percentiles the summary keeps.
@@ -132,6 +134,8 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
     let pick = |st: &crate::metrics::Stats| match which {
         StreamMetric::Ttft => st.ttft_ms,
         StreamMetric::Itl => st.itl_ms,
+        StreamMetric::Ttfot => st.ttfot_ms,
+        StreamMetric::Tpot => st.tpot_ms,
     };
     let points = |p: &Percentiles| -> Vec<(f64, f64)> {
         [(50.0, p.p50), (90.0, p.p90), (99.0, p.p99), (99.9, p.p999)]
@@ -153,6 +157,8 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
     let sla = match which {
         StreamMetric::Ttft => ("TTFT p99", sla_targets(s, TTFT_KEYS)),
         StreamMetric::Itl => ("ITL p99", sla_targets(s, ITL_KEYS)),
+        StreamMetric::Ttfot => ("TTFOT p99", sla_targets(s, TTFOT_KEYS)),
+        StreamMetric::Tpot => ("TPOT p99", sla_targets(s, TPOT_KEYS)),
     };
     let (desc, label) = match which {
         StreamMetric::Ttft => (
@@ -162,6 +168,14 @@ pub fn stream_metric(s: &Summary, which: StreamMetric) -> Result<Option<String>,
         StreamMetric::Itl => (
             "gap between tokens (ms)",
             "Inter-token gap by percentile, streaming classes",
+        ),
+        StreamMetric::Ttfot => (
+            "time to first output token (ms)",
+            "Time to first output token by percentile, streaming classes",
+        ),
+        StreamMetric::Tpot => (
+            "time per output token (ms)",
+            "Time per output token by percentile, streaming classes",
         ),
     };
     // Drawn narrower: these two sit side by side, and their text must stay readable.
