@@ -79,6 +79,12 @@ pub struct MockStats {
     /// Tokens in the requests served (estimated) and in the completions sent.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Prompt tokens served from the prefix cache (part of `prompt_tokens`).
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Completion tokens spent reasoning (part of `completion_tokens`).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
 }
 
 impl MockStats {
@@ -108,6 +114,8 @@ pub(crate) struct Counters {
     faults: [AtomicU64; 9],
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    cached_tokens: AtomicU64,
+    reasoning_tokens: AtomicU64,
 }
 
 impl Counters {
@@ -122,6 +130,8 @@ impl Counters {
             faults: Default::default(),
             prompt_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
+            cached_tokens: AtomicU64::new(0),
+            reasoning_tokens: AtomicU64::new(0),
         }
     }
 
@@ -145,6 +155,13 @@ impl Counters {
         self.prompt_tokens.fetch_add(u64::from(prompt), Relaxed);
         self.completion_tokens
             .fetch_add(u64::from(completion), Relaxed);
+    }
+
+    /// Only called when a profile caches prefixes or reasons, so plain mocks skip the atomics.
+    pub fn details(&self, cached: u32, reasoning: u32) {
+        self.cached_tokens.fetch_add(u64::from(cached), Relaxed);
+        self.reasoning_tokens
+            .fetch_add(u64::from(reasoning), Relaxed);
     }
 
     pub fn snapshot(&self, upstream: &str) -> MockStats {
@@ -173,6 +190,8 @@ impl Counters {
                 .collect(),
             prompt_tokens: self.prompt_tokens.load(Relaxed),
             completion_tokens: self.completion_tokens.load(Relaxed),
+            cached_tokens: self.cached_tokens.load(Relaxed),
+            reasoning_tokens: self.reasoning_tokens.load(Relaxed),
         }
     }
 }
