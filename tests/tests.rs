@@ -10,6 +10,7 @@ mod gateway;
 mod hardening;
 mod layout;
 mod mock;
+mod mock_traffic;
 mod report;
 mod run_cli;
 mod scenario;
