@@ -490,3 +490,24 @@ async fn json_schema_answers_are_instances_of_the_schema() {
         "{v}"
     );
 }
+
+#[test]
+fn shipped_profiles_load_and_the_thinking_one_uses_every_feature() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/mock-upstreams");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let is_profile = path.extension().is_some_and(|e| e == "toml")
+            && path.file_name().is_some_and(|n| n != "fleet.toml");
+        if is_profile {
+            Profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 5, "{loaded} profiles");
+    let p = Profile::load(&std::path::Path::new(dir).join("deepseek-r1-thinking.toml")).unwrap();
+    assert!(p.reasoning_tokens.is_some() && p.prefill_tokens_per_second.is_some());
+    assert!(p.capacity.max_concurrent.is_some() && p.capacity.prefix_cache_tokens.is_some());
+    assert!(p.capacity.decode_slowdown > 0.0 && p.tool_call_rate > 0.0);
+    assert!(p.models[0].cached_input_price_per_m < Some(p.models[0].input_price_per_m));
+}

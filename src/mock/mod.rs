@@ -12,6 +12,11 @@
 //! TCP RST. Prompt tokens are estimated by [`crate::openai::estimate_prompt_tokens`]; a
 //! completion is exactly `max_tokens` long (finish reason `length`) when the request sets
 //! it, else drawn from the profile's `completion.tokens` (finish reason `stop`).
+//!
+//! Beyond that, a profile may model real traffic (see `serve` for the timing model): prefill
+//! time per prompt token, batch slots with a queue, decode slowdown as the batch fills, a
+//! prefix cache (`cache`), tool calls and JSON answers (`answer`, `schema`) and reasoning
+//! tokens streamed before the content.
 
 mod answer;
 mod body;

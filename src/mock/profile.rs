@@ -473,6 +473,45 @@ mod tests {
     }
 
     #[test]
+    fn traffic_keys_compile_and_bad_ones_are_located() {
+        let p = parse(
+            "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n\
+             cached_input_price_per_m = 0.1\n[latency]\nprefill_tokens_per_second = 5000\n\
+             [completion]\ntool_call_rate = 0.5\nreasoning_tokens = { dist = \"uniform\", min = 0, max = 9 }\n\
+             [capacity]\nmax_concurrent = 4\ndecode_slowdown = 0.1\nprefix_cache_tokens = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(p.models[0].cached_input_price_per_m, Some(0.1));
+        assert_eq!(p.prefill_tokens_per_second, Some(5000.0));
+        assert_eq!(p.capacity.max_concurrent.map(NonZeroU32::get), Some(4));
+        assert_eq!(
+            p.capacity.prefix_cache_tokens.map(NonZeroU64::get),
+            Some(1000)
+        );
+        assert_eq!((p.tool_call_rate, p.capacity.decode_slowdown), (0.5, 0.1));
+        assert!(p.reasoning_tokens.is_some());
+
+        let e = parse(
+            "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n\
+             [completion]\ntool_call_rate = 2\nreasoning_tokens = { dist = \"normal\", mean = 10, stddev = 20 }\n\
+             [capacity]\nmax_concurrent = 0\nprefix_cache_tokens = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("p.toml:7:18: `completion.tool_call_rate`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("p.toml:8:20: `completion.reasoning_tokens`"),
+            "{e}"
+        );
+        assert!(e.contains("negative"), "{e}");
+        assert!(e.contains("p.toml:10:18: `capacity.max_concurrent`"), "{e}");
+        assert!(e.contains("`capacity.prefix_cache_tokens`"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_a_suggestion() {
         let e = parse("name = \"x\"\nsed = 1\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n")
             .unwrap_err();
