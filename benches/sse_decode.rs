@@ -19,6 +19,7 @@ fn stream_bytes(events: usize) -> Vec<u8> {
                 delta: Delta {
                     role: None,
                     content: Some(format!(" token{i}")),
+                    ..Delta::default()
                 },
                 finish_reason: None,
                 logprobs: None,

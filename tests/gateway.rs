@@ -669,3 +669,75 @@ async fn mock_and_gateway_announce_a_429_in_the_same_words() {
         assert!(a.abs_diff(b) <= within, "{name}: mock {a}, gateway {b}");
     }
 }
+
+/// The gateway rewrites nothing in a body: a tool-call stream, a reasoning stream and a
+/// tool-call answer arrive byte for byte as the provider sent them. Two identical mocks (same
+/// profile, same name) serve the same requests in the same order, one directly and one
+/// through the gateway, so even ids and seeded words match; only `created` (the second the
+/// answer was made) may differ.
+#[tokio::test]
+async fn tool_call_and_reasoning_streams_are_relayed_unchanged() {
+    let profile = || {
+        crate::support::instant_profile(
+            "[latency]\ntokens_per_second = 2000\n[completion]\ntool_call_rate = 1.0\n\
+             reasoning_tokens = 5\n",
+        )
+    };
+    let direct = crate::support::start_mock_named(profile(), "deep", None).await;
+    let behind = crate::support::start_mock_named(profile(), "deep", None).await;
+    let gw = gateway(&format!(
+        "routes = [{{ model = \"m\", targets = [\"deep\"] }}]\n\
+         [[upstreams]]\nname = \"deep\"\nurl = \"{}\"\n",
+        behind.url()
+    ))
+    .await;
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "lookup",
+        "parameters": {"type": "object", "required": ["q"], "properties": {"q": {"type": "string"}}}}}]);
+    let messages = serde_json::json!([{"role": "user", "content": "Look it up"}]);
+    let bodies = [
+        serde_json::json!({"model": "m", "messages": messages, "tools": tools, "stream": true,
+            "stream_options": {"include_usage": true}}),
+        serde_json::json!({"model": "m", "messages": messages, "max_tokens": 6, "stream": true,
+            "stream_options": {"include_usage": true}}),
+        serde_json::json!({"model": "m", "messages": messages, "tools": tools}),
+    ];
+    let c = TestClient::new();
+    for body in bodies {
+        let a = c
+            .post(
+                &direct.url(),
+                "/v1/chat/completions",
+                None,
+                body.to_string(),
+            )
+            .await;
+        let b = c
+            .post(&gw.url(), "/v1/chat/completions", None, body.to_string())
+            .await;
+        assert_eq!((a.status, b.status), (200, 200), "{}", b.text());
+        assert_eq!(b.header("x-gateway-upstream"), "deep");
+        assert!(!b.cut, "{}", b.text());
+        let text = a.text();
+        assert!(
+            text.contains("\"tool_calls\"") || text.contains("\"reasoning_content\""),
+            "{text}"
+        );
+        assert_eq!(without_created(&text), without_created(&b.text()), "{body}");
+    }
+    assert_eq!(behind.stats().requests_total, 3);
+    assert_eq!(behind.stats().reasoning_tokens, 15);
+}
+
+/// The text with every `"created":<seconds>` set to 0.
+fn without_created(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\"created\":") {
+        let (head, tail) = rest.split_at(i + "\"created\":".len());
+        out.push_str(head);
+        out.push('0');
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}

@@ -12,6 +12,7 @@ mod hardening;
 mod layout;
 mod measures;
 mod mock;
+mod mock_traffic;
 mod report;
 mod run_cli;
 mod scenario;

@@ -165,6 +165,9 @@ fn prepare(
         }),
         max_tokens: class.max_tokens,
         max_completion_tokens: None,
+        tools: None,
+        tool_choice: None,
+        response_format: None,
     };
     let body = serde_json::to_vec(&request).map_err(|source| ClientError::Serialize {
         class: class.name.clone(),

@@ -12,8 +12,10 @@ use tokio::time::{Instant, Sleep};
 
 use crate::openai::{DONE, Usage};
 
-use super::reply::{self, word};
+use super::answer::Answer;
+use super::reply;
 use super::state::InFlight;
+use super::words::word;
 
 /// The error that makes hyper abort the connection mid-body (a cut stream).
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +90,12 @@ pub(crate) struct CutBody {
 pub(crate) struct StreamPlan {
     pub ttft: Duration,
     pub tokens_per_second: f64,
+    /// Chunks after the role chunk: reasoning tokens, then the answer's.
     pub completion_tokens: u32,
+    /// The first this many chunks are `reasoning_content`.
+    pub reasoning: u32,
+    /// JSON or a tool call instead of words.
+    pub answer: Option<Box<Answer>>,
     pub finish_reason: &'static str,
     pub usage: Option<Usage>,
     /// Content chunks sent before the connection is cut.
@@ -170,7 +177,11 @@ impl TokenStream {
     fn emit_due(&mut self) -> BytesMut {
         let mut out = BytesMut::with_capacity(512);
         if matches!(self.phase, Phase::BeforeFirst) {
-            reply::put_role_chunk(&mut out, &self.prefix);
+            if matches!(self.plan.answer.as_deref(), Some(Answer::ToolCall { .. })) {
+                reply::put_role_chunk_no_content(&mut out, &self.prefix);
+            } else {
+                reply::put_role_chunk(&mut out, &self.prefix);
+            }
             self.phase = Phase::Tokens;
         }
         let now = Instant::now();
@@ -192,10 +203,24 @@ impl TokenStream {
                 return out;
             }
             let finish = last.then_some(self.plan.finish_reason);
-            reply::put_token_chunk(&mut out, &self.prefix, token, finish);
+            if self.sent < self.plan.reasoning {
+                reply::put_reasoning_chunk(&mut out, &self.prefix, token);
+            } else if let Some(answer) = self.plan.answer.as_deref() {
+                put_answer_chunk(
+                    &mut out,
+                    &self.prefix,
+                    answer,
+                    self.sent - self.plan.reasoning,
+                );
+            } else {
+                reply::put_token_chunk(&mut out, &self.prefix, token, finish);
+            }
             self.sent += 1;
         }
         if self.sent >= total {
+            if let Some(answer) = self.plan.answer.as_deref() {
+                reply::put_finish_chunk(&mut out, &self.prefix, answer.finish_reason());
+            }
             if let Some(u) = self.plan.usage {
                 reply::put_usage_chunk(&mut out, &self.prefix, u);
             }
@@ -217,5 +242,23 @@ impl TokenStream {
             }
         }
         out
+    }
+}
+
+/// Unit `i` of a JSON or tool-call answer. The finish reason follows in a chunk of its own.
+fn put_answer_chunk(out: &mut BytesMut, prefix: &[u8], answer: &Answer, i: u32) {
+    match answer {
+        Answer::Json(p) => reply::put_content_piece(out, prefix, p.get(i), None),
+        Answer::ToolCall {
+            id,
+            name,
+            arguments,
+        } => {
+            if i == 0 {
+                reply::put_tool_call_head(out, prefix, id, name);
+            } else {
+                reply::put_tool_call_arguments(out, prefix, arguments.get(i - 1));
+            }
+        }
     }
 }

@@ -5,24 +5,25 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response};
+use http::header::CONTENT_LENGTH;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::openai::{
-    ApiError, ApiErrorKind, ChatRequest, Usage, bearer, duration_text, estimate_prompt_tokens,
+    ApiError, ApiErrorKind, ChatRequest, Message, bearer, duration_text, estimate_prompt_tokens,
 };
 
-use super::body::{MockBody, StreamPlan, TokenStream};
+use super::body::MockBody;
+use super::cache::PrefixCache;
 use super::conn::ConnCtl;
 use super::fault::RateLimitCode;
-use super::inject::{Action, FaultPlan};
+use super::inject::Action;
 use super::profile::ModelProfile;
-use super::reply::{ReplyHead, broken_completion};
 use super::request::{BodyError, read_body};
-use super::respond::{JSON, client_error, injected_error, rate_limited, synthetic_headers};
+use super::respond::{client_error, injected_error, rate_limited, synthetic_headers};
+use super::serve::{Job, serve};
 use super::state::{InFlight, MockState, stopping};
 use super::stats::RequestOutcome;
 
@@ -38,6 +39,8 @@ enum Next {
     Hang(Duration, InFlight),
     /// The connection is being closed or reset; never answer.
     Never,
+    /// Wait for a batch slot, then serve.
+    Queue(Box<Job>),
 }
 
 fn after(wait: Duration, resp: Response<MockBody>, guard: Option<InFlight>) -> Next {
@@ -108,6 +111,7 @@ pub(crate) async fn chat(
             std::future::pending().await
         }
         Next::Never => std::future::pending().await,
+        Next::Queue(job) => Box::pin(queued(shared, *job)).await,
     }
 }
 
@@ -141,7 +145,9 @@ fn decide(
     };
     let model_index = profile.models.iter().position(|m| m.name == request.model);
     shared.counters.model(model_index);
-    let Some(model) = model_index.and_then(|i| profile.models.get(i)) else {
+    let Some((model_index, model)) =
+        model_index.and_then(|i| profile.models.get(i).map(|m| (i, m)))
+    else {
         let msg = format!(
             "The model `{}` does not exist or you do not have access to it.",
             request.model
@@ -149,7 +155,7 @@ fn decide(
         let e = ApiError::new(ApiErrorKind::ModelNotFound, msg).with_param("model");
         return Next::Now(client_error(shared, e));
     };
-    let prompt_tokens = estimate_prompt_tokens(&request.messages);
+    let prompt_tokens = count_prompt(&request.messages);
     let max_tokens = request.max_completion();
     if let Err(e) = check_size(model, prompt_tokens, max_tokens) {
         return Next::Now(client_error(shared, e));
@@ -206,17 +212,66 @@ fn decide(
             shared.counters.outcome(RequestOutcome::Hang);
             Next::Hang(plan.delay + *hold, in_flight)
         }
-        _ => serve(
-            shared,
-            seq,
-            &request,
-            model,
-            prompt_tokens,
-            plan,
-            rng,
-            in_flight,
-        ),
+        _ => {
+            let cached_tokens = match &shared.cache {
+                Some(c) => cached_tokens(c, model, &request.messages, prompt_tokens),
+                None => 0,
+            };
+            let job = Job {
+                seq,
+                request,
+                model: model_index,
+                prompt_tokens,
+                cached_tokens,
+                plan,
+                rng,
+                in_flight,
+            };
+            if shared.slots.is_some() {
+                return Next::Queue(Box::new(job));
+            }
+            let (wait, r, guard) = serve(shared, model, job);
+            after(wait, r, guard)
+        }
     }
+}
+
+/// Prompt tokens as the mock counts them: the one place to change the counting rule.
+fn count_prompt(messages: &[Message]) -> u32 {
+    estimate_prompt_tokens(messages)
+}
+
+/// Tokens of the longest message prefix the cache has seen.
+fn cached_tokens(
+    cache: &PrefixCache,
+    model: &ModelProfile,
+    messages: &[Message],
+    prompt: u32,
+) -> u32 {
+    let hit = cache.lookup_and_insert(&model.name, messages, count_prompt);
+    match messages.get(..hit) {
+        Some(seen) if hit > 0 => count_prompt(seen).min(prompt),
+        _ => 0,
+    }
+}
+
+/// Waits for a batch slot, then serves; the slot is held until the answer's last byte.
+async fn queued(shared: &Arc<MockState>, mut job: Job) -> Response<MockBody> {
+    if let Some(slots) = &shared.slots
+        && let Ok(slot) = slots.clone().acquire_owned().await
+    {
+        // A semaphore that lives as long as the mock is never closed, so this always holds.
+        job.in_flight.hold(slot);
+    }
+    let Some(model) = shared.profile.models.get(job.model) else {
+        return injected_error(500, None);
+    };
+    let (wait, r, guard) = serve(shared, model, job);
+    if wait >= MIN_SLEEP {
+        tokio::time::sleep(wait.min(crate::config::MAX_DURATION)).await;
+    }
+    drop(guard);
+    r
 }
 
 /// `max_tokens` of 0, or prompt plus completion beyond the model's window.
@@ -289,86 +344,4 @@ fn enforce_limits(
         wait,
         &refusal.headers,
     ))
-}
-
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
-fn serve(
-    shared: &Arc<MockState>,
-    seq: u64,
-    request: &ChatRequest,
-    model: &ModelProfile,
-    prompt_tokens: u32,
-    plan: FaultPlan,
-    mut rng: SmallRng,
-    in_flight: InFlight,
-) -> Next {
-    let profile = &shared.profile;
-    let (completion_tokens, finish_reason) = match request.max_completion() {
-        Some(m) => (m, "length"),
-        None => {
-            let n = profile.completion_tokens.sample(&mut rng).round().max(1.0);
-            (n.min(f64::from(u32::MAX)) as u32, "stop")
-        }
-    };
-    let ttft = profile.ttft.sample(&mut rng);
-    let tokens_per_second = plan
-        .tokens_per_second
-        .unwrap_or_else(|| profile.tokens_per_second.sample(&mut rng))
-        .max(1e-3);
-    let malformed = matches!(plan.action, Action::Malformed);
-    let outcome = if malformed {
-        RequestOutcome::Malformed
-    } else if plan.cut_after.is_some_and(|c| c < completion_tokens) {
-        RequestOutcome::StreamCut
-    } else {
-        RequestOutcome::Ok
-    };
-    shared.counters.outcome(outcome);
-    shared.counters.tokens(prompt_tokens, completion_tokens);
-    let usage = Usage::new(prompt_tokens, completion_tokens);
-    let head = ReplyHead {
-        upstream: &shared.name,
-        seq,
-        created: crate::openai::unix_now(),
-        model: &model.name,
-        fingerprint: &shared.fingerprint,
-    };
-
-    if request.is_stream() {
-        // A latency fault delays a stream's first token.
-        let stream = TokenStream::new(
-            StreamPlan {
-                ttft: ttft + plan.delay,
-                tokens_per_second,
-                completion_tokens,
-                finish_reason,
-                usage: request.include_usage().then_some(usage),
-                cut_after: plan.cut_after,
-                malformed,
-            },
-            head.chunk_prefix(),
-            rng,
-            in_flight,
-        );
-        let mut r = Response::new(MockBody::Stream(Box::new(stream)));
-        let h = r.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        return Next::Now(r);
-    }
-
-    let generation = Duration::from_secs_f64(f64::from(completion_tokens) / tokens_per_second);
-    let body = if malformed {
-        MockBody::full(broken_completion(&head))
-    } else {
-        let full = head.completion(completion_tokens, &mut rng, finish_reason, usage);
-        if outcome == RequestOutcome::StreamCut {
-            MockBody::cut(full.slice(..full.len() / 2))
-        } else {
-            MockBody::full(full)
-        }
-    };
-    let mut r = Response::new(body);
-    r.headers_mut().insert(CONTENT_TYPE, JSON);
-    after(plan.delay + ttft + generation, r, Some(in_flight))
 }

@@ -12,8 +12,15 @@
 //! TCP RST. Prompt tokens are estimated by [`crate::openai::estimate_prompt_tokens`]; a
 //! completion is exactly `max_tokens` long (finish reason `length`) when the request sets
 //! it, else drawn from the profile's `completion.tokens` (finish reason `stop`).
+//!
+//! Beyond that, a profile may model real traffic (see `serve` for the timing model): prefill
+//! time per prompt token, batch slots with a queue, decode slowdown as the batch fills, a
+//! prefix cache (`cache`), tool calls and JSON answers (`answer`, `schema`) and reasoning
+//! tokens streamed before the content.
 
+mod answer;
 mod body;
+mod cache;
 mod chat;
 mod client;
 mod conn;
@@ -27,15 +34,18 @@ mod profile;
 mod reply;
 mod request;
 mod respond;
+mod schema;
+mod serve;
 mod server;
 mod state;
 mod stats;
+mod words;
 
 pub use client::{ControlClient, ControlError};
 pub use control::TOKEN_HEADER;
 pub use fault::{FaultError, FaultKind, FaultKindName, FaultSpec, RateLimitCode, RawFault};
 pub use fleet::{FleetEntry, MockFleet};
 pub use inject::{FaultEntry, FaultId};
-pub use profile::{DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile, ProfileLimits};
+pub use profile::{Capacity, DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile, ProfileLimits};
 pub use server::{MockError, MockHandle, start};
 pub use stats::{MockStats, RequestOutcome, UNKNOWN_MODEL};

@@ -1,7 +1,7 @@
 //! Provider profiles (`mock-upstreams/*.toml`): the models a mock serves and their prices,
 //! its latency and token-rate model, completion lengths, limits and default faults.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -19,7 +19,7 @@ pub struct ModelProfile {
     pub input_price_per_m: f64,
     /// US dollars per 1M completion tokens.
     pub output_price_per_m: f64,
-    /// US dollars per 1M prompt tokens served from the prefix cache; None bills them as input.
+    /// US dollars per 1M prompt tokens served from the prefix cache; `None` means the input price.
     pub cached_input_price_per_m: Option<f64>,
     /// Prompt plus completion tokens the model accepts; `None` means unlimited.
     pub context_window: Option<u32>,
@@ -65,9 +65,30 @@ pub struct Profile {
     pub tokens_per_second: Dist,
     /// Completion length when the request sets no `max_tokens`.
     pub completion_tokens: Dist,
+    /// Prompt tokens read per second before the first token; `None` means prefill is free.
+    pub prefill_tokens_per_second: Option<f64>,
+    /// How a busy provider slows down.
+    pub capacity: Capacity,
+    /// Share of requests carrying `tools` (with `tool_choice` auto) answered with a tool call.
+    pub tool_call_rate: f64,
+    /// Tokens a reasoning model thinks before it answers, on top of the completion.
+    pub reasoning_tokens: Option<Dist>,
     pub limits: ProfileLimits,
     /// Faults active from the start (each gets an id and can be removed at run time).
     pub faults: Vec<FaultSpec>,
+}
+
+/// Batch slots, decode slowdown and prefix cache: what makes a provider slower when busy and
+/// faster for a prompt it has seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Capacity {
+    /// Sequences decoded at once; further requests queue for a slot (their TTFT includes the wait).
+    pub max_concurrent: Option<NonZeroU32>,
+    /// Each running sequence beyond the first divides the token rate by `1 + decode_slowdown`
+    /// once more, linearly: rate / (1 + decode_slowdown * (running - 1)).
+    pub decode_slowdown: f64,
+    /// Tokens of prompt prefixes remembered (least recently used forgotten first).
+    pub prefix_cache_tokens: Option<NonZeroU64>,
 }
 
 impl Profile {
@@ -97,6 +118,7 @@ struct RawProfile {
     models: Spanned<Vec<Spanned<RawModel>>>,
     latency: Option<RawLatency>,
     completion: Option<RawCompletion>,
+    capacity: Option<RawCapacity>,
     limits: Option<RawLimits>,
     #[serde(default)]
     faults: Vec<Spanned<RawFault>>,
@@ -117,12 +139,23 @@ struct RawModel {
 struct RawLatency {
     ttft: Option<Spanned<RawDist>>,
     tokens_per_second: Option<Spanned<RawDist>>,
+    prefill_tokens_per_second: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCompletion {
     tokens: Option<Spanned<RawDist>>,
+    tool_call_rate: Option<Spanned<f64>>,
+    reasoning_tokens: Option<Spanned<RawDist>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacity {
+    max_concurrent: Option<Spanned<u32>>,
+    decode_slowdown: Option<Spanned<f64>>,
+    prefix_cache_tokens: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +168,58 @@ struct RawLimits {
     require_api_key: bool,
     max_body_bytes: Option<Spanned<u64>>,
 }
+
+/// Whether samples below zero are likely (more than about one in 40 000 for a normal).
+fn can_go_negative(d: &Dist) -> bool {
+    match *d {
+        Dist::Fixed { value } => value < 0.0,
+        Dist::Uniform { min, .. } => min < 0.0,
+        Dist::Normal { mean, stddev } => mean - 4.0 * stddev < 0.0,
+        Dist::LogNormal { .. } => false,
+    }
+}
+
+fn compile_capacity(check: &mut Check, raw: Option<RawCapacity>) -> Capacity {
+    let Some(raw) = raw else {
+        return Capacity::default();
+    };
+    let max_concurrent = raw.max_concurrent.as_ref().and_then(|n| {
+        let v = NonZeroU32::new(*n.get_ref());
+        if v.is_none() {
+            check.error(
+                n.span(),
+                "capacity.max_concurrent",
+                "must be at least 1 (leave it out for no batch limit)",
+            );
+        }
+        v
+    });
+    let decode_slowdown = raw
+        .decode_slowdown
+        .as_ref()
+        .and_then(|d| check.number_in(d, "capacity.decode_slowdown", 0.0..=10.0))
+        .unwrap_or(0.0);
+    let prefix_cache_tokens = raw.prefix_cache_tokens.as_ref().and_then(|n| {
+        let v = NonZeroU64::new(*n.get_ref()).filter(|v| v.get() <= MAX_CACHE_TOKENS);
+        if v.is_none() {
+            check.error(
+                n.span(),
+                "capacity.prefix_cache_tokens",
+                format!("must be 1..={MAX_CACHE_TOKENS} (leave it out for no cache)"),
+            );
+        }
+        v
+    });
+    Capacity {
+        max_concurrent,
+        decode_slowdown,
+        prefix_cache_tokens,
+    }
+}
+
+/// An entry (one message prefix, at least 4 tokens) costs under 100 bytes: at most ~2.5 GB.
+const MAX_CACHE_TOKENS: u64 = 100_000_000;
+const MAX_PREFILL_TOKENS_PER_SECOND: f64 = 1e9;
 
 /// Token rates above this are not a model, they are a typo.
 const MAX_TOKENS_PER_SECOND: f64 = 1e6;
@@ -198,6 +283,14 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
     let latency = raw.latency.unwrap_or(RawLatency {
         ttft: None,
         tokens_per_second: None,
+        prefill_tokens_per_second: None,
+    });
+    let prefill_tokens_per_second = latency.prefill_tokens_per_second.as_ref().and_then(|p| {
+        check.number_in(
+            p,
+            "latency.prefill_tokens_per_second",
+            1.0..=MAX_PREFILL_TOKENS_PER_SECOND,
+        )
     });
     let ttft = match &latency.ttft {
         Some(d) => check.duration_dist(d, "latency.ttft"),
@@ -221,10 +314,34 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
         None => Some(Dist::fixed(MAX_TOKENS_PER_SECOND)),
     };
 
-    let completion_tokens = match raw.completion.and_then(|c| c.tokens) {
-        Some(d) => check.number_dist(&d, "completion.tokens", MAX_COMPLETION_TOKENS),
+    let completion = raw.completion.unwrap_or(RawCompletion {
+        tokens: None,
+        tool_call_rate: None,
+        reasoning_tokens: None,
+    });
+    let completion_tokens = match &completion.tokens {
+        Some(d) => check.number_dist(d, "completion.tokens", MAX_COMPLETION_TOKENS),
         None => Some(Dist::fixed(16.0)),
     };
+    let tool_call_rate = completion
+        .tool_call_rate
+        .as_ref()
+        .and_then(|r| check.number_in(r, "completion.tool_call_rate", 0.0..=1.0))
+        .unwrap_or(0.0);
+    let reasoning_tokens = completion.reasoning_tokens.as_ref().and_then(|d| {
+        let key = "completion.reasoning_tokens";
+        let dist = check.number_dist(d, key, MAX_COMPLETION_TOKENS)?;
+        if can_go_negative(&dist) {
+            check.error(
+                d.span(),
+                key,
+                "this distribution can produce negative token counts; use lognormal or uniform from 0",
+            );
+            return None;
+        }
+        Some(dist)
+    });
+    let capacity = compile_capacity(&mut check, raw.capacity);
 
     let mut limits = ProfileLimits::default();
     if let Some(l) = raw.limits {
@@ -280,6 +397,10 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
             ttft,
             tokens_per_second,
             completion_tokens,
+            prefill_tokens_per_second,
+            capacity,
+            tool_call_rate,
+            reasoning_tokens,
             limits,
             faults,
         }),
@@ -371,6 +492,45 @@ mod tests {
                 .contains("p.toml:6:28: `models[0].cached_input_price_per_m`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn traffic_keys_compile_and_bad_ones_are_located() {
+        let p = parse(
+            "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n\
+             cached_input_price_per_m = 0.1\n[latency]\nprefill_tokens_per_second = 5000\n\
+             [completion]\ntool_call_rate = 0.5\nreasoning_tokens = { dist = \"uniform\", min = 0, max = 9 }\n\
+             [capacity]\nmax_concurrent = 4\ndecode_slowdown = 0.1\nprefix_cache_tokens = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(p.models[0].cached_input_price_per_m, Some(0.1));
+        assert_eq!(p.prefill_tokens_per_second, Some(5000.0));
+        assert_eq!(p.capacity.max_concurrent.map(NonZeroU32::get), Some(4));
+        assert_eq!(
+            p.capacity.prefix_cache_tokens.map(NonZeroU64::get),
+            Some(1000)
+        );
+        assert_eq!((p.tool_call_rate, p.capacity.decode_slowdown), (0.5, 0.1));
+        assert!(p.reasoning_tokens.is_some());
+
+        let e = parse(
+            "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n\
+             [completion]\ntool_call_rate = 2\nreasoning_tokens = { dist = \"normal\", mean = 10, stddev = 20 }\n\
+             [capacity]\nmax_concurrent = 0\nprefix_cache_tokens = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("p.toml:7:18: `completion.tool_call_rate`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("p.toml:8:20: `completion.reasoning_tokens`"),
+            "{e}"
+        );
+        assert!(e.contains("negative"), "{e}");
+        assert!(e.contains("p.toml:10:18: `capacity.max_concurrent`"), "{e}");
+        assert!(e.contains("`capacity.prefix_cache_tokens`"), "{e}");
     }
 
     #[test]

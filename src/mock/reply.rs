@@ -2,54 +2,15 @@
 //! buffers from a per-response prefix so the hot path does no per-token serialisation.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use crate::openai::{DATA_PREFIX, Usage};
 
-/// The words completions are made of; one word is one token. Plain ASCII, so they need no
-/// JSON escaping.
-const WORDS: [&str; 32] = [
-    " the",
-    " model",
-    " router",
-    " keeps",
-    " its",
-    " promise",
-    " under",
-    " load",
-    " and",
-    " every",
-    " request",
-    " finds",
-    " a",
-    " healthy",
-    " provider",
-    " while",
-    " latency",
-    " stays",
-    " low",
-    " tokens",
-    " flow",
-    " steadily",
-    " through",
-    " the",
-    " gateway",
-    " with",
-    " careful",
-    " retries",
-    " fallback",
-    " works",
-    " as",
-    " planned",
-];
-
-pub(crate) fn word(rng: &mut SmallRng) -> &'static str {
-    WORDS[rng.random_range(0..WORDS.len())]
-}
+use super::answer::Answer;
+use super::words::word;
 
 /// Writes `s` as a JSON string (quotes included).
-fn put_json_str(out: &mut BytesMut, s: &str) {
+pub(crate) fn put_json_str(out: &mut BytesMut, s: &str) {
     let mut w = out.writer();
     // Writing a &str into memory cannot fail.
     let _ = serde_json::to_writer(&mut w, s);
@@ -85,25 +46,57 @@ impl ReplyHead<'_> {
         put_json_str(out, self.fingerprint);
     }
 
-    /// The full non-stream answer, its content made of `tokens` words.
+    /// The full non-stream answer: `reasoning` words of thought, then the answer (or, without
+    /// one, content made of `tokens` words).
     pub fn completion(
         &self,
         tokens: u32,
         rng: &mut SmallRng,
         finish_reason: &str,
         usage: Usage,
+        reasoning: u32,
+        answer: Option<&Answer>,
     ) -> Bytes {
-        let mut out = BytesMut::with_capacity(384 + tokens.min(1 << 16) as usize * 8);
+        let words = tokens.saturating_add(reasoning).min(1 << 16) as usize;
+        let mut out = BytesMut::with_capacity(384 + words * 8);
         self.put_common(&mut out);
         out.put_slice(b"chat.completion");
         self.put_tail_fields(&mut out);
-        out.put_slice(
-            b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
-        );
-        for _ in 0..tokens {
-            out.put_slice(word(rng).as_bytes());
+        out.put_slice(b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",");
+        if reasoning > 0 {
+            out.put_slice(b"\"reasoning_content\":\"");
+            for _ in 0..reasoning {
+                out.put_slice(word(rng).as_bytes());
+            }
+            out.put_slice(b"\",");
         }
-        out.put_slice(b"\"},\"finish_reason\":");
+        match answer {
+            None => {
+                out.put_slice(b"\"content\":\"");
+                for _ in 0..tokens {
+                    out.put_slice(word(rng).as_bytes());
+                }
+                out.put_u8(b'"');
+            }
+            Some(Answer::Json(p)) => {
+                out.put_slice(b"\"content\":");
+                put_json_str(&mut out, p.text());
+            }
+            Some(Answer::ToolCall {
+                id,
+                name,
+                arguments,
+            }) => {
+                out.put_slice(b"\"content\":null,\"tool_calls\":[{\"id\":");
+                put_json_str(&mut out, id);
+                out.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+                put_json_str(&mut out, name);
+                out.put_slice(b",\"arguments\":");
+                put_json_str(&mut out, arguments.text());
+                out.put_slice(b"}}]");
+            }
+        }
+        out.put_slice(b"},\"finish_reason\":");
         put_json_str(&mut out, finish_reason);
         out.put_slice(b",\"logprobs\":null}],\"usage\":");
         put_usage(&mut out, usage);
@@ -130,6 +123,16 @@ fn put_usage(out: &mut BytesMut, u: Usage) {
     put_dec(out, u64::from(u.completion_tokens));
     out.put_slice(b",\"total_tokens\":");
     put_dec(out, u64::from(u.total_tokens));
+    if let Some(d) = u.prompt_tokens_details {
+        out.put_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        put_dec(out, u64::from(d.cached_tokens));
+        out.put_u8(b'}');
+    }
+    if let Some(d) = u.completion_tokens_details {
+        out.put_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        put_dec(out, u64::from(d.reasoning_tokens));
+        out.put_u8(b'}');
+    }
     out.put_u8(b'}');
 }
 
@@ -169,6 +172,75 @@ pub(crate) fn put_role_chunk(out: &mut BytesMut, prefix: &[u8]) {
     out.put_slice(
         b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null,\"logprobs\":null}]}\n\n",
     );
+}
+
+/// The first chunk of a tool-call answer: the assistant role and no content, as OpenAI sends it.
+pub(crate) fn put_role_chunk_no_content(out: &mut BytesMut, prefix: &[u8]) {
+    out.put_slice(prefix);
+    out.put_slice(
+        b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},\"finish_reason\":null,\"logprobs\":null}]}\n\n",
+    );
+}
+
+fn put_open_delta(out: &mut BytesMut, prefix: &[u8]) {
+    out.put_slice(prefix);
+    out.put_slice(b"{\"index\":0,\"delta\":{");
+}
+
+fn put_close_delta(out: &mut BytesMut, finish_reason: Option<&str>) {
+    out.put_slice(b"},\"finish_reason\":");
+    match finish_reason {
+        Some(r) => put_json_str(out, r),
+        None => out.put_slice(b"null"),
+    }
+    out.put_slice(b",\"logprobs\":null}]}\n\n");
+}
+
+/// One token of thought, before any content (DeepSeek's `reasoning_content`).
+pub(crate) fn put_reasoning_chunk(out: &mut BytesMut, prefix: &[u8], token: &str) {
+    put_open_delta(out, prefix);
+    out.put_slice(b"\"reasoning_content\":");
+    put_json_str(out, token);
+    put_close_delta(out, None);
+}
+
+/// A piece of content text that may need escaping (JSON answers).
+pub(crate) fn put_content_piece(
+    out: &mut BytesMut,
+    prefix: &[u8],
+    piece: &str,
+    finish_reason: Option<&str>,
+) {
+    put_open_delta(out, prefix);
+    out.put_slice(b"\"content\":");
+    put_json_str(out, piece);
+    put_close_delta(out, finish_reason);
+}
+
+/// A tool call's first delta: its id, type and name, and no arguments yet.
+pub(crate) fn put_tool_call_head(out: &mut BytesMut, prefix: &[u8], id: &str, name: &str) {
+    put_open_delta(out, prefix);
+    out.put_slice(b"\"tool_calls\":[{\"index\":0,\"id\":");
+    put_json_str(out, id);
+    out.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+    put_json_str(out, name);
+    out.put_slice(b",\"arguments\":\"\"}}]");
+    put_close_delta(out, None);
+}
+
+/// A piece of a tool call's arguments.
+pub(crate) fn put_tool_call_arguments(out: &mut BytesMut, prefix: &[u8], piece: &str) {
+    put_open_delta(out, prefix);
+    out.put_slice(b"\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":");
+    put_json_str(out, piece);
+    out.put_slice(b"}}]");
+    put_close_delta(out, None);
+}
+
+/// An empty delta carrying only the finish reason, as OpenAI ends a tool call.
+pub(crate) fn put_finish_chunk(out: &mut BytesMut, prefix: &[u8], finish_reason: &str) {
+    put_open_delta(out, prefix);
+    put_close_delta(out, Some(finish_reason));
 }
 
 /// One content chunk holding one token; the last carries the finish reason.
@@ -232,7 +304,7 @@ mod tests {
     fn completion_is_openai_json() {
         use rand::SeedableRng;
         let mut rng = SmallRng::seed_from_u64(1);
-        let b = head().completion(2, &mut rng, "stop", Usage::new(3, 2));
+        let b = head().completion(2, &mut rng, "stop", Usage::new(3, 2), 0, None);
         let c: ChatCompletion = serde_json::from_slice(&b).unwrap();
         assert_eq!(c.id, "chatcmpl-a-a");
         assert_eq!(c.model, "m\"odel");

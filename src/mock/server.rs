@@ -16,11 +16,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::openai::{ModelInfo, ModelList, fingerprint_for, unix_now};
 
+use super::cache::PrefixCache;
 use super::conn::{Conn, ConnCtl, Guarded, Registry};
 use super::fault::FaultSpec;
 use super::handler;
@@ -85,6 +86,14 @@ pub async fn start(
             profile.limits.requests_per_minute,
             profile.limits.tokens_per_minute,
         ),
+        slots: profile
+            .capacity
+            .max_concurrent
+            .map(|n| Arc::new(Semaphore::new(n.get() as usize))),
+        cache: profile
+            .capacity
+            .prefix_cache_tokens
+            .map(|n| PrefixCache::new(n.get())),
         admin_token,
         seq: AtomicU64::new(0),
         shutdown: rx.clone(),

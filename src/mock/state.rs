@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::cache::PrefixCache;
 use super::inject::Injector;
 use super::limits::RateLimiter;
 use super::profile::Profile;
@@ -24,6 +25,9 @@ pub(crate) struct MockState {
     pub counters: Counters,
     pub injector: Injector,
     pub limiter: Option<RateLimiter>,
+    /// The profile's batch slots (`capacity.max_concurrent`); requests queue for one.
+    pub slots: Option<Arc<Semaphore>>,
+    pub cache: Option<PrefixCache>,
     pub admin_token: Option<String>,
     /// Numbers requests: ids, and the per-request RNG seed.
     pub seq: AtomicU64,
@@ -35,17 +39,22 @@ pub(crate) async fn stopping(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Counts a request as in flight until dropped (a stream drops it with its body).
-pub(crate) struct InFlight(Arc<MockState>);
+/// Counts a request as in flight until dropped (a stream drops it with its body), and holds
+/// its batch slot as long.
+pub(crate) struct InFlight(Arc<MockState>, Option<OwnedSemaphorePermit>);
 
 impl InFlight {
     pub fn new(shared: Arc<MockState>) -> Self {
         shared.counters.in_flight.fetch_add(1, Relaxed);
-        Self(shared)
+        Self(shared, None)
     }
 
     pub fn count(&self) -> i64 {
         self.0.counters.in_flight.load(Relaxed)
+    }
+
+    pub fn hold(&mut self, slot: OwnedSemaphorePermit) {
+        self.1 = Some(slot);
     }
 }
 

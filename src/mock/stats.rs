@@ -79,10 +79,10 @@ pub struct MockStats {
     /// Tokens in the requests served (estimated) and in the completions sent.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    /// Prompt tokens answered from the prefix cache (`usage.prompt_tokens_details`).
+    /// Prompt tokens served from the prefix cache (part of `prompt_tokens`).
     #[serde(default)]
     pub cached_tokens: u64,
-    /// Completion tokens spent reasoning (`usage.completion_tokens_details`).
+    /// Completion tokens spent reasoning (part of `completion_tokens`).
     #[serde(default)]
     pub reasoning_tokens: u64,
 }
@@ -114,6 +114,8 @@ pub(crate) struct Counters {
     faults: [AtomicU64; 9],
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    cached_tokens: AtomicU64,
+    reasoning_tokens: AtomicU64,
 }
 
 impl Counters {
@@ -128,6 +130,8 @@ impl Counters {
             faults: Default::default(),
             prompt_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
+            cached_tokens: AtomicU64::new(0),
+            reasoning_tokens: AtomicU64::new(0),
         }
     }
 
@@ -151,6 +155,13 @@ impl Counters {
         self.prompt_tokens.fetch_add(u64::from(prompt), Relaxed);
         self.completion_tokens
             .fetch_add(u64::from(completion), Relaxed);
+    }
+
+    /// Only called when a profile caches prefixes or reasons, so plain mocks skip the atomics.
+    pub fn details(&self, cached: u32, reasoning: u32) {
+        self.cached_tokens.fetch_add(u64::from(cached), Relaxed);
+        self.reasoning_tokens
+            .fetch_add(u64::from(reasoning), Relaxed);
     }
 
     pub fn snapshot(&self, upstream: &str) -> MockStats {
@@ -179,9 +190,8 @@ impl Counters {
                 .collect(),
             prompt_tokens: self.prompt_tokens.load(Relaxed),
             completion_tokens: self.completion_tokens.load(Relaxed),
-            // Counted by the mock's prefix cache and reasoning model once they exist.
-            cached_tokens: 0,
-            reasoning_tokens: 0,
+            cached_tokens: self.cached_tokens.load(Relaxed),
+            reasoning_tokens: self.reasoning_tokens.load(Relaxed),
         }
     }
 }

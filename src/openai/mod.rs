@@ -20,9 +20,10 @@ pub use sse::{
     encode_event, encode_json,
 };
 pub use types::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Content,
-    ContentPart, Delta, Message, ModelInfo, ModelList, StreamOptions, Usage,
-    estimate_prompt_tokens,
+    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice,
+    CompletionTokensDetails, Content, ContentPart, Delta, FunctionCall, FunctionDef,
+    JsonSchemaFormat, Message, ModelInfo, ModelList, PromptTokensDetails, ResponseFormat,
+    StreamOptions, Tool, ToolCall, ToolCallDelta, Usage, estimate_prompt_tokens,
 };
 
 pub use wire::{
