@@ -245,6 +245,7 @@ pub(super) async fn drive(
         prices: &prices,
         sla: &scenario.sla,
         monthly_tokens: &options.monthly_tokens,
+        alternatives: &scenario.compare_to,
     });
     Ok(Finished {
         summary,

@@ -20,6 +20,7 @@ pub use recorder::{
 };
 pub use sample::{ErrorKind, Sample, ServedBy};
 pub use summary::{
-    CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
-    Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, Tokens, Trust, UpstreamStats,
+    AlternativeCost, CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval,
+    IntervalStats, MonthlyCost, MonthlySavings, Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult,
+    Stats, Summary, Tokens, Trust, UpstreamStats,
 };

@@ -11,8 +11,8 @@ mod sla;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla,
-    SlaKey, SlaTarget, Stage, StageLoad, Target, Unit, Upstream, UpstreamSource,
+    Alternative, Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope,
+    Secret, Sla, SlaKey, SlaTarget, Stage, StageLoad, Target, Unit, Upstream, UpstreamSource,
 };
 pub use raw::RawScenario;
 
