@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bakeoff;
+mod ci_examples;
 mod clients;
 mod engine;
 mod gateway;
