@@ -272,3 +272,44 @@ async fn bad_line_ups_exit_2_and_a_silent_target_exits_3_before_any_load() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(primary.stats().model("a"), 0, "no load was sent");
 }
+
+#[tokio::test]
+async fn the_control_api_reset_clears_faults_and_zeroes_the_counters() {
+    use gauntlet::mock::{ControlClient, FaultKindName, RawFault};
+
+    use crate::support::{chat_body, post_chat};
+    let m = start_mock_named(instant_profile(""), "m", Some("tok")).await;
+    let control = ControlClient::new(&m.url(), Some("tok".into())).unwrap();
+    let spec = RawFault {
+        kind: Some(FaultKindName::Error),
+        status: Some(503),
+        ..RawFault::default()
+    }
+    .compile()
+    .unwrap();
+    control.add_fault(&spec).await.unwrap();
+    control.add_fault(&spec).await.unwrap();
+    for _ in 0..3 {
+        let r = post_chat(m.addr(), &chat_body("m", 2, false)).await;
+        assert_eq!(r.status(), Some(503));
+    }
+    let before = control.stats().await.unwrap();
+    assert_eq!(before.requests_total, 3);
+    assert_eq!(before.faults(FaultKindName::Error), 3);
+
+    assert_eq!(control.reset().await.unwrap(), 2, "both faults cleared");
+    let after = control.stats().await.unwrap();
+    assert_eq!(after.requests_total, 0);
+    assert_eq!(after.faults(FaultKindName::Error), 0);
+    assert!(after.by_outcome.values().all(|n| *n == 0), "{after:?}");
+    assert_eq!(after.model("m"), 0);
+    assert!(control.faults().await.unwrap().is_empty());
+    // The mock answers again, and counts from zero.
+    let r = post_chat(m.addr(), &chat_body("m", 2, false)).await;
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(control.stats().await.unwrap().requests_total, 1);
+    // Without the token the reset is refused like every control call.
+    let anonymous = ControlClient::new(&m.url(), None).unwrap();
+    assert!(anonymous.reset().await.is_err());
+    assert_eq!(control.stats().await.unwrap().requests_total, 1);
+}
