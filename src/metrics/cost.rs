@@ -72,7 +72,7 @@ pub fn price(
             usd: blended * t as f64 / 1e6,
         })
         .collect();
-    let mix = Mix {
+    let mix = PricedTokens {
         prompt,
         completion,
         requests,
@@ -92,7 +92,7 @@ pub fn price(
 }
 
 /// The tokens the priced upstreams counted, what they cost, and the requests they served.
-struct Mix {
+struct PricedTokens {
     prompt: u64,
     completion: u64,
     /// At least 1.
@@ -100,7 +100,7 @@ struct Mix {
     usd: f64,
 }
 
-impl Mix {
+impl PricedTokens {
     /// These tokens at `alt`'s prices, and the difference at each of `ours`' monthly volumes.
     fn against(&self, alt: &Alternative, ours: &[MonthlyCost]) -> AlternativeCost {
         let price = Price {
