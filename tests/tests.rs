@@ -14,6 +14,7 @@ mod layout;
 mod mock;
 mod report;
 mod run_cli;
+mod savings;
 mod scenario;
 mod scenarios_shipped;
 mod sse;

@@ -108,6 +108,8 @@ fn compare_to(c: &mut Check<'_>, raw: Option<&RawCost>) -> Vec<Alternative> {
         return Vec::new();
     };
     let mut out: Vec<Alternative> = Vec::new();
+    // Every name seen, valid or not: a duplicate of a refused entry is still a duplicate.
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, a) in raw.compare_to.iter().enumerate() {
         let key = format!("cost.compare_to[{i}]");
         let span = a.span();
@@ -120,7 +122,7 @@ fn compare_to(c: &mut Check<'_>, raw: Option<&RawCost>) -> Vec<Alternative> {
                 "name the alternative, e.g. \"gpt-4o direct\"",
             );
             ok = false;
-        } else if out.iter().any(|o| o.name == a.name) {
+        } else if !seen.insert(a.name.as_str()) {
             c.error(
                 span.clone(),
                 format!("{key}.name"),
