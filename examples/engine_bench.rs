@@ -99,6 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
         faults: Vec::new(),
         sla: Sla::default(),
+        compare_to: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -32,6 +32,7 @@ struct Cli {
 enum Command {
     /// Run a scenario and check its SLA.
     Run(cmd::run::Args),
+    Bakeoff(cmd::bakeoff::Args),
     Validate(cmd::validate::Args),
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
@@ -54,12 +55,13 @@ fn main() -> ExitCode {
     // During a run the embedded gateway's unserved requests are the injected faults the run
     // measures and reports; one warning per request would bury the terminal.
     let default_log = match cli.command {
-        Command::Run(_) => "warn,gauntlet::gateway::server=error",
+        Command::Run(_) | Command::Bakeoff(_) => "warn,gauntlet::gateway::server=error",
         _ => "warn",
     };
     cmd::init_tracing(default_log);
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Bakeoff(args) => cmd::bakeoff::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),

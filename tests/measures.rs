@@ -444,6 +444,7 @@ fn cached_prompt_tokens_are_priced_at_the_cached_price() {
             prices: &prices,
             sla: &Sla::default(),
             monthly_tokens: &[],
+            alternatives: &[],
         })
     };
     let s = cost_with(Some(0.1));

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod arrivals;
+mod bakeoff;
+mod ci_examples;
 mod clients;
 mod engine;
 mod gateway;
@@ -15,6 +17,7 @@ mod mock;
 mod mock_traffic;
 mod report;
 mod run_cli;
+mod savings;
 mod scenario;
 mod scenarios_shipped;
 mod sse;

@@ -1,6 +1,7 @@
 //! The command-line edge: one module per subcommand, each owning its arguments and turning
 //! library results into an exit status. `anyhow` lives here and nowhere in the library.
 
+pub mod bakeoff;
 pub mod compare;
 pub mod gateway;
 pub mod mock;

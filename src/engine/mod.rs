@@ -1,7 +1,8 @@
 //! Load generation: the plan and its arrival schedule, the weighted mix, the HTTP client,
 //! the run loop, the fleet of servers a run starts and the preflight that checks what it
-//! points at, and progress display.
+//! points at, the bake-off of several targets on one fleet, and progress display.
 
+mod bakeoff;
 mod client;
 mod fleet;
 mod mix;
@@ -14,6 +15,7 @@ mod runner;
 mod session;
 mod timeline;
 
+pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
 pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
 };

@@ -95,7 +95,7 @@ pub async fn checked(
 
 /// Checks, all at once, the control API of every upstream gauntlet did not start and every
 /// target that is not one of those upstreams (an upstream's own check says more).
-async fn check(scenario: &Scenario, fleet: &StartedFleet) -> Vec<Unready> {
+pub(super) async fn check(scenario: &Scenario, fleet: &StartedFleet) -> Vec<Unready> {
     let running = scenario
         .upstreams
         .iter()

@@ -107,19 +107,42 @@ pub async fn run_scenario(
     options: &RunOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<Finished, EngineError> {
+    let load = load_runtime(scenario, options)?;
+    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
+    let fleet = preflight::checked(scenario, fleet).await?;
+    let finished = drive(scenario, options, load, &fleet, stop).await;
+    fleet.shutdown().await;
+    finished
+}
+
+/// The load runtime, built before anything starts so a machine that refuses the threads fails
+/// the run up front; also refuses a scenario without request classes.
+pub(super) fn load_runtime(
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<LoadRuntime, EngineError> {
     if scenario.requests.is_empty() {
         return Err(EngineError::EmptyMix);
     }
-    let plan = plan_for(scenario, options)?;
-    let seed = options.seed.unwrap_or(scenario.seed);
-    let load = LoadRuntime::new(
+    LoadRuntime::new(
         options
             .load_threads
             .unwrap_or_else(runner::default_load_threads),
     )
-    .map_err(EngineError::LoadRuntime)?;
-    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
-    let fleet = preflight::checked(scenario, fleet).await?;
+    .map_err(EngineError::LoadRuntime)
+}
+
+/// Runs the plan against a fleet that is started and preflighted, and concludes; the fleet is
+/// left running (a bake-off keeps its mocks between targets), and the caller stops it.
+pub(super) async fn drive(
+    scenario: &Scenario,
+    options: &RunOptions,
+    load: LoadRuntime,
+    fleet: &StartedFleet,
+    stop: watch::Receiver<bool>,
+) -> Result<Finished, EngineError> {
+    let plan = plan_for(scenario, options)?;
+    let seed = options.seed.unwrap_or(scenario.seed);
     let client = Client::new(
         &scenario.requests,
         &fleet.targets,
@@ -130,13 +153,7 @@ pub async fn run_scenario(
             upstreams: fleet.upstreams.clone(),
         },
     );
-    let client = match client {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            fleet.shutdown().await;
-            return Err(e.into());
-        }
-    };
+    let client = Arc::new(client?);
     let layout = Layout::new(
         scenario.requests.iter().map(|c| c.name.clone()).collect(),
         fleet.upstreams.clone(),
@@ -198,7 +215,6 @@ pub async fn run_scenario(
     let after = timeline::snapshot(&fleet.controls).await;
     let target = fleet.description.clone();
     let prices = fleet.prices.clone();
-    fleet.shutdown().await;
 
     let info = RunInfo {
         scenario: scenario.name.clone(),
@@ -229,6 +245,7 @@ pub async fn run_scenario(
         prices: &prices,
         sla: &scenario.sla,
         monthly_tokens: &options.monthly_tokens,
+        alternatives: &scenario.compare_to,
     });
     Ok(Finished {
         summary,

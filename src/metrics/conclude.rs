@@ -38,6 +38,8 @@ pub struct Evidence<'a> {
     pub sla: &'a Sla,
     /// Monthly token volumes to project the cost at.
     pub monthly_tokens: &'a [u64],
+    /// `[cost] compare_to`: prices the measured tokens are also held against.
+    pub alternatives: &'a [crate::scenario::Alternative],
 }
 
 /// The run's summary and verdict, from its evidence alone.
@@ -51,7 +53,12 @@ pub fn conclude(evidence: Evidence<'_>) -> Summary {
         evidence.counters_before,
         evidence.counters_after,
     );
-    summary.cost = cost::price(&mut summary, evidence.prices, evidence.monthly_tokens);
+    summary.cost = cost::price(
+        &mut summary,
+        evidence.prices,
+        evidence.monthly_tokens,
+        evidence.alternatives,
+    );
     distrust_broken_faults(&mut summary, evidence.faults);
     summary.sla = sla::evaluate(evidence.sla, &summary);
     summary
@@ -250,6 +257,7 @@ mod tests {
             prices: &prices,
             sla,
             monthly_tokens: &[1_000_000],
+            alternatives: &[],
         })
     }
 

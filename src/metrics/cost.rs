@@ -1,12 +1,16 @@
 //! Cost: tokens times each upstream's price, per run, per million requests, projected per
-//! month, and what failover added by moving traffic to pricier upstreams. Prompt tokens served
-//! from a provider's prefix cache are priced at its cached-input price when it has one;
-//! reasoning tokens are part of the completion and billed as output.
+//! month, what failover added by moving traffic to pricier upstreams, and what the same tokens
+//! would cost at each alternative's prices (the savings of the mix). Prompt tokens served from a
+//! provider's prefix cache are priced at its cached-input price when it has one; reasoning
+//! tokens are part of the completion and billed as output.
 
 use std::collections::BTreeMap;
 
 use super::failover::overlapping;
-use super::summary::{Cost, MonthlyCost, Summary, Tokens, UpstreamStats};
+use super::summary::{
+    AlternativeCost, Cost, MonthlyCost, MonthlySavings, Summary, Tokens, UpstreamStats,
+};
+use crate::scenario::Alternative;
 
 /// US dollars per million input and output tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,12 +52,14 @@ pub fn price(
     summary: &mut Summary,
     prices: &BTreeMap<String, Price>,
     monthly_tokens: &[u64],
+    alternatives: &[Alternative],
 ) -> Option<Cost> {
     if prices.is_empty() {
         return None;
     }
     let mut total = 0.0;
     let mut tokens = 0u64;
+    let mut counted = Tokens::default();
     for u in &mut summary.upstreams {
         if let Some(p) = prices.get(&u.name) {
             let usd = p.of(&u.tokens);
@@ -63,6 +69,10 @@ pub fn price(
             u.cost_usd = Some(usd);
             total += usd;
             tokens += u.tokens.prompt + u.tokens.completion;
+            counted.prompt += u.tokens.prompt;
+            counted.completion += u.tokens.completion;
+            counted.cached += u.tokens.cached;
+            counted.reasoning += u.tokens.reasoning;
         }
     }
     let requests = summary.overall.requests.max(1);
@@ -71,19 +81,72 @@ pub fn price(
     } else {
         0.0
     };
+    let monthly: Vec<MonthlyCost> = monthly_tokens
+        .iter()
+        .map(|&t| MonthlyCost {
+            tokens_per_month: t,
+            usd: blended * t as f64 / 1e6,
+        })
+        .collect();
+    let mix = PricedTokens {
+        tokens: counted,
+        requests,
+        usd: total,
+    };
     Some(Cost {
         total_usd: total,
         per_million_requests_usd: total / requests as f64 * 1e6,
         blended_per_million_tokens_usd: blended,
         failover_extra_usd: failover_extra(summary, prices),
-        monthly: monthly_tokens
+        alternatives: alternatives
             .iter()
-            .map(|&t| MonthlyCost {
-                tokens_per_month: t,
-                usd: blended * t as f64 / 1e6,
-            })
+            .map(|a| mix.against(a, &monthly))
             .collect(),
+        monthly,
     })
+}
+
+/// The tokens the priced upstreams counted, what they cost, and the requests they served.
+struct PricedTokens {
+    tokens: Tokens,
+    /// At least 1.
+    requests: u64,
+    usd: f64,
+}
+
+impl PricedTokens {
+    /// These tokens at `alt`'s prices, and the difference at each of `ours`' monthly volumes.
+    fn against(&self, alt: &Alternative, ours: &[MonthlyCost]) -> AlternativeCost {
+        let price = Price {
+            input_per_m: alt.input_price_per_m,
+            output_per_m: alt.output_price_per_m,
+            cached_input_per_m: alt.cached_input_price_per_m,
+        };
+        let usd = price.of(&self.tokens);
+        let tokens = self.tokens.prompt + self.tokens.completion;
+        let per_token = if tokens > 0 { usd / tokens as f64 } else { 0.0 };
+        let savings = usd - self.usd;
+        AlternativeCost {
+            name: alt.name.clone(),
+            input_price_per_m: alt.input_price_per_m,
+            output_price_per_m: alt.output_price_per_m,
+            total_usd: usd,
+            per_million_requests_usd: usd / self.requests as f64 * 1e6,
+            savings_usd: savings,
+            savings_ratio: (usd > 0.0).then(|| savings / usd),
+            monthly: ours
+                .iter()
+                .map(|m| {
+                    let at = per_token * m.tokens_per_month as f64;
+                    MonthlySavings {
+                        tokens_per_month: m.tokens_per_month,
+                        usd: at,
+                        savings_usd: at - m.usd,
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 /// During each fault window, requests of affected classes served by an upstream other than
@@ -223,7 +286,7 @@ mod tests {
                 },
             ),
         ]);
-        let c = price(&mut s, &prices, &DEFAULT_MONTHLY_TOKENS).unwrap();
+        let c = price(&mut s, &prices, &DEFAULT_MONTHLY_TOKENS, &[]).unwrap();
         let expected = 52_000.0 * 0.25 / 1e6 + 25_600.0 * 2.5 / 1e6;
         assert!((c.total_usd - expected).abs() < 1e-12);
         assert!((c.monthly[0].usd - c.blended_per_million_tokens_usd * 5.0).abs() < 1e-9);
@@ -235,5 +298,69 @@ mod tests {
             c.failover_extra_usd
         );
         assert_eq!(s.upstreams[1].cost_usd, Some(25_600.0 * 2.5 / 1e6));
+    }
+
+    #[test]
+    fn savings_against_an_alternative_match_a_hand_computation_to_the_cent() {
+        let mut s = outage_summary();
+        s.faults.clear();
+        s.overall.requests = 10_000;
+        let served = BTreeMap::from([
+            (
+                "a".to_string(),
+                (
+                    8_000,
+                    Tokens {
+                        prompt: 1_000_000,
+                        completion: 500_000,
+                        ..Tokens::default()
+                    },
+                ),
+            ),
+            (
+                "b".to_string(),
+                (
+                    2_000,
+                    Tokens {
+                        prompt: 200_000,
+                        completion: 100_000,
+                        ..Tokens::default()
+                    },
+                ),
+            ),
+        ]);
+        s.upstreams = upstream_rows(&served, &BTreeMap::new());
+        let flat = |p: f64| Price {
+            input_per_m: p,
+            output_per_m: p,
+            cached_input_per_m: None,
+        };
+        let prices = BTreeMap::from([("a".to_string(), flat(0.25)), ("b".to_string(), flat(2.5))]);
+        let gpt4o = Alternative {
+            name: "gpt-4o direct".into(),
+            input_price_per_m: 2.5,
+            output_price_per_m: 10.0,
+            cached_input_price_per_m: None,
+        };
+        let c = price(&mut s, &prices, &[5_000_000], std::slice::from_ref(&gpt4o)).unwrap();
+        let cents = |usd: f64| (usd * 100.0).round() as i64;
+        // Ours: 1.5M tokens at $0.25/M plus 0.3M at $2.50/M = $0.375 + $0.75.
+        assert!((c.total_usd - 1.125).abs() < 1e-9, "{}", c.total_usd);
+        let alt = &c.alternatives[0];
+        assert_eq!(alt.name, "gpt-4o direct");
+        // 1.2M input tokens at $2.50/M ($3.00) and 0.6M output tokens at $10/M ($6.00).
+        assert_eq!(cents(alt.total_usd), 900);
+        assert_eq!(cents(alt.per_million_requests_usd), 90_000);
+        // $9.00 - $1.125 saved by the mix: 87.5% of the alternative.
+        assert!(
+            (alt.savings_usd - 7.875).abs() < 1e-9,
+            "{}",
+            alt.savings_usd
+        );
+        assert!((alt.savings_ratio.unwrap() - 0.875).abs() < 1e-12);
+        // At 5M tokens a month: $5/M for the alternative ($25.00) against $0.625/M ($3.125).
+        assert_eq!(alt.monthly[0].tokens_per_month, 5_000_000);
+        assert_eq!(cents(alt.monthly[0].usd), 2_500);
+        assert!((alt.monthly[0].savings_usd - 21.875).abs() < 1e-9);
     }
 }

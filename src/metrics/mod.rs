@@ -22,7 +22,7 @@ pub use recorder::{
 };
 pub use sample::{ErrorKind, Sample, ServedBy, TokenSource};
 pub use summary::{
-    CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
-    Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TokenSources,
-    Tokens, Trust, TurnStats, UpstreamStats,
+    AlternativeCost, CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval,
+    IntervalStats, MonthlyCost, MonthlySavings, Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck,
+    SlaResult, Stats, Summary, TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };

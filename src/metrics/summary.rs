@@ -296,6 +296,34 @@ pub struct Cost {
     pub failover_extra_usd: f64,
     /// The monthly projection: tokens per month -> US dollars.
     pub monthly: Vec<MonthlyCost>,
+    /// The same tokens priced at each `[cost] compare_to` alternative, and what the mix saves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<AlternativeCost>,
+}
+
+/// What the run's measured tokens would have cost at one alternative's prices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlternativeCost {
+    pub name: String,
+    pub input_price_per_m: f64,
+    pub output_price_per_m: f64,
+    /// This run's tokens at these prices.
+    pub total_usd: f64,
+    pub per_million_requests_usd: f64,
+    /// The alternative's cost minus the run's: positive when the mix is cheaper.
+    pub savings_usd: f64,
+    /// `savings_usd` as a share of the alternative's cost; None when that cost is zero.
+    pub savings_ratio: Option<f64>,
+    /// At the projected monthly volumes (the same as `Cost::monthly`, in its order).
+    pub monthly: Vec<MonthlySavings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MonthlySavings {
+    pub tokens_per_month: u64,
+    /// The alternative's cost at this volume.
+    pub usd: f64,
+    pub savings_usd: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
-use super::control::{Added, PREFIX, Removed, TOKEN_HEADER};
+use super::control::{Added, PREFIX, Removed, Reset, TOKEN_HEADER};
 use super::fault::FaultSpec;
 use super::inject::{FaultEntry, FaultId};
 use super::stats::MockStats;
@@ -146,6 +146,13 @@ impl ControlClient {
     pub async fn clear_faults(&self) -> Result<usize, ControlError> {
         let r: Removed = self.call(Method::DELETE, "faults", None).await?;
         Ok(r.removed)
+    }
+
+    /// Clears every fault and zeroes the counters (requests in flight stay counted until they
+    /// end); returns how many faults there were.
+    pub async fn reset(&self) -> Result<usize, ControlError> {
+        let r: Reset = self.call(Method::POST, "reset", None).await?;
+        Ok(r.faults_cleared)
     }
 
     pub async fn faults(&self) -> Result<Vec<FaultEntry>, ControlError> {

@@ -1,4 +1,5 @@
-//! The control API under `/__gauntlet/`: stats, and adding/removing faults at run time.
+//! The control API under `/__gauntlet/`: stats, adding/removing faults at run time, and a
+//! reset (faults cleared, counters zeroed) between the targets of a bake-off.
 //! It is exempt from faults (an outage must stay liftable) and is not counted in the stats.
 
 use std::sync::Arc;
@@ -48,6 +49,12 @@ pub(crate) struct Added {
     pub id: FaultId,
 }
 
+/// The answer to a reset: the faults it cleared (the counters are then zero).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Reset {
+    pub faults_cleared: usize,
+}
+
 /// The answer to removing faults.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Removed {
@@ -68,6 +75,11 @@ pub(crate) async fn handle(shared: &Arc<MockState>, req: Request<Incoming>) -> R
         .trim_end_matches('/');
     match (req.method().clone(), rest) {
         (Method::GET, "stats") => json(StatusCode::OK, &shared.counters.snapshot(&shared.name)),
+        (Method::POST, "reset") => {
+            let faults_cleared = shared.injector.clear();
+            shared.counters.reset();
+            json(StatusCode::OK, &Reset { faults_cleared })
+        }
         (Method::GET, "faults") => json(StatusCode::OK, &shared.injector.list()),
         (Method::POST, "faults") => add_fault(shared, req).await,
         (Method::DELETE, "faults") => json(
@@ -92,14 +104,14 @@ pub(crate) async fn handle(shared: &Arc<MockState>, req: Request<Incoming>) -> R
                 ),
             }
         }
-        (m, "stats" | "faults") => err(
+        (m, "stats" | "faults" | "reset") => err(
             ApiErrorKind::MethodNotAllowed,
             format!("{m} is not allowed on {path}"),
         ),
         _ => err(
             ApiErrorKind::UnknownUrl,
             format!(
-                "Unknown control path {path}. Use GET {PREFIX}stats, GET/POST/DELETE {PREFIX}faults, DELETE {PREFIX}faults/ID."
+                "Unknown control path {path}. Use GET {PREFIX}stats, GET/POST/DELETE {PREFIX}faults, DELETE {PREFIX}faults/ID, POST {PREFIX}reset."
             ),
         ),
     }

@@ -164,6 +164,24 @@ impl Counters {
             .fetch_add(u64::from(reasoning), Relaxed);
     }
 
+    /// Zeroes every counter but `in_flight`, which tracks requests still being answered and
+    /// must come back to zero on its own as they end.
+    pub fn reset(&self) {
+        self.requests.store(0, Relaxed);
+        for c in self
+            .by_model
+            .iter()
+            .chain(&self.by_outcome)
+            .chain(&self.faults)
+        {
+            c.store(0, Relaxed);
+        }
+        self.prompt_tokens.store(0, Relaxed);
+        self.completion_tokens.store(0, Relaxed);
+        self.cached_tokens.store(0, Relaxed);
+        self.reasoning_tokens.store(0, Relaxed);
+    }
+
     pub fn snapshot(&self, upstream: &str) -> MockStats {
         let mut by_model = BTreeMap::new();
         for (i, c) in self.by_model.iter().enumerate() {

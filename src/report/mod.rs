@@ -1,7 +1,10 @@
 //! Report writers: everything a person or CI reads after a run — `index.html` with inline SVG
 //! charts, `summary.md`, `junit.xml`, the CSV time series — rendered from `Summary` alone and
-//! written through the run folder's owner (`crate::rundir`), plus the run-to-run comparison.
+//! written through the run folder's owner (`crate::rundir`), plus the run-to-run comparison
+//! and the bake-off table of several targets.
 
+mod bakeoff;
+mod bakeoff_render;
 mod charts;
 mod compare;
 mod compare_render;
@@ -20,6 +23,13 @@ use std::path::{Path, PathBuf};
 use crate::metrics::Summary;
 use crate::rundir::{RunDir, RunFile};
 
+pub use bakeoff::{
+    BAKEOFF_SCHEMA_VERSION, BakeoffColumn, BakeoffEntry, BakeoffTable, CheckCell, TargetRow,
+    table as bakeoff_table,
+};
+pub use bakeoff_render::{
+    BAKEOFF_HTML, BAKEOFF_JSON, bakeoff_html, bakeoff_terminal, write_bakeoff,
+};
 pub use compare::{Comparison, Direction, MetricDelta, compare};
 pub use compare_render::{compare_html, compare_markdown, compare_terminal};
 pub use error::ReportError;

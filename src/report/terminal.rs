@@ -166,6 +166,42 @@ pub fn render(s: &Summary) -> String {
         if !monthly.is_empty() {
             let _ = writeln!(o, "per month at this mix: {}", monthly.join(" · "));
         }
+        for a in &c.alternatives {
+            let saves = |saved: f64| {
+                if saved >= 0.0 {
+                    format!("saves {}", fmt::usd(saved))
+                } else {
+                    format!("costs {} more", fmt::usd(-saved))
+                }
+            };
+            let pct = a
+                .savings_ratio
+                .map(|r| format!(", {:.1}%", r * 100.0))
+                .unwrap_or_default();
+            let monthly: Vec<String> = a
+                .monthly
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} tokens {} ({})",
+                        fmt::tokens(m.tokens_per_month),
+                        fmt::usd(m.usd),
+                        saves(m.savings_usd)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "vs {} ({} / {} per M tokens): {} this run, the mix {}{pct}; {} per 1M requests; per month {}",
+                a.name,
+                fmt::usd(a.input_price_per_m),
+                fmt::usd(a.output_price_per_m),
+                fmt::usd(a.total_usd),
+                saves(a.savings_usd),
+                fmt::usd(a.per_million_requests_usd),
+                monthly.join(" · ")
+            );
+        }
     }
     let _ = writeln!(
         o,

@@ -201,6 +201,62 @@ pub struct UpstreamRow {
 pub struct CostView {
     pub summary: Vec<Field>,
     pub monthly: Vec<Field>,
+    /// One row per alternative and scale: this run, per 1M requests, each monthly volume.
+    pub savings: Vec<SavingsRow>,
+}
+
+/// What the measured mix costs against one alternative at one scale.
+#[derive(Debug, Serialize)]
+pub struct SavingsRow {
+    pub alternative: String,
+    pub scale: String,
+    pub ours: String,
+    pub theirs: String,
+    pub saved: String,
+    pub saved_pct: String,
+}
+
+fn savings_rows(c: &crate::metrics::Cost) -> Vec<SavingsRow> {
+    let mut rows = Vec::new();
+    for a in &c.alternatives {
+        let name = format!(
+            "{} ({} / {} per M tokens)",
+            a.name,
+            fmt::usd(a.input_price_per_m),
+            fmt::usd(a.output_price_per_m)
+        );
+        let pct = |saved: f64, theirs: f64| {
+            if theirs > 0.0 {
+                format!("{:.1}%", saved / theirs * 100.0)
+            } else {
+                DASH.into()
+            }
+        };
+        let mut row = |scale: String, ours: f64, theirs: f64| {
+            rows.push(SavingsRow {
+                alternative: name.clone(),
+                scale,
+                ours: fmt::usd(ours),
+                theirs: fmt::usd(theirs),
+                saved: fmt::usd(theirs - ours),
+                saved_pct: pct(theirs - ours, theirs),
+            });
+        };
+        row("this run".into(), c.total_usd, a.total_usd);
+        row(
+            "per 1M requests".into(),
+            c.per_million_requests_usd,
+            a.per_million_requests_usd,
+        );
+        for (m, ours) in a.monthly.iter().zip(&c.monthly) {
+            row(
+                format!("{} tokens a month", fmt::tokens(m.tokens_per_month)),
+                ours.usd,
+                m.usd,
+            );
+        }
+    }
+    rows
 }
 
 const DASH: &str = "–";
@@ -414,6 +470,7 @@ pub fn build(s: &Summary) -> ReportView {
                     )
                 })
                 .collect(),
+            savings: savings_rows(c),
         }),
         generator: generator(s),
         errors: s

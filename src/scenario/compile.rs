@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::model::{RequestClass, Scenario, Target, Upstream, UpstreamSource};
-use super::raw::{RawRequest, RawScenario, RawUpstream};
+use super::model::{Alternative, RequestClass, Scenario, Target, Upstream, UpstreamSource};
+use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
 use super::{faults, load as load_section, sla};
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
@@ -93,6 +93,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         .map(|s| sla::compile(&mut c, s, &class_names))
         .unwrap_or_default();
 
+    let compare_to = compare_to(&mut c, raw.cost.as_ref());
     let Some(load) = plan else {
         return finish(c, None);
     };
@@ -106,8 +107,66 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         requests,
         faults,
         sla,
+        compare_to,
     };
     finish(c, Some(scenario))
+}
+
+/// `[cost] compare_to`: named once each, prices finite and not negative.
+fn compare_to(c: &mut Check<'_>, raw: Option<&RawCost>) -> Vec<Alternative> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let mut out: Vec<Alternative> = Vec::new();
+    // Every name seen, valid or not: a duplicate of a refused entry is still a duplicate.
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, a) in raw.compare_to.iter().enumerate() {
+        let key = format!("cost.compare_to[{i}]");
+        let span = a.span();
+        let a = a.get_ref();
+        let mut ok = true;
+        if a.name.trim().is_empty() {
+            c.error(
+                span.clone(),
+                format!("{key}.name"),
+                "name the alternative, e.g. \"gpt-4o direct\"",
+            );
+            ok = false;
+        } else if !seen.insert(a.name.as_str()) {
+            c.error(
+                span.clone(),
+                format!("{key}.name"),
+                format!("`{}` is named twice", a.name),
+            );
+            ok = false;
+        }
+        for (field, v) in [
+            ("input_price_per_m", a.input_price_per_m),
+            ("output_price_per_m", a.output_price_per_m),
+            (
+                "cached_input_price_per_m",
+                a.cached_input_price_per_m.unwrap_or(0.0),
+            ),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                c.error(
+                    span.clone(),
+                    format!("{key}.{field}"),
+                    format!("{v} is not a price: US dollars per million tokens, 0 or more"),
+                );
+                ok = false;
+            }
+        }
+        if ok {
+            out.push(Alternative {
+                name: a.name.clone(),
+                input_price_per_m: a.input_price_per_m,
+                output_price_per_m: a.output_price_per_m,
+                cached_input_price_per_m: a.cached_input_price_per_m,
+            });
+        }
+    }
+    out
 }
 
 /// Errors come back in file order, whichever rule found them.

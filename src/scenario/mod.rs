@@ -12,8 +12,9 @@ mod trace;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla,
-    SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource,
+    Alternative, Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope,
+    Secret, Sla, SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream,
+    UpstreamSource,
 };
 pub use raw::RawScenario;
 

@@ -21,6 +21,19 @@ pub struct Scenario {
     pub requests: Vec<RequestClass>,
     pub faults: Vec<ScheduledFault>,
     pub sla: Sla,
+    /// `[cost] compare_to`: what the measured token mix is held against.
+    pub compare_to: Vec<Alternative>,
+}
+
+/// A price the measured tokens are compared against ("everything to one premium model").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alternative {
+    pub name: String,
+    /// US dollars per million tokens.
+    pub input_price_per_m: f64,
+    pub output_price_per_m: f64,
+    /// Prompt tokens served from its prefix cache; None prices them as input.
+    pub cached_input_price_per_m: Option<f64>,
 }
 
 /// Where the load goes.

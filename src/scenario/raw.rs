@@ -41,6 +41,30 @@ pub struct RawScenario {
     pub faults: Vec<Spanned<RawScheduledFault>>,
     /// Service-level objectives checked at the end of the run.
     pub sla: Option<RawSla>,
+    /// What the measured token mix would cost elsewhere, for the savings table.
+    pub cost: Option<RawCost>,
+}
+
+/// `[cost]`: prices to hold the measured token mix against.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    /// Alternatives, e.g. `{ name = "gpt-4o direct", input_price_per_m = 2.5,
+    /// output_price_per_m = 10 }`: the same tokens priced at each, and what the mix saves.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawAlternative>")]
+    pub compare_to: Vec<Spanned<RawAlternative>>,
+}
+
+/// One alternative: US dollars per million input and output tokens.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlternative {
+    pub name: String,
+    pub input_price_per_m: f64,
+    pub output_price_per_m: f64,
+    /// Per million prompt tokens served from its prefix cache; left out, they cost as input.
+    pub cached_input_price_per_m: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -395,6 +395,7 @@ pub fn quickstart() -> Summary {
                     usd: *t as f64 * blended / 1e6,
                 })
                 .collect(),
+            alternatives: Vec::new(),
         }),
         sla: sla(vec![
             check(

@@ -217,5 +217,6 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         requests,
         faults: Vec::new(),
         sla: Sla::default(),
+        compare_to: Vec::new(),
     }
 }

@@ -3,6 +3,7 @@
 //! and dark themes alike.
 
 mod nines;
+mod overlay;
 mod prompts;
 mod time;
 
@@ -34,6 +35,24 @@ pub struct Charts {
     pub itl_sla: Option<String>,
     pub ttfot_sla: Option<String>,
     pub tpot_sla: Option<String>,
+}
+
+/// The charts of a bake-off: every target's p99 latency on one clock, and who served each
+/// target's traffic (one chart per target, in order).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BakeoffCharts {
+    pub latency: Option<String>,
+    pub served_by: Vec<(String, Option<String>)>,
+}
+
+pub fn render_bakeoff(named: &[(&str, &Summary)]) -> Result<BakeoffCharts, ReportError> {
+    Ok(BakeoffCharts {
+        latency: overlay::latency_p99(named, FULL)?,
+        served_by: named
+            .iter()
+            .map(|(name, s)| Ok((name.to_string(), time::served_by(s, HALF)?)))
+            .collect::<Result<_, ReportError>>()?,
+    })
 }
 
 pub fn render_all(s: &Summary) -> Result<Charts, ReportError> {

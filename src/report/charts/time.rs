@@ -12,7 +12,7 @@ use super::{
 use crate::metrics::{Percentiles, Summary};
 use crate::report::ReportError;
 
-fn step(s: &Summary) -> f64 {
+pub(super) fn step(s: &Summary) -> f64 {
     if s.interval_s > 0.0 {
         s.interval_s
     } else {
@@ -21,19 +21,23 @@ fn step(s: &Summary) -> f64 {
 }
 
 /// The x range covers every interval and every fault window.
-fn x_end(s: &Summary) -> f64 {
+pub(super) fn x_end(s: &Summary) -> f64 {
     let dt = step(s);
     let last = s.intervals.last().map(|i| i.t_s + dt).unwrap_or(0.0);
     let faults = s.faults.iter().map(|f| f.end_s).fold(0.0, f64::max);
     last.max(faults).max(s.duration_s).max(dt)
 }
 
-fn secs(v: &f64) -> String {
+pub(super) fn secs(v: &f64) -> String {
     format!("{v:.0}s")
 }
 
 /// Shades each fault window and writes what it was at its top.
-fn draw_faults(chart: &mut Chart<'_, '_>, s: &Summary, y_top: f64) -> Result<(), ReportError> {
+pub(super) fn draw_faults(
+    chart: &mut Chart<'_, '_>,
+    s: &Summary,
+    y_top: f64,
+) -> Result<(), ReportError> {
     for f in &s.faults {
         chart
             .draw_series(std::iter::once(Rectangle::new(
@@ -53,15 +57,15 @@ fn draw_faults(chart: &mut Chart<'_, '_>, s: &Summary, y_top: f64) -> Result<(),
 }
 
 /// Reads one percentile out of a set.
-type Pick = fn(&Percentiles) -> f64;
+pub(super) type Pick = fn(&Percentiles) -> f64;
 
 /// Pieces of one line, each a run of (time, value) points.
-type Runs = Vec<Vec<(f64, f64)>>;
+pub(super) type Runs = Vec<Vec<(f64, f64)>>;
 
 /// Runs of consecutive intervals that answered something, as (mid-interval time, value): an
 /// interval where nothing succeeded has no latency, so the line breaks there instead of
 /// diving to zero or bridging the outage.
-fn runs(s: &Summary, series: &[Option<Percentiles>], get: Pick) -> Runs {
+pub(super) fn runs(s: &Summary, series: &[Option<Percentiles>], get: Pick) -> Runs {
     let dt = step(s);
     let mut out: Runs = Vec::new();
     let mut open = false;
@@ -83,7 +87,7 @@ fn runs(s: &Summary, series: &[Option<Percentiles>], get: Pick) -> Runs {
 }
 
 /// Draws one line in pieces; a piece of one interval is a dot, so a lone answer still shows.
-fn draw_runs(
+pub(super) fn draw_runs(
     chart: &mut Chart<'_, '_>,
     runs: &Runs,
     name: &str,
