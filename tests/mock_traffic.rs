@@ -206,6 +206,16 @@ async fn a_repeated_prefix_is_served_from_the_cache_reported_and_counted() {
         s.prompt_tokens,
         u1["prompt_tokens"].as_u64().unwrap() + 2 * prompt
     );
+
+    // A reset (between the targets of a bake-off) empties the cache: nothing is cached again.
+    let control = gauntlet::mock::ControlClient::new(&m.url(), None).unwrap();
+    control.reset().await.unwrap();
+    let (_, r4) = timed(&m, &body(&second, Some(2), false, json!({}))).await;
+    assert_eq!(
+        r4.json()["usage"]["prompt_tokens_details"]["cached_tokens"],
+        0
+    );
+    assert_eq!(m.stats().cached_tokens, 0);
 }
 
 fn weather_tool() -> Value {

@@ -104,6 +104,12 @@ impl PrefixCache {
         lru.evict_to(self.capacity);
         hit
     }
+
+    /// Forgets every prefix, so the next target of a bake-off starts as cold as the first.
+    pub fn clear(&self) {
+        let mut lru = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        *lru = Lru::default();
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The control API under `/__gauntlet/`: stats, adding/removing faults at run time, and a
-//! reset (faults cleared, counters zeroed) between the targets of a bake-off.
+//! reset (faults cleared, counters zeroed, prefix cache emptied) between the targets of a
+//! bake-off.
 //! It is exempt from faults (an outage must stay liftable) and is not counted in the stats.
 
 use std::sync::Arc;
@@ -78,6 +79,9 @@ pub(crate) async fn handle(shared: &Arc<MockState>, req: Request<Incoming>) -> R
         (Method::POST, "reset") => {
             let faults_cleared = shared.injector.clear();
             shared.counters.reset();
+            if let Some(cache) = &shared.cache {
+                cache.clear();
+            }
             json(StatusCode::OK, &Reset { faults_cleared })
         }
         (Method::GET, "faults") => json(StatusCode::OK, &shared.injector.list()),
