@@ -10,6 +10,7 @@ mod gateway;
 mod hardening;
 mod layout;
 mod mock;
+mod promises;
 mod report;
 mod run_cli;
 mod scenario;
