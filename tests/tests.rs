@@ -16,5 +16,6 @@ mod run_cli;
 mod scenario;
 mod scenarios_shipped;
 mod sse;
+mod summary_numbers;
 mod support;
 mod upstream_misbehaviour;
