@@ -15,7 +15,7 @@
 #   benches/mutants.sh --shard 1/4           # a quarter of the mutants (run 1/4 .. 4/4)
 #   benches/mutants.sh --stage lib           # stage 1 only
 # Options: --timeout SECS (per test run, default 300), --out DIR (default target/mutants),
-# --jobs N (default 1), --list (print the mutants and stop).
+# --list (print the mutants and stop). Mutants run one at a time (in place in the copy).
 #
 # It mutates a copy of the tree (SCRATCH, default $TMPDIR/gauntlet-mutants), never the
 # worktree, so you can keep working; the copy keeps its own warm target/ between runs.
@@ -37,7 +37,6 @@ diff_base=""
 shard=""
 stage="all"
 timeout=300
-jobs=1
 list=0
 out="$ROOT/target/mutants"
 scratch="${SCRATCH:-${TMPDIR:-/tmp}/gauntlet-mutants}"
@@ -48,7 +47,6 @@ while (($#)); do
     --shard) shard="$2"; shift 2 ;;
     --stage) stage="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
-    --jobs) jobs="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --list) list=1; shift ;;
     -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
@@ -90,27 +88,28 @@ if [[ ! -d "$scratch/target" && -d "$ROOT/target/debug" ]]; then
     cp -a "$ROOT/target/debug" "$scratch/target/"
 fi
 
-# Lowest priority and one job: the machine is shared. No baseline run: the suite is expected
+# Lowest priority and one mutant at a time: the machine is shared. No baseline run: the suite is expected
 # to pass before mutation testing (run `cargo test` first); --timeout bounds a mutant that
 # makes a test hang.
-run_stage() { # NAME, extra cargo-mutants args..., -- cargo test args...
+run_stage() { # NAME, extra cargo-mutants args...
     local name=$1
     shift
     echo "== stage $name: $(date -u +%H:%M:%S)"
     (cd "$scratch" && nice -n 19 cargo mutants --in-place --no-shuffle --baseline skip \
-        --jobs "$jobs" --timeout "$timeout" --build-timeout 900 \
+        --timeout "$timeout" --build-timeout 900 \
         --output "$out/$name" "$@") || true
     # cargo-mutants exits non-zero whenever a mutant survives; the lists say what happened.
     local dir="$out/$name/mutants.out"
     for kind in caught missed timeout unviable; do
-        printf '%s %s: %s\n' "$name" "$kind" "$(wc -l <"$dir/$kind.txt" 2>/dev/null || echo 0)"
+        printf '%s %s: %s\n' "$name" "$kind" "$(cat "$dir/$kind.txt" 2>/dev/null | wc -l)"
     done | tee -a "$out/counts.txt"
 }
 
 : >"$out/counts.txt"
 survivors="$out/survivors.txt"
 if [[ "$stage" != tests ]]; then
-    run_stage lib "${scope[@]}" -- --lib
+    # --cargo-arg reaches both `cargo test --no-run` and `cargo test`: only that target is built.
+    run_stage lib "${scope[@]}" --cargo-arg=--lib
     cp "$out/lib/mutants.out/missed.txt" "$survivors" 2>/dev/null || : >"$survivors"
 else
     # Stage 2 alone re-checks the survivors a previous stage 1 left.
@@ -119,7 +118,8 @@ fi
 if [[ "$stage" != lib && -s "$survivors" ]]; then
     # Only the survivors: each mutant's name, as a literal pattern.
     pattern=$(sed -e 's/[][\\.*^$+?(){}|]/\\&/g' "$survivors" | paste -sd'|')
-    run_stage tests "${scope[@]}" --re "^($pattern)\$" -- --test tests
+    run_stage tests "${scope[@]}" --re "^($pattern)\$" \
+        --cargo-arg=--test --cargo-arg=tests
     cp "$out/tests/mutants.out/missed.txt" "$survivors" 2>/dev/null || : >"$survivors"
 fi
 echo "== $(wc -l <"$survivors") surviving mutants in $survivors"
