@@ -133,7 +133,14 @@ fn summary() -> Summary {
     };
     let sla = Sla {
         targets: vec![
-            overall(Objective::Availability(0.95)),
+            // The class's own availability bar comes first, so a lookup that ignored the
+            // scope would hold the whole run to it.
+            SlaTarget {
+                scope: Scope::Class("code".into()),
+                objective: Objective::Availability(0.95),
+            },
+            overall(Objective::Availability(0.9)),
+            overall(Objective::Uptime(0.5)),
             overall(Objective::P99Latency(ms(250))),
             overall(Objective::MaxCostPerMillion(100.0)),
             overall(Objective::MaxRetryAmplification(1.5)),
@@ -417,26 +424,34 @@ fn upstreams_cost_and_retry_amplification_are_the_hand_computed_ones() {
 #[test]
 fn sla_checks_measure_the_hand_computed_values() {
     let s = summary();
-    let check = |key: SlaKey| {
+    let check = |key: SlaKey, scope: &str| {
         s.sla
             .checks
             .iter()
-            .find(|c| c.name == key)
-            .unwrap_or_else(|| panic!("no {key} check: {:?}", s.sla.checks))
+            .find(|c| c.name == key && c.scope == scope)
+            .unwrap_or_else(|| panic!("no {key} {scope} check: {:?}", s.sla.checks))
     };
-    let avail = check(SlaKey::Availability);
+    let avail = check(SlaKey::Availability, "overall");
     assert_near(
         avail.measured.expect("measured"),
         108.0 / 110.0,
         "availability",
     );
-    assert_eq!(avail.samples, 110);
-    let p99 = check(SlaKey::P99Latency);
+    assert_eq!((avail.samples, avail.status), (110, CheckStatus::Pass));
+    let code = check(SlaKey::Availability, "class:code");
+    assert_near(code.measured.expect("measured"), 0.8, "code availability");
+    assert_eq!((code.samples, code.status), (10, CheckStatus::Fail));
+    // Every interval is at or above the overall bar of 90% (11/11 or 10/11); the class's
+    // own 95% bar, or the default 99.9%, would leave 8 of 10.
+    let uptime = check(SlaKey::Uptime, "overall");
+    assert_near(uptime.measured.expect("measured"), 1.0, "uptime");
+    assert_eq!((uptime.samples, uptime.status), (10, CheckStatus::Pass));
+    let p99 = check(SlaKey::P99Latency, "overall");
     assert_near(p99.measured.expect("measured"), 200.0, "p99");
     assert_eq!(p99.samples, 108);
     // 108 successes cannot support a p99 claim (1,000 needed).
     assert_eq!(p99.status, CheckStatus::Inconclusive);
-    let cost = check(SlaKey::MaxCostPerMillion);
+    let cost = check(SlaKey::MaxCostPerMillion, "overall");
     assert_near(
         cost.measured.expect("measured"),
         0.021 / 110.0 * 1e6,
@@ -447,15 +462,15 @@ fn sla_checks_measure_the_hand_computed_values() {
         CheckStatus::Fail,
         "$190.9 > $100 per 1M requests"
     );
-    let amp = check(SlaKey::MaxRetryAmplification);
+    let amp = check(SlaKey::MaxRetryAmplification, "overall");
     assert_near(
         amp.measured.expect("measured"),
         115.0 / 110.0,
         "amplification",
     );
     assert_eq!(amp.status, CheckStatus::Pass);
-    let ttft = check(SlaKey::TtftP99);
-    assert_eq!(ttft.scope, "class:code");
+    // Measured on that class alone: chat has no TTFT.
+    let ttft = check(SlaKey::TtftP99, "class:code");
     assert_near(ttft.measured.expect("measured"), 80.0, "code ttft p99");
     assert_eq!(s.sla.verdict, CheckStatus::Fail);
     assert!(!s.sla.passed);
@@ -500,4 +515,118 @@ fn the_terminal_summary_prints_the_hand_computed_numbers() {
     assert!(text.contains("status_5xx p50 30.0 ms"), "{text}");
     assert!(text.contains("retry amplification: 1.045x"), "{text}");
     assert!(text.contains("rate_limited 1, status_5xx 1"), "{text}");
+}
+
+#[test]
+fn failover_is_judged_against_the_scenarios_availability_bar() {
+    // `chat` (primary `a`) sends 10 requests a second for 10 s; `a` is out from 4 s to 6 s,
+    // when `b` serves 9 of each second's 10 and one fails. 90% clears the scenario's 80% bar
+    // from the first interval, where the default 99.9% would never be met.
+    let layout = Layout::new(
+        vec!["chat".into()],
+        vec!["a".into(), "b".into()],
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    );
+    let mut rec = Recorder::new(layout);
+    for i in 0..100u64 {
+        let mut s = Sample::new(CHAT, ms(i * 100), Duration::ZERO);
+        s.latency = ms(10);
+        let in_outage = (40..60).contains(&i);
+        if in_outage && i % 10 == 0 {
+            s.result = Err(ErrorKind::Status5xx);
+        } else {
+            s.served_by = Some(ServedBy::Known(if in_outage { B } else { A }));
+        }
+        rec.record(&s);
+    }
+    let mut info = info();
+    info.classes.truncate(1);
+    info.classes[0].primary = Some("a".into());
+    let fault = gauntlet::metrics::failover::FaultAttempt::applied(
+        "a",
+        "outage",
+        (Duration::from_secs(4), Duration::from_secs(6)),
+        Duration::from_secs(4),
+        Some(Duration::from_secs(6)),
+    );
+    let sla = Sla {
+        targets: vec![SlaTarget {
+            scope: Scope::Overall,
+            objective: Objective::Availability(0.8),
+        }],
+    };
+    let none = BTreeMap::new();
+    let s = conclude(Evidence {
+        recording: &rec,
+        info: &info,
+        faults: &[fault],
+        counters_before: &none,
+        counters_after: &none,
+        prices: &BTreeMap::new(),
+        sla: &sla,
+        monthly_tokens: &[],
+    });
+    let w = &s.faults[0];
+    assert_eq!(w.affected_classes, ["chat"]);
+    assert_eq!((w.affected_requests, w.affected_successes), (20, 18));
+    assert_near(
+        w.failover_success.expect("requests"),
+        0.9,
+        "failover success",
+    );
+    assert_eq!(w.time_to_failover_s, Some(0.0), "{w:?}");
+    assert_eq!(w.time_to_recover_s, Some(0.0), "{w:?}");
+    assert_eq!(s.overall.served_by["b"], 18);
+}
+
+#[test]
+fn a_latency_claim_with_no_success_measures_nothing() {
+    // Latency is measured on successes: a run where every request failed has no p99 at all,
+    // not a p99 of 0 ms.
+    let layout = Layout::new(
+        vec!["chat".into()],
+        Vec::new(),
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    );
+    let mut rec = Recorder::new(layout);
+    for i in 0..20u64 {
+        let mut s = Sample::new(CHAT, ms(i * 100), Duration::ZERO);
+        s.latency = ms(3);
+        s.result = Err(ErrorKind::Connect);
+        rec.record(&s);
+    }
+    let mut info = info();
+    info.classes.truncate(1);
+    info.ran_for = Duration::from_secs(2);
+    let sla = Sla {
+        targets: vec![SlaTarget {
+            scope: Scope::Overall,
+            objective: Objective::P99Latency(ms(100)),
+        }],
+    };
+    let none = BTreeMap::new();
+    let s = conclude(Evidence {
+        recording: &rec,
+        info: &info,
+        faults: &[],
+        counters_before: &none,
+        counters_after: &none,
+        prices: &BTreeMap::new(),
+        sla: &sla,
+        monthly_tokens: &[],
+    });
+    assert_eq!((s.overall.requests, s.overall.successes), (20, 0));
+    assert_eq!(s.overall.errors["connect"], 20);
+    let c = &s.sla.checks[0];
+    assert_eq!((c.measured, c.samples), (None, 0), "{c:?}");
+    assert_eq!(c.status, CheckStatus::Inconclusive);
+    assert_eq!(
+        c.note.as_deref(),
+        Some("no request succeeded (latency is measured on successes)")
+    );
+    assert_eq!(s.sla.verdict, CheckStatus::Inconclusive);
 }
