@@ -630,3 +630,58 @@ fn a_latency_claim_with_no_success_measures_nothing() {
     );
     assert_eq!(s.sla.verdict, CheckStatus::Inconclusive);
 }
+
+/// A one-class run of `n` successes of 10 ms, one every 100 ms, judged against `objective`.
+fn judge_successes(n: u64, objective: Objective) -> Summary {
+    let layout = Layout::new(
+        vec!["chat".into()],
+        Vec::new(),
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    );
+    let mut rec = Recorder::new(layout);
+    for i in 0..n {
+        let mut s = Sample::new(CHAT, ms(i * 100), Duration::ZERO);
+        s.latency = ms(10);
+        rec.record(&s);
+    }
+    let mut info = info();
+    info.classes.truncate(1);
+    info.ran_for = Duration::from_secs(2);
+    let sla = Sla {
+        targets: vec![SlaTarget {
+            scope: Scope::Overall,
+            objective,
+        }],
+    };
+    let none = BTreeMap::new();
+    conclude(Evidence {
+        recording: &rec,
+        info: &info,
+        faults: &[],
+        counters_before: &none,
+        counters_after: &none,
+        prices: &BTreeMap::new(),
+        sla: &sla,
+        monthly_tokens: &[],
+    })
+}
+
+#[test]
+fn a_ratio_promise_needs_exactly_the_samples_that_leave_room_for_one_failure() {
+    // 90% leaves room for one failure in 10: ten successes back it, nine cannot.
+    let ten = judge_successes(10, Objective::Availability(0.9));
+    assert_eq!(ten.sla.checks[0].status, CheckStatus::Pass, "{:?}", ten.sla);
+    assert!(ten.sla.passed);
+    let nine = judge_successes(9, Objective::Availability(0.9));
+    let c = &nine.sla.checks[0];
+    assert_eq!((c.status, c.samples), (CheckStatus::Inconclusive, 9));
+    assert_eq!(
+        c.note.as_deref(),
+        Some(
+            "9 samples cannot support this target (needs at least 10); run longer or at a higher rate"
+        )
+    );
+    assert!(!nine.sla.passed);
+}
