@@ -472,6 +472,11 @@ fn sla_checks_measure_the_hand_computed_values() {
     // Measured on that class alone: chat has no TTFT.
     let ttft = check(SlaKey::TtftP99, "class:code");
     assert_near(ttft.measured.expect("measured"), 80.0, "code ttft p99");
+    // Bounds are in the check's unit: 500 ms is 500, as 250 ms was for p99 latency.
+    assert_eq!((ttft.target, ttft.unit.as_str()), (500.0, "ms"));
+    assert_eq!((p99.target, p99.unit.as_str()), (250.0, "ms"));
+    // Within its bound but on 8 samples: not a pass.
+    assert_eq!((ttft.samples, ttft.status), (8, CheckStatus::Inconclusive));
     assert_eq!(s.sla.verdict, CheckStatus::Fail);
     assert!(!s.sla.passed);
 }
