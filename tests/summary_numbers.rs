@@ -689,4 +689,12 @@ fn a_ratio_promise_needs_exactly_the_samples_that_leave_room_for_one_failure() {
         )
     );
     assert!(!nine.sla.passed);
+    // No request at all measures no availability (not the 100% of an empty ratio).
+    let none = judge_successes(0, Objective::Availability(0.9));
+    let c = &none.sla.checks[0];
+    assert_eq!(
+        (c.measured, c.samples, c.status),
+        (None, 0, CheckStatus::Inconclusive)
+    );
+    assert_eq!(c.note, None, "{c:?}");
 }
