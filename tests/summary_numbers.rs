@@ -556,11 +556,15 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
         Duration::from_secs(4),
         Some(Duration::from_secs(6)),
     );
+    let overall = |objective| SlaTarget {
+        scope: Scope::Overall,
+        objective,
+    };
     let sla = Sla {
-        targets: vec![SlaTarget {
-            scope: Scope::Overall,
-            objective: Objective::Availability(0.8),
-        }],
+        targets: vec![
+            overall(Objective::Availability(0.8)),
+            overall(Objective::FailoverSuccess(0.5)),
+        ],
     };
     let none = BTreeMap::new();
     let s = conclude(Evidence {
@@ -584,6 +588,18 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
     assert_eq!(w.time_to_failover_s, Some(0.0), "{w:?}");
     assert_eq!(w.time_to_recover_s, Some(0.0), "{w:?}");
     assert_eq!(s.overall.served_by["b"], 18);
+    let check = &s.sla.checks[1];
+    assert_eq!(check.name, SlaKey::FailoverSuccess);
+    assert_near(
+        check.measured.expect("measured"),
+        0.9,
+        "failover success check",
+    );
+    assert_eq!((check.samples, check.status), (20, CheckStatus::Pass));
+    assert_eq!(
+        check.note, None,
+        "requests were sent during the fault: {check:?}"
+    );
 }
 
 #[test]
