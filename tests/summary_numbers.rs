@@ -527,8 +527,9 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
     // `chat` (primary `a`) sends 10 requests a second for 10 s; `a` is out from 4 s to 6 s,
     // when `b` serves 9 of each second's 10 and one fails. 90% clears the scenario's 80% bar
     // from the first interval, where the default 99.9% would never be met.
+    // `code` is served by `b` throughout (one a second): the fault does not hit it.
     let layout = Layout::new(
-        vec!["chat".into()],
+        vec!["chat".into(), "code".into()],
         vec!["a".into(), "b".into()],
         Duration::ZERO,
         Duration::from_secs(1),
@@ -546,8 +547,13 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
         }
         rec.record(&s);
     }
+    for j in 0..10u64 {
+        let mut s = Sample::new(CODE, ms(j * 1000 + 50), Duration::ZERO);
+        s.latency = ms(10);
+        s.served_by = Some(ServedBy::Known(B));
+        rec.record(&s);
+    }
     let mut info = info();
-    info.classes.truncate(1);
     info.classes[0].primary = Some("a".into());
     let fault = gauntlet::metrics::failover::FaultAttempt::applied(
         "a",
@@ -564,6 +570,10 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
         targets: vec![
             overall(Objective::Availability(0.8)),
             overall(Objective::FailoverSuccess(0.5)),
+            SlaTarget {
+                scope: Scope::Class("code".into()),
+                objective: Objective::FailoverSuccess(0.5),
+            },
         ],
     };
     let none = BTreeMap::new();
@@ -587,7 +597,7 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
     );
     assert_eq!(w.time_to_failover_s, Some(0.0), "{w:?}");
     assert_eq!(w.time_to_recover_s, Some(0.0), "{w:?}");
-    assert_eq!(s.overall.served_by["b"], 18);
+    assert_eq!(s.classes[0].stats.served_by["b"], 18);
     let check = &s.sla.checks[1];
     assert_eq!(check.name, SlaKey::FailoverSuccess);
     assert_near(
@@ -600,6 +610,13 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
         check.note, None,
         "requests were sent during the fault: {check:?}"
     );
+    // The class the fault did not hit has nothing to fail over.
+    let code = &s.sla.checks[2];
+    assert_eq!(
+        (code.scope.as_str(), code.measured, code.samples),
+        ("class:code", None, 0)
+    );
+    assert_eq!(code.status, CheckStatus::Inconclusive);
 }
 
 #[test]
