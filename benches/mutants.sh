@@ -15,6 +15,7 @@
 #   benches/mutants.sh --shard 1/4           # a quarter of the mutants (run 1/4 .. 4/4)
 #   benches/mutants.sh --stage lib           # stage 1 only
 # Options: --timeout SECS (per test run, default 300), --out DIR (default target/mutants),
+# --filter NAME (stage 2 runs only the integration tests whose name contains NAME; repeat it),
 # --list (print the mutants and stop). Mutants run one at a time (in place in the copy).
 #
 # It mutates a copy of the tree (SCRATCH, default $TMPDIR/gauntlet-mutants), never the
@@ -38,6 +39,7 @@ shard=""
 stage="all"
 timeout=300
 list=0
+filters=()
 out="$ROOT/target/mutants"
 scratch="${SCRATCH:-${TMPDIR:-/tmp}/gauntlet-mutants}"
 while (($#)); do
@@ -48,8 +50,9 @@ while (($#)); do
     --stage) stage="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --filter) filters+=("$2"); shift 2 ;;
     --list) list=1; shift ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^# Needs cargo-mutants/p' "$0"; exit 0 ;;
     *) echo "mutants.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -119,7 +122,7 @@ if [[ "$stage" != lib && -s "$survivors" ]]; then
     # Only the survivors: each mutant's name, as a literal pattern.
     pattern=$(sed -e 's/[][\\.*^$+?(){}|]/\\&/g' "$survivors" | paste -sd'|')
     run_stage tests "${scope[@]}" --re "^($pattern)\$" \
-        --cargo-arg=--test --cargo-arg=tests
+        --cargo-arg=--test --cargo-arg=tests -- "${filters[@]}"
     cp "$out/tests/mutants.out/missed.txt" "$survivors" 2>/dev/null || : >"$survivors"
 fi
 echo "== $(wc -l <"$survivors") surviving mutants in $survivors"
