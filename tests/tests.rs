@@ -16,4 +16,5 @@ mod scenario;
 mod scenarios_shipped;
 mod sse;
 mod support;
+mod tiers;
 mod upstream_misbehaviour;
