@@ -10,7 +10,7 @@ use super::recorder::{Cell, Counts, ErrorTimes, Recorder, new_cumulative};
 use super::sample::ErrorKind;
 use super::summary::{
     ClassStats, Generator, Interval, IntervalStats, Percentiles, SCHEMA_VERSION, SlaResult, Stats,
-    Summary, Tokens, Trust,
+    Summary, TierStats, Tokens, Trust,
 };
 
 /// Schedule lag beyond which the generator is considered to have fallen behind.
@@ -29,6 +29,8 @@ pub struct ClassInfo {
     pub model: String,
     pub stream: bool,
     pub primary: Option<String>,
+    /// The gateway tier of the class's key, if known.
+    pub tier: Option<String>,
 }
 
 /// The facts about a run that the recording does not hold.
@@ -118,7 +120,56 @@ fn stats(counts: &Counts, h: Recorded<'_>, tokens: Tokens, seconds: f64) -> Stat
             .collect(),
         tokens,
         gateway_rate_limited: counts.gateway_rate_limited,
+        shed: counts.shed,
     }
+}
+
+/// Each tier's classes merged, in the order tiers first appear among the classes.
+fn tier_stats(rec: &Recorder, info: &RunInfo, seconds: f64) -> Vec<TierStats> {
+    let mut names: Vec<&str> = Vec::new();
+    for t in info.classes.iter().filter_map(|c| c.tier.as_deref()) {
+        if !names.contains(&t) {
+            names.push(t);
+        }
+    }
+    names
+        .into_iter()
+        .map(|tier| {
+            let mut counts = Counts::default();
+            let (mut latency, mut ttft, mut itl) =
+                (new_cumulative(), new_cumulative(), new_cumulative());
+            let mut errors = ErrorTimes::default();
+            let mut tokens = Tokens::default();
+            let mut classes = Vec::new();
+            let members = rec
+                .classes()
+                .iter()
+                .zip(&info.classes)
+                .filter(|(_, i)| i.tier.as_deref() == Some(tier));
+            for (c, i) in members {
+                classes.push(i.name.clone());
+                counts.merge(&c.counts);
+                // Only a count overflow can fail; the class histograms share one layout.
+                let _ = latency.add(&c.latency);
+                let _ = ttft.add(&c.ttft);
+                let _ = itl.add(&c.itl);
+                let _ = errors.merge(&c.errors);
+                tokens.prompt += c.prompt_tokens;
+                tokens.completion += c.completion_tokens;
+            }
+            let recorded = Recorded {
+                latency: &latency,
+                ttft: &ttft,
+                itl: &itl,
+                errors: &errors,
+            };
+            TierStats {
+                name: tier.to_string(),
+                classes,
+                stats: stats(&counts, recorded, tokens, seconds),
+            }
+        })
+        .collect()
 }
 
 fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
@@ -251,6 +302,8 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         seconds,
     );
 
+    let tiers = tier_stats(rec, info, seconds);
+
     let ran_intervals = if info.interrupted {
         usize::try_from(measured.as_nanos().div_ceil(layout.interval.as_nanos()))
             .unwrap_or(usize::MAX)
@@ -314,6 +367,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         interrupted: info.interrupted,
         overall,
         classes,
+        tiers,
         intervals,
         generator,
         faults: Vec::new(),

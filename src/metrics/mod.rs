@@ -21,5 +21,6 @@ pub use recorder::{
 pub use sample::{ErrorKind, Sample, ServedBy};
 pub use summary::{
     CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
-    Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, Tokens, Trust, UpstreamStats,
+    Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats, Tokens, Trust,
+    UpstreamStats,
 };

@@ -192,6 +192,7 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
             completion: sum.successes * 64,
         },
         gateway_rate_limited: 0,
+        shed: 0,
     }
 }
 
@@ -348,6 +349,7 @@ pub fn quickstart() -> Summary {
         interrupted: false,
         overall: overall.clone(),
         classes,
+        tiers: Vec::new(),
         intervals,
         generator: Generator {
             schedule_lag_ms: pct(overall.requests, 0.18, 2.0),

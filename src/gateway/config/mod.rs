@@ -430,6 +430,61 @@ url = "http://127.0.0.1:9002/v1"
     }
 
     #[test]
+    fn tiers_default_and_keys_override_them() {
+        let c = parse(&format!(
+            "keys = [{{ key = \"gk-a\" }}, {{ key = \"gk-b\", tier = \"pro\" }}, \
+             {{ key = \"gk-c\", tier = \"team\", rpm = 7 }}]\n\
+             routes = [{{ model = \"m\", targets = [\"a\"] }}]\n\
+             [tiers.team]\nrpm = 600\nmax_concurrent_per_key = 3\npriority = 5\n\
+             [tiers.pro]\nmax_concurrent = 40\n\
+             [admission]\nmax_in_flight = 100\nreserved = \"25%\"\n{BASE}"
+        ))
+        .unwrap();
+        let rpm = |i: usize| c.keys[i].rpm.map(NonZeroU32::get);
+        assert_eq!((c.keys[0].tier.as_str(), rpm(0)), ("standard", Some(50)));
+        assert_eq!((c.keys[1].tier.as_str(), rpm(1)), ("pro", None));
+        assert_eq!((c.keys[2].tier.as_str(), rpm(2)), ("team", Some(7)));
+        assert_eq!(c.keys[2].max_concurrent.map(NonZeroU32::get), Some(3));
+        let pro = c.tiers.iter().find(|t| t.name == "pro").unwrap();
+        assert_eq!(
+            (pro.priority, pro.max_concurrent.map(NonZeroU32::get)),
+            (10, Some(40))
+        );
+        assert!((c.admission.reserved - 0.25).abs() < 1e-9);
+        assert!(
+            c.admission.throttled_by_priority,
+            "on once [admission] is written"
+        );
+        assert!(
+            !parse(&format!(
+                "routes = [{{ model = \"m\", targets = [\"a\"] }}]\n{BASE}"
+            ))
+            .unwrap()
+            .admission
+            .throttled_by_priority
+        );
+    }
+
+    #[test]
+    fn tier_mistakes_are_located() {
+        let e = parse(&format!(
+            "keys = [{{ key = \"gk-a\", tier = \"prp\" }}]\n\
+             routes = [{{ model = \"m\", targets = [\"a\"] }}]\n\
+             [tiers.standard]\nqueue = 100000\n[admission]\nreserved = \"100%\"\nupstream_429 = \"some\"\n{BASE}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("gw.toml:1:") && e.contains("`keys[0].tier`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `pro`"), "{e}");
+        assert!(e.contains("`tiers.standard.queue`"), "{e}");
+        assert!(e.contains("`admission.reserved`"), "{e}");
+        assert!(e.contains("`admission.upstream_429`"), "{e}");
+    }
+
+    #[test]
     fn unknown_upstream_names_the_place() {
         let e = parse(&format!(
             "routes = [\n  {{ model = \"m\", targets = [\"a\"], fallbacks = [\"bb\"] }},\n]\n{BASE}"
