@@ -78,3 +78,29 @@ impl Mix {
         self.cumulative.partition_point(|&c| c <= x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_staged_mix_draws_each_stage_by_its_own_weights() {
+        let w = |n| NonZeroU32::new(n).unwrap();
+        let mix = Mix::staged([w(1), w(1)], &[vec![1, 0], vec![1, 9]]);
+        let mut rng = SmallRng::seed_from_u64(3);
+        let first = mix.for_stage(0);
+        assert!(
+            (0..1000).all(|_| first.pick(&mut rng) == 0),
+            "weight 0 is never drawn"
+        );
+        let second = mix.for_stage(1);
+        let flood = (0..10_000).filter(|_| second.pick(&mut rng) == 1).count();
+        assert!((8_700..9_300).contains(&flood), "{flood}");
+        // No stage weights: every stage draws by the class weights.
+        let plain = Mix::new([w(1), w(3)]).for_stage(5);
+        let three = (0..10_000).filter(|_| plain.pick(&mut rng) == 1).count();
+        assert!((7_200..7_800).contains(&three), "{three}");
+    }
+}

@@ -576,4 +576,88 @@ mod tests {
         left.merge(&right).expect("same layout");
         assert_eq!(summarize(&left, &info()), summarize(&one, &info()));
     }
+
+    /// A tier is its classes' recordings merged: counts add up, the percentiles are those of
+    /// the merged histogram (not an average of the classes'), shed marks are counted, and an
+    /// SLA scoped to the tier is judged on exactly that.
+    #[test]
+    fn a_tier_merges_its_classes_exactly_and_its_sla_is_judged_on_them() {
+        let layout = Layout::new(
+            vec!["chat".into(), "batch".into(), "free".into()],
+            Vec::new(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(SECONDS),
+        );
+        let mut rec = Recorder::new(layout);
+        for i in 0..300u64 {
+            let class = (i % 3) as usize;
+            let mut s = Sample::new(class, Duration::from_millis(i * 30), Duration::ZERO);
+            s.latency = Duration::from_millis([10, 30, 5][class]);
+            if class == 2 && i % 2 == 0 {
+                s.result = Err(ErrorKind::RateLimited);
+                s.gateway_shed = true;
+            }
+            rec.record(&s);
+        }
+        let class = |name: &str, tier: &str| ClassInfo {
+            name: name.into(),
+            weight: 1,
+            model: "m".into(),
+            stream: false,
+            primary: None,
+            tier: Some(tier.into()),
+        };
+        let mut info = info();
+        info.classes = vec![
+            class("chat", "pro"),
+            class("batch", "pro"),
+            class("free", "standard"),
+        ];
+        let s = summarize(&rec, &info);
+        let names: Vec<&str> = s.tiers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["pro", "standard"]);
+        let pro = &s.tiers[0];
+        assert_eq!(pro.classes, ["chat", "batch"]);
+        assert_eq!((pro.stats.requests, pro.stats.successes), (200, 200));
+        // Half the samples at 10 ms, half at 30 ms: the merged p50 is 10 ms, p99 30 ms.
+        assert!((pro.stats.latency_ms.p50 - 10.0).abs() < 0.1, "{pro:?}");
+        assert!((pro.stats.latency_ms.p99 - 30.0).abs() < 0.1, "{pro:?}");
+        let free = &s.tiers[1];
+        assert_eq!((free.stats.requests, free.stats.shed), (100, 50));
+        assert!((free.stats.availability - 0.5).abs() < 1e-9);
+        assert_eq!(s.overall.shed, 50);
+
+        use crate::scenario::{Objective, Scope, Sla, SlaTarget};
+        let target = |tier: &str, objective| SlaTarget {
+            scope: Scope::Tier(tier.into()),
+            objective,
+        };
+        let sla = Sla {
+            targets: vec![
+                target("pro", Objective::P99Latency(Duration::from_millis(20))),
+                target("standard", Objective::Availability(0.9)),
+            ],
+        };
+        let result = crate::metrics::sla::evaluate(&sla, &s);
+        let got: Vec<(String, String, f64)> = result
+            .checks
+            .iter()
+            .map(|c| {
+                (
+                    c.scope.clone(),
+                    format!("{:?}", c.status),
+                    c.measured.unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        assert_eq!(got[0].0, "tier:pro");
+        assert_eq!(got[0].1, "Fail", "{got:?}");
+        assert!((got[0].2 - 30.0).abs() < 0.1, "{got:?}");
+        assert_eq!(
+            (got[1].0.as_str(), got[1].1.as_str()),
+            ("tier:standard", "Fail")
+        );
+        assert!((got[1].2 - 0.5).abs() < 1e-9, "{got:?}");
+    }
 }
