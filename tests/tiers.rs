@@ -310,7 +310,12 @@ url = "{}"
     assert!(out.status.success(), "the SDK script failed:\n{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("the script printed no JSON ({e}):\n{stderr}"));
-    assert_eq!(report["drained"], 50, "the tier's 50 a minute: {report}");
+    // 50 at once, and one more for every 1.2 s the draining took on a busy machine.
+    let drained = report["drained"].as_u64().unwrap();
+    assert!(
+        (50..=60).contains(&drained),
+        "the tier's 50 a minute: {report}"
+    );
     let wait_ms: u64 = report["retry_after_ms"].as_str().unwrap().parse().unwrap();
     assert!(
         (1..=1200).contains(&wait_ms),
@@ -322,5 +327,5 @@ url = "{}"
         served_after >= wait_ms as f64 / 1000.0 - 0.05,
         "waited as told: {report}"
     );
-    assert_eq!(u.hits(), 51, "refusals never reach the upstream");
+    assert_eq!(u.hits(), drained + 1, "refusals never reach the upstream");
 }

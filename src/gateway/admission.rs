@@ -73,7 +73,7 @@ impl ShedReason {
 
 /// A bounded capacity with a reserve only the top tier may use.
 #[derive(Debug)]
-pub struct Slots {
+pub struct SlotPool {
     limit: u32,
     /// What the other tiers may fill: `limit` minus the reserve.
     open: u32,
@@ -82,7 +82,7 @@ pub struct Slots {
     freed: Notify,
 }
 
-impl Slots {
+impl SlotPool {
     pub fn new(limit: u32, reserved: f64) -> Arc<Self> {
         let reserve = ((f64::from(limit) * reserved).round() as u32).min(limit);
         Arc::new(Self {
@@ -95,14 +95,14 @@ impl Slots {
     }
 
     /// A slot, if one this tier may use is free.
-    pub fn try_take(self: &Arc<Self>, top: bool) -> Option<Slot> {
+    pub fn try_take(self: &Arc<Self>, top: bool) -> Option<PoolSlot> {
         let cap = if top { self.limit } else { self.open };
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < cap).then_some(n + 1)
             })
             .ok()
-            .map(|_| Slot(Arc::clone(self)))
+            .map(|_| PoolSlot(Arc::clone(self)))
     }
 
     /// Slots in use now.
@@ -116,7 +116,7 @@ impl Slots {
     }
 
     /// Waits in a queue of at most `cap` waiters for a slot, until `until`.
-    async fn wait_for(self: &Arc<Self>, top: bool, cap: u32, until: Instant) -> Option<Slot> {
+    async fn wait_for(self: &Arc<Self>, top: bool, cap: u32, until: Instant) -> Option<PoolSlot> {
         let joined = self
             .waiters
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -142,9 +142,9 @@ impl Slots {
 
 /// One taken slot, given back when dropped (when the response body is done).
 #[derive(Debug)]
-pub struct Slot(Arc<Slots>);
+pub struct PoolSlot(Arc<SlotPool>);
 
-impl Drop for Slot {
+impl Drop for PoolSlot {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.0.waiters.load(Ordering::Acquire) > 0 {
@@ -159,7 +159,7 @@ pub struct TierState {
     pub name: String,
     /// Holds the highest priority configured: may use reserved capacity and fallbacks first.
     pub top: bool,
-    slots: Option<Arc<Slots>>,
+    slots: Option<Arc<SlotPool>>,
     queue: u32,
     queue_timeout: Duration,
     pub metrics: TierMetrics,
@@ -168,7 +168,7 @@ pub struct TierState {
 /// Everything a request holds while it is in flight; dropping it gives all of it back.
 #[derive(Debug, Default)]
 pub struct Admitted {
-    slots: Vec<Slot>,
+    slots: Vec<PoolSlot>,
     gauge: Option<Gauge>,
 }
 
@@ -182,7 +182,7 @@ impl Drop for Admitted {
 
 impl Admitted {
     /// Holds one more slot (an upstream's) for as long as the rest.
-    pub fn hold(&mut self, slot: Slot) {
+    pub fn hold(&mut self, slot: PoolSlot) {
         self.slots.push(slot);
     }
 }
@@ -198,7 +198,7 @@ pub struct Shed {
 #[derive(Debug)]
 pub struct Admission {
     pub enabled: bool,
-    gateway: Option<Arc<Slots>>,
+    gateway: Option<Arc<SlotPool>>,
     pub tiers: Vec<TierState>,
     /// Index of the state for requests without a key (an open gateway): the top tier's
     /// standing, counted under `none`.
@@ -218,7 +218,7 @@ impl Admission {
                 .enabled
                 .then_some(t.max_concurrent)
                 .flatten()
-                .map(|n| Slots::new(n.get(), 0.0)),
+                .map(|n| SlotPool::new(n.get(), 0.0)),
             queue: t.queue,
             queue_timeout: t.queue_timeout,
             metrics: metrics(&t.name),
@@ -237,7 +237,7 @@ impl Admission {
                 .enabled
                 .then_some(a.max_in_flight)
                 .flatten()
-                .map(|n| Slots::new(n.get(), a.reserved)),
+                .map(|n| SlotPool::new(n.get(), a.reserved)),
             anonymous: tiers.len() - 1,
             tiers,
             throttled_by_priority: a.enabled && a.throttled_by_priority,
@@ -253,14 +253,14 @@ impl Admission {
     }
 
     /// The slots of an upstream with `limit` slots, under this admission's reserve.
-    pub fn upstream_slots(config: &Config, limit: Option<u32>) -> Option<Arc<Slots>> {
+    pub fn upstream_slots(config: &Config, limit: Option<u32>) -> Option<Arc<SlotPool>> {
         let a = &config.admission;
         let limit = limit.or(a.upstream_max_concurrent.map(|n| n.get()))?;
-        a.enabled.then(|| Slots::new(limit, a.reserved))
+        a.enabled.then(|| SlotPool::new(limit, a.reserved))
     }
 
     /// Admits a request of tier `tier` holding `key` (the key's own concurrency), or sheds it.
-    pub async fn admit(&self, tier: usize, key: Option<&Arc<Slots>>) -> Result<Admitted, Shed> {
+    pub async fn admit(&self, tier: usize, key: Option<&Arc<SlotPool>>) -> Result<Admitted, Shed> {
         if !self.enabled {
             return Ok(Admitted::default());
         }
@@ -367,10 +367,10 @@ mod tests {
 
     #[test]
     fn the_reserve_is_for_the_top_tier_only() {
-        let s = Slots::new(20, 0.5);
-        let low: Vec<Slot> = (0..20).filter_map(|_| s.try_take(false)).collect();
+        let s = SlotPool::new(20, 0.5);
+        let low: Vec<PoolSlot> = (0..20).filter_map(|_| s.try_take(false)).collect();
         assert_eq!(low.len(), 10);
-        let top: Vec<Slot> = (0..20).filter_map(|_| s.try_take(true)).collect();
+        let top: Vec<PoolSlot> = (0..20).filter_map(|_| s.try_take(true)).collect();
         assert_eq!(top.len(), 10);
         assert_eq!(s.in_flight(), 20);
         drop(low);
@@ -385,7 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_is_bounded_and_its_wait_ends() {
-        let s = Slots::new(1, 0.0);
+        let s = SlotPool::new(1, 0.0);
         let held = s.try_take(false);
         assert!(held.is_some());
         let until = Instant::now() + Duration::from_millis(50);

@@ -8,7 +8,7 @@ use crate::openai::bearer_token;
 
 use std::sync::Arc;
 
-use super::admission::Slots;
+use super::admission::SlotPool;
 use super::config::KeyConfig;
 use super::error::ProxyError;
 use super::ratelimit::KeyLimiter;
@@ -21,7 +21,7 @@ pub struct KeyEntry {
     pub tier_index: usize,
     pub limiter: KeyLimiter,
     /// The key's own `max_concurrent`, when it has one and admission is on.
-    pub concurrency: Option<Arc<Slots>>,
+    pub concurrency: Option<Arc<SlotPool>>,
 }
 
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl Keys {
                     concurrency: k
                         .max_concurrent
                         .filter(|_| limits)
-                        .map(|n| Slots::new(n.get(), 0.0)),
+                        .map(|n| SlotPool::new(n.get(), 0.0)),
                 })
                 .collect(),
         }

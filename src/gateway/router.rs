@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use tokio::time::Instant;
 
-use super::admission::{ShedReason, Slot};
+use super::admission::{PoolSlot, ShedReason};
 use super::breaker::Permit;
 use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
@@ -44,7 +44,7 @@ pub struct Served {
     pub upstream: usize,
     pub attempts: u32,
     /// The upstream's slot, held until the response body is done.
-    pub slot: Option<Slot>,
+    pub slot: Option<PoolSlot>,
 }
 
 /// How a request stands against others when capacity is short.
@@ -239,7 +239,7 @@ struct Dispatch<'r> {
     /// Some candidate was passed over because its slots were full for this tier.
     saturated: bool,
     /// The slot of the candidate about to be tried.
-    slot: Option<Slot>,
+    slot: Option<PoolSlot>,
 }
 
 impl<'r> Dispatch<'r> {
@@ -315,7 +315,7 @@ impl<'r> Dispatch<'r> {
             if now >= self.deadline {
                 return Err(GiveUp::Deadline);
             }
-            // Slots before the breaker: a permit taken and dropped unused would cost a
+            // SlotPool before the breaker: a permit taken and dropped unused would cost a
             // half-open breaker its probe.
             self.slot = match &up.slots {
                 None => None,

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::openai::{REQUEST_ID_HEADER, UPSTREAM_HEADER, read_retry_after};
 
-use super::admission::Slots;
+use super::admission::SlotPool;
 use super::breaker::Breaker;
 use super::config::{RetryConfig, UpstreamConfig};
 use super::error::{ProxyError, TimeoutPhase};
@@ -61,7 +61,7 @@ pub struct Upstream {
     pub breaker: Arc<Breaker>,
     pub latency: Histogram,
     /// Its `max_concurrent`, with the top tier's reserve, when admission bounds it.
-    pub slots: Option<Arc<Slots>>,
+    pub slots: Option<Arc<SlotPool>>,
 }
 
 impl Upstream {
@@ -69,7 +69,7 @@ impl Upstream {
         cfg: &UpstreamConfig,
         breaker: Arc<Breaker>,
         latency: Histogram,
-        slots: Option<Arc<Slots>>,
+        slots: Option<Arc<SlotPool>>,
     ) -> Option<Self> {
         let base = cfg.url.trim_end_matches('/');
         let path = if base.ends_with("/v1") {
