@@ -126,17 +126,26 @@ impl SlotPool {
         if !joined {
             return None;
         }
-        let slot = loop {
+        // Leaves the queue however the wait ends, a client hanging up included.
+        let _waiting = Waiting(&self.waiters);
+        loop {
             let freed = self.freed.notified();
             if let Some(s) = self.try_take(top) {
-                break Some(s);
+                return Some(s);
             }
             if tokio::time::timeout_at(until, freed).await.is_err() {
-                break self.try_take(top);
+                return self.try_take(top);
             }
-        };
-        self.waiters.fetch_sub(1, Ordering::AcqRel);
-        slot
+        }
+    }
+}
+
+/// One place in a queue, given up when dropped.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -400,5 +409,33 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(held);
         assert!(waiter.await.unwrap());
+    }
+
+    /// A flood cannot grow the queue: past its cap a request is refused without waiting, so
+    /// what the gateway holds for waiters is bounded whatever arrives.
+    #[tokio::test]
+    async fn a_flood_of_waiters_is_capped_at_the_queue_length() {
+        let s = SlotPool::new(1, 0.0);
+        let _held = s.try_take(false);
+        let until = Instant::now() + Duration::from_secs(5);
+        let flood: Vec<_> = (0..50)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move { s.wait_for(false, 8, until).await.is_some() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(s.waiters.load(Ordering::Acquire), 8);
+        let refused = flood.iter().filter(|h| h.is_finished()).count();
+        assert_eq!(refused, 42, "refused at once, not queued");
+        for h in flood {
+            h.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            s.waiters.load(Ordering::Acquire),
+            0,
+            "waiters that went away left the queue"
+        );
     }
 }
