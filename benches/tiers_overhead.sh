@@ -4,6 +4,7 @@
 # enabled = false`, both in front of one zero-latency upstream.
 #
 #   benches/tiers_overhead.sh              # ROUNDS=5 DURATION=8s CONCURRENCY=64
+#   PROFILE=debug benches/tiers_overhead.sh   # unoptimised binaries: a quick, pessimistic look
 #
 # "On" makes every request take a key slot, a tier slot, a gateway slot and an upstream slot
 # (each bounded far above the load, with a 30% reserve, so nothing is shed: this measures the
@@ -25,14 +26,19 @@ OUT=${OUT:-reports/bench/tiers}
 mkdir -p "$OUT"
 
 command -v python3 >/dev/null || { echo "python3 is needed to read summary.json" >&2; exit 3; }
-cargo build --release --quiet --bin gauntlet --example zero_upstream
-BIN=target/release/gauntlet
+PROFILE=${PROFILE:-release}
+if [[ $PROFILE == release ]]; then
+  cargo build --release --quiet --bin gauntlet --example zero_upstream
+else
+  cargo build --quiet --bin gauntlet --example zero_upstream
+fi
+BIN=target/$PROFILE/gauntlet
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-target/release/examples/zero_upstream "$UP_PORT" >"$OUT/upstream.log" 2>&1 &
+target/$PROFILE/examples/zero_upstream "$UP_PORT" >"$OUT/upstream.log" 2>&1 &
 pids+=($!)
 
 gateway_file() { # enabled
@@ -97,9 +103,9 @@ done
 report_steal
 curl -s "http://$ON_ADDR/metrics" | grep -E '^gateway_tier_(requests|shed)_total\{tier="standard"' >"$OUT/on-metrics.txt" || true
 
-python3 - "$OUT" "$ROUNDS" "$CONCURRENCY" "$DURATION" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$CONCURRENCY" "$DURATION" "$PROFILE" <<'PY'
 import json, statistics, sys
-out, rounds, conc, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out, rounds, conc, duration, profile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def rps(name):
     with open(f"{out}/{name}/summary.json") as f:
         s = json.load(f)["overall"]
@@ -107,7 +113,7 @@ def rps(name):
     return s["rps"] * ok, ok
 off = [rps(f"off-{r}") for r in range(1, rounds + 1)]
 on = [rps(f"on-{r}") for r in range(1, rounds + 1)]
-print(f"closed loop, {conc} users, {duration} per round, {rounds} alternating rounds (successful req/s)")
+print(f"{profile} build; closed loop, {conc} users, {duration} per round, {rounds} alternating rounds (successful req/s)")
 for r, (a, b) in enumerate(zip(off, on), 1):
     print(f"  round {r}: off {a[0]:>8.0f}  on {b[0]:>8.0f}  ({b[0] / a[0]:.3f}x)  ok {a[1]*100:.1f}% / {b[1]*100:.1f}%")
 m_off, m_on = statistics.median(x[0] for x in off), statistics.median(x[0] for x in on)

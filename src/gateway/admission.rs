@@ -177,7 +177,9 @@ pub struct TierState {
 /// Everything a request holds while it is in flight; dropping it gives all of it back.
 #[derive(Debug, Default)]
 pub struct Admitted {
-    slots: Vec<PoolSlot>,
+    /// Key, tier, gateway and upstream: at most four, held inline so admitting a request
+    /// allocates nothing.
+    slots: [Option<PoolSlot>; 4],
     gauge: Option<Gauge>,
 }
 
@@ -192,7 +194,9 @@ impl Drop for Admitted {
 impl Admitted {
     /// Holds one more slot (an upstream's) for as long as the rest.
     pub fn hold(&mut self, slot: PoolSlot) {
-        self.slots.push(slot);
+        if let Some(free) = self.slots.iter_mut().find(|s| s.is_none()) {
+            *free = Some(slot);
+        }
     }
 }
 
