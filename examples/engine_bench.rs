@@ -73,6 +73,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         api_key: None,
         headers: Vec::new(),
         primary: None,
+        tier: None,
+        stage_weights: None,
     };
     let scenario = Scenario {
         name: "bench".into(),

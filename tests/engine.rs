@@ -436,6 +436,7 @@ fn info() -> RunInfo {
                 model: "m".into(),
                 stream: *n == "c",
                 primary: None,
+                tier: None,
             })
             .collect(),
     }

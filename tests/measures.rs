@@ -150,6 +150,7 @@ fn info(classes: &[&str]) -> RunInfo {
                 model: "m".into(),
                 stream: true,
                 primary: None,
+                tier: None,
             })
             .collect(),
     }

@@ -794,3 +794,54 @@ fn prompt_length_turn_and_output_token_views_show_only_with_their_data() {
         "{term}"
     );
 }
+
+/// A run whose classes have gateway tiers gets a tier table in every report (terminal,
+/// Markdown, HTML): requests, availability, p99, TTFT p99 and the shed count; a run without
+/// tiers (every summary written before them) has none.
+#[test]
+fn tiers_get_their_own_table_in_every_report() {
+    use gauntlet::metrics::{Stats, TierStats};
+    let plain = fixture::quickstart();
+    let mut s = plain.clone();
+    let mut stats = Stats {
+        requests: 12_345,
+        successes: 11_000,
+        availability: 11_000.0 / 12_345.0,
+        shed: 1_234,
+        ..s.overall.clone()
+    };
+    stats.latency_ms.p99 = 321.0;
+    s.tiers = vec![TierStats {
+        name: "standard".into(),
+        classes: vec!["everyday".into(), "fallback-tier".into()],
+        stats,
+    }];
+    let term = report::terminal_summary(&s);
+    assert!(
+        term.contains("tier standard: 12,345 requests") && term.contains("shed 1,234"),
+        "{term}"
+    );
+    let md = report::summary_markdown(&s).unwrap();
+    assert!(md.contains("### Gateway tiers"), "{md}");
+    assert!(
+        md.contains("| standard | everyday, fallback-tier | 12,345 |") && md.contains("| 1,234 |"),
+        "{md}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path(), &s);
+    let html = read(&dir.path().join("index.html"));
+    assert!(
+        html.contains("id=\"tiers\"") && html.contains("1,234"),
+        "tier table in HTML"
+    );
+    let back: Summary = serde_json::from_str(&read(&dir.path().join("summary.json"))).unwrap();
+    assert_eq!(back.tiers, s.tiers, "summary.json keeps the tiers");
+
+    assert!(
+        !report::summary_markdown(&plain)
+            .unwrap()
+            .contains("Gateway tiers")
+    );
+    let term = report::terminal_summary(&plain);
+    assert!(!term.lines().any(|l| l.starts_with("tier ")), "{term}");
+}

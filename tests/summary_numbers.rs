@@ -78,6 +78,7 @@ fn info() -> RunInfo {
         model: format!("{name}-model"),
         stream,
         primary: None,
+        tier: None,
     };
     RunInfo {
         scenario: "hand-made".into(),

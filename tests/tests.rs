@@ -24,4 +24,5 @@ mod scenarios_shipped;
 mod sse;
 mod summary_numbers;
 mod support;
+mod tiers;
 mod upstream_misbehaviour;

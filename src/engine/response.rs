@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::gateway::SHED_HEADER;
 use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::{
     DONE_DATA, GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, upstream_from_fingerprint,
@@ -45,7 +46,8 @@ fn tagged(headers: &HeaderMap) -> Option<&str> {
     [UPSTREAM_HEADER, GATEWAY_UPSTREAM_HEADER]
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-        .filter(|s| !s.is_empty())
+        // The reference gateway tags its own answers `none`: no upstream was involved.
+        .filter(|s| !s.is_empty() && *s != "none")
 }
 
 /// The `usage` object as far as gauntlet reads it; the details are optional, as most
@@ -171,6 +173,7 @@ pub async fn read(
 ) -> Result<(), ErrorKind> {
     let status = response.status();
     let tag = tagged(response.headers()).map(|t| resolve(upstreams, t));
+    sample.gateway_shed = response.headers().contains_key(SHED_HEADER);
     let response_type = response.headers().get(CONTENT_TYPE).cloned();
     let (_, mut body) = response.into_parts();
     if !status.is_success() {

@@ -255,7 +255,8 @@ async fn run_plan(
             StageLoad::Rate { .. } | StageLoad::Trace(_) => {
                 let arrivals =
                     Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
-                run_open(&ctx, stage, arrivals, &config, &mut class_rng, &halt).await
+                let mix = config.mix.for_stage(i);
+                run_open(&ctx, stage, arrivals, &config, mix, &mut class_rng, &halt).await
             }
             StageLoad::Concurrency(n) => {
                 run_closed(&ctx, stage, n.get(), &config, i, &mut stop).await
@@ -328,6 +329,7 @@ async fn run_open(
     stage: &PlanStage,
     arrivals: Arrivals,
     config: &RunConfig,
+    mix: Mix,
     class_rng: &mut SmallRng,
     halt: &Arc<AtomicBool>,
 ) -> bool {
@@ -338,7 +340,6 @@ async fn run_open(
     let in_flight = ctx.in_flight.clone();
     let live = ctx.live.clone();
     let halt = halt.clone();
-    let mix = config.mix.clone();
     let mut rng = class_rng.clone();
     let t0 = ctx.t0;
     let end = t0 + stage.end();
@@ -412,7 +413,7 @@ async fn run_closed(
         let tx = ctx.tx.clone();
         let in_flight = ctx.in_flight.clone();
         let stopping = ctx.stopping.clone();
-        let mix = config.mix.clone();
+        let mix = config.mix.for_stage(stage_index);
         let mut rng = user_rng(config.seed, stage_index * 1_000_003 + u);
         let t0 = ctx.t0;
         let lane = match ctx.lanes.len() {

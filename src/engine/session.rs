@@ -164,7 +164,7 @@ pub(super) async fn drive(
     let live = Arc::new(Live::default());
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
     let config = RunConfig {
-        mix: Mix::new(scenario.requests.iter().map(|c| c.weight)),
+        mix: staged_mix(scenario),
         seed,
         layout,
         drain: options.drain,
@@ -233,6 +233,7 @@ pub(super) async fn drive(
                 model: c.model.clone(),
                 stream: c.stream,
                 primary: c.primary.clone(),
+                tier: c.tier.clone(),
             })
             .collect(),
     };
@@ -252,4 +253,25 @@ pub(super) async fn drive(
         recorder: output.recorder,
         started_at: output.started_at,
     })
+}
+
+/// The class mix, with each stage's own weights when classes set `stage_weights`.
+fn staged_mix(scenario: &Scenario) -> Mix {
+    let weights = scenario.requests.iter().map(|c| c.weight);
+    if scenario.requests.iter().all(|c| c.stage_weights.is_none()) {
+        return Mix::new(weights);
+    }
+    let per_stage: Vec<Vec<u32>> = (0..scenario.load.stages.len())
+        .map(|s| {
+            scenario
+                .requests
+                .iter()
+                .map(|c| match &c.stage_weights {
+                    Some(w) => w.get(s).copied().unwrap_or(0),
+                    None => c.weight.get(),
+                })
+                .collect()
+        })
+        .collect();
+    Mix::staged(weights, &per_stage)
 }

@@ -6,15 +6,22 @@ use subtle::ConstantTimeEq;
 
 use crate::openai::bearer_token;
 
-use super::config::{KeyConfig, Tier};
+use std::sync::Arc;
+
+use super::admission::SlotPool;
+use super::config::KeyConfig;
 use super::error::ProxyError;
 use super::ratelimit::KeyLimiter;
 
 #[derive(Debug)]
 pub struct KeyEntry {
     key: Vec<u8>,
-    pub tier: Tier,
+    pub tier: String,
+    /// The tier's index in admission.
+    pub tier_index: usize,
     pub limiter: KeyLimiter,
+    /// The key's own `max_concurrent`, when it has one and admission is on.
+    pub concurrency: Option<Arc<SlotPool>>,
 }
 
 #[derive(Debug)]
@@ -23,14 +30,21 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn new(keys: &[KeyConfig]) -> Self {
+    /// `tier_index` finds a tier's admission index by name; `limits` says whether key
+    /// concurrency limits apply (admission on).
+    pub fn new(keys: &[KeyConfig], tier_index: impl Fn(&str) -> usize, limits: bool) -> Self {
         Self {
             entries: keys
                 .iter()
                 .map(|k| KeyEntry {
                     key: k.key.as_bytes().to_vec(),
-                    tier: k.tier,
+                    tier: k.tier.clone(),
+                    tier_index: tier_index(&k.tier),
                     limiter: KeyLimiter::new(k.rpm, k.tpm),
+                    concurrency: k
+                        .max_concurrent
+                        .filter(|_| limits)
+                        .map(|n| SlotPool::new(n.get(), 0.0)),
                 })
                 .collect(),
         }
@@ -79,12 +93,17 @@ mod tests {
     use http::HeaderValue;
 
     fn keys() -> Keys {
-        Keys::new(&[KeyConfig {
-            key: "gk-1".into(),
-            tier: Tier::Pro,
-            rpm: None,
-            tpm: None,
-        }])
+        Keys::new(
+            &[KeyConfig {
+                key: "gk-1".into(),
+                tier: "pro".into(),
+                rpm: None,
+                tpm: None,
+                max_concurrent: None,
+            }],
+            |_| 1,
+            true,
+        )
     }
 
     #[test]
@@ -96,7 +115,7 @@ mod tests {
         let e = k.authenticate(&h).unwrap_err();
         assert!(!e.to_string().contains("gk-2"));
         h.insert("authorization", HeaderValue::from_static("bearer gk-1"));
-        assert_eq!(k.authenticate(&h).unwrap().unwrap().tier, Tier::Pro);
+        assert_eq!(k.authenticate(&h).unwrap().unwrap().tier, "pro");
         h.append("authorization", HeaderValue::from_static("Bearer gk-1"));
         assert!(k.authenticate(&h).is_err());
     }

@@ -11,6 +11,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
+use super::admission::Admitted;
 use super::metrics::StreamCuts;
 use crate::openai::{DEFAULT_MAX_EVENT_BYTES, DONE_DATA};
 
@@ -87,6 +88,9 @@ pin_project! {
         full: Option<Bytes>,
         #[pin]
         relay: Option<Relay>,
+        // The request's admission slots: given back when the body is dropped, after its
+        // last byte or when the client goes away.
+        held: Option<Admitted>,
     }
 }
 
@@ -114,7 +118,14 @@ impl GatewayBody {
         Self {
             full: (!b.is_empty()).then_some(b),
             relay: None,
+            held: None,
         }
+    }
+
+    /// This body, holding the request's admission until it is dropped.
+    pub fn holding(mut self, held: Admitted) -> Self {
+        self.held = Some(held);
+        self
     }
 
     pub fn relay(
@@ -135,6 +146,7 @@ impl GatewayBody {
                 unflushed: false,
                 cut: None,
             }),
+            held: None,
         }
     }
 }

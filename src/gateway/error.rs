@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::openai::{ApiError, ApiErrorKind, RateLimitHeaders};
 
+use super::admission::ShedReason;
+
 /// Who is responsible for a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -93,6 +95,14 @@ pub enum ProxyError {
         total: Duration,
         tried: Vec<(String, String)>,
     },
+    /// Refused by tier admission, at once rather than by a timeout; the reason goes in
+    /// `x-gateway-shed`.
+    #[error("{message}")]
+    Shed {
+        reason: ShedReason,
+        message: String,
+        retry_after: Duration,
+    },
     #[error("internal gateway error: {0}")]
     Internal(String),
 }
@@ -118,6 +128,7 @@ impl ProxyError {
             | Self::UnknownUrl { .. }
             | Self::MethodNotAllowed { .. }
             | Self::RateLimited { .. } => Side::Client,
+            Self::Shed { .. } => Side::Gateway,
             Self::UpstreamStatus { .. }
             | Self::Timeout { .. }
             | Self::Connect { .. }
@@ -191,6 +202,7 @@ impl ProxyError {
             Self::RateLimited { retry_after, .. }
             | Self::UpstreamStatus { retry_after, .. }
             | Self::AllUnavailable { retry_after, .. } => *retry_after,
+            Self::Shed { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -212,6 +224,8 @@ impl ProxyError {
                 ApiErrorKind::BadGateway
             }
             Self::AllUnavailable { .. } => ApiErrorKind::ServiceUnavailable,
+            Self::Shed { reason, .. } if reason.status() == 429 => ApiErrorKind::RateLimitExceeded,
+            Self::Shed { .. } => ApiErrorKind::ServiceUnavailable,
             Self::Internal(_) => ApiErrorKind::ServerError,
         }
     }

@@ -37,6 +37,25 @@ struct TierLabels {
     tier: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    tier: String,
+    reason: String,
+}
+
+/// Why admission sheds, in the order of [`TierMetrics::shed`].
+pub const SHED_REASONS: [&str; 3] = ["tier", "concurrency", "capacity"];
+
+/// One tier's handles, resolved at start.
+#[derive(Debug, Clone)]
+pub struct TierMetrics {
+    pub requests: Counter,
+    /// One per [`SHED_REASONS`].
+    pub shed: [Counter; 3],
+    pub queue_wait: Histogram,
+    pub in_flight: Gauge,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -87,6 +106,10 @@ pub struct Metrics {
     budget_exhausted: Family<RouteLabels, Counter>,
     stream_cuts: Family<CutLabels, Counter>,
     rate_limited: Family<TierLabels, Counter>,
+    tier_requests: Family<TierLabels, Counter>,
+    tier_shed: Family<ShedLabels, Counter>,
+    tier_queue_wait: HistogramFamily<TierLabels>,
+    tier_in_flight: Family<TierLabels, Gauge>,
     breaker_state: Family<UpstreamLabels, Gauge>,
     request_seconds: HistogramFamily<RouteLabels>,
     upstream_seconds: HistogramFamily<UpstreamLabels>,
@@ -123,6 +146,11 @@ impl Metrics {
         let stream_cuts = Family::<CutLabels, Counter>::default();
         let rate_limited = Family::<TierLabels, Counter>::default();
         let breaker_state = Family::<UpstreamLabels, Gauge>::default();
+        let tier_requests = Family::<TierLabels, Counter>::default();
+        let tier_shed = Family::<ShedLabels, Counter>::default();
+        let tier_queue_wait: HistogramFamily<TierLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let tier_in_flight = Family::<TierLabels, Gauge>::default();
         let request_seconds: HistogramFamily<RouteLabels> =
             Family::new_with_constructor(latency_histogram);
         let upstream_seconds: HistogramFamily<UpstreamLabels> =
@@ -158,6 +186,26 @@ impl Metrics {
             rate_limited.clone(),
         );
         registry.register(
+            "tier_requests",
+            "Authenticated requests that reached admission, by key tier",
+            tier_requests.clone(),
+        );
+        registry.register(
+            "tier_shed",
+            "Requests shed by admission (429/503 with x-gateway-shed), by tier and reason",
+            tier_shed.clone(),
+        );
+        registry.register(
+            "tier_queue_wait_seconds",
+            "Time requests waited in their tier's queue for a gateway slot",
+            tier_queue_wait.clone(),
+        );
+        registry.register(
+            "tier_in_flight",
+            "Admitted requests of each tier not yet finished",
+            tier_in_flight.clone(),
+        );
+        registry.register(
             "breaker_state",
             "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open",
             breaker_state.clone(),
@@ -180,6 +228,10 @@ impl Metrics {
             budget_exhausted,
             stream_cuts,
             rate_limited,
+            tier_requests,
+            tier_shed,
+            tier_queue_wait,
+            tier_in_flight,
             breaker_state,
             request_seconds,
             upstream_seconds,
@@ -220,6 +272,24 @@ impl Metrics {
                     .collect(),
             ),
             attempts,
+        }
+    }
+
+    pub fn tier(&self, tier: &str) -> TierMetrics {
+        let t = TierLabels {
+            tier: tier.to_string(),
+        };
+        let shed = |reason: &str| {
+            self.tier_shed.get_or_create_owned(&ShedLabels {
+                tier: tier.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        TierMetrics {
+            requests: self.tier_requests.get_or_create_owned(&t),
+            shed: SHED_REASONS.map(shed),
+            queue_wait: self.tier_queue_wait.get_or_create_owned(&t),
+            in_flight: self.tier_in_flight.get_or_create_owned(&t),
         }
     }
 

@@ -28,6 +28,7 @@
 //! retry budget. When nothing is left to try the gateway answers its own 503 naming each
 //! upstream and why it was unavailable; when the total deadline passes, a 504.
 
+mod admission;
 mod auth;
 mod body;
 mod breaker;
@@ -41,10 +42,12 @@ mod server;
 mod upstream;
 mod window;
 
+pub use admission::SHED_HEADER;
 pub use breaker::BreakerState;
 pub use config::{
-    BindError, BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, EmbeddedConfig, KeyConfig,
-    RawGatewayTable, RetryConfig, RouteConfig, Target, Tier, Timeouts, UpstreamConfig,
+    AdmissionConfig, BindError, BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIER,
+    EmbeddedConfig, KeyConfig, PRO_TIER, RawGatewayTable, RetryConfig, RouteConfig, Target,
+    TierConfig, Timeouts, UpstreamConfig,
 };
 pub use error::{GatewayError, ProxyError, Side, TimeoutPhase};
 
@@ -105,7 +108,9 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
             config.breaker.clone(),
             metrics.breaker_gauge(&u.name),
         ));
-        let up = upstream::Upstream::new(u, breaker, metrics.upstream_histogram(&u.name))
+        let slots =
+            admission::Admission::upstream_slots(&config, u.max_concurrent.map(|n| n.get()));
+        let up = upstream::Upstream::new(u, breaker, metrics.upstream_histogram(&u.name), slots)
             .ok_or_else(|| GatewayError::BadUpstreamUrl {
                 name: u.name.clone(),
                 url: u.url.clone(),
@@ -114,9 +119,16 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
     }
     let router = router::Router::new(&config, upstreams, &metrics);
     let models = server::GatewayState::models_json(&router);
+    let admission = admission::Admission::new(&config, |t| metrics.tier(t));
+    let keys = auth::Keys::new(
+        &config.keys,
+        |t| admission.tier_index(t),
+        config.admission.enabled,
+    );
     let shared = Arc::new(server::GatewayState {
         router,
-        keys: auth::Keys::new(&config.keys),
+        keys,
+        admission,
         metrics,
         max_request_bytes: config.max_request_bytes,
         models,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use tokio::time::Instant;
 
+use super::admission::{PoolSlot, ShedReason};
 use super::breaker::Permit;
 use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
@@ -42,6 +43,18 @@ pub struct Served {
     pub reply: Reply,
     pub upstream: usize,
     pub attempts: u32,
+    /// The upstream's slot, held until the response body is done.
+    pub slot: Option<PoolSlot>,
+}
+
+/// How a request stands against others when capacity is short.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Priority {
+    /// Of the top tier: may use reserved slots.
+    pub top: bool,
+    /// A provider's 429 ends the request (shed) instead of moving on to the fallbacks,
+    /// which are kept for the top tier.
+    pub yield_on_429: bool,
 }
 
 /// A request no upstream served, with the attempts it cost.
@@ -118,8 +131,10 @@ impl Router {
         body: Bytes,
         stream: bool,
         arrived: Instant,
+        priority: Priority,
     ) -> Result<Served, Unserved> {
         let mut dispatch = Dispatch::new(self, route, body, stream, arrived);
+        dispatch.priority = priority;
         let why = loop {
             let (i, permit) = match dispatch.next_candidate().await {
                 Ok(candidate) => candidate,
@@ -186,6 +201,8 @@ enum GiveUp {
     Unavailable,
     /// The request's own deadline ran out (504).
     Deadline,
+    /// A provider throttled and the fallbacks are kept for the top tier (429, shed).
+    Yield,
 }
 
 /// What may still be done with one candidate of the chain.
@@ -218,6 +235,11 @@ struct Dispatch<'r> {
     round: u32,
     /// Whether this round sent anything: a round that did not will not do better again.
     attempted: bool,
+    priority: Priority,
+    /// Some candidate was passed over because its slots were full for this tier.
+    saturated: bool,
+    /// The slot of the candidate about to be tried.
+    slot: Option<PoolSlot>,
 }
 
 impl<'r> Dispatch<'r> {
@@ -245,6 +267,9 @@ impl<'r> Dispatch<'r> {
             cursor: 0,
             round: 0,
             attempted: false,
+            priority: Priority::default(),
+            saturated: false,
+            slot: None,
         }
     }
 
@@ -290,6 +315,24 @@ impl<'r> Dispatch<'r> {
             if now >= self.deadline {
                 return Err(GiveUp::Deadline);
             }
+            // SlotPool before the breaker: a permit taken and dropped unused would cost a
+            // half-open breaker its probe.
+            self.slot = match &up.slots {
+                None => None,
+                Some(slots) => match slots.try_take(self.priority.top) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        self.saturated = true;
+                        let why = if self.priority.top {
+                            format!("all {} slots busy", slots.limit())
+                        } else {
+                            "saturated: its free slots are reserved for higher tiers".into()
+                        };
+                        self.note(&up.name, why);
+                        continue;
+                    }
+                },
+            };
             let Some(permit) = up.breaker.try_acquire(now.into_std()) else {
                 self.note(&up.name, "breaker open".into());
                 continue;
@@ -335,6 +378,7 @@ impl<'r> Dispatch<'r> {
                     reply,
                     upstream,
                     attempts: self.attempts,
+                    slot: self.slot.take(),
                 }))
             }
             AttemptOutcome::PassThrough(reply) => {
@@ -345,9 +389,11 @@ impl<'r> Dispatch<'r> {
                     reply,
                     upstream,
                     attempts: self.attempts,
+                    slot: self.slot.take(),
                 }))
             }
             AttemptOutcome::Failed(e) => {
+                self.slot = None;
                 permit.record(!e.counts_against_upstream());
                 route.metrics.attempt(upstream, e.outcome_label());
                 tracing::debug!(route = %route.model, upstream = %up.name, error = %e, "attempt failed");
@@ -355,6 +401,12 @@ impl<'r> Dispatch<'r> {
                 if !e.retryable() {
                     // Only the total deadline makes an upstream failure final.
                     return Err(GiveUp::Deadline);
+                }
+                if self.priority.yield_on_429
+                    && matches!(e, ProxyError::UpstreamStatus { status: 429, .. })
+                {
+                    self.standing[i].not_before = e.retry_after().map(|d| Instant::now() + d);
+                    return Err(GiveUp::Yield);
                 }
                 let standing = &mut self.standing[i];
                 if !e.retry_same_upstream() {
@@ -385,6 +437,36 @@ impl<'r> Dispatch<'r> {
                 total: route.timeouts.total,
                 tried: self.tried,
             },
+            GiveUp::Yield => ProxyError::Shed {
+                reason: ShedReason::Tier,
+                message: format!(
+                    "The provider behind model {} is throttling; its fallbacks are kept for \
+                     higher tiers. Try again after the Retry-After.",
+                    route.model
+                ),
+                retry_after: self.wait_hint().unwrap_or(ShedReason::Tier.retry_after()),
+            },
+            GiveUp::Unavailable if self.attempts == 0 && self.saturated => {
+                let reason = if self.priority.top {
+                    ShedReason::Capacity
+                } else {
+                    ShedReason::Tier
+                };
+                ProxyError::Shed {
+                    reason,
+                    message: format!(
+                        "Every upstream for model {} is saturated{}: {}",
+                        route.model,
+                        if self.priority.top {
+                            ""
+                        } else {
+                            " for this tier (capacity is reserved for higher tiers)"
+                        },
+                        describe_tried(&self.tried)
+                    ),
+                    retry_after: reason.retry_after(),
+                }
+            }
             GiveUp::Unavailable => {
                 let now = Instant::now();
                 let retry_after = self
@@ -404,6 +486,26 @@ impl<'r> Dispatch<'r> {
             error,
             attempts: self.attempts,
         }
+    }
+}
+
+fn describe_tried(tried: &[(String, String)]) -> String {
+    tried
+        .iter()
+        .map(|(u, why)| format!("{u} ({why})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Dispatch<'_> {
+    /// The soonest an upstream asked to be tried again.
+    fn wait_hint(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.standing
+            .iter()
+            .filter_map(|s| s.not_before)
+            .map(|t| t.saturating_duration_since(now))
+            .min()
     }
 }
 

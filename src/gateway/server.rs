@@ -16,11 +16,12 @@ use crate::openai::{
     RateLimitHeaders, estimate_prompt_tokens, unix_now, write_retry_after,
 };
 
+use super::admission::{Admission, SHED_HEADER};
 use super::auth::Keys;
 use super::body::GatewayBody;
 use super::error::ProxyError;
 use super::metrics::{Metrics, StreamCuts};
-use super::router::{Router, Served, Unserved};
+use super::router::{Priority, Router, Served, Unserved};
 use super::upstream::Reply;
 
 /// Everything a request handler needs, shared by all connections.
@@ -28,6 +29,7 @@ use super::upstream::Reply;
 pub struct GatewayState {
     pub router: Router,
     pub keys: Keys,
+    pub admission: Admission,
     pub metrics: Arc<Metrics>,
     pub max_request_bytes: usize,
     /// `/v1/models`, rendered once.
@@ -151,7 +153,7 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
         match k.limiter.check(tokens, arrived.into_std()) {
             Ok(info) => rate = Some(info),
             Err(refusal) => {
-                shared.metrics.rate_limited(k.tier.as_str());
+                shared.metrics.rate_limited(&k.tier);
                 let e = ProxyError::RateLimited {
                     message: refusal.message(&request.model),
                     retry_after: refusal.retry_after,
@@ -161,13 +163,38 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
             }
         }
     }
+    let admission = &shared.admission;
+    let tier = key.map_or(admission.anonymous, |k| k.tier_index);
+    let mut held = match admission
+        .admit(tier, key.and_then(|k| k.concurrency.as_ref()))
+        .await
+    {
+        Ok(held) => held,
+        Err(shed) => {
+            let e = ProxyError::Shed {
+                reason: shed.reason,
+                message: shed.message,
+                retry_after: shed.reason.retry_after(),
+            };
+            return counted(shared, &route.model, error(&e, rate.as_ref()));
+        }
+    };
+    let priority = Priority {
+        top: admission.tiers.get(tier).is_some_and(|t| t.top),
+        yield_on_429: admission.throttled_by_priority
+            && !admission.tiers.get(tier).is_some_and(|t| t.top),
+    };
     let stream = request.is_stream();
-    let result = shared.router.serve(route, bytes, stream, arrived).await;
+    let result = shared
+        .router
+        .serve(route, bytes, stream, arrived, priority)
+        .await;
     let resp = match result {
         Ok(Served {
             reply,
             upstream,
             attempts,
+            slot,
         }) => {
             let name = shared
                 .router
@@ -175,7 +202,10 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
                 .get(upstream)
                 .map_or("", |u| u.name.as_str());
             let deadline = arrived + route.total_timeout();
-            let mut resp = relay(reply, deadline, &route.metrics.cuts);
+            if let Some(slot) = slot {
+                held.hold(slot);
+            }
+            let mut resp = relay(reply, deadline, &route.metrics.cuts, held);
             tag(resp.headers_mut(), name, attempts);
             if let Some(rate) = &rate {
                 rate.write(resp.headers_mut());
@@ -183,7 +213,14 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
             resp
         }
         Err(Unserved { error: e, attempts }) => {
-            tracing::warn!(route = %route.model, error = %e, "request not served");
+            if let ProxyError::Shed { reason, .. } = &e
+                && let Some(t) = admission.tiers.get(tier)
+            {
+                // Counted here: the router sheds without knowing the tier's handles.
+                let _ = t.shed(*reason, String::new());
+            } else {
+                tracing::warn!(route = %route.model, error = %e, "request not served");
+            }
             let mut resp = error(&e, rate.as_ref());
             tag(resp.headers_mut(), "none", attempts);
             resp
@@ -210,7 +247,12 @@ fn counted(
     resp
 }
 
-fn relay(reply: Reply, deadline: Instant, cuts: &StreamCuts) -> Response<GatewayBody> {
+fn relay(
+    reply: Reply,
+    deadline: Instant,
+    cuts: &StreamCuts,
+    held: super::admission::Admitted,
+) -> Response<GatewayBody> {
     let (status, headers, body) = match reply {
         Reply::Full {
             status,
@@ -228,7 +270,7 @@ fn relay(reply: Reply, deadline: Instant, cuts: &StreamCuts) -> Response<Gateway
             GatewayBody::relay(first, rest, deadline, cuts.clone()),
         ),
     };
-    let mut resp = Response::new(body);
+    let mut resp = Response::new(body.holding(held));
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp
@@ -274,6 +316,9 @@ pub fn error(e: &ProxyError, rate: Option<&RateLimitHeaders>) -> Response<Gatewa
     }
     if let Some(rate) = rate {
         rate.write(h);
+    }
+    if let ProxyError::Shed { reason, .. } = e {
+        h.insert(SHED_HEADER, HeaderValue::from_static(reason.as_str()));
     }
     tag(h, "none", 0);
     resp

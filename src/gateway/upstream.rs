@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::openai::{REQUEST_ID_HEADER, UPSTREAM_HEADER, read_retry_after};
 
+use super::admission::SlotPool;
 use super::breaker::Breaker;
 use super::config::{RetryConfig, UpstreamConfig};
 use super::error::{ProxyError, TimeoutPhase};
@@ -59,10 +60,17 @@ pub struct Upstream {
     auth: Option<HeaderValue>,
     pub breaker: Arc<Breaker>,
     pub latency: Histogram,
+    /// Its `max_concurrent`, with the top tier's reserve, when admission bounds it.
+    pub slots: Option<Arc<SlotPool>>,
 }
 
 impl Upstream {
-    pub fn new(cfg: &UpstreamConfig, breaker: Arc<Breaker>, latency: Histogram) -> Option<Self> {
+    pub fn new(
+        cfg: &UpstreamConfig,
+        breaker: Arc<Breaker>,
+        latency: Histogram,
+        slots: Option<Arc<SlotPool>>,
+    ) -> Option<Self> {
         let base = cfg.url.trim_end_matches('/');
         let path = if base.ends_with("/v1") {
             "/chat/completions"
@@ -84,6 +92,7 @@ impl Upstream {
             auth,
             breaker,
             latency,
+            slots,
         })
     }
 }

@@ -12,7 +12,7 @@ use super::recorder::{Cell, Counts, ErrorTimes, Recorder, TokenCounts, new_cumul
 use super::sample::ErrorKind;
 use super::summary::{
     ClassStats, Generator, Interval, IntervalStats, Percentiles, PromptBin, SCHEMA_VERSION,
-    SlaResult, Stats, Summary, TokenSources, Tokens, Trust, TurnStats,
+    SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats,
 };
 
 /// Schedule lag beyond which the generator is considered to have fallen behind.
@@ -31,6 +31,8 @@ pub struct ClassInfo {
     pub model: String,
     pub stream: bool,
     pub primary: Option<String>,
+    /// The gateway tier of the class's key, if known.
+    pub tier: Option<String>,
 }
 
 /// The facts about a run that the recording does not hold.
@@ -135,6 +137,7 @@ fn stats(counts: &Counts, h: Recorded<'_>, tokens: &TokenCounts, seconds: f64) -
             tokenizer: tokens.prompt_from_tokenizer,
         },
         gateway_rate_limited: counts.gateway_rate_limited,
+        shed: counts.shed,
     }
 }
 
@@ -161,6 +164,58 @@ fn prompt_bins(lengths: &PromptLengths) -> Vec<PromptBin> {
                 max_tokens,
                 requests,
                 ttft_ms: ttft.and_then(optional),
+            }
+        })
+        .collect()
+}
+
+/// Each tier's classes merged, in the order tiers first appear among the classes.
+fn tier_stats(rec: &Recorder, info: &RunInfo, seconds: f64) -> Vec<TierStats> {
+    let mut names: Vec<&str> = Vec::new();
+    for t in info.classes.iter().filter_map(|c| c.tier.as_deref()) {
+        if !names.contains(&t) {
+            names.push(t);
+        }
+    }
+    names
+        .into_iter()
+        .map(|tier| {
+            let mut counts = Counts::default();
+            let (mut latency, mut ttft, mut itl) =
+                (new_cumulative(), new_cumulative(), new_cumulative());
+            let (mut ttfot, mut tpot) = (new_cumulative(), new_cumulative());
+            let mut errors = ErrorTimes::default();
+            let mut tokens = TokenCounts::default();
+            let mut classes = Vec::new();
+            let members = rec
+                .classes()
+                .iter()
+                .zip(&info.classes)
+                .filter(|(_, i)| i.tier.as_deref() == Some(tier));
+            for (c, i) in members {
+                classes.push(i.name.clone());
+                counts.merge(&c.counts);
+                // Only a count overflow can fail; the class histograms share one layout.
+                let _ = latency.add(&c.latency);
+                let _ = ttft.add(&c.ttft);
+                let _ = itl.add(&c.itl);
+                let _ = ttfot.add(&c.ttfot);
+                let _ = tpot.add(&c.tpot);
+                let _ = errors.merge(&c.errors);
+                tokens.merge(&c.tokens);
+            }
+            let recorded = Recorded {
+                latency: &latency,
+                ttft: &ttft,
+                ttfot: &ttfot,
+                tpot: &tpot,
+                itl: &itl,
+                errors: &errors,
+            };
+            TierStats {
+                name: tier.to_string(),
+                classes,
+                stats: stats(&counts, recorded, &tokens, seconds),
             }
         })
         .collect()
@@ -335,6 +390,8 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         seconds,
     );
 
+    let tiers = tier_stats(rec, info, seconds);
+
     let ran_intervals = if info.interrupted {
         usize::try_from(measured.as_nanos().div_ceil(layout.interval.as_nanos()))
             .unwrap_or(usize::MAX)
@@ -391,6 +448,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         interrupted: info.interrupted,
         overall,
         classes,
+        tiers,
         intervals,
         generator,
         faults: Vec::new(),
@@ -598,5 +656,89 @@ mod tests {
         }
         left.merge(&right).expect("same layout");
         assert_eq!(summarize(&left, &info()), summarize(&one, &info()));
+    }
+
+    /// A tier is its classes' recordings merged: counts add up, the percentiles are those of
+    /// the merged histogram (not an average of the classes'), shed marks are counted, and an
+    /// SLA scoped to the tier is judged on exactly that.
+    #[test]
+    fn a_tier_merges_its_classes_exactly_and_its_sla_is_judged_on_them() {
+        let layout = Layout::new(
+            vec!["chat".into(), "batch".into(), "free".into()],
+            Vec::new(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(SECONDS),
+        );
+        let mut rec = Recorder::new(layout);
+        for i in 0..300u64 {
+            let class = (i % 3) as usize;
+            let mut s = Sample::new(class, Duration::from_millis(i * 30), Duration::ZERO);
+            s.latency = Duration::from_millis([10, 30, 5][class]);
+            if class == 2 && i % 2 == 0 {
+                s.result = Err(ErrorKind::RateLimited);
+                s.gateway_shed = true;
+            }
+            rec.record(&s);
+        }
+        let class = |name: &str, tier: &str| ClassInfo {
+            name: name.into(),
+            weight: 1,
+            model: "m".into(),
+            stream: false,
+            primary: None,
+            tier: Some(tier.into()),
+        };
+        let mut info = info();
+        info.classes = vec![
+            class("chat", "pro"),
+            class("batch", "pro"),
+            class("free", "standard"),
+        ];
+        let s = summarize(&rec, &info);
+        let names: Vec<&str> = s.tiers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["pro", "standard"]);
+        let pro = &s.tiers[0];
+        assert_eq!(pro.classes, ["chat", "batch"]);
+        assert_eq!((pro.stats.requests, pro.stats.successes), (200, 200));
+        // Half the samples at 10 ms, half at 30 ms: the merged p50 is 10 ms, p99 30 ms.
+        assert!((pro.stats.latency_ms.p50 - 10.0).abs() < 0.1, "{pro:?}");
+        assert!((pro.stats.latency_ms.p99 - 30.0).abs() < 0.1, "{pro:?}");
+        let free = &s.tiers[1];
+        assert_eq!((free.stats.requests, free.stats.shed), (100, 50));
+        assert!((free.stats.availability - 0.5).abs() < 1e-9);
+        assert_eq!(s.overall.shed, 50);
+
+        use crate::scenario::{Objective, Scope, Sla, SlaTarget};
+        let target = |tier: &str, objective| SlaTarget {
+            scope: Scope::Tier(tier.into()),
+            objective,
+        };
+        let sla = Sla {
+            targets: vec![
+                target("pro", Objective::P99Latency(Duration::from_millis(20))),
+                target("standard", Objective::Availability(0.9)),
+            ],
+        };
+        let result = crate::metrics::sla::evaluate(&sla, &s);
+        let got: Vec<(String, String, f64)> = result
+            .checks
+            .iter()
+            .map(|c| {
+                (
+                    c.scope.clone(),
+                    format!("{:?}", c.status),
+                    c.measured.unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        assert_eq!(got[0].0, "tier:pro");
+        assert_eq!(got[0].1, "Fail", "{got:?}");
+        assert!((got[0].2 - 30.0).abs() < 0.1, "{got:?}");
+        assert_eq!(
+            (got[1].0.as_str(), got[1].1.as_str()),
+            ("tier:standard", "Fail")
+        );
+        assert!((got[1].2 - 0.5).abs() < 1e-9, "{got:?}");
     }
 }

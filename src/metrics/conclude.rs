@@ -187,6 +187,7 @@ mod tests {
                 model: "m".into(),
                 stream: false,
                 primary: Some("a".into()),
+                tier: None,
             }],
         };
         (rec, info)

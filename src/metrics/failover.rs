@@ -304,6 +304,7 @@ pub(crate) mod tests {
             interval_s: 1.0,
             interrupted: false,
             overall: Stats::default(),
+            tiers: Vec::new(),
             classes: vec![ClassStats {
                 name: "everyday".into(),
                 weight: 80,

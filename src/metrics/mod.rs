@@ -24,5 +24,5 @@ pub use sample::{ErrorKind, Sample, ServedBy, TokenSource};
 pub use summary::{
     AlternativeCost, CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval,
     IntervalStats, MonthlyCost, MonthlySavings, Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck,
-    SlaResult, Stats, Summary, TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
+    SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };

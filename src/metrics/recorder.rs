@@ -96,6 +96,8 @@ pub struct Counts {
     /// Upstream name -> successful responses it served.
     pub served_by: BTreeMap<Box<str>, u64>,
     pub gateway_rate_limited: u64,
+    /// Responses the gateway marked shed (`x-gateway-shed`).
+    pub shed: u64,
 }
 
 impl Counts {
@@ -119,6 +121,9 @@ impl Counts {
         if s.gateway_rate_limited {
             self.gateway_rate_limited += 1;
         }
+        if s.gateway_shed {
+            self.shed += 1;
+        }
     }
 
     pub fn merge(&mut self, o: &Counts) {
@@ -132,6 +137,7 @@ impl Counts {
             *self.served_by.entry(name.clone()).or_default() += n;
         }
         self.gateway_rate_limited += o.gateway_rate_limited;
+        self.shed += o.shed;
     }
 
     /// Error kind name -> count, only kinds that occurred.

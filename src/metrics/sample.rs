@@ -92,6 +92,8 @@ pub struct Sample {
     pub served_by: Option<ServedBy>,
     /// A 429 that no upstream tagged: the gateway itself refused.
     pub gateway_rate_limited: bool,
+    /// The gateway shed it (`x-gateway-shed`): refused at once by tier admission.
+    pub gateway_shed: bool,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// 1-based turn of a conversation; None for a request that is not part of one.
@@ -138,6 +140,7 @@ impl Sample {
             result: Ok(()),
             served_by: None,
             gateway_rate_limited: false,
+            gateway_shed: false,
             prompt_tokens: 0,
             completion_tokens: 0,
             turn: None,

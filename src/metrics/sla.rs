@@ -37,6 +37,7 @@ fn scope_name(scope: &Scope) -> String {
     match scope {
         Scope::Overall => "overall".into(),
         Scope::Class(c) => format!("class:{c}"),
+        Scope::Tier(t) => format!("tier:{t}"),
     }
 }
 
@@ -47,6 +48,11 @@ fn stats_for<'a>(scope: &Scope, summary: &'a Summary) -> Option<&'a Stats> {
             .classes
             .iter()
             .find(|k| &k.name == c)
+            .map(|k| &k.stats),
+        Scope::Tier(t) => summary
+            .tiers
+            .iter()
+            .find(|k| &k.name == t)
             .map(|k| &k.stats),
     }
 }
@@ -108,7 +114,8 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
     let stats = stats_for(scope, summary);
     let class = match scope {
         Scope::Class(c) => Some(c.as_str()),
-        Scope::Overall => None,
+        // Tiers are held to latency and availability only (the scenario refuses the rest).
+        Scope::Overall | Scope::Tier(_) => None,
     };
     let m = match objective {
         Objective::P99Latency(d) => percentile_measure(

@@ -37,6 +37,9 @@ pub struct Summary {
     pub interrupted: bool,
     pub overall: Stats,
     pub classes: Vec<ClassStats>,
+    /// The classes of each gateway tier together (none when no class has a tier).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierStats>,
     /// One entry per interval of the measured window, in time order.
     pub intervals: Vec<Interval>,
     pub generator: Generator,
@@ -107,6 +110,9 @@ pub struct Stats {
     /// 429s the gateway itself answered (no upstream tag), told apart from providers' 429s.
     #[serde(default)]
     pub gateway_rate_limited: u64,
+    /// Refusals the gateway marked shed by tier admission (429/503 with `x-gateway-shed`).
+    #[serde(default)]
+    pub shed: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +179,15 @@ pub struct ClassStats {
     /// Log-spaced prompt-length bins that saw requests, shortest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompt_lengths: Vec<PromptBin>,
+}
+
+/// One gateway tier: its classes' recordings merged (exact: the histograms are added).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierStats {
+    pub name: String,
+    pub classes: Vec<String>,
+    #[serde(flatten)]
+    pub stats: Stats,
 }
 
 /// One interval of the time series; `t_s` is its start on the run's clock.

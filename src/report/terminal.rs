@@ -66,6 +66,18 @@ pub fn render(s: &Summary) -> String {
         row(&mut o, &c.name, &c.stats);
     }
     row(&mut o, "overall", &s.overall);
+    for t in &s.tiers {
+        let _ = writeln!(
+            o,
+            "tier {}: {} requests, {} available, p99 {}, shed {} ({})",
+            t.name,
+            fmt::count(t.stats.requests),
+            fmt::pct(t.stats.availability),
+            p99(&t.stats.latency_ms),
+            fmt::count(t.stats.shed),
+            t.classes.join(", ")
+        );
+    }
     if !s.overall.errors.is_empty() {
         let list: Vec<String> = s
             .overall

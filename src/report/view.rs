@@ -19,6 +19,8 @@ pub struct ReportView {
     pub meta: Vec<Field>,
     pub checks: Vec<CheckRow>,
     pub classes: Vec<ClassRow>,
+    /// One row per gateway tier (empty when no class has a tier).
+    pub tiers: Vec<TierRow>,
     pub streams: Vec<StreamRow>,
     /// Per conversation turn, for classes that sent conversations.
     pub turns: Vec<TurnRow>,
@@ -35,6 +37,18 @@ pub struct ReportView {
     /// a sentence, and the few words a caption holds.
     pub latency_scope: String,
     pub latency_of: &'static str,
+}
+
+/// A gateway tier's classes together; `shed` counts refusals marked `x-gateway-shed`.
+#[derive(Debug, Serialize)]
+pub struct TierRow {
+    pub name: String,
+    pub classes: String,
+    pub requests: String,
+    pub availability: String,
+    pub p99: String,
+    pub ttft_p99: String,
+    pub shed: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -383,6 +397,23 @@ pub fn build(s: &Summary) -> ReportView {
             })
             .collect(),
         classes: s.classes.iter().map(class_row).collect(),
+        tiers: s
+            .tiers
+            .iter()
+            .map(|t| TierRow {
+                name: t.name.clone(),
+                classes: t.classes.join(", "),
+                requests: fmt::count(t.stats.requests),
+                availability: fmt::pct(t.stats.availability),
+                p99: if t.stats.latency_ms.samples > 0 {
+                    fmt::ms(t.stats.latency_ms.p99)
+                } else {
+                    DASH.into()
+                },
+                ttft_p99: opt(t.stats.ttft_ms.as_ref(), |p| fmt::ms(p.p99)),
+                shed: fmt::count(t.stats.shed),
+            })
+            .collect(),
         streams: s
             .classes
             .iter()

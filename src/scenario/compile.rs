@@ -66,7 +66,14 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         .map(|u| u.get_ref().name.get_ref().as_str())
         .collect();
     let target = compile_target(&mut c, &raw, &upstream_names);
-    let requests = compile_requests(&mut c, &raw, &upstream_names);
+    let mut requests = compile_requests(&mut c, &raw, &upstream_names);
+    assign_tiers(&mut c, &raw, &target, &mut requests);
+    let mut tier_names: Vec<&str> = Vec::new();
+    for t in requests.iter().filter_map(|r| r.tier.as_deref()) {
+        if !tier_names.contains(&t) {
+            tier_names.push(t);
+        }
+    }
     let class_refs: Vec<ClassRef<'_>> = raw
         .requests
         .iter()
@@ -90,13 +97,14 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
     let sla = raw
         .sla
         .as_ref()
-        .map(|s| sla::compile(&mut c, s, &class_names))
+        .map(|s| sla::compile(&mut c, s, &class_names, &tier_names))
         .unwrap_or_default();
 
     let compare_to = compare_to(&mut c, raw.cost.as_ref());
     let Some(load) = plan else {
         return finish(c, None);
     };
+    check_stage_weights(&mut c, &raw, &requests, load.stages.len());
     let scenario = Scenario {
         name,
         description: raw.description.clone(),
@@ -484,7 +492,115 @@ fn compile_request(
         },
         headers,
         primary,
+        tier: r.tier.as_ref().and_then(|t| c.name(t, &key("tier"))),
+        stage_weights: r.stage_weights.as_ref().map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|w| match u32::try_from(*w.get_ref()) {
+                    Ok(n) if n <= MAX_STAGE_WEIGHT => Some(n),
+                    _ => {
+                        c.error(
+                            w.span(),
+                            key("stage_weights"),
+                            format!(
+                                "{} is not a weight; use a whole number 0..={MAX_STAGE_WEIGHT}",
+                                w.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        }),
     })
+}
+
+/// A weight per stage can be a million; more is a typo.
+const MAX_STAGE_WEIGHT: u32 = 1_000_000;
+
+/// `stage_weights` lists one weight per stage, and every stage sends some class.
+fn check_stage_weights(
+    c: &mut Check<'_>,
+    raw: &RawScenario,
+    requests: &[RequestClass],
+    stages: usize,
+) {
+    if requests.iter().all(|r| r.stage_weights.is_none()) {
+        return;
+    }
+    let declared: Vec<&Spanned<RawRequest>> =
+        raw.requests.iter().flat_map(|r| r.get_ref()).collect();
+    for (i, r) in declared.iter().enumerate() {
+        if let Some(list) = &r.get_ref().stage_weights
+            && list.get_ref().len() != stages
+        {
+            c.error(
+                list.span(),
+                format!("requests[{i}].stage_weights"),
+                format!(
+                    "{} weights for {stages} stages; give one weight per [load] stage",
+                    list.get_ref().len()
+                ),
+            );
+            return;
+        }
+    }
+    for s in 0..stages {
+        let any = requests.iter().any(|r| match &r.stage_weights {
+            Some(w) => w.get(s).is_some_and(|&w| w > 0),
+            None => true,
+        });
+        if !any {
+            c.error(
+                0..0,
+                "requests",
+                format!("stage {s} of [load] sends no class: every stage_weights entry is 0"),
+            );
+        }
+    }
+}
+
+/// With an embedded gateway, a class belongs to the tier of its key as the gateway's keys
+/// say; a class that declares another tier is contradicting the gateway, which is refused.
+fn assign_tiers(
+    c: &mut Check<'_>,
+    raw: &RawScenario,
+    target: &Target,
+    requests: &mut [RequestClass],
+) {
+    let Target::EmbeddedGateway(gw) = target else {
+        return;
+    };
+    let declared: Vec<&Spanned<RawRequest>> =
+        raw.requests.iter().flat_map(|r| r.get_ref()).collect();
+    for class in requests.iter_mut() {
+        let key = class.api_key.as_ref().map(|k| k.expose().to_string());
+        let from_key = key
+            .as_deref()
+            .and_then(|k| gw.tier_of(k))
+            .map(str::to_string);
+        match (&class.tier, from_key) {
+            (Some(said), Some(is)) if *said != is => {
+                let at = declared
+                    .iter()
+                    .position(|r| r.get_ref().name.get_ref() == &class.name);
+                if let Some((i, t)) =
+                    at.and_then(|i| declared[i].get_ref().tier.as_ref().map(|t| (i, t)))
+                {
+                    c.error(
+                        t.span(),
+                        format!("requests[{i}].tier"),
+                        format!(
+                            "the embedded gateway's key of this class is of tier `{is}`, not \
+                             `{said}`; drop `tier` here (it is read from [gateway] keys)"
+                        ),
+                    );
+                }
+            }
+            (_, Some(is)) => class.tier = Some(is),
+            (_, None) => {}
+        }
+    }
 }
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];

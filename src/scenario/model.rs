@@ -152,6 +152,12 @@ pub struct RequestClass {
     pub headers: Vec<(String, String)>,
     /// The upstream this class expects to be served by when nothing is broken.
     pub primary: Option<String>,
+    /// The gateway tier of its key: what the embedded gateway's keys say, or what the class
+    /// declares (`tier = "pro"`) for a gateway gauntlet cannot read.
+    pub tier: Option<String>,
+    /// Its weight in each stage of the load, instead of `weight` (0: not sent in that stage),
+    /// so one class can hold steady while another floods.
+    pub stage_weights: Option<Vec<u32>>,
 }
 
 /// A fault applied to an upstream at `at` for `duration`, repeated `count` times every `every`.
@@ -191,6 +197,8 @@ pub struct SlaTarget {
 pub enum Scope {
     Overall,
     Class(String),
+    /// Every class whose key belongs to this gateway tier, together.
+    Tier(String),
 }
 
 /// Every SLA objective, declared once: its typed bound, its `[sla]` key and the unit its

@@ -195,6 +195,14 @@ pub struct RawRequest {
     /// The upstream expected to serve this class when nothing is broken.
     #[schemars(with = "Option<String>")]
     pub primary: Option<Spanned<String>>,
+    /// The gateway tier of `api_key`, for `[sla.tiers]`; read from the embedded gateway's
+    /// keys when there is one.
+    #[schemars(with = "Option<String>")]
+    pub tier: Option<Spanned<String>>,
+    /// The class's weight in each `[load] stages` entry, in order, instead of `weight`
+    /// (0: not sent in that stage).
+    #[schemars(with = "Option<Vec<u32>>")]
+    pub stage_weights: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -285,6 +293,10 @@ pub struct RawSla {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawSlaClass>")]
     pub classes: BTreeMap<Spanned<String>, RawSlaClass>,
+    /// Objectives of every class of one gateway tier together, keyed by the tier's name.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawSlaClass>")]
+    pub tiers: BTreeMap<Spanned<String>, RawSlaClass>,
 }
 
 /// The objectives of one request class.

@@ -11,7 +11,7 @@ use crate::config::Check;
 const MAX_AMPLIFICATION: f64 = 1000.0;
 const MAX_COST: f64 = 1e12;
 
-pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str]) -> Sla {
+pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str], tiers: &[&str]) -> Sla {
     let mut targets = Vec::new();
     let overall = raw.overall();
     objectives(c, &overall, "sla", Scope::Overall, &mut targets);
@@ -34,10 +34,65 @@ pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str]) -> Sla {
             &mut targets,
         );
     }
+    for (name, table) in &raw.tiers {
+        let key = format!("sla.tiers.{}", name.get_ref());
+        if !tiers.contains(&name.get_ref().as_str()) {
+            let (n, k) = (name, key.as_str());
+            let table = "a class's key under [gateway] keys, or its `tier`";
+            c.unknown_name(n, k, "tier", table, tiers);
+            continue;
+        }
+        per_tier_only(c, table, &key);
+        objectives(
+            c,
+            table,
+            &key,
+            Scope::Tier(name.get_ref().clone()),
+            &mut targets,
+        );
+    }
     if overall.uptime.is_some() && !overall_availability {
         uptime_needs_availability(c, &overall, "sla");
     }
     Sla { targets }
+}
+
+/// A tier is judged on its merged latency and availability; the interval and fault-window
+/// measures are per class, so they are refused here rather than silently judged on nothing.
+fn per_tier_only(c: &mut Check<'_>, t: &RawSlaClass, key: &str) {
+    let spans = [
+        (SlaKey::Uptime, t.uptime.as_ref().map(|v| v.span())),
+        (
+            SlaKey::FailoverSuccess,
+            t.failover_success.as_ref().map(|v| v.span()),
+        ),
+        (
+            SlaKey::MaxFailoverTime,
+            t.max_failover_time.as_ref().map(|v| v.span()),
+        ),
+        (
+            SlaKey::MaxRecoveryTime,
+            t.max_recovery_time.as_ref().map(|v| v.span()),
+        ),
+        (
+            SlaKey::MaxRetryAmplification,
+            t.max_retry_amplification.as_ref().map(|v| v.span()),
+        ),
+        (
+            SlaKey::MaxCostPerMillion,
+            t.max_cost_per_million.as_ref().map(|v| v.span()),
+        ),
+    ];
+    for (k, span) in spans {
+        if let Some(span) = span {
+            c.error(
+                span,
+                format!("{key}.{k}"),
+                "a tier is judged on p99_latency, ttft_p99 and availability; set this one \
+                 overall or per class",
+            );
+        }
+    }
 }
 
 fn uptime_needs_availability(c: &mut Check<'_>, t: &RawSlaClass, key: &str) {

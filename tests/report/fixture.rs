@@ -198,6 +198,7 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
         },
         prompt_tokens_from: Default::default(),
         gateway_rate_limited: 0,
+        shed: 0,
     }
 }
 
@@ -358,6 +359,7 @@ pub fn quickstart() -> Summary {
         interrupted: false,
         overall: overall.clone(),
         classes,
+        tiers: Vec::new(),
         intervals,
         generator: Generator {
             schedule_lag_ms: pct(overall.requests, 0.18, 2.0),

@@ -171,6 +171,8 @@ pub fn class(name: &str, weight: u32, model: &str, stream: bool) -> RequestClass
         api_key: None,
         headers: Vec::new(),
         primary: None,
+        tier: None,
+        stage_weights: None,
     }
 }
 

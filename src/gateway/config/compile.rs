@@ -11,11 +11,12 @@ use toml::Spanned;
 use crate::config::{Check, ConfigError};
 
 use super::raw::{
-    RawBreaker, RawGatewayTable, RawKey, RawRetry, RawRoute, RawTarget, RawTimeouts, RawUpstream,
+    RawAdmission, RawBreaker, RawGatewayTable, RawKey, RawRetry, RawRoute, RawTarget, RawTier,
+    RawTimeouts, RawUpstream,
 };
 use super::{
-    BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, KeyConfig, RetryConfig, RouteConfig, Target,
-    Tier, Timeouts, UpstreamConfig,
+    AdmissionConfig, BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIER, KeyConfig,
+    PRO_TIER, RetryConfig, RouteConfig, Target, TierConfig, Timeouts, UpstreamConfig,
 };
 
 pub(super) fn compile_upstreams(
@@ -48,10 +49,15 @@ pub(super) fn compile_upstreams(
             .as_ref()
             .and_then(|v| check.secret(v, &format!("{key}.api_key")))
             .map(|s| s.expose().to_string());
+        let max_concurrent = u
+            .max_concurrent
+            .as_ref()
+            .and_then(|v| nonzero(check, v, &format!("{key}.max_concurrent")));
         out.push(UpstreamConfig {
             name: name.unwrap_or_default(),
             url: u.url.get_ref().clone(),
             api_key,
+            max_concurrent,
         });
     }
     out
@@ -113,7 +119,9 @@ pub(super) fn compile_table(
             "no routes: add at least one, e.g. routes = [{ model = \"m\", targets = [\"a\"] }]",
         ));
     }
-    let keys = compile_keys(check, &t.keys, prefix);
+    let tiers = compile_tiers(check, &t.tiers, prefix);
+    let admission = compile_admission(check, t.admission.as_ref(), prefix);
+    let keys = compile_keys(check, &t.keys, &tiers, prefix);
     let retry = compile_retry(check, t.retry.as_ref(), prefix);
     let breaker = compile_breaker(check, t.breaker.as_ref(), prefix);
     let max_request_bytes = match &t.max_request_bytes {
@@ -129,7 +137,144 @@ pub(super) fn compile_table(
         retry,
         breaker,
         max_request_bytes,
+        tiers,
+        admission,
     }
+}
+
+/// The built-in tiers with what the file says of them, then any other tier it names.
+fn compile_tiers(
+    check: &mut Check<'_>,
+    raw: &std::collections::BTreeMap<Spanned<String>, RawTier>,
+    prefix: &str,
+) -> Vec<TierConfig> {
+    let mut out = vec![
+        TierConfig::builtin(DEFAULT_TIER),
+        TierConfig::builtin(PRO_TIER),
+    ];
+    for (name, t) in raw {
+        let key = format!("{prefix}tiers.{}", name.get_ref());
+        let Some(valid) = check.name(name, &key) else {
+            continue;
+        };
+        let at = match out.iter().position(|c| c.name == valid) {
+            Some(at) => at,
+            None => {
+                out.push(TierConfig::builtin(&valid));
+                out.len() - 1
+            }
+        };
+        let tier = &mut out[at];
+        let limit = |check: &mut Check<'_>, v: &Option<Spanned<i64>>, field: &str, d| match v {
+            None => d,
+            Some(v) => nonzero(check, v, &format!("{key}.{field}")),
+        };
+        tier.rpm = limit(check, &t.rpm, "rpm", tier.rpm);
+        tier.tpm = limit(check, &t.tpm, "tpm", tier.tpm);
+        tier.max_concurrent_per_key = limit(
+            check,
+            &t.max_concurrent_per_key,
+            "max_concurrent_per_key",
+            tier.max_concurrent_per_key,
+        );
+        tier.max_concurrent = limit(
+            check,
+            &t.max_concurrent,
+            "max_concurrent",
+            tier.max_concurrent,
+        );
+        if let Some(p) = &t.priority {
+            tier.priority = non_negative_int(check, p, &format!("{key}.priority")).unwrap_or(0);
+        }
+        if let Some(q) = &t.queue {
+            match non_negative_int(check, q, &format!("{key}.queue")) {
+                Some(n) if n <= MAX_QUEUE => tier.queue = n,
+                Some(n) => check.error(
+                    q.span(),
+                    format!("{key}.queue"),
+                    format!("{n} waiting requests is not a short queue; allowed 0..={MAX_QUEUE}"),
+                ),
+                None => {}
+            }
+        }
+        if let Some(v) = &t.queue_timeout
+            && let Some(d) = check.positive_duration(v, &format!("{key}.queue_timeout"))
+        {
+            if d > MAX_QUEUE_WAIT {
+                check.error(
+                    v.span(),
+                    format!("{key}.queue_timeout"),
+                    "a queue wait over 10s is a timeout, not shedding; keep it short",
+                );
+            } else {
+                tier.queue_timeout = d;
+            }
+        }
+    }
+    out
+}
+
+/// A queue is for smoothing bursts, not for holding a flood: the bound keeps memory flat.
+const MAX_QUEUE: u32 = 10_000;
+const MAX_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+fn compile_admission(
+    check: &mut Check<'_>,
+    raw: Option<&RawAdmission>,
+    prefix: &str,
+) -> AdmissionConfig {
+    let d = AdmissionConfig::default();
+    let Some(raw) = raw else { return d };
+    let key = |name: &str| format!("{prefix}admission.{name}");
+    let throttled_by_priority = match &raw.upstream_429 {
+        None => true,
+        Some(v) => match v.get_ref().as_str() {
+            "priority" => true,
+            "all" => false,
+            other => {
+                check.error(
+                    v.span(),
+                    key("upstream_429"),
+                    format!(
+                        "`{other}` is not a rule; use \"priority\" (the top tier gets the \
+                         fallbacks first) or \"all\" (every tier fails over)"
+                    ),
+                );
+                true
+            }
+        },
+    };
+    AdmissionConfig {
+        throttled_by_priority,
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        max_in_flight: raw
+            .max_in_flight
+            .as_ref()
+            .and_then(|v| nonzero(check, v, &key("max_in_flight"))),
+        upstream_max_concurrent: raw
+            .upstream_max_concurrent
+            .as_ref()
+            .and_then(|v| nonzero(check, v, &key("upstream_max_concurrent"))),
+        reserved: match &raw.reserved {
+            None => d.reserved,
+            Some(v) => match check.ratio(v, &key("reserved")) {
+                Some(r) if r < 1.0 => r,
+                Some(_) => {
+                    check.error(
+                        v.span(),
+                        key("reserved"),
+                        "reserving all capacity leaves lower tiers nothing; use less than 100%",
+                    );
+                    d.reserved
+                }
+                None => d.reserved,
+            },
+        },
+    }
+}
+
+fn nonzero(check: &mut Check<'_>, v: &Spanned<i64>, key: &str) -> Option<NonZeroU32> {
+    positive_int(check, v, key, u32::MAX as i64).and_then(|n| NonZeroU32::new(n as u32))
 }
 
 fn compile_route(
@@ -227,7 +372,12 @@ fn compile_timeouts(
     }
 }
 
-fn compile_keys(check: &mut Check<'_>, raw: &[Spanned<RawKey>], prefix: &str) -> Vec<KeyConfig> {
+fn compile_keys(
+    check: &mut Check<'_>,
+    raw: &[Spanned<RawKey>],
+    tiers: &[TierConfig],
+    prefix: &str,
+) -> Vec<KeyConfig> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for (i, k) in raw.iter().enumerate() {
@@ -258,17 +408,37 @@ fn compile_keys(check: &mut Check<'_>, raw: &[Spanned<RawKey>], prefix: &str) ->
         };
         let rpm = limit(check, &rk.rpm, "rpm");
         let tpm = limit(check, &rk.tpm, "tpm");
+        let max_concurrent = limit(check, &rk.max_concurrent, "max_concurrent");
+        let tier = match &rk.tier {
+            None => tiers.iter().find(|t| t.name == DEFAULT_TIER),
+            Some(name) => {
+                let found = tiers.iter().find(|t| &t.name == name.get_ref());
+                if found.is_none() {
+                    let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+                    check.unknown_name(
+                        name,
+                        &format!("{key}.tier"),
+                        "tier",
+                        "[tiers.NAME]",
+                        &names,
+                    );
+                }
+                found
+            }
+        };
         let Some(value) = value else { continue };
         if !seen.insert(value.clone()) {
             // Do not echo the key itself: it is a secret.
             check.error(k.span(), key, "this key is configured twice");
             continue;
         }
+        let Some(tier) = tier else { continue };
         out.push(KeyConfig {
             key: value,
-            tier: rk.tier.unwrap_or(Tier::Standard),
-            rpm,
-            tpm,
+            tier: tier.name.clone(),
+            rpm: rpm.or(tier.rpm),
+            tpm: tpm.or(tier.tpm),
+            max_concurrent: max_concurrent.or(tier.max_concurrent_per_key),
         });
     }
     out

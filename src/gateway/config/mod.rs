@@ -6,8 +6,6 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::config::{Check, ConfigError, ConfigErrors, Source};
 
 mod compile;
@@ -30,6 +28,10 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// Request bodies above this are refused with 413 before they are read in full.
     pub max_request_bytes: usize,
+    /// Every tier keys may name: the built-in `standard` and `pro`, as configured, plus any
+    /// other `[tiers.NAME]`.
+    pub tiers: Vec<TierConfig>,
+    pub admission: AdmissionConfig,
 }
 
 /// A provider the gateway forwards to.
@@ -40,6 +42,9 @@ pub struct UpstreamConfig {
     pub url: String,
     /// The key sent upstream as `Authorization: Bearer ...`.
     pub api_key: Option<String>,
+    /// Requests this upstream may have in flight at once (its slots); `None`: the
+    /// `[admission] upstream_max_concurrent` default, or unbounded.
+    pub max_concurrent: Option<NonZeroU32>,
 }
 
 impl fmt::Debug for UpstreamConfig {
@@ -48,33 +53,100 @@ impl fmt::Debug for UpstreamConfig {
             .field("name", &self.name)
             .field("url", &self.url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("max_concurrent", &self.max_concurrent)
             .finish()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Standard,
-    Pro,
+/// The tier a key without `tier` belongs to.
+pub const DEFAULT_TIER: &str = "standard";
+/// The tier with dedicated capacity out of the box.
+pub const PRO_TIER: &str = "pro";
+
+/// A named class of keys: defaults for its keys' limits, and its standing in admission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConfig {
+    pub name: String,
+    /// Per-key request and token limits a key of this tier gets unless it sets its own.
+    pub rpm: Option<NonZeroU32>,
+    pub tpm: Option<NonZeroU32>,
+    /// In flight at once per key of this tier, unless the key sets its own.
+    pub max_concurrent_per_key: Option<NonZeroU32>,
+    /// In flight at once for all keys of the tier together.
+    pub max_concurrent: Option<NonZeroU32>,
+    /// Higher is admitted first; the highest priority configured owns the reserved capacity.
+    pub priority: u32,
+    /// Requests that may wait for a gateway slot when none is free (0: shed at once).
+    pub queue: u32,
+    /// The longest a queued request waits before it is shed; its wait is part of its latency.
+    pub queue_timeout: Duration,
 }
 
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Standard => "standard",
-            Tier::Pro => "pro",
+impl TierConfig {
+    /// The built-in defaults: Standard is the free tier of 50 requests a minute per key,
+    /// Pro has no per-minute cap and the higher priority. Any other tier starts unlimited at
+    /// priority 0.
+    pub fn builtin(name: &str) -> Self {
+        let (rpm, priority) = match name {
+            DEFAULT_TIER => (NonZeroU32::new(50), 0),
+            PRO_TIER => (None, 10),
+            _ => (None, 0),
+        };
+        Self {
+            name: name.to_string(),
+            rpm,
+            tpm: None,
+            max_concurrent_per_key: None,
+            max_concurrent: None,
+            priority,
+            queue: 0,
+            queue_timeout: Duration::from_millis(50),
         }
     }
 }
 
-/// A client API key with its tier and per-minute limits (`None`: unlimited).
+/// Admission by priority when the gateway or an upstream is saturated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionConfig {
+    /// Off: no reservations, tier concurrency limits, queues or tier-aware 429 handling (per-key
+    /// per-minute limits still apply), for comparison runs and the overhead benchmark.
+    pub enabled: bool,
+    /// Requests the gateway has in flight at once, all tiers together.
+    pub max_in_flight: Option<NonZeroU32>,
+    /// Slots of every upstream that does not set its own `max_concurrent`.
+    pub upstream_max_concurrent: Option<NonZeroU32>,
+    /// Share of each bounded capacity (gateway in-flight limit, an upstream's slots) that only
+    /// the highest-priority tier may use.
+    pub reserved: f64,
+    /// When a provider answers 429, only the top tier moves on to the fallbacks; lower tiers
+    /// get the 429 back (`x-gateway-shed: tier`) so the fallbacks' capacity stays free for
+    /// it. On by default once an `[admission]` table is written, off without one (every tier
+    /// fails over, as a gateway without tiers does).
+    pub throttled_by_priority: bool,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_in_flight: None,
+            upstream_max_concurrent: None,
+            reserved: 0.3,
+            throttled_by_priority: false,
+        }
+    }
+}
+
+/// A client API key with its tier and limits (`None`: unlimited), its tier's defaults
+/// already applied where it set nothing of its own.
 #[derive(Clone, PartialEq)]
 pub struct KeyConfig {
     pub key: String,
-    pub tier: Tier,
+    /// The name of one of [`Config::tiers`].
+    pub tier: String,
     pub rpm: Option<NonZeroU32>,
     pub tpm: Option<NonZeroU32>,
+    pub max_concurrent: Option<NonZeroU32>,
 }
 
 impl fmt::Debug for KeyConfig {
@@ -85,6 +157,7 @@ impl fmt::Debug for KeyConfig {
             .field("tier", &self.tier)
             .field("rpm", &self.rpm)
             .field("tpm", &self.tpm)
+            .field("max_concurrent", &self.max_concurrent)
             .finish()
     }
 }
@@ -220,6 +293,8 @@ impl Config {
             retry: raw.retry,
             breaker: raw.breaker,
             max_request_bytes: raw.max_request_bytes,
+            tiers: raw.tiers,
+            admission: raw.admission,
         };
         let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
         let mut config = compile_table(&mut check, &table, &names, "");
@@ -271,6 +346,15 @@ impl EmbeddedConfig {
         &self.settings.keys
     }
 
+    /// The tier of the key `key`, if the gateway knows that key.
+    pub fn tier_of(&self, key: &str) -> Option<&str> {
+        self.settings
+            .keys
+            .iter()
+            .find(|k| k.key == key)
+            .map(|k| k.tier.as_str())
+    }
+
     /// The gateway's config with each upstream at its base URL; `address` gives the URL of
     /// an upstream by name (the fleet knows them once everything listens).
     pub fn bind<'a>(&self, address: impl Fn(&str) -> Option<&'a str>) -> Result<Config, BindError> {
@@ -285,6 +369,7 @@ impl EmbeddedConfig {
                 name: name.clone(),
                 url: url.to_string(),
                 api_key: None,
+                max_concurrent: None,
             });
         }
         Ok(Config {
@@ -311,6 +396,7 @@ fn hint_table_order(mut e: ConfigError) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     fn parse(text: &str) -> Result<Config, ConfigErrors> {
         Config::from_source(&Source::new("gw.toml", text))
@@ -336,11 +422,66 @@ url = "http://127.0.0.1:9002/v1"
         assert_eq!(c.routes[0].targets[0].weight.get(), 80);
         assert_eq!(c.routes[0].targets[1].weight.get(), 1);
         assert_eq!(c.routes[0].fallbacks[0].model.as_deref(), Some("up"));
-        assert_eq!(c.keys[0].tier, Tier::Pro);
+        assert_eq!(c.keys[0].tier, "pro");
         assert!((c.retry.budget - 0.1).abs() < 1e-9);
         assert!(c.retry.retries_status(503) && !c.retry.retries_status(500));
         assert_eq!(c.breaker, BreakerConfig::default());
         assert!(!format!("{:?}", c.keys[0]).contains("gk-1"));
+    }
+
+    #[test]
+    fn tiers_default_and_keys_override_them() {
+        let c = parse(&format!(
+            "keys = [{{ key = \"gk-a\" }}, {{ key = \"gk-b\", tier = \"pro\" }}, \
+             {{ key = \"gk-c\", tier = \"team\", rpm = 7 }}]\n\
+             routes = [{{ model = \"m\", targets = [\"a\"] }}]\n\
+             [tiers.team]\nrpm = 600\nmax_concurrent_per_key = 3\npriority = 5\n\
+             [tiers.pro]\nmax_concurrent = 40\n\
+             [admission]\nmax_in_flight = 100\nreserved = \"25%\"\n{BASE}"
+        ))
+        .unwrap();
+        let rpm = |i: usize| c.keys[i].rpm.map(NonZeroU32::get);
+        assert_eq!((c.keys[0].tier.as_str(), rpm(0)), ("standard", Some(50)));
+        assert_eq!((c.keys[1].tier.as_str(), rpm(1)), ("pro", None));
+        assert_eq!((c.keys[2].tier.as_str(), rpm(2)), ("team", Some(7)));
+        assert_eq!(c.keys[2].max_concurrent.map(NonZeroU32::get), Some(3));
+        let pro = c.tiers.iter().find(|t| t.name == "pro").unwrap();
+        assert_eq!(
+            (pro.priority, pro.max_concurrent.map(NonZeroU32::get)),
+            (10, Some(40))
+        );
+        assert!((c.admission.reserved - 0.25).abs() < 1e-9);
+        assert!(
+            c.admission.throttled_by_priority,
+            "on once [admission] is written"
+        );
+        assert!(
+            !parse(&format!(
+                "routes = [{{ model = \"m\", targets = [\"a\"] }}]\n{BASE}"
+            ))
+            .unwrap()
+            .admission
+            .throttled_by_priority
+        );
+    }
+
+    #[test]
+    fn tier_mistakes_are_located() {
+        let e = parse(&format!(
+            "keys = [{{ key = \"gk-a\", tier = \"prp\" }}]\n\
+             routes = [{{ model = \"m\", targets = [\"a\"] }}]\n\
+             [tiers.standard]\nqueue = 100000\n[admission]\nreserved = \"100%\"\nupstream_429 = \"some\"\n{BASE}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("gw.toml:1:") && e.contains("`keys[0].tier`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `pro`"), "{e}");
+        assert!(e.contains("`tiers.standard.queue`"), "{e}");
+        assert!(e.contains("`admission.reserved`"), "{e}");
+        assert!(e.contains("`admission.upstream_429`"), "{e}");
     }
 
     #[test]
@@ -466,8 +607,8 @@ url = "http://127.0.0.1:9002/v1"
         let literal = text.replace(&format!("env:{var}"), "gk-pro");
         let c = parse(&literal).unwrap();
         assert_eq!(
-            (c.keys[0].key.as_str(), c.keys[0].tier),
-            ("gk-pro", Tier::Pro)
+            (c.keys[0].key.as_str(), c.keys[0].tier.as_str()),
+            ("gk-pro", "pro")
         );
         assert_eq!(c.upstreams[0].api_key.as_deref(), Some("up-literal"));
 

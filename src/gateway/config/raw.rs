@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::config::RawNum;
 
-use super::Tier;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +23,9 @@ pub struct RawFile {
     pub retry: Option<RawRetry>,
     pub breaker: Option<RawBreaker>,
     pub max_request_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub tiers: BTreeMap<Spanned<String>, RawTier>,
+    pub admission: Option<RawAdmission>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +39,9 @@ pub struct RawGatewayTable {
     pub retry: Option<RawRetry>,
     pub breaker: Option<RawBreaker>,
     pub max_request_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub tiers: BTreeMap<Spanned<String>, RawTier>,
+    pub admission: Option<RawAdmission>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +53,7 @@ pub struct RawUpstream {
     pub api_key: Option<Spanned<String>>,
     /// The old spelling of `api_key = "env:NAME"`, refused with a pointer to it.
     pub api_key_env: Option<Spanned<String>>,
+    pub max_concurrent: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,9 +63,34 @@ pub struct RawKey {
     pub key: Option<Spanned<String>>,
     /// The old spelling of `key = "env:NAME"`, refused with a pointer to it.
     pub key_env: Option<Spanned<String>>,
-    pub tier: Option<Tier>,
+    pub tier: Option<Spanned<String>>,
     pub rpm: Option<Spanned<i64>>,
     pub tpm: Option<Spanned<i64>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+}
+
+/// `[tiers.NAME]`: defaults for the tier's keys and its standing in admission.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub rpm: Option<Spanned<i64>>,
+    pub tpm: Option<Spanned<i64>>,
+    pub max_concurrent_per_key: Option<Spanned<i64>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+    pub priority: Option<Spanned<i64>>,
+    pub queue: Option<Spanned<i64>>,
+    pub queue_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmission {
+    pub enabled: Option<bool>,
+    pub max_in_flight: Option<Spanned<i64>>,
+    pub upstream_max_concurrent: Option<Spanned<i64>>,
+    pub reserved: Option<Spanned<RawNum>>,
+    /// `"priority"` (the default here) or `"all"`.
+    pub upstream_429: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
