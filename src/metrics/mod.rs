@@ -18,7 +18,7 @@ pub use hlog::{HlogError, write_hlog};
 pub use recorder::{
     Cell, ClassRecord, Counts, ErrorTimes, Layout, MergeError, Recorder, new_cumulative,
 };
-pub use sample::{ErrorKind, Sample, ServedBy};
+pub use sample::{ErrorKind, Sample, ServedBy, TokenSource};
 pub use summary::{
     CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval, IntervalStats, MonthlyCost,
     Percentiles, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, Tokens, Trust, UpstreamStats,

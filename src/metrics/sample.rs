@@ -90,6 +90,28 @@ pub struct Sample {
     pub gateway_rate_limited: bool,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Intended send time -> first content or tool-call delta, after any reasoning (streams).
+    pub ttfot: Option<Duration>,
+    /// Mean time per output token after the first: (last token - first output token) / (tokens - 1).
+    pub tpot: Option<Duration>,
+    /// 1-based turn of a conversation; None for a request that is not part of one.
+    pub turn: Option<u16>,
+    /// Prompt tokens the provider served from its prefix cache (usage.prompt_tokens_details.cached_tokens).
+    pub cached_tokens: u64,
+    /// Output tokens spent reasoning (usage.completion_tokens_details.reasoning_tokens).
+    pub reasoning_tokens: u64,
+    /// Where prompt_tokens came from.
+    pub prompt_tokens_from: TokenSource,
+}
+
+/// Where a sample's prompt token count came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The response's `usage`.
+    Usage,
+    /// gauntlet's own tokenizer.
+    #[default]
+    Tokenizer,
 }
 
 impl Sample {
@@ -107,6 +129,12 @@ impl Sample {
             gateway_rate_limited: false,
             prompt_tokens: 0,
             completion_tokens: 0,
+            ttfot: None,
+            tpot: None,
+            turn: None,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            prompt_tokens_from: TokenSource::Tokenizer,
         }
     }
 }
