@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model: model.clone(),
         messages: vec![Message::new("user", "Generate a product description")],
         max_tokens: Some(16),
+        workload: Default::default(),
         stream: false,
         api_key: None,
         headers: Vec::new(),

@@ -15,9 +15,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::response::{self, ResponseLimits};
-use crate::metrics::{ErrorKind, Sample, ServedBy};
-use crate::openai::{ChatRequest, StreamOptions, estimate_prompt_tokens};
+use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
+use crate::tokenizer::{Tokenizer, TokenizerError};
+use crate::workload::Feed;
 
 /// Bodies beyond this are `malformed`: a broken server must not make the client hoard memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -31,6 +33,8 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// Upstream names resolved to indices for the recorder (see `Layout::upstreams`).
     pub upstreams: Vec<String>,
+    /// Seeds dataset draws, synthetic prompts and sessions: same seed, same requests.
+    pub seed: u64,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +44,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstreams: Vec::new(),
+            seed: 1,
         }
     }
 }
@@ -56,6 +61,11 @@ pub enum ClientError {
     Serialize {
         class: String,
         source: serde_json::Error,
+    },
+    #[error("request class `{class}`: {source}")]
+    Tokenizer {
+        class: String,
+        source: TokenizerError,
     },
     #[error("{classes} request classes but {targets} target URLs")]
     TargetCount { classes: usize, targets: usize },
@@ -74,12 +84,27 @@ struct Prepared {
     headers: Vec<(HeaderName, HeaderValue)>,
     stream: bool,
     prompt_tokens: u64,
+    /// Classes whose requests vary build each body from here; fixed ones send `body`.
+    feed: Option<Feed>,
+    /// Carries a conversation's id.
+    session_header: Option<HeaderName>,
+}
+
+/// The body of one request and what it is about.
+struct Outgoing {
+    body: Bytes,
+    prompt_tokens: u64,
+    session: Option<HeaderValue>,
 }
 
 impl Prepared {
     /// The request to send: origin-form with a `Host` header on a connection of our own,
     /// absolute-form for the pooled client (which picks the connection from it).
-    fn request(&self, own_connection: bool) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    fn request(
+        &self,
+        own_connection: bool,
+        out: &Outgoing,
+    ) -> Result<Request<Full<Bytes>>, ErrorKind> {
         let uri = if own_connection {
             &self.origin
         } else {
@@ -94,9 +119,12 @@ impl Prepared {
             for (n, v) in &self.headers {
                 h.insert(n.clone(), v.clone());
             }
+            if let (Some(n), Some(v)) = (&self.session_header, &out.session) {
+                h.insert(n.clone(), v.clone());
+            }
         }
         builder
-            .body(Full::new(self.body.clone()))
+            .body(Full::new(out.body.clone()))
             .map_err(|_| ErrorKind::Malformed)
     }
 }
@@ -118,6 +146,7 @@ fn prepare(
     class: &RequestClass,
     base: &str,
     authorities: &mut Vec<String>,
+    seed: u64,
 ) -> Result<Prepared, ClientError> {
     let url = completions_url(base);
     let uri: Uri = url
@@ -161,10 +190,53 @@ fn prepare(
         max_tokens: class.max_tokens,
         max_completion_tokens: None,
     };
-    let body = serde_json::to_vec(&request).map_err(|source| ClientError::Serialize {
+    let serialize = |source| ClientError::Serialize {
         class: class.name.clone(),
         source,
-    })?;
+    };
+    let mut body = serde_json::to_vec(&request).map_err(serialize)?;
+    let extra = &class.workload.extra;
+    if !extra.is_empty() {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&body).map_err(serialize)?;
+        for (k, v) in extra {
+            map.entry(k.as_str()).or_insert_with(|| v.clone());
+        }
+        body = serde_json::to_vec(&map).map_err(serialize)?;
+    }
+    let tokenizer_error = |source| ClientError::Tokenizer {
+        class: class.name.clone(),
+        source,
+    };
+    let tokenizer = Tokenizer::new(class.workload.encoding).map_err(tokenizer_error)?;
+    let feed = if class.workload.is_fixed() {
+        None
+    } else {
+        Some(
+            Feed::new(
+                &class.name,
+                &class.model,
+                &class.messages,
+                class.stream,
+                class.max_tokens,
+                &class.workload,
+                seed,
+            )
+            .map_err(tokenizer_error)?,
+        )
+    };
+    let session_header = class
+        .workload
+        .session
+        .as_ref()
+        .and_then(|s| s.id_header.as_deref())
+        .map(|h| {
+            HeaderName::try_from(h).map_err(|_| ClientError::InvalidHeader {
+                class: class.name.clone(),
+                name: h.to_string(),
+            })
+        })
+        .transpose()?;
     let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
     if let Some(key) = &class.api_key {
         let value = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
@@ -191,7 +263,9 @@ fn prepare(
         body: Bytes::from(body),
         headers,
         stream: class.stream,
-        prompt_tokens: u64::from(estimate_prompt_tokens(&class.messages)),
+        prompt_tokens: tokenizer.count_messages(&class.messages),
+        feed,
+        session_header,
     })
 }
 
@@ -234,7 +308,7 @@ impl Client {
         let prepared = classes
             .iter()
             .zip(targets)
-            .map(|(c, t)| prepare(c, t, &mut authorities))
+            .map(|(c, t)| prepare(c, t, &mut authorities, options.seed))
             .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -263,8 +337,17 @@ impl Client {
     /// Sends one request of `class`, intended at `t0 + intended`, and measures it.
     pub async fn send(&self, class: usize, t0: Instant, intended: Duration) -> Sample {
         if self.http2 {
-            return self.measure(None, class, t0, intended).await;
+            return self.measure(None, class, t0, intended, None, None).await;
         }
+        let mut conn = self.take_idle();
+        let sample = self
+            .measure(Some(&mut conn), class, t0, intended, None, None)
+            .await;
+        self.put_back(conn);
+        sample
+    }
+
+    fn take_idle(&self) -> UserConnections {
         let taken = self.idle.lock().ok().and_then(|mut idle| {
             let now = Instant::now();
             // Oldest at the bottom: drop the stale ones from there.
@@ -272,12 +355,107 @@ impl Client {
             idle.drain(..stale);
             idle.pop()
         });
-        let mut conn = taken.map_or_else(|| self.user_connections(), |(c, _)| c);
-        let sample = self.measure(Some(&mut conn), class, t0, intended).await;
+        taken.map_or_else(|| self.user_connections(), |(c, _)| c)
+    }
+
+    fn put_back(&self, conn: UserConnections) {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push((conn, Instant::now()));
         }
-        sample
+    }
+
+    /// Whether `class` is a conversation (sent with `converse`, not `send`).
+    pub fn is_session(&self, class: usize) -> bool {
+        self.classes
+            .get(class)
+            .and_then(|p| p.feed.as_ref())
+            .is_some_and(Feed::is_session)
+    }
+
+    /// Runs one conversation of `class` whose first turn is intended at `t0 + intended`, on
+    /// the user's connections (or the shared idle ones): each turn resends the history plus
+    /// the answers, and is intended at the previous answer's end plus a think time. Turns
+    /// that would start at or after `until` are not sent; a failed turn ends the conversation
+    /// (there is no answer to continue from). Each turn's sample goes to `emit`.
+    pub async fn converse(
+        &self,
+        conn: Option<&mut UserConnections>,
+        class: usize,
+        t0: Instant,
+        intended: Duration,
+        until: Duration,
+        emit: &mut (impl FnMut(Sample) + Send),
+    ) {
+        let mut shared = None;
+        let conn = match conn {
+            Some(c) => c,
+            None if self.http2 => shared.insert(self.user_connections()),
+            None => shared.insert(self.take_idle()),
+        };
+        self.converse_on(conn, class, t0, intended, until, emit)
+            .await;
+        if let Some(c) = shared
+            && !self.http2
+        {
+            self.put_back(c);
+        }
+    }
+
+    async fn converse_on(
+        &self,
+        conn: &mut UserConnections,
+        class: usize,
+        t0: Instant,
+        mut intended: Duration,
+        until: Duration,
+        emit: &mut (impl FnMut(Sample) + Send),
+    ) {
+        let pooled = conn.pooled;
+        let feed = self.classes.get(class).and_then(|p| p.feed.as_ref());
+        let Some(feed) = feed else {
+            emit(self.send_on(conn, class, t0, intended).await);
+            return;
+        };
+        let mut conv = match feed.start() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("{e}");
+                let mut s = Sample::new(class, intended, Duration::ZERO);
+                s.result = Err(ErrorKind::Malformed);
+                emit(s);
+                return;
+            }
+        };
+        let session = HeaderValue::try_from(conv.id.as_str()).ok();
+        for turn in 1..=conv.turns {
+            let draft = feed.turn(&conv);
+            let out = Outgoing {
+                body: draft.body,
+                prompt_tokens: draft.prompt_tokens,
+                session: session.clone(),
+            };
+            let mut answer = String::new();
+            let own = (!pooled).then_some(&mut *conn);
+            let mut sample = self
+                .measure(own, class, t0, intended, Some(out), Some(&mut answer))
+                .await;
+            sample.turn = Some(turn);
+            let ok = sample.result.is_ok();
+            let ended = sample.intended + sample.latency;
+            emit(sample);
+            if !ok || turn == conv.turns {
+                break;
+            }
+            if let Err(e) = feed.follow_up(&mut conv, answer) {
+                tracing::warn!("{e}");
+                break;
+            }
+            intended = ended + feed.think(&mut conv);
+            if intended >= until {
+                break;
+            }
+            tokio::time::sleep_until((t0 + intended).into()).await;
+        }
     }
 
     /// Connections of one closed-model user: its own, one per target, like a real client.
@@ -297,7 +475,7 @@ impl Client {
         intended: Duration,
     ) -> Sample {
         let own = (!conn.pooled).then_some(conn);
-        self.measure(own, class, t0, intended).await
+        self.measure(own, class, t0, intended, None, None).await
     }
 
     /// One measured exchange, on the pool or on a user's own connection.
@@ -307,6 +485,8 @@ impl Client {
         class: usize,
         t0: Instant,
         intended: Duration,
+        out: Option<Outgoing>,
+        reply: Option<&mut String>,
     ) -> Sample {
         let intended_at = t0 + intended;
         let sent_at = Instant::now();
@@ -319,10 +499,31 @@ impl Client {
             sample.result = Err(ErrorKind::Malformed);
             return sample;
         };
+        let out = match (out, &prepared.feed) {
+            (Some(out), _) => out,
+            (None, None) => Outgoing {
+                body: prepared.body.clone(),
+                prompt_tokens: prepared.prompt_tokens,
+                session: None,
+            },
+            (None, Some(feed)) => match feed.draft() {
+                Ok(d) => Outgoing {
+                    body: d.body,
+                    prompt_tokens: d.prompt_tokens,
+                    session: None,
+                },
+                Err(e) => {
+                    // Only a dataset changed or unreadable since validation gets here.
+                    tracing::warn!("{e}");
+                    sample.result = Err(ErrorKind::Malformed);
+                    return sample;
+                }
+            },
+        };
         let exchange = async {
             let response = match own.as_deref_mut() {
-                Some(conn) => self.request_on(conn, prepared).await?,
-                None => self.request_pooled(prepared).await?,
+                Some(conn) => self.request_on(conn, prepared, &out).await?,
+                None => self.request_pooled(prepared, &out).await?,
             };
             response::read(
                 response,
@@ -331,6 +532,7 @@ impl Client {
                 &self.limits,
                 &self.upstreams,
                 &mut sample,
+                reply,
             )
             .await
         };
@@ -350,8 +552,10 @@ impl Client {
             }
         }
         sample.result = result;
-        if sample.prompt_tokens == 0 && sample.result.is_ok() {
-            sample.prompt_tokens = prepared.prompt_tokens;
+        if sample.prompt_tokens > 0 {
+            sample.prompt_tokens_from = TokenSource::Usage;
+        } else if sample.result.is_ok() {
+            sample.prompt_tokens = out.prompt_tokens;
         }
         sample
     }
@@ -361,6 +565,7 @@ impl Client {
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
+        out: &Outgoing,
     ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
             .slots
@@ -371,7 +576,7 @@ impl Client {
             Some(s) if !s.is_closed() => slot.insert(s),
             _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
         };
-        let request = prepared.request(true)?;
+        let request = prepared.request(true, out)?;
         let first = match sender.ready().await {
             Ok(()) => sender
                 .try_send_request(request)
@@ -397,9 +602,13 @@ impl Client {
     }
 
     /// Sends on hyper-util's pool (HTTP/2 multiplexes there).
-    async fn request_pooled(&self, prepared: &Prepared) -> Result<Response<Incoming>, ErrorKind> {
+    async fn request_pooled(
+        &self,
+        prepared: &Prepared,
+        out: &Outgoing,
+    ) -> Result<Response<Incoming>, ErrorKind> {
         self.http
-            .request(prepared.request(false)?)
+            .request(prepared.request(false, out)?)
             .await
             .map_err(|e| request_error(&e))
     }

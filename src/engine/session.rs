@@ -128,6 +128,7 @@ pub async fn run_scenario(
             timeout: plan.timeout,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstreams: fleet.upstreams.clone(),
+            seed,
         },
     );
     let client = match client {

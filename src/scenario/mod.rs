@@ -7,6 +7,7 @@ mod load;
 mod model;
 mod raw;
 mod sla;
+mod workload;
 
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;

@@ -110,8 +110,8 @@ impl Dataset {
         let mut offset = 0u64;
         let mut line_no = 0usize;
         // A small file is kept as it was read, so what runs is exactly what was validated.
-        let mut kept = (size <= keep)
-            .then(|| Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
+        let mut kept =
+            (size <= keep).then(|| Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
         loop {
             buf.clear();
             let n = (&mut reader)

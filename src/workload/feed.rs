@@ -176,6 +176,16 @@ impl Feed {
         self.finish(&request)
     }
 
+    /// The pause before the conversation's next turn.
+    pub fn think(&self, conv: &mut Conversation) -> std::time::Duration {
+        self.workload
+            .session
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |s| {
+                s.think_time.sample(&mut conv.rng)
+            })
+    }
+
     /// Appends the assistant's answer and the user's next message.
     pub fn follow_up(&self, conv: &mut Conversation, answer: String) -> Result<(), DatasetError> {
         conv.messages
