@@ -17,3 +17,4 @@ mod scenarios_shipped;
 mod sse;
 mod support;
 mod upstream_misbehaviour;
+mod workload;
