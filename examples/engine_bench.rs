@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use gauntlet::engine::{self, RunOptions};
 use gauntlet::openai::Message;
-use gauntlet::workload::{Dataset, DatasetFormat, Source, Workload};
 use gauntlet::scenario::{
     Arrival, LoadPlan, RequestClass, Scenario, Sla, Stage, StageLoad, Target,
 };
+use gauntlet::workload::{Dataset, DatasetFormat, Source, Workload};
 
 fn arg(i: usize) -> String {
     std::env::args().nth(i).unwrap_or_default()

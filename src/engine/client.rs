@@ -93,7 +93,8 @@ struct Prepared {
 /// The body of one request and what it is about.
 struct Outgoing {
     body: Bytes,
-    prompt_tokens: u64,
+    /// None: count from the body, if the response's usage does not say.
+    prompt_tokens: Option<u64>,
     session: Option<HeaderValue>,
 }
 
@@ -503,7 +504,7 @@ impl Client {
             (Some(out), _) => out,
             (None, None) => Outgoing {
                 body: prepared.body.clone(),
-                prompt_tokens: prepared.prompt_tokens,
+                prompt_tokens: Some(prepared.prompt_tokens),
                 session: None,
             },
             (None, Some(feed)) => match feed.draft() {
@@ -555,7 +556,11 @@ impl Client {
         if sample.prompt_tokens > 0 {
             sample.prompt_tokens_from = TokenSource::Usage;
         } else if sample.result.is_ok() {
-            sample.prompt_tokens = out.prompt_tokens;
+            sample.prompt_tokens = match (out.prompt_tokens, &prepared.feed) {
+                (Some(n), _) => n,
+                (None, Some(feed)) => feed.count_body(&out.body),
+                (None, None) => prepared.prompt_tokens,
+            };
         }
         sample
     }

@@ -21,8 +21,10 @@ use crate::tokenizer::{MESSAGE_OVERHEAD, Tokenizer, TokenizerError};
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub body: Bytes,
-    /// Counted with the class's tokenizer (the response's usage, when present, wins).
-    pub prompt_tokens: u64,
+    /// Prompt tokens, when already known (counted once for a cached request, or by
+    /// construction for a synthetic one); otherwise `Feed::count_body` counts them, which
+    /// the engine does only when the response's usage does not say.
+    pub prompt_tokens: Option<u64>,
 }
 
 /// A conversation in progress.
@@ -128,7 +130,9 @@ impl Feed {
             let mut request = d.request(line)?;
             let mut rng = SmallRng::seed_from_u64(mix(self.seed, n));
             self.fill(&mut request, &mut rng);
-            let draft = self.finish(&request);
+            // Counted once per line, so the count costs nothing on later draws.
+            let mut draft = self.finish(&request);
+            draft.prompt_tokens = Some(self.count_request(&request));
             if let Some(slot) = self.cache.get(line) {
                 return Ok(slot.get_or_init(|| draft).clone());
             }
@@ -275,15 +279,26 @@ impl Feed {
     }
 
     fn finish(&self, request: &Map<String, Value>) -> Draft {
-        let prompt_tokens = request
-            .get("messages")
-            .and_then(Value::as_array)
-            .map_or(0, |m| self.count(m));
         // A map of JSON values always serialises.
         let body = serde_json::to_vec(request).unwrap_or_default();
         Draft {
             body: Bytes::from(body),
-            prompt_tokens,
+            prompt_tokens: None,
+        }
+    }
+
+    fn count_request(&self, request: &Map<String, Value>) -> u64 {
+        request
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, |m| self.count(m))
+    }
+
+    /// Prompt tokens of a body this feed built.
+    pub fn count_body(&self, body: &[u8]) -> u64 {
+        match serde_json::from_slice::<Map<String, Value>>(body) {
+            Ok(request) => self.count_request(&request),
+            Err(_) => 0,
         }
     }
 
