@@ -73,8 +73,40 @@ pub struct Dataset {
     path: PathBuf,
     format: DatasetFormat,
     store: Store,
-    /// (byte offset, length) of each request, in file order.
-    index: Vec<(u64, u32)>,
+    /// Each request's place, in file order.
+    index: Index,
+}
+
+/// Byte offsets and lengths of the requests, in two arrays: 12 bytes a request, where a
+/// vector of pairs would pad each to 16.
+#[derive(Debug, Default, PartialEq)]
+struct Index {
+    starts: Vec<u64>,
+    lens: Vec<u32>,
+}
+
+impl Index {
+    fn push(&mut self, (start, len): (u64, u32)) {
+        self.starts.push(start);
+        self.lens.push(len);
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Place of request `i` modulo the length; the index is never empty once built.
+    fn get(&self, i: usize) -> (u64, u32) {
+        let i = i % self.starts.len().max(1);
+        (
+            self.starts.get(i).copied().unwrap_or(0),
+            self.lens.get(i).copied().unwrap_or(0),
+        )
+    }
 }
 
 impl PartialEq for Dataset {
@@ -105,7 +137,7 @@ impl Dataset {
             return Self::open_sharegpt(path, file);
         }
         let mut reader = BufReader::with_capacity(256 * 1024, file);
-        let mut index = Vec::new();
+        let mut index = Index::default();
         let mut buf = Vec::new();
         let mut offset = 0u64;
         let mut line_no = 0usize;
@@ -189,7 +221,7 @@ impl Dataset {
             ));
         };
         let mut all = Vec::new();
-        let mut index = Vec::new();
+        let mut index = Index::default();
         for (i, item) in items.iter().enumerate() {
             let request = sharegpt_request(item)
                 .map_err(|m| err(None, format!("conversation [{i}]: {m}")))?;
@@ -228,7 +260,7 @@ impl Dataset {
 
     /// Request `i` (modulo the length) as a chat-request object.
     pub fn request(&self, i: usize) -> Result<Map<String, Value>, DatasetError> {
-        let (offset, len) = self.index[i % self.index.len()];
+        let (offset, len) = self.index.get(i);
         let bytes = match &self.store {
             Store::Memory(all) => all.slice(offset as usize..offset as usize + len as usize),
             Store::Disk(file) => {
