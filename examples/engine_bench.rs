@@ -24,7 +24,7 @@ use gauntlet::openai::Message;
 use gauntlet::scenario::{
     Arrival, LoadPlan, RequestClass, Scenario, Sla, Stage, StageLoad, Target,
 };
-use gauntlet::workload::{Dataset, DatasetFormat, Source, Workload};
+use gauntlet::workload::{Dataset, DatasetFormat, PromptSource, Workload};
 
 fn arg(i: usize) -> String {
     std::env::args().nth(i).unwrap_or_default()
@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let path = std::path::PathBuf::from(path);
             let dataset = Dataset::open(&path, DatasetFormat::Jsonl)?;
             Workload {
-                source: Source::Dataset(Arc::new(dataset)),
+                source: PromptSource::Dataset(Arc::new(dataset)),
                 ..Workload::default()
             }
         }

@@ -16,9 +16,10 @@ use tokio::net::TcpStream;
 
 use super::response::{self, ResponseLimits};
 use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
-use crate::tokenizer::{Tokenizer, TokenizerError};
+use crate::tokenizer::{Encoding, Tokenizer};
 use crate::workload::Feed;
 
 /// Bodies beyond this are `malformed`: a broken server must not make the client hoard memory.
@@ -62,11 +63,6 @@ pub enum ClientError {
         class: String,
         source: serde_json::Error,
     },
-    #[error("request class `{class}`: {source}")]
-    Tokenizer {
-        class: String,
-        source: TokenizerError,
-    },
     #[error("{classes} request classes but {targets} target URLs")]
     TargetCount { classes: usize, targets: usize },
 }
@@ -83,7 +79,10 @@ struct Prepared {
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
     stream: bool,
-    prompt_tokens: u64,
+    /// A fixed class's prompt tokens, counted the first time an answer lacks usage.
+    prompt_tokens: std::sync::OnceLock<u64>,
+    messages: Vec<Message>,
+    encoding: Encoding,
     /// Classes whose requests vary build each body from here; fixed ones send `body`.
     feed: Option<Feed>,
     /// Carries a conversation's id.
@@ -99,6 +98,12 @@ struct Outgoing {
 }
 
 impl Prepared {
+    fn fixed_prompt_tokens(&self) -> u64 {
+        *self.prompt_tokens.get_or_init(|| {
+            Tokenizer::new(self.encoding).map_or(0, |t| t.count_messages(&self.messages))
+        })
+    }
+
     /// The request to send: origin-form with a `Host` header on a connection of our own,
     /// absolute-form for the pooled client (which picks the connection from it).
     fn request(
@@ -205,27 +210,18 @@ fn prepare(
         }
         body = serde_json::to_vec(&map).map_err(serialize)?;
     }
-    let tokenizer_error = |source| ClientError::Tokenizer {
-        class: class.name.clone(),
-        source,
-    };
-    let tokenizer = Tokenizer::new(class.workload.encoding).map_err(tokenizer_error)?;
-    let feed = if class.workload.is_fixed() {
-        None
-    } else {
-        Some(
-            Feed::new(
-                &class.name,
-                &class.model,
-                &class.messages,
-                class.stream,
-                class.max_tokens,
-                &class.workload,
-                seed,
-            )
-            .map_err(tokenizer_error)?,
+    Tokenizer::warm(class.workload.encoding);
+    let feed = (!class.workload.is_fixed()).then(|| {
+        Feed::new(
+            &class.name,
+            &class.model,
+            &class.messages,
+            class.stream,
+            class.max_tokens,
+            &class.workload,
+            seed,
         )
-    };
+    });
     let session_header = class
         .workload
         .session
@@ -264,7 +260,9 @@ fn prepare(
         body: Bytes::from(body),
         headers,
         stream: class.stream,
-        prompt_tokens: tokenizer.count_messages(&class.messages),
+        prompt_tokens: std::sync::OnceLock::new(),
+        messages: class.messages.clone(),
+        encoding: class.workload.encoding,
         feed,
         session_header,
     })
@@ -504,7 +502,7 @@ impl Client {
             (Some(out), _) => out,
             (None, None) => Outgoing {
                 body: prepared.body.clone(),
-                prompt_tokens: Some(prepared.prompt_tokens),
+                prompt_tokens: None,
                 session: None,
             },
             (None, Some(feed)) => match feed.draft() {
@@ -559,7 +557,7 @@ impl Client {
             sample.prompt_tokens = match (out.prompt_tokens, &prepared.feed) {
                 (Some(n), _) => n,
                 (None, Some(feed)) => feed.count_body(&out.body),
-                (None, None) => prepared.prompt_tokens,
+                (None, None) => prepared.fixed_prompt_tokens(),
             };
         }
         sample

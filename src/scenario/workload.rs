@@ -10,7 +10,9 @@ use toml::Spanned;
 use super::raw::RawRequest;
 use crate::config::{Check, Dist, RawDist, RawNum};
 use crate::tokenizer::Encoding;
-use crate::workload::{Dataset, DatasetFormat, Order, SessionSpec, Source, Workload, check_tools};
+use crate::workload::{
+    Dataset, DatasetFormat, Order, PromptSource, SessionSpec, Workload, check_tools,
+};
 
 /// Token counts beyond this are typos, not prompts.
 const MAX_TOKENS: f64 = 1_000_000.0;
@@ -75,7 +77,7 @@ pub(super) fn compile(
                 ok = false;
             }
             match dataset_path.and_then(|p| dataset(c, i, r, d, p)) {
-                Some(ds) => workload.source = Source::Dataset(Arc::new(ds)),
+                Some(ds) => workload.source = PromptSource::Dataset(Arc::new(ds)),
                 None => ok = false,
             }
         }
@@ -89,7 +91,7 @@ pub(super) fn compile(
                 ok = false;
             }
             match tokens(c, p, &key("prompt_tokens")) {
-                Some(d) => workload.source = Source::Synthetic(d),
+                Some(d) => workload.source = PromptSource::Synthetic(d),
                 None => ok = false,
             }
         }

@@ -11,11 +11,11 @@ use rand::rngs::SmallRng;
 use serde_json::{Map, Value};
 
 use super::dataset::{DatasetError, message};
-use super::spec::{Order, Source, Workload};
+use super::spec::{Order, PromptSource, Workload};
 use super::synth::synthetic_text;
 use crate::config::Dist;
 use crate::openai::Message;
-use crate::tokenizer::{MESSAGE_OVERHEAD, Tokenizer, TokenizerError};
+use crate::tokenizer::{Encoding, MESSAGE_OVERHEAD, Tokenizer};
 
 /// One request ready to send.
 #[derive(Debug, Clone)]
@@ -51,7 +51,9 @@ pub struct Feed {
     base: Vec<Value>,
     workload: Workload,
     seed: u64,
-    tokenizer: Tokenizer,
+    /// Loaded on first count (see `Tokenizer::warm`): a class whose answers carry usage never
+    /// needs it.
+    encoding: Encoding,
     draws: AtomicU64,
     /// Built bodies of an in-memory dataset whose requests never vary, by line.
     cache: Vec<OnceLock<Draft>>,
@@ -81,20 +83,19 @@ impl Feed {
         max_tokens: Option<u32>,
         workload: &Workload,
         seed: u64,
-    ) -> Result<Self, TokenizerError> {
-        let tokenizer = Tokenizer::new(workload.encoding)?;
+    ) -> Self {
         let base = messages
             .iter()
             .filter_map(|m| serde_json::to_value(m).ok())
             .collect();
         let cacheable = workload.max_tokens.is_none() && workload.session.is_none();
         let cache = match &workload.source {
-            Source::Dataset(d) if cacheable && d.in_memory() => {
+            PromptSource::Dataset(d) if cacheable && d.in_memory() => {
                 (0..d.len()).map(|_| OnceLock::new()).collect()
             }
             _ => Vec::new(),
         };
-        Ok(Self {
+        Self {
             class: class.to_string(),
             model: model.to_string(),
             stream,
@@ -102,10 +103,10 @@ impl Feed {
             base,
             workload: workload.clone(),
             seed,
-            tokenizer,
+            encoding: workload.encoding,
             draws: AtomicU64::new(0),
             cache,
-        })
+        }
     }
 
     pub fn is_session(&self) -> bool {
@@ -122,7 +123,7 @@ impl Feed {
     /// The next request of a class that is not a conversation.
     pub fn draft(&self) -> Result<Draft, DatasetError> {
         let n = self.draws.fetch_add(1, Ordering::Relaxed);
-        if let (Source::Dataset(d), false) = (&self.workload.source, self.cache.is_empty()) {
+        if let (PromptSource::Dataset(d), false) = (&self.workload.source, self.cache.is_empty()) {
             let line = self.line(n, d.len());
             if let Some(done) = self.cache.get(line).and_then(OnceLock::get) {
                 return Ok(done.clone());
@@ -195,13 +196,13 @@ impl Feed {
         conv.messages
             .push(message("assistant", Value::String(answer)));
         let next = match &self.workload.source {
-            Source::Fixed => self
+            PromptSource::Fixed => self
                 .base
                 .iter()
                 .rev()
                 .find(|m| m["role"] == "user")
                 .cloned(),
-            Source::Synthetic(dist) => {
+            PromptSource::Synthetic(dist) => {
                 let tokens = tokens_of(dist, &mut conv.rng);
                 let seed = rand::RngExt::random(&mut conv.rng);
                 Some(message(
@@ -209,7 +210,7 @@ impl Feed {
                     Value::String(synthetic_text(tokens as usize, seed)),
                 ))
             }
-            Source::Dataset(d) => {
+            PromptSource::Dataset(d) => {
                 let pick = rand::RngExt::random::<u64>(&mut conv.rng);
                 let r = d.request(self.line(pick, d.len()))?;
                 r.get("messages")
@@ -235,9 +236,9 @@ impl Feed {
     fn request(&self, n: u64, rng: &mut SmallRng) -> Result<Map<String, Value>, DatasetError> {
         let mut messages = self.base.clone();
         match &self.workload.source {
-            Source::Dataset(d) => return d.request(self.line(n, d.len())),
-            Source::Fixed => {}
-            Source::Synthetic(dist) => {
+            PromptSource::Dataset(d) => return d.request(self.line(n, d.len())),
+            PromptSource::Fixed => {}
+            PromptSource::Synthetic(dist) => {
                 let tokens = tokens_of(dist, rng);
                 let text = synthetic_text(tokens as usize, mix(self.seed, n));
                 messages.push(message("user", Value::String(text)));
@@ -304,16 +305,21 @@ impl Feed {
 
     /// Prompt tokens of JSON messages: content text plus the per-message overhead.
     fn count(&self, messages: &[Value]) -> u64 {
+        // The vocabularies are embedded: loading one fails only on a broken build, and then
+        // no count (0) is better than no run.
+        let Ok(tokenizer) = Tokenizer::new(self.encoding) else {
+            return 0;
+        };
         messages
             .iter()
             .map(|m| {
                 MESSAGE_OVERHEAD
                     + match m.get("content") {
-                        Some(Value::String(s)) => self.tokenizer.count(s),
+                        Some(Value::String(s)) => tokenizer.count(s),
                         Some(Value::Array(parts)) => parts
                             .iter()
                             .filter_map(|p| p.get("text").and_then(Value::as_str))
-                            .map(|t| self.tokenizer.count(t))
+                            .map(|t| tokenizer.count(t))
                             .sum(),
                         _ => 0,
                     }

@@ -10,5 +10,5 @@ pub use dataset::{
     Dataset, DatasetError, DatasetFormat, IN_MEMORY_LIMIT, ROLES, check_object, check_tools,
 };
 pub use feed::{Conversation, Draft, Feed};
-pub use spec::{Order, SessionSpec, Source, Workload};
+pub use spec::{Order, PromptSource, SessionSpec, Workload};
 pub use synth::synthetic_text;

@@ -11,7 +11,7 @@ use crate::tokenizer::Encoding;
 
 /// Where a class's prompts come from.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub enum Source {
+pub enum PromptSource {
     /// The class's own `prompt` / `messages`, the same every request.
     #[default]
     Fixed,
@@ -45,7 +45,7 @@ pub struct SessionSpec {
 /// Everything about what a class sends beyond model, messages and stream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Workload {
-    pub source: Source,
+    pub source: PromptSource,
     pub order: Order,
     /// `max_tokens` drawn per request (a fixed budget stays in `RequestClass::max_tokens`).
     pub max_tokens: Option<Dist>,
@@ -60,6 +60,8 @@ pub struct Workload {
 impl Workload {
     /// Whether every request of the class is the same bytes (the engine's pre-built path).
     pub fn is_fixed(&self) -> bool {
-        matches!(self.source, Source::Fixed) && self.max_tokens.is_none() && self.session.is_none()
+        matches!(self.source, PromptSource::Fixed)
+            && self.max_tokens.is_none()
+            && self.session.is_none()
     }
 }
