@@ -85,20 +85,6 @@ impl Tokenizer {
         }
     }
 
-    /// Loads `encoding`'s vocabulary on a thread of its own, so a run's start does not wait
-    /// for it; the first count that needs it waits only for what is left.
-    pub fn warm(encoding: Encoding) {
-        let loaded = match encoding {
-            Encoding::O200k => O200K.get().is_some(),
-            Encoding::Cl100k => CL100K.get().is_some(),
-        };
-        if !loaded {
-            std::thread::spawn(move || {
-                let _ = Self::new(encoding);
-            });
-        }
-    }
-
     pub fn encoding(&self) -> Encoding {
         self.encoding
     }

@@ -92,8 +92,6 @@ struct Prepared {
 /// The body of one request and what it is about.
 struct Outgoing {
     body: Bytes,
-    /// None: count from the body, if the response's usage does not say.
-    prompt_tokens: Option<u64>,
     session: Option<HeaderValue>,
 }
 
@@ -210,7 +208,6 @@ fn prepare(
         }
         body = serde_json::to_vec(&map).map_err(serialize)?;
     }
-    Tokenizer::warm(class.workload.encoding);
     let feed = (!class.workload.is_fixed()).then(|| {
         Feed::new(
             &class.name,
@@ -430,7 +427,6 @@ impl Client {
             let draft = feed.turn(&conv);
             let out = Outgoing {
                 body: draft.body,
-                prompt_tokens: draft.prompt_tokens,
                 session: session.clone(),
             };
             let mut answer = String::new();
@@ -502,14 +498,12 @@ impl Client {
             (Some(out), _) => out,
             (None, None) => Outgoing {
                 body: prepared.body.clone(),
-                prompt_tokens: None,
                 session: None,
             },
             (None, Some(feed)) => match feed.draft() {
                 Ok(d) => Outgoing {
                     body: d.body,
-                    prompt_tokens: d.prompt_tokens,
-                    session: None,
+                        session: None,
                 },
                 Err(e) => {
                     // Only a dataset changed or unreadable since validation gets here.
@@ -554,10 +548,10 @@ impl Client {
         if sample.prompt_tokens > 0 {
             sample.prompt_tokens_from = TokenSource::Usage;
         } else if sample.result.is_ok() {
-            sample.prompt_tokens = match (out.prompt_tokens, &prepared.feed) {
-                (Some(n), _) => n,
-                (None, Some(feed)) => feed.count_body(&out.body),
-                (None, None) => prepared.fixed_prompt_tokens(),
+            // Only when the answer's usage did not say: the tokenizer's count of what was sent.
+            sample.prompt_tokens = match &prepared.feed {
+                Some(feed) => feed.count_body(&out.body),
+                None => prepared.fixed_prompt_tokens(),
             };
         }
         sample

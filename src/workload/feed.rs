@@ -17,14 +17,11 @@ use crate::config::Dist;
 use crate::openai::Message;
 use crate::tokenizer::{Encoding, MESSAGE_OVERHEAD, Tokenizer};
 
-/// One request ready to send.
+/// One request ready to send; its prompt tokens are counted from it (`Feed::count_body`)
+/// only when the response's usage does not give them.
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub body: Bytes,
-    /// Prompt tokens, when already known (counted once for a cached request, or by
-    /// construction for a synthetic one); otherwise `Feed::count_body` counts them, which
-    /// the engine does only when the response's usage does not say.
-    pub prompt_tokens: Option<u64>,
 }
 
 /// A conversation in progress.
@@ -51,8 +48,8 @@ pub struct Feed {
     base: Vec<Value>,
     workload: Workload,
     seed: u64,
-    /// Loaded on first count (see `Tokenizer::warm`): a class whose answers carry usage never
-    /// needs it.
+    /// Loaded on the first count: a class whose answers carry usage never needs it, and a
+    /// run's start never burns a core building it.
     encoding: Encoding,
     draws: AtomicU64,
     /// Built bodies of an in-memory dataset whose requests never vary, by line.
@@ -131,9 +128,7 @@ impl Feed {
             let mut request = d.request(line)?;
             let mut rng = SmallRng::seed_from_u64(mix(self.seed, n));
             self.fill(&mut request, &mut rng);
-            // Counted once per line, so the count costs nothing on later draws.
-            let mut draft = self.finish(&request);
-            draft.prompt_tokens = Some(self.count_request(&request));
+            let draft = self.finish(&request);
             if let Some(slot) = self.cache.get(line) {
                 return Ok(slot.get_or_init(|| draft).clone());
             }
@@ -284,7 +279,6 @@ impl Feed {
         let body = serde_json::to_vec(request).unwrap_or_default();
         Draft {
             body: Bytes::from(body),
-            prompt_tokens: None,
         }
     }
 
