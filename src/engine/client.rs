@@ -503,7 +503,7 @@ impl Client {
             (None, Some(feed)) => match feed.draft() {
                 Ok(d) => Outgoing {
                     body: d.body,
-                        session: None,
+                    session: None,
                 },
                 Err(e) => {
                     // Only a dataset changed or unreadable since validation gets here.
