@@ -380,8 +380,9 @@ async fn run_open(
                             let mut emit = |s| {
                                 let _ = tx.send(Msg::Sample(s));
                             };
-                            client
-                                .converse(None, class, t0, intended, until, &mut emit)
+                            // Boxed: a conversation's state would otherwise enlarge every
+                            // request's task, sessions or not.
+                            Box::pin(client.converse(None, class, t0, intended, until, &mut emit))
                                 .await;
                         } else {
                             let sample = client.send(class, t0, intended).await;
@@ -443,9 +444,15 @@ async fn run_closed(
                     let class = mix.pick(&mut rng);
                     if client.is_session(class) {
                         let mut emit = |s| batch.push(s);
-                        client
-                            .converse(Some(&mut conn), class, t0, intended, end, &mut emit)
-                            .await;
+                        Box::pin(client.converse(
+                            Some(&mut conn),
+                            class,
+                            t0,
+                            intended,
+                            end,
+                            &mut emit,
+                        ))
+                        .await;
                     } else {
                         batch.push(client.send_on(&mut conn, class, t0, intended).await);
                     }
