@@ -1,7 +1,9 @@
 //! Drives the engine at a URL for the throughput benchmark, without a scenario file:
 //! engine_bench URL SECONDS (closed CONNECTIONS | open RATE) [MAX_IN_FLIGHT]
 //! Prints one JSON line: rps, successes, errors, latency and schedule-lag percentiles.
-//! The model asked for is `$BENCH_MODEL` (default `m`).
+//! The model asked for is `$BENCH_MODEL` (default `m`). With `BENCH_DATASET=FILE.jsonl` every
+//! class draws seeded random requests from that dataset (a body built per request, prompt
+//! tokens counted with the tokenizer) instead of sending one fixed prompt.
 //!
 //! Diagnostics, all optional: `BENCH_LOAD_THREADS` (the load runtime's threads),
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
@@ -22,6 +24,7 @@ use gauntlet::openai::Message;
 use gauntlet::scenario::{
     Arrival, LoadPlan, RequestClass, Scenario, Sla, Stage, StageLoad, Target,
 };
+use gauntlet::workload::{Dataset, DatasetFormat, PromptSource, Workload};
 
 fn arg(i: usize) -> String {
     std::env::args().nth(i).unwrap_or_default()
@@ -63,12 +66,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("mode is `closed` or `open`".into()),
     };
     let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "m".into());
+    let workload = match std::env::var_os("BENCH_DATASET") {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            let dataset = Dataset::open(&path, DatasetFormat::Jsonl)?;
+            Workload {
+                source: PromptSource::Dataset(Arc::new(dataset)),
+                ..Workload::default()
+            }
+        }
+        None => Workload::default(),
+    };
     let class = |name: &str, weight| RequestClass {
         name: name.into(),
         weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
         model: model.clone(),
         messages: vec![Message::new("user", "Generate a product description")],
         max_tokens: Some(16),
+        workload: workload.clone(),
         stream: false,
         api_key: None,
         headers: Vec::new(),

@@ -15,3 +15,5 @@ pub mod openai;
 pub mod report;
 pub mod rundir;
 pub mod scenario;
+pub mod tokenizer;
+pub mod workload;

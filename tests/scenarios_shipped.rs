@@ -92,9 +92,15 @@ fn every_shipped_scenario_validates_and_says_what_it_proves() {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 12,
+        files.len() >= 14,
         "expected the shipped set, found {files:?}"
     );
+    for name in ["realistic-mix.toml", "agent-sessions.toml"] {
+        assert!(
+            files.iter().any(|f| f.ends_with(name)),
+            "{name} is missing from {files:?}"
+        );
+    }
     for file in &files {
         let out = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
             .arg("validate")
@@ -255,6 +261,34 @@ fn max_throughput_keeps_50_users_busy_through_the_gateway() {
     assert_eq!(f(s, &["overall", "successes"]), requests);
     assert_eq!(f(s, &["overall", "dropped"]), 0.0);
     assert_eq!(f(class(s, "bench"), &["served_by", "zero"]), requests);
+}
+
+/// agent-sessions shortened to 6 s: sessions of 3 to 6 turns through the gateway, every turn
+/// answered; far more requests than arrivals, since each arrival is a whole conversation.
+#[test]
+fn agent_sessions_run_whole_conversations_through_the_gateway() {
+    let r = run("agent-sessions", &["--duration", "6s"]);
+    let s = &r.summary;
+    let failed: Vec<&str> = s["sla"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    // Timing bounds are the benchmarks' business on a loaded debug build, and 6 s hold too
+    // few samples for a conclusive verdict; but no answer may fail.
+    assert!(
+        failed.iter().all(|n| *n == "ttft_p99"),
+        "agent-sessions must fail no check but timing: {}\n{}",
+        s["sla"],
+        r.stderr
+    );
+    let requests = f(s, &["overall", "requests"]);
+    // About 100 sessions start in the 4 s measured; single requests would be about 100.
+    assert!(requests >= 150.0, "only {requests} turns measured");
+    assert_eq!(f(s, &["overall", "successes"]), requests);
+    assert_eq!(f(class(s, "agent"), &["served_by", "deepseek"]), requests);
 }
 
 /// Every TOML file gauntlet ships, found by walking the repository: the intentionally broken

@@ -26,3 +26,4 @@ mod summary_numbers;
 mod support;
 mod tiers;
 mod upstream_misbehaviour;
+mod workload;

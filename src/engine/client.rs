@@ -16,9 +16,12 @@ use tokio::net::TcpStream;
 
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
-use crate::metrics::{ErrorKind, Sample, ServedBy};
-use crate::openai::{ChatRequest, StreamOptions, estimate_prompt_tokens};
+use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use crate::openai::Message;
+use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
+use crate::tokenizer::{Encoding, Tokenizer};
+use crate::workload::Feed;
 
 /// Bodies beyond this are `malformed`: a broken server must not make the client hoard memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -32,6 +35,8 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// Upstream names resolved to indices for the recorder (see `Layout::upstreams`).
     pub upstreams: Vec<String>,
+    /// Seeds dataset draws, synthetic prompts and sessions: same seed, same requests.
+    pub seed: u64,
 }
 
 impl Default for ClientOptions {
@@ -41,6 +46,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstreams: Vec::new(),
+            seed: 1,
         }
     }
 }
@@ -74,16 +80,35 @@ struct Prepared {
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
     stream: bool,
-    prompt_tokens: u64,
+    /// A fixed class's prompt tokens, counted the first time an answer lacks usage.
+    prompt_tokens: std::sync::OnceLock<u64>,
+    messages: Vec<Message>,
+    encoding: Encoding,
+    /// Classes whose requests vary build each body from here; fixed ones send `body`.
+    feed: Option<Feed>,
+    /// Carries a conversation's id.
+    session_header: Option<HeaderName>,
+}
+
+/// The body of one request and what it is about.
+struct Outgoing {
+    body: Bytes,
+    session: Option<HeaderValue>,
 }
 
 impl Prepared {
+    fn fixed_prompt_tokens(&self) -> u64 {
+        *self.prompt_tokens.get_or_init(|| {
+            Tokenizer::new(self.encoding).map_or(0, |t| t.count_messages(&self.messages))
+        })
+    }
+
     /// The request to send: origin-form with a `Host` header on a connection of our own,
     /// absolute-form for the pooled client (which picks the connection from it).
     fn request(
         &self,
         own_connection: bool,
-        body: Bytes,
+        out: &Outgoing,
     ) -> Result<Request<Full<Bytes>>, ErrorKind> {
         let uri = if own_connection {
             &self.origin
@@ -99,9 +124,12 @@ impl Prepared {
             for (n, v) in &self.headers {
                 h.insert(n.clone(), v.clone());
             }
+            if let (Some(n), Some(v)) = (&self.session_header, &out.session) {
+                h.insert(n.clone(), v.clone());
+            }
         }
         builder
-            .body(Full::new(body))
+            .body(Full::new(out.body.clone()))
             .map_err(|_| ErrorKind::Malformed)
     }
 }
@@ -123,6 +151,7 @@ fn prepare(
     class: &RequestClass,
     base: &str,
     authorities: &mut Vec<String>,
+    seed: u64,
 ) -> Result<Prepared, ClientError> {
     let url = completions_url(base);
     let uri: Uri = url
@@ -169,10 +198,43 @@ fn prepare(
         tool_choice: None,
         response_format: None,
     };
-    let body = serde_json::to_vec(&request).map_err(|source| ClientError::Serialize {
+    let serialize = |source| ClientError::Serialize {
         class: class.name.clone(),
         source,
-    })?;
+    };
+    let mut body = serde_json::to_vec(&request).map_err(serialize)?;
+    let extra = &class.workload.extra;
+    if !extra.is_empty() {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&body).map_err(serialize)?;
+        for (k, v) in extra {
+            map.entry(k.as_str()).or_insert_with(|| v.clone());
+        }
+        body = serde_json::to_vec(&map).map_err(serialize)?;
+    }
+    let feed = (!class.workload.is_fixed()).then(|| {
+        Feed::new(
+            &class.name,
+            &class.model,
+            &class.messages,
+            class.stream,
+            class.max_tokens,
+            &class.workload,
+            seed,
+        )
+    });
+    let session_header = class
+        .workload
+        .session
+        .as_ref()
+        .and_then(|s| s.id_header.as_deref())
+        .map(|h| {
+            HeaderName::try_from(h).map_err(|_| ClientError::InvalidHeader {
+                class: class.name.clone(),
+                name: h.to_string(),
+            })
+        })
+        .transpose()?;
     let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
     if let Some(key) = &class.api_key {
         let value = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
@@ -199,7 +261,11 @@ fn prepare(
         body: Bytes::from(body),
         headers,
         stream: class.stream,
-        prompt_tokens: u64::from(estimate_prompt_tokens(&class.messages)),
+        prompt_tokens: std::sync::OnceLock::new(),
+        messages: class.messages.clone(),
+        encoding: class.workload.encoding,
+        feed,
+        session_header,
     })
 }
 
@@ -242,7 +308,7 @@ impl Client {
         let prepared = classes
             .iter()
             .zip(targets)
-            .map(|(c, t)| prepare(c, t, &mut authorities))
+            .map(|(c, t)| prepare(c, t, &mut authorities, options.seed))
             .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -283,8 +349,26 @@ impl Client {
         intended: Duration,
     ) -> Sample {
         if self.http2 {
-            return self.measure(None, class, overrides, t0, intended).await;
+            return self
+                .measure(None, class, t0, intended, Payload::of(overrides), None)
+                .await;
         }
+        let mut conn = self.take_idle();
+        let sample = self
+            .measure(
+                Some(&mut conn),
+                class,
+                t0,
+                intended,
+                Payload::of(overrides),
+                None,
+            )
+            .await;
+        self.put_back(conn);
+        sample
+    }
+
+    fn take_idle(&self) -> UserConnections {
         let taken = self.idle.lock().ok().and_then(|mut idle| {
             let now = Instant::now();
             // Oldest at the bottom: drop the stale ones from there.
@@ -292,14 +376,116 @@ impl Client {
             idle.drain(..stale);
             idle.pop()
         });
-        let mut conn = taken.map_or_else(|| self.user_connections(), |(c, _)| c);
-        let sample = self
-            .measure(Some(&mut conn), class, overrides, t0, intended)
-            .await;
+        taken.map_or_else(|| self.user_connections(), |(c, _)| c)
+    }
+
+    fn put_back(&self, conn: UserConnections) {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push((conn, Instant::now()));
         }
-        sample
+    }
+
+    /// Whether `class` is a conversation (sent with `converse`, not `send`).
+    pub fn is_session(&self, class: usize) -> bool {
+        self.classes
+            .get(class)
+            .and_then(|p| p.feed.as_ref())
+            .is_some_and(Feed::is_session)
+    }
+
+    /// Runs one conversation of `class` whose first turn is intended at `t0 + intended`, on
+    /// the user's connections (or the shared idle ones): each turn resends the history plus
+    /// the answers, and is intended at the previous answer's end plus a think time. Turns
+    /// that would start at or after `until` are not sent; a failed turn ends the conversation
+    /// (there is no answer to continue from). Each turn's sample goes to `emit`.
+    pub async fn converse(
+        &self,
+        conn: Option<&mut UserConnections>,
+        class: usize,
+        t0: Instant,
+        intended: Duration,
+        until: Duration,
+        emit: &mut (impl FnMut(Sample) + Send),
+    ) {
+        let mut shared = None;
+        let conn = match conn {
+            Some(c) => c,
+            None if self.http2 => shared.insert(self.user_connections()),
+            None => shared.insert(self.take_idle()),
+        };
+        self.converse_on(conn, class, t0, intended, until, emit)
+            .await;
+        if let Some(c) = shared
+            && !self.http2
+        {
+            self.put_back(c);
+        }
+    }
+
+    async fn converse_on(
+        &self,
+        conn: &mut UserConnections,
+        class: usize,
+        t0: Instant,
+        mut intended: Duration,
+        until: Duration,
+        emit: &mut (impl FnMut(Sample) + Send),
+    ) {
+        let pooled = conn.pooled;
+        let feed = self.classes.get(class).and_then(|p| p.feed.as_ref());
+        let Some(feed) = feed else {
+            emit(self.send_on(conn, class, t0, intended).await);
+            return;
+        };
+        let mut conv = match feed.start() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("{e}");
+                let mut s = Sample::new(class, intended, Duration::ZERO);
+                s.result = Err(ErrorKind::Malformed);
+                emit(s);
+                return;
+            }
+        };
+        let session = HeaderValue::try_from(conv.id.as_str()).ok();
+        for turn in 1..=conv.turns {
+            let draft = feed.turn(&conv);
+            let out = Outgoing {
+                body: draft.body,
+                session: session.clone(),
+            };
+            let mut answer = String::new();
+            let own = (!pooled).then_some(&mut *conn);
+            let mut sample = self
+                .measure(
+                    own,
+                    class,
+                    t0,
+                    intended,
+                    Payload {
+                        out: Some(out),
+                        overrides: Overrides::default(),
+                    },
+                    Some(&mut answer),
+                )
+                .await;
+            sample.turn = Some(turn);
+            let ok = sample.result.is_ok();
+            let ended = sample.intended + sample.latency;
+            emit(sample);
+            if !ok || turn == conv.turns {
+                break;
+            }
+            if let Err(e) = feed.follow_up(&mut conv, answer) {
+                tracing::warn!("{e}");
+                break;
+            }
+            intended = ended + feed.think(&mut conv);
+            if intended >= until {
+                break;
+            }
+            tokio::time::sleep_until((t0 + intended).into()).await;
+        }
     }
 
     /// Connections of one closed-model user: its own, one per target, like a real client.
@@ -319,7 +505,7 @@ impl Client {
         intended: Duration,
     ) -> Sample {
         let own = (!conn.pooled).then_some(conn);
-        self.measure(own, class, Overrides::default(), t0, intended)
+        self.measure(own, class, t0, intended, Payload::default(), None)
             .await
     }
 
@@ -328,10 +514,12 @@ impl Client {
         &self,
         mut own: Option<&mut UserConnections>,
         class: usize,
-        overrides: Overrides,
         t0: Instant,
         intended: Duration,
+        payload: Payload,
+        reply: Option<&mut String>,
     ) -> Sample {
+        let Payload { out, overrides } = payload;
         let intended_at = t0 + intended;
         let sent_at = Instant::now();
         let mut sample = Sample::new(
@@ -343,11 +531,35 @@ impl Client {
             sample.result = Err(ErrorKind::Malformed);
             return sample;
         };
+        let out = match (out, &prepared.feed) {
+            (Some(out), _) => out,
+            (None, None) => Outgoing {
+                body: prepared.body.clone(),
+                session: None,
+            },
+            (None, Some(feed)) => match feed.draft() {
+                Ok(d) => Outgoing {
+                    body: d.body,
+                    session: None,
+                },
+                Err(e) => {
+                    // Only a dataset changed or unreadable since validation gets here.
+                    tracing::warn!("{e}");
+                    sample.result = Err(ErrorKind::Malformed);
+                    return sample;
+                }
+            },
+        };
         let exchange = async {
-            let body = body_with(&prepared.body, overrides)?;
+            // A trace line's output length replaces the class's; its prompt length is carried
+            // in `overrides` but not yet turned into a prompt (the class's own is sent).
+            let out = Outgoing {
+                body: body_with(&out.body, overrides)?,
+                session: out.session,
+            };
             let response = match own.as_deref_mut() {
-                Some(conn) => self.request_on(conn, prepared, body).await?,
-                None => self.request_pooled(prepared, body).await?,
+                Some(conn) => self.request_on(conn, prepared, &out).await?,
+                None => self.request_pooled(prepared, &out).await?,
             };
             response::read(
                 response,
@@ -356,6 +568,7 @@ impl Client {
                 &self.limits,
                 &self.upstreams,
                 &mut sample,
+                reply,
             )
             .await
         };
@@ -375,8 +588,14 @@ impl Client {
             }
         }
         sample.result = result;
-        if sample.prompt_tokens == 0 && sample.result.is_ok() {
-            sample.prompt_tokens = prepared.prompt_tokens;
+        if sample.prompt_tokens > 0 {
+            sample.prompt_tokens_from = TokenSource::Usage;
+        } else if sample.result.is_ok() {
+            // Only when the answer's usage did not say: the tokenizer's count of what was sent.
+            sample.prompt_tokens = match &prepared.feed {
+                Some(feed) => feed.count_body(&out.body),
+                None => prepared.fixed_prompt_tokens(),
+            };
         }
         sample
     }
@@ -386,7 +605,7 @@ impl Client {
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
-        body: Bytes,
+        out: &Outgoing,
     ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
             .slots
@@ -397,7 +616,7 @@ impl Client {
             Some(s) if !s.is_closed() => slot.insert(s),
             _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
         };
-        let request = prepared.request(true, body)?;
+        let request = prepared.request(true, out)?;
         let first = match sender.ready().await {
             Ok(()) => sender
                 .try_send_request(request)
@@ -426,10 +645,10 @@ impl Client {
     async fn request_pooled(
         &self,
         prepared: &Prepared,
-        body: Bytes,
+        out: &Outgoing,
     ) -> Result<Response<Incoming>, ErrorKind> {
         self.http
-            .request(prepared.request(false, body)?)
+            .request(prepared.request(false, out)?)
             .await
             .map_err(|e| request_error(&e))
     }
@@ -475,6 +694,23 @@ fn body_with(body: &Bytes, overrides: Overrides) -> Result<Bytes, ErrorKind> {
     serde_json::to_vec(&json)
         .map(Bytes::from)
         .map_err(|_| ErrorKind::Malformed)
+}
+
+/// What one exchange sends beyond the class's prepared request: a body already drawn (a
+/// conversation's turn), and what a trace line changes.
+#[derive(Default)]
+struct Payload {
+    out: Option<Outgoing>,
+    overrides: Overrides,
+}
+
+impl Payload {
+    fn of(overrides: Overrides) -> Self {
+        Self {
+            out: None,
+            overrides,
+        }
+    }
 }
 
 /// A failure before any response arrived: no connection, or the connection dropped.

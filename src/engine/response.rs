@@ -107,6 +107,19 @@ struct LiteCompletion<'a> {
     usage: Option<LiteUsage>,
 }
 
+/// The answer's text, for conversations.
+#[derive(Deserialize)]
+struct ReplyOnly<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<ReplyChoice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ReplyChoice<'a> {
+    #[serde(borrow, default)]
+    message: Option<LiteDelta<'a>>,
+}
+
 #[derive(Deserialize)]
 struct LiteChunk<'a> {
     #[serde(borrow, default)]
@@ -170,6 +183,7 @@ pub async fn read(
     limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
+    reply: Option<&mut String>,
 ) -> Result<(), ErrorKind> {
     let status = response.status();
     let tag = tagged(response.headers()).map(|t| resolve(upstreams, t));
@@ -204,9 +218,9 @@ pub async fn read(
         return Err(ErrorKind::Malformed);
     }
     if stream {
-        read_stream(&mut body, intended_at, limits, upstreams, sample).await
+        read_stream(&mut body, intended_at, limits, upstreams, sample, reply).await
     } else {
-        read_json(&mut body, limits, upstreams, sample).await
+        read_json(&mut body, limits, upstreams, sample, reply).await
     }
 }
 
@@ -215,6 +229,7 @@ async fn read_json(
     limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
+    reply: Option<&mut String>,
 ) -> Result<(), ErrorKind> {
     // Most bodies arrive in one frame: keep it as is and copy only when a second one comes.
     let mut first: Option<bytes::Bytes> = None;
@@ -248,6 +263,19 @@ async fn read_json(
     if parsed.choices.is_empty() {
         return Err(ErrorKind::Malformed);
     }
+    if let Some(reply) = reply {
+        // Only conversations need the answer's text (their next turn resends it): a second,
+        // typed parse there keeps the common path free of it.
+        let answer: ReplyOnly<'_> = serde_json::from_str(text).map_err(|_| ErrorKind::Malformed)?;
+        if let Some(content) = answer
+            .choices
+            .first()
+            .and_then(|c| c.message.as_ref())
+            .and_then(|m| m.content.as_deref())
+        {
+            reply.push_str(content);
+        }
+    }
     if sample.served_by.is_none() {
         sample.served_by = parsed
             .system_fingerprint
@@ -278,7 +306,13 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn event(&mut self, data: &str, intended_at: Instant, sample: &mut Sample) {
+    fn event(
+        &mut self,
+        data: &str,
+        intended_at: Instant,
+        sample: &mut Sample,
+        mut reply: Option<&mut String>,
+    ) {
         if self.failure.is_some() {
             return;
         }
@@ -315,6 +349,12 @@ impl StreamState {
             match kind {
                 DeltaKind::Reasoning => self.reasoning_deltas += 1,
                 DeltaKind::Output => {
+                    if let (Some(r), Some(c)) = (
+                        reply.as_deref_mut(),
+                        choice.delta.as_ref().and_then(|d| d.content.as_deref()),
+                    ) {
+                        r.push_str(c);
+                    }
                     match self.last_output {
                         None => {
                             self.first_output = Some(now);
@@ -351,6 +391,7 @@ async fn read_stream(
     limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
+    mut reply: Option<&mut String>,
 ) -> Result<(), ErrorKind> {
     let mut decoder = SseDecoder::new();
     let mut state = StreamState::default();
@@ -369,7 +410,9 @@ async fn read_stream(
             return Err(ErrorKind::Malformed);
         }
         decoder
-            .feed(data, |ev| state.event(&ev.data, intended_at, sample))
+            .feed(data, |ev| {
+                state.event(&ev.data, intended_at, sample, reply.as_deref_mut());
+            })
             .map_err(|_| ErrorKind::Malformed)?;
         if let Some(kind) = state.failure {
             return Err(kind);
@@ -377,7 +420,7 @@ async fn read_stream(
     }
     if !cut {
         if let Some(ev) = decoder.finish().map_err(|_| ErrorKind::Malformed)? {
-            state.event(&ev.data, intended_at, sample);
+            state.event(&ev.data, intended_at, sample, reply);
         }
         if let Some(kind) = state.failure {
             return Err(kind);

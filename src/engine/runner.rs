@@ -343,6 +343,8 @@ async fn run_open(
     let mut rng = class_rng.clone();
     let t0 = ctx.t0;
     let end = t0 + stage.end();
+    // A conversation an arrival starts may outlive its stage, never the plan.
+    let until = config.plan.total();
     let scheduler = tokio::task::spawn_blocking(move || {
         let mut arrivals = arrivals.peekable();
         let mut woke = Instant::now();
@@ -377,10 +379,22 @@ async fn run_open(
                     let tx = tx.clone();
                     let in_flight = in_flight.clone();
                     tokio::spawn(async move {
-                        let sample = client
-                            .send_with(class, arrival.overrides, t0, arrival.at)
+                        if client.is_session(class) {
+                            let mut emit = |s| {
+                                let _ = tx.send(Msg::Sample(s));
+                            };
+                            // Boxed: a conversation's state would otherwise enlarge every
+                            // request's task, sessions or not.
+                            Box::pin(
+                                client.converse(None, class, t0, arrival.at, until, &mut emit),
+                            )
                             .await;
-                        let _ = tx.send(Msg::Sample(sample));
+                        } else {
+                            let sample = client
+                                .send_with(class, arrival.overrides, t0, arrival.at)
+                                .await;
+                            let _ = tx.send(Msg::Sample(sample));
+                        }
                         in_flight.fetch_sub(1, Ordering::AcqRel);
                     });
                 }
@@ -435,7 +449,20 @@ async fn run_closed(
                         break;
                     }
                     let class = mix.pick(&mut rng);
-                    batch.push(client.send_on(&mut conn, class, t0, intended).await);
+                    if client.is_session(class) {
+                        let mut emit = |s| batch.push(s);
+                        Box::pin(client.converse(
+                            Some(&mut conn),
+                            class,
+                            t0,
+                            intended,
+                            end,
+                            &mut emit,
+                        ))
+                        .await;
+                    } else {
+                        batch.push(client.send_on(&mut conn, class, t0, intended).await);
+                    }
                     if batch.len() >= USER_BATCH || intended.saturating_sub(flushed) >= USER_FLUSH {
                         flushed = intended;
                         // The next batch is sized like this one: a slow user flushing a

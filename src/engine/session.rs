@@ -151,6 +151,7 @@ pub(super) async fn drive(
             timeout: plan.timeout,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstreams: fleet.upstreams.clone(),
+            seed,
         },
     );
     let client = Arc::new(client?);

@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::model::{Alternative, RequestClass, Scenario, Target, Upstream, UpstreamSource};
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
-use super::{faults, load as load_section, sla};
+use super::{faults, load as load_section, sla, workload};
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
 use crate::mock::Profile;
@@ -19,7 +19,6 @@ use crate::openai::Message;
 /// Limits that catch typos and runaway generated files, far above any real scenario.
 const MAX_UPSTREAMS: usize = 100;
 const MAX_CLASSES: usize = 1000;
-const MAX_TOKENS: i64 = 1_000_000;
 
 /// Reads, parses and validates a scenario file, with the profiles it names: the one parse of
 /// the file a run makes.
@@ -455,20 +454,23 @@ fn compile_request(
             "is empty; name the model to ask for",
         );
     }
-    let messages = compile_messages(c, i, spanned);
-    let max_tokens = r.max_tokens.as_ref().and_then(|m| {
-        let n = *m.get_ref();
-        if (1..=MAX_TOKENS).contains(&n) {
-            u32::try_from(n).ok()
-        } else {
-            c.error(
-                m.span(),
-                key("max_tokens"),
-                format!("{n} is not allowed; use 1 to {MAX_TOKENS}"),
-            );
-            None
-        }
-    });
+    let dir = c
+        .src
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dataset = r
+        .dataset
+        .as_ref()
+        .map(|d| normalize(&dir.join(d.get_ref())));
+    let compiled = workload::compile(c, i, r, dataset.as_deref());
+    let own_prompt = r.dataset.is_none() && r.prompt_tokens.is_none();
+    let messages = if own_prompt || r.messages.is_some() {
+        compile_messages(c, i, spanned)
+    } else {
+        Some(Vec::new())
+    };
     let api_key = r.api_key.as_ref().map(|k| c.secret(k, &key("api_key")));
     let headers = compile_headers(c, i, r);
     let primary = match &r.primary {
@@ -484,7 +486,8 @@ fn compile_request(
         weight: weight?,
         model,
         messages: messages?,
-        max_tokens,
+        max_tokens: compiled.as_ref().and_then(|w| w.max_tokens),
+        workload: compiled?.workload,
         stream: r.stream.unwrap_or(false),
         api_key: match api_key {
             Some(resolved) => Some(resolved?),

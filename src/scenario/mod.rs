@@ -8,6 +8,7 @@ mod model;
 mod raw;
 mod sla;
 mod trace;
+mod workload;
 
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;

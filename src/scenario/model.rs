@@ -9,6 +9,7 @@ pub use crate::config::Secret;
 use crate::gateway::EmbeddedConfig;
 use crate::mock::{FaultSpec, Profile};
 use crate::openai::Message;
+use crate::workload::Workload;
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -147,6 +148,8 @@ pub struct RequestClass {
     pub model: String,
     pub messages: Vec<Message>,
     pub max_tokens: Option<u32>,
+    /// What varies between requests (datasets, synthetic prompts, sessions, extras).
+    pub workload: Workload,
     pub stream: bool,
     pub api_key: Option<Secret>,
     pub headers: Vec<(String, String)>,

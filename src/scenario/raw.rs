@@ -182,8 +182,40 @@ pub struct RawRequest {
     pub messages: Option<Spanned<Vec<Spanned<RawMessage>>>>,
     #[schemars(with = "Option<String>")]
     pub prompt: Option<Spanned<String>>,
-    #[schemars(with = "Option<u32>")]
-    pub max_tokens: Option<Spanned<i64>>,
+    /// The answer's token budget: a whole number, or a distribution drawn per request.
+    #[schemars(with = "Option<RawDist>")]
+    pub max_tokens: Option<Spanned<RawDist>>,
+    /// Draw requests from this file (relative to the scenario's folder) instead of `prompt`.
+    #[schemars(with = "Option<String>")]
+    pub dataset: Option<Spanned<String>>,
+    /// `jsonl` (OpenAI chat requests), `sharegpt` or `text` (one prompt a line); default from
+    /// the extension (.jsonl, .json, anything else is text).
+    #[schemars(with = "Option<String>")]
+    pub dataset_format: Option<Spanned<String>>,
+    /// `random` (seeded, default) or `sequential` draws from the dataset.
+    #[schemars(with = "Option<String>")]
+    pub order: Option<Spanned<String>>,
+    /// Synthetic prompts of this many tokens (a number or a distribution), generated seeded.
+    #[schemars(with = "Option<RawDist>")]
+    pub prompt_tokens: Option<Spanned<RawDist>>,
+    /// Vocabulary prompt tokens are counted with: `o200k_base` (default) or `cl100k_base`.
+    #[schemars(with = "Option<String>")]
+    pub tokenizer: Option<Spanned<String>>,
+    /// OpenAI `tools`: `[{ type = "function", function = { name = "...", parameters = {...} } }]`.
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
+    pub tools: Option<Spanned<Vec<toml::Value>>>,
+    /// OpenAI `tool_choice`: "auto", "none", "required" or a table naming a function.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub tool_choice: Option<Spanned<toml::Value>>,
+    /// OpenAI `response_format`, e.g. `{ type = "json_object" }`.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub response_format: Option<Spanned<toml::Value>>,
+    /// Free-form fields merged into every request body (where the request does not set them).
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub extra_body: Option<Spanned<toml::Table>>,
+    /// Make the class a conversation of several turns.
+    #[schemars(with = "Option<RawSession>")]
+    pub session: Option<Spanned<RawSession>>,
     /// Ask for a server-sent-event stream. Default false.
     pub stream: Option<bool>,
     /// Bearer key sent to the gateway: a literal or "env:NAME".
@@ -203,6 +235,21 @@ pub struct RawRequest {
     /// (0: not sent in that stage).
     #[schemars(with = "Option<Vec<u32>>")]
     pub stage_weights: Option<Spanned<Vec<Spanned<i64>>>>,
+}
+
+/// `[requests.session]`: each turn resends the whole history plus the previous answers.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    /// Turns per session: a whole number or a distribution.
+    #[schemars(with = "RawDist")]
+    pub turns: Spanned<RawDist>,
+    /// Pause between an answer and the next turn: a duration or a distribution. Default "0s".
+    #[schemars(with = "Option<RawDist>")]
+    pub think_time: Option<Spanned<RawDist>>,
+    /// Header carrying the session id (also sent as `user`), e.g. "x-session-id".
+    #[schemars(with = "Option<String>")]
+    pub id_header: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -167,6 +167,7 @@ pub fn class(name: &str, weight: u32, model: &str, stream: bool) -> RequestClass
         model: model.into(),
         messages: vec![Message::new("user", "Generate a product description")],
         max_tokens: Some(16),
+        workload: Default::default(),
         stream,
         api_key: None,
         headers: Vec::new(),

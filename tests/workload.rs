@@ -1,0 +1,327 @@
+//! What a request class sends: dataset requests as the file has them (filled with the
+//! class's keys), seeded order, synthetic prompts of the asked length, and conversations
+//! whose turns resend a growing history, all checked on what a real server received.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gauntlet::engine::{self, Client, ClientOptions, RunOptions};
+use gauntlet::metrics::{Sample, TokenSource};
+use gauntlet::scenario::{RequestClass, Scenario};
+use gauntlet::tokenizer::{Encoding, MESSAGE_OVERHEAD, Tokenizer};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::support::{self, TestServer, reply, stream_body};
+
+/// A JSON completion without `usage`, so the engine must count prompt tokens itself.
+const NO_USAGE: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"noted"},"finish_reason":"stop"}]}"#;
+
+/// A server that records every chat request's body and headers and answers `stream`s with
+/// three deltas ("t0 t1 t2 ") and JSON requests with `NO_USAGE`.
+async fn recording() -> (TestServer, Arc<Mutex<Vec<(Value, http::HeaderMap)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = support::chat_server(move |r| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let stream = body["stream"].as_bool().unwrap_or(false);
+        log.lock().unwrap().push((body, r.headers.clone()));
+        if stream {
+            reply(
+                200,
+                &[("content-type", "text/event-stream")],
+                stream_body("alpha", 3, true, true),
+            )
+        } else {
+            reply(200, &[("content-type", "application/json")], NO_USAGE)
+        }
+    })
+    .await;
+    (server, seen)
+}
+
+/// The scenario `classes` (TOML `[[requests]]` tables) compile to, with `files` written
+/// beside it.
+fn compile(files: &[(&str, &str)], classes: &str) -> (tempfile::TempDir, Scenario) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let toml = format!(
+        "name = \"w\"\n[target]\nurl = \"http://127.0.0.1:9\"\n[load]\nduration = \"10s\"\nrate = 1\n{classes}"
+    );
+    let sc = gauntlet::scenario::load_str(dir.path().join("w.toml"), toml)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (dir, sc)
+}
+
+fn client(url: &str, classes: &[RequestClass], seed: u64) -> Client {
+    Client::new(
+        classes,
+        &vec![url.to_string(); classes.len()],
+        ClientOptions {
+            seed,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn user_text(body: &Value) -> String {
+    let messages = body["messages"].as_array().unwrap();
+    let last = messages.iter().rev().find(|m| m["role"] == "user").unwrap();
+    last["content"].as_str().unwrap().to_string()
+}
+
+const DATASET: &str = concat!(
+    r#"{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"q0"}]}"#,
+    "\n",
+    r#"{"messages":[{"role":"user","content":"q1"}],"max_tokens":7}"#,
+    "\n",
+    r#"{"messages":[{"role":"user","content":"q2"}],"tools":[{"type":"function","function":{"name":"own_tool"}}]}"#,
+    "\n\n",
+    r#"{"messages":[{"role":"user","content":"q3 a somewhat longer question about token counting"}]}"#,
+    "\n",
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_class_sends_the_datasets_requests_filled_with_the_class_keys() {
+    let (_dir, sc) = compile(
+        &[("d.jsonl", DATASET)],
+        r#"[[requests]]
+name = "ds"
+model = "m1"
+dataset = "d.jsonl"
+order = "sequential"
+max_tokens = 33
+tools = [{ type = "function", function = { name = "class_tool" } }]
+extra_body = { temperature = 0.5, metadata = { team = "x" } }
+"#,
+    );
+    let (server, seen) = recording().await;
+    let c = client(&server.url(), &sc.requests, 1);
+    let t0 = Instant::now();
+    let mut samples = Vec::new();
+    for _ in 0..8 {
+        samples.push(c.send(0, t0, t0.elapsed()).await);
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 8, "the server got every request");
+    let users: Vec<String> = seen.iter().map(|(b, _)| user_text(b)).collect();
+    let q3 = "q3 a somewhat longer question about token counting";
+    assert_eq!(
+        users,
+        ["q0", "q1", "q2", q3, "q0", "q1", "q2", q3],
+        "file order, wrapping, the blank line skipped"
+    );
+    for (b, _) in seen.iter() {
+        assert_eq!(b["model"], "m1");
+        assert_eq!(b["temperature"], 0.5);
+        assert_eq!(b["metadata"]["team"], "x");
+        assert!(b.get("stream").is_none(), "{b}");
+    }
+    // The line's own keys win over the class's.
+    assert_eq!(seen[0].0["max_tokens"], 33);
+    assert_eq!(seen[1].0["max_tokens"], 7);
+    assert_eq!(seen[2].0["tools"][0]["function"]["name"], "own_tool");
+    assert_eq!(seen[3].0["tools"][0]["function"]["name"], "class_tool");
+    assert_eq!(seen[0].0["messages"][0]["role"], "system");
+    // No usage in the answers: prompt tokens are the tokenizer's count of what was sent.
+    let tok = Tokenizer::new(Encoding::O200k).unwrap();
+    let expect = [
+        tok.count("be brief") + tok.count("q0") + 2 * MESSAGE_OVERHEAD,
+        tok.count("q1") + MESSAGE_OVERHEAD,
+        tok.count("q2") + MESSAGE_OVERHEAD,
+        tok.count(q3) + MESSAGE_OVERHEAD,
+    ];
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(s.result, Ok(()), "request {i}");
+        assert_eq!(s.prompt_tokens, expect[i % 4], "request {i}");
+        assert_eq!(s.prompt_tokens_from, TokenSource::Tokenizer);
+        assert_eq!(s.turn, None);
+    }
+    assert!(
+        expect[3] > 10,
+        "a real BPE count, not one per word: {}",
+        expect[3]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_gives_the_same_sequence_and_another_seed_another() {
+    let lines: String = (0..50).map(|i| format!("prompt number {i}\n")).collect();
+    let (_dir, sc) = compile(
+        &[("p.txt", &lines)],
+        "[[requests]]\nname = \"t\"\nmodel = \"m\"\ndataset = \"p.txt\"\n",
+    );
+    let (server, seen) = recording().await;
+    let mut runs = Vec::new();
+    for seed in [5, 5, 6] {
+        let c = client(&server.url(), &sc.requests, seed);
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(c.send(0, t0, t0.elapsed()).await.result, Ok(()));
+        }
+        let mut seen = seen.lock().unwrap();
+        runs.push(
+            seen.drain(..)
+                .map(|(b, _)| user_text(&b))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        runs[0], runs[1],
+        "same seed, same requests in the same order"
+    );
+    assert_ne!(runs[0], runs[2], "another seed draws differently");
+    let distinct: std::collections::HashSet<_> = runs[0].iter().collect();
+    assert!(
+        distinct.len() >= 10,
+        "random draws spread over the file: {distinct:?}"
+    );
+    assert!(runs[0].iter().all(|u| u.starts_with("prompt number ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_prompts_have_about_the_asked_token_count() {
+    let (_dir, sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "syn"
+model = "m"
+prompt_tokens = 1500
+max_tokens = { dist = "uniform", min = 10, max = 20 }
+"#,
+    );
+    let (server, seen) = recording().await;
+    let c = client(&server.url(), &sc.requests, 3);
+    let t0 = Instant::now();
+    for _ in 0..4 {
+        let s = c.send(0, t0, t0.elapsed()).await;
+        assert_eq!(s.result, Ok(()));
+        assert!(
+            (1450..=1560).contains(&s.prompt_tokens),
+            "{}",
+            s.prompt_tokens
+        );
+    }
+    let tok = Tokenizer::new(Encoding::O200k).unwrap();
+    let seen = seen.lock().unwrap();
+    let texts: Vec<String> = seen.iter().map(|(b, _)| user_text(b)).collect();
+    for (t, (b, _)) in texts.iter().zip(seen.iter()) {
+        let n = tok.count(t) as f64;
+        assert!((n - 1500.0).abs() <= 45.0, "{n} tokens");
+        let budget = b["max_tokens"].as_u64().unwrap();
+        assert!((10..=20).contains(&budget), "{budget}");
+    }
+    assert_ne!(texts[0], texts[1], "each request gets its own text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_turn_session_sends_a_growing_history_with_its_id() {
+    let (_dir, sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "chat"
+model = "m"
+messages = [{ role = "system", content = "you are terse" }, { role = "user", content = "hello" }]
+stream = true
+[requests.session]
+turns = 3
+think_time = "100ms"
+id_header = "x-session-id"
+"#,
+    );
+    let (server, seen) = recording().await;
+    let c = client(&server.url(), &sc.requests, 9);
+    assert!(c.is_session(0));
+    let t0 = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut emit = |s| samples.push(s);
+    c.converse(
+        None,
+        0,
+        t0,
+        Duration::ZERO,
+        Duration::from_secs(60),
+        &mut emit,
+    )
+    .await;
+    assert_eq!(samples.len(), 3);
+    let turns: Vec<_> = samples.iter().map(|s| s.turn).collect();
+    assert_eq!(turns, [Some(1), Some(2), Some(3)]);
+    for pair in samples.windows(2) {
+        // A turn is intended at the previous answer's end plus the think time.
+        let end = pair[0].intended + pair[0].latency;
+        let gap = pair[1].intended.saturating_sub(end);
+        assert!(gap >= Duration::from_millis(99), "{gap:?}");
+        assert!(gap < Duration::from_millis(150), "{gap:?}");
+        assert!(pair[1].prompt_tokens > pair[0].prompt_tokens);
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let lens: Vec<usize> = seen
+        .iter()
+        .map(|(b, _)| b["messages"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(
+        lens,
+        [2, 4, 6],
+        "each turn adds the answer and the next question"
+    );
+    let last = seen[2].0["messages"].as_array().unwrap();
+    let roles: Vec<&str> = last.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "user", "assistant", "user"]
+    );
+    // The streamed answers, reassembled, are what the next turns resend.
+    assert_eq!(last[2]["content"], "t0 t1 t2 ");
+    assert_eq!(last[4]["content"], "t0 t1 t2 ");
+    // Each turn's history begins with the previous turn's whole request.
+    assert_eq!(seen[1].0["messages"].as_array().unwrap()[..2], last[..2]);
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|(_, h)| h["x-session-id"].to_str().unwrap().to_string())
+        .collect();
+    assert!(ids.iter().all(|i| *i == ids[0] && !i.is_empty()), "{ids:?}");
+    assert!(seen.iter().all(|(b, _)| b["user"] == ids[0].as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_arrivals_start_sessions_and_every_turn_is_recorded() {
+    let (_dir, mut sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "s"
+model = "m"
+prompt = "hi"
+[requests.session]
+turns = 2
+think_time = "10ms"
+"#,
+    );
+    let (server, seen) = recording().await;
+    sc.target = gauntlet::scenario::Target::Url(server.url());
+    sc.load = support::open_load(20.0, Duration::from_secs(2));
+    let (_tx, rx) = watch::channel(false);
+    let options = RunOptions {
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let run = engine::run_scenario(&sc, &options, rx).await.unwrap();
+    let s = &run.summary;
+    // 40 sessions of two turns; turns of the last arrivals may fall past the end.
+    assert!(
+        (70..=80).contains(&s.overall.requests),
+        "{}",
+        s.overall.requests
+    );
+    assert_eq!(s.overall.successes, s.overall.requests);
+    let seen = seen.lock().unwrap();
+    let second_turns = seen
+        .iter()
+        .filter(|(b, _)| b["messages"].as_array().unwrap().len() == 3)
+        .count();
+    assert!(second_turns >= 30, "{second_turns}");
+}
