@@ -3,7 +3,7 @@
 //! top — `bakeoff.json`, `bakeoff.html` and the terminal — with the exit code of the verdicts.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,6 +12,7 @@ use gauntlet::report::BakeoffEntry;
 use gauntlet::rundir::RunDir;
 use tokio::sync::watch;
 
+use super::plan_args::PlanArgs;
 use super::{InvalidInput, Outcome};
 
 /// The name `--embedded` takes in the table and as its run folder.
@@ -55,25 +56,8 @@ pub struct Args {
     /// Folder for the bake-off [default: reports/<scenario>/bakeoff-<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Write into --out even if it already holds files.
-    #[arg(long)]
-    pub force: bool,
-    /// Stretch the whole plan (warmup and stages) to this length, e.g. "30s".
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Scale open-model arrival rates so the peak is R requests per second.
-    #[arg(long, value_name = "R")]
-    pub rate: Option<f64>,
-    /// Seed for the request mix and Poisson arrivals (default: the scenario's).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// No progress display.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    gauntlet::config::parse_duration(s)
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -177,19 +161,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let scenario = gauntlet::scenario::load(&args.scenario)?;
     let lineup = contenders(&args)?;
     engine::check_lineup(&scenario, &lineup).map_err(|e| InvalidInput(e.to_string()))?;
-    let options = RunOptions {
-        duration: args.duration,
-        rate: args.rate,
-        seed: args.seed,
-        quiet: args.quiet,
-        ..RunOptions::default()
-    };
+    let options = args.plan.apply(RunOptions::default());
     engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name, SystemTime::now()));
-    prepare_out(&out, args.force)?;
+    prepare_out(&out, args.plan.force)?;
 
     let runtime = super::runtime()?;
     let (finished, interrupted) = runtime.block_on(async {
@@ -205,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if *stop_rx.borrow() {
                 break;
             }
-            if !args.quiet {
+            if !args.plan.quiet {
                 eprintln!("bake-off: target `{}`", c.name);
             }
             match bakeoff.run(&scenario, c, &options, stop_rx.clone()).await {
@@ -224,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for (name, f) in &finished {
         let dir = out.join(name);
         let mut run_dir =
-            RunDir::create(&dir, args.force).map_err(|e| InvalidInput(e.to_string()))?;
+            RunDir::create(&dir, args.plan.force).map_err(|e| InvalidInput(e.to_string()))?;
         engine::write_run(&mut run_dir, f)
             .with_context(|| format!("writing the run folder {}", dir.display()))?;
         gauntlet::report::write_reports(&f.summary, &mut run_dir)
@@ -238,7 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             summary: &f.summary,
         })
         .collect();
-    let seed = args.seed.unwrap_or(scenario.seed);
+    let seed = args.plan.seed.unwrap_or(scenario.seed);
     let table =
         gauntlet::report::bakeoff_table(&scenario.name, seed, &entries, args.require.as_deref());
     let summaries: Vec<_> = finished.iter().map(|(_, f)| &f.summary).collect();

@@ -5,6 +5,7 @@ pub mod bakeoff;
 pub mod compare;
 pub mod gateway;
 pub mod mock;
+mod plan_args;
 pub mod report;
 pub mod run;
 pub mod schema;

@@ -3,7 +3,7 @@
 //! with the verdict.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Parser;
@@ -13,6 +13,7 @@ use gauntlet::scenario::Scenario;
 
 use tokio::sync::watch;
 
+use super::plan_args::PlanArgs;
 use super::{InvalidInput, Outcome};
 
 /// Run a scenario: start its mock upstreams and gateway, send the weighted request mix on
@@ -27,28 +28,15 @@ pub struct Args {
     /// Folder for the run's files [default: reports/<scenario>/<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Write into --out even if it already holds files.
-    #[arg(long)]
-    pub force: bool,
-    /// Stretch the whole plan (warmup and stages) to this length, e.g. "30s" or "5m".
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Scale open-model arrival rates so the peak is R requests per second.
-    #[arg(long, value_name = "R")]
-    pub rate: Option<f64>,
-    /// Seed for the request mix and Poisson arrivals (default: the scenario's).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
     /// Speak HTTP/2 (prior knowledge) to the target.
     #[arg(long)]
     pub http2: bool,
-    /// Threads that send the load [default: one per core]. Fewer leave cores to a gateway
-    /// on this machine (load only goes to loopback, so it always shares the machine).
+    /// Threads that send the load [default: one per core]. Fewer leave cores to a gateway or
+    /// mocks running on the same machine.
     #[arg(long, value_name = "N")]
     pub load_threads: Option<std::num::NonZeroUsize>,
-    /// No progress display.
-    #[arg(long, short)]
-    pub quiet: bool,
     /// Also write requests.csv: one row per request, streamed to disk during the run.
     #[arg(long)]
     pub raw: bool,
@@ -58,34 +46,27 @@ pub struct Args {
     pub monthly_tokens: Vec<u64>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    gauntlet::config::parse_duration(s)
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let scenario = gauntlet::scenario::load(&args.scenario)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name, SystemTime::now()));
-    let options = RunOptions {
+    let options = args.plan.apply(RunOptions {
         target: args.target.clone(),
-        duration: args.duration,
-        rate: args.rate,
-        seed: args.seed,
         http2: args.http2,
         load_threads: args.load_threads,
-        quiet: args.quiet,
         monthly_tokens: if args.monthly_tokens.is_empty() {
             RunOptions::default().monthly_tokens
         } else {
             args.monthly_tokens.clone()
         },
         ..RunOptions::default()
-    };
+    });
     // Reject bad --rate/--duration before anything starts.
     engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
-    let mut run_dir = RunDir::create(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
+    let mut run_dir =
+        RunDir::create(&out, args.plan.force).map_err(|e| InvalidInput(e.to_string()))?;
     let raw = if args.raw {
         Some(raw_log(&scenario, &mut run_dir)?)
     } else {

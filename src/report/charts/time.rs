@@ -139,35 +139,63 @@ pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Stri
         .flat_map(|(_, runs)| runs.iter().flatten().map(|(_, v)| *v))
         .chain(targets.iter().map(|t| t.bound_ms))
         .fold(floor, f64::max);
-    let entries = drawn.len() + targets.len();
-    let y_top = with_legend_room(peak * 1.05, entries, size.1);
-    let x_max = x_end(s);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_top)
-            .map_err(err)?;
-        draw_mesh(
-            &mut chart,
-            "time (s)",
-            "latency (ms)",
-            &secs,
-            &|v| format!("{v:.0}"),
-            12,
-        )?;
-        draw_faults(&mut chart, s, y_top)?;
-        for (i, (name, runs)) in drawn.iter().enumerate() {
-            draw_runs(&mut chart, runs, name, series_color(i))?;
+    let chart = LineChart {
+        lines: &drawn,
+        targets: &targets,
+        faults: s,
+        x_max: x_end(s),
+        peak,
+        y_label: "latency (ms)",
+        title: "Latency percentiles over time",
+    };
+    chart.render(size).map(Some)
+}
+
+/// Lines of milliseconds over the run's clock, broken where an interval had no answer, under
+/// dashed SLA targets, with the fault windows of `faults` shaded: the latency chart of one
+/// run, and of several laid over each other.
+pub(super) struct LineChart<'a> {
+    pub lines: &'a [(String, Runs)],
+    pub targets: &'a [super::Target],
+    pub faults: &'a Summary,
+    pub x_max: f64,
+    /// The highest value drawn, targets included.
+    pub peak: f64,
+    pub y_label: &'a str,
+    pub title: &'a str,
+}
+
+impl LineChart<'_> {
+    pub(super) fn render(&self, size: super::Size) -> Result<String, ReportError> {
+        let entries = self.lines.len() + self.targets.len();
+        let y_top = with_legend_room(self.peak * 1.05, entries, size.1);
+        let mut buf = String::new();
+        {
+            let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+            let mut chart = ChartBuilder::on(&root)
+                .margin(12)
+                .x_label_area_size(44)
+                .y_label_area_size(72)
+                .build_cartesian_2d(0.0..self.x_max, 0.0..y_top)
+                .map_err(err)?;
+            draw_mesh(
+                &mut chart,
+                "time (s)",
+                self.y_label,
+                &secs,
+                &|v| format!("{v:.0}"),
+                12,
+            )?;
+            draw_faults(&mut chart, self.faults, y_top)?;
+            for (i, (name, runs)) in self.lines.iter().enumerate() {
+                draw_runs(&mut chart, runs, name, series_color(i))?;
+            }
+            draw_targets(&mut chart, self.targets, (0.0, self.x_max), "p99")?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            root.present().map_err(err)?;
         }
-        draw_targets(&mut chart, &targets, (0.0, x_max), "p99")?;
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-        root.present().map_err(err)?;
+        Ok(finish(buf, self.title))
     }
-    Ok(Some(finish(buf, "Latency percentiles over time")))
 }
 
 /// One band of a stacked chart: the name and its value in each interval.
