@@ -166,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_out(&scenario.name, SystemTime::now()));
+        .unwrap_or_else(|| super::default_out(&scenario.name, "bakeoff-", SystemTime::now()));
     prepare_out(&out, args.plan.force)?;
 
     let runtime = super::runtime()?;
@@ -247,26 +247,4 @@ fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
         .into());
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
-}
-
-/// `reports/<scenario>/bakeoff-<UTC timestamp>/`.
-fn default_out(scenario: &str, now: SystemTime) -> PathBuf {
-    let name: String = scenario
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let stamp: String = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect();
-    PathBuf::from("reports")
-        .join(name)
-        .join(format!("bakeoff-{stamp}"))
 }

@@ -72,3 +72,26 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// `reports/<scenario>/<prefix><UTC timestamp>/`, with the characters file systems dislike
+/// left out of both names.
+fn default_out(scenario: &str, prefix: &str, now: std::time::SystemTime) -> std::path::PathBuf {
+    let name: String = scenario
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stamp: String = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    std::path::PathBuf::from("reports")
+        .join(name)
+        .join(format!("{prefix}{stamp}"))
+}

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_out(&scenario.name, SystemTime::now()));
+        .unwrap_or_else(|| super::default_out(&scenario.name, "", SystemTime::now()));
     let options = args.plan.apply(RunOptions {
         target: args.target.clone(),
         http2: args.http2,
@@ -139,26 +139,6 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// `reports/<scenario>/<UTC timestamp>/`, the timestamp without characters file systems dislike.
-fn default_out(scenario: &str, now: SystemTime) -> PathBuf {
-    let name: String = scenario
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let stamp: String = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect();
-    PathBuf::from("reports").join(name).join(stamp)
 }
 
 fn print_table(run: &Finished, dir: &RunDir) {
