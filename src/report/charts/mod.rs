@@ -277,6 +277,23 @@ pub(crate) fn with_legend_room(peak: f64, entries: usize, height: u32) -> f64 {
 pub(crate) type Chart<'a, 'b> =
     ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
+/// The plot area every chart uses: the same margins and label room, so the charts of a report
+/// line up; `margin_right` leaves room for a last x label that overhangs.
+pub(crate) fn plot<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    margin_right: u32,
+) -> Result<Chart<'a, 'b>, ReportError> {
+    ChartBuilder::on(root)
+        .margin(12)
+        .margin_right(margin_right)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)
+        .map_err(err)
+}
+
 pub(crate) fn draw_mesh(
     chart: &mut Chart<'_, '_>,
     x_desc: &str,

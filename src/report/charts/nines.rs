@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use super::{
     ITL_KEYS, LATENCY_KEYS, TPOT_KEYS, TTFOT_KEYS, TTFT_KEYS, Target, draw_legend, draw_mesh,
-    draw_targets, err, finish, series_color, sla_targets, with_legend_room,
+    draw_targets, err, finish, plot, series_color, sla_targets, with_legend_room,
 };
 use crate::metrics::{Percentiles, Summary};
 use crate::report::ReportError;
@@ -57,13 +57,7 @@ fn draw(
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_min..x_max, 0.0..y_top)
-            .map_err(err)?;
+        let mut chart = plot(&root, x_min..x_max, 0.0..y_top, 40)?;
         // One label per nine: 0%, 90%, 99%, 99.9%...
         let labels = x_max as usize + 1;
         draw_mesh(

@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::{
-    TTFT_KEYS, draw_legend, draw_mesh, draw_targets, err, finish, series_color, sla_targets,
+    TTFT_KEYS, draw_legend, draw_mesh, draw_targets, err, finish, plot, series_color, sla_targets,
     with_legend_room,
 };
 use crate::metrics::{PromptBin, Summary};
@@ -63,13 +63,7 @@ pub fn distribution(s: &Summary, size: super::Size) -> Result<Option<String>, Re
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_min..x_max, 0.0..y_top)
-            .map_err(err)?;
+        let mut chart = plot(&root, x_min..x_max, 0.0..y_top, 40)?;
         draw_mesh(
             &mut chart,
             "prompt tokens (log scale)",
@@ -142,13 +136,7 @@ pub fn ttft_by_length(s: &Summary, size: super::Size) -> Result<Option<String>, 
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_min..x_max, 0.0..y_top)
-            .map_err(err)?;
+        let mut chart = plot(&root, x_min..x_max, 0.0..y_top, 40)?;
         draw_mesh(
             &mut chart,
             "prompt tokens (log scale)",

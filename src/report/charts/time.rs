@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::{
     Chart, FAULT, INK_COLOR, LATENCY_KEYS, SUCCESS, draw_legend, draw_mesh, draw_targets, err,
-    error_color, finish, font, series_color, sla_targets, with_legend_room,
+    error_color, finish, font, plot, series_color, sla_targets, with_legend_room,
 };
 use crate::metrics::{Percentiles, Summary};
 use crate::report::ReportError;
@@ -172,12 +172,7 @@ impl LineChart<'_> {
         let mut buf = String::new();
         {
             let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(44)
-                .y_label_area_size(72)
-                .build_cartesian_2d(0.0..self.x_max, 0.0..y_top)
-                .map_err(err)?;
+            let mut chart = plot(&root, 0.0..self.x_max, 0.0..y_top, 12)?;
             draw_mesh(
                 &mut chart,
                 "time (s)",
@@ -252,12 +247,7 @@ fn stacked_chart(
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0.0..x_end(s), 0.0..y_top)
-            .map_err(err)?;
+        let mut chart = plot(&root, 0.0..x_end(s), 0.0..y_top, 12)?;
         draw_mesh(&mut chart, "time (s)", y_desc, &secs, y_fmt, 12)?;
         draw_stacked(&mut chart, &starts, dt, layers)?;
         // Fault windows over the bands, as outlines plus labels, so the stack stays readable.
