@@ -519,44 +519,25 @@ impl Client {
         payload: Payload,
         reply: Option<&mut String>,
     ) -> Sample {
-        let Payload { out, overrides } = payload;
         let intended_at = t0 + intended;
+        let prepared = self.classes.get(class);
+        // The body is ready before the send is timed: building it is the generator's own
+        // delay, so it shows as schedule lag, not as time the server took.
+        let out = prepared.map(|p| outgoing(p, payload));
         let sent_at = Instant::now();
         let mut sample = Sample::new(
             class,
             intended,
             sent_at.saturating_duration_since(intended_at),
         );
-        let Some(prepared) = self.classes.get(class) else {
-            sample.result = Err(ErrorKind::Malformed);
-            return sample;
-        };
-        let out = match (out, &prepared.feed) {
-            (Some(out), _) => out,
-            (None, None) => Outgoing {
-                body: prepared.body.clone(),
-                session: None,
-            },
-            (None, Some(feed)) => match feed.draft() {
-                Ok(d) => Outgoing {
-                    body: d.body,
-                    session: None,
-                },
-                Err(e) => {
-                    // Only a dataset changed or unreadable since validation gets here.
-                    tracing::warn!("{e}");
-                    sample.result = Err(ErrorKind::Malformed);
-                    return sample;
-                }
-            },
+        let (prepared, out) = match (prepared, out) {
+            (Some(p), Some(Ok(out))) => (p, out),
+            _ => {
+                sample.result = Err(ErrorKind::Malformed);
+                return sample;
+            }
         };
         let exchange = async {
-            // A trace line's output length replaces the class's; its prompt length is carried
-            // in `overrides` but not yet turned into a prompt (the class's own is sent).
-            let out = Outgoing {
-                body: body_with(&out.body, overrides)?,
-                session: out.session,
-            };
             let response = match own.as_deref_mut() {
                 Some(conn) => self.request_on(conn, prepared, &out).await?,
                 None => self.request_pooled(prepared, &out).await?,
@@ -681,19 +662,46 @@ async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKin
     Ok(sender)
 }
 
-/// The body to send: the class's own, shared, unless a trace line changes it; then a copy
-/// built for this request (only traced requests pay for it). `overrides.prompt_tokens` is not
-/// applied here: it is the hook the synthetic prompt generator is wired to.
-fn body_with(body: &Bytes, overrides: Overrides) -> Result<Bytes, ErrorKind> {
-    let Some(max_tokens) = overrides.max_tokens else {
-        return Ok(body.clone());
-    };
+/// A copy of `body` asking for `max_tokens` (a trace line's output length); only traced
+/// requests pay for it.
+fn with_max_tokens(body: &Bytes, max_tokens: u32) -> Result<Bytes, ErrorKind> {
     let mut json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).map_err(|_| ErrorKind::Malformed)?;
     json.insert("max_tokens".into(), max_tokens.into());
     serde_json::to_vec(&json)
         .map(Bytes::from)
         .map_err(|_| ErrorKind::Malformed)
+}
+
+/// The body and session of one exchange: a conversation's own turn, else a draw from the
+/// class's feed, else its prepared body; a trace line's output length replaces the class's (its
+/// prompt length is carried in `overrides` but not yet turned into a prompt).
+fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind> {
+    let out = match (payload.out, &prepared.feed) {
+        (Some(out), _) => out,
+        (None, None) => Outgoing {
+            body: prepared.body.clone(),
+            session: None,
+        },
+        (None, Some(feed)) => match feed.draft() {
+            Ok(d) => Outgoing {
+                body: d.body,
+                session: None,
+            },
+            Err(e) => {
+                // Only a dataset changed or unreadable since validation gets here.
+                tracing::warn!("{e}");
+                return Err(ErrorKind::Malformed);
+            }
+        },
+    };
+    let Some(max_tokens) = payload.overrides.max_tokens else {
+        return Ok(out);
+    };
+    Ok(Outgoing {
+        body: with_max_tokens(&out.body, max_tokens)?,
+        session: out.session,
+    })
 }
 
 /// What one exchange sends beyond the class's prepared request: a body already drawn (a
