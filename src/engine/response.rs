@@ -14,7 +14,8 @@ use serde::de::IgnoredAny;
 use crate::gateway::SHED_HEADER;
 use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::{
-    DONE_DATA, GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, upstream_from_fingerprint,
+    DONE_DATA, GATEWAY_UPSTREAM_HEADER, SseDecoder, UPSTREAM_HEADER, Usage,
+    upstream_from_fingerprint,
 };
 
 /// Error bodies are read only this far (to reuse the connection); nothing in them is needed.
@@ -50,52 +51,16 @@ fn tagged(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty() && *s != "none")
 }
 
-/// The `usage` object as far as gauntlet reads it; the details are optional, as most
-/// providers leave them out.
-#[derive(Deserialize, Clone, Copy, Default)]
-struct LiteUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-#[derive(Deserialize, Clone, Copy, Default)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Deserialize, Clone, Copy, Default)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl LiteUsage {
-    fn reasoning(&self) -> Option<u64> {
-        self.completion_tokens_details
-            .and_then(|d| d.reasoning_tokens)
+/// Writes a response's token counts into the sample. A prompt count of zero is treated as
+/// absent, so the client's own tokenizer count fills it and says so.
+fn apply_usage(u: &Usage, sample: &mut Sample) {
+    sample.prompt_tokens = u64::from(u.prompt_tokens);
+    if u.prompt_tokens > 0 {
+        sample.prompt_tokens_from = TokenSource::Usage;
     }
-
-    /// Writes the token counts into the sample. A prompt count of zero is treated as absent,
-    /// so the client's own tokenizer count fills it and says so.
-    fn apply(&self, sample: &mut Sample) {
-        sample.prompt_tokens = self.prompt_tokens;
-        if self.prompt_tokens > 0 {
-            sample.prompt_tokens_from = TokenSource::Usage;
-        }
-        sample.completion_tokens = self.completion_tokens;
-        sample.cached_tokens = self
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0);
-        sample.reasoning_tokens = self.reasoning().unwrap_or(0);
-    }
+    sample.completion_tokens = u64::from(u.completion_tokens);
+    sample.cached_tokens = u64::from(u.cached_tokens());
+    sample.reasoning_tokens = u64::from(u.reasoning_tokens());
 }
 
 #[derive(Deserialize)]
@@ -104,7 +69,7 @@ struct LiteCompletion<'a> {
     system_fingerprint: Option<Cow<'a, str>>,
     choices: Vec<IgnoredAny>,
     #[serde(default)]
-    usage: Option<LiteUsage>,
+    usage: Option<Usage>,
 }
 
 /// The answer's text, for conversations.
@@ -127,7 +92,7 @@ struct LiteChunk<'a> {
     #[serde(borrow, default)]
     choices: Vec<LiteChoice<'a>>,
     #[serde(default)]
-    usage: Option<LiteUsage>,
+    usage: Option<Usage>,
     /// Some providers report a failure mid-stream as an event with an `error` object.
     #[serde(default)]
     error: Option<IgnoredAny>,
@@ -283,8 +248,8 @@ async fn read_json(
             .and_then(upstream_from_fingerprint)
             .map(|n| resolve(upstreams, n));
     }
-    if let Some(u) = parsed.usage {
-        u.apply(sample);
+    if let Some(u) = &parsed.usage {
+        apply_usage(u, sample);
     }
     Ok(())
 }
@@ -300,7 +265,7 @@ struct StreamState {
     first_delta: Option<Instant>,
     first_output: Option<Instant>,
     last_output: Option<Instant>,
-    usage: Option<LiteUsage>,
+    usage: Option<Usage>,
     fingerprint: Option<Box<str>>,
     failure: Option<ErrorKind>,
 }
@@ -375,9 +340,9 @@ impl StreamState {
     fn tpot(&self) -> Option<Duration> {
         let (first, last) = (self.first_output?, self.last_output?);
         let tokens = match self.usage {
-            Some(u) if u.completion_tokens > 0 => u
-                .completion_tokens
-                .saturating_sub(u.reasoning().unwrap_or(0)),
+            Some(u) if u.completion_tokens > 0 => {
+                u64::from(u.completion_tokens.saturating_sub(u.reasoning_tokens()))
+            }
             _ => self.output_deltas,
         };
         let gaps = u32::try_from(tokens.checked_sub(1)?).ok()?;
@@ -435,7 +400,7 @@ async fn read_stream(
     }
     sample.tpot = state.tpot();
     match state.usage {
-        Some(u) => u.apply(sample),
+        Some(u) => apply_usage(&u, sample),
         // Without usage each delta is taken as one token, as most providers stream them.
         None => {
             sample.completion_tokens = state.output_deltas + state.reasoning_deltas;

@@ -169,9 +169,13 @@ impl Content {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    // Each count defaults to 0: a provider that leaves one out still reports the others.
+    #[serde(default)]
     pub prompt_tokens: u32,
     /// Includes reasoning tokens, which are billed as output.
+    #[serde(default)]
     pub completion_tokens: u32,
+    #[serde(default)]
     pub total_tokens: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
