@@ -179,10 +179,10 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
             return counted(shared, &route.model, error(&e, rate.as_ref()));
         }
     };
+    let top = admission.tiers.get(tier).is_some_and(|t| t.top);
     let priority = Priority {
-        top: admission.tiers.get(tier).is_some_and(|t| t.top),
-        yield_on_429: admission.throttled_by_priority
-            && !admission.tiers.get(tier).is_some_and(|t| t.top),
+        top,
+        yield_on_429: admission.throttled_by_priority && !top,
     };
     let stream = request.is_stream();
     let result = shared
