@@ -845,3 +845,31 @@ fn tiers_get_their_own_table_in_every_report() {
     let term = report::terminal_summary(&plain);
     assert!(!term.lines().any(|l| l.starts_with("tier ")), "{term}");
 }
+
+#[test]
+fn the_terminal_check_table_lines_up() {
+    let text = report::terminal_summary(&fixture::quickstart());
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["PASS ", "FAIL ", "INCONCLUSIVE "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert!(rows.len() >= 2, "{text}");
+    // Every column starts where it does in the first row: status, key, scope, target.
+    let column = |row: &str, word: &str| row.find(word).unwrap_or(usize::MAX);
+    for row in &rows {
+        assert_eq!(
+            column(row, " target "),
+            column(rows[0], " target "),
+            "{text}"
+        );
+        assert_eq!(
+            column(row, "overall").min(column(row, "class:")),
+            38,
+            "the scope starts after a 24-wide key: {row}"
+        );
+    }
+}

@@ -283,7 +283,8 @@ objectives! {
 
 impl std::fmt::Display for SlaKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so a width in a format string lines up the terminal's check table.
+        f.pad(self.as_str())
     }
 }
 
