@@ -798,24 +798,7 @@ async fn openai_python_sdk_waits_as_retry_after_ms_says_and_succeeds() {
         None,
     )
     .await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sdk_retry.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(format!("{}/v1", m.url()))
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK script finishes within 120 s")
-        .unwrap_or_else(|e| panic!("python3 is needed for this test and could not start: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the SDK script failed ({}); `pip install openai` if the package is missing:\n{stderr}",
-        out.status
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the script printed no JSON ({e}):\n{stderr}"));
+    let report = crate::support::python_sdk("sdk_retry.py", &format!("{}/v1", m.url())).await;
 
     let drained = report["drained"].as_u64().expect("drained");
     assert!(drained >= 40, "the key allows 40 at once: {report}");

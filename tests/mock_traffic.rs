@@ -320,24 +320,7 @@ async fn tool_call_and_reasoning_streams_parse_with_the_openai_python_sdk() {
         None,
     )
     .await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sdk_tools.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(format!("{}/v1", m.url()))
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK script finishes within 120 s")
-        .unwrap_or_else(|e| panic!("python3 is needed for this test and could not start: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the SDK script failed ({}):\n{stderr}",
-        out.status
-    );
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the script printed no JSON ({e}):\n{stderr}"));
+    let report = crate::support::python_sdk("sdk_tools.py", &format!("{}/v1", m.url())).await;
 
     let stream = &report["stream"];
     assert_eq!(stream["finish"], "tool_calls", "{report}");

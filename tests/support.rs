@@ -524,3 +524,27 @@ impl TestClient {
         .await
     }
 }
+
+/// Runs `tests/py/SCRIPT` with python3 against `base_url` (an OpenAI base URL ending in `/v1`)
+/// and reads the JSON report it prints. The test fails, never skips, when python3 or the
+/// `openai` package is missing (`.ci/run` installs both).
+pub async fn python_sdk(script: &str, base_url: &str) -> serde_json::Value {
+    let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new("python3")
+        .arg(&path)
+        .arg(base_url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the SDK script finishes within 120 s")
+        .unwrap_or_else(|e| panic!("python3 is needed for this test and could not start: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed ({}); `pip install openai` if the package is missing:\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stderr}"))
+}

@@ -296,20 +296,7 @@ url = "{}"
         u.url()
     );
     let gw = gateway(&cfg).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sdk_retry.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(format!("{}/v1", gw.url()))
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK script finishes within 120 s")
-        .unwrap_or_else(|e| panic!("python3 is needed for this test and could not start: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the script printed no JSON ({e}):\n{stderr}"));
+    let report = crate::support::python_sdk("sdk_retry.py", &format!("{}/v1", gw.url())).await;
     // 50 at once, and one more for every 1.2 s the draining took on a busy machine.
     let drained = report["drained"].as_u64().unwrap();
     assert!(
