@@ -107,7 +107,8 @@ pub enum ProxyError {
     Internal(String),
 }
 
-fn describe(tried: &[(String, String)]) -> String {
+/// The upstreams a request passed over, each with why.
+pub(super) fn describe(tried: &[(String, String)]) -> String {
     if tried.is_empty() {
         return "no upstream could be tried".into();
     }

@@ -15,7 +15,7 @@ use super::admission::{PoolSlot, ShedReason};
 use super::breaker::Permit;
 use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
-use super::error::ProxyError;
+use super::error::{ProxyError, describe};
 use super::metrics::{Metrics, RouteMetrics};
 use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream};
 
@@ -428,6 +428,16 @@ impl<'r> Dispatch<'r> {
         Ok(())
     }
 
+    /// The soonest an upstream asked to be tried again.
+    fn wait_hint(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.standing
+            .iter()
+            .filter_map(|s| s.not_before)
+            .map(|t| t.saturating_duration_since(now))
+            .min()
+    }
+
     /// The error the client gets, naming every upstream passed over and why.
     fn give_up(self, why: GiveUp) -> Unserved {
         let route = self.route;
@@ -462,50 +472,21 @@ impl<'r> Dispatch<'r> {
                         } else {
                             " for this tier (capacity is reserved for higher tiers)"
                         },
-                        describe_tried(&self.tried)
+                        describe(&self.tried)
                     ),
                     retry_after: reason.retry_after(),
                 }
             }
-            GiveUp::Unavailable => {
-                let now = Instant::now();
-                let retry_after = self
-                    .standing
-                    .iter()
-                    .filter_map(|s| s.not_before)
-                    .map(|t| t.saturating_duration_since(now))
-                    .min();
-                ProxyError::AllUnavailable {
-                    model: route.model.clone(),
-                    tried: self.tried,
-                    retry_after,
-                }
-            }
+            GiveUp::Unavailable => ProxyError::AllUnavailable {
+                model: route.model.clone(),
+                retry_after: self.wait_hint(),
+                tried: self.tried,
+            },
         };
         Unserved {
             error,
             attempts: self.attempts,
         }
-    }
-}
-
-fn describe_tried(tried: &[(String, String)]) -> String {
-    tried
-        .iter()
-        .map(|(u, why)| format!("{u} ({why})"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl Dispatch<'_> {
-    /// The soonest an upstream asked to be tried again.
-    fn wait_hint(&self) -> Option<Duration> {
-        let now = Instant::now();
-        self.standing
-            .iter()
-            .filter_map(|s| s.not_before)
-            .map(|t| t.saturating_duration_since(now))
-            .min()
     }
 }
 
