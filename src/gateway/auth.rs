@@ -16,7 +16,6 @@ use super::ratelimit::KeyLimiter;
 #[derive(Debug)]
 pub struct KeyEntry {
     key: Vec<u8>,
-    pub tier: String,
     /// The tier's index in admission.
     pub tier_index: usize,
     pub limiter: KeyLimiter,
@@ -38,7 +37,6 @@ impl Keys {
                 .iter()
                 .map(|k| KeyEntry {
                     key: k.key.as_bytes().to_vec(),
-                    tier: k.tier.clone(),
                     tier_index: tier_index(&k.tier),
                     limiter: KeyLimiter::new(k.rpm, k.tpm),
                     concurrency: k
@@ -101,7 +99,8 @@ mod tests {
                 tpm: None,
                 max_concurrent: None,
             }],
-            |_| 1,
+            // Tier indexes as admission numbers them: pro is 1 here.
+            |t| usize::from(t == "pro"),
             true,
         )
     }
@@ -115,7 +114,11 @@ mod tests {
         let e = k.authenticate(&h).unwrap_err();
         assert!(!e.to_string().contains("gk-2"));
         h.insert("authorization", HeaderValue::from_static("bearer gk-1"));
-        assert_eq!(k.authenticate(&h).unwrap().unwrap().tier, "pro");
+        assert_eq!(
+            k.authenticate(&h).unwrap().unwrap().tier_index,
+            1,
+            "the pro tier"
+        );
         h.append("authorization", HeaderValue::from_static("Bearer gk-1"));
         assert!(k.authenticate(&h).is_err());
     }

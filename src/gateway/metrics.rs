@@ -50,6 +50,8 @@ pub const SHED_REASONS: [&str; 3] = ["tier", "concurrency", "capacity"];
 #[derive(Debug, Clone)]
 pub struct TierMetrics {
     pub requests: Counter,
+    /// Refused by the key's own per-minute limits.
+    pub rate_limited: Counter,
     /// One per [`SHED_REASONS`].
     pub shed: [Counter; 3],
     pub queue_wait: Histogram,
@@ -287,6 +289,7 @@ impl Metrics {
         };
         TierMetrics {
             requests: self.tier_requests.get_or_create_owned(&t),
+            rate_limited: self.rate_limited.get_or_create_owned(&t),
             shed: SHED_REASONS.map(shed),
             queue_wait: self.tier_queue_wait.get_or_create_owned(&t),
             in_flight: self.tier_in_flight.get_or_create_owned(&t),
@@ -311,14 +314,6 @@ impl Metrics {
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
                 status: status.to_string(),
-            })
-            .inc();
-    }
-
-    pub fn rate_limited(&self, tier: &str) {
-        self.rate_limited
-            .get_or_create(&TierLabels {
-                tier: tier.to_string(),
             })
             .inc();
     }

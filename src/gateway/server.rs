@@ -153,7 +153,9 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
         match k.limiter.check(tokens, arrived.into_std()) {
             Ok(info) => rate = Some(info),
             Err(refusal) => {
-                shared.metrics.rate_limited(&k.tier);
+                if let Some(t) = shared.admission.tiers.get(k.tier_index) {
+                    t.metrics.rate_limited.inc();
+                }
                 let e = ProxyError::RateLimited {
                     message: refusal.message(&request.model),
                     retry_after: refusal.retry_after,
