@@ -219,7 +219,7 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
                 && let Some(t) = admission.tiers.get(tier)
             {
                 // Counted here: the router sheds without knowing the tier's handles.
-                let _ = t.shed(*reason, String::new());
+                t.count_shed(*reason);
             } else {
                 tracing::warn!(route = %route.model, error = %e, "request not served");
             }
