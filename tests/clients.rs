@@ -176,7 +176,7 @@ async fn gateway_to(url: &str, api_key: Option<&str>, extra: &str) -> GatewayHan
         .unwrap_or_else(|e| panic!("{e}\n---\n{toml}"));
     // Set on the compiled config: a test cannot set the environment variable a file names
     // without racing the tests running beside it.
-    config.upstreams[0].api_key = api_key.map(str::to_string);
+    config.upstreams[0].api_key = api_key.map(gauntlet::config::Secret::new);
     gauntlet::gateway::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()

@@ -167,7 +167,7 @@ fn quickstart_loads_into_the_expected_typed_values() {
             ("deepseek-r1", "premium", "qwen"),
         ]
     );
-    assert_eq!(gateway.keys()[0].key, "gk-standard-demo");
+    assert_eq!(gateway.keys()[0].key.expose(), "gk-standard-demo");
     for (u, profile) in s.upstreams.iter().zip(PROFILES) {
         let file = dir
             .path()

@@ -2,7 +2,7 @@
 //! literal or `"env:NAME"`, and a type that never prints its value.
 
 /// A value that must never be printed, logged or written into a report.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
 
 impl Secret {

@@ -377,7 +377,10 @@ mod tests {
         let names = ShedReason::ALL.map(ShedReason::as_str);
         assert_eq!(names, crate::gateway::metrics::SHED_REASONS);
         for (i, r) in ShedReason::ALL.iter().enumerate() {
-            assert_eq!(*r as usize, i, "count_shed indexes the counters by the reason");
+            assert_eq!(
+                *r as usize, i,
+                "count_shed indexes the counters by the reason"
+            );
         }
     }
 

@@ -36,7 +36,7 @@ impl Keys {
             entries: keys
                 .iter()
                 .map(|k| KeyEntry {
-                    key: k.key.as_bytes().to_vec(),
+                    key: k.key.expose().as_bytes().to_vec(),
                     tier_index: tier_index(&k.tier),
                     limiter: KeyLimiter::new(k.rpm, k.tpm),
                     concurrency: k
@@ -93,7 +93,7 @@ mod tests {
     fn keys() -> Keys {
         Keys::new(
             &[KeyConfig {
-                key: "gk-1".into(),
+                key: crate::config::Secret::new("gk-1"),
                 tier: "pro".into(),
                 rpm: None,
                 tpm: None,

@@ -81,7 +81,7 @@ impl Upstream {
         let auth = match &cfg.api_key {
             None => None,
             Some(k) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {k}")).ok()?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok()?;
                 v.set_sensitive(true);
                 Some(v)
             }

@@ -577,10 +577,10 @@ fn assign_tiers(
     let declared: Vec<&Spanned<RawRequest>> =
         raw.requests.iter().flat_map(|r| r.get_ref()).collect();
     for class in requests.iter_mut() {
-        let key = class.api_key.as_ref().map(|k| k.expose().to_string());
-        let from_key = key
-            .as_deref()
-            .and_then(|k| gw.tier_of(k))
+        let from_key = class
+            .api_key
+            .as_ref()
+            .and_then(|k| gw.tier_of(k.expose()))
             .map(str::to_string);
         match (&class.tier, from_key) {
             (Some(said), Some(is)) if *said != is => {

@@ -47,8 +47,7 @@ pub(super) fn compile_upstreams(
         let api_key = u
             .api_key
             .as_ref()
-            .and_then(|v| check.secret(v, &format!("{key}.api_key")))
-            .map(|s| s.expose().to_string());
+            .and_then(|v| check.secret(v, &format!("{key}.api_key")));
         let max_concurrent = u
             .max_concurrent
             .as_ref()
@@ -387,9 +386,7 @@ fn compile_keys(
             check.old_env_key(old, &format!("{key}.key_env"), "key");
         }
         let value = match &rk.key {
-            Some(v) => check
-                .secret(v, &format!("{key}.key"))
-                .map(|s| s.expose().to_string()),
+            Some(v) => check.secret(v, &format!("{key}.key")),
             None => {
                 if rk.key_env.is_none() {
                     check.error(

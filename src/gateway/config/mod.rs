@@ -1,7 +1,7 @@
 //! The gateway's configuration: raw TOML shapes (with spans) and their compilation into typed
 //! settings, either from a standalone file or from a scenario's `[gateway]` table.
 
-use std::fmt;
+use crate::config::Secret;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
@@ -35,27 +35,16 @@ pub struct Config {
 }
 
 /// A provider the gateway forwards to.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     pub name: String,
     /// Base URL (`http://host:port` or `http://host:port/v1`).
     pub url: String,
     /// The key sent upstream as `Authorization: Bearer ...`.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Requests this upstream may have in flight at once (its slots); `None`: the
     /// `[admission] upstream_max_concurrent` default, or unbounded.
     pub max_concurrent: Option<NonZeroU32>,
-}
-
-impl fmt::Debug for UpstreamConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamConfig")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("max_concurrent", &self.max_concurrent)
-            .finish()
-    }
 }
 
 /// The tier a key without `tier` belongs to.
@@ -139,27 +128,14 @@ impl Default for AdmissionConfig {
 
 /// A client API key with its tier and limits (`None`: unlimited), its tier's defaults
 /// already applied where it set nothing of its own.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyConfig {
-    pub key: String,
+    pub key: Secret,
     /// The name of one of [`Config::tiers`].
     pub tier: String,
     pub rpm: Option<NonZeroU32>,
     pub tpm: Option<NonZeroU32>,
     pub max_concurrent: Option<NonZeroU32>,
-}
-
-impl fmt::Debug for KeyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Keys are secrets: never print them, even in debug output.
-        f.debug_struct("KeyConfig")
-            .field("key", &"<redacted>")
-            .field("tier", &self.tier)
-            .field("rpm", &self.rpm)
-            .field("tpm", &self.tpm)
-            .field("max_concurrent", &self.max_concurrent)
-            .finish()
-    }
 }
 
 /// A public model name and where its requests go.
@@ -351,7 +327,7 @@ impl EmbeddedConfig {
         self.settings
             .keys
             .iter()
-            .find(|k| k.key == key)
+            .find(|k| k.key.expose() == key)
             .map(|k| k.tier.as_str())
     }
 
@@ -607,10 +583,18 @@ url = "http://127.0.0.1:9002/v1"
         let literal = text.replace(&format!("env:{var}"), "gk-pro");
         let c = parse(&literal).unwrap();
         assert_eq!(
-            (c.keys[0].key.as_str(), c.keys[0].tier.as_str()),
+            (c.keys[0].key.expose(), c.keys[0].tier.as_str()),
             ("gk-pro", "pro")
         );
-        assert_eq!(c.upstreams[0].api_key.as_deref(), Some("up-literal"));
+        assert_eq!(
+            c.upstreams[0].api_key.as_ref().map(Secret::expose),
+            Some("up-literal")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("gk-pro") && !shown.contains("up-literal"),
+            "debug output shows a secret: {shown}"
+        );
 
         let old = "keys = [{ key_env = \"GK\" }]\nroutes = [{ model = \"m\", targets = [\"a\"] }]\n\
                    [[upstreams]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\napi_key_env = \"UP\"\n";
