@@ -32,15 +32,6 @@ impl Price {
             + t.completion as f64 * self.output_per_m)
             / 1e6
     }
-
-    /// Price of one token of a request with this input/output mix.
-    fn per_token(&self, prompt: f64, completion: f64) -> f64 {
-        let total = prompt + completion;
-        if total <= 0.0 {
-            return 0.0;
-        }
-        (prompt * self.input_per_m + completion * self.output_per_m) / 1e6 / total
-    }
 }
 
 /// The monthly volumes a startup asks about when no `--monthly-tokens` is given.
@@ -165,19 +156,17 @@ fn failover_extra(summary: &Summary, prices: &BTreeMap<String, Price>) -> f64 {
             .iter()
             .filter(|c| w.affected_classes.contains(&c.name))
         {
+            // A served request's price, averaged over the class: prices are linear in tokens, so
+            // the class's totals priced once and divided give the mean, cached prompt included.
             let ok = class.stats.successes.max(1) as f64;
-            let prompt = class.stats.tokens.prompt as f64 / ok;
-            let completion = class.stats.tokens.completion as f64 / ok;
-            let per_request_tokens = prompt + completion;
+            let usual_usd = usual.of(&class.stats.tokens) / ok;
             for iv in overlapping(summary, start, end) {
                 let Some(st) = iv.classes.get(&class.name) else {
                     continue;
                 };
                 for (name, &n) in st.served_by.iter().filter(|(n, _)| **n != w.upstream) {
                     if let Some(p) = prices.get(name) {
-                        let delta =
-                            p.per_token(prompt, completion) - usual.per_token(prompt, completion);
-                        extra += delta * per_request_tokens * n as f64;
+                        extra += (p.of(&class.stats.tokens) / ok - usual_usd) * n as f64;
                     }
                 }
             }
@@ -298,6 +287,48 @@ mod tests {
             c.failover_extra_usd
         );
         assert_eq!(s.upstreams[1].cost_usd, Some(25_600.0 * 2.5 / 1e6));
+    }
+
+    #[test]
+    fn failover_to_an_upstream_without_a_cache_price_costs_the_cache_discount() {
+        // Same list prices, but only `a` discounts cached prompt tokens: every request moved
+        // to `b` pays full price for the half of its prompt `a` would have served from cache.
+        let mut s = outage_summary();
+        let served = s.classes[0].stats.successes;
+        s.classes[0].stats.tokens = Tokens {
+            prompt: served * 100,
+            completion: served * 10,
+            cached: served * 50,
+            ..Tokens::default()
+        };
+        s.faults = analyze(
+            &s,
+            &[FaultAttempt::applied(
+                "a",
+                "outage",
+                (secs(8), secs(14)),
+                secs(8),
+                Some(secs(14)),
+            )],
+            0.99,
+        );
+        let at = |cached| Price {
+            input_per_m: 1.0,
+            output_per_m: 1.0,
+            cached_input_per_m: cached,
+        };
+        let prices = BTreeMap::from([
+            ("a".to_string(), at(Some(0.1))),
+            ("b".to_string(), at(None)),
+        ]);
+        let c = price(&mut s, &prices, &DEFAULT_MONTHLY_TOKENS, &[]).unwrap();
+        // 540 requests moved, 50 cached tokens each, 0.9 $/M more per cached token.
+        let extra = 540.0 * 50.0 * 0.9 / 1e6;
+        assert!(
+            (c.failover_extra_usd - extra).abs() < 1e-9,
+            "{}",
+            c.failover_extra_usd
+        );
     }
 
     #[test]
