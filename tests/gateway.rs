@@ -20,6 +20,21 @@ async fn primary_503_is_served_by_the_fallback_in_two_attempts() {
     assert_eq!(f.models(), vec!["m".to_string()]);
 }
 
+/// Tools of a kind the gateway's own types do not model, a response format newer than it and
+/// sampling fields are the upstream's to judge: the gateway routes on model and messages and
+/// relays the client's bytes untouched.
+#[tokio::test]
+async fn fields_the_gateway_does_not_model_are_relayed_byte_for_byte() {
+    let (p, _f, gw) = failover("").await;
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"run it"}],"tools":[{"type":"custom","custom":{"name":"run_sql","format":{"type":"grammar","syntax":"lark","definition":"start: /.+/"}}}],"tool_choice":{"type":"allowed_tools","mode":"auto","tools":[{"type":"custom","name":"run_sql"}]},"response_format":{"type":"json_schema_v9"},"temperature":0.2,"seed":7}"#;
+    let r = TestClient::new()
+        .post(&gw.url(), "/v1/chat/completions", None, body.to_string())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-gateway-upstream"), "primary");
+    assert_eq!(p.bodies(), vec![bytes::Bytes::from_static(body.as_bytes())]);
+}
+
 #[tokio::test]
 async fn hanging_primary_times_out_per_attempt_then_fails_over() {
     let extra = "[timeouts]\nfirst_byte = \"300ms\"\ntotal = \"20s\"\n";

@@ -217,6 +217,8 @@ struct Seen {
     /// The `model` field of each chat request.
     models: Vec<String>,
     authorization: Vec<Option<String>>,
+    /// Each chat request's body as it arrived.
+    bodies: Vec<Bytes>,
 }
 
 #[derive(Debug)]
@@ -256,6 +258,10 @@ impl TestUpstream {
     pub fn models(&self) -> Vec<String> {
         self.state.seen.lock().unwrap().models.clone()
     }
+    /// The chat request bodies received, byte for byte.
+    pub fn bodies(&self) -> Vec<Bytes> {
+        self.state.seen.lock().unwrap().bodies.clone()
+    }
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.state.seen.lock().unwrap().authorization.clone()
     }
@@ -294,6 +300,7 @@ async fn upstream_answer(state: Arc<UpState>, req: Received) -> Response<Body> {
         let mut seen = state.seen.lock().unwrap();
         seen.models.push(model.clone());
         seen.authorization.push(auth);
+        seen.bodies.push(req.body.clone());
     }
     let mode = state
         .script

@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::openai::{
-    ChatRequest, GATEWAY_ATTEMPTS_HEADER, GATEWAY_UPSTREAM_HEADER, ModelInfo, ModelList,
-    RateLimitHeaders, estimate_prompt_tokens, unix_now, write_retry_after,
+    GATEWAY_ATTEMPTS_HEADER, GATEWAY_UPSTREAM_HEADER, ModelInfo, ModelList, RateLimitHeaders,
+    RoutedRequest, estimate_prompt_tokens, unix_now, write_retry_after,
 };
 
 use super::admission::{Admission, SHED_HEADER};
@@ -122,7 +122,7 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
             return counted(shared, "", error(&e, None));
         }
     };
-    let request: ChatRequest = match serde_json::from_slice(&bytes) {
+    let request: RoutedRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
             let api = crate::openai::ApiError::from_json_error(&e);

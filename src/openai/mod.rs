@@ -23,7 +23,7 @@ pub use types::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice,
     CompletionTokensDetails, Content, ContentPart, Delta, FunctionCall, FunctionDef,
     JsonSchemaFormat, Message, ModelInfo, ModelList, PromptTokensDetails, ResponseFormat,
-    StreamOptions, Tool, ToolCall, ToolCallDelta, Usage, estimate_prompt_tokens,
+    RoutedRequest, StreamOptions, Tool, ToolCall, ToolCallDelta, Usage, estimate_prompt_tokens,
 };
 
 pub use wire::{

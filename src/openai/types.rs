@@ -42,6 +42,33 @@ impl ChatRequest {
     }
 }
 
+/// What a router reads of a chat request: where it goes, whether it streams, and what it may
+/// cost. A gateway relays the client's bytes, so it must not refuse a request over a field it
+/// does not use: tools, `response_format` and every field newer than this code are skipped
+/// unparsed here (the upstream judges them), which also keeps them off the gateway's hot path.
+#[derive(Debug, Deserialize)]
+pub struct RoutedRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
+}
+
+impl RoutedRequest {
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// The completion budget, read as [`ChatRequest::max_completion`] reads it.
+    pub fn max_completion(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+}
+
 /// A tool the model may call; only functions exist in the chat API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tool {
