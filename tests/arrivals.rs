@@ -1,12 +1,15 @@
 //! Arrivals from a recorded trace: a replay sends each line at its recorded time (over the
-//! speed), as the class it names, with its recorded output length as `max_tokens`; and a
+//! speed), as the class it names, with its recorded output length as `max_tokens` and a
+//! synthetic prompt of its recorded prompt length; and a
 //! gamma scenario loads with its burstiness.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gauntlet::engine::{self, RunOptions};
+use gauntlet::openai::Message;
 use gauntlet::scenario::{Arrival, StageLoad};
+use gauntlet::tokenizer::{Encoding, Tokenizer};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -111,8 +114,25 @@ fn check_bodies(bodies: &[Value]) {
         })
         .collect();
     assert_eq!(got, EXPECTED);
-    // The rest of the class's request is untouched by the override.
-    assert_eq!(bodies[1]["messages"][0]["content"], "summarise this");
+    // A line without a prompt length sends its class's own prompt.
+    assert_eq!(bodies[2]["messages"][0]["content"], "hi");
+    assert_eq!(bodies[4]["messages"][0]["content"], "summarise this");
+    // A line with one sends a prompt of that many tokens, as a provider's tokenizer counts it.
+    let tokenizer = Tokenizer::new(Encoding::O200k).unwrap();
+    for (line, recorded) in [(0, 40), (1, 900), (3, 1200), (5, 10)] {
+        let messages: Vec<Message> =
+            serde_json::from_value(bodies[line]["messages"].clone()).unwrap();
+        assert_eq!(
+            tokenizer.count_messages(&messages),
+            recorded,
+            "line {line}: {messages:?}"
+        );
+    }
+    // Each line its own words: no two lines share a prefix a provider's cache would serve.
+    assert_ne!(
+        bodies[1]["messages"][0]["content"].as_str().unwrap()[..40],
+        bodies[3]["messages"][0]["content"].as_str().unwrap()[..40]
+    );
 }
 
 /// Each arrival's offset from the first, against the trace's offsets over `speed`, within a

@@ -20,8 +20,9 @@ use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
-use crate::tokenizer::{Encoding, Tokenizer};
+use crate::tokenizer::{Encoding, MESSAGE_OVERHEAD, Tokenizer};
 use crate::workload::Feed;
+use crate::workload::synthetic_text;
 
 /// Bodies beyond this are `malformed`: a broken server must not make the client hoard memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -94,6 +95,9 @@ struct Prepared {
 struct Outgoing {
     body: Bytes,
     session: Option<HeaderValue>,
+    /// Prompt tokens known as the body was built (a trace line's synthetic prompt); else they
+    /// are counted from the body when the answer's usage does not say.
+    prompt_tokens: Option<u64>,
 }
 
 impl Prepared {
@@ -453,6 +457,7 @@ impl Client {
             let out = Outgoing {
                 body: draft.body,
                 session: session.clone(),
+                prompt_tokens: None,
             };
             let mut answer = String::new();
             let own = (!pooled).then_some(&mut *conn);
@@ -573,9 +578,10 @@ impl Client {
             sample.prompt_tokens_from = TokenSource::Usage;
         } else if sample.result.is_ok() {
             // Only when the answer's usage did not say: the tokenizer's count of what was sent.
-            sample.prompt_tokens = match &prepared.feed {
-                Some(feed) => feed.count_body(&out.body),
-                None => prepared.fixed_prompt_tokens(),
+            sample.prompt_tokens = match (out.prompt_tokens, &prepared.feed) {
+                (Some(known), _) => known,
+                (None, Some(feed)) => feed.count_body(&out.body),
+                (None, None) => prepared.fixed_prompt_tokens(),
             };
         }
         sample
@@ -662,31 +668,22 @@ async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKin
     Ok(sender)
 }
 
-/// A copy of `body` asking for `max_tokens` (a trace line's output length); only traced
-/// requests pay for it.
-fn with_max_tokens(body: &Bytes, max_tokens: u32) -> Result<Bytes, ErrorKind> {
-    let mut json: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|_| ErrorKind::Malformed)?;
-    json.insert("max_tokens".into(), max_tokens.into());
-    serde_json::to_vec(&json)
-        .map(Bytes::from)
-        .map_err(|_| ErrorKind::Malformed)
-}
-
 /// The body and session of one exchange: a conversation's own turn, else a draw from the
-/// class's feed, else its prepared body; a trace line's output length replaces the class's (its
-/// prompt length is carried in `overrides` but not yet turned into a prompt).
+/// class's feed, else its prepared body; then what a trace line recorded replaces the class's
+/// own: its output length, and its prompt length as synthetic text.
 fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind> {
     let out = match (payload.out, &prepared.feed) {
         (Some(out), _) => out,
         (None, None) => Outgoing {
             body: prepared.body.clone(),
             session: None,
+            prompt_tokens: None,
         },
         (None, Some(feed)) => match feed.draft() {
             Ok(d) => Outgoing {
                 body: d.body,
                 session: None,
+                prompt_tokens: None,
             },
             Err(e) => {
                 // Only a dataset changed or unreadable since validation gets here.
@@ -695,12 +692,33 @@ fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind
             }
         },
     };
-    let Some(max_tokens) = payload.overrides.max_tokens else {
+    let o = payload.overrides;
+    if o.max_tokens.is_none() && o.prompt_tokens.is_none() {
         return Ok(out);
-    };
+    }
+    let mut json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.body).map_err(|_| ErrorKind::Malformed)?;
+    if let Some(max_tokens) = o.max_tokens {
+        // The newer field would win at the server over the recorded length.
+        json.remove("max_completion_tokens");
+        json.insert("max_tokens".into(), max_tokens.into());
+    }
+    let mut prompt_tokens = out.prompt_tokens;
+    if let Some(n) = o.prompt_tokens {
+        // One message carries the whole recorded length: its text plus the message's overhead.
+        let words = u64::from(n).saturating_sub(MESSAGE_OVERHEAD);
+        let text = synthetic_text(usize::try_from(words).unwrap_or(0), o.line);
+        json.insert(
+            "messages".into(),
+            serde_json::json!([{ "role": "user", "content": text }]),
+        );
+        prompt_tokens = Some(words + MESSAGE_OVERHEAD);
+    }
+    let body = serde_json::to_vec(&json).map_err(|_| ErrorKind::Malformed)?;
     Ok(Outgoing {
-        body: with_max_tokens(&out.body, max_tokens)?,
+        body: Bytes::from(body),
         session: out.session,
+        prompt_tokens,
     })
 }
 

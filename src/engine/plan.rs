@@ -123,10 +123,12 @@ impl Plan {
 /// What one request sends apart from its class's own values: a trace line's recorded sizes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// HOOK(prompt_tokens): the recorded prompt length. Carried to the client but not applied
-    /// yet: the synthetic prompt generator (src/workload) turns it into a prompt of that many
-    /// tokens once it is merged; until then the class's own prompt is sent.
+    /// The recorded prompt length: the request's messages become one user message of
+    /// synthetic text of this many tokens (per-message overhead included).
     pub prompt_tokens: Option<u32>,
+    /// Seeds that text: the trace line's index, so every line sends its own words (a shared
+    /// text would hand the provider's prefix cache hits no real traffic gets).
+    pub line: u64,
     /// Replaces the class's `max_tokens` in the body.
     pub max_tokens: Option<u32>,
 }
@@ -207,6 +209,7 @@ impl Iterator for Arrivals {
                 if !t.is_finite() || t >= *duration {
                     return None;
                 }
+                let index = *next as u64;
                 *next += 1;
                 Some(PlannedSend {
                     at: *start + Duration::from_secs_f64(t.max(0.0)),
@@ -214,6 +217,7 @@ impl Iterator for Arrivals {
                     overrides: Overrides {
                         prompt_tokens: line.prompt_tokens,
                         max_tokens: line.max_tokens,
+                        line: index,
                     },
                 })
             }
