@@ -107,24 +107,65 @@ impl Tokenizer {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// Tokens of `text`, remembered by this thread: load repeats its prompts (a class's one
+    /// prompt, a dataset's lines, a conversation's history resent each turn), and a repeat
+    /// then costs a hash lookup instead of a BPE pass over the whole text.
+    pub fn count_remembered(&self, text: &str) -> u64 {
+        // Below this a BPE pass costs about what the lookup does.
+        const WORTH_REMEMBERING: usize = 24;
+        if text.len() < WORTH_REMEMBERING || text.len() > MEMO_BYTES {
+            return self.count(text);
+        }
+        MEMO.with_borrow_mut(|memo| {
+            let slot = self.encoding as usize;
+            if let Some(&n) = memo.counts[slot].get(text) {
+                return n;
+            }
+            let n = self.count(text);
+            if memo.bytes + text.len() > MEMO_BYTES {
+                // Forgetting everything at once is crude but bounded, and a run's repeated
+                // texts are back after one pass.
+                *memo = Memo::default();
+            }
+            memo.bytes += text.len();
+            memo.counts[slot].insert(text.into(), n);
+            n
+        })
+    }
+
+    /// Prompt tokens of one chat message: its text plus the fixed per-message overhead.
+    pub fn count_message(&self, m: &Message) -> u64 {
+        MESSAGE_OVERHEAD
+            + match &m.content {
+                Some(Content::Text(t)) => self.count_remembered(t),
+                Some(Content::Parts(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.text.as_deref())
+                    .map(|t| self.count_remembered(t))
+                    .sum(),
+                None => 0,
+            }
+    }
+
     /// Prompt tokens of a chat: content tokens plus a fixed overhead per message.
     pub fn count_messages(&self, messages: &[Message]) -> u64 {
-        messages
-            .iter()
-            .map(|m| {
-                MESSAGE_OVERHEAD
-                    + match &m.content {
-                        Some(Content::Text(t)) => self.count(t),
-                        Some(Content::Parts(parts)) => parts
-                            .iter()
-                            .filter_map(|p| p.text.as_deref())
-                            .map(|t| self.count(t))
-                            .sum(),
-                        None => 0,
-                    }
-            })
-            .sum()
+        messages.iter().map(|m| self.count_message(m)).sum()
     }
+}
+
+/// Text a thread remembers the counts of, at most (then it starts over).
+const MEMO_BYTES: usize = 8 << 20;
+
+/// Counts of texts seen, one map per encoding.
+#[derive(Default)]
+struct Memo {
+    counts: [std::collections::HashMap<Box<str>, u64>; 2],
+    bytes: usize,
+}
+
+thread_local! {
+    // Per thread, so counting never waits on a lock shared by a server's workers.
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::default();
 }
 
 #[cfg(test)]
@@ -143,6 +184,29 @@ mod tests {
         // The vocabularies differ: a long word splits differently.
         let text = "Supercalifragilisticexpialidocious antidisestablishmentarianism";
         assert!(t.count(text) > 4 && c.count(text) > 4);
+    }
+
+    #[test]
+    fn a_remembered_count_is_the_count() {
+        for enc in [Encoding::O200k, Encoding::Cl100k] {
+            let t = Tokenizer::new(enc).unwrap();
+            let text = "Summarise the attached quarterly report in three bullet points.";
+            let first = t.count_remembered(text);
+            assert_eq!(first, t.count(text));
+            // Asked again (now from memory), and under the other vocabulary's entry.
+            assert_eq!(t.count_remembered(text), first);
+        }
+        let o = Tokenizer::new(Encoding::O200k).unwrap();
+        let c = Tokenizer::new(Encoding::Cl100k).unwrap();
+        // o200k has far more Cyrillic merges than cl100k.
+        let text = "Привет, как дела? Это тестовое сообщение для подсчёта токенов.".repeat(2);
+        assert_eq!(o.count_remembered(&text), o.count(&text));
+        assert_eq!(c.count_remembered(&text), c.count(&text));
+        assert_ne!(
+            o.count(&text),
+            c.count(&text),
+            "the vocabularies split it alike"
+        );
     }
 
     #[test]

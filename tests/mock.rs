@@ -7,6 +7,7 @@ use gauntlet::mock::{
     ControlClient, FaultKind, FaultKindName, FaultSpec, RateLimitCode, RawFault, RequestOutcome,
 };
 use gauntlet::openai::{ChatChunk, ChatCompletion};
+use gauntlet::tokenizer::{Encoding, Tokenizer};
 
 use crate::support::{
     RawReply, chat_body, instant_profile, post_chat, profile, raw, start_mock, start_mock_named,
@@ -43,6 +44,34 @@ fn content_chunks(chunks: &[ChatChunk]) -> usize {
         .count()
 }
 
+/// A provider bills the tokens of its own vocabulary: the same Russian prompt is fewer
+/// tokens at an o200k provider than at a cl100k one, and each mock reports exactly its count.
+#[tokio::test]
+async fn prompt_tokens_are_counted_in_the_profiles_vocabulary() {
+    let text = "Привет, как дела? Это тестовое сообщение для подсчёта токенов.";
+    let body = serde_json::json!({"model": "m", "max_tokens": 1,
+        "messages": [{"role": "user", "content": text}]})
+    .to_string();
+    let mut counts = Vec::new();
+    for enc in [Encoding::O200k, Encoding::Cl100k] {
+        let m = start_mock(profile(&format!(
+            "name = \"t\"\ntokenizer = \"{}\"\n[[models]]\nname = \"m\"\n\
+             input_price_per_m = 1\noutput_price_per_m = 1\n",
+            enc.as_str()
+        )))
+        .await;
+        let r = post_chat(m.addr(), &body).await;
+        let got = r.json()["usage"]["prompt_tokens"].as_u64().unwrap();
+        let want = Tokenizer::new(enc).unwrap().count(text) + 4;
+        assert_eq!(
+            got, want,
+            "{enc:?}: the text's tokens plus 4 for the message"
+        );
+        counts.push(got);
+    }
+    assert!(counts[0] < counts[1], "{counts:?}");
+}
+
 #[tokio::test]
 async fn json_completion_has_the_openai_shape_and_names_its_upstream() {
     let m = start_mock_named(instant_profile(""), "deepseek", None).await;
@@ -58,9 +87,9 @@ async fn json_completion_has_the_openai_shape_and_names_its_upstream() {
     assert_eq!(c.choices[0].message.role, "assistant");
     assert_eq!(c.choices[0].finish_reason.as_deref(), Some("length"));
     let usage = c.usage.unwrap();
-    // "Generate a product description" is 30 characters: 8 tokens + 4 for the message.
-    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (12, 7));
-    assert_eq!(usage.total_tokens, 19);
+    // "Generate a product description" is 4 tokens in o200k, + 4 for the message.
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (8, 7));
+    assert_eq!(usage.total_tokens, 15);
     assert_eq!(
         c.choices[0]
             .message
@@ -74,7 +103,7 @@ async fn json_completion_has_the_openai_shape_and_names_its_upstream() {
     let s = m.stats();
     assert_eq!((s.requests_total, s.model("m")), (1, 1));
     assert_eq!(s.outcome(RequestOutcome::Ok), 1);
-    assert_eq!((s.prompt_tokens, s.completion_tokens), (12, 7));
+    assert_eq!((s.prompt_tokens, s.completion_tokens), (8, 7));
 }
 
 #[tokio::test]
@@ -550,7 +579,8 @@ async fn malformed_requests_get_openai_errors_and_the_server_keeps_serving() {
         serde_json::json!({"model":"m","messages":[{"role":"user","content":"x".repeat(5000)}]});
     let r = post(big.to_string()).await;
     assert_eq!(r.status(), Some(413));
-    let r = post(chat_body("m", 990, false)).await;
+    // 8 prompt tokens and 995 to write do not fit a 1000-token window.
+    let r = post(chat_body("m", 995, false)).await;
     assert_eq!(r.json()["error"]["code"], "context_length_exceeded");
     let r = raw(m.addr(), "GET", "/v1/chat/completions", &[], "").await;
     assert_eq!(r.status(), Some(405));

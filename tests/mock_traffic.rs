@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use gauntlet::mock::{MockHandle, Profile};
-use gauntlet::openai::{ChatChunk, ChatCompletion, Message, estimate_prompt_tokens};
+use gauntlet::openai::{ChatChunk, ChatCompletion, Message};
+use gauntlet::tokenizer::{Encoding, Tokenizer};
 use serde_json::{Value, json};
 
 use crate::support::{RawReply, post_chat, profile, start_mock, start_mock_named};
@@ -63,10 +64,13 @@ async fn ttft_grows_with_prompt_length_as_the_prefill_rate_says() {
     )
     .await;
     let short_tokens = r.json()["usage"]["prompt_tokens"].as_f64().unwrap();
-    let document = "lorem ipsum ".repeat(10_000);
+    let document = gauntlet::workload::synthetic_text(30_000, 1);
     let (long, r) = timed(&m, &body(&[("user", &document)], Some(1), false, json!({}))).await;
     let long_tokens = r.json()["usage"]["prompt_tokens"].as_f64().unwrap();
-    assert_eq!(long_tokens, 30_004.0, "120 000 characters and one message");
+    assert_eq!(
+        long_tokens, 30_004.0,
+        "30 000 tokens of text and one message"
+    );
     let promised = Duration::from_secs_f64((long_tokens - short_tokens) / 20_000.0);
     assert!(
         short < Duration::from_secs(1),
@@ -164,7 +168,7 @@ async fn a_repeated_prefix_is_served_from_the_cache_reported_and_counted() {
         "[latency]\nprefill_tokens_per_second = 10000\n[capacity]\nprefix_cache_tokens = 100000\n",
     ))
     .await;
-    let system = "You are a careful support agent. ".repeat(1250); // 40 000 chars
+    let system = gauntlet::workload::synthetic_text(10_000, 7);
     let first = [("system", system.as_str()), ("user", "My order is late.")];
     let (t1, r1) = timed(&m, &body(&first, Some(2), false, json!({}))).await;
     let u1 = r1.json()["usage"].clone();
@@ -183,7 +187,9 @@ async fn a_repeated_prefix_is_served_from_the_cache_reported_and_counted() {
     let (t2, r2) = timed(&m, &body(&second, Some(2), false, json!({}))).await;
     let u2 = r2.json()["usage"].clone();
     let seen: Vec<Message> = first.iter().map(|(r, c)| Message::new(*r, *c)).collect();
-    let cached = u64::from(estimate_prompt_tokens(&seen));
+    let cached = Tokenizer::new(Encoding::O200k)
+        .unwrap()
+        .count_messages(&seen);
     assert_eq!(u2["prompt_tokens_details"]["cached_tokens"], cached, "{u2}");
     let prompt = u2["prompt_tokens"].as_u64().unwrap();
     assert!(prompt > cached, "{u2}");

@@ -10,6 +10,8 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors, Source, did_you_mean};
 use super::secret::Secret;
+use crate::tokenizer::Encoding;
+
 use super::units::{
     Dist, DistUnit, DurationDist, RawDist, RawNum, compile_dist, parse_duration, parse_ratio,
 };
@@ -182,6 +184,22 @@ impl Check<'_> {
             ),
         );
         None
+    }
+
+    /// A tokenizer's vocabulary by name (`o200k_base`, `cl100k_base`, or without `_base`).
+    pub fn encoding(&mut self, v: &Spanned<String>, key: &str) -> Option<Encoding> {
+        let found = Encoding::from_name(v.get_ref());
+        if found.is_none() {
+            self.error(
+                v.span(),
+                key,
+                format!(
+                    "unknown tokenizer {:?}; use o200k_base or cl100k_base",
+                    v.get_ref()
+                ),
+            );
+        }
+        found
     }
 
     /// An error for a name that refers to nothing, with the closest defined name if any.

@@ -75,13 +75,8 @@ impl PrefixCache {
     }
 
     /// Remembers every prefix of `messages` and returns how many leading messages were
-    /// cached already. `tokens` counts the prompt tokens of a run of messages.
-    pub fn lookup_and_insert(
-        &self,
-        model: &str,
-        messages: &[Message],
-        tokens: impl Fn(&[Message]) -> u32,
-    ) -> usize {
+    /// cached already. `tokens` holds each message's prompt tokens, counted before the lock.
+    pub fn lookup_and_insert(&self, model: &str, messages: &[Message], tokens: &[u32]) -> usize {
         let mut h = DefaultHasher::new();
         model.hash(&mut h);
         let keys: Vec<u64> = messages
@@ -97,9 +92,8 @@ impl PrefixCache {
             .iter()
             .rposition(|k| lru.entries.contains_key(k))
             .map_or(0, |i| i + 1);
-        for (i, k) in keys.iter().enumerate().rev() {
-            let cost = u64::from(tokens(&messages[i..=i]));
-            lru.touch(*k, cost);
+        for (k, &cost) in keys.iter().zip(tokens).rev() {
+            lru.touch(*k, u64::from(cost));
         }
         lru.evict_to(self.capacity);
         hit
@@ -115,38 +109,42 @@ impl PrefixCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::estimate_prompt_tokens;
 
     fn chat(texts: &[&str]) -> Vec<Message> {
         texts.iter().map(|t| Message::new("user", *t)).collect()
+    }
+
+    /// Every message costs 29 tokens.
+    fn costs(messages: &[Message]) -> Vec<u32> {
+        vec![29; messages.len()]
     }
 
     #[test]
     fn the_longest_seen_prefix_is_cached_and_models_are_apart() {
         let c = PrefixCache::new(1000);
         let a = chat(&["system prompt", "first question"]);
-        assert_eq!(c.lookup_and_insert("m", &a, estimate_prompt_tokens), 0);
-        assert_eq!(c.lookup_and_insert("m", &a, estimate_prompt_tokens), 2);
+        assert_eq!(c.lookup_and_insert("m", &a, &costs(&a)), 0);
+        assert_eq!(c.lookup_and_insert("m", &a, &costs(&a)), 2);
         let b = chat(&["system prompt", "first question", "answer", "second"]);
-        assert_eq!(c.lookup_and_insert("m", &b, estimate_prompt_tokens), 2);
-        assert_eq!(c.lookup_and_insert("other", &b, estimate_prompt_tokens), 0);
+        assert_eq!(c.lookup_and_insert("m", &b, &costs(&b)), 2);
+        assert_eq!(c.lookup_and_insert("other", &b, &costs(&b)), 0);
         let d = chat(&["system prompt", "another question"]);
-        assert_eq!(c.lookup_and_insert("m", &d, estimate_prompt_tokens), 1);
+        assert_eq!(c.lookup_and_insert("m", &d, &costs(&d)), 1);
     }
 
     #[test]
     fn capacity_forgets_the_least_recently_used_leaves_first() {
-        // Each message below costs 4 + 25 = 29 tokens.
+        // Each message below costs 29 tokens.
         let long = "x".repeat(100);
         let c = PrefixCache::new(29 * 3);
         let a = chat(&[&long, "a".repeat(100).as_str()]);
         let b = chat(&[&long, "b".repeat(100).as_str()]);
-        c.lookup_and_insert("m", &a, estimate_prompt_tokens);
-        c.lookup_and_insert("m", &b, estimate_prompt_tokens);
+        c.lookup_and_insert("m", &a, &costs(&a));
+        c.lookup_and_insert("m", &b, &costs(&b));
         let e = chat(&[&long, "e".repeat(100).as_str()]);
         // Inserting e pushes out a's leaf, the oldest; the shared stem stays.
-        assert_eq!(c.lookup_and_insert("m", &e, estimate_prompt_tokens), 1);
-        assert_eq!(c.lookup_and_insert("m", &a, estimate_prompt_tokens), 1);
+        assert_eq!(c.lookup_and_insert("m", &e, &costs(&e)), 1);
+        assert_eq!(c.lookup_and_insert("m", &a, &costs(&a)), 1);
         let lru = c.inner.lock().unwrap();
         assert!(lru.tokens <= 29 * 3, "{}", lru.tokens);
         assert_eq!(lru.entries.len(), lru.order.len());

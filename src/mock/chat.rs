@@ -11,9 +11,7 @@ use hyper::body::Incoming;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::openai::{
-    ApiError, ApiErrorKind, ChatRequest, Message, bearer, duration_text, estimate_prompt_tokens,
-};
+use crate::openai::{ApiError, ApiErrorKind, ChatRequest, Message, bearer, duration_text};
 
 use super::body::MockBody;
 use super::cache::PrefixCache;
@@ -155,7 +153,8 @@ fn decide(
         let e = ApiError::new(ApiErrorKind::ModelNotFound, msg).with_param("model");
         return Next::Now(client_error(shared, e));
     };
-    let prompt_tokens = count_prompt(&request.messages);
+    let each = message_tokens(shared, &request.messages);
+    let prompt_tokens = each.iter().fold(0u32, |a, &n| a.saturating_add(n));
     let max_tokens = request.max_completion();
     if let Err(e) = check_size(model, prompt_tokens, max_tokens) {
         return Next::Now(client_error(shared, e));
@@ -214,7 +213,7 @@ fn decide(
         }
         _ => {
             let cached_tokens = match &shared.cache {
-                Some(c) => cached_tokens(c, model, &request.messages, prompt_tokens),
+                Some(c) => cached_tokens(c, model, &request.messages, &each),
                 None => 0,
             };
             let job = Job {
@@ -236,9 +235,12 @@ fn decide(
     }
 }
 
-/// Prompt tokens as the mock counts them: the one place to change the counting rule.
-fn count_prompt(messages: &[Message]) -> u32 {
-    estimate_prompt_tokens(messages)
+/// Tokens of each message, as the profile's tokenizer counts them (text plus overhead).
+fn message_tokens(shared: &MockState, messages: &[Message]) -> Vec<u32> {
+    messages
+        .iter()
+        .map(|m| u32::try_from(shared.tokenizer.count_message(m)).unwrap_or(u32::MAX))
+        .collect()
 }
 
 /// Tokens of the longest message prefix the cache has seen.
@@ -246,13 +248,12 @@ fn cached_tokens(
     cache: &PrefixCache,
     model: &ModelProfile,
     messages: &[Message],
-    prompt: u32,
+    each: &[u32],
 ) -> u32 {
-    let hit = cache.lookup_and_insert(&model.name, messages, count_prompt);
-    match messages.get(..hit) {
-        Some(seen) if hit > 0 => count_prompt(seen).min(prompt),
-        _ => 0,
-    }
+    let hit = cache.lookup_and_insert(&model.name, messages, each);
+    each.get(..hit).map_or(0, |seen| {
+        seen.iter().fold(0u32, |a, &n| a.saturating_add(n))
+    })
 }
 
 /// Waits for a batch slot, then serves; the slot is held until the answer's last byte.

@@ -9,7 +9,8 @@
 //!
 //! Outages and resets are decided once a request has been read (a fault can be limited to
 //! one model): an outage closes the connection without an answer, a reset aborts it with a
-//! TCP RST. Prompt tokens are estimated by [`crate::openai::estimate_prompt_tokens`]; a
+//! TCP RST. Prompt tokens are counted with the profile's BPE vocabulary (`tokenizer`, o200k by
+//! default), text plus a fixed overhead per message, as a provider bills them; a
 //! completion is exactly `max_tokens` long (finish reason `length`) when the request sets
 //! it, else drawn from the profile's `completion.tokens` (finish reason `stop`).
 //!

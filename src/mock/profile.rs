@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{Check, ConfigErrors, Dist, DurationDist, RawDist, Source};
+use crate::tokenizer::Encoding;
 
 use super::fault::{FaultSpec, RawFault};
 
@@ -58,6 +59,9 @@ impl Default for ProfileLimits {
 pub struct Profile {
     pub name: String,
     pub seed: u64,
+    /// The vocabulary prompt tokens are counted with (`usage.prompt_tokens`, prefill, the
+    /// prefix cache, tokens-per-minute limits).
+    pub tokenizer: Encoding,
     pub models: Vec<ModelProfile>,
     /// Time to first token.
     pub ttft: DurationDist,
@@ -115,6 +119,7 @@ struct RawProfile {
     name: Spanned<String>,
     #[serde(default)]
     seed: u64,
+    tokenizer: Option<Spanned<String>>,
     models: Spanned<Vec<Spanned<RawModel>>>,
     latency: Option<RawLatency>,
     completion: Option<RawCompletion>,
@@ -233,6 +238,11 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
     let mut check = Check::new(src);
 
     check.name(&raw.name, "name");
+    let tokenizer = raw
+        .tokenizer
+        .as_ref()
+        .and_then(|t| check.encoding(t, "tokenizer"))
+        .unwrap_or_default();
 
     let mut models: Vec<ModelProfile> = Vec::new();
     if raw.models.get_ref().is_empty() {
@@ -393,6 +403,7 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
         (Some(ttft), Some(tokens_per_second), Some(completion_tokens)) => Some(Profile {
             name: raw.name.into_inner(),
             seed: raw.seed,
+            tokenizer,
             models,
             ttft,
             tokens_per_second,
@@ -531,6 +542,20 @@ mod tests {
         assert!(e.contains("negative"), "{e}");
         assert!(e.contains("p.toml:10:18: `capacity.max_concurrent`"), "{e}");
         assert!(e.contains("`capacity.prefix_cache_tokens`"), "{e}");
+    }
+
+    #[test]
+    fn the_tokenizer_is_o200k_unless_named_and_a_wrong_name_is_located() {
+        let m = "[[models]]\nname = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 1\n";
+        let p = parse(&format!("name = \"x\"\n{m}")).unwrap();
+        assert_eq!(p.tokenizer, Encoding::O200k);
+        let p = parse(&format!("name = \"x\"\ntokenizer = \"cl100k_base\"\n{m}")).unwrap();
+        assert_eq!(p.tokenizer, Encoding::Cl100k);
+        let e = parse(&format!("name = \"x\"\ntokenizer = \"gpt2\"\n{m}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.toml:2:13: `tokenizer`"), "{e}");
+        assert!(e.contains("o200k_base or cl100k_base"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub enum MockError {
     },
     #[error("{0:?} is not a valid upstream name; use 1-64 letters, digits, '-', '_' or '.'")]
     InvalidName(String),
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
 }
 
 /// Starts a mock provider on `addr` (port 0 picks a free port) on the current tokio runtime.
@@ -61,6 +63,8 @@ pub async fn start(
     }
     let upstream_header =
         HeaderValue::from_str(name).map_err(|_| MockError::InvalidName(name.to_string()))?;
+    // Loaded before the port opens: the first request must not pay for building the tables.
+    let tokenizer = crate::tokenizer::Tokenizer::new(profile.tokenizer)?;
     let listener = crate::net::listen(addr).map_err(|source| MockError::Bind { addr, source })?;
     let local = listener
         .local_addr()
@@ -80,6 +84,7 @@ pub async fn start(
         fingerprint: fingerprint_for(name),
         upstream_header,
         models_json,
+        tokenizer,
         counters: Counters::new(profile.models.iter().map(|m| m.name.clone()).collect()),
         injector: Injector::new(&profile.faults),
         limiter: RateLimiter::new(

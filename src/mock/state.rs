@@ -22,6 +22,8 @@ pub(crate) struct MockState {
     pub fingerprint: String,
     pub upstream_header: HeaderValue,
     pub models_json: Bytes,
+    /// Counts prompt tokens as a provider with the profile's vocabulary bills them.
+    pub tokenizer: crate::tokenizer::Tokenizer,
     pub counters: Counters,
     pub injector: Injector,
     pub limiter: Option<RateLimiter>,

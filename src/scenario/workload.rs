@@ -9,7 +9,6 @@ use toml::Spanned;
 
 use super::raw::RawRequest;
 use crate::config::{Check, Dist, RawDist, RawNum};
-use crate::tokenizer::Encoding;
 use crate::workload::{
     Dataset, DatasetFormat, Order, PromptSource, SessionSpec, Workload, check_tools,
 };
@@ -37,19 +36,9 @@ pub(super) fn compile(
     let mut workload = Workload::default();
 
     if let Some(t) = &r.tokenizer {
-        match Encoding::from_name(t.get_ref()) {
+        match c.encoding(t, &key("tokenizer")) {
             Some(e) => workload.encoding = e,
-            None => {
-                c.error(
-                    t.span(),
-                    key("tokenizer"),
-                    format!(
-                        "unknown tokenizer {:?}; use o200k_base or cl100k_base",
-                        t.get_ref()
-                    ),
-                );
-                ok = false;
-            }
+            None => ok = false,
         }
     }
 
