@@ -222,7 +222,7 @@ async fn bad_line_ups_exit_2_and_a_silent_target_exits_3_before_any_load() {
     )
     .unwrap();
     let ok = format!("gw={}", gw.url());
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--target", &ok, "--target", &ok], "given twice"),
         (
             &["--target", &ok, "--require", "other"],
@@ -235,6 +235,7 @@ async fn bad_line_ups_exit_2_and_a_silent_target_exits_3_before_any_load() {
             "no target is named `nope`",
         ),
         (&["--embedded"], "[gateway]"),
+        (&["--target", "..=http://127.0.0.1:9"], "not `.` or `..`"),
     ];
     for (args, says) in cases {
         let mut all = strings(&["s.toml", "-q", "--out", "bad"]);
@@ -273,6 +274,71 @@ async fn bad_line_ups_exit_2_and_a_silent_target_exits_3_before_any_load() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(primary.stats().model("a"), 0, "no load was sent");
+    assert!(
+        !tmp.path().join("dead").exists(),
+        "a bake-off that never started leaves no folder"
+    );
+}
+
+/// A supervisor's SIGTERM stops a bake-off as Ctrl-C does: the target being measured stops,
+/// what it measured is written, and the exit says it was interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bakeoff_stopped_by_sigterm_writes_what_it_measured_and_exits_130() {
+    let (primary, fallback) = mocks().await;
+    let gw = gateway(&gateway_toml(&primary.url(), &fallback.url(), "a", true)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("s.toml"),
+        scenario(&primary.url(), &fallback.url(), ""),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args([
+            "bakeoff",
+            "s.toml",
+            "-q",
+            "--out",
+            "term",
+            "--duration",
+            "60s",
+        ])
+        .arg("--target")
+        .arg(format!("gw={}", gw.url()))
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 60 s stretch the 1 s warmup to 7.5 s (750 requests at 100/s): wait past it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while primary.stats().model("a") < 1_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load reached the mocks"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stopped = std::time::Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(30),
+        "{stderr}"
+    );
+    let summary: gauntlet::metrics::Summary =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("term/gw/summary.json")).unwrap())
+            .unwrap();
+    assert!(summary.interrupted);
+    assert!(summary.overall.requests > 0, "{:?}", summary.overall);
 }
 
 #[tokio::test]

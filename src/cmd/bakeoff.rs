@@ -2,7 +2,7 @@
 //! fault timeline, upstreams reset between them), a run folder per target, and one table on
 //! top — `bakeoff.json`, `bakeoff.html` and the terminal — with the exit code of the verdicts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context;
@@ -60,15 +60,6 @@ pub struct Args {
     pub plan: PlanArgs,
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name != "."
-        && name != ".."
-}
-
 /// The line-up from the command line, or what is wrong with it.
 fn contenders(args: &Args) -> Result<Vec<Contender>, InvalidInput> {
     let mut out: Vec<Contender> = Vec::new();
@@ -85,9 +76,9 @@ fn contenders(args: &Args) -> Result<Vec<Contender>, InvalidInput> {
                 "--target `{t}`: expected NAME=URL, like gw=http://127.0.0.1:4000"
             ))
         })?;
-        if !valid_name(name) {
+        if !gauntlet::config::valid_name(name) {
             return Err(InvalidInput(format!(
-                "--target `{t}`: the name `{name}` must be letters, digits, `-`, `_` or `.` (it names a folder)"
+                "--target `{t}`: the name `{name}` must be 1 to 64 letters, digits, `-`, `_` or `.`, not `.` or `..` (it names a folder)"
             )));
         }
         let uri: http::Uri = url
@@ -167,13 +158,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .out
         .clone()
         .unwrap_or_else(|| super::default_out(&scenario.name, "bakeoff-", SystemTime::now()));
-    prepare_out(&out, args.plan.force)?;
+    let out_dir = RunDir::create(&out, args.plan.force).map_err(|e| InvalidInput(e.to_string()))?;
 
     let runtime = super::runtime()?;
-    let (finished, interrupted) = runtime.block_on(async {
+    let ran = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            super::stop_signal().await;
             eprintln!("\nstopping: finishing the current target's requests in flight...");
             let _ = stop_tx.send(true);
         });
@@ -197,7 +188,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         bakeoff.shutdown().await;
         let interrupted = *stop_rx.borrow();
         Ok::<_, anyhow::Error>((finished, interrupted))
-    })?;
+    });
+    let (finished, interrupted) = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            // A bake-off that could not start leaves no empty folder behind.
+            out_dir.discard_if_empty();
+            return Err(e);
+        }
+    };
 
     for (name, f) in &finished {
         let dir = out.join(name);
@@ -234,17 +233,4 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::SlaViolated
     })
-}
-
-/// The bake-off folder, created; one that already holds files is refused unless `force`.
-fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
-    let used = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
-    if used && !force {
-        return Err(InvalidInput(format!(
-            "{} already holds files: choose another --out or add --force",
-            out.display()
-        ))
-        .into());
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
 }

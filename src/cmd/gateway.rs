@@ -44,29 +44,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "gauntlet gateway listening on {} ({routes} routes); Ctrl-C to stop",
             handle.url()
         );
-        let outcome = wait_for_signal().await?;
+        // Ctrl-C is a person stopping it (exit 130); SIGTERM is a supervisor's normal stop.
+        let outcome = match super::stop_signal().await {
+            super::StopSignal::Interrupt => Outcome::Interrupted,
+            super::StopSignal::Terminate => Outcome::Ok,
+        };
         handle.shutdown().await;
         Ok(outcome)
     })
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<Outcome> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => {
-            r.context("waiting for Ctrl-C")?;
-            Ok(Outcome::Interrupted)
-        }
-        _ = term.recv() => Ok(Outcome::Ok),
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<Outcome> {
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok(Outcome::Interrupted)
 }

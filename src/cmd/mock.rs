@@ -66,26 +66,9 @@ async fn serve(fleet: MockFleet, ip: IpAddr) -> anyhow::Result<Outcome> {
             .context("writing to stdout")?;
         handles.push(handle);
     }
-    wait_for_stop().await?;
+    super::stop_signal().await;
     for h in handles {
         h.shutdown().await;
     }
     Ok(Outcome::Ok)
-}
-
-async fn wait_for_stop() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("listening for Ctrl-C")?,
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("listening for Ctrl-C")?;
-    Ok(())
 }

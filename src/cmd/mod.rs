@@ -73,6 +73,43 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Which signal asked a command to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// Ctrl-C (SIGINT): a person stopped it.
+    Interrupt,
+    /// SIGTERM: a supervisor (systemd, Kubernetes, CI) ended it.
+    Terminate,
+}
+
+/// Waits for Ctrl-C or SIGTERM. A signal that cannot be listened for is warned about and
+/// waited on no further: a command is never stopped by a failed handler.
+pub async fn stop_signal() -> StopSignal {
+    async fn interrupt() -> StopSignal {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("warning: cannot listen for Ctrl-C ({e})");
+            std::future::pending::<()>().await;
+        }
+        StopSignal::Interrupt
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                s = interrupt() => s,
+                _ = term.recv() => StopSignal::Terminate,
+            },
+            Err(e) => {
+                eprintln!("warning: cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+                interrupt().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt().await
+}
+
 /// `reports/<scenario>/<prefix><UTC timestamp>/`, with the characters file systems dislike
 /// left out of both names.
 fn default_out(scenario: &str, prefix: &str, now: std::time::SystemTime) -> std::path::PathBuf {

@@ -22,10 +22,13 @@ pub const MAX_NAME_LEN: usize = 64;
 /// The largest weight of a request class or a route target; larger is a typo.
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
-/// Names end up in HTTP headers, ids, report paths and `--class` filters, so they stay plain.
+/// Names end up in HTTP headers, ids, report paths and `--class` filters, so they stay plain;
+/// `.` and `..` would name a folder other than their own.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
+        && name != "."
+        && name != ".."
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -180,7 +183,7 @@ impl Check<'_> {
             v.span(),
             key,
             format!(
-                "{s:?} is not a valid name; use 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`"
+                "{s:?} is not a valid name; use 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.` (not `.` or `..`)"
             ),
         );
         None
@@ -293,6 +296,8 @@ mod tests {
         assert!(valid_name("deepseek-v4.flash_2"));
         assert!(!valid_name(""));
         assert!(!valid_name("a b"));
+        assert!(!valid_name(".") && !valid_name(".."));
+        assert!(valid_name("v1.2") && valid_name("..."));
         assert!(!valid_name(&"x".repeat(MAX_NAME_LEN + 1)));
         let src = Source::new("n.toml", "x");
         let mut c = Check::new(&src);
