@@ -152,10 +152,6 @@ impl RunDir {
         Ok(RequestLog::new(self.request_writer()?, names))
     }
 
-    pub fn read_summary(&self) -> Result<Summary, RunDirError> {
-        summary::read(&self.file(RunFile::Summary))
-    }
-
     /// Every interval histogram of `latency.hlog`, in file order.
     pub fn read_hlog(&self) -> Result<Vec<HlogEntry>, RunDirError> {
         hlog::read(&self.file(RunFile::LatencyHlog))
