@@ -74,9 +74,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         }
     }
     let class_refs: Vec<ClassRef<'_>> = raw
-        .requests
-        .iter()
-        .flat_map(|r| r.get_ref())
+        .classes()
         .map(|r| ClassRef {
             name: r.get_ref().name.get_ref(),
             model: r.get_ref().model.get_ref(),
@@ -85,7 +83,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
     let plan = load_section::compile(&mut c, raw.load.as_ref(), &class_refs);
     // Raw names, so a class with a bad weight still counts as defined for `[sla.classes]`.
     let mut class_names: Vec<&str> = Vec::new();
-    for r in raw.requests.iter().flat_map(|r| r.get_ref()) {
+    for r in raw.classes() {
         let n = r.get_ref().name.get_ref().as_str();
         if !class_names.contains(&n) {
             class_names.push(n);
@@ -531,8 +529,7 @@ fn check_stage_weights(
     if requests.iter().all(|r| r.stage_weights.is_none()) {
         return;
     }
-    let declared: Vec<&Spanned<RawRequest>> =
-        raw.requests.iter().flat_map(|r| r.get_ref()).collect();
+    let declared: Vec<&Spanned<RawRequest>> = raw.classes().collect();
     for (i, r) in declared.iter().enumerate() {
         if let Some(list) = &r.get_ref().stage_weights
             && list.get_ref().len() != stages
@@ -574,8 +571,7 @@ fn assign_tiers(
     let Target::EmbeddedGateway(gw) = target else {
         return;
     };
-    let declared: Vec<&Spanned<RawRequest>> =
-        raw.requests.iter().flat_map(|r| r.get_ref()).collect();
+    let declared: Vec<&Spanned<RawRequest>> = raw.classes().collect();
     for class in requests.iter_mut() {
         let from_key = class
             .api_key

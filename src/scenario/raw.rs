@@ -45,6 +45,13 @@ pub struct RawScenario {
     pub cost: Option<RawCost>,
 }
 
+impl RawScenario {
+    /// The `[[requests]]` classes as written, in file order (none when the key is missing).
+    pub fn classes(&self) -> impl Iterator<Item = &Spanned<RawRequest>> {
+        self.requests.iter().flat_map(|r| r.get_ref())
+    }
+}
+
 /// `[cost]`: prices to hold the measured token mix against.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
