@@ -1,5 +1,6 @@
 //! Tokenizer throughput in MB/s: the prompts of the shipped dataset (prose, documents, chat
-//! turns, JSON tool arguments) counted with each vocabulary.
+//! turns, JSON tool arguments) counted with each vocabulary, and counted again from the memory
+//! a mock keeps of texts it has seen.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gauntlet::tokenizer::{Encoding, Tokenizer};
@@ -33,6 +34,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| texts.iter().map(|s| t.count(black_box(s))).sum::<u64>())
         });
     }
+    // What a mock pays for a prompt it has counted before (every dataset line after the
+    // first pass): the same texts through the per-thread memory.
+    let t = Tokenizer::new(Encoding::O200k).expect("embedded vocabulary");
+    g.bench_function("o200k_base remembered", |b| {
+        b.iter(|| {
+            texts
+                .iter()
+                .map(|s| t.count_remembered(black_box(s)))
+                .sum::<u64>()
+        })
+    });
     g.finish();
 }
 
