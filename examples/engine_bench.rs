@@ -3,7 +3,8 @@
 //! Prints one JSON line: rps, successes, errors, latency and schedule-lag percentiles.
 //! The model asked for is `$BENCH_MODEL` (default `m`). With `BENCH_DATASET=FILE.jsonl` every
 //! class draws seeded random requests from that dataset (a body built per request, prompt
-//! tokens counted with the tokenizer) instead of sending one fixed prompt.
+//! tokens counted with the tokenizer) instead of sending one fixed prompt; with
+//! `BENCH_PROMPT_BYTES=N` the fixed prompt is N bytes long.
 //!
 //! Diagnostics, all optional: `BENCH_LOAD_THREADS` (the load runtime's threads),
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
@@ -77,11 +78,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => Workload::default(),
     };
+    // A fixed prompt as long as a dataset's average one, so a comparison of the two measures
+    // drawing requests, not the server reading longer ones.
+    let mut prompt = String::from("Generate a product description");
+    if let Some(bytes) = std::env::var("BENCH_PROMPT_BYTES")
+        .ok()
+        .and_then(|b| b.parse::<usize>().ok())
+    {
+        while prompt.len() < bytes {
+            prompt.push_str(" with care, and then once more");
+        }
+        prompt.truncate(bytes.max(1));
+    }
     let class = |name: &str, weight| RequestClass {
         name: name.into(),
         weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
         model: model.clone(),
-        messages: vec![Message::new("user", "Generate a product description")],
+        messages: vec![Message::new("user", prompt.clone())],
         max_tokens: Some(16),
         workload: workload.clone(),
         stream: false,

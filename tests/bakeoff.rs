@@ -342,11 +342,17 @@ async fn a_bakeoff_stopped_by_sigterm_writes_what_it_measured_and_exits_130() {
 }
 
 #[tokio::test]
-async fn the_control_api_reset_clears_faults_and_zeroes_the_counters() {
+async fn the_control_api_reset_clears_faults_zeroes_the_counters_and_refills_the_budgets() {
     use gauntlet::mock::{ControlClient, FaultKindName, RawFault};
 
     use crate::support::{chat_body, post_chat};
-    let m = start_mock_named(instant_profile(""), "m", Some("tok")).await;
+    // Four requests a minute: the three before the reset leave one, unless the reset refills.
+    let m = start_mock_named(
+        instant_profile("[limits]\nrequests_per_minute = 4\n"),
+        "m",
+        Some("tok"),
+    )
+    .await;
     let control = ControlClient::new(&m.url(), Some("tok".into())).unwrap();
     let spec = RawFault {
         kind: Some(FaultKindName::Error),
@@ -372,12 +378,22 @@ async fn the_control_api_reset_clears_faults_and_zeroes_the_counters() {
     assert!(after.by_outcome.values().all(|n| *n == 0), "{after:?}");
     assert_eq!(after.model("m"), 0);
     assert!(control.faults().await.unwrap().is_empty());
-    // The mock answers again, and counts from zero.
+    // The mock answers again, with the whole minute's budget, and counts from zero.
+    for i in 0..4 {
+        let r = post_chat(m.addr(), &chat_body("m", 2, false)).await;
+        assert_eq!(
+            r.status(),
+            Some(200),
+            "request {i} after the reset: {}",
+            r.body()
+        );
+    }
     let r = post_chat(m.addr(), &chat_body("m", 2, false)).await;
-    assert_eq!(r.status(), Some(200));
-    assert_eq!(control.stats().await.unwrap().requests_total, 1);
+    assert_eq!(r.status(), Some(429), "the limit itself still holds");
+    let counted = control.stats().await.unwrap().requests_total;
+    assert_eq!(counted, 5);
     // Without the token the reset is refused like every control call.
     let anonymous = ControlClient::new(&m.url(), None).unwrap();
     assert!(anonymous.reset().await.is_err());
-    assert_eq!(control.stats().await.unwrap().requests_total, 1);
+    assert_eq!(control.stats().await.unwrap().requests_total, counted);
 }

@@ -1,5 +1,5 @@
 //! The control API under `/__gauntlet/`: stats, adding/removing faults at run time, and a
-//! reset (faults cleared, counters zeroed, prefix cache emptied) between the targets of a
+//! reset (faults cleared, counters zeroed, prefix cache emptied, per-key budgets refilled) between the targets of a
 //! bake-off.
 //! It is exempt from faults (an outage must stay liftable) and is not counted in the stats.
 
@@ -81,6 +81,10 @@ pub(crate) async fn handle(shared: &Arc<MockState>, req: Request<Incoming>) -> R
             shared.counters.reset();
             if let Some(cache) = &shared.cache {
                 cache.clear();
+            }
+            // The next target of a bake-off must not find a key's minute spent by the last.
+            if let Some(limiter) = &shared.limiter {
+                limiter.clear();
             }
             json(StatusCode::OK, &Reset { faults_cleared })
         }

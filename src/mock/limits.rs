@@ -26,6 +26,14 @@ impl RateLimiter {
         })
     }
 
+    /// Refills every key's budget, as if no request had been made.
+    pub fn clear(&self) {
+        self.buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Takes one request and `tokens` tokens from the key's budget, or says how long to wait.
     /// A request larger than the whole token budget costs the whole budget: a mock plays a
     /// provider that is slow to refill, not one that refuses a size outright.
