@@ -4,7 +4,8 @@
 //! The model asked for is `$BENCH_MODEL` (default `m`). With `BENCH_DATASET=FILE.jsonl` every
 //! class draws seeded random requests from that dataset (a body built per request, prompt
 //! tokens counted with the tokenizer) instead of sending one fixed prompt; with
-//! `BENCH_PROMPT_BYTES=N` the fixed prompt is N bytes long.
+//! `BENCH_PROMPT_BYTES=N` the fixed prompt is N bytes long, and with `BENCH_MAX_TOKENS=N` it
+//! asks for N tokens (16 otherwise; a dataset's lines ask for their own).
 //!
 //! Diagnostics, all optional: `BENCH_LOAD_THREADS` (the load runtime's threads),
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
@@ -90,12 +91,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         prompt.truncate(bytes.max(1));
     }
+    let max_tokens = std::env::var("BENCH_MAX_TOKENS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(16);
     let class = |name: &str, weight| RequestClass {
         name: name.into(),
         weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
         model: model.clone(),
         messages: vec![Message::new("user", prompt.clone())],
-        max_tokens: Some(16),
+        max_tokens: Some(max_tokens),
         workload: workload.clone(),
         stream: false,
         api_key: None,

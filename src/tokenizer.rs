@@ -159,7 +159,9 @@ const MEMO_BYTES: usize = 8 << 20;
 /// Counts of texts seen, one map per encoding.
 #[derive(Default)]
 struct Memo {
-    counts: [std::collections::HashMap<Box<str>, u64>; 2],
+    // Fx, not SipHash: the key is a prompt the mock was sent, hashed on every request, and a
+    // load test's own client has no reason to collide it on purpose.
+    counts: [rustc_hash::FxHashMap<Box<str>, u64>; 2],
     bytes: usize,
 }
 

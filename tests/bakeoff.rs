@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use gauntlet::gateway::GatewayHandle;
 use gauntlet::metrics::CheckStatus;
 use gauntlet::mock::MockHandle;
 use gauntlet::report::BakeoffTable;
@@ -24,6 +25,20 @@ async fn mocks() -> (MockHandle, MockHandle) {
         start_mock_named(profile(), "primary", None).await,
         start_mock_named(profile(), "fallback", None).await,
     )
+}
+
+/// The mocks, one reference gateway with fallbacks in front of them, and a folder holding the
+/// scenario as `s.toml`.
+async fn one_gateway() -> (MockHandle, MockHandle, GatewayHandle, tempfile::TempDir) {
+    let (primary, fallback) = mocks().await;
+    let gw = gateway(&gateway_toml(&primary.url(), &fallback.url(), "a", true)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("s.toml"),
+        scenario(&primary.url(), &fallback.url(), ""),
+    )
+    .unwrap();
+    (primary, fallback, gw, tmp)
 }
 
 /// The reference gateway routing public model `m` to `primary` as upstream model `upstream`,
@@ -213,14 +228,7 @@ async fn two_gateways_one_table_the_one_without_fallbacks_fails_and_mocks_are_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_line_ups_exit_2_and_a_silent_target_exits_3_before_any_load() {
-    let (primary, fallback) = mocks().await;
-    let gw = gateway(&gateway_toml(&primary.url(), &fallback.url(), "a", true)).await;
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("s.toml"),
-        scenario(&primary.url(), &fallback.url(), ""),
-    )
-    .unwrap();
+    let (primary, _fallback, gw, tmp) = one_gateway().await;
     let ok = format!("gw={}", gw.url());
     let cases: [(&[&str], &str); 7] = [
         (&["--target", &ok, "--target", &ok], "given twice"),
@@ -284,14 +292,7 @@ async fn bad_line_ups_exit_2_and_a_silent_target_exits_3_before_any_load() {
 /// what it measured is written, and the exit says it was interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bakeoff_stopped_by_sigterm_writes_what_it_measured_and_exits_130() {
-    let (primary, fallback) = mocks().await;
-    let gw = gateway(&gateway_toml(&primary.url(), &fallback.url(), "a", true)).await;
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("s.toml"),
-        scenario(&primary.url(), &fallback.url(), ""),
-    )
-    .unwrap();
+    let (primary, _fallback, gw, tmp) = one_gateway().await;
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
         .args([
             "bakeoff",

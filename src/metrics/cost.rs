@@ -212,6 +212,21 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// The fault windows of `a`'s outage from 8 s to 14 s, as the run applied it.
+    fn outage_of_a(s: &Summary) -> Vec<crate::metrics::summary::FaultWindow> {
+        analyze(
+            s,
+            &[FaultAttempt::applied(
+                "a",
+                "outage",
+                (secs(8), secs(14)),
+                secs(8),
+                Some(secs(14)),
+            )],
+            0.99,
+        )
+    }
+
     #[test]
     fn prices_tokens_and_failover_extra() {
         let mut s = outage_summary();
@@ -246,17 +261,7 @@ mod tests {
             ),
         ]);
         s.upstreams = upstream_rows(&served, &BTreeMap::new());
-        s.faults = analyze(
-            &s,
-            &[FaultAttempt::applied(
-                "a",
-                "outage",
-                (secs(8), secs(14)),
-                secs(8),
-                Some(secs(14)),
-            )],
-            0.99,
-        );
+        s.faults = outage_of_a(&s);
         let prices = BTreeMap::from([
             (
                 "a".to_string(),
@@ -301,17 +306,7 @@ mod tests {
             cached: served * 50,
             ..Tokens::default()
         };
-        s.faults = analyze(
-            &s,
-            &[FaultAttempt::applied(
-                "a",
-                "outage",
-                (secs(8), secs(14)),
-                secs(8),
-                Some(secs(14)),
-            )],
-            0.99,
-        );
+        s.faults = outage_of_a(&s);
         let at = |cached| Price {
             input_per_m: 1.0,
             output_per_m: 1.0,

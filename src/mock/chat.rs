@@ -153,8 +153,17 @@ fn decide(
         let e = ApiError::new(ApiErrorKind::ModelNotFound, msg).with_param("model");
         return Next::Now(client_error(shared, e));
     };
-    let each = message_tokens(shared, &request.messages);
-    let prompt_tokens = each.iter().fold(0u32, |a, &n| a.saturating_add(n));
+    // Per message only when the prefix cache needs it: a list is an allocation per request.
+    let each = match shared.cache {
+        Some(_) => message_tokens(shared, &request.messages),
+        None => Vec::new(),
+    };
+    let prompt_tokens = match shared.cache {
+        Some(_) => each.iter().fold(0u32, |a, &n| a.saturating_add(n)),
+        None => {
+            u32::try_from(shared.tokenizer.count_messages(&request.messages)).unwrap_or(u32::MAX)
+        }
+    };
     let max_tokens = request.max_completion();
     if let Err(e) = check_size(model, prompt_tokens, max_tokens) {
         return Next::Now(client_error(shared, e));
