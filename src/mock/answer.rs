@@ -89,9 +89,14 @@ pub(crate) fn choose(
     if let Some(tools) = request.tools.as_deref().filter(|t| !t.is_empty())
         && let Some(tool) = pick_tool(tools, request.tool_choice.as_ref(), tool_call_rate, rng)
     {
-        let empty = Value::Object(serde_json::Map::new());
-        let params = tool.function.parameters.as_ref().unwrap_or(&empty);
-        let args = schema::instance(params, rng, 3);
+        // Raw text that parsed as JSON once parses again; no schema means any object.
+        let params = tool
+            .function
+            .parameters
+            .as_ref()
+            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        let args = schema::instance(&params, rng, 3);
         return Some(Box::new(Answer::ToolCall {
             id: format!("call_{:016x}", rng.random::<u64>()),
             name: tool.function.name.clone(),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A chat-completion request. Fields gauntlet does not use are accepted and ignored, as
 /// OpenAI-compatible servers must (SDKs add new ones all the time).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -70,21 +70,23 @@ impl RoutedRequest {
 }
 
 /// A tool the model may call; only functions exist in the chat API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
     #[serde(rename = "type")]
     pub kind: String,
     pub function: FunctionDef,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunctionDef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// A JSON Schema of the arguments object.
+    /// A JSON Schema of the arguments object, kept as the client's text: a mock reads it only
+    /// when it answers with a call, and building a value tree of every tool's schema on every
+    /// request cost more than the rest of parsing the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<serde_json::Value>,
+    pub parameters: Option<Box<serde_json::value::RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }
