@@ -34,16 +34,7 @@ trap cleanup EXIT
 BASE="http://127.0.0.1:$PORT"
 for _ in $(seq 100); do curl -s -o /dev/null "$BASE/v1/models" && break; sleep 0.1; done
 
-read -r BYTES MAXTOK < <(python3 -c "
-import json, sys
-n = b = t = 0
-for line in open(sys.argv[1], encoding='utf-8'):
-    if line.strip():
-        d = json.loads(line)
-        n += 1
-        b += sum(len(str(m.get('content') or '').encode()) for m in d.get('messages', []))
-        t += d.get('max_completion_tokens') or d.get('max_tokens') or 16
-print(round(b / max(n, 1)), round(t / max(n, 1)))" "$DATASET")
+read -r BYTES MAXTOK < <(python3 benches/dataset_shape.py "$DATASET")
 echo "dataset: $DATASET; the fixed peer: $BYTES bytes of text, $MAXTOK tokens asked for"
 
 export BENCH_MODEL=bench-model BENCH_LOAD_THREADS=1

@@ -48,16 +48,7 @@ one() {
 # max_tokens, which the mock writes exactly). The fixed prompt of that shape is the peer the
 # target is about: drawing requests vs sending one, with the same work for the server. The short
 # one with 16 tokens shows what the dataset's longer prompts and answers cost on top.
-read -r BYTES MAXTOK < <(python3 -c "
-import json, sys
-n = b = t = 0
-for line in open(sys.argv[1], encoding='utf-8'):
-    if line.strip():
-        d = json.loads(line)
-        n += 1
-        b += sum(len(str(m.get('content') or '').encode()) for m in d.get('messages', []))
-        t += d.get('max_completion_tokens') or d.get('max_tokens') or 16
-print(round(b / max(n, 1)), round(t / max(n, 1)))" "$DATASET")
+read -r BYTES MAXTOK < <(python3 benches/dataset_shape.py "$DATASET")
 echo "mean request: $BYTES bytes of message text, $MAXTOK tokens asked for"
 S_ALL=() F_ALL=() D_ALL=()
 for round in $(seq "$ROUNDS"); do
