@@ -166,6 +166,41 @@ async fn a_trace_replays_at_its_times_classes_and_lengths_and_speed_2_halves_the
     assert!((0.35..=0.65).contains(&ratio), "span ratio {ratio}");
 }
 
+/// A server whose answers carry no `usage`: gauntlet counts the prompts itself, and a traced
+/// prompt counts as the length the trace recorded (the class's own prompt where it recorded none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_usage_a_traced_prompt_counts_as_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("traces")).unwrap();
+    std::fs::write(dir.path().join("traces/peak.jsonl"), TRACE).unwrap();
+    let server = support::chat_server(|_| {
+        reply(
+            200,
+            &[],
+            r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#,
+        )
+    })
+    .await;
+    let path = dir.path().join("replay.toml");
+    std::fs::write(&path, scenario_text(&server.url(), 4.0)).unwrap();
+    let sc = gauntlet::scenario::load(&path).unwrap();
+    let (_tx, rx) = watch::channel(false);
+    let run = engine::run_scenario(&sc, &quiet(), rx).await.unwrap();
+    let s = &run.summary.overall;
+    assert_eq!((s.requests, s.successes), (6, 6));
+    assert_eq!(
+        s.prompt_tokens_from.tokenizer, 6,
+        "{:?}",
+        s.prompt_tokens_from
+    );
+    let t = Tokenizer::new(Encoding::O200k).unwrap();
+    let class = |text: &str| t.count_messages(&[Message::new("user", text)]);
+    // Four lines recorded a length; one `short` and one `long` line did not.
+    let expected = 40 + 900 + 1200 + 10 + class("hi") + class("summarise this");
+    assert_eq!(s.tokens.prompt, expected, "{:?}", s.tokens);
+    server.join().await;
+}
+
 #[test]
 fn a_trace_is_read_once_with_its_speed_and_a_duration_cuts_it() {
     let dir = tempfile::tempdir().unwrap();
