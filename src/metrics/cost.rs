@@ -62,8 +62,8 @@ pub fn price(
             tokens += u.tokens.prompt + u.tokens.completion;
             counted.prompt += u.tokens.prompt;
             counted.completion += u.tokens.completion;
+            // Reasoning tokens are part of the completion and priced with it: not summed apart.
             counted.cached += u.tokens.cached;
-            counted.reasoning += u.tokens.reasoning;
         }
     }
     let requests = summary.overall.requests.max(1);
@@ -324,6 +324,77 @@ mod tests {
             "{}",
             c.failover_extra_usd
         );
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_billed_at_the_cached_price_and_never_more_than_the_prompt() {
+        let p = Price {
+            input_per_m: 1.0,
+            output_per_m: 2.0,
+            cached_input_per_m: Some(0.5),
+        };
+        let t = |prompt, cached| Tokens {
+            prompt,
+            completion: 100,
+            cached,
+            ..Tokens::default()
+        };
+        // 600 fresh at $1/M, 400 cached at $0.50/M, 100 out at $2/M.
+        assert!((p.of(&t(1_000, 400)) - 1_000e-6).abs() < 1e-15);
+        // A count of cached tokens above the prompt's is read as all of the prompt cached.
+        assert!((p.of(&t(100, 500)) - 250e-6).abs() < 1e-15);
+    }
+
+    #[test]
+    fn per_request_cost_cached_alternatives_and_an_empty_run_are_hand_computed() {
+        let mut s = outage_summary();
+        s.faults.clear();
+        s.overall.requests = 500;
+        let tokens = Tokens {
+            prompt: 800_000,
+            completion: 200_000,
+            cached: 600_000,
+            ..Tokens::default()
+        };
+        s.upstreams = upstream_rows(
+            &BTreeMap::from([("a".to_string(), (500, tokens))]),
+            &BTreeMap::new(),
+        );
+        let at = |input, cached| Price {
+            input_per_m: input,
+            output_per_m: 4.0,
+            cached_input_per_m: cached,
+        };
+        let prices = BTreeMap::from([("a".to_string(), at(1.0, Some(0.25)))]);
+        let alt = Alternative {
+            name: "cached too".into(),
+            input_price_per_m: 2.0,
+            output_price_per_m: 4.0,
+            cached_input_price_per_m: Some(0.5),
+        };
+        let c = price(&mut s, &prices, &[1_000_000], std::slice::from_ref(&alt)).unwrap();
+        // Ours: 200k fresh at $1/M + 600k cached at $0.25/M + 200k out at $4/M = $1.15.
+        assert!((c.total_usd - 1.15).abs() < 1e-12, "{}", c.total_usd);
+        // 500 requests: $2,300 per million.
+        assert!((c.per_million_requests_usd - 2_300.0).abs() < 1e-6);
+        // The alternative bills the same cached tokens at its own cached price:
+        // 200k at $2/M + 600k at $0.50/M + 200k at $4/M = $1.50, saving $0.35 (23.3%).
+        let a = &c.alternatives[0];
+        assert!((a.total_usd - 1.5).abs() < 1e-12, "{}", a.total_usd);
+        assert!((a.savings_ratio.unwrap() - 0.35 / 1.5).abs() < 1e-12);
+
+        // A run whose upstreams counted no token: every figure is 0, none is NaN, and no
+        // savings ratio is claimed against an alternative that cost nothing.
+        s.upstreams = upstream_rows(
+            &BTreeMap::from([("a".to_string(), (0, Tokens::default()))]),
+            &BTreeMap::new(),
+        );
+        let c = price(&mut s, &prices, &[1_000_000], std::slice::from_ref(&alt)).unwrap();
+        assert_eq!(c.blended_per_million_tokens_usd, 0.0);
+        assert_eq!(c.monthly[0].usd, 0.0);
+        let a = &c.alternatives[0];
+        assert_eq!((a.total_usd, a.monthly[0].usd), (0.0, 0.0));
+        assert_eq!(a.savings_ratio, None);
     }
 
     #[test]
