@@ -504,6 +504,56 @@ mod tests {
         assert_eq!(r.checks[1].measured, Some(0.9));
     }
 
+    /// `everyday`'s failover is judged on the faults that hit it: not on a slow fault of
+    /// another class, but on every fault that never ran (it may have been meant for it), each
+    /// named; and a run that stopped early is "too soon to tell", with how long it watched.
+    #[test]
+    fn a_class_is_judged_on_the_faults_that_hit_it() {
+        let secs = Duration::from_secs;
+        let mut s = outage_summary();
+        let applied = FaultAttempt::applied("a", "outage", (secs(8), secs(14)), secs(8), None);
+        s.faults = analyze(&s, &[applied], 0.99);
+        // Another class's fault, back only after 9 s.
+        let mut elsewhere = s.faults[0].clone();
+        elsewhere.affected_classes = vec!["premium".into()];
+        elsewhere.time_to_failover_s = Some(9.0);
+        s.faults.push(elsewhere);
+        let class = Scope::Class("everyday".into());
+        let bound = |phase: Objective| sla(&[(class.clone(), phase)]);
+        let fast = bound(Objective::MaxFailoverTime(secs(2)));
+        let r = evaluate(&fast, &s);
+        assert_eq!(r.checks[0].status, CheckStatus::Pass, "{:?}", r.checks[0]);
+        assert!(r.checks[0].measured.is_some_and(|t| t < 2.0));
+
+        // Two faults scheduled after the run ended: no traffic says whom they would hit.
+        let late = |upstream: &str| FaultAttempt {
+            upstream: upstream.into(),
+            kind: "outage".into(),
+            start: secs(30),
+            end: secs(40),
+            outcome: crate::metrics::failover::FaultOutcome::RunEnded { at: secs(20) },
+        };
+        let mut unrun = s.clone();
+        unrun.faults = analyze(&s, &[late("b"), late("c")], 0.99);
+        let r = evaluate(&fast, &unrun);
+        assert_eq!(r.checks[0].status, CheckStatus::Inconclusive);
+        let note = r.checks[0].note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains("never applied") && note.contains("(and 1 more)"),
+            "{note}"
+        );
+
+        // The run stopped 2 s into a fault that was not back by then: too soon for a 5 s bound.
+        let mut short = s.clone();
+        short.faults.truncate(1);
+        short.faults[0].time_to_failover_s = None;
+        short.duration_s = 10.0;
+        let r = evaluate(&bound(Objective::MaxFailoverTime(secs(5))), &short);
+        assert_eq!(r.checks[0].status, CheckStatus::Inconclusive);
+        let note = r.checks[0].note.as_deref().unwrap_or_default();
+        assert!(note.contains("2.0 s into the fault"), "{note}");
+    }
+
     #[test]
     fn uptime_counts_intervals_at_target() {
         let s = outage_summary();
