@@ -552,6 +552,14 @@ mod tests {
         assert_eq!(r.checks[0].status, CheckStatus::Inconclusive);
         let note = r.checks[0].note.as_deref().unwrap_or_default();
         assert!(note.contains("2.0 s into the fault"), "{note}");
+        // Likewise 2 s after the fault's end with the primary not serving again yet.
+        short.faults[0].time_to_failover_s = Some(1.0);
+        short.faults[0].time_to_recover_s = None;
+        short.duration_s = 16.0;
+        let r = evaluate(&bound(Objective::MaxRecoveryTime(secs(5))), &short);
+        assert_eq!(r.checks[0].status, CheckStatus::Inconclusive);
+        let note = r.checks[0].note.as_deref().unwrap_or_default();
+        assert!(note.contains("2.0 s after the fault's end"), "{note}");
     }
 
     #[test]
