@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::{Counter, Histogram};
 
 use super::breakdown::{PromptLengths, Turns, prompt_bin_range};
-use super::recorder::{Cell, Counts, ErrorTimes, Recorder, TokenCounts, new_cumulative};
+use super::recorder::{Cell, ClassRecord, Counts, ErrorTimes, Recorder};
 use super::sample::ErrorKind;
 use super::summary::{
     ClassStats, Generator, Interval, IntervalStats, Percentiles, PromptBin, SCHEMA_VERSION,
@@ -85,25 +85,19 @@ fn error_percentiles(errors: &ErrorTimes) -> BTreeMap<String, Percentiles> {
         .collect()
 }
 
-/// The histograms one scope's `Stats` are read from.
-struct Recorded<'a> {
-    latency: &'a Histogram<u64>,
-    ttft: &'a Histogram<u64>,
-    ttfot: &'a Histogram<u64>,
-    tpot: &'a Histogram<u64>,
-    itl: &'a Histogram<u64>,
-    errors: &'a ErrorTimes,
-}
-
-fn stats(counts: &Counts, h: Recorded<'_>, tokens: &TokenCounts, seconds: f64) -> Stats {
-    let Recorded {
+/// One scope's `Stats`: a class's record, or several classes' merged.
+fn stats(rec: &ClassRecord, seconds: f64) -> Stats {
+    let ClassRecord {
+        counts,
         latency,
         ttft,
         ttfot,
         tpot,
         itl,
         errors,
-    } = h;
+        tokens,
+        ..
+    } = rec;
     Stats {
         requests: counts.requests,
         successes: counts.successes,
@@ -180,12 +174,7 @@ fn tier_stats(rec: &Recorder, info: &RunInfo, seconds: f64) -> Vec<TierStats> {
     names
         .into_iter()
         .map(|tier| {
-            let mut counts = Counts::default();
-            let (mut latency, mut ttft, mut itl) =
-                (new_cumulative(), new_cumulative(), new_cumulative());
-            let (mut ttfot, mut tpot) = (new_cumulative(), new_cumulative());
-            let mut errors = ErrorTimes::default();
-            let mut tokens = TokenCounts::default();
+            let mut merged = ClassRecord::empty();
             let mut classes = Vec::new();
             let members = rec
                 .classes()
@@ -194,28 +183,12 @@ fn tier_stats(rec: &Recorder, info: &RunInfo, seconds: f64) -> Vec<TierStats> {
                 .filter(|(_, i)| i.tier.as_deref() == Some(tier));
             for (c, i) in members {
                 classes.push(i.name.clone());
-                counts.merge(&c.counts);
-                // Only a count overflow can fail; the class histograms share one layout.
-                let _ = latency.add(&c.latency);
-                let _ = ttft.add(&c.ttft);
-                let _ = itl.add(&c.itl);
-                let _ = ttfot.add(&c.ttfot);
-                let _ = tpot.add(&c.tpot);
-                let _ = errors.merge(&c.errors);
-                tokens.merge(&c.tokens);
+                merged.merge_measures(c);
             }
-            let recorded = Recorded {
-                latency: &latency,
-                ttft: &ttft,
-                ttfot: &ttfot,
-                tpot: &tpot,
-                itl: &itl,
-                errors: &errors,
-            };
             TierStats {
                 name: tier.to_string(),
                 classes,
-                stats: stats(&counts, recorded, &tokens, seconds),
+                stats: stats(&merged, seconds),
             }
         })
         .collect()
@@ -333,24 +306,10 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
     let measured = info.ran_for.saturating_sub(layout.warmup);
     let seconds = measured.as_secs_f64();
 
-    let mut all = Counts::default();
-    let mut latency = new_cumulative();
-    let mut ttft = new_cumulative();
-    let mut ttfot = new_cumulative();
-    let mut tpot = new_cumulative();
-    let mut itl = new_cumulative();
-    let mut errors = ErrorTimes::default();
-    let mut tokens = TokenCounts::default();
+    let mut all = ClassRecord::empty();
     let mut classes = Vec::with_capacity(rec.classes().len());
     for (i, c) in rec.classes().iter().enumerate() {
-        all.merge(&c.counts);
-        let _ = latency.add(&c.latency);
-        let _ = ttft.add(&c.ttft);
-        let _ = ttfot.add(&c.ttfot);
-        let _ = tpot.add(&c.tpot);
-        let _ = itl.add(&c.itl);
-        let _ = errors.merge(&c.errors);
-        tokens.merge(&c.tokens);
+        all.merge_measures(c);
         let meta = info.classes.get(i);
         classes.push(ClassStats {
             name: layout.classes[i].clone(),
@@ -358,37 +317,13 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             model: meta.map_or_else(String::new, |m| m.model.clone()),
             stream: meta.is_some_and(|m| m.stream),
             primary: meta.and_then(|m| m.primary.clone()),
-            stats: stats(
-                &c.counts,
-                Recorded {
-                    latency: &c.latency,
-                    ttft: &c.ttft,
-                    ttfot: &c.ttfot,
-                    tpot: &c.tpot,
-                    itl: &c.itl,
-                    errors: &c.errors,
-                },
-                &c.tokens,
-                seconds,
-            ),
+            stats: stats(c, seconds),
             latency_spectrum: spectrum(&c.latency),
             turns: turn_stats(&c.turns),
             prompt_lengths: prompt_bins(&c.prompt_lengths),
         });
     }
-    let overall = stats(
-        &all,
-        Recorded {
-            latency: &latency,
-            ttft: &ttft,
-            ttfot: &ttfot,
-            tpot: &tpot,
-            itl: &itl,
-            errors: &errors,
-        },
-        &tokens,
-        seconds,
-    );
+    let overall = stats(&all, seconds);
 
     let tiers = tier_stats(rec, info, seconds);
 
@@ -429,7 +364,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
 
     let generator = Generator {
         schedule_lag_ms: percentiles(rec.lag()),
-        dropped: all.dropped,
+        dropped: all.counts.dropped,
         abandoned: rec.abandoned(),
     };
     let trust = trust(&generator);

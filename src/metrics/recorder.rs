@@ -200,6 +200,38 @@ pub struct ClassRecord {
     pub prompt_lengths: PromptLengths,
 }
 
+impl ClassRecord {
+    /// Nothing recorded yet; the histograms grow with the values they see.
+    pub fn empty() -> Self {
+        Self {
+            counts: Counts::default(),
+            latency: new_cumulative(),
+            ttft: new_cumulative(),
+            ttfot: new_cumulative(),
+            tpot: new_cumulative(),
+            itl: new_cumulative(),
+            errors: ErrorTimes::default(),
+            tokens: TokenCounts::default(),
+            turns: Turns::default(),
+            prompt_lengths: PromptLengths::default(),
+        }
+    }
+
+    /// Adds `other`'s counts, timings, errors and tokens, for a scope made of several classes
+    /// (a tier, the whole run); turns and prompt lengths stay per class.
+    pub fn merge_measures(&mut self, other: &ClassRecord) {
+        self.counts.merge(&other.counts);
+        // Only a count overflow can fail; every histogram here shares one layout.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.ttft.add(&other.ttft);
+        let _ = self.ttfot.add(&other.ttfot);
+        let _ = self.tpot.add(&other.tpot);
+        let _ = self.itl.add(&other.itl);
+        let _ = self.errors.merge(&other.errors);
+        self.tokens.merge(&other.tokens);
+    }
+}
+
 /// Token totals of one class, and where its prompt counts came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenCounts {
@@ -402,18 +434,7 @@ impl Recorder {
         let classes = layout
             .classes
             .iter()
-            .map(|_| ClassRecord {
-                counts: Counts::default(),
-                latency: new_cumulative(),
-                ttft: new_cumulative(),
-                ttfot: new_cumulative(),
-                tpot: new_cumulative(),
-                itl: new_cumulative(),
-                errors: ErrorTimes::default(),
-                tokens: TokenCounts::default(),
-                turns: Turns::default(),
-                prompt_lengths: PromptLengths::default(),
-            })
+            .map(|_| ClassRecord::empty())
             .collect();
         let cells = vec![Cell::default(); layout.intervals * layout.classes.len()];
         Self {
