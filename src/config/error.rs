@@ -97,6 +97,14 @@ pub struct Source {
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 impl Source {
+    /// The folder the file's relative paths (profiles, datasets, traces) start from.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
         Self {
             path: path.into(),

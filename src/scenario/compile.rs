@@ -247,12 +247,7 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
         );
         return Vec::new();
     }
-    let dir = c
-        .src
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = c.src.dir();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, spanned) in raw.iter().enumerate() {
@@ -452,12 +447,7 @@ fn compile_request(
             "is empty; name the model to ask for",
         );
     }
-    let dir = c
-        .src
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = c.src.dir();
     let dataset = r
         .dataset
         .as_ref()
