@@ -154,14 +154,15 @@ fn decide(
         return Next::Now(client_error(shared, e));
     };
     // Per message only when the prefix cache needs it: a list is an allocation per request.
-    let each = match shared.cache {
-        Some(_) => message_tokens(shared, &request.messages),
-        None => Vec::new(),
-    };
-    let prompt_tokens = match shared.cache {
-        Some(_) => each.iter().fold(0u32, |a, &n| a.saturating_add(n)),
+    let (each, prompt_tokens) = match shared.cache {
+        Some(_) => {
+            let each = message_tokens(shared, &request.messages);
+            let total = each.iter().fold(0u32, |a, &n| a.saturating_add(n));
+            (each, total)
+        }
         None => {
-            u32::try_from(shared.tokenizer.count_messages(&request.messages)).unwrap_or(u32::MAX)
+            let total = shared.tokenizer.count_messages(&request.messages);
+            (Vec::new(), u32::try_from(total).unwrap_or(u32::MAX))
         }
     };
     let max_tokens = request.max_completion();
