@@ -135,6 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         faults: Vec::new(),
         sla: Sla::default(),
         compare_to: Vec::new(),
+        capacity: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -33,6 +33,7 @@ enum Command {
     /// Run a scenario and check its SLA.
     Run(cmd::run::Args),
     Bakeoff(cmd::bakeoff::Args),
+    Capacity(cmd::capacity::Args),
     Validate(cmd::validate::Args),
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
@@ -55,13 +56,16 @@ fn main() -> ExitCode {
     // During a run the embedded gateway's unserved requests are the injected faults the run
     // measures and reports; one warning per request would bury the terminal.
     let default_log = match cli.command {
-        Command::Run(_) | Command::Bakeoff(_) => "warn,gauntlet::gateway::server=error",
+        Command::Run(_) | Command::Bakeoff(_) | Command::Capacity(_) => {
+            "warn,gauntlet::gateway::server=error"
+        }
         _ => "warn",
     };
     cmd::init_tracing(default_log);
     let result: anyhow::Result<cmd::Outcome> = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Bakeoff(args) => cmd::bakeoff::run(args),
+        Command::Capacity(args) => cmd::capacity::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),

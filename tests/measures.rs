@@ -345,6 +345,7 @@ fn sla(targets: &[(Scope, Objective)]) -> Sla {
                 objective: *objective,
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -760,6 +760,7 @@ fn prompt_length_turn_and_output_token_views_show_only_with_their_data() {
         samples: 1_500,
         status: CheckStatus::Pass,
         note: None,
+        misses: None,
     });
     let html = html_of(&rich);
     let lengths = svg_named(&html, "Prompt length distribution");

@@ -16,7 +16,7 @@ use gauntlet::metrics::{
     CheckStatus, ClassInfo, ErrorKind, Evidence, Layout, Percentiles, Recorder, RunInfo, Sample,
     ServedBy, SlaKey, Summary, UpstreamCounters, conclude,
 };
-use gauntlet::scenario::{Objective, Scope, Sla, SlaTarget};
+use gauntlet::scenario::{Objective, PerRequest, Scope, Sla, SlaTarget};
 
 const CHAT: usize = 0;
 const CODE: usize = 1;
@@ -28,13 +28,19 @@ fn ms(n: u64) -> Duration {
 }
 
 fn recording() -> Recorder {
+    recording_judged(PerRequest::default())
+}
+
+/// The recording, each success also judged against `[sla.per_request]` for goodput.
+fn recording_judged(per_request: PerRequest) -> Recorder {
     let layout = Layout::new(
         vec!["chat".into(), "code".into()],
         vec!["a".into(), "b".into()],
         Duration::ZERO,
         Duration::from_secs(1),
         Duration::from_secs(10),
-    );
+    )
+    .with_per_request(per_request);
     let mut rec = Recorder::new(layout);
     for i in 1..=100u64 {
         let mut s = Sample::new(CHAT, ms((i - 1) * 100), Duration::from_micros(i * 100));
@@ -153,6 +159,7 @@ fn summary() -> Summary {
                 objective: Objective::TtftP99(ms(500)),
             },
         ],
+        ..Default::default()
     };
     conclude(Evidence {
         recording: &rec,
@@ -580,6 +587,7 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
                 objective: Objective::FailoverSuccess(0.5),
             },
         ],
+        ..Default::default()
     };
     let none = BTreeMap::new();
     let s = conclude(Evidence {
@@ -651,6 +659,7 @@ fn a_latency_claim_with_no_success_measures_nothing() {
             scope: Scope::Overall,
             objective: Objective::P99Latency(ms(100)),
         }],
+        ..Default::default()
     };
     let none = BTreeMap::new();
     let s = conclude(Evidence {
@@ -699,6 +708,7 @@ fn judge_successes(n: u64, objective: Objective) -> Summary {
             scope: Scope::Overall,
             objective,
         }],
+        ..Default::default()
     };
     let none = BTreeMap::new();
     conclude(Evidence {
@@ -738,4 +748,103 @@ fn a_ratio_promise_needs_exactly_the_samples_that_leave_room_for_one_failure() {
         (None, 0, CheckStatus::Inconclusive)
     );
     assert_eq!(c.note, None, "{c:?}");
+}
+
+/// Goodput with `[sla.per_request] ttft = "50ms"`: a request that is not streamed gets its
+/// first token with its last byte, so chat's i-th request (i ms) is good for i <= 50; code's
+/// j-th success has TTFT (j+1)*10 ms, good for j <= 4; failures are never good. 55 of 110.
+#[test]
+fn goodput_and_the_tail_counts_behind_each_check_are_hand_computed() {
+    let rec = recording_judged(PerRequest {
+        ttft: Some(ms(50)),
+        ..PerRequest::default()
+    });
+    let class = |name: &str| Scope::Class(name.into());
+    let sla = Sla {
+        targets: vec![
+            SlaTarget {
+                scope: Scope::Overall,
+                objective: Objective::Goodput(0.4),
+            },
+            SlaTarget {
+                scope: Scope::Overall,
+                objective: Objective::MinGoodputRps(6.0),
+            },
+            SlaTarget {
+                scope: Scope::Overall,
+                objective: Objective::P99Latency(ms(50)),
+            },
+            SlaTarget {
+                scope: class("code"),
+                objective: Objective::TtftP99(ms(30)),
+            },
+            SlaTarget {
+                scope: Scope::Overall,
+                objective: Objective::Availability(0.9),
+            },
+        ],
+        ..Default::default()
+    };
+    let none = BTreeMap::new();
+    let s = conclude(Evidence {
+        recording: &rec,
+        info: &info(),
+        faults: &[],
+        counters_before: &none,
+        counters_after: &none,
+        prices: &BTreeMap::new(),
+        sla: &sla,
+        monthly_tokens: &[],
+        alternatives: &[],
+    });
+    assert_eq!(s.overall.good, 55);
+    assert_eq!(s.overall.goodput, 0.5);
+    assert_eq!(s.overall.goodput_rps, 5.5);
+    let chat = &s.classes[CHAT].stats;
+    let code = &s.classes[CODE].stats;
+    assert_eq!((chat.good, chat.goodput), (50, 0.5));
+    assert_eq!((code.good, code.goodput, code.goodput_rps), (5, 0.5, 0.5));
+    assert_eq!(s.per_request, vec!["ttft <= 50 ms".to_string()]);
+
+    let checks = &s.sla.checks;
+    let misses = |i: usize| {
+        let m = checks[i]
+            .misses
+            .unwrap_or_else(|| panic!("{:?}", checks[i]));
+        (m.count, m.of, m.allowed)
+    };
+    // goodput: 55 of 110 not good, 60% may miss.
+    assert_eq!(checks[0].measured, Some(0.5));
+    assert_eq!(checks[0].status, CheckStatus::Pass);
+    assert_eq!(misses(0), (55, 110, 1.0 - 0.4));
+    // 5.5 good requests a second against at least 6: a point check, no misses.
+    assert_eq!(checks[1].measured, Some(5.5));
+    assert_eq!(checks[1].status, CheckStatus::Fail);
+    assert_eq!(checks[1].unit, "rps");
+    assert_eq!(checks[1].misses, None);
+    // Successes over 50 ms: chat's 51..=100 ms and code's eight 200 ms answers, of 108.
+    assert_eq!(misses(2), (58, 108, 0.01));
+    // code's TTFT over 30 ms: 40..=80 ms, 5 of its 8 streams.
+    assert_eq!(misses(3), (5, 8, 0.01));
+    // Availability: the two failures of 110.
+    assert_eq!(misses(4), (2, 110, 1.0 - 0.9));
+
+    let text = gauntlet::report::terminal_summary(&s);
+    assert!(
+        text.contains("goodput: 50.00% of requests, 5.5/s (succeeded with ttft <= 50 ms)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_per_request_objectives_every_success_is_good() {
+    let s = summary();
+    assert_eq!(s.overall.good, s.overall.successes);
+    assert_eq!(s.overall.goodput, s.overall.availability);
+    assert!(s.per_request.is_empty());
+    let text = gauntlet::report::terminal_summary(&s);
+    assert!(
+        text.contains("every success counts: no [sla.per_request]"),
+        "{text}"
+    );
 }

@@ -6,6 +6,7 @@
 
 mod arrivals;
 mod bakeoff;
+mod capacity;
 mod ci_examples;
 mod clients;
 mod engine;

@@ -2,6 +2,7 @@
 //! library results into an exit status. `anyhow` lives here and nowhere in the library.
 
 pub mod bakeoff;
+pub mod capacity;
 pub mod compare;
 pub mod gateway;
 pub mod mock;

@@ -2,25 +2,14 @@
 //! and fault timeline, on one set of upstreams that is reset and left to settle between
 //! targets, so no gateway inherits another's faults, counters or retries still in flight.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::fleet::StartedFleet;
 use super::preflight::{self, Unready};
 use super::session::{self, EngineError, Finished, RunOptions};
-use crate::mock::{ControlClient, ControlError};
+use super::settle;
+use crate::mock::ControlError;
 use crate::scenario::{Scenario, Target, UpstreamSource};
-
-/// Longest wait for the upstreams to go quiet between two targets (a gateway still retrying,
-/// streams still draining); past it the next target starts anyway, with a warning.
-const SETTLE_LIMIT: Duration = Duration::from_secs(30);
-/// The upstreams count as settled when nothing is in flight and no request arrived for this
-/// long: longer than a gateway's usual retry backoff, so a late retry is not mistaken for calm.
-const QUIET: Duration = Duration::from_millis(300);
-const POLL: Duration = Duration::from_millis(50);
 
 /// One gateway in the bake-off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,8 +180,10 @@ impl Bakeoff {
         options: &RunOptions,
         stop: watch::Receiver<bool>,
     ) -> Result<Finished, BakeoffError> {
-        settle(&self.fleet.controls).await;
-        reset(&self.fleet.controls).await?;
+        settle::settle(&self.fleet.controls).await;
+        settle::reset(&self.fleet.controls)
+            .await
+            .map_err(|(upstream, source)| BakeoffError::Reset { upstream, source })?;
         let url = match &contender.target {
             ContenderTarget::Url(u) => u.clone(),
             ContenderTarget::Embedded => {
@@ -229,51 +220,4 @@ fn with_headers(scenario: &Scenario, headers: &[(String, String)]) -> Scenario {
         class.headers.extend(headers.iter().cloned());
     }
     s
-}
-
-/// Waits until no upstream has a request in flight and none arrived for `QUIET`.
-async fn settle(controls: &HashMap<String, ControlClient>) {
-    let deadline = Instant::now() + SETTLE_LIMIT;
-    let mut last: Option<(u64, Instant)> = None;
-    while Instant::now() < deadline {
-        let mut total = 0u64;
-        let mut busy = false;
-        // An upstream that does not answer has nothing to settle; the reset says more.
-        for control in controls.values() {
-            if let Ok(s) = control.stats().await {
-                total += s.requests_total;
-                busy |= s.in_flight > 0;
-            }
-        }
-        let now = Instant::now();
-        if busy {
-            last = None;
-        } else {
-            match last {
-                Some((seen, since)) if seen == total => {
-                    if now.duration_since(since) >= QUIET {
-                        return;
-                    }
-                }
-                _ => last = Some((total, now)),
-            }
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    tracing::warn!(
-        "the upstreams were still busy after {SETTLE_LIMIT:?}; the next target starts anyway"
-    );
-}
-
-async fn reset(controls: &HashMap<String, ControlClient>) -> Result<(), BakeoffError> {
-    for (name, control) in controls {
-        control
-            .reset()
-            .await
-            .map_err(|source| BakeoffError::Reset {
-                upstream: name.clone(),
-                source,
-            })?;
-    }
-    Ok(())
 }

@@ -13,6 +13,7 @@ mod progress;
 mod response;
 mod runner;
 mod session;
+mod settle;
 mod timeline;
 
 pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
@@ -26,4 +27,4 @@ pub use plan::{Arrivals, Plan, PlanStage};
 pub use preflight::{PreflightError, Unready};
 pub use progress::Progress;
 pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, SampleSink, mix_rng, run};
-pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario};
+pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario, run_settled};

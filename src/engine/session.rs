@@ -14,9 +14,10 @@ use super::plan::Plan;
 use super::preflight::{self, PreflightError};
 use super::progress::Progress;
 use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
+use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, UpstreamSource};
 
 /// Command-line adjustments to a scenario.
 #[derive(Debug, Clone)]
@@ -73,6 +74,12 @@ pub enum EngineError {
     BadDuration,
     #[error("cannot start the load runtime's threads: {0}")]
     LoadRuntime(#[source] std::io::Error),
+    #[error("resetting upstream `{upstream}` before the run: {source}")]
+    Reset {
+        upstream: String,
+        #[source]
+        source: crate::mock::ControlError,
+    },
 }
 
 /// A finished run: its summary and the recording it was computed from.
@@ -109,6 +116,39 @@ pub async fn run_scenario(
 ) -> Result<Finished, EngineError> {
     let load = load_runtime(scenario, options)?;
     let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
+    let fleet = preflight::checked(scenario, fleet).await?;
+    let finished = drive(scenario, options, load, &fleet, stop).await;
+    fleet.shutdown().await;
+    finished
+}
+
+/// Runs `scenario` as one of a series (a capacity search's probes): like `run_scenario`,
+/// but upstreams that outlive the run (running mocks named by `url`) are first left to go
+/// quiet and reset, so the run before cannot leak faults, spent budgets or retries still in
+/// flight into this one. What gauntlet starts itself is new for every run.
+pub async fn run_settled(
+    scenario: &Scenario,
+    options: &RunOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<Finished, EngineError> {
+    let load = load_runtime(scenario, options)?;
+    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
+    let running: std::collections::HashMap<_, _> = fleet
+        .controls
+        .iter()
+        .filter(|(name, _)| {
+            scenario
+                .upstreams
+                .iter()
+                .any(|u| &u.name == *name && matches!(u.source, UpstreamSource::Url { .. }))
+        })
+        .map(|(n, c)| (n.clone(), c.clone()))
+        .collect();
+    settle::settle(&running).await;
+    if let Err((upstream, source)) = settle::reset(&running).await {
+        fleet.shutdown().await;
+        return Err(EngineError::Reset { upstream, source });
+    }
     let fleet = preflight::checked(scenario, fleet).await?;
     let finished = drive(scenario, options, load, &fleet, stop).await;
     fleet.shutdown().await;
@@ -161,7 +201,8 @@ pub(super) async fn drive(
         plan.warmup,
         plan.interval,
         plan.total(),
-    );
+    )
+    .with_per_request(scenario.sla.per_request);
     let live = Arc::new(Live::default());
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
     let config = RunConfig {

@@ -85,6 +85,14 @@ fn error_percentiles(errors: &ErrorTimes) -> BTreeMap<String, Percentiles> {
         .collect()
 }
 
+fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 /// One scope's `Stats`: a class's record, or several classes' merged.
 fn stats(rec: &ClassRecord, seconds: f64) -> Stats {
     let ClassRecord {
@@ -103,11 +111,14 @@ fn stats(rec: &ClassRecord, seconds: f64) -> Stats {
         successes: counts.successes,
         dropped: counts.dropped,
         availability: availability(counts),
-        rps: if seconds > 0.0 {
-            counts.requests as f64 / seconds
+        rps: per_second(counts.requests, seconds),
+        good: counts.good,
+        goodput: if counts.requests == 0 {
+            1.0
         } else {
-            0.0
+            counts.good as f64 / counts.requests as f64
         },
+        goodput_rps: per_second(counts.good, seconds),
         latency_ms: percentiles(latency),
         ttft_ms: optional(ttft),
         ttfot_ms: optional(ttfot),
@@ -378,6 +389,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         target: info.target.clone(),
         started_at: humantime::format_rfc3339_millis(info.started_at).to_string(),
         duration_s: seconds,
+        per_request: per_request_words(&layout.per_request),
         warmup_s: layout.warmup.as_secs_f64(),
         interval_s: layout.interval.as_secs_f64(),
         interrupted: info.interrupted,
@@ -397,6 +409,15 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         },
         trust,
     }
+}
+
+/// `[sla.per_request]` in words, one objective each.
+fn per_request_words(p: &crate::scenario::PerRequest) -> Vec<String> {
+    let ms = |d: Duration| format!("{} ms", d.as_secs_f64() * 1e3);
+    [("ttft", p.ttft), ("tpot", p.tpot), ("latency", p.latency)]
+        .into_iter()
+        .filter_map(|(name, d)| Some(format!("{name} <= {}", ms(d?))))
+        .collect()
 }
 
 fn trust(g: &Generator) -> Trust {
@@ -654,6 +675,7 @@ mod tests {
                 target("pro", Objective::P99Latency(Duration::from_millis(20))),
                 target("standard", Objective::Availability(0.9)),
             ],
+            ..Default::default()
         };
         let result = crate::metrics::sla::evaluate(&sla, &s);
         let got: Vec<(String, String, f64)> = result

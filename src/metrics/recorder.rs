@@ -14,6 +14,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use super::breakdown::{PromptLengths, Turns};
 use super::sample::{ErrorKind, Sample, ServedBy, TokenSource};
+use crate::scenario::PerRequest;
 
 /// Longest value a histogram tracks, in microseconds (one hour); longer values are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -33,6 +34,8 @@ pub struct Layout {
     pub interval: Duration,
     /// Intervals of the measured window (after warmup).
     pub intervals: usize,
+    /// What a request must meet to count as good (goodput).
+    pub per_request: PerRequest,
 }
 
 impl Layout {
@@ -53,6 +56,15 @@ impl Layout {
             warmup,
             interval,
             intervals: usize::try_from(intervals).unwrap_or(usize::MAX),
+            per_request: PerRequest::default(),
+        }
+    }
+
+    /// This layout, counting as good the requests that meet `per_request`.
+    pub fn with_per_request(self, per_request: PerRequest) -> Self {
+        Self {
+            per_request,
+            ..self
         }
     }
 
@@ -98,6 +110,8 @@ pub struct Counts {
     pub gateway_rate_limited: u64,
     /// Responses the gateway marked shed (`x-gateway-shed`).
     pub shed: u64,
+    /// Successes that met every per-request objective (goodput).
+    pub good: u64,
 }
 
 impl Counts {
@@ -106,6 +120,9 @@ impl Counts {
         match s.result {
             Ok(()) => {
                 self.successes += 1;
+                if layout.per_request.met(s.latency, s.ttft, s.tpot) {
+                    self.good += 1;
+                }
                 if let Some(served) = &s.served_by {
                     let name = layout.upstream_name(served);
                     match self.served_by.get_mut(name) {
@@ -138,6 +155,7 @@ impl Counts {
         }
         self.gateway_rate_limited += o.gateway_rate_limited;
         self.shed += o.shed;
+        self.good += o.good;
     }
 
     /// Error kind name -> count, only kinds that occurred.

@@ -1,10 +1,14 @@
 //! SLA verdicts: each promise in the scenario checked against the summary, with the number
 //! of samples it rests on. A check the samples cannot support is `inconclusive`, not passed.
 
+use std::time::Duration;
+
 use crate::scenario::{Objective, Scope, Sla};
 
 use super::failover::overlapping;
-use super::summary::{CheckStatus, FaultWindow, Percentiles, SlaCheck, SlaResult, Stats, Summary};
+use super::summary::{
+    CheckStatus, FaultWindow, Misses, Percentiles, SlaCheck, SlaResult, Stats, Summary,
+};
 
 /// A percentile claim needs this many samples beyond it: p99 needs 1,000 requests, p99.9
 /// 10,000. Fewer, and one slow request decides the verdict.
@@ -86,6 +90,53 @@ struct Measure {
     /// Why what was measured cannot decide the check: unless it already failed, the check is
     /// inconclusive for this reason.
     undecided: Option<String>,
+    misses: Option<Misses>,
+}
+
+/// Misses of a ratio promise: the samples that did not count as successes.
+fn ratio_misses(target: f64, good: u64, of: u64) -> Option<Misses> {
+    Some(Misses {
+        count: of.saturating_sub(good),
+        of,
+        allowed: 1.0 - target,
+    })
+}
+
+/// The histogram a percentile promise reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    Latency,
+    Ttft,
+    Ttfot,
+    Tpot,
+}
+
+/// The share of samples a p99 bound lets past it.
+const P99_ALLOWED: f64 = 0.01;
+
+/// Fills in the misses of every percentile check: `over(scope, tail, bound)` counts the
+/// scope's samples above the bound, out of how many. Checks are in `sla.targets`' order.
+pub fn count_tails(
+    result: &mut SlaResult,
+    sla: &Sla,
+    over: impl Fn(&Scope, Tail, Duration) -> Option<(u64, u64)>,
+) {
+    for (check, t) in result.checks.iter_mut().zip(&sla.targets) {
+        let (tail, bound) = match t.objective {
+            Objective::P99Latency(d) => (Tail::Latency, d),
+            Objective::TtftP99(d) => (Tail::Ttft, d),
+            Objective::TtfotP99(d) => (Tail::Ttfot, d),
+            Objective::TpotP99(d) => (Tail::Tpot, d),
+            _ => continue,
+        };
+        check.misses = over(&t.scope, tail, bound)
+            .filter(|&(_, of)| of > 0)
+            .map(|(count, of)| Misses {
+                count,
+                of,
+                allowed: P99_ALLOWED,
+            });
+    }
 }
 
 fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Measure {
@@ -93,10 +144,11 @@ fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Mea
         target: bound_ms,
         measured: p.filter(|p| p.samples > 0).map(|p| p.p99),
         samples: p.map_or(0, |p| p.samples),
-        needed: (TAIL_SAMPLES / 0.01).ceil() as u64,
+        needed: (TAIL_SAMPLES / P99_ALLOWED).ceil() as u64,
         higher_is_better: false,
         note: p.is_none_or(|p| p.samples == 0).then(|| note.to_string()),
         undecided: None,
+        misses: None,
     }
 }
 
@@ -146,6 +198,31 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             higher_is_better: true,
             note: None,
             undecided: None,
+            misses: stats
+                .filter(|s| s.requests > 0)
+                .and_then(|s| ratio_misses(a, s.successes, s.requests)),
+        },
+        Objective::Goodput(g) => Measure {
+            target: g,
+            measured: stats.filter(|s| s.requests > 0).map(|s| s.goodput),
+            samples: stats.map_or(0, |s| s.requests),
+            needed: needed_for_ratio(g),
+            higher_is_better: true,
+            note: Some("requests that succeeded and met [sla.per_request]".into()),
+            undecided: None,
+            misses: stats
+                .filter(|s| s.requests > 0)
+                .and_then(|s| ratio_misses(g, s.good, s.requests)),
+        },
+        Objective::MinGoodputRps(r) => Measure {
+            target: r,
+            measured: stats.map(|s| s.goodput_rps),
+            samples: stats.map_or(0, |s| s.requests),
+            needed: 1,
+            higher_is_better: true,
+            note: None,
+            undecided: None,
+            misses: None,
         },
         Objective::Uptime(u) => {
             let bar = availability_bar(sla, scope);
@@ -169,6 +246,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                     bar * 100.0
                 )),
                 undecided: None,
+                misses: None,
             }
         }
         Objective::FailoverSuccess(f) => {
@@ -181,6 +259,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                 higher_is_better: true,
                 note: (req == 0).then(|| "no request was sent while a fault hit this scope".into()),
                 undecided: unapplied(summary, class),
+                misses: (req > 0).then(|| ratio_misses(f, ok, req)).flatten(),
             }
         }
         Objective::MaxFailoverTime(d) => {
@@ -200,6 +279,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                 .is_none()
                 .then(|| "the upstreams' request counts are unknown (no control API)".into()),
             undecided: None,
+            misses: None,
         },
         Objective::MaxCostPerMillion(usd) => Measure {
             target: usd,
@@ -212,6 +292,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                 .is_none()
                 .then(|| "no prices known for the upstreams".into()),
             undecided: None,
+            misses: None,
         },
     };
     let status = match m.measured {
@@ -251,6 +332,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
         samples: m.samples,
         status,
         note,
+        misses: m.misses,
     }
 }
 
@@ -400,6 +482,7 @@ fn worst_time(summary: &Summary, class: Option<&str>, bound_s: f64, phase: Timed
                 .unwrap_or(note),
         ),
         undecided: unapplied(summary, class).or(too_soon),
+        misses: None,
     }
 }
 
@@ -419,6 +502,7 @@ mod tests {
                     objective: *o,
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 

@@ -30,6 +30,10 @@ pub struct Summary {
     pub started_at: String,
     /// The measured window (after warmup), seconds.
     pub duration_s: f64,
+    /// What a request met to count as good (`[sla.per_request]`), e.g. "ttft <= 300 ms";
+    /// empty when every success counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_request: Vec<String>,
     pub warmup_s: f64,
     pub interval_s: f64,
     /// The run was stopped early (Ctrl-C); what was measured until then is all here.
@@ -78,6 +82,15 @@ pub struct Stats {
     pub availability: f64,
     /// Requests per second over the measured window.
     pub rps: f64,
+    /// Successes that met every `[sla.per_request]` objective (all successes when none is set).
+    #[serde(default)]
+    pub good: u64,
+    /// good / requests; 1.0 when there were no requests.
+    #[serde(default)]
+    pub goodput: f64,
+    /// Good requests per second over the measured window.
+    #[serde(default)]
+    pub goodput_rps: f64,
     /// Successful requests only (schema 2 on); `samples` is 0 when none succeeded.
     pub latency_ms: Percentiles,
     /// Successful streams only: first delta of any kind (content, reasoning or tool call).
@@ -372,6 +385,21 @@ pub struct SlaCheck {
     /// Why a check is inconclusive, or what failed.
     #[serde(default)]
     pub note: Option<String>,
+    /// For a promise about a share of samples (availability, failover success, goodput, a
+    /// p99 bound): how many samples missed it. The promise holds while the share that misses
+    /// is at most `allowed`, which is what lets `gauntlet capacity` put an interval on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misses: Option<Misses>,
+}
+
+/// Samples that missed a promise, out of the samples it was checked on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Misses {
+    pub count: u64,
+    pub of: u64,
+    /// The share of samples that may miss while the promise holds (1 - target for a ratio,
+    /// 0.01 for a p99 bound).
+    pub allowed: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,9 @@ pub enum ReportError {
     RunDir(#[from] RunDirError),
     #[error("rendering {what}: {message}")]
     Render { what: &'static str, message: String },
+    /// A file given to read back is not what it should be.
+    #[error("{}: {message}", path.display())]
+    Unreadable { path: PathBuf, message: String },
 }
 
 impl ReportError {
@@ -30,6 +33,7 @@ impl ReportError {
             ReportError::RunDir(e) => e.is_invalid_input(),
             ReportError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
             ReportError::Render { .. } => false,
+            ReportError::Unreadable { .. } => true,
         }
     }
 

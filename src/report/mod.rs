@@ -5,6 +5,7 @@
 
 mod bakeoff;
 mod bakeoff_render;
+mod capacity;
 mod charts;
 mod compare;
 mod compare_render;
@@ -29,6 +30,10 @@ pub use bakeoff::{
 };
 pub use bakeoff_render::{
     BAKEOFF_HTML, BAKEOFF_JSON, bakeoff_html, bakeoff_terminal, write_bakeoff,
+};
+pub use capacity::{
+    capacity_html, capacity_probe_line, capacity_terminal, passed as capacity_passed,
+    read_capacity, write_capacity,
 };
 pub use compare::{Comparison, Direction, MetricDelta, compare};
 pub use compare_render::{compare_html, compare_markdown, compare_terminal};

@@ -12,6 +12,7 @@ const COMPARE: &str = include_str!("templates/compare.html.j2");
 const SUMMARY_MD: &str = include_str!("templates/summary.md.j2");
 const COMPARE_MD: &str = include_str!("templates/compare.md.j2");
 const BAKEOFF: &str = include_str!("templates/bakeoff.html.j2");
+const CAPACITY: &str = include_str!("templates/capacity.html.j2");
 
 /// Template names end in their output type, which is what turns HTML escaping on or off.
 fn environment() -> Result<Environment<'static>, ReportError> {
@@ -23,6 +24,7 @@ fn environment() -> Result<Environment<'static>, ReportError> {
         ("summary.md.j2", SUMMARY_MD),
         ("compare.md.j2", COMPARE_MD),
         ("bakeoff.html.j2", BAKEOFF),
+        ("capacity.html.j2", CAPACITY),
     ] {
         env.add_template(name, src)
             .map_err(|e| ReportError::render("templates", e))?;

@@ -97,6 +97,17 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(o, "time to error: {}", list.join(", "));
     }
     let _ = writeln!(o, "latency columns: {}", super::view::latency_of(s));
+    let good = if s.per_request.is_empty() {
+        "every success counts: no [sla.per_request]".to_string()
+    } else {
+        format!("succeeded with {}", s.per_request.join(", "))
+    };
+    let _ = writeln!(
+        o,
+        "goodput: {} of requests, {} ({good})",
+        fmt::pct(s.overall.goodput),
+        fmt::rate(s.overall.goodput_rps)
+    );
     for c in s.classes.iter().filter(|c| !c.turns.is_empty()) {
         let turns: Vec<String> = c
             .turns

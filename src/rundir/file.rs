@@ -16,10 +16,13 @@ pub enum RunFile {
     Requests,
     CompareMd,
     CompareHtml,
+    /// A capacity search's result (`gauntlet capacity`).
+    CapacityJson,
+    CapacityHtml,
 }
 
 impl RunFile {
-    pub const ALL: [RunFile; 9] = [
+    pub const ALL: [RunFile; 11] = [
         RunFile::Summary,
         RunFile::LatencyHlog,
         RunFile::IndexHtml,
@@ -29,6 +32,8 @@ impl RunFile {
         RunFile::Requests,
         RunFile::CompareMd,
         RunFile::CompareHtml,
+        RunFile::CapacityJson,
+        RunFile::CapacityHtml,
     ];
 
     /// The file's name inside the run folder.
@@ -43,6 +48,8 @@ impl RunFile {
             RunFile::Requests => "requests.csv",
             RunFile::CompareMd => "compare.md",
             RunFile::CompareHtml => "compare.html",
+            RunFile::CapacityJson => "capacity.json",
+            RunFile::CapacityHtml => "capacity.html",
         }
     }
 }

@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::model::{Alternative, RequestClass, Scenario, Target, Upstream, UpstreamSource};
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
-use super::{faults, load as load_section, sla, workload};
+use super::{capacity, faults, load as load_section, sla, workload};
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
 use crate::mock::Profile;
@@ -98,6 +98,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         .unwrap_or_default();
 
     let compare_to = compare_to(&mut c, raw.cost.as_ref());
+    let capacity = capacity::compile(&mut c, raw.capacity.as_ref());
     let Some(load) = plan else {
         return finish(c, None);
     };
@@ -113,6 +114,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         faults,
         sla,
         compare_to,
+        capacity,
     };
     finish(c, Some(scenario))
 }

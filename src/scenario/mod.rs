@@ -1,6 +1,7 @@
 //! Scenario files: the serde schema, loading, and validation into typed values with errors
 //! that name file:line:col, the key and the fix.
 
+mod capacity;
 mod compile;
 mod faults;
 mod load;
@@ -10,12 +11,13 @@ mod sla;
 mod trace;
 mod workload;
 
+pub use capacity::TOLERANCE_RANGE;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Alternative, Arrival, LoadPlan, Objective, RequestClass, Scenario, ScheduledFault, Scope,
-    Secret, Sla, SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream,
-    UpstreamSource,
+    Alternative, Arrival, CapacitySettings, LoadPlan, Objective, PerRequest, RequestClass,
+    Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey, SlaTarget, Stage, StageLoad, Target,
+    Trace, TraceLine, Unit, Upstream, UpstreamSource,
 };
 pub use raw::RawScenario;
 

@@ -24,6 +24,21 @@ pub struct Scenario {
     pub sla: Sla,
     /// `[cost] compare_to`: what the measured token mix is held against.
     pub compare_to: Vec<Alternative>,
+    /// `[capacity]`: how `gauntlet capacity` searches, and the capacity CI demands.
+    pub capacity: CapacitySettings,
+}
+
+/// `[capacity]` as written; every setting is optional (the command line may give it, and
+/// `gauntlet capacity` has defaults for the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CapacitySettings {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// A fraction in (0, 0.5].
+    pub tolerance: Option<f64>,
+    pub budget: Option<Duration>,
+    pub probe_duration: Option<Duration>,
+    pub at_least: Option<f64>,
 }
 
 /// A price the measured tokens are compared against ("everything to one premium model").
@@ -188,6 +203,34 @@ impl ScheduledFault {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sla {
     pub targets: Vec<SlaTarget>,
+    /// What one request must meet to count as good.
+    pub per_request: PerRequest,
+}
+
+/// `[sla.per_request]`: the objectives a single request is held to for goodput. A request is
+/// good when it succeeded and met every objective that is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerRequest {
+    /// Time to first token; a request that is not streamed gets its first token with its last
+    /// byte, so its latency is held to this.
+    pub ttft: Option<Duration>,
+    /// Mean time per output token after the first, where there is one (streams of two or more).
+    pub tpot: Option<Duration>,
+    pub latency: Option<Duration>,
+}
+
+impl PerRequest {
+    /// Whether a successful request with these timings met every objective.
+    pub fn met(&self, latency: Duration, ttft: Option<Duration>, tpot: Option<Duration>) -> bool {
+        let first = ttft.unwrap_or(latency);
+        self.ttft.is_none_or(|b| first <= b)
+            && self.latency.is_none_or(|b| latency <= b)
+            && self.tpot.is_none_or(|b| tpot.is_none_or(|t| t <= b))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +322,10 @@ objectives! {
     MaxRetryAmplification(f64) = "max_retry_amplification" in X;
     /// US dollars per million requests.
     MaxCostPerMillion(f64) = "max_cost_per_million" in Usd;
+    /// Share of requests that succeeded and met every per-request objective, at least this.
+    Goodput(f64) = "goodput" in Ratio;
+    /// Good requests (as for `goodput`) per second, at least this many.
+    MinGoodputRps(f64) = "min_goodput_rps" in Rps;
 }
 
 impl std::fmt::Display for SlaKey {
@@ -299,6 +346,8 @@ pub enum Unit {
     X,
     /// US dollars.
     Usd,
+    /// Requests per second.
+    Rps,
 }
 
 impl Unit {
@@ -310,6 +359,7 @@ impl Unit {
             Self::Ratio => "ratio",
             Self::X => "x",
             Self::Usd => "usd",
+            Self::Rps => "rps",
         }
     }
 }

@@ -43,6 +43,32 @@ pub struct RawScenario {
     pub sla: Option<RawSla>,
     /// What the measured token mix would cost elsewhere, for the savings table.
     pub cost: Option<RawCost>,
+    /// How `gauntlet capacity` searches for the highest rate that keeps the SLA.
+    pub capacity: Option<RawCapacity>,
+}
+
+/// `[capacity]`: the settings of `gauntlet capacity`, and the headroom CI holds it to.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacity {
+    /// The rate (requests/s) the search starts from.
+    #[schemars(with = "Option<f64>")]
+    pub min: Option<Spanned<f64>>,
+    /// The highest rate the search may probe.
+    #[schemars(with = "Option<f64>")]
+    pub max: Option<Spanned<f64>>,
+    /// Stop when the bracket is this share of the highest passing rate, e.g. "5%".
+    #[schemars(with = "Option<RawNum>")]
+    pub tolerance: Option<Spanned<RawNum>>,
+    /// Wall-clock time the whole search may take, e.g. "30m".
+    #[schemars(with = "Option<String>")]
+    pub budget: Option<Spanned<String>>,
+    /// Length of one probe (the scenario's plan scaled to it), e.g. "20s".
+    #[schemars(with = "Option<String>")]
+    pub probe_duration: Option<Spanned<String>>,
+    /// The capacity CI demands (requests/s): below it, `gauntlet capacity` exits 1.
+    #[schemars(with = "Option<f64>")]
+    pub at_least: Option<Spanned<f64>>,
 }
 
 impl RawScenario {
@@ -343,6 +369,15 @@ pub struct RawSla {
     /// US dollars per million requests.
     #[schemars(with = "Option<f64>")]
     pub max_cost_per_million: Option<Spanned<f64>>,
+    /// Share of requests that succeeded and met every `[sla.per_request]` objective.
+    #[schemars(with = "Option<RawNum>")]
+    pub goodput: Option<Spanned<RawNum>>,
+    /// Requests per second that succeeded and met every `[sla.per_request]` objective.
+    #[schemars(with = "Option<f64>")]
+    pub min_goodput_rps: Option<Spanned<f64>>,
+    /// What each request must meet to count as good (for `goodput`).
+    #[schemars(with = "Option<RawPerRequest>")]
+    pub per_request: Option<Spanned<RawPerRequest>>,
     /// Objectives of one request class, keyed by its name.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawSlaClass>")]
@@ -381,6 +416,27 @@ pub struct RawSlaClass {
     pub max_retry_amplification: Option<Spanned<f64>>,
     #[schemars(with = "Option<f64>")]
     pub max_cost_per_million: Option<Spanned<f64>>,
+    /// Share of requests that succeeded and met every `[sla.per_request]` objective.
+    #[schemars(with = "Option<RawNum>")]
+    pub goodput: Option<Spanned<RawNum>>,
+    /// Requests per second that succeeded and met every `[sla.per_request]` objective.
+    #[schemars(with = "Option<f64>")]
+    pub min_goodput_rps: Option<Spanned<f64>>,
+}
+
+/// `[sla.per_request]`: the objectives one request must meet to count toward goodput.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerRequest {
+    /// Time to first token (a request that is not streamed: its whole latency).
+    #[schemars(with = "Option<String>")]
+    pub ttft: Option<Spanned<String>>,
+    /// Mean time per output token after the first (streams with two or more tokens).
+    #[schemars(with = "Option<String>")]
+    pub tpot: Option<Spanned<String>>,
+    /// Intended send time to the last byte.
+    #[schemars(with = "Option<String>")]
+    pub latency: Option<Spanned<String>>,
 }
 
 impl RawSla {
@@ -398,6 +454,8 @@ impl RawSla {
             max_recovery_time: self.max_recovery_time.clone(),
             max_retry_amplification: self.max_retry_amplification.clone(),
             max_cost_per_million: self.max_cost_per_million.clone(),
+            goodput: self.goodput.clone(),
+            min_goodput_rps: self.min_goodput_rps.clone(),
         }
     }
 }

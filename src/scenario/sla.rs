@@ -3,8 +3,8 @@
 
 use toml::Spanned;
 
-use super::model::{Objective, Scope, Sla, SlaKey, SlaTarget};
-use super::raw::{RawSla, RawSlaClass};
+use super::model::{Objective, PerRequest, Scope, Sla, SlaKey, SlaTarget};
+use super::raw::{RawPerRequest, RawSla, RawSlaClass};
 use crate::config::Check;
 
 /// Retries can multiply load, but not by this much; larger is a typo.
@@ -54,7 +54,64 @@ pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str], tiers: &[&str]
     if overall.uptime.is_some() && !overall_availability {
         uptime_needs_availability(c, &overall, "sla");
     }
-    Sla { targets }
+    let per_request = per_request(c, raw.per_request.as_ref());
+    if per_request.is_empty() {
+        goodput_needs_objectives(c, &overall, "sla");
+        for (name, table) in raw.classes.iter().chain(&raw.tiers) {
+            goodput_needs_objectives(c, table, &format!("sla.*.{}", name.get_ref()));
+        }
+    }
+    Sla {
+        targets,
+        per_request,
+    }
+}
+
+/// `[sla.per_request]`: each bound a positive duration, and at least one of them.
+fn per_request(c: &mut Check<'_>, raw: Option<&Spanned<RawPerRequest>>) -> PerRequest {
+    let Some(spanned) = raw else {
+        return PerRequest::default();
+    };
+    let raw = spanned.get_ref();
+    let mut dur = |v: &Option<Spanned<String>>, key: &str| {
+        v.as_ref()
+            .and_then(|v| c.positive_duration(v, &format!("sla.per_request.{key}")))
+    };
+    let out = PerRequest {
+        ttft: dur(&raw.ttft, "ttft"),
+        tpot: dur(&raw.tpot, "tpot"),
+        latency: dur(&raw.latency, "latency"),
+    };
+    if raw.ttft.is_none() && raw.tpot.is_none() && raw.latency.is_none() {
+        c.error(
+            spanned.span(),
+            "sla.per_request",
+            "the table sets no objective; set at least one of `ttft`, `tpot`, `latency`",
+        );
+    }
+    out
+}
+
+/// Goodput counts the requests that met `[sla.per_request]`; without it the key would only
+/// repeat availability under another name.
+fn goodput_needs_objectives(c: &mut Check<'_>, t: &RawSlaClass, key: &str) {
+    let spans = [
+        (SlaKey::Goodput, t.goodput.as_ref().map(|v| v.span())),
+        (
+            SlaKey::MinGoodputRps,
+            t.min_goodput_rps.as_ref().map(|v| v.span()),
+        ),
+    ];
+    for (k, span) in spans {
+        if let Some(span) = span {
+            c.error(
+                span,
+                format!("{key}.{k}"),
+                "goodput counts the requests that met [sla.per_request]; add that table with \
+                 at least one of `ttft`, `tpot`, `latency`",
+            );
+        }
+    }
 }
 
 /// A tier is judged on its merged latency and availability; the interval and fault-window
@@ -149,6 +206,13 @@ fn objectives(
             .as_ref()
             .and_then(|v| c.number_in(v, &k(K::MaxCostPerMillion), 0.0..=MAX_COST))
             .map(Objective::MaxCostPerMillion),
+    );
+    push(ratio(c, &t.goodput, K::Goodput).map(Objective::Goodput));
+    push(
+        t.min_goodput_rps
+            .as_ref()
+            .and_then(|v| c.number_in(v, &k(K::MinGoodputRps), 0.0..=crate::scenario::MAX_RATE))
+            .map(Objective::MinGoodputRps),
     );
 }
 

@@ -183,6 +183,9 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
         dropped: 0,
         availability: sum.successes as f64 / sum.requests.max(1) as f64,
         rps: sum.requests as f64 / duration,
+        good: sum.successes,
+        goodput: sum.successes as f64 / sum.requests.max(1) as f64,
+        goodput_rps: sum.successes as f64 / duration,
         latency_ms: lat,
         ttft_ms: sum.ttft_ms,
         ttfot_ms: None,
@@ -243,6 +246,7 @@ fn check(
         samples,
         status,
         note: note.map(String::from),
+        misses: None,
     }
 }
 
@@ -349,6 +353,7 @@ pub fn quickstart() -> Summary {
         schema_version: SCHEMA_VERSION,
         gauntlet_version: "0.1.0".into(),
         scenario: "quickstart".into(),
+        per_request: Vec::new(),
         description: Some("the 80/15/5 model router rides out a 6 s primary outage".into()),
         seed: 7,
         target: "embedded gateway".into(),

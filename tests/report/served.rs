@@ -40,6 +40,7 @@ fn latency_check(scope: &str, target: f64) -> SlaCheck {
         samples: 5000,
         status: CheckStatus::Pass,
         note: None,
+        misses: None,
     }
 }
 

@@ -221,5 +221,6 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         faults: Vec::new(),
         sla: Sla::default(),
         compare_to: Vec::new(),
+        capacity: Default::default(),
     }
 }

@@ -2,6 +2,7 @@
 //! background, mid-tone series colors, and text/axes in `currentColor` so they read in light
 //! and dark themes alike.
 
+mod capacity;
 mod nines;
 mod overlay;
 mod prompts;
@@ -10,6 +11,8 @@ mod time;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::RGBColor;
+
+pub use capacity::{CapacityCharts, render as render_capacity};
 
 use super::ReportError;
 use crate::metrics::{SlaKey, Summary};
@@ -143,9 +146,9 @@ pub const HALF: Size = (620, 360);
 
 /// Drawn as pure black, then rewritten to `currentColor` (see `finish`).
 const INK: RGBColor = RGBColor(0, 0, 0);
-const GRID: RGBColor = RGBColor(128, 128, 128);
+pub(crate) const GRID: RGBColor = RGBColor(128, 128, 128);
 /// A color no series uses, rewritten to a dashed stroke (see `finish`).
-const SLA_LINE: RGBColor = RGBColor(214, 51, 108);
+pub(crate) const SLA_LINE: RGBColor = RGBColor(214, 51, 108);
 const FAULT_FILL: RGBColor = RGBColor(220, 80, 60);
 
 /// Mid-tone colors that keep contrast on white and on near-black.

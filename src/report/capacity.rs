@@ -1,0 +1,260 @@
+//! A capacity search for people and CI: the live line per probe, the final verdict line,
+//! `capacity.json` and `capacity.html` (the curve, the binding check, every probe linked to
+//! its own run folder).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::ReportError;
+use super::charts::{self, CapacityCharts};
+use super::fmt;
+use super::template::render;
+use crate::capacity::{CapacityResult, Probe, Purpose, SearchResult, StopReason};
+use crate::rundir::{RunDir, RunFile};
+
+fn rate(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), fmt::rate)
+}
+
+fn purpose(p: Purpose) -> &'static str {
+    match p {
+        Purpose::Ceiling => "ceiling",
+        Purpose::Bracket => "bracket",
+        Purpose::Bisect => "bisect",
+        Purpose::Lengthen => "lengthen",
+        Purpose::Confirm => "confirm",
+    }
+}
+
+/// One probe, as the terminal shows it while the search runs.
+pub fn capacity_probe_line(p: &Probe) -> String {
+    let offered = match p.offered_rps {
+        Some(r) => format!("{:>10}", fmt::rate(r)),
+        None => format!("{:>10}", "closed"),
+    };
+    let tail = match (p.ttft_p99_ms, p.p99_latency_ms) {
+        (Some(t), _) => format!("ttft p99 {}", fmt::ms(t)),
+        (None, Some(l)) => format!("p99 {}", fmt::ms(l)),
+        (None, None) => "no success".to_string(),
+    };
+    format!(
+        "probe {:>2} {:<8} {offered} {:>6.1} s  {:<10}  achieved {:>9}  avail {:>8}  {tail}\n           {}",
+        p.index,
+        purpose(p.purpose),
+        p.duration_s,
+        p.verdict.as_str(),
+        fmt::rate(p.achieved_rps),
+        fmt::pct(p.availability),
+        p.why
+    )
+}
+
+fn search_line(s: &SearchResult) -> String {
+    let condition = if !s.faults {
+        "without faults".to_string()
+    } else if s.fault_summary.is_empty() {
+        "(the scenario has no faults)".to_string()
+    } else {
+        format!("with {}", s.fault_summary.join(", "))
+    };
+    let bound = s
+        .binding
+        .as_ref()
+        .map(|b| format!("; bound by {b}"))
+        .unwrap_or_default();
+    let bracket = format!("bracket {}–{}", rate(s.bracket[0]), rate(s.bracket[1]));
+    match (s.stop, s.capacity_rps) {
+        (StopReason::Invalid, _) => {
+            format!("no capacity {condition}: the search stopped at an invalid probe")
+        }
+        (StopReason::BelowMin, _) => format!(
+            "capacity below the lowest rate probed ({}) {condition}{bound}",
+            rate(s.bracket[1])
+        ),
+        (StopReason::ReachedMax, Some(c)) => format!(
+            "capacity at least {} {condition} (every rate up to the maximum passed)",
+            fmt::rate(c)
+        ),
+        (stop, Some(c)) => {
+            let tail = match stop {
+                StopReason::Converged => String::new(),
+                other => format!(" [{}: the bracket is as it stood]", other.as_str()),
+            };
+            format!(
+                "capacity {} ({bracket}) {condition}{bound}{tail}",
+                fmt::rate(c)
+            )
+        }
+        (stop, None) => format!("no rate passed {condition} ({}){bound}", stop.as_str()),
+    }
+}
+
+/// The verdict lines after the search: one per search, the price of the faults, the target.
+pub fn capacity_terminal(r: &CapacityResult) -> String {
+    let mut out = String::new();
+    if let Some(c) = r.ceiling_rps {
+        out.push_str(&format!(
+            "ceiling (closed model, no faults): {} answered\n",
+            fmt::rate(c)
+        ));
+    }
+    for s in &r.searches {
+        out.push_str(&search_line(s));
+        out.push('\n');
+        for w in &s.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+    }
+    if let Some(price) = outage_price(r) {
+        out.push_str(&format!("{price}\n"));
+    }
+    if let Some(want) = r.at_least {
+        let verdict = if r.at_least_met() { "met" } else { "NOT met" };
+        out.push_str(&format!(
+            "target: at least {} with faults: {verdict}\n",
+            fmt::rate(want)
+        ));
+    }
+    out
+}
+
+/// "the faults cost 320/s (50%)": healthy capacity minus capacity with faults.
+fn outage_price(r: &CapacityResult) -> Option<String> {
+    let healthy = r.healthy()?.capacity_rps?;
+    let faulty = r.with_faults()?.capacity_rps?;
+    let lost = healthy - faulty;
+    Some(format!(
+        "the faults cost {} of capacity ({} of {} healthy)",
+        fmt::rate(lost.max(0.0)),
+        fmt::pct(if healthy > 0.0 {
+            lost.max(0.0) / healthy
+        } else {
+            0.0
+        }),
+        fmt::rate(healthy)
+    ))
+}
+
+#[derive(Serialize)]
+struct ProbeRow {
+    index: usize,
+    search: &'static str,
+    purpose: &'static str,
+    offered: String,
+    duration: String,
+    requests: String,
+    achieved: String,
+    availability: String,
+    goodput: String,
+    tail: String,
+    verdict: &'static str,
+    why: String,
+    folder: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SearchView {
+    line: String,
+    faults: bool,
+    stop: &'static str,
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CapacityView<'a> {
+    r: &'a CapacityResult,
+    passed: bool,
+    searches: Vec<SearchView>,
+    price: Option<String>,
+    ceiling: String,
+    probes: Vec<ProbeRow>,
+    charts: CapacityCharts,
+}
+
+pub fn capacity_html(r: &CapacityResult) -> Result<String, ReportError> {
+    let mut probes = Vec::new();
+    for s in &r.searches {
+        for p in &s.probes {
+            probes.push(ProbeRow {
+                index: p.index,
+                search: if s.faults { "with faults" } else { "no faults" },
+                purpose: purpose(p.purpose),
+                offered: rate(p.offered_rps),
+                duration: fmt::seconds(p.duration_s),
+                requests: fmt::count(p.requests),
+                achieved: fmt::rate(p.achieved_rps),
+                availability: fmt::pct(p.availability),
+                goodput: fmt::pct(p.goodput),
+                tail: p
+                    .ttft_p99_ms
+                    .or(p.p99_latency_ms)
+                    .map_or_else(|| "–".into(), fmt::ms),
+                verdict: p.verdict.as_str(),
+                why: p.why.clone(),
+                folder: p.folder.clone(),
+            });
+        }
+    }
+    let view = CapacityView {
+        r,
+        passed: passed(r),
+        searches: r
+            .searches
+            .iter()
+            .map(|s| SearchView {
+                line: search_line(s),
+                faults: s.faults,
+                stop: s.stop.as_str(),
+                warnings: s.warnings.clone(),
+            })
+            .collect(),
+        price: outage_price(r),
+        ceiling: rate(r.ceiling_rps),
+        probes,
+        charts: charts::render_capacity(r, charts::HALF)?,
+    };
+    render("capacity.html.j2", &view)
+}
+
+/// The search found a capacity honestly and it meets `at_least`.
+pub fn passed(r: &CapacityResult) -> bool {
+    let found = r.searches.iter().all(|s| {
+        matches!(s.stop, StopReason::Converged | StopReason::ReachedMax) && s.capacity_rps.is_some()
+    });
+    found && r.at_least_met()
+}
+
+/// Writes `capacity.json` and `capacity.html` into the search's folder.
+pub fn write_capacity(r: &CapacityResult, dir: &mut RunDir) -> Result<Vec<PathBuf>, ReportError> {
+    let json = serde_json::to_vec_pretty(r)
+        .map_err(|e| ReportError::render(RunFile::CapacityJson.name(), e))?;
+    Ok(vec![
+        dir.write(RunFile::CapacityJson, &json)?,
+        dir.write(RunFile::CapacityHtml, capacity_html(r)?.as_bytes())?,
+    ])
+}
+
+/// Reads a `capacity.json` (or the folder holding one).
+pub fn read_capacity(path: &std::path::Path) -> Result<CapacityResult, ReportError> {
+    let file = if path.is_dir() {
+        path.join(RunFile::CapacityJson.name())
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| ReportError::io(&file, e))?;
+    let unreadable = |message: String| ReportError::Unreadable {
+        path: file.clone(),
+        message,
+    };
+    let r: CapacityResult = serde_json::from_str(&text)
+        .map_err(|e| unreadable(format!("not a capacity result: {e}")))?;
+    if r.schema_version != crate::capacity::CAPACITY_SCHEMA_VERSION {
+        return Err(unreadable(format!(
+            "schema version {} is not {} (written by another gauntlet version)",
+            r.schema_version,
+            crate::capacity::CAPACITY_SCHEMA_VERSION
+        )));
+    }
+    Ok(r)
+}
