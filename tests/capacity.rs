@@ -302,3 +302,106 @@ fn bad_bounds_and_scenarios_that_cannot_be_searched_are_refused_before_any_probe
         "{stderr}"
     );
 }
+
+fn search_result(faults: bool, capacity: Option<f64>) -> gauntlet::capacity::SearchResult {
+    gauntlet::capacity::SearchResult {
+        faults,
+        fault_summary: Vec::new(),
+        capacity_rps: capacity,
+        bracket: [capacity, capacity.map(|c| c * 1.05)],
+        binding: Some("availability overall".into()),
+        stop: StopReason::Converged,
+        probes: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+fn saved(
+    dir: &Path,
+    name: &str,
+    with_faults: Option<f64>,
+    healthy: Option<f64>,
+) -> std::path::PathBuf {
+    let r = CapacityResult {
+        schema_version: gauntlet::capacity::CAPACITY_SCHEMA_VERSION,
+        scenario: "s".into(),
+        seed: 1,
+        ceiling_rps: Some(1000.0),
+        searches: vec![
+            search_result(true, with_faults),
+            search_result(false, healthy),
+        ],
+        at_least: None,
+        took_s: 1.0,
+    };
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("capacity.json"),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .unwrap();
+    folder
+}
+
+fn compare(base: &Path, new: &Path, bound: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(["compare".as_ref(), base.as_os_str(), new.as_os_str()])
+        .args(["--max-regression", bound])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn compare_gates_on_a_capacity_that_fell() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = saved(dir.path(), "base", Some(300.0), Some(600.0));
+    let slightly = saved(dir.path(), "slightly", Some(285.0), Some(600.0));
+    let fell = saved(dir.path(), "fell", Some(250.0), Some(610.0));
+    let lost = saved(dir.path(), "lost", None, Some(600.0));
+
+    let out = compare(&base, &slightly, "10%");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("-5.0%"), "{text}");
+
+    let out = compare(&base, &fell, "10%");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("REGRESSED") && text.contains("-16.7%"),
+        "{text}"
+    );
+    // 250 is within a 20% allowance.
+    assert_eq!(compare(&base, &fell, "20%").status.code(), Some(0));
+    // A capacity that can no longer be found has regressed, whatever the allowance.
+    assert_eq!(compare(&base, &lost, "50%").status.code(), Some(1));
+    // capacity.json named directly works too.
+    let out = compare(
+        &base.join("capacity.json"),
+        &fell.join("capacity.json"),
+        "10%",
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // A run and a search do not compare; a capacity.json from another schema is refused.
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let out = compare(&base, &run, "10%");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let future = dir.path().join("future");
+    std::fs::create_dir_all(&future).unwrap();
+    let text = std::fs::read_to_string(base.join("capacity.json"))
+        .unwrap()
+        .replace("\"schema_version\":1", "\"schema_version\":99");
+    std::fs::write(future.join("capacity.json"), text).unwrap();
+    let out = compare(&base, &future, "10%");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("schema version 99"), "{stderr}");
+}

@@ -22,7 +22,7 @@ pub fn wilson(k: u64, n: u64, z: f64) -> (f64, f64) {
 
 /// Where an interval of the miss share lies against the share a promise allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub enum Position {
     /// Entirely at or below the allowed share: the promise holds.
     Within,
     /// Entirely above it: the promise is broken.
@@ -31,14 +31,14 @@ pub enum Side {
     Straddles,
 }
 
-pub fn side(interval: (f64, f64), allowed: f64) -> Side {
+pub fn side(interval: (f64, f64), allowed: f64) -> Position {
     let (lo, hi) = interval;
     if hi <= allowed {
-        Side::Within
+        Position::Within
     } else if lo > allowed {
-        Side::Beyond
+        Position::Beyond
     } else {
-        Side::Straddles
+        Position::Straddles
     }
 }
 
@@ -66,12 +66,12 @@ mod tests {
     #[test]
     fn a_promise_is_decided_only_when_the_interval_is_on_one_side() {
         // p99 <= bound allows 1% over it. 0 of 1,000 over: within. 0 of 200: cannot tell.
-        assert_eq!(side(wilson(0, 1000, Z_95), 0.01), Side::Within);
-        assert_eq!(side(wilson(0, 200, Z_95), 0.01), Side::Straddles);
+        assert_eq!(side(wilson(0, 1000, Z_95), 0.01), Position::Within);
+        assert_eq!(side(wilson(0, 200, Z_95), 0.01), Position::Straddles);
         // 50 of 1,000 over (5%): beyond. 12 of 1,000 (1.2%): straddles.
-        assert_eq!(side(wilson(50, 1000, Z_95), 0.01), Side::Beyond);
-        assert_eq!(side(wilson(12, 1000, Z_95), 0.01), Side::Straddles);
+        assert_eq!(side(wilson(50, 1000, Z_95), 0.01), Position::Beyond);
+        assert_eq!(side(wilson(12, 1000, Z_95), 0.01), Position::Straddles);
         // Exactly on the allowed share is within (the promise says "at most").
-        assert_eq!(side((0.0, 0.01), 0.01), Side::Within);
+        assert_eq!(side((0.0, 0.01), 0.01), Position::Within);
     }
 }

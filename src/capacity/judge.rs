@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::interval::{Side, Z_95, side, wilson};
+use super::interval::{Position, Z_95, side, wilson};
 use crate::metrics::{CheckStatus, SlaCheck, Summary};
 use crate::scenario::SlaKey;
 
@@ -127,7 +127,7 @@ fn check(c: &SlaCheck) -> CheckJudgement {
             match (side(iv, m.allowed), c.status) {
                 // The run's own verdict needs its samples too (p99 needs 1,000): a probe
                 // never passes what `gauntlet run` would call inconclusive.
-                (Side::Within, CheckStatus::Inconclusive) => (
+                (Position::Within, CheckStatus::Inconclusive) => (
                     Verdict::Unresolved,
                     format!(
                         "{range}; {}",
@@ -136,9 +136,9 @@ fn check(c: &SlaCheck) -> CheckJudgement {
                             .unwrap_or("the run's own check is inconclusive")
                     ),
                 ),
-                (Side::Within, _) => (Verdict::Pass, range),
-                (Side::Beyond, _) => (Verdict::Fail, range),
-                (Side::Straddles, _) => (Verdict::Unresolved, range),
+                (Position::Within, _) => (Verdict::Pass, range),
+                (Position::Beyond, _) => (Verdict::Fail, range),
+                (Position::Straddles, _) => (Verdict::Unresolved, range),
             }
         }
         _ => {

@@ -8,10 +8,10 @@ mod result;
 mod run;
 mod search;
 
-pub use interval::{Side, Z_95, side, wilson};
+pub use interval::{Position, Z_95, side, wilson};
 pub use judge::{CheckJudgement, ProbeJudgement, Verdict, judge};
 pub use result::{
     CAPACITY_SCHEMA_VERSION, CapacityResult, Probe, Purpose, SearchResult, StopReason,
 };
 pub use run::{CapacityError, Observer, Settings, check, search};
-pub use search::{Bounds, Next, Search, Settled};
+pub use search::{Bounds, Search, Settled, Step};

@@ -10,7 +10,7 @@ use super::judge::{ProbeJudgement, Verdict, judge};
 use super::result::{
     CAPACITY_SCHEMA_VERSION, CapacityResult, Probe, Purpose, SearchResult, StopReason,
 };
-use super::search::{Bounds, Next, Search, Settled};
+use super::search::{Bounds, Search, Settled, Step};
 use crate::engine::{self, EngineError, Finished, Plan, RunOptions};
 use crate::scenario::{Scenario, Stage, StageLoad};
 
@@ -342,7 +342,7 @@ impl Driver<'_> {
         let mut binding: Vec<(f64, String)> = Vec::new();
         let stop = loop {
             let (rate, purpose) = match search.next(bounds) {
-                Next::Probe(r) => {
+                Step::Probe(r) => {
                     let purpose = if search.lowest_not_passed().is_none() {
                         Purpose::Bracket
                     } else {
@@ -350,8 +350,8 @@ impl Driver<'_> {
                     };
                     (r, purpose)
                 }
-                Next::Done(Settled::BelowMin) => break StopReason::BelowMin,
-                Next::Done(settled) => {
+                Step::Done(Settled::BelowMin) => break StopReason::BelowMin,
+                Step::Done(settled) => {
                     // Confirm the pass the answer rests on once before reporting it.
                     let Some(best) = search.highest_pass() else {
                         break StopReason::BelowMin;

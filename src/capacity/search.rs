@@ -26,7 +26,7 @@ pub enum Settled {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Next {
+pub enum Step {
     Probe(f64),
     Done(Settled),
 }
@@ -86,15 +86,15 @@ impl Search {
         fail - pass <= FINEST.max(bounds.tolerance * pass)
     }
 
-    pub fn next(&self, bounds: &Bounds) -> Next {
+    pub fn next(&self, bounds: &Bounds) -> Step {
         let (pass, fail) = (self.highest_pass(), self.lowest_not_passed());
         match (pass, fail) {
-            (None, None) => Next::Probe(bounds.min),
-            (None, Some(_)) => Next::Done(Settled::BelowMin),
-            (Some(p), None) if p >= bounds.max => Next::Done(Settled::AtMax),
-            (Some(p), None) => Next::Probe((p * GROWTH).min(bounds.max)),
-            (Some(p), Some(f)) if Self::narrow(bounds, p, f) => Next::Done(Settled::Converged),
-            (Some(p), Some(f)) => Next::Probe(round((p + f) / 2.0)),
+            (None, None) => Step::Probe(bounds.min),
+            (None, Some(_)) => Step::Done(Settled::BelowMin),
+            (Some(p), None) if p >= bounds.max => Step::Done(Settled::AtMax),
+            (Some(p), None) => Step::Probe((p * GROWTH).min(bounds.max)),
+            (Some(p), Some(f)) if Self::narrow(bounds, p, f) => Step::Done(Settled::Converged),
+            (Some(p), Some(f)) => Step::Probe(round((p + f) / 2.0)),
         }
     }
 }
@@ -120,14 +120,14 @@ mod tests {
         let mut probed = Vec::new();
         loop {
             match s.next(bounds) {
-                Next::Probe(r) => {
+                Step::Probe(r) => {
                     assert!(!probed.contains(&r), "probed {r} twice: {probed:?}");
                     assert!(r >= bounds.min && r <= bounds.max, "{r} outside the bounds");
                     probed.push(r);
                     s.record(r, r <= truth);
                     assert!(probed.len() < 40, "does not converge: {probed:?}");
                 }
-                Next::Done(why) => return (probed, why, s),
+                Step::Done(why) => return (probed, why, s),
             }
         }
     }

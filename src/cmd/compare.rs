@@ -16,12 +16,16 @@ use super::{InvalidInput, Outcome};
 /// Latency and cost regress when they rise by more than the bound; availability when its
 /// failure rate rises by more than the bound (and by more than 0.1 percentage points).
 /// Throughput is shown but not gated. Writes compare.md and compare.html.
+///
+/// Given two capacity searches (folders of `gauntlet capacity`, or their capacity.json),
+/// compares the capacity each found, with faults and without: exit 1 when one fell by more
+/// than the bound, or could no longer be found.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The base run: a run folder or its summary.json.
+    /// The base run: a run folder or its summary.json (or a capacity search's folder).
     #[arg(value_name = "BASE")]
     pub base: PathBuf,
-    /// The new run: a run folder or its summary.json.
+    /// The new run: a run folder or its summary.json (or a capacity search's folder).
     #[arg(value_name = "NEW")]
     pub new: PathBuf,
     /// The relative worsening allowed before a metric counts as regressed.
@@ -40,8 +44,50 @@ fn bound(text: &str) -> Result<f64, InvalidInput> {
     parse_ratio(&raw).map_err(|e| InvalidInput(format!("--max-regression: {e}")))
 }
 
+/// A capacity search's folder or its capacity.json, rather than a run's.
+fn is_capacity(path: &std::path::Path) -> bool {
+    let name = RunFile::CapacityJson.name();
+    path.file_name().is_some_and(|f| f == name) || (path.is_dir() && path.join(name).is_file())
+}
+
+/// Two capacity searches: each capacity found, exit 1 when one fell beyond the bound.
+fn capacities(args: &Args, max_regression: f64) -> anyhow::Result<Outcome> {
+    if !(is_capacity(&args.base) && is_capacity(&args.new)) {
+        return Err(InvalidInput(format!(
+            "{} and {} are not both capacity searches (capacity.json): compare two runs or \
+             two searches, not one of each",
+            args.base.display(),
+            args.new.display()
+        ))
+        .into());
+    }
+    let read = |p: &std::path::Path| {
+        report::read_capacity(p).map_err(|e| {
+            if e.is_invalid_input() {
+                anyhow::Error::new(InvalidInput(e.to_string()))
+            } else {
+                e.into()
+            }
+        })
+    };
+    let (base, new) = (read(&args.base)?, read(&args.new)?);
+    let deltas = report::compare_capacity(&base, &new, max_regression);
+    print!(
+        "{}",
+        report::capacity_compare_terminal(&deltas, max_regression)
+    );
+    Ok(if deltas.iter().any(|d| d.regressed) {
+        Outcome::SlaViolated
+    } else {
+        Outcome::Ok
+    })
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let max_regression = bound(&args.max_regression)?;
+    if is_capacity(&args.base) || is_capacity(&args.new) {
+        return capacities(&args, max_regression);
+    }
     let (base, _) = RunDir::load(&args.base).map_err(classify)?;
     let (new, new_dir) = RunDir::load(&args.new).map_err(classify)?;
     let cmp = report::compare(&base, &new, max_regression);

@@ -258,3 +258,69 @@ pub fn read_capacity(path: &std::path::Path) -> Result<CapacityResult, ReportErr
     }
     Ok(r)
 }
+
+/// One capacity of two searches side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityDelta {
+    /// "with faults" or "no faults".
+    pub search: &'static str,
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    /// The new capacity fell by more than the allowed share (or was lost).
+    pub regressed: bool,
+}
+
+/// Each search's capacity in `base` against `new`: a fall beyond `max_regression` (a share of
+/// the base capacity), or a capacity that could no longer be found, regresses.
+pub fn compare_capacity(
+    base: &CapacityResult,
+    new: &CapacityResult,
+    max_regression: f64,
+) -> Vec<CapacityDelta> {
+    [(true, "with faults"), (false, "no faults")]
+        .into_iter()
+        .filter_map(|(faults, name)| {
+            let pick = |r: &CapacityResult| {
+                r.searches
+                    .iter()
+                    .find(|s| s.faults == faults)
+                    .map(|s| s.capacity_rps)
+            };
+            let (b, n) = (pick(base)?, pick(new));
+            let n = n.flatten();
+            let regressed = match (b, n) {
+                (Some(b), Some(n)) => n < b * (1.0 - max_regression),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            Some(CapacityDelta {
+                search: name,
+                base: b,
+                new: n,
+                regressed,
+            })
+        })
+        .collect()
+}
+
+/// The comparison as the terminal shows it.
+pub fn capacity_compare_terminal(deltas: &[CapacityDelta], max_regression: f64) -> String {
+    let mut out = format!(
+        "capacity compared (a fall of more than {} regresses)\n",
+        fmt::pct(max_regression)
+    );
+    for d in deltas {
+        let change = match (d.base, d.new) {
+            (Some(b), Some(n)) if b > 0.0 => format!("{:+.1}%", (n / b - 1.0) * 100.0),
+            _ => "–".into(),
+        };
+        out.push_str(&format!(
+            "{:<12} {:>10} -> {:>10}  {change:>8}  {}\n",
+            d.search,
+            rate(d.base),
+            rate(d.new),
+            if d.regressed { "REGRESSED" } else { "ok" }
+        ));
+    }
+    out
+}

@@ -32,8 +32,8 @@ pub use bakeoff_render::{
     BAKEOFF_HTML, BAKEOFF_JSON, bakeoff_html, bakeoff_terminal, write_bakeoff,
 };
 pub use capacity::{
-    capacity_html, capacity_probe_line, capacity_terminal, passed as capacity_passed,
-    read_capacity, write_capacity,
+    CapacityDelta, capacity_compare_terminal, capacity_html, capacity_probe_line,
+    capacity_terminal, compare_capacity, passed as capacity_passed, read_capacity, write_capacity,
 };
 pub use compare::{Comparison, Direction, MetricDelta, compare};
 pub use compare_render::{compare_html, compare_markdown, compare_terminal};

@@ -3,13 +3,13 @@
 
 use super::load::MAX_RATE;
 use super::model::CapacitySettings;
-use super::raw::RawCapacity;
+use super::raw::RawCapacitySearch;
 use crate::config::Check;
 
 /// The narrowest and widest bracket a search may aim for, as a share of the capacity.
 pub const TOLERANCE_RANGE: (f64, f64) = (0.0, 0.5);
 
-pub fn compile(c: &mut Check<'_>, raw: Option<&RawCapacity>) -> CapacitySettings {
+pub fn compile(c: &mut Check<'_>, raw: Option<&RawCapacitySearch>) -> CapacitySettings {
     let Some(raw) = raw else {
         return CapacitySettings::default();
     };

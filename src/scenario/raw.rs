@@ -44,13 +44,13 @@ pub struct RawScenario {
     /// What the measured token mix would cost elsewhere, for the savings table.
     pub cost: Option<RawCost>,
     /// How `gauntlet capacity` searches for the highest rate that keeps the SLA.
-    pub capacity: Option<RawCapacity>,
+    pub capacity: Option<RawCapacitySearch>,
 }
 
 /// `[capacity]`: the settings of `gauntlet capacity`, and the headroom CI holds it to.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawCapacity {
+pub struct RawCapacitySearch {
     /// The rate (requests/s) the search starts from.
     #[schemars(with = "Option<f64>")]
     pub min: Option<Spanned<f64>>,

@@ -55,7 +55,8 @@ pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str], tiers: &[&str]
         uptime_needs_availability(c, &overall, "sla");
     }
     let per_request = per_request(c, raw.per_request.as_ref());
-    if per_request.is_empty() {
+    // A table with a bad value is reported where it is; only a missing one is reported here.
+    if raw.per_request.is_none() {
         goodput_needs_objectives(c, &overall, "sla");
         for (name, table) in raw.classes.iter().chain(&raw.tiers) {
             goodput_needs_objectives(c, table, &format!("sla.*.{}", name.get_ref()));

@@ -39,7 +39,7 @@ pub struct CapacityCharts {
 type Point = (f64, f64, Option<(f64, f64)>, Verdict, bool);
 
 /// A probe's value on one chart, and its interval where it has one.
-type Pick<'a> = &'a dyn Fn(&Probe) -> Option<(f64, Option<(f64, f64)>)>;
+type ProbeValue<'a> = &'a dyn Fn(&Probe) -> Option<(f64, Option<(f64, f64)>)>;
 
 /// A probe's 95% interval on a ratio check of the whole run, turned from the share that
 /// missed into the share that met it.
@@ -51,7 +51,7 @@ fn ratio_interval(p: &Probe, key: SlaKey) -> Option<(f64, f64)> {
         .map(|[lo, hi]| (1.0 - hi, 1.0 - lo))
 }
 
-fn points(r: &CapacityResult, pick: Pick<'_>) -> Vec<Point> {
+fn points(r: &CapacityResult, pick: ProbeValue<'_>) -> Vec<Point> {
     r.searches
         .iter()
         .flat_map(|s| {
