@@ -405,3 +405,25 @@ fn compare_gates_on_a_capacity_that_fell() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("schema version 99"), "{stderr}");
 }
+
+#[test]
+fn a_search_the_budget_cuts_short_says_so_and_does_not_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "[sla]\navailability = \"98%\"\n");
+    let out = dir.path().join("out");
+    // The ceiling probe alone takes about 1.5 s: no rate probe fits in what is left.
+    let done = capacity(&[
+        file.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--budget".as_ref(),
+        "2s".as_ref(),
+        "-q".as_ref(),
+    ]);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert_eq!(done.status.code(), Some(1), "{stdout}");
+    let r = result(&out);
+    assert_eq!(r.searches[0].stop, StopReason::Budget);
+    assert!(r.took_s < 10.0, "{}", r.took_s);
+    assert!(stdout.contains("no rate passed") && stdout.contains("time budget spent"), "{stdout}");
+}

@@ -12,7 +12,7 @@ use super::result::{
 };
 use super::search::{Bounds, Search, Settled, Step};
 use crate::engine::{self, EngineError, Finished, Plan, RunOptions};
-use crate::scenario::{Scenario, Stage, StageLoad};
+use crate::scenario::{Scenario, SlaKey, Stage, StageLoad};
 
 /// Users of the closed-model ceiling probe: enough to saturate a path with hundreds of
 /// slots, within the scenario's in-flight cap.
@@ -158,6 +158,8 @@ pub async fn search(
     let mut searches = Vec::new();
     let mut plain = scenario.clone();
     plain.faults.clear();
+    // Without faults, the promises about faults have nothing to be judged on.
+    plain.sla.targets.retain(|t| !is_about_faults(t.objective.key()));
     let mut runs = vec![(true, scenario)];
     if settings.no_faults && !scenario.faults.is_empty() {
         runs.push((false, &plain));
@@ -180,6 +182,14 @@ pub async fn search(
         at_least: settings.at_least,
         took_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The checks that judge what a fault did: they need a fault to measure anything.
+fn is_about_faults(key: SlaKey) -> bool {
+    matches!(
+        key,
+        SlaKey::FailoverSuccess | SlaKey::MaxFailoverTime | SlaKey::MaxRecoveryTime
+    )
 }
 
 struct Driver<'a> {

@@ -165,6 +165,7 @@ struct SearchView {
 struct CapacityView<'a> {
     r: &'a CapacityResult,
     passed: bool,
+    at_least_met: bool,
     searches: Vec<SearchView>,
     price: Option<String>,
     ceiling: String,
@@ -199,6 +200,7 @@ pub fn capacity_html(r: &CapacityResult) -> Result<String, ReportError> {
     let view = CapacityView {
         r,
         passed: passed(r),
+        at_least_met: r.at_least_met(),
         searches: r
             .searches
             .iter()
@@ -217,10 +219,14 @@ pub fn capacity_html(r: &CapacityResult) -> Result<String, ReportError> {
     render("capacity.html.j2", &view)
 }
 
-/// The search found a capacity honestly and it meets `at_least`.
+/// The search found a capacity honestly and it meets `at_least`; a search the time budget
+/// cut short passes only when the capacity it had already proven meets `at_least`.
 pub fn passed(r: &CapacityResult) -> bool {
-    let found = r.searches.iter().all(|s| {
-        matches!(s.stop, StopReason::Converged | StopReason::ReachedMax) && s.capacity_rps.is_some()
+    let proven = r.at_least.is_some() && r.at_least_met();
+    let found = r.searches.iter().all(|s| match s.stop {
+        StopReason::Converged | StopReason::ReachedMax => s.capacity_rps.is_some(),
+        StopReason::Budget => proven,
+        StopReason::BelowMin | StopReason::Invalid | StopReason::Interrupted => false,
     });
     found && r.at_least_met()
 }
@@ -323,4 +329,47 @@ pub fn capacity_compare_terminal(deltas: &[CapacityDelta], max_regression: f64) 
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::CAPACITY_SCHEMA_VERSION;
+
+    fn result(stop: StopReason, capacity: Option<f64>, at_least: Option<f64>) -> CapacityResult {
+        CapacityResult {
+            schema_version: CAPACITY_SCHEMA_VERSION,
+            scenario: "s".into(),
+            seed: 1,
+            ceiling_rps: None,
+            searches: vec![SearchResult {
+                faults: true,
+                fault_summary: Vec::new(),
+                capacity_rps: capacity,
+                bracket: [capacity, None],
+                binding: None,
+                stop,
+                probes: Vec::new(),
+                warnings: Vec::new(),
+            }],
+            at_least,
+            took_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_verdict_needs_a_found_capacity_at_or_above_the_target() {
+        use StopReason::*;
+        assert!(passed(&result(Converged, Some(100.0), None)));
+        assert!(passed(&result(Converged, Some(100.0), Some(100.0))));
+        assert!(!passed(&result(Converged, Some(99.9), Some(100.0))));
+        assert!(passed(&result(ReachedMax, Some(100.0), None)));
+        // Cut short by the budget: a pass only when the target is already proven.
+        assert!(!passed(&result(Budget, Some(100.0), None)));
+        assert!(passed(&result(Budget, Some(100.0), Some(80.0))));
+        assert!(!passed(&result(Budget, Some(70.0), Some(80.0))));
+        for stop in [BelowMin, Invalid, Interrupted] {
+            assert!(!passed(&result(stop, Some(100.0), None)), "{stop:?}");
+        }
+    }
 }

@@ -556,6 +556,13 @@ fn headline(s: &Summary) -> Vec<Field> {
         field("availability", fmt::pct(o.availability)),
         field("throughput", fmt::rate(o.rps)),
     ];
+    // Without [sla.per_request] goodput is availability again: shown only when it differs.
+    if !s.per_request.is_empty() {
+        out.push(field(
+            "goodput",
+            format!("{} · {}", fmt::pct(o.goodput), fmt::rate(o.goodput_rps)),
+        ));
+    }
     if o.latency_ms.samples > 0 {
         out.push(field("p50 latency", fmt::ms(o.latency_ms.p50)));
         out.push(field("p99 latency", fmt::ms(o.latency_ms.p99)));

@@ -85,7 +85,9 @@ pub fn render(r: &CapacityResult, size: Size) -> Result<CapacityCharts, ReportEr
     let goodput = points(r, &|p| {
         Some((p.goodput, ratio_interval(p, SlaKey::Goodput)))
     });
-    let pct = |v: &f64| fmt::pct(*v);
+    // Finer than fmt::pct, which floors: on an axis spanning 99.9%..100% every tick would read
+    // the same.
+    let pct = |v: &f64| format!("{:.2}%", v * 100.0);
     let plain = |v: &f64| format!("{v:.0}");
     Ok(CapacityCharts {
         achieved: chart(
@@ -224,7 +226,14 @@ fn chart(
                     .legend(move |(x, y)| Circle::new((x + 9, y), 5, col.filled()));
             }
         }
-        draw_legend(&mut c, SeriesLabelPosition::UpperRight)?;
+        // Rates and tails rise to the right, ratios hang down from 100%: the legend goes where
+        // the points are not.
+        let corner = if diagonal || y0 == 0.0 {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::LowerLeft
+        };
+        draw_legend(&mut c, corner)?;
         root.present().map_err(err)?;
     }
     Ok(Some(finish(buf, label)))
