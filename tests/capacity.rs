@@ -425,5 +425,8 @@ fn a_search_the_budget_cuts_short_says_so_and_does_not_pass() {
     let r = result(&out);
     assert_eq!(r.searches[0].stop, StopReason::Budget);
     assert!(r.took_s < 10.0, "{}", r.took_s);
-    assert!(stdout.contains("no rate passed") && stdout.contains("time budget spent"), "{stdout}");
+    assert!(
+        stdout.contains("no rate passed") && stdout.contains("time budget spent"),
+        "{stdout}"
+    );
 }

@@ -159,7 +159,10 @@ pub async fn search(
     let mut plain = scenario.clone();
     plain.faults.clear();
     // Without faults, the promises about faults have nothing to be judged on.
-    plain.sla.targets.retain(|t| !is_about_faults(t.objective.key()));
+    plain
+        .sla
+        .targets
+        .retain(|t| !is_about_faults(t.objective.key()));
     let mut runs = vec![(true, scenario)];
     if settings.no_faults && !scenario.faults.is_empty() {
         runs.push((false, &plain));

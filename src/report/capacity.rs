@@ -29,19 +29,28 @@ fn purpose(p: Purpose) -> &'static str {
 
 /// One probe, as the terminal shows it while the search runs.
 pub fn capacity_probe_line(p: &Probe) -> String {
-    let offered = match p.offered_rps {
-        Some(r) => format!("{:>10}", fmt::rate(r)),
-        None => format!("{:>10}", "closed"),
-    };
     let tail = match (p.ttft_p99_ms, p.p99_latency_ms) {
         (Some(t), _) => format!("ttft p99 {}", fmt::ms(t)),
         (None, Some(l)) => format!("p99 {}", fmt::ms(l)),
         (None, None) => "no success".to_string(),
     };
+    let Some(offered) = p.offered_rps else {
+        // The ceiling is measured, not judged: its SLA verdict says nothing about a rate.
+        return format!(
+            "probe {:>2} {:<8} {:>10} {:>6.1} s  {} requests answered ({} a second), {tail}",
+            p.index,
+            purpose(p.purpose),
+            "closed",
+            p.duration_s,
+            fmt::count(p.requests),
+            fmt::rate(p.requests as f64 / p.duration_s.max(f64::MIN_POSITIVE)),
+        );
+    };
     format!(
-        "probe {:>2} {:<8} {offered} {:>6.1} s  {:<10}  achieved {:>9}  avail {:>8}  {tail}\n           {}",
+        "probe {:>2} {:<8} {:>10} {:>6.1} s  {:<10}  achieved {:>9}  avail {:>8}  {tail}\n           {}",
         p.index,
         purpose(p.purpose),
+        fmt::rate(offered),
         p.duration_s,
         p.verdict.as_str(),
         fmt::rate(p.achieved_rps),
