@@ -74,6 +74,8 @@ pub trait Observer {
     fn probe(&mut self, probe: &Probe, run: &Finished) -> Option<String>;
     /// A search (with or without faults) is about to start.
     fn search(&mut self, faults: bool);
+    /// A probe is about to start: its rate (None for the ceiling) and length.
+    fn starting(&mut self, index: usize, rate: Option<f64>, length: Duration);
 }
 
 /// Refuses, before anything starts, what cannot be searched.
@@ -260,6 +262,8 @@ impl Driver<'_> {
         offered: Option<f64>,
         duration_s: f64,
     ) -> Result<Ran, CapacityError> {
+        self.observer
+            .starting(self.index, offered, Duration::from_secs_f64(duration_s));
         let finished = engine::run_settled(scenario, options, self.stop.clone()).await?;
         let s = &finished.summary;
         let judgement = judge(s);

@@ -140,6 +140,21 @@ impl Observer for Keeper {
         }
     }
 
+    fn starting(&mut self, index: usize, rate: Option<f64>, length: Duration) {
+        if self.quiet {
+            return;
+        }
+        // On stderr, so the probe lines on stdout stay one per probe for scripts.
+        let what = rate.map_or_else(
+            || "the ceiling (closed model)".to_string(),
+            |r| format!("{r:.1} req/s"),
+        );
+        eprintln!(
+            "  probe {index}: {what} for {:.1} s ...",
+            length.as_secs_f64()
+        );
+    }
+
     fn search(&mut self, faults: bool) {
         if !self.quiet {
             println!(
