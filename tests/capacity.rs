@@ -430,3 +430,55 @@ fn a_search_the_budget_cuts_short_says_so_and_does_not_pass() {
         "{stdout}"
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_search_with_what_it_measured_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "[sla]\navailability = \"98%\"\n");
+    let out = dir.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("capacity")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--min", "100", "--probe-duration", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past the ceiling probe, inside the first 30 s rate probe.
+    let started = std::time::Instant::now();
+    while !out
+        .join("probes")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the ceiling probe never finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(130), "{stderr}");
+    assert!(
+        started.elapsed().as_secs() < 25,
+        "the probe was not cut short"
+    );
+    let r = result(&out);
+    assert_eq!(r.searches[0].stop, StopReason::Interrupted);
+    // The interrupted probe is kept, as a run folder of what it measured.
+    let last = r.searches[0].probes.last().unwrap();
+    assert!(
+        out.join(last.folder.as_ref().unwrap())
+            .join("summary.json")
+            .is_file()
+    );
+}

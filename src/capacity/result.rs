@@ -61,6 +61,22 @@ pub struct SearchResult {
     pub warnings: Vec<String>,
 }
 
+impl SearchResult {
+    /// The search with faults, stopped before its first probe.
+    pub fn interrupted_before_start() -> Self {
+        Self {
+            faults: true,
+            fault_summary: Vec::new(),
+            capacity_rps: None,
+            bracket: [None, None],
+            binding: None,
+            stop: StopReason::Interrupted,
+            probes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Why the search stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -146,7 +146,20 @@ pub async fn search(
         probe_len,
         index: 0,
     };
-    let ceiling = driver.ceiling(scenario).await?;
+    let ceiling = driver.ceiling(scenario).await;
+    if driver.stopped() {
+        // Stopped while measuring the ceiling: nothing was searched, and that is written down.
+        return Ok(CapacityResult {
+            schema_version: CAPACITY_SCHEMA_VERSION,
+            scenario: scenario.name.clone(),
+            seed,
+            ceiling_rps: ceiling.ok(),
+            searches: vec![SearchResult::interrupted_before_start()],
+            at_least: settings.at_least,
+            took_s: started.elapsed().as_secs_f64(),
+        });
+    }
+    let ceiling = ceiling?;
     let bounds = Bounds {
         min: settings
             .min
