@@ -37,7 +37,7 @@ pub fn capacity_probe_line(p: &Probe) -> String {
     let Some(offered) = p.offered_rps else {
         // The ceiling is measured, not judged: its SLA verdict says nothing about a rate.
         return format!(
-            "probe {:>2} {:<8} {:>10} {:>6.1} s  {} requests answered ({} a second), {tail}",
+            "probe {:>2} {:<8} {:>10} {:>6.1} s  {} requests answered ({}), {tail}",
             p.index,
             purpose(p.purpose),
             "closed",
