@@ -366,6 +366,59 @@ mod tests {
         }
     }
 
+    fn probe(purpose: Purpose, offered: Option<f64>, verdict: crate::capacity::Verdict) -> Probe {
+        Probe {
+            index: 3,
+            purpose,
+            offered_rps: offered,
+            duration_s: 2.0,
+            requests: 300,
+            achieved_rps: 98.5,
+            availability: 0.995,
+            goodput: 0.99,
+            p99_latency_ms: Some(120.0),
+            ttft_p99_ms: None,
+            verdict,
+            why: "availability overall failed: because".into(),
+            checks: Vec::new(),
+            folder: None,
+        }
+    }
+
+    #[test]
+    fn a_probe_line_says_its_rate_verdict_and_why() {
+        use crate::capacity::Verdict;
+        let line = capacity_probe_line(&probe(Purpose::Bisect, Some(150.0), Verdict::Unresolved));
+        assert!(line.starts_with("probe  3 bisect"), "{line}");
+        for part in [
+            "150/s",
+            "2.0 s",
+            "unresolved",
+            "98.5/s",
+            "99.50%",
+            "p99 120 ms",
+            "because",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+        let pass = capacity_probe_line(&probe(Purpose::Confirm, Some(150.0), Verdict::Pass));
+        assert!(
+            pass.contains(" pass ") && pass.contains("confirm"),
+            "{pass}"
+        );
+        let fail = capacity_probe_line(&probe(Purpose::Lengthen, Some(150.0), Verdict::Fail));
+        assert!(
+            fail.contains(" fail ") && fail.contains("lengthen"),
+            "{fail}"
+        );
+        // The ceiling is measured, not judged: no verdict on its line.
+        let ceiling = capacity_probe_line(&probe(Purpose::Ceiling, None, Verdict::Fail));
+        assert!(
+            ceiling.contains("300 requests answered (150/s)") && !ceiling.contains("fail"),
+            "{ceiling}"
+        );
+    }
+
     #[test]
     fn the_verdict_needs_a_found_capacity_at_or_above_the_target() {
         use StopReason::*;
