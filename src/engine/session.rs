@@ -17,7 +17,7 @@ use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSin
 use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
-use crate::scenario::{Scenario, UpstreamSource};
+use crate::scenario::{Scenario, Target, UpstreamSource};
 
 /// Command-line adjustments to a scenario.
 #[derive(Debug, Clone)]
@@ -124,8 +124,9 @@ pub async fn run_scenario(
 
 /// Runs `scenario` as one of a series (a capacity search's probes): like `run_scenario`,
 /// but upstreams that outlive the run (running mocks named by `url`) are first left to go
-/// quiet and reset, so the run before cannot leak faults, spent budgets or retries still in
-/// flight into this one. What gauntlet starts itself is new for every run.
+/// quiet and reset, and a gateway running elsewhere to empty its queues and close its
+/// breakers (as its `/metrics` tells), so the run before cannot leak faults, spent budgets or
+/// retries still in flight into this one. What gauntlet starts itself is new for every run.
 pub async fn run_settled(
     scenario: &Scenario,
     options: &RunOptions,
@@ -148,6 +149,15 @@ pub async fn run_settled(
     if let Err((upstream, source)) = settle::reset(&running).await {
         fleet.shutdown().await;
         return Err(EngineError::Reset { upstream, source });
+    }
+    // A gateway gauntlet does not start keeps its breakers and queues between runs: wait for
+    // them to clear where its /metrics tells.
+    let external = options.target.clone().or_else(|| match &scenario.target {
+        Target::Url(u) => Some(u.clone()),
+        Target::Direct | Target::EmbeddedGateway(_) => None,
+    });
+    if let Some(url) = external {
+        settle::settle_gateway(&url).await;
     }
     let fleet = preflight::checked(scenario, fleet).await?;
     let finished = drive(scenario, options, load, &fleet, stop).await;

@@ -60,3 +60,150 @@ pub(super) async fn reset(
     }
     Ok(())
 }
+
+/// What a gateway's own `/metrics` says is still going on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Busy {
+    in_flight: u64,
+    /// Breakers not closed (half-open or open).
+    breakers: u64,
+}
+
+/// Reads the reference gateway's gauges from Prometheus text: requests in flight per tier,
+/// and breaker states (0 closed). None when the text has neither: nothing to wait on.
+fn busy(text: &str) -> Option<Busy> {
+    let mut seen = false;
+    let mut b = Busy::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        match name {
+            "gateway_tier_in_flight" => b.in_flight += value.max(0.0) as u64,
+            "gateway_breaker_state" => b.breakers += u64::from(value > 0.0),
+            _ => continue,
+        }
+        seen = true;
+    }
+    seen.then_some(b)
+}
+
+/// Waits until a gateway gauntlet does not start has nothing in flight and every breaker
+/// closed, as far as its `/metrics` tells (the reference gateway's gauges); a gateway without
+/// them is not waited on. Past `SETTLE_LIMIT` the next run starts anyway, with a warning.
+pub(super) async fn settle_gateway(base_url: &str) {
+    let url = format!("{}/metrics", base_url.trim_end_matches('/'));
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return;
+    };
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        let read = async {
+            let resp = client.get(uri.clone()).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .ok()?;
+            busy(std::str::from_utf8(&body.to_bytes()).ok()?)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), read).await {
+            Ok(Some(b)) if b == Busy::default() => return,
+            Ok(Some(b)) => last = Some(b),
+            // No metrics to read: nothing gauntlet can wait on.
+            Ok(None) | Err(_) => return,
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    if let Some(b) = last {
+        tracing::warn!(
+            "the gateway at {base_url} still had {} requests in flight and {} breakers not \
+             closed after {SETTLE_LIMIT:?}; the next run starts anyway",
+            b.in_flight,
+            b.breakers
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_gauges_are_read_from_prometheus_text() {
+        let text = "# HELP gateway_tier_in_flight Admitted requests\n\
+                    # TYPE gateway_tier_in_flight gauge\n\
+                    gateway_tier_in_flight{tier=\"pro\"} 2\n\
+                    gateway_tier_in_flight{tier=\"standard\"} 3\n\
+                    gateway_breaker_state{upstream=\"a\"} 0\n\
+                    gateway_breaker_state{upstream=\"b\"} 2\n\
+                    gateway_breaker_state{upstream=\"c\"} 1\n\
+                    gateway_requests_total{route=\"m\",status=\"200\"} 40\n";
+        assert_eq!(
+            busy(text),
+            Some(Busy {
+                in_flight: 5,
+                breakers: 2
+            })
+        );
+        let calm =
+            "gateway_tier_in_flight{tier=\"pro\"} 0\ngateway_breaker_state{upstream=\"a\"} 0\n";
+        assert_eq!(busy(calm), Some(Busy::default()));
+        // Another gateway's metrics: nothing to wait on.
+        assert_eq!(busy("litellm_requests_total 3\n"), None);
+        assert_eq!(busy(""), None);
+    }
+
+    /// A gateway whose /metrics shows a breaker open, then closed: the wait ends when it closes.
+    #[tokio::test]
+    async fn the_wait_ends_when_the_breakers_close() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req| {
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        let state = if n < 3 { 2 } else { 0 };
+                        let body = format!("gateway_breaker_state{{upstream=\"a\"}} {state}\n");
+                        async move {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(body)),
+                            ))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+        let started = Instant::now();
+        settle_gateway(&format!("http://{addr}")).await;
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            4,
+            "read until the breaker closed"
+        );
+        assert!(started.elapsed() < SETTLE_LIMIT);
+        // Nothing listening: no metrics, no wait.
+        let started = Instant::now();
+        settle_gateway("http://127.0.0.1:1").await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
