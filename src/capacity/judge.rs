@@ -174,3 +174,161 @@ fn check(c: &SlaCheck) -> CheckJudgement {
         why,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::failover::tests::outage_summary;
+    use crate::metrics::{Misses, SlaResult, Trust};
+
+    /// An availability check of `scope` on `count` misses of `of`, allowing 1%, with the run's
+    /// own verdict `status`.
+    fn share_check(scope: &str, count: u64, of: u64, status: CheckStatus) -> SlaCheck {
+        SlaCheck {
+            name: SlaKey::Availability,
+            scope: scope.into(),
+            target: 0.99,
+            measured: Some(1.0 - count as f64 / of as f64),
+            unit: "ratio".into(),
+            samples: of,
+            status,
+            note: None,
+            misses: Some(Misses {
+                count,
+                of,
+                allowed: 0.01,
+            }),
+        }
+    }
+
+    fn point_check(name: SlaKey, status: CheckStatus) -> SlaCheck {
+        SlaCheck {
+            name,
+            scope: "class:premium".into(),
+            target: 1.0,
+            measured: Some(2.0),
+            unit: "s".into(),
+            samples: 1,
+            status,
+            note: Some("the note".into()),
+            misses: None,
+        }
+    }
+
+    fn summary(checks: Vec<SlaCheck>, trustworthy: bool) -> Summary {
+        let mut s = outage_summary();
+        s.sla = SlaResult {
+            checks,
+            ..SlaResult::default()
+        };
+        s.trust = Trust {
+            trustworthy,
+            reasons: if trustworthy {
+                Vec::new()
+            } else {
+                vec!["3 requests were dropped".into()]
+            },
+        };
+        s
+    }
+
+    #[test]
+    fn a_share_is_judged_by_which_side_of_the_allowed_share_its_interval_lies() {
+        let pass = CheckStatus::Pass;
+        // 0 of 1,000: the interval's top (0.38%) is under 1%.
+        let j = judge(&summary(vec![share_check("overall", 0, 1000, pass)], true));
+        assert_eq!(j.verdict, Verdict::Pass);
+        assert_eq!(j.why, "every check holds");
+        assert!(j.binding().is_none());
+        let c = &j.checks[0];
+        assert_eq!(
+            (c.misses, c.samples, c.allowed_miss_share),
+            (Some(0), 1000, Some(0.01))
+        );
+        let [lo, hi] = c.miss_share_interval.unwrap();
+        assert!(
+            lo.abs() < 1e-12 && (hi - 0.003_83).abs() < 1e-4,
+            "{lo} {hi}"
+        );
+        // 12 of 1,000 straddles 1%: unresolved, whatever the point estimate says.
+        let j = judge(&summary(
+            vec![share_check("overall", 12, 1000, CheckStatus::Fail)],
+            true,
+        ));
+        assert_eq!(j.verdict, Verdict::Unresolved);
+        assert!(
+            j.why
+                .starts_with("availability overall is unresolved: 12 of 1000"),
+            "{}",
+            j.why
+        );
+        // 50 of 1,000 is beyond: a failure, and the binding check.
+        let j = judge(&summary(
+            vec![
+                share_check("overall", 0, 1000, pass),
+                share_check("class:premium", 50, 1000, CheckStatus::Fail),
+            ],
+            true,
+        ));
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(
+            j.binding().unwrap().describe(),
+            "availability of class premium"
+        );
+        assert!(
+            j.why.starts_with("availability of class premium failed"),
+            "{}",
+            j.why
+        );
+        // A share within its target that the run itself calls inconclusive is not a pass.
+        let j = judge(&summary(
+            vec![share_check("overall", 0, 1000, CheckStatus::Inconclusive)],
+            true,
+        ));
+        assert_eq!(j.verdict, Verdict::Unresolved);
+    }
+
+    #[test]
+    fn checks_that_are_not_shares_keep_the_runs_verdict_and_a_failure_wins() {
+        let j = judge(&summary(
+            vec![
+                point_check(SlaKey::MaxFailoverTime, CheckStatus::Inconclusive),
+                point_check(SlaKey::MaxRecoveryTime, CheckStatus::Fail),
+            ],
+            true,
+        ));
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(j.binding().unwrap().name, SlaKey::MaxRecoveryTime);
+        assert_eq!(j.checks[0].verdict, Verdict::Unresolved);
+        assert!(
+            j.checks[1].why.contains("(the note)"),
+            "{}",
+            j.checks[1].why
+        );
+        let j = judge(&summary(
+            vec![point_check(SlaKey::MaxFailoverTime, CheckStatus::Pass)],
+            true,
+        ));
+        assert_eq!(j.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn an_untrusted_generator_invalidates_what_did_not_fail() {
+        let ok = share_check("overall", 0, 1000, CheckStatus::Pass);
+        let j = judge(&summary(vec![ok.clone()], false));
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.why.contains("3 requests were dropped"), "{}", j.why);
+        let unsure = share_check("overall", 12, 1000, CheckStatus::Fail);
+        assert_eq!(
+            judge(&summary(vec![unsure], false)).verdict,
+            Verdict::Invalid
+        );
+        // A failure on what was sent stands.
+        let bad = share_check("overall", 50, 1000, CheckStatus::Fail);
+        assert_eq!(judge(&summary(vec![bad], false)).verdict, Verdict::Fail);
+        // Nothing to judge is not a pass either.
+        assert_eq!(judge(&summary(Vec::new(), true)).verdict, Verdict::Invalid);
+        assert_eq!(Verdict::Unresolved.as_str(), "unresolved");
+        assert_eq!(Verdict::Invalid.as_str(), "invalid");
+    }
+}
