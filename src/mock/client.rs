@@ -12,6 +12,9 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use super::control::{Added, PREFIX, Removed, Reset, TOKEN_HEADER};
+
+/// Half the idle time after which the mocks (and the gateway) close a keep-alive connection.
+const POOL_IDLE: Duration = Duration::from_secs(5);
 use super::fault::FaultSpec;
 use super::inject::{FaultEntry, FaultId};
 use super::stats::MockStats;
@@ -63,7 +66,14 @@ impl ControlClient {
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
             return Err(ControlError::InvalidUrl(base_url.to_string()));
         }
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // Control calls come seconds apart (a fault's start, then its end): a pooled
+        // connection idle that long may be closing at the server (its idle cutoff is 10 s) just
+        // as the next call is written on it. Dropping idle connections well before that sends
+        // each call on a connection the server still keeps.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build_http();
         Ok(Self {
             base,
             token,
@@ -161,5 +171,53 @@ impl ControlClient {
 
     pub async fn stats(&self) -> Result<MockStats, ControlError> {
         self.call(Method::GET, "stats", None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A control API that answers one request per connection and then, like a server whose
+    /// idle cutoff has come, reads the next request and closes without answering.
+    async fn one_answer_per_connection() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let body = r#"{"upstream":"x","requests_total":7,"in_flight":0,"by_model":{},"by_outcome":{},"faults_injected":{},"prompt_tokens":0,"completion_tokens":0}"#;
+                    let mut buf = vec![0u8; 4096];
+                    let mut answered = false;
+                    loop {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if answered => return,
+                            Ok(_) => {
+                                let head = format!(
+                                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                                    body.len()
+                                );
+                                let _ = tcp.write_all(head.as_bytes()).await;
+                                let _ = tcp.write_all(body.as_bytes()).await;
+                                answered = true;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_call_after_an_idle_gap_does_not_reuse_a_connection_the_server_may_be_closing() {
+        let control = ControlClient::new(&one_answer_per_connection().await, None).unwrap();
+        assert_eq!(control.stats().await.unwrap().requests_total, 7);
+        // Longer than the pool keeps an idle connection: the next call opens a new one.
+        tokio::time::sleep(POOL_IDLE + Duration::from_millis(1500)).await;
+        let again = control.stats().await;
+        assert!(again.is_ok(), "{again:?}");
     }
 }
