@@ -144,6 +144,9 @@ mod tests {
             f - p <= 0.05 * p,
             "bracket {p}..{f} wider than the tolerance"
         );
+        // ... and it stops there: no probe is spent narrowing a bracket already within it.
+        assert_eq!((p, f), (330.0, 340.0));
+        assert_eq!(probed.len(), 12, "{probed:?}");
     }
 
     #[test]
