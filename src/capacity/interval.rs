@@ -71,7 +71,9 @@ mod tests {
         // 50 of 1,000 over (5%): beyond. 12 of 1,000 (1.2%): straddles.
         assert_eq!(side(wilson(50, 1000, Z_95), 0.01), Position::Beyond);
         assert_eq!(side(wilson(12, 1000, Z_95), 0.01), Position::Straddles);
-        // Exactly on the allowed share is within (the promise says "at most").
+        // Exactly on the allowed share is within (the promise says "at most"), at either end.
         assert_eq!(side((0.0, 0.01), 0.01), Position::Within);
+        assert_eq!(side((0.01, 0.05), 0.01), Position::Straddles);
+        assert_eq!(side((0.010_001, 0.05), 0.01), Position::Beyond);
     }
 }
