@@ -58,14 +58,6 @@ impl Mix {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.cumulative.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cumulative.is_empty()
-    }
-
     /// The index of the next class; 0 when the mix is empty (validation forbids that).
     pub fn pick(&self, rng: &mut SmallRng) -> usize {
         let Some(&total) = self.cumulative.last() else {
