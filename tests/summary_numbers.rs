@@ -782,13 +782,20 @@ fn goodput_and_the_tail_counts_behind_each_check_are_hand_computed() {
                 scope: Scope::Overall,
                 objective: Objective::Availability(0.9),
             },
+            SlaTarget {
+                scope: Scope::Tier("pro".into()),
+                objective: Objective::P99Latency(ms(50)),
+            },
         ],
         ..Default::default()
     };
+    // `chat` alone is in tier `pro`.
+    let mut info = info();
+    info.classes[CHAT].tier = Some("pro".into());
     let none = BTreeMap::new();
     let s = conclude(Evidence {
         recording: &rec,
-        info: &info(),
+        info: &info,
         faults: &[],
         counters_before: &none,
         counters_after: &none,
@@ -828,6 +835,8 @@ fn goodput_and_the_tail_counts_behind_each_check_are_hand_computed() {
     assert_eq!(misses(3), (5, 8, 0.01));
     // Availability: the two failures of 110.
     assert_eq!(misses(4), (2, 110, 1.0 - 0.9));
+    // Tier pro is chat alone: its 51..=100 ms answers are over 50 ms, of 100.
+    assert_eq!(misses(5), (50, 100, 0.01));
 
     let text = gauntlet::report::terminal_summary(&s);
     assert!(
