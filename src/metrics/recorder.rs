@@ -115,14 +115,14 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn record(&mut self, s: &Sample, layout: &Layout) {
+    /// `good`: the sample met `[sla.per_request]`, judged once by the caller for both the
+    /// class's counts and its interval's.
+    fn record(&mut self, s: &Sample, good: bool, layout: &Layout) {
         self.requests += 1;
         match s.result {
             Ok(()) => {
                 self.successes += 1;
-                if layout.per_request.met(s.latency, s.ttft, s.tpot) {
-                    self.good += 1;
-                }
+                self.good += u64::from(good);
                 if let Some(served) = &s.served_by {
                     let name = layout.upstream_name(served);
                     match self.served_by.get_mut(name) {
@@ -489,7 +489,8 @@ impl Recorder {
         }
         record(&mut self.lag, s.lag);
         let c = &mut self.classes[s.class];
-        c.counts.record(s, &self.layout);
+        let good = s.result.is_ok() && self.layout.per_request.met(s.latency, s.ttft, s.tpot);
+        c.counts.record(s, good, &self.layout);
         // A failed request's TTFT and token gaps (a stream cut half-way) are not those of an
         // answer either: only its time to error is kept.
         match s.result {
@@ -515,7 +516,7 @@ impl Recorder {
         c.prompt_lengths.record(s);
         let idx = interval * self.layout.classes.len() + s.class;
         if let Some(cell) = self.cells.get_mut(idx) {
-            cell.counts.record(s, &self.layout);
+            cell.counts.record(s, good, &self.layout);
             match s.result {
                 Ok(()) => {
                     record(cell.latency.live(), s.latency);
