@@ -1,6 +1,8 @@
-//! Listening sockets for gauntlet's servers (mocks and the reference gateway).
+//! Listening sockets for gauntlet's servers (mocks and the reference gateway), and the
+//! keep-alive times its servers and clients agree on.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -23,3 +25,14 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
+
+/// A client that never finishes its request head (slowloris) loses its connection after
+/// this; hyper counts an idle keep-alive connection's wait for its next request the same way,
+/// so this is also when gauntlet's servers close a connection left idle.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long gauntlet's HTTP clients (load generator, gateway upstreams, control API) keep an
+/// idle pooled connection. A connection idle about as long as the server's own cutoff may be
+/// closing just as the next request is written on it, a failure the client caused and would
+/// record as the server's; this stays under common cutoffs (uvicorn's 5 s, ours above).
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(4);

@@ -316,11 +316,9 @@ impl Client {
             .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        // Idle connections go before a gateway's idle cutoff (uvicorn's is 5 s) can close one
-        // under the next request, which would be recorded as the gateway's failure.
         let http = HyperClient::builder(TokioExecutor::new())
             .http2_only(options.http2)
-            .pool_idle_timeout(Duration::from_secs(4))
+            .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
             .build(connector);
         Ok(Self {
             http,

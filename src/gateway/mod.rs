@@ -63,8 +63,6 @@ use tokio::sync::{mpsc, watch};
 
 /// How long shutdown waits for in-flight requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long a client may take to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running gateway. Dropping it stops accepting connections; [`GatewayHandle::shutdown`]
 /// also waits for in-flight requests to finish.
@@ -159,7 +157,7 @@ async fn accept_loop(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(crate::net::HEADER_READ_TIMEOUT);
     loop {
         let (tcp, _) = tokio::select! {
             r = listener.accept() => match r {

@@ -47,11 +47,8 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(true);
-    // A pooled connection idle about as long as the server's own idle cutoff may be closing
-    // just as the next request is written on it (a failure the client caused): drop idle
-    // connections before common cutoffs (uvicorn 5 s, the mocks 10 s) are reached.
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(4))
+        .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
         .build(http)
 }
 

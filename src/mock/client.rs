@@ -12,9 +12,6 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use super::control::{Added, PREFIX, Removed, Reset, TOKEN_HEADER};
-
-/// Half the idle time after which the mocks (and the gateway) close a keep-alive connection.
-const POOL_IDLE: Duration = Duration::from_secs(5);
 use super::fault::FaultSpec;
 use super::inject::{FaultEntry, FaultId};
 use super::stats::MockStats;
@@ -66,13 +63,10 @@ impl ControlClient {
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
             return Err(ControlError::InvalidUrl(base_url.to_string()));
         }
-        // Control calls come seconds apart (a fault's start, then its end): a pooled
-        // connection idle that long may be closing at the server (its idle cutoff is 10 s) just
-        // as the next call is written on it. Dropping idle connections well before that sends
-        // each call on a connection the server still keeps.
+        // Control calls come seconds apart (a fault's start, then its end): idle gaps there
+        // are the rule, not the exception.
         let client = Client::builder(TokioExecutor::new())
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
+            .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
             .build_http();
         Ok(Self {
             base,
@@ -216,7 +210,7 @@ mod tests {
         let control = ControlClient::new(&one_answer_per_connection().await, None).unwrap();
         assert_eq!(control.stats().await.unwrap().requests_total, 7);
         // Longer than the pool keeps an idle connection: the next call opens a new one.
-        tokio::time::sleep(POOL_IDLE + Duration::from_millis(1500)).await;
+        tokio::time::sleep(crate::net::CLIENT_POOL_IDLE + Duration::from_millis(1500)).await;
         let again = control.stats().await;
         assert!(again.is_ok(), "{again:?}");
     }

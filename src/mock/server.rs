@@ -33,8 +33,6 @@ use super::stats::{Counters, MockStats};
 
 /// How long in-flight responses may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// A client that never finishes its request head (slowloris) loses its connection after this.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MockError {
@@ -158,7 +156,7 @@ async fn serve_conn(tcp: TcpStream, shared: Arc<MockState>, ctl: Arc<ConnCtl>) {
         http1::Builder::new()
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(crate::net::HEADER_READ_TIMEOUT)
             .serve_connection(io, svc)
     );
     Guarded::new(conn, &ctl).await;
