@@ -114,12 +114,7 @@ pub async fn run_scenario(
     options: &RunOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<Finished, EngineError> {
-    let load = load_runtime(scenario, options)?;
-    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
-    let fleet = preflight::checked(scenario, fleet).await?;
-    let finished = drive(scenario, options, load, &fleet, stop).await;
-    fleet.shutdown().await;
-    finished
+    run(scenario, options, stop, false).await
 }
 
 /// Runs `scenario` as one of a series (a capacity search's probes): like `run_scenario`,
@@ -132,26 +127,43 @@ pub async fn run_settled(
     options: &RunOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<Finished, EngineError> {
+    run(scenario, options, stop, true).await
+}
+
+async fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    stop: watch::Receiver<bool>,
+    settle_first: bool,
+) -> Result<Finished, EngineError> {
     let load = load_runtime(scenario, options)?;
     let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
-    let running: std::collections::HashMap<_, _> = fleet
-        .controls
+    if settle_first && let Err(e) = settle_what_outlives(scenario, options, &fleet).await {
+        fleet.shutdown().await;
+        return Err(e);
+    }
+    let fleet = preflight::checked(scenario, fleet).await?;
+    let finished = drive(scenario, options, load, &fleet, stop).await;
+    fleet.shutdown().await;
+    finished
+}
+
+/// Lets the running mocks and an external gateway go quiet, and resets the mocks.
+async fn settle_what_outlives(
+    scenario: &Scenario,
+    options: &RunOptions,
+    fleet: &StartedFleet,
+) -> Result<(), EngineError> {
+    let running: std::collections::HashMap<_, _> = scenario
+        .upstreams
         .iter()
-        .filter(|(name, _)| {
-            scenario
-                .upstreams
-                .iter()
-                .any(|u| &u.name == *name && matches!(u.source, UpstreamSource::Url { .. }))
-        })
-        .map(|(n, c)| (n.clone(), c.clone()))
+        .filter(|u| matches!(u.source, UpstreamSource::Url { .. }))
+        .filter_map(|u| Some((u.name.clone(), fleet.controls.get(&u.name)?.clone())))
         .collect();
     settle::settle(&running).await;
-    if let Err((upstream, source)) = settle::reset(&running).await {
-        fleet.shutdown().await;
-        return Err(EngineError::Reset { upstream, source });
-    }
-    // A gateway gauntlet does not start keeps its breakers and queues between runs: wait for
-    // them to clear where its /metrics tells.
+    settle::reset(&running)
+        .await
+        .map_err(|(upstream, source)| EngineError::Reset { upstream, source })?;
     let external = options.target.clone().or_else(|| match &scenario.target {
         Target::Url(u) => Some(u.clone()),
         Target::Direct | Target::EmbeddedGateway(_) => None,
@@ -159,10 +171,7 @@ pub async fn run_settled(
     if let Some(url) = external {
         settle::settle_gateway(&url).await;
     }
-    let fleet = preflight::checked(scenario, fleet).await?;
-    let finished = drive(scenario, options, load, &fleet, stop).await;
-    fleet.shutdown().await;
-    finished
+    Ok(())
 }
 
 /// The load runtime, built before anything starts so a machine that refuses the threads fails
