@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use gauntlet::metrics::cost::Price;
 use gauntlet::metrics::{
-    CheckStatus, ClassInfo, ErrorKind, Evidence, Layout, Percentiles, Recorder, RunInfo, Sample,
-    ServedBy, SlaKey, Summary, UpstreamCounters, conclude,
+    CheckStatus, ClassInfo, ErrorKind, Evidence, Layout, PerRequestBounds, Percentiles, Recorder,
+    RunInfo, Sample, ServedBy, SlaKey, Summary, UpstreamCounters, conclude,
 };
 use gauntlet::scenario::{Objective, PerRequest, Scope, Sla, SlaTarget};
 
@@ -811,7 +811,13 @@ fn goodput_and_the_tail_counts_behind_each_check_are_hand_computed() {
     let code = &s.classes[CODE].stats;
     assert_eq!((chat.good, chat.goodput), (50, 0.5));
     assert_eq!((code.good, code.goodput, code.goodput_rps), (5, 0.5, 0.5));
-    assert_eq!(s.per_request, vec!["ttft <= 50 ms".to_string()]);
+    assert_eq!(
+        s.per_request,
+        PerRequestBounds {
+            ttft_ms: Some(50.0),
+            ..PerRequestBounds::default()
+        }
+    );
 
     let checks = &s.sla.checks;
     let misses = |i: usize| {

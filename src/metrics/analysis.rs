@@ -11,8 +11,8 @@ use super::breakdown::{PromptLengths, Turns, prompt_bin_range};
 use super::recorder::{Cell, ClassRecord, Counts, ErrorTimes, Recorder};
 use super::sample::ErrorKind;
 use super::summary::{
-    ClassStats, Generator, Interval, IntervalStats, Percentiles, PromptBin, SCHEMA_VERSION,
-    SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats,
+    ClassStats, Generator, Interval, IntervalStats, PerRequestBounds, Percentiles, PromptBin,
+    SCHEMA_VERSION, SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats,
 };
 
 /// Schedule lag beyond which the generator is considered to have fallen behind.
@@ -69,10 +69,15 @@ fn optional<T: Counter>(h: &Histogram<T>) -> Option<Percentiles> {
 }
 
 fn availability(c: &Counts) -> f64 {
-    if c.requests == 0 {
+    share(c.successes, c.requests)
+}
+
+/// `part` of `requests`; 1.0 when there were none (nothing was failed).
+fn share(part: u64, requests: u64) -> f64 {
+    if requests == 0 {
         1.0
     } else {
-        c.successes as f64 / c.requests as f64
+        part as f64 / requests as f64
     }
 }
 
@@ -113,11 +118,7 @@ fn stats(rec: &ClassRecord, seconds: f64) -> Stats {
         availability: availability(counts),
         rps: per_second(counts.requests, seconds),
         good: counts.good,
-        goodput: if counts.requests == 0 {
-            1.0
-        } else {
-            counts.good as f64 / counts.requests as f64
-        },
+        goodput: share(counts.good, counts.requests),
         goodput_rps: per_second(counts.good, seconds),
         latency_ms: percentiles(latency),
         ttft_ms: optional(ttft),
@@ -389,7 +390,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         target: info.target.clone(),
         started_at: humantime::format_rfc3339_millis(info.started_at).to_string(),
         duration_s: seconds,
-        per_request: per_request_words(&layout.per_request),
+        per_request: PerRequestBounds::of(&layout.per_request),
         warmup_s: layout.warmup.as_secs_f64(),
         interval_s: layout.interval.as_secs_f64(),
         interrupted: info.interrupted,
@@ -409,15 +410,6 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         },
         trust,
     }
-}
-
-/// `[sla.per_request]` in words, one objective each.
-fn per_request_words(p: &crate::scenario::PerRequest) -> Vec<String> {
-    let ms = |d: Duration| format!("{} ms", d.as_secs_f64() * 1e3);
-    [("ttft", p.ttft), ("tpot", p.tpot), ("latency", p.latency)]
-        .into_iter()
-        .filter_map(|(name, d)| Some(format!("{name} <= {}", ms(d?))))
-        .collect()
 }
 
 fn trust(g: &Generator) -> Trust {

@@ -295,7 +295,7 @@ pub(crate) mod tests {
             schema_version: crate::metrics::SCHEMA_VERSION,
             gauntlet_version: "test".into(),
             scenario: "t".into(),
-            per_request: Vec::new(),
+            per_request: Default::default(),
             description: None,
             seed: 1,
             target: "embedded gateway".into(),

@@ -23,7 +23,7 @@ pub use recorder::{
 pub use sample::{ErrorKind, Sample, ServedBy, TokenSource};
 pub use summary::{
     AlternativeCost, CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval,
-    IntervalStats, Misses, MonthlyCost, MonthlySavings, Percentiles, PromptBin, SCHEMA_VERSION,
-    SlaCheck, SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats,
-    UpstreamStats,
+    IntervalStats, Misses, MonthlyCost, MonthlySavings, PerRequestBounds, Percentiles, PromptBin,
+    SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust,
+    TurnStats, UpstreamStats,
 };

@@ -94,12 +94,28 @@ struct Measure {
 }
 
 /// Misses of a ratio promise: the samples that did not count as successes.
-fn ratio_misses(target: f64, good: u64, of: u64) -> Option<Misses> {
-    Some(Misses {
+fn ratio_misses(target: f64, good: u64, of: u64) -> Misses {
+    Misses {
         count: of.saturating_sub(good),
         of,
         allowed: 1.0 - target,
-    })
+    }
+}
+
+/// A promise that at least `target` of a scope's requests are `good` (successes, or good
+/// requests for goodput).
+fn request_share(target: f64, stats: Option<&Stats>, good: fn(&Stats) -> u64) -> Measure {
+    let asked = stats.filter(|s| s.requests > 0);
+    Measure {
+        target,
+        measured: asked.map(|s| good(s) as f64 / s.requests as f64),
+        samples: stats.map_or(0, |s| s.requests),
+        needed: needed_for_ratio(target),
+        higher_is_better: true,
+        note: None,
+        undecided: None,
+        misses: asked.map(|s| ratio_misses(target, good(s), s.requests)),
+    }
 }
 
 /// The histogram a percentile promise reads.
@@ -190,29 +206,10 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             d.as_secs_f64() * 1e3,
             "no streamed request with two or more output tokens succeeded in this scope",
         ),
-        Objective::Availability(a) => Measure {
-            target: a,
-            measured: stats.filter(|s| s.requests > 0).map(|s| s.availability),
-            samples: stats.map_or(0, |s| s.requests),
-            needed: needed_for_ratio(a),
-            higher_is_better: true,
-            note: None,
-            undecided: None,
-            misses: stats
-                .filter(|s| s.requests > 0)
-                .and_then(|s| ratio_misses(a, s.successes, s.requests)),
-        },
+        Objective::Availability(a) => request_share(a, stats, |s| s.successes),
         Objective::Goodput(g) => Measure {
-            target: g,
-            measured: stats.filter(|s| s.requests > 0).map(|s| s.goodput),
-            samples: stats.map_or(0, |s| s.requests),
-            needed: needed_for_ratio(g),
-            higher_is_better: true,
             note: Some("requests that succeeded and met [sla.per_request]".into()),
-            undecided: None,
-            misses: stats
-                .filter(|s| s.requests > 0)
-                .and_then(|s| ratio_misses(g, s.good, s.requests)),
+            ..request_share(g, stats, |s| s.good)
         },
         Objective::MinGoodputRps(r) => Measure {
             target: r,
@@ -259,7 +256,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
                 higher_is_better: true,
                 note: (req == 0).then(|| "no request was sent while a fault hit this scope".into()),
                 undecided: unapplied(summary, class),
-                misses: (req > 0).then(|| ratio_misses(f, ok, req)).flatten(),
+                misses: (req > 0).then(|| ratio_misses(f, ok, req)),
             }
         }
         Objective::MaxFailoverTime(d) => {

@@ -30,10 +30,10 @@ pub struct Summary {
     pub started_at: String,
     /// The measured window (after warmup), seconds.
     pub duration_s: f64,
-    /// What a request met to count as good (`[sla.per_request]`), e.g. "ttft <= 300 ms";
-    /// empty when every success counts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub per_request: Vec<String>,
+    /// What a request met to count as good (`[sla.per_request]`); empty when every success
+    /// counts.
+    #[serde(default, skip_serializing_if = "PerRequestBounds::is_empty")]
+    pub per_request: PerRequestBounds,
     pub warmup_s: f64,
     pub interval_s: f64,
     /// The run was stopped early (Ctrl-C); what was measured until then is all here.
@@ -70,6 +70,32 @@ pub struct Percentiles {
     pub p999: f64,
     pub max: f64,
     pub mean: f64,
+}
+
+/// `[sla.per_request]` as the summary keeps it, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerRequestBounds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+impl PerRequestBounds {
+    pub fn of(p: &crate::scenario::PerRequest) -> Self {
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        Self {
+            ttft_ms: ms(p.ttft),
+            tpot_ms: ms(p.tpot),
+            latency_ms: ms(p.latency),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -100,7 +100,16 @@ pub fn render(s: &Summary) -> String {
     let good = if s.per_request.is_empty() {
         "every success counts: no [sla.per_request]".to_string()
     } else {
-        format!("succeeded with {}", s.per_request.join(", "))
+        let p = &s.per_request;
+        let words: Vec<String> = [
+            ("ttft", p.ttft_ms),
+            ("tpot", p.tpot_ms),
+            ("latency", p.latency_ms),
+        ]
+        .into_iter()
+        .filter_map(|(name, ms)| Some(format!("{name} <= {} ms", ms?)))
+        .collect();
+        format!("succeeded with {}", words.join(", "))
     };
     let _ = writeln!(
         o,

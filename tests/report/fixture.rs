@@ -353,7 +353,7 @@ pub fn quickstart() -> Summary {
         schema_version: SCHEMA_VERSION,
         gauntlet_version: "0.1.0".into(),
         scenario: "quickstart".into(),
-        per_request: Vec::new(),
+        per_request: Default::default(),
         description: Some("the 80/15/5 model router rides out a 6 s primary outage".into()),
         seed: 7,
         target: "embedded gateway".into(),
