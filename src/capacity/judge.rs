@@ -73,8 +73,13 @@ pub struct ProbeJudgement {
 impl ProbeJudgement {
     /// The first check that failed, if one did.
     pub fn binding(&self) -> Option<&CheckJudgement> {
-        self.checks.iter().find(|c| c.verdict == Verdict::Fail)
+        binding(&self.checks)
     }
+}
+
+/// The first check that failed among `checks`, if one did.
+pub fn binding(checks: &[CheckJudgement]) -> Option<&CheckJudgement> {
+    checks.iter().find(|c| c.verdict == Verdict::Fail)
 }
 
 /// Judges a probe's run.

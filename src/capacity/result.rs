@@ -33,6 +33,18 @@ impl CapacityResult {
         self.searches.iter().find(|s| !s.faults)
     }
 
+    /// The search found a capacity honestly and it meets `at_least`; a search the time
+    /// budget cut short passes only when the capacity it had already proven meets `at_least`.
+    pub fn passed(&self) -> bool {
+        let proven = self.at_least.is_some() && self.at_least_met();
+        let found = self.searches.iter().all(|s| match s.stop {
+            StopReason::Converged | StopReason::ReachedMax => s.capacity_rps.is_some(),
+            StopReason::Budget => proven,
+            StopReason::BelowMin | StopReason::Invalid | StopReason::Interrupted => false,
+        });
+        found && self.at_least_met()
+    }
+
     /// Whether the capacity CI demands is proven: unset, or at or below the highest pass.
     pub fn at_least_met(&self) -> bool {
         match (self.at_least, self.with_faults()) {
@@ -143,4 +155,47 @@ pub struct Probe {
     pub checks: Vec<CheckJudgement>,
     /// The probe's own run folder, relative to the search's folder.
     pub folder: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(stop: StopReason, capacity: Option<f64>, at_least: Option<f64>) -> CapacityResult {
+        CapacityResult {
+            schema_version: CAPACITY_SCHEMA_VERSION,
+            scenario: "s".into(),
+            seed: 1,
+            ceiling_rps: None,
+            searches: vec![SearchResult {
+                faults: true,
+                fault_summary: Vec::new(),
+                capacity_rps: capacity,
+                bracket: [capacity, None],
+                binding: None,
+                stop,
+                probes: Vec::new(),
+                warnings: Vec::new(),
+            }],
+            at_least,
+            took_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_verdict_needs_a_found_capacity_at_or_above_the_target() {
+        use StopReason::*;
+        let passed = |r: CapacityResult| r.passed();
+        assert!(passed(result(Converged, Some(100.0), None)));
+        assert!(passed(result(Converged, Some(100.0), Some(100.0))));
+        assert!(!passed(result(Converged, Some(99.9), Some(100.0))));
+        assert!(passed(result(ReachedMax, Some(100.0), None)));
+        // Cut short by the budget: a pass only when the target is already proven.
+        assert!(!passed(result(Budget, Some(100.0), None)));
+        assert!(passed(result(Budget, Some(100.0), Some(80.0))));
+        assert!(!passed(result(Budget, Some(70.0), Some(80.0))));
+        for stop in [BelowMin, Invalid, Interrupted] {
+            assert!(!passed(result(stop, Some(100.0), None)), "{stop:?}");
+        }
+    }
 }

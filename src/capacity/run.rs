@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::judge::{ProbeJudgement, Verdict, judge};
+use super::judge::{ProbeJudgement, Verdict, binding, judge};
 use super::result::{
     CAPACITY_SCHEMA_VERSION, CapacityResult, Probe, Purpose, SearchResult, StopReason,
 };
@@ -145,6 +145,7 @@ pub async fn search(
         started,
         probe_len,
         index: 0,
+        faults_seen: Vec::new(),
     };
     let ceiling = driver.ceiling(scenario).await;
     if driver.stopped() {
@@ -218,14 +219,8 @@ struct Driver<'a> {
     started: Instant,
     probe_len: Duration,
     index: usize,
-}
-
-/// One probe's run and what it said.
-struct Ran {
-    probe: Probe,
-    judgement: ProbeJudgement,
-    interrupted: bool,
-    fault_summary: Vec<String>,
+    /// The fault windows as the first probe that ran them placed them, in words.
+    faults_seen: Vec<String>,
 }
 
 impl Driver<'_> {
@@ -255,18 +250,19 @@ impl Driver<'_> {
             duration: None,
             ..self.base.clone()
         };
-        let ran = self
+        let (probe, _) = self
             .run(&s, &options, Purpose::Ceiling, None, len.as_secs_f64())
             .await?;
+        if probe.requests == 0 {
+            return Err(CapacityError::NoCeiling(probe.why));
+        }
         // Answers of any kind: a path that sheds load under this many users answers fast
         // and fails, and the rate it turns requests around at still bounds any success rate.
-        let answered = ran.probe.requests as f64 / len.as_secs_f64();
-        if ran.probe.requests == 0 {
-            return Err(CapacityError::NoCeiling(ran.probe.why));
-        }
-        Ok(answered.max(ran.probe.achieved_rps))
+        Ok(probe.requests as f64 / len.as_secs_f64())
     }
 
+    /// Runs one probe, keeps it (the observer writes its run folder) and says whether the run
+    /// was interrupted.
     async fn run(
         &mut self,
         scenario: &Scenario,
@@ -274,58 +270,58 @@ impl Driver<'_> {
         purpose: Purpose,
         offered: Option<f64>,
         duration_s: f64,
-    ) -> Result<Ran, CapacityError> {
+    ) -> Result<(Probe, bool), CapacityError> {
         self.observer
             .starting(self.index, offered, Duration::from_secs_f64(duration_s));
         let finished = engine::run_settled(scenario, options, self.stop.clone()).await?;
         let s = &finished.summary;
-        let judgement = judge(s);
-        let measured = s.overall.rps * s.overall.availability;
+        let ProbeJudgement {
+            verdict,
+            checks,
+            why,
+        } = judge(s);
         let mut probe = Probe {
             index: self.index,
             purpose,
             offered_rps: offered,
             duration_s,
             requests: s.overall.requests,
-            achieved_rps: measured,
+            achieved_rps: s.overall.rps * s.overall.availability,
             availability: s.overall.availability,
             goodput: s.overall.goodput,
             p99_latency_ms: (s.overall.latency_ms.samples > 0).then_some(s.overall.latency_ms.p99),
             ttft_p99_ms: s.overall.ttft_ms.as_ref().map(|p| p.p99),
-            verdict: judgement.verdict,
-            why: judgement.why.clone(),
-            checks: judgement.checks.clone(),
+            verdict,
+            why,
+            checks,
             folder: None,
         };
         self.index += 1;
         probe.folder = self.observer.probe(&probe, &finished);
-        let fault_summary = s
-            .faults
-            .iter()
-            .map(|w| {
-                format!(
-                    "{} {} {:.1}–{:.1} s",
-                    w.upstream, w.kind, w.start_s, w.end_s
-                )
-            })
-            .collect();
-        Ok(Ran {
-            probe,
-            judgement,
-            interrupted: s.interrupted,
-            fault_summary,
-        })
+        if self.faults_seen.is_empty() {
+            self.faults_seen = s
+                .faults
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} {} {:.1}–{:.1} s",
+                        w.upstream, w.kind, w.start_s, w.end_s
+                    )
+                })
+                .collect();
+        }
+        Ok((probe, s.interrupted))
     }
 
-    /// One probe at `rate`, lengthened while it cannot decide; the last run's verdict.
+    /// One probe at `rate`, lengthened while it cannot decide; the last run's verdict (its
+    /// probe is the last in `probes`), or None when the budget or a stop ended it.
     async fn probe_at(
         &mut self,
         scenario: &Scenario,
         rate: f64,
         purpose: Purpose,
         probes: &mut Vec<Probe>,
-        faults_seen: &mut Vec<String>,
-    ) -> Result<Option<(Verdict, ProbeJudgement)>, CapacityError> {
+    ) -> Result<Option<Verdict>, CapacityError> {
         let mut len = self.probe_len;
         let mut purpose = purpose;
         for attempt in 0..=self.settings.max_lengthen {
@@ -337,20 +333,16 @@ impl Driver<'_> {
                 duration: Some(len),
                 ..self.base.clone()
             };
-            let ran = self
+            let (probe, interrupted) = self
                 .run(scenario, &options, purpose, Some(rate), len.as_secs_f64())
                 .await?;
-            if ran.interrupted {
-                probes.push(ran.probe);
+            let verdict = probe.verdict;
+            probes.push(probe);
+            if interrupted {
                 return Ok(None);
             }
-            if faults_seen.is_empty() {
-                *faults_seen = ran.fault_summary;
-            }
-            let verdict = ran.probe.verdict;
-            probes.push(ran.probe);
             if verdict != Verdict::Unresolved || attempt == self.settings.max_lengthen {
-                return Ok(Some((verdict, ran.judgement)));
+                return Ok(Some(verdict));
             }
             len *= 2;
             purpose = Purpose::Lengthen;
@@ -367,9 +359,8 @@ impl Driver<'_> {
         let mut search = Search::new();
         let mut probes = Vec::new();
         let mut warnings = Vec::new();
-        let mut fault_summary = Vec::new();
         let mut confirmed: Vec<f64> = Vec::new();
-        let mut binding: Vec<(f64, String)> = Vec::new();
+        let mut bound_by: Vec<(f64, String)> = Vec::new();
         let stop = loop {
             let (rate, purpose) = match search.next(bounds) {
                 Step::Probe(r) => {
@@ -396,15 +387,16 @@ impl Driver<'_> {
                     (best, Purpose::Confirm)
                 }
             };
-            let Some((verdict, judgement)) = self
-                .probe_at(scenario, rate, purpose, &mut probes, &mut fault_summary)
-                .await?
-            else {
+            let Some(verdict) = self.probe_at(scenario, rate, purpose, &mut probes).await? else {
                 break if self.stopped() {
                     StopReason::Interrupted
                 } else {
                     StopReason::Budget
                 };
+            };
+            // probe_at returned a verdict, so it kept the probe that gave it.
+            let Some(last) = probes.last() else {
+                break StopReason::Interrupted;
             };
             match verdict {
                 Verdict::Invalid => {
@@ -412,7 +404,7 @@ impl Driver<'_> {
                         "the probe at {rate:.1} req/s is invalid: {}; the search stops rather \
                          than report a capacity gauntlet could not drive (use more \
                          --load-threads, raise [load] max_in_flight, or a bigger machine)",
-                        judgement.why
+                        last.why
                     ));
                     break StopReason::Invalid;
                 }
@@ -423,18 +415,18 @@ impl Driver<'_> {
                         "{rate:.1} req/s passed, then did not when rerun to confirm it ({}): \
                          the results are not monotone at this rate (noise near the limit); \
                          the capacity is taken from the passes below it",
-                        judgement.why
+                        last.why
                     ));
                     search.withdraw_pass(rate);
                 }
                 _ => search.record(rate, false),
             }
             if verdict != Verdict::Pass {
-                let why = match judgement.binding() {
+                let why = match binding(&last.checks) {
                     Some(c) => c.describe(),
-                    None => format!("unresolved ({})", judgement.why),
+                    None => format!("unresolved ({})", last.why),
                 };
-                binding.push((rate, why));
+                bound_by.push((rate, why));
             }
         };
         for r in search.passes_above_a_failure() {
@@ -445,7 +437,7 @@ impl Driver<'_> {
         }
         let (pass, fail) = (search.highest_pass(), search.lowest_not_passed());
         let binding = fail.and_then(|f| {
-            binding
+            bound_by
                 .iter()
                 .rev()
                 .find(|(r, _)| *r == f)
@@ -453,7 +445,11 @@ impl Driver<'_> {
         });
         Ok(SearchResult {
             faults,
-            fault_summary: if faults { fault_summary } else { Vec::new() },
+            fault_summary: if faults {
+                self.faults_seen.clone()
+            } else {
+                Vec::new()
+            },
             capacity_rps: if stop == StopReason::Invalid {
                 None
             } else {

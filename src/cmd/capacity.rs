@@ -2,13 +2,12 @@
 //! with its faults (and, asked, without), write `capacity.json`, `capacity.html` and each
 //! probe's run folder, and exit with the verdict.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::Parser;
 use gauntlet::capacity::{self, CapacityError, Observer, Probe, Settings, StopReason};
-use gauntlet::config::{RawNum, parse_ratio};
 use gauntlet::engine::{self, Finished, RunOptions};
 use gauntlet::rundir::RunDir;
 use tokio::sync::watch;
@@ -57,10 +56,10 @@ pub struct Args {
     #[arg(long, value_name = "PERCENT")]
     pub tolerance: Option<String>,
     /// Wall-clock time the whole search may take, e.g. "30m" [default: 30m].
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = gauntlet::config::parse_duration)]
     pub budget: Option<Duration>,
     /// Length of each probe, e.g. "20s" [default: the scenario's plan, at most 60 s].
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = gauntlet::config::parse_duration)]
     pub probe_duration: Option<Duration>,
     /// Also search without the scenario's faults: capacity healthy vs during the outage.
     #[arg(long)]
@@ -85,18 +84,6 @@ pub struct Args {
     pub quiet: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    gauntlet::config::parse_duration(s)
-}
-
-fn tolerance(text: &str) -> Result<f64, InvalidInput> {
-    let raw = match text.trim().parse::<f64>() {
-        Ok(n) => RawNum::Number(n),
-        Err(_) => RawNum::Text(text.to_string()),
-    };
-    parse_ratio(&raw).map_err(|e| InvalidInput(format!("--tolerance: {e}")))
-}
-
 /// Keeps each probe as a run folder under OUT/probes/ and prints its line.
 struct Keeper {
     out: PathBuf,
@@ -112,8 +99,7 @@ impl Keeper {
         let rate = probe
             .offered_rps
             .map_or_else(|| "ceiling".to_string(), |r| format!("{r:.1}rps"));
-        let name = format!("{:02}-{rate}", probe.index);
-        let rel = Path::new("probes").join(&name);
+        let rel = format!("probes/{:02}-{rate}", probe.index);
         let path = self.out.join(&rel);
         let mut dir = RunDir::create(&path, self.force)
             .with_context(|| format!("creating the probe folder {}", path.display()))?;
@@ -121,7 +107,7 @@ impl Keeper {
             .with_context(|| format!("writing the probe folder {}", path.display()))?;
         gauntlet::report::write_reports(&run.summary, &mut dir)
             .with_context(|| format!("writing the reports into {}", path.display()))?;
-        Ok(format!("probes/{name}"))
+        Ok(rel)
     }
 }
 
@@ -176,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         min: args.min.or(from_file.min),
         max: args.max.or(from_file.max),
         tolerance: match &args.tolerance {
-            Some(t) => tolerance(t)?,
+            Some(t) => super::percent("--tolerance", t)?,
             None => from_file.tolerance.unwrap_or(DEFAULT_TOLERANCE),
         },
         budget: args.budget.or(from_file.budget).unwrap_or(DEFAULT_BUDGET),
@@ -251,7 +237,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
              was asked for (see the warning above); no capacity is reported"
         );
     }
-    Ok(if gauntlet::report::capacity_passed(&result) {
+    Ok(if result.passed() {
         Outcome::Ok
     } else {
         Outcome::SlaViolated

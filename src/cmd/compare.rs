@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use gauntlet::config::{RawNum, parse_ratio};
 use gauntlet::report;
 use gauntlet::rundir::{RunDir, RunFile};
 
@@ -34,14 +33,6 @@ pub struct Args {
     /// Where to write compare.md and compare.html [default: the new run's folder].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-}
-
-fn bound(text: &str) -> Result<f64, InvalidInput> {
-    let raw = match text.trim().parse::<f64>() {
-        Ok(n) => RawNum::Number(n),
-        Err(_) => RawNum::Text(text.to_string()),
-    };
-    parse_ratio(&raw).map_err(|e| InvalidInput(format!("--max-regression: {e}")))
 }
 
 /// A capacity search's folder or its capacity.json, rather than a run's.
@@ -84,7 +75,7 @@ fn capacities(args: &Args, max_regression: f64) -> anyhow::Result<Outcome> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let max_regression = bound(&args.max_regression)?;
+    let max_regression = super::percent("--max-regression", &args.max_regression)?;
     if is_capacity(&args.base) || is_capacity(&args.new) {
         return capacities(&args, max_regression);
     }

@@ -35,6 +35,16 @@ pub enum Outcome {
 #[error("{0}")]
 pub struct InvalidInput(pub String);
 
+/// A share given on the command line as "5%" or 0.05; the error names the flag.
+fn percent(flag: &str, text: &str) -> Result<f64, InvalidInput> {
+    use gauntlet::config::{RawNum, parse_ratio};
+    let raw = match text.trim().parse::<f64>() {
+        Ok(n) => RawNum::Number(n),
+        Err(_) => RawNum::Text(text.to_string()),
+    };
+    parse_ratio(&raw).map_err(|e| InvalidInput(format!("{flag}: {e}")))
+}
+
 /// Logs to stderr at `default` unless `GAUNTLET_LOG` says otherwise.
 pub fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GAUNTLET_LOG")

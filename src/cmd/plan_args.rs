@@ -11,7 +11,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub force: bool,
     /// Stretch the whole plan (warmup and stages) to this length, e.g. "30s" or "5m".
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = gauntlet::config::parse_duration)]
     pub duration: Option<Duration>,
     /// Scale open-model arrival rates so the peak is R requests per second.
     #[arg(long, value_name = "R")]
@@ -35,8 +35,4 @@ impl PlanArgs {
             ..base
         }
     }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    gauntlet::config::parse_duration(s)
 }

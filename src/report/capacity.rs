@@ -208,7 +208,7 @@ pub fn capacity_html(r: &CapacityResult) -> Result<String, ReportError> {
     }
     let view = CapacityView {
         r,
-        passed: passed(r),
+        passed: r.passed(),
         at_least_met: r.at_least_met(),
         searches: r
             .searches
@@ -228,18 +228,6 @@ pub fn capacity_html(r: &CapacityResult) -> Result<String, ReportError> {
     render("capacity.html.j2", &view)
 }
 
-/// The search found a capacity honestly and it meets `at_least`; a search the time budget
-/// cut short passes only when the capacity it had already proven meets `at_least`.
-pub fn passed(r: &CapacityResult) -> bool {
-    let proven = r.at_least.is_some() && r.at_least_met();
-    let found = r.searches.iter().all(|s| match s.stop {
-        StopReason::Converged | StopReason::ReachedMax => s.capacity_rps.is_some(),
-        StopReason::Budget => proven,
-        StopReason::BelowMin | StopReason::Invalid | StopReason::Interrupted => false,
-    });
-    found && r.at_least_met()
-}
-
 /// Writes `capacity.json` and `capacity.html` into the search's folder.
 pub fn write_capacity(r: &CapacityResult, dir: &mut RunDir) -> Result<Vec<PathBuf>, ReportError> {
     let json = serde_json::to_vec_pretty(r)
@@ -252,11 +240,7 @@ pub fn write_capacity(r: &CapacityResult, dir: &mut RunDir) -> Result<Vec<PathBu
 
 /// Reads a `capacity.json` (or the folder holding one).
 pub fn read_capacity(path: &std::path::Path) -> Result<CapacityResult, ReportError> {
-    let file = if path.is_dir() {
-        path.join(RunFile::CapacityJson.name())
-    } else {
-        path.to_path_buf()
-    };
+    let (_, file) = crate::rundir::locate(path, RunFile::CapacityJson);
     let text = std::fs::read_to_string(&file).map_err(|e| ReportError::io(&file, e))?;
     let unreadable = |message: String| ReportError::Unreadable {
         path: file.clone(),
@@ -343,28 +327,6 @@ pub fn capacity_compare_terminal(deltas: &[CapacityDelta], max_regression: f64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::CAPACITY_SCHEMA_VERSION;
-
-    fn result(stop: StopReason, capacity: Option<f64>, at_least: Option<f64>) -> CapacityResult {
-        CapacityResult {
-            schema_version: CAPACITY_SCHEMA_VERSION,
-            scenario: "s".into(),
-            seed: 1,
-            ceiling_rps: None,
-            searches: vec![SearchResult {
-                faults: true,
-                fault_summary: Vec::new(),
-                capacity_rps: capacity,
-                bracket: [capacity, None],
-                binding: None,
-                stop,
-                probes: Vec::new(),
-                warnings: Vec::new(),
-            }],
-            at_least,
-            took_s: 0.0,
-        }
-    }
 
     fn probe(purpose: Purpose, offered: Option<f64>, verdict: crate::capacity::Verdict) -> Probe {
         Probe {
@@ -417,21 +379,5 @@ mod tests {
             ceiling.contains("300 requests answered (150/s)") && !ceiling.contains("fail"),
             "{ceiling}"
         );
-    }
-
-    #[test]
-    fn the_verdict_needs_a_found_capacity_at_or_above_the_target() {
-        use StopReason::*;
-        assert!(passed(&result(Converged, Some(100.0), None)));
-        assert!(passed(&result(Converged, Some(100.0), Some(100.0))));
-        assert!(!passed(&result(Converged, Some(99.9), Some(100.0))));
-        assert!(passed(&result(ReachedMax, Some(100.0), None)));
-        // Cut short by the budget: a pass only when the target is already proven.
-        assert!(!passed(&result(Budget, Some(100.0), None)));
-        assert!(passed(&result(Budget, Some(100.0), Some(80.0))));
-        assert!(!passed(&result(Budget, Some(70.0), Some(80.0))));
-        for stop in [BelowMin, Invalid, Interrupted] {
-            assert!(!passed(&result(stop, Some(100.0), None)), "{stop:?}");
-        }
     }
 }

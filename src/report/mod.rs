@@ -33,7 +33,7 @@ pub use bakeoff_render::{
 };
 pub use capacity::{
     CapacityDelta, capacity_compare_terminal, capacity_html, capacity_probe_line,
-    capacity_terminal, compare_capacity, passed as capacity_passed, read_capacity, write_capacity,
+    capacity_terminal, compare_capacity, read_capacity, write_capacity,
 };
 pub use compare::{Comparison, Direction, MetricDelta, compare};
 pub use compare_render::{compare_html, compare_markdown, compare_terminal};

@@ -37,6 +37,20 @@ pub struct RunDir {
     created: bool,
 }
 
+/// A folder's `file`, or the file named directly: the folder and the file's path.
+pub fn locate(path: &Path, file: RunFile) -> (PathBuf, PathBuf) {
+    if path.is_dir() {
+        (path.to_path_buf(), path.join(file.name()))
+    } else {
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        (dir, path.to_path_buf())
+    }
+}
+
 impl RunDir {
     /// The folder for a new run: absent or empty (created here), or anything with `force`.
     pub fn create(path: &Path, force: bool) -> Result<Self, RunDirError> {
@@ -78,16 +92,7 @@ impl RunDir {
     /// Reads a summary from a run folder or from a summary file named directly; returns it
     /// with the folder it came from.
     pub fn load(path: &Path) -> Result<(Summary, RunDir), RunDirError> {
-        let (dir, file) = if path.is_dir() {
-            (path.to_path_buf(), path.join(RunFile::Summary.name()))
-        } else {
-            let dir = path
-                .parent()
-                .map(Path::to_path_buf)
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from("."));
-            (dir, path.to_path_buf())
-        };
+        let (dir, file) = locate(path, RunFile::Summary);
         let summary = summary::read(&file)?;
         Ok((
             summary,
