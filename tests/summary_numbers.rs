@@ -98,6 +98,27 @@ fn info() -> RunInfo {
     }
 }
 
+/// The summary of a recording with no upstream counters, prices or alternatives.
+fn concluded(
+    rec: &Recorder,
+    info: &RunInfo,
+    faults: &[gauntlet::metrics::failover::FaultAttempt],
+    sla: &Sla,
+) -> Summary {
+    let none = BTreeMap::new();
+    conclude(Evidence {
+        recording: rec,
+        info,
+        faults,
+        counters_before: &none,
+        counters_after: &none,
+        prices: &BTreeMap::new(),
+        sla,
+        monthly_tokens: &[],
+        alternatives: &[],
+    })
+}
+
 fn counters(requests_total: u64, prompt_tokens: u64, completion_tokens: u64) -> UpstreamCounters {
     UpstreamCounters {
         requests_total,
@@ -589,18 +610,7 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
         ],
         ..Default::default()
     };
-    let none = BTreeMap::new();
-    let s = conclude(Evidence {
-        recording: &rec,
-        info: &info,
-        faults: &[fault],
-        counters_before: &none,
-        counters_after: &none,
-        prices: &BTreeMap::new(),
-        sla: &sla,
-        monthly_tokens: &[],
-        alternatives: &[],
-    });
+    let s = concluded(&rec, &info, &[fault], &sla);
     let w = &s.faults[0];
     assert_eq!(w.affected_classes, ["chat"]);
     assert_eq!((w.affected_requests, w.affected_successes), (20, 18));
@@ -661,18 +671,7 @@ fn a_latency_claim_with_no_success_measures_nothing() {
         }],
         ..Default::default()
     };
-    let none = BTreeMap::new();
-    let s = conclude(Evidence {
-        recording: &rec,
-        info: &info,
-        faults: &[],
-        counters_before: &none,
-        counters_after: &none,
-        prices: &BTreeMap::new(),
-        sla: &sla,
-        monthly_tokens: &[],
-        alternatives: &[],
-    });
+    let s = concluded(&rec, &info, &[], &sla);
     assert_eq!((s.overall.requests, s.overall.successes), (20, 0));
     assert_eq!(s.overall.errors["connect"], 20);
     let c = &s.sla.checks[0];
@@ -710,18 +709,7 @@ fn judge_successes(n: u64, objective: Objective) -> Summary {
         }],
         ..Default::default()
     };
-    let none = BTreeMap::new();
-    conclude(Evidence {
-        recording: &rec,
-        info: &info,
-        faults: &[],
-        counters_before: &none,
-        counters_after: &none,
-        prices: &BTreeMap::new(),
-        sla: &sla,
-        monthly_tokens: &[],
-        alternatives: &[],
-    })
+    concluded(&rec, &info, &[], &sla)
 }
 
 #[test]
@@ -792,18 +780,7 @@ fn goodput_and_the_tail_counts_behind_each_check_are_hand_computed() {
     // `chat` alone is in tier `pro`.
     let mut info = info();
     info.classes[CHAT].tier = Some("pro".into());
-    let none = BTreeMap::new();
-    let s = conclude(Evidence {
-        recording: &rec,
-        info: &info,
-        faults: &[],
-        counters_before: &none,
-        counters_after: &none,
-        prices: &BTreeMap::new(),
-        sla: &sla,
-        monthly_tokens: &[],
-        alternatives: &[],
-    });
+    let s = concluded(&rec, &info, &[], &sla);
     assert_eq!(s.overall.good, 55);
     assert_eq!(s.overall.goodput, 0.5);
     assert_eq!(s.overall.goodput_rps, 5.5);
