@@ -9,7 +9,8 @@
 //!
 //! Diagnostics, all optional: `BENCH_LOAD_THREADS` (the load runtime's threads),
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
-//! latency p99 (ms) and drops to stderr as `t:p99/dropped`.
+//! latency p99 (ms) and drops to stderr as `t:p99/dropped`. `BENCH_CA_CERT=FILE` trusts a
+//! private CA when the URL is https://.
 //!
 //! In open mode the JSON also reports the machine's hiccups while the load ran, measured as
 //! jHiccup does: a thread that asks to sleep 1 ms and records how much longer it slept. A
@@ -136,6 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sla: Sla::default(),
         compare_to: Vec::new(),
         capacity: Default::default(),
+        tls: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -145,9 +147,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load_threads = std::env::var("BENCH_LOAD_THREADS")
         .ok()
         .and_then(|v| v.parse().ok());
+    // `BENCH_CA_CERT=FILE` trusts a private CA for an https:// URL.
+    let tls = gauntlet::tls::ClientSettings {
+        ca_certs: std::env::var_os("BENCH_CA_CERT")
+            .map(Into::into)
+            .into_iter()
+            .collect(),
+        identity: None,
+    };
     let options = RunOptions {
         quiet: true,
         load_threads,
+        tls,
         ..RunOptions::default()
     };
     let stop_meter = Arc::new(AtomicBool::new(false));

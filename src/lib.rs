@@ -16,5 +16,6 @@ pub mod openai;
 pub mod report;
 pub mod rundir;
 pub mod scenario;
+pub mod tls;
 pub mod tokenizer;
 pub mod workload;

@@ -26,5 +26,6 @@ mod sse;
 mod summary_numbers;
 mod support;
 mod tiers;
+mod tls;
 mod upstream_misbehaviour;
 mod workload;

@@ -70,9 +70,12 @@ pub struct Args {
     /// Write into --out even if it already holds files.
     #[arg(long)]
     pub force: bool,
-    /// Send the load to this gateway (http://HOST:PORT) instead of the scenario's target.
+    /// Send the load to this gateway instead of the scenario's target: http://HOST:PORT or
+    /// https://HOST[:PORT].
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub tls: super::tls_args::TlsArgs,
     /// Seed for the request mix and arrivals (default: the scenario's).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -182,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut run_dir = RunDir::create(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
     let options = RunOptions {
         target: args.target.clone(),
+        tls: args.tls.settings()?,
         seed: args.seed,
         load_threads: args.load_threads,
         quiet: true,

@@ -24,6 +24,11 @@ pub struct Args {
     /// the upstreams' keys to whoever holds a gateway key.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    #[command(flatten)]
+    pub serve_tls: super::tls_args::ServeTlsArgs,
+    /// Trust for https:// upstreams (and the certificate shown to them).
+    #[command(flatten)]
+    pub upstream_tls: super::tls_args::TlsArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -34,10 +39,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             args.listen
         ))
     })?;
+    // hyper's auto builder serves both, so ALPN offers both, HTTP/2 first.
+    let serve = args
+        .serve_tls
+        .config(&[gauntlet::tls::ALPN_H2, gauntlet::tls::ALPN_HTTP1])?;
+    if let Some((_, Some(ca))) = &serve {
+        eprintln!(
+            "serving HTTPS; clients trust the generated CA {}",
+            ca.display()
+        );
+    }
+    let tls = gauntlet::gateway::GatewayTls {
+        serve: serve.map(|(config, _)| config),
+        upstreams: args.upstream_tls.settings()?,
+    };
     let rt = super::runtime()?;
     rt.block_on(async move {
         let routes = config.routes.len();
-        let handle = gauntlet::gateway::start(config, addr)
+        let handle = gauntlet::gateway::start_with(config, addr, tls)
             .await
             .context("starting the gateway")?;
         eprintln!(

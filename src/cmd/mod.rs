@@ -10,6 +10,7 @@ mod plan_args;
 pub mod report;
 pub mod run;
 pub mod schema;
+mod tls_args;
 pub mod validate;
 
 use std::process::ExitCode;

@@ -14,6 +14,7 @@ use gauntlet::scenario::Scenario;
 use tokio::sync::watch;
 
 use super::plan_args::PlanArgs;
+use super::tls_args::TlsArgs;
 use super::{InvalidInput, Outcome};
 
 /// Run a scenario: start its mock upstreams and gateway, send the weighted request mix on
@@ -22,15 +23,19 @@ use super::{InvalidInput, Outcome};
 pub struct Args {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
-    /// Send the load to this gateway (http://HOST:PORT) instead of the scenario's target.
+    /// Send the load to this gateway instead of the scenario's target: http://HOST:PORT or
+    /// https://HOST[:PORT] (any host: the load goes wherever this names).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Folder for the run's files [default: reports/<scenario>/<UTC timestamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Speak HTTP/2 (prior knowledge) to the target.
+    /// Speak HTTP/2 with prior knowledge (h2c) to a plain http:// target. Over https://, ALPN
+    /// already picks HTTP/2 when the server offers it.
     #[arg(long)]
     pub http2: bool,
     /// Threads that send the load [default: one per core]. Fewer leave cores to a gateway or
@@ -54,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| super::default_out(&scenario.name, "", SystemTime::now()));
     let options = args.plan.apply(RunOptions {
         target: args.target.clone(),
+        tls: args.tls.settings()?,
         http2: args.http2,
         load_threads: args.load_threads,
         monthly_tokens: if args.monthly_tokens.is_empty() {

@@ -139,7 +139,7 @@ impl Bakeoff {
         } else {
             urls.first().copied()
         };
-        let mut fleet = StartedFleet::start(scenario, first)
+        let mut fleet = StartedFleet::start(scenario, first, &scenario.tls)
             .await
             .map_err(EngineError::from)?;
         let embedded_url = embedded.then(|| fleet.targets.first().cloned()).flatten();
@@ -151,9 +151,9 @@ impl Bakeoff {
                 .into_iter()
                 .map(|p| {
                     let url = match &p {
-                        Unready::NoTarget { url, .. } | Unready::TargetSilent { url, .. } => {
-                            Some(url.as_str())
-                        }
+                        Unready::NoTarget { url, .. }
+                        | Unready::TargetSilent { url, .. }
+                        | Unready::TargetTls { url, .. } => Some(url.as_str()),
                         _ => None,
                     };
                     let names: Vec<&str> = contenders

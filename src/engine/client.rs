@@ -8,11 +8,14 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
@@ -20,6 +23,7 @@ use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
+use crate::tls::{ALPN_H2, ClientSettings, ClientTls, TlsError};
 use crate::tokenizer::{Encoding, MESSAGE_OVERHEAD, Tokenizer};
 use crate::workload::Feed;
 use crate::workload::synthetic_text;
@@ -38,6 +42,8 @@ pub struct ClientOptions {
     pub upstreams: Vec<String>,
     /// Seeds dataset draws, synthetic prompts and sessions: same seed, same requests.
     pub seed: u64,
+    /// What `https://` targets are trusted by, and the client certificate, if any.
+    pub tls: ClientSettings,
 }
 
 impl Default for ClientOptions {
@@ -48,13 +54,14 @@ impl Default for ClientOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstreams: Vec::new(),
             seed: 1,
+            tls: ClientSettings::default(),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("`{url}` is not a usable http:// URL: {reason}")]
+    #[error("`{url}` is not a usable http:// or https:// URL: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("request class `{class}`: header `{name}` is not a valid HTTP header")]
     InvalidHeader { class: String, name: String },
@@ -67,6 +74,8 @@ pub enum ClientError {
     },
     #[error("{classes} request classes but {targets} target URLs")]
     TargetCount { classes: usize, targets: usize },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A class made ready to send: everything that does not change between requests, built once.
@@ -76,7 +85,7 @@ struct Prepared {
     /// Path and query only, for requests on a dedicated connection.
     origin: Uri,
     host: HeaderValue,
-    /// Index into `Client::authorities`.
+    /// Index into `Client::endpoints`.
     authority: usize,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -107,22 +116,19 @@ impl Prepared {
         })
     }
 
-    /// The request to send: origin-form with a `Host` header on a connection of our own,
-    /// absolute-form for the pooled client (which picks the connection from it).
+    /// The request to send: origin-form with a `Host` header on an HTTP/1 connection of our
+    /// own, absolute-form for HTTP/2 (its pseudo-headers come from it) and for the pooled
+    /// client (which picks the connection from it).
     fn request(
         &self,
-        own_connection: bool,
+        origin_form: bool,
         out: &Outgoing,
     ) -> Result<Request<Full<Bytes>>, ErrorKind> {
-        let uri = if own_connection {
-            &self.origin
-        } else {
-            &self.uri
-        };
+        let uri = if origin_form { &self.origin } else { &self.uri };
         let mut builder = Request::builder().method(Method::POST).uri(uri.clone());
         if let Some(h) = builder.headers_mut() {
             h.reserve(self.headers.len() + 1);
-            if own_connection {
+            if origin_form {
                 h.insert(http::header::HOST, self.host.clone());
             }
             for (n, v) in &self.headers {
@@ -154,7 +160,7 @@ pub fn completions_url(base: &str) -> String {
 fn prepare(
     class: &RequestClass,
     base: &str,
-    authorities: &mut Vec<String>,
+    endpoints: &mut Vec<Endpoint>,
     seed: u64,
 ) -> Result<Prepared, ClientError> {
     let url = completions_url(base);
@@ -164,29 +170,52 @@ fn prepare(
             url: base.to_string(),
             reason: e.to_string(),
         })?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(ClientError::InvalidUrl {
-            url: base.to_string(),
-            reason: "expected http://HOST:PORT (TLS is not supported)".into(),
-        });
-    }
     let bad_url = |reason: &str| ClientError::InvalidUrl {
         url: base.to_string(),
         reason: reason.into(),
     };
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(bad_url(
+                "expected http://HOST[:PORT] or https://HOST[:PORT]",
+            ));
+        }
+    };
     let auth = uri.authority().ok_or_else(|| bad_url("no host"))?;
-    let addr = format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80));
+    if auth.as_str().contains('@') {
+        return Err(bad_url(
+            "credentials in a URL are refused (they would end up in logs and reports): \
+             put the key in the request class's `api_key`",
+        ));
+    }
+    let default_port = if https { 443 } else { 80 };
+    let addr = format!(
+        "{}:{}",
+        auth.host(),
+        auth.port_u16().unwrap_or(default_port)
+    );
     let host = HeaderValue::try_from(auth.as_str()).map_err(|_| bad_url("bad host"))?;
+    let tls = if https {
+        let bare = auth.host().trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_string())
+            .map_err(|_| bad_url("the host is not a name TLS can check"))?;
+        Some(name)
+    } else {
+        None
+    };
     let origin: Uri = uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .parse()
         .map_err(|_| bad_url("bad path"))?;
-    let authority = match authorities.iter().position(|a| *a == addr) {
+    let endpoint = Endpoint { addr, tls };
+    let authority = match endpoints.iter().position(|e| *e == endpoint) {
         Some(i) => i,
         None => {
-            authorities.push(addr);
-            authorities.len() - 1
+            endpoints.push(endpoint);
+            endpoints.len() - 1
         }
     };
     let request = ChatRequest {
@@ -276,10 +305,12 @@ fn prepare(
 /// Sends requests of the prepared classes; cheap to share (`Arc`) across tasks.
 #[derive(Debug)]
 pub struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     classes: Vec<Prepared>,
-    /// Distinct `host:port` the classes go to.
-    authorities: Vec<String>,
+    /// Distinct servers the classes go to.
+    endpoints: Vec<Endpoint>,
+    /// TLS for the connections the client opens itself (one config: sessions resume).
+    tls: std::sync::Arc<rustls::ClientConfig>,
     upstreams: Vec<String>,
     timeout: Duration,
     limits: ResponseLimits,
@@ -308,22 +339,25 @@ impl Client {
                 targets: targets.len(),
             });
         }
-        let mut authorities = Vec::new();
+        let mut endpoints = Vec::new();
         let prepared = classes
             .iter()
             .zip(targets)
-            .map(|(c, t)| prepare(c, t, &mut authorities, options.seed))
+            .map(|(c, t)| prepare(c, t, &mut endpoints, options.seed))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = ClientTls::new(&options.tls)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
         let http = HyperClient::builder(TokioExecutor::new())
             .http2_only(options.http2)
             .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
-            .build(connector);
+            .build(tls.connector(connector));
         Ok(Self {
             http,
             classes: prepared,
-            authorities,
+            endpoints,
+            tls: tls.negotiating(),
             http2: options.http2,
             upstreams: options.upstreams,
             timeout: options.timeout,
@@ -496,7 +530,7 @@ impl Client {
     /// Connections of one closed-model user: its own, one per target, like a real client.
     pub fn user_connections(&self) -> UserConnections {
         UserConnections {
-            slots: (0..self.authorities.len()).map(|_| None).collect(),
+            slots: (0..self.endpoints.len()).map(|_| None).collect(),
             pooled: self.http2,
         }
     }
@@ -599,11 +633,15 @@ impl Client {
             .get_mut(prepared.authority)
             .ok_or(ErrorKind::Connect)?;
         let reused = matches!(slot, Some(s) if !s.is_closed());
+        let endpoint = self
+            .endpoints
+            .get(prepared.authority)
+            .ok_or(ErrorKind::Connect)?;
         let sender = match slot.take() {
             Some(s) if !s.is_closed() => slot.insert(s),
-            _ => slot.insert(connect(&self.authorities[prepared.authority]).await?),
+            _ => slot.insert(connect(endpoint, &self.tls).await?),
         };
-        let request = prepared.request(true, out)?;
+        let request = prepared.request(sender.origin_form(), out)?;
         let first = match sender.ready().await {
             Ok(()) => sender
                 .try_send_request(request)
@@ -616,11 +654,12 @@ impl Client {
             Ok(r) => Ok(r),
             // The request never left a kept-alive connection the server had closed (its
             // keep-alive ended): sending it on a fresh one is what any client does.
-            Err(Some(request)) if reused => {
-                let fresh = slot.insert(connect(&self.authorities[prepared.authority]).await?);
+            Err(Some(_)) if reused => {
+                let fresh = slot.insert(connect(endpoint, &self.tls).await?);
+                let request = prepared.request(fresh.origin_form(), out)?;
                 fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
                 fresh
-                    .send_request(request)
+                    .try_send_request(request)
                     .await
                     .map_err(|_| ErrorKind::Reset)
             }
@@ -649,23 +688,94 @@ impl Client {
 /// One user's connections, one slot per target; with HTTP/2 the shared pool multiplexes instead.
 #[derive(Debug)]
 pub struct UserConnections {
-    slots: Vec<Option<http1::SendRequest<Full<Bytes>>>>,
+    slots: Vec<Option<Sender>>,
     pooled: bool,
 }
 
-async fn connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, ErrorKind> {
-    let tcp = TcpStream::connect(addr)
+/// Where one target lives: its `host:port`, and the name its certificate must carry when it
+/// speaks TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    addr: String,
+    tls: Option<ServerName<'static>>,
+}
+
+/// One connection of a user: HTTP/1.1, or HTTP/2 when a TLS server picked it by ALPN.
+#[derive(Debug)]
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+type Sent = Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>>;
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    fn origin_form(&self) -> bool {
+        matches!(self, Sender::H1(_))
+    }
+
+    async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
+    }
+
+    async fn try_send_request(&mut self, request: Request<Full<Bytes>>) -> Sent {
+        match self {
+            Sender::H1(s) => s.try_send_request(request).await,
+            Sender::H2(s) => s.try_send_request(request).await,
+        }
+    }
+}
+
+/// A new connection to `endpoint`: TCP, then TLS when it is an `https://` target. Every
+/// failure on the way (refused, certificate rejected) is a `connect` error.
+async fn connect(
+    endpoint: &Endpoint,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Sender, ErrorKind> {
+    let tcp = TcpStream::connect(&endpoint.addr)
         .await
         .map_err(|_| ErrorKind::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(tcp))
+    let Some(name) = &endpoint.tls else {
+        return handshake_h1(TokioIo::new(tcp)).await;
+    };
+    let stream = TlsConnector::from(tls.clone())
+        .connect(name.clone(), tcp)
         .await
         .map_err(|_| ErrorKind::Connect)?;
+    if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Sender::H2(sender))
+    } else {
+        handshake_h1(TokioIo::new(stream)).await
+    }
+}
+
+async fn handshake_h1<T>(io: T) -> Result<Sender, ErrorKind>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(io).await.map_err(|_| ErrorKind::Connect)?;
     tokio::spawn(async move {
         // Ends when the user drops its sender or the peer closes; either way nothing to report.
         let _ = connection.await;
     });
-    Ok(sender)
+    Ok(Sender::H1(sender))
 }
 
 /// The body and session of one exchange: a conversation's own turn, else a draw from the

@@ -8,6 +8,7 @@ use crate::gateway::{self, EmbeddedConfig, GatewayHandle};
 use crate::metrics::cost::Price;
 use crate::mock::{self, ControlClient, MockHandle, Profile};
 use crate::scenario::{Scenario, Target, UpstreamSource};
+use crate::tls::{ClientSettings, ClientTls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -22,6 +23,8 @@ pub enum FleetError {
     Upstream { name: String, reason: String },
     #[error("the embedded gateway: {0}")]
     Gateway(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Everything started for a run, and where to send each class.
@@ -38,6 +41,8 @@ pub struct StartedFleet {
     pub controls: HashMap<String, ControlClient>,
     /// Prices of the upstreams whose profile gauntlet read.
     pub prices: BTreeMap<String, Price>,
+    /// What the run's clients trust and present over TLS.
+    pub tls: ClientSettings,
     mocks: Vec<MockHandle>,
     gateway: Option<GatewayHandle>,
 }
@@ -68,8 +73,14 @@ fn price_of(profile: &Profile) -> Option<Price> {
 
 impl StartedFleet {
     /// Starts what the scenario needs. `target` overrides the scenario's `[target]`.
-    pub async fn start(scenario: &Scenario, target: Option<&str>) -> Result<Self, FleetError> {
+    /// `tls` is what the run's clients trust (the scenario's `[tls]` and the command line's).
+    pub async fn start(
+        scenario: &Scenario,
+        target: Option<&str>,
+        tls: &ClientSettings,
+    ) -> Result<Self, FleetError> {
         let mut fleet = StartedFleet {
+            tls: tls.clone(),
             targets: Vec::new(),
             upstreams: scenario.upstreams.iter().map(|u| u.name.clone()).collect(),
             upstream_urls: Vec::with_capacity(scenario.upstreams.len()),
@@ -112,6 +123,7 @@ impl StartedFleet {
     }
 
     async fn start_upstreams(&mut self, scenario: &Scenario) -> Result<(), FleetError> {
+        let client_tls = ClientTls::new(&self.tls).map_err(|e| FleetError::Tls(e.to_string()))?;
         for u in &scenario.upstreams {
             let err = |reason: String| FleetError::Upstream {
                 name: u.name.clone(),
@@ -134,7 +146,8 @@ impl StartedFleet {
                     (url, None)
                 }
             };
-            let control = ControlClient::new(&url, token).map_err(|e| err(e.to_string()))?;
+            let control = ControlClient::with_tls(&url, token, &client_tls)
+                .map_err(|e| err(e.to_string()))?;
             self.controls.insert(u.name.clone(), control);
             self.upstream_urls.push(url);
         }
@@ -149,7 +162,11 @@ impl StartedFleet {
                 self.upstream_urls.get(i).map(String::as_str)
             })
             .map_err(|e| FleetError::Gateway(e.to_string()))?;
-        let handle = gateway::start(config, loopback())
+        let tls = gateway::GatewayTls {
+            serve: None,
+            upstreams: self.tls.clone(),
+        };
+        let handle = gateway::start_with(config, loopback(), tls)
             .await
             .map_err(|e| FleetError::Gateway(e.to_string()))?;
         let url = handle.url();

@@ -10,12 +10,14 @@ use futures_util::future::join_all;
 use http::{Request, StatusCode, Uri};
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpStream;
 
 use super::fleet::StartedFleet;
 use crate::mock::{ControlClient, ControlError};
 use crate::scenario::{Scenario, UpstreamSource};
+use crate::tls::ClientTls;
 
 /// Loopback answers a connect at once; this only bounds a black-holed address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,6 +40,11 @@ pub enum Unready {
         probe: String,
         reason: String,
     },
+    #[error(
+        "{url} takes connections but its TLS handshake failed: {reason}. Every request would \
+         fail the same way, so the run stops here"
+    )]
+    TargetTls { url: String, reason: String },
     #[error(
         "the mock upstream `{name}` at {url} does not answer its control API ({STATS_PATH}: \
          {reason}): start it with `gauntlet mock --config FLEET.toml` (a fleet file with \
@@ -112,7 +119,7 @@ pub(super) async fn check(scenario: &Scenario, fleet: &StartedFleet) -> Vec<Unre
     targets.dedup();
     let (mut problems, found) = tokio::join!(
         join_all(running),
-        join_all(targets.into_iter().map(|t| target(t)))
+        join_all(targets.into_iter().map(|t| target(t, &fleet.tls)))
     );
     problems.extend(found);
     problems.into_iter().flatten().collect()
@@ -122,9 +129,14 @@ pub(super) async fn check(scenario: &Scenario, fleet: &StartedFleet) -> Vec<Unre
 fn authority(url: &str) -> Result<String, String> {
     let uri: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
     let auth = uri.authority().ok_or("no host")?;
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
     Ok(match auth.port_u16() {
         Some(_) => auth.as_str().to_string(),
-        None => format!("{}:80", auth.as_str()),
+        None => format!("{}:{default_port}", auth.as_str()),
     })
 }
 
@@ -153,7 +165,7 @@ fn probe_url(base: &str) -> String {
     }
 }
 
-async fn target(url: &str) -> Option<Unready> {
+async fn target(url: &str, tls: &crate::tls::ClientSettings) -> Option<Unready> {
     if let Some(reason) = unreachable(url).await {
         return Some(Unready::NoTarget {
             url: url.to_string(),
@@ -172,10 +184,23 @@ async fn target(url: &str) -> Option<Unready> {
         Ok(r) => r,
         Err(e) => return silent(e.to_string()),
     };
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let tls = match ClientTls::new(tls) {
+        Ok(t) => t,
+        Err(e) => return silent(e.to_string()),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let client =
+        Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(tls.connector(http));
     match tokio::time::timeout(ANSWER_TIMEOUT, client.request(request)).await {
         Ok(Ok(_)) => None,
-        Ok(Err(e)) => silent(e.to_string()),
+        Ok(Err(e)) => match crate::tls::failure(&e) {
+            Some(reason) => Some(Unready::TargetTls {
+                url: url.to_string(),
+                reason,
+            }),
+            None => silent(e.to_string()),
+        },
         Err(_) => silent(format!("no answer within {ANSWER_TIMEOUT:?}")),
     }
 }

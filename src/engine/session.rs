@@ -18,6 +18,7 @@ use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
 use crate::scenario::{Scenario, Target, UpstreamSource};
+use crate::tls::ClientSettings;
 
 /// Command-line adjustments to a scenario.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub sink: Option<SampleSink>,
     /// Worker threads that send the load [default: one per core].
     pub load_threads: Option<NonZeroUsize>,
+    /// CAs and client certificate from the command line, on top of the scenario's `[tls]`.
+    pub tls: ClientSettings,
 }
 
 impl Default for RunOptions {
@@ -54,6 +57,7 @@ impl Default for RunOptions {
             monthly_tokens: metrics::cost::DEFAULT_MONTHLY_TOKENS.to_vec(),
             sink: None,
             load_threads: None,
+            tls: ClientSettings::default(),
         }
     }
 }
@@ -137,7 +141,8 @@ async fn run(
     settle_first: bool,
 ) -> Result<Finished, EngineError> {
     let load = load_runtime(scenario, options)?;
-    let fleet = StartedFleet::start(scenario, options.target.as_deref()).await?;
+    let tls = scenario.tls.clone().merged(&options.tls);
+    let fleet = StartedFleet::start(scenario, options.target.as_deref(), &tls).await?;
     if settle_first && let Err(e) = settle_what_outlives(scenario, options, &fleet).await {
         fleet.shutdown().await;
         return Err(e);
@@ -211,6 +216,7 @@ pub(super) async fn drive(
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             upstreams: fleet.upstreams.clone(),
             seed,
+            tls: fleet.tls.clone(),
         },
     );
     let client = Arc::new(client?);

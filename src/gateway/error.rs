@@ -257,6 +257,8 @@ pub enum GatewayError {
     },
     #[error("upstream `{name}` has an unusable URL `{url}`")]
     BadUpstreamUrl { name: String, url: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct GatewayHandle {
     addr: SocketAddr,
+    /// `https` when it serves TLS.
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     /// Closed once the accept loop and every connection task have ended.
     done: mpsc::Receiver<()>,
@@ -79,9 +81,10 @@ impl GatewayHandle {
         self.addr
     }
 
-    /// `http://ADDR`, the base URL clients use (append `/v1/chat/completions`).
+    /// `http://ADDR` (or `https://`), the base URL clients use (append
+    /// `/v1/chat/completions`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub async fn shutdown(mut self) {
@@ -97,8 +100,27 @@ impl Drop for GatewayHandle {
     }
 }
 
+/// How the gateway speaks TLS: to its clients (when it serves HTTPS) and to its upstreams.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayTls {
+    /// Serve HTTPS with this (see `tls::server_config`; offer h2 and http/1.1).
+    pub serve: Option<Arc<rustls::ServerConfig>>,
+    /// What `https://` upstreams are trusted by, and the certificate shown to them.
+    pub upstreams: crate::tls::ClientSettings,
+}
+
 /// Binds `addr` and serves the gateway on the current Tokio runtime.
 pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, GatewayError> {
+    start_with(config, addr, GatewayTls::default()).await
+}
+
+/// Like `start`, with TLS settings.
+pub async fn start_with(
+    config: Config,
+    addr: SocketAddr,
+    tls: GatewayTls,
+) -> Result<GatewayHandle, GatewayError> {
+    let upstream_tls = crate::tls::ClientTls::new(&tls.upstreams)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let mut upstreams = Vec::with_capacity(config.upstreams.len());
     for u in &config.upstreams {
@@ -115,7 +137,7 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
             })?;
         upstreams.push(Arc::new(up));
     }
-    let router = router::Router::new(&config, upstreams, &metrics);
+    let router = router::Router::new(&config, upstreams, &metrics, &upstream_tls);
     let models = server::GatewayState::models_json(&router);
     let admission = admission::Admission::new(&config, |t| metrics.tier(t));
     let keys = auth::Keys::new(
@@ -138,9 +160,12 @@ pub async fn start(config: Config, addr: SocketAddr) -> Result<GatewayHandle, Ga
         .map_err(|source| GatewayError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(false);
     let (alive, done) = mpsc::channel::<()>(1);
-    tokio::spawn(accept_loop(listener, shared, stop_rx, alive));
+    let scheme = if tls.serve.is_some() { "https" } else { "http" };
+    let acceptor = tls.serve.map(tokio_rustls::TlsAcceptor::from);
+    tokio::spawn(accept_loop(listener, shared, stop_rx, alive, acceptor));
     Ok(GatewayHandle {
         addr: local,
+        scheme,
         stop,
         done,
     })
@@ -151,6 +176,7 @@ async fn accept_loop(
     shared: Arc<server::GatewayState>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its request head cannot hold a connection forever.
@@ -174,24 +200,47 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let builder = builder.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let alive = alive.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _alive = alive;
-            let svc = service_fn(move |req| server::handle(Arc::clone(&shared), req));
-            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
-                }
+            let Some(acceptor) = tls else {
+                return serve_conn(TokioIo::new(tcp), shared, builder, stop).await;
+            };
+            // Bounded like a request head: a client stuck in its handshake holds nothing long.
+            let handshake =
+                tokio::time::timeout(crate::net::HEADER_READ_TIMEOUT, acceptor.accept(tcp));
+            match handshake.await {
+                Ok(Ok(stream)) => serve_conn(TokioIo::new(stream), shared, builder, stop).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// Serves one accepted connection (plain or TLS) until it ends or the gateway stops.
+async fn serve_conn<I>(
+    io: I,
+    shared: Arc<server::GatewayState>,
+    builder: auto::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| server::handle(Arc::clone(&shared), req));
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+        }
     }
 }

@@ -73,7 +73,12 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &Config, upstreams: Vec<Arc<Upstream>>, metrics: &Metrics) -> Self {
+    pub fn new(
+        config: &Config,
+        upstreams: Vec<Arc<Upstream>>,
+        metrics: &Metrics,
+        tls: &crate::tls::ClientTls,
+    ) -> Self {
         let index: HashMap<&str, usize> = upstreams
             .iter()
             .enumerate()
@@ -86,7 +91,7 @@ impl Router {
         for r in &config.routes {
             let client = clients
                 .entry(r.timeouts.connect)
-                .or_insert_with(|| upstream::client(r.timeouts.connect))
+                .or_insert_with(|| upstream::client(r.timeouts.connect, tls))
                 .clone();
             let hops = |ts: &[Target]| -> Vec<Hop> {
                 ts.iter()

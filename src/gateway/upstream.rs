@@ -11,6 +11,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderVal
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -24,7 +25,7 @@ use super::breaker::Breaker;
 use super::config::{RetryConfig, UpstreamConfig};
 use super::error::{ProxyError, TimeoutPhase};
 
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Bound on a non-streamed completion read into memory (the load client's default bound too):
 /// a real completion is kilobytes; anything near this is a broken upstream.
@@ -42,14 +43,17 @@ const FORWARDED: [HeaderName; 4] = [
     HeaderName::from_static(UPSTREAM_HEADER),
 ];
 
-pub fn client(connect_timeout: Duration) -> HttpClient {
+/// The pooled client for upstreams: `http://` plain, `https://` with `tls` (ALPN may pick
+/// HTTP/2). The connect timeout covers TCP only; the TLS handshake counts as waiting for the
+/// answer's head.
+pub fn client(connect_timeout: Duration, tls: &crate::tls::ClientTls) -> HttpClient {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    http.enforce_http(true);
+    http.enforce_http(false);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
-        .build(http)
+        .build(tls.connector(http))
 }
 
 /// An upstream as the router uses it.

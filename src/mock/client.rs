@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -15,6 +16,7 @@ use super::control::{Added, PREFIX, Removed, Reset, TOKEN_HEADER};
 use super::fault::FaultSpec;
 use super::inject::{FaultEntry, FaultId};
 use super::stats::MockStats;
+use crate::tls::{ClientTls, TlsError};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -23,6 +25,8 @@ const MAX_ANSWER: usize = 4 * 1024 * 1024;
 pub enum ControlError {
     #[error("`{0}` is not a mock base URL like http://127.0.0.1:41234")]
     InvalidUrl(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("control request to {url} failed: {source}")]
     Http {
         url: String,
@@ -50,24 +54,36 @@ pub enum ControlError {
 pub struct ControlClient {
     base: String,
     token: Option<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl ControlClient {
-    /// `base_url` is the mock's URL as `gauntlet mock` prints it.
+    /// `base_url` is the mock's URL as `gauntlet mock` prints it; an `https://` one is
+    /// trusted by the system's roots.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ControlError> {
+        Self::with_tls(base_url, token, &ClientTls::system()?)
+    }
+
+    /// Like `new`, trusting what `tls` trusts (a private CA, a client certificate).
+    pub fn with_tls(
+        base_url: &str,
+        token: Option<String>,
+        tls: &ClientTls,
+    ) -> Result<Self, ControlError> {
         let base = base_url.trim_end_matches('/').to_string();
         let uri: Uri = base
             .parse()
             .map_err(|_| ControlError::InvalidUrl(base_url.to_string()))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(ControlError::InvalidUrl(base_url.to_string()));
         }
         // Control calls come seconds apart (a fault's start, then its end): idle gaps there
         // are the rule, not the exception.
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
-            .build_http();
+            .build(tls.connector(http));
         Ok(Self {
             base,
             token,

@@ -48,5 +48,5 @@ pub use fault::{FaultError, FaultKind, FaultKindName, FaultSpec, RateLimitCode, 
 pub use fleet::{FleetEntry, MockFleet};
 pub use inject::{FaultEntry, FaultId};
 pub use profile::{Capacity, DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile, ProfileLimits};
-pub use server::{MockError, MockHandle, start};
+pub use server::{MockError, MockHandle, start, start_tls};
 pub use stats::{MockStats, RequestOutcome, UNKNOWN_MODEL};

@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::openai::{ModelInfo, ModelList, fingerprint_for, unix_now};
 
@@ -55,6 +56,34 @@ pub async fn start(
     name: &str,
     addr: SocketAddr,
     admin_token: Option<String>,
+) -> Result<MockHandle, MockError> {
+    start_with(profile, name, addr, admin_token, None).await
+}
+
+/// Like `start`, serving HTTPS with `tls` (see `tls::server_config`; ALPN http/1.1).
+pub async fn start_tls(
+    profile: Profile,
+    name: &str,
+    addr: SocketAddr,
+    admin_token: Option<String>,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<MockHandle, MockError> {
+    start_with(
+        profile,
+        name,
+        addr,
+        admin_token,
+        Some(TlsAcceptor::from(tls)),
+    )
+    .await
+}
+
+async fn start_with(
+    profile: Profile,
+    name: &str,
+    addr: SocketAddr,
+    admin_token: Option<String>,
+    tls: Option<TlsAcceptor>,
 ) -> Result<MockHandle, MockError> {
     if !valid_name(name) {
         return Err(MockError::InvalidName(name.to_string()));
@@ -102,16 +131,23 @@ pub async fn start(
         shutdown: rx.clone(),
         profile,
     });
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), rx));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), rx, tls));
     Ok(MockHandle {
         addr: local,
+        scheme,
         shared,
         shutdown: tx,
         task: Some(task),
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<MockState>, stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<MockState>,
+    stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut conns = JoinSet::new();
     let registry = Registry::default();
     let mut stopped = stop;
@@ -124,7 +160,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<MockState>, stop: watch:
                     let _ = tcp.set_nodelay(true);
                     let ctl = Arc::new(ConnCtl::default());
                     registry.add(&ctl);
-                    conns.spawn(serve_conn(tcp, shared.clone(), ctl));
+                    conns.spawn(serve_conn(tcp, shared.clone(), ctl, tls.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -144,8 +180,28 @@ async fn accept_loop(listener: TcpListener, shared: Arc<MockState>, stop: watch:
     }
 }
 
-async fn serve_conn(tcp: TcpStream, shared: Arc<MockState>, ctl: Arc<ConnCtl>) {
-    let io = TokioIo::new(Conn::new(tcp, ctl.clone()));
+async fn serve_conn(
+    tcp: TcpStream,
+    shared: Arc<MockState>,
+    ctl: Arc<ConnCtl>,
+    tls: Option<TlsAcceptor>,
+) {
+    let conn = Conn::new(tcp, ctl.clone());
+    let Some(acceptor) = tls else {
+        return serve_http(TokioIo::new(conn), shared, ctl).await;
+    };
+    // A client that never finishes its handshake is dropped like one that never sends a
+    // request head; a failed handshake is the client's to report, nothing is served.
+    let handshake = tokio::time::timeout(crate::net::HEADER_READ_TIMEOUT, acceptor.accept(conn));
+    if let Ok(Ok(stream)) = handshake.await {
+        serve_http(TokioIo::new(stream), shared, ctl).await;
+    }
+}
+
+async fn serve_http<I>(io: I, shared: Arc<MockState>, ctl: Arc<ConnCtl>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let svc_ctl = ctl.clone();
     let svc = service_fn(move |req| {
         let shared = shared.clone();
@@ -165,6 +221,8 @@ async fn serve_conn(tcp: TcpStream, shared: Arc<MockState>, ctl: Arc<ConnCtl>) {
 /// A running mock. Dropping the handle stops it; `shutdown` also waits until it has.
 pub struct MockHandle {
     addr: SocketAddr,
+    /// `https` when it serves TLS.
+    scheme: &'static str,
     shared: Arc<MockState>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -175,9 +233,10 @@ impl MockHandle {
         self.addr
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:41234` (append `/v1/chat/completions`).
+    /// Base URL, e.g. `http://127.0.0.1:41234` (append `/v1/chat/completions`); `https://`
+    /// when it serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn name(&self) -> &str {

@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::model::{Alternative, RequestClass, Scenario, Target, Upstream, UpstreamSource};
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
-use super::{capacity, faults, load as load_section, sla, workload};
+use super::{capacity, faults, load as load_section, sla, tls, workload};
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
 use crate::mock::Profile;
@@ -99,6 +99,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
 
     let compare_to = compare_to(&mut c, raw.cost.as_ref());
     let capacity = capacity::compile(&mut c, raw.capacity.as_ref());
+    let tls = tls::compile(&mut c, raw.tls.as_ref());
     let Some(load) = plan else {
         return finish(c, None);
     };
@@ -115,6 +116,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         sla,
         compare_to,
         capacity,
+        tls,
     };
     finish(c, Some(scenario))
 }
@@ -200,6 +202,19 @@ fn check_url(c: &mut Check<'_>, v: &Spanned<String>, key: &str) -> Option<String
             v.span(),
             key,
             format!("{s:?} is not an http(s) URL; write it like \"http://127.0.0.1:4000\""),
+        );
+        return None;
+    }
+    if parsed
+        .as_ref()
+        .and_then(|u| u.authority())
+        .is_some_and(|a| a.as_str().contains('@'))
+    {
+        c.error(
+            v.span(),
+            key,
+            "credentials in a URL are refused (they would end up in logs and reports); \
+             give keys with `api_key`",
         );
         return None;
     }

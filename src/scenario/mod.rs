@@ -8,6 +8,7 @@ mod load;
 mod model;
 mod raw;
 mod sla;
+mod tls;
 mod trace;
 mod workload;
 

@@ -26,6 +26,8 @@ pub struct Scenario {
     pub compare_to: Vec<Alternative>,
     /// `[capacity]`: how `gauntlet capacity` searches, and the capacity CI demands.
     pub capacity: CapacitySettings,
+    /// `[tls]`: what the run's clients trust, and their certificate.
+    pub tls: crate::tls::ClientSettings,
 }
 
 /// `[capacity]` as written; every setting is optional (the command line may give it, and

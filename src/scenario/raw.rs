@@ -45,6 +45,22 @@ pub struct RawScenario {
     pub cost: Option<RawCost>,
     /// How `gauntlet capacity` searches for the highest rate that keeps the SLA.
     pub capacity: Option<RawCapacitySearch>,
+    /// What `https://` targets and upstreams are trusted by, and the client certificate.
+    pub tls: Option<RawTls>,
+}
+
+/// `[tls]`: files are relative to the scenario's folder, PEM encoded.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// A private CA to trust on top of the system's roots.
+    #[schemars(with = "Option<String>")]
+    pub ca_cert: Option<Spanned<String>>,
+    /// A client certificate for servers that ask for one (mTLS), with `client_key`.
+    #[schemars(with = "Option<String>")]
+    pub client_cert: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub client_key: Option<Spanned<String>>,
 }
 
 /// `[capacity]`: the settings of `gauntlet capacity`, and the headroom CI holds it to.

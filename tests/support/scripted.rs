@@ -222,5 +222,6 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         sla: Sla::default(),
         compare_to: Vec::new(),
         capacity: Default::default(),
+        tls: Default::default(),
     }
 }

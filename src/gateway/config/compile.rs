@@ -67,14 +67,14 @@ pub(super) fn validate_url(url: &str) -> Result<(), String> {
         format!("`{url}` is not a URL ({e}); write it like \"http://127.0.0.1:8001\"")
     })?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "`{url}`: https upstreams are not supported by the reference gateway; \
-                 use an http URL (a local TLS-terminating proxy can front a remote provider)"
-            ));
-        }
-        _ => return Err(format!("`{url}` must start with http://")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with http:// or https://")),
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!(
+            "`{url}`: credentials in a URL are refused (they would end up in logs); give the \
+             key with `api_key`"
+        ));
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("`{url}` has no host"));

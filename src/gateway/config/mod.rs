@@ -550,12 +550,16 @@ url = "http://127.0.0.1:9002/v1"
             e.bind(|n| (n == "a").then_some("http://127.0.0.1:9001")),
             Err(BindError::Missing("b".into()))
         );
-        let https = e.bind(|_| Some("https://127.0.0.1:9001")).unwrap_err();
+        let https = e.bind(|_| Some("https://127.0.0.1:9001")).unwrap();
+        assert_eq!(https.upstreams[0].url, "https://127.0.0.1:9001");
+        let keyed = e
+            .bind(|_| Some("https://user:key@127.0.0.1:9001"))
+            .unwrap_err();
         assert!(
-            https
+            keyed
                 .to_string()
-                .contains("https upstreams are not supported"),
-            "{https}"
+                .contains("credentials in a URL are refused"),
+            "{keyed}"
         );
     }
 
