@@ -14,9 +14,12 @@
 #   benches/mutants.sh --in-diff main        # only the lines changed since `main`
 #   benches/mutants.sh --shard 1/4           # a quarter of the mutants (run 1/4 .. 4/4)
 #   benches/mutants.sh --stage lib           # stage 1 only
+#   benches/mutants.sh --file src/metrics/recorder.rs --re 'recorder\.rs:(3[2-9][0-9]):'
+#                                            # only the mutants whose name matches (resume a run)
 # Options: --timeout SECS (per test run, default 300), --out DIR (default target/mutants),
 # --filter NAME (stage 2 runs only the integration tests whose name contains NAME; repeat it),
-# --list (print the mutants and stop). Mutants run one at a time (in place in the copy).
+# --re REGEX (stage 1 runs only the mutants whose name, as `--list` prints it, matches; repeat
+# it), --list (print the mutants and stop). Mutants run one at a time (in place in the copy).
 #
 # It mutates a copy of the tree (SCRATCH, default $TMPDIR/gauntlet-mutants), never the
 # worktree, so you can keep working; the copy keeps its own warm target/ between runs.
@@ -41,6 +44,7 @@ stage="all"
 timeout=300
 list=0
 filters=()
+res=()
 out="$ROOT/target/mutants"
 scratch="${SCRATCH:-${TMPDIR:-/tmp}/gauntlet-mutants}"
 while (($#)); do
@@ -52,6 +56,7 @@ while (($#)); do
     --timeout) timeout="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --filter) filters+=("$2"); shift 2 ;;
+    --re) res+=(--re "$2"); shift 2 ;;
     --list) list=1; shift ;;
     -h | --help) sed -n '2,/^# Needs cargo-mutants/p' "$0"; exit 0 ;;
     *) echo "mutants.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -77,7 +82,7 @@ fi
 [[ -n "$shard" ]] && scope+=(--shard "$shard")
 
 if ((list)); then
-    cd "$ROOT" && cargo mutants --list "${scope[@]}"
+    cd "$ROOT" && cargo mutants --list "${scope[@]}" "${res[@]}"
     exit 0
 fi
 
@@ -92,14 +97,15 @@ if [[ ! -d "$scratch/target" && -d "$ROOT/target/debug" ]]; then
     cp -a "$ROOT/target/debug" "$scratch/target/"
 fi
 
-# Lowest priority and one mutant at a time: the machine is shared. No baseline run: the suite is expected
-# to pass before mutation testing (run `cargo test` first); --timeout bounds a mutant that
-# makes a test hang.
+# Lowest priority and one mutant at a time: the machine is shared. Stage 1 runs no baseline
+# (the unit tests are expected to pass: run `cargo test` first); stage 2 does, since its
+# filtered command is the easier one to get wrong. --timeout bounds a mutant that makes a
+# test hang.
 run_stage() { # NAME, extra cargo-mutants args...
     local name=$1
     shift
     echo "== stage $name: $(date -u +%H:%M:%S)"
-    (cd "$scratch" && nice -n 19 cargo mutants --in-place --no-shuffle --baseline skip \
+    (cd "$scratch" && nice -n 19 cargo mutants --in-place --no-shuffle \
         --timeout "$timeout" --build-timeout 900 \
         --output "$out/$name" "$@") || true
     # cargo-mutants exits non-zero whenever a mutant survives; the lists say what happened.
@@ -113,7 +119,7 @@ run_stage() { # NAME, extra cargo-mutants args...
 survivors="$out/survivors.txt"
 if [[ "$stage" != tests ]]; then
     # --cargo-arg reaches both `cargo test --no-run` and `cargo test`: only that target is built.
-    run_stage lib "${scope[@]}" --cargo-arg=--lib
+    run_stage lib "${scope[@]}" "${res[@]}" --baseline skip --cargo-arg=--lib
     cp "$out/lib/mutants.out/missed.txt" "$survivors" 2>/dev/null || : >"$survivors"
 else
     # Stage 2 alone re-checks the survivors a previous stage 1 left.
@@ -122,8 +128,12 @@ fi
 if [[ "$stage" != lib && -s "$survivors" ]]; then
     # Only the survivors: each mutant's name, as a literal pattern.
     pattern=$(sed -e 's/[][\\.*^$+?(){}|]/\\&/g' "$survivors" | paste -sd'|')
-    run_stage tests "${scope[@]}" --re "^($pattern)\$" \
-        --cargo-arg=--test --cargo-arg=tests -- "${filters[@]}"
+    # The filters go to the test binary, after a second `--`: given to `cargo test` itself, a
+    # second filter is a usage error, and every mutant would count as caught. The baseline
+    # runs here (not in stage 1): a test command that fails on the unmutated tree stops the
+    # stage instead of "catching" every mutant.
+    run_stage tests "${scope[@]}" --re "^($pattern)\$" --baseline run \
+        --cargo-arg=--test --cargo-arg=tests -- -- "${filters[@]}"
     cp "$out/tests/mutants.out/missed.txt" "$survivors" 2>/dev/null || : >"$survivors"
 fi
 echo "== $(wc -l <"$survivors") surviving mutants in $survivors"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gauntlet::engine::{self, Client, ClientOptions, Mix, RunOptions, mix_rng};
 use gauntlet::metrics::{
     self, CheckStatus, ClassInfo, ErrorKind, Layout, Recorder, RunInfo, Sample, ServedBy, SlaKey,
-    Summary,
+    Summary, TokenSource,
 };
 use gauntlet::rundir::{RunDir, RunFile};
 use rand::{RngExt, SeedableRng};
@@ -745,4 +745,132 @@ async fn a_fault_the_control_api_refuses_makes_the_run_untrustworthy() {
     }
     assert_eq!(s.sla.verdict, CheckStatus::Inconclusive);
     up.join().await;
+}
+
+/// Who served an answer and how many prompt tokens it took are read from the answer only
+/// within bounds: `none` (the reference gateway's tag on its own answers) names no upstream,
+/// so a 429 tagged `none` is the gateway's own limit; a name longer than 64 bytes is cut on a
+/// character boundary, so a hostile fingerprint cannot grow the report or split a character;
+/// and a usage that says 0 prompt tokens, or no usage at all, leaves the count to the
+/// client's tokenizer, which says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_fingerprints_and_prompt_counts_are_believed_only_within_bounds() {
+    // 81 bytes: "a" then 40 two-byte characters, so byte 64 falls inside one.
+    let long = format!("a{}", "é".repeat(40));
+    let fingerprint = format!("gauntlet-{long}");
+    let server = support::chat_server(move |r| {
+        let req: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let error = r#"{"error":{"message":"x","type":"rate_limit","param":null,"code":null}}"#;
+        let answer = |usage: serde_json::Value| {
+            serde_json::json!({
+                "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                "system_fingerprint": fingerprint,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                             "finish_reason": "stop"}],
+                "usage": usage,
+            })
+            .to_string()
+        };
+        match req["model"].as_str().unwrap_or("") {
+            "none429" => reply(429, &[("x-gateway-upstream", "none")], error),
+            "alpha429" => reply(429, &[("x-gateway-upstream", "alpha")], error),
+            "none200" => reply(
+                200,
+                &[("x-gateway-upstream", "none")],
+                completion_json("alpha"),
+            ),
+            "long" => reply(200, &[], answer(serde_json::Value::Null)),
+            "zero" => reply(
+                200,
+                &[],
+                answer(
+                    serde_json::json!({"prompt_tokens": 0, "completion_tokens": 3,
+                                          "total_tokens": 3}),
+                ),
+            ),
+            _ => reply(404, &[], error),
+        }
+    })
+    .await;
+    let url = server.url();
+    let t = Duration::from_secs(5);
+
+    let gw = outcome_of(&url, class("g", 1, "none429", false), t).await;
+    assert_eq!(gw.result, Err(ErrorKind::RateLimited));
+    assert!(
+        gw.gateway_rate_limited,
+        "a 429 tagged `none` is the gateway's"
+    );
+    let up = outcome_of(&url, class("u", 1, "alpha429", false), t).await;
+    assert!(!up.gateway_rate_limited, "a 429 tagged `alpha` is alpha's");
+    let own = outcome_of(&url, class("n", 1, "none200", false), t).await;
+    assert_eq!(
+        own.served_by,
+        Some(ServedBy::Known(0)),
+        "a `none` tag leaves the fingerprint to say who served"
+    );
+
+    let cut = outcome_of(&url, class("l", 1, "long", false), t).await;
+    assert_eq!(cut.result, Ok(()));
+    let expected = format!("a{}", "é".repeat(31));
+    assert_eq!(expected.len(), 63);
+    assert_eq!(
+        cut.served_by,
+        Some(ServedBy::Other(expected.as_str().into()))
+    );
+
+    // The class's one message, counted as the tokenizer counts a chat.
+    let c = class("z", 1, "zero", false);
+    let counted = gauntlet::tokenizer::Tokenizer::new(c.workload.encoding)
+        .unwrap()
+        .count_messages(&c.messages);
+    assert!(counted > 1, "a real count: {counted}");
+    for (c, why) in [
+        (c, "usage says 0 prompt tokens"),
+        (class("l", 1, "long", false), "no usage"),
+    ] {
+        let s = outcome_of(&url, c, t).await;
+        assert_eq!(s.result, Ok(()), "{why}");
+        assert_eq!(s.prompt_tokens, counted, "{why}");
+        assert_eq!(s.prompt_tokens_from, TokenSource::Tokenizer, "{why}");
+    }
+    server.join().await;
+}
+
+/// Recordings merge only when they record the same thing: another class list, interval
+/// count, warmup or interval length is refused, never summed into the wrong cells. Two that
+/// match add up, the requests abandoned at the drain deadline included.
+#[test]
+fn recordings_of_different_layouts_refuse_to_merge() {
+    let secs = Duration::from_secs;
+    let layout = |classes: &[&str], warmup: u64, interval: u64, total: u64| {
+        Layout::new(
+            classes.iter().map(|c| c.to_string()).collect(),
+            Vec::new(),
+            secs(warmup),
+            secs(interval),
+            secs(total),
+        )
+    };
+    let mut rec = Recorder::new(layout(&["a", "b"], 0, 1, 10));
+    // Each differs from it in one thing only.
+    for (what, other) in [
+        ("classes", layout(&["a"], 0, 1, 10)),
+        ("intervals", layout(&["a", "b"], 0, 1, 11)),
+        ("warmup", layout(&["a", "b"], 1, 1, 11)),
+        ("interval length", layout(&["a", "b"], 0, 2, 20)),
+    ] {
+        assert!(
+            matches!(
+                rec.merge(&Recorder::new(other)),
+                Err(metrics::MergeError::Layout)
+            ),
+            "{what}"
+        );
+    }
+    rec.add_abandoned(2);
+    let mut same = Recorder::new(layout(&["a", "b"], 0, 1, 10));
+    same.add_abandoned(3);
+    rec.merge(&same).expect("the same layout merges");
+    assert_eq!(rec.abandoned(), 5);
 }

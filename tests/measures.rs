@@ -507,3 +507,57 @@ fn a_schema_2_summary_still_loads() {
     assert!(old.overall.ttfot_ms.is_none() && old.classes[0].turns.is_empty());
     assert_eq!(old.overall.tokens.prompt, s.overall.tokens.prompt);
 }
+
+/// TPOT divides the output span by the output tokens less one: the usage's completion count
+/// less its reasoning when the usage gives one, else one token per output delta. The span is
+/// exactly the sum of the recorded inter-token gaps, so each case is computed by hand.
+/// Without usage, reasoning deltas count as reasoning (and completion) tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpot_divides_by_the_usages_output_tokens_else_by_the_output_deltas() {
+    let gap = Duration::from_millis(5);
+    let server = support::chat_server(move |r| {
+        let req: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let usage = match req["model"].as_str().unwrap_or("") {
+            // 10 content deltas, but the usage counts 20 output tokens (plus 4 reasoning).
+            "usage" => Some([50, 24, 0, 4]),
+            // A usage that counts no completion tokens says nothing about them.
+            "zero" => Some([50, 0, 0, 0]),
+            // One output token has no time per output token (and must not divide by zero).
+            "one" => return paced(reasoning_stream("alpha", 0, 1, None), gap),
+            _ => None,
+        };
+        paced(reasoning_stream("alpha", 4, 10, usage), gap)
+    })
+    .await;
+    let client = Client::new(
+        &[
+            class("usage", 1, "usage", true),
+            class("zero", 1, "zero", true),
+            class("none", 1, "none", true),
+            class("one", 1, "one", true),
+        ],
+        &[server.url(), server.url(), server.url(), server.url()],
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    for (i, output_tokens) in [(0, 20), (1, 10), (2, 10)] {
+        let s = client.send(i, Instant::now(), Duration::ZERO).await;
+        assert_eq!(s.result, Ok(()), "class {i}");
+        assert_eq!(s.itl.len(), 9, "ten output deltas, nine gaps");
+        let span: Duration = s.itl.iter().sum();
+        assert_eq!(
+            s.tpot,
+            Some(span / (output_tokens - 1)),
+            "class {i}: {output_tokens} output tokens"
+        );
+    }
+    // No usage: four reasoning deltas and ten content deltas, one token each.
+    let s = client.send(2, Instant::now(), Duration::ZERO).await;
+    assert_eq!((s.completion_tokens, s.reasoning_tokens), (14, 4));
+    let one = client.send(3, Instant::now(), Duration::ZERO).await;
+    assert_eq!((one.result, one.tpot), (Ok(()), None), "{one:?}");
+    server.join().await;
+}

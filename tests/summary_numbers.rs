@@ -840,3 +840,84 @@ fn without_per_request_objectives_every_success_is_good() {
         "{text}"
     );
 }
+
+/// One interval with failures of two kinds keeps their times to error apart: three 5xx after
+/// 30 ms and two timeouts after 2 s are two series of the interval, not one.
+#[test]
+fn an_interval_keeps_each_error_kinds_time_to_error_apart() {
+    let layout = Layout::new(
+        vec!["chat".into()],
+        Vec::new(),
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let mut rec = Recorder::new(layout);
+    // Interleaved, so each kind finds the other's slot already there.
+    for (i, (kind, took)) in [
+        (ErrorKind::Status5xx, ms(30)),
+        (ErrorKind::Timeout, ms(2_000)),
+        (ErrorKind::Status5xx, ms(30)),
+        (ErrorKind::Timeout, ms(2_000)),
+        (ErrorKind::Status5xx, ms(30)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = Sample::new(0, ms(i as u64 * 100), Duration::ZERO);
+        s.latency = took;
+        s.result = Err(kind);
+        rec.record(&s);
+    }
+    let mut info = info();
+    info.classes.truncate(1);
+    let s = concluded(&rec, &info, &[], &Sla::default());
+    let o = &s.intervals[0].overall;
+    assert_eq!(
+        o.errors,
+        BTreeMap::from([("status_5xx".into(), 3), ("timeout".into(), 2)])
+    );
+    let kinds: Vec<_> = o.time_to_error_ms.keys().map(String::as_str).collect();
+    assert_eq!(kinds, ["status_5xx", "timeout"]);
+    // Intervals keep two significant digits: within 1%.
+    for (kind, samples, took) in [("status_5xx", 3, 30.0), ("timeout", 2, 2_000.0)] {
+        let p = &o.time_to_error_ms[kind];
+        assert_eq!(p.samples, samples, "{kind}");
+        assert!((p.max - took).abs() <= took * 0.01, "{kind}: {p:?}");
+        assert!((p.p50 - took).abs() <= took * 0.01, "{kind}: {p:?}");
+    }
+}
+
+/// A request the generator could not send counts in the interval and the class it was due
+/// in: drops due at 0.5 s (chat), 1.5 s (chat) and 2.5 s (code) are one each in exactly those
+/// cells of the time series, and nowhere else.
+#[test]
+fn a_dropped_request_counts_in_the_interval_and_class_it_was_due_in() {
+    let layout = Layout::new(
+        vec!["chat".into(), "code".into()],
+        Vec::new(),
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    );
+    let mut rec = Recorder::new(layout);
+    for (class, due) in [(CHAT, ms(500)), (CHAT, ms(1_500)), (CODE, ms(2_500))] {
+        rec.record_dropped(class, due);
+    }
+    let s = concluded(&rec, &info(), &[], &Sla::default());
+    let dropped: Vec<Vec<(u64, u64)>> = s
+        .intervals
+        .iter()
+        .map(|iv| {
+            ["chat", "code"]
+                .iter()
+                .map(|c| (iv.classes[*c].requests, iv.classes[*c].dropped))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        dropped,
+        [[(1, 1), (0, 0)], [(1, 1), (0, 0)], [(0, 0), (1, 1)]]
+    );
+    assert_eq!((s.overall.requests, s.overall.dropped), (3, 3));
+}

@@ -413,3 +413,165 @@ async fn a_stream_that_ends_without_done_is_truncated_and_cut() {
         "a complete stream is not cut"
     );
 }
+
+/// The engine's default body limit is 16 MiB: a long but honest answer of 15 MiB is read
+/// and counted a success, one of 17 MiB is `malformed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_an_answer_of_15_mib_is_read_and_one_of_17_mib_is_malformed() {
+    let answer = |len: usize| {
+        let open = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""#;
+        let close = r#""},"finish_reason":"stop"}]}"#;
+        format!(
+            "{open}{}{close}",
+            "x".repeat(len - open.len() - close.len())
+        )
+    };
+    let (fits, too_big) = (answer(15 * MIB), answer(17 * MIB));
+    let server = crate::support::chat_server(move |r| {
+        let req: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let body = if req["model"] == "fits" {
+            &fits
+        } else {
+            &too_big
+        };
+        crate::support::reply(200, &[], body.clone())
+    })
+    .await;
+    let client = Client::new(
+        &[
+            class("fits", 1, "fits", false),
+            class("big", 1, "big", false),
+        ],
+        &[server.url(), server.url()],
+        ClientOptions {
+            timeout: BOUND,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let s = client.send(0, Instant::now(), Duration::ZERO).await;
+    assert_eq!(
+        s.result,
+        Ok(()),
+        "a 15 MiB answer is within the default limit"
+    );
+    let s = client.send(1, Instant::now(), Duration::ZERO).await;
+    assert_eq!(s.result, Err(ErrorKind::Malformed), "17 MiB is past it");
+}
+
+/// An error answer is read only so far (64 KiB, enough to keep the connection): a 500 whose
+/// body never ends is a `status_5xx` at once, not a timeout a whole deadline later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_whose_body_never_ends_is_a_5xx_not_a_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = crate::support::serve_raw(|mut tcp| async move {
+        if crate::support::read_request(&mut tcp).await.is_none() {
+            return;
+        }
+        let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if tcp.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        // 8 KiB every 5 ms until the peer hangs up (or the test's own bound).
+        let chunk = format!("2000\r\n{}\r\n", " ".repeat(0x2000));
+        let t0 = Instant::now();
+        while t0.elapsed() < BOUND && tcp.write_all(chunk.as_bytes()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let client = Client::new(
+        &[class("json", 1, "m", false)],
+        &[server.url()],
+        ClientOptions {
+            timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let s = client.send(0, t0, Duration::ZERO).await;
+    assert_eq!(s.result, Err(ErrorKind::Status5xx), "{s:?}");
+    assert!(
+        s.latency < Duration::from_secs(5),
+        "the endless error body was not read to the deadline: {:?}",
+        s.latency
+    );
+}
+
+/// An answer that arrives in pieces is read whole: a completion sent as three chunks, 20 ms
+/// apart, is one success with its usage, not its last piece parsed alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_in_three_pieces_is_read_whole() {
+    use tokio::io::AsyncWriteExt;
+    let server = crate::support::serve_raw(|mut tcp| async move {
+        if crate::support::read_request(&mut tcp).await.is_none() {
+            return;
+        }
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        let body = completion_json("alpha");
+        let third = body.len() / 3;
+        let pieces = [&body[..third], &body[third..2 * third], &body[2 * third..]];
+        let _ = tcp.write_all(head.as_bytes()).await;
+        for piece in pieces {
+            let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
+            let _ = tcp.write_all(chunk.as_bytes()).await;
+            let _ = tcp.flush().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = tcp.write_all(b"0\r\n\r\n").await;
+    })
+    .await;
+    let client = engine(&server.url());
+    let s = client.send(0, Instant::now(), Duration::ZERO).await;
+    assert_eq!(s.result, Ok(()), "{s:?}");
+    assert_eq!((s.prompt_tokens, s.completion_tokens), (7, 2), "{s:?}");
+}
+
+/// The body limit holds for streams too, however small their events: 2,000 ordinary deltas
+/// (about 400 KB) against a 64 KiB limit are `malformed`, and the same stream under a 1 MiB
+/// limit is a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_past_the_body_limit_is_malformed_whatever_its_events() {
+    let server = crate::support::chat_server(|_| {
+        crate::support::reply(
+            200,
+            &[("content-type", "text/event-stream")],
+            stream_body("alpha", 2_000, true, true),
+        )
+    })
+    .await;
+    for (limit, expected) in [(64 * 1024, Err(ErrorKind::Malformed)), (MIB, Ok(()))] {
+        let client = Client::new(
+            &[class("stream", 1, "m", true)],
+            &[server.url()],
+            ClientOptions {
+                timeout: BOUND,
+                max_body_bytes: limit,
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let s = client.send(0, Instant::now(), Duration::ZERO).await;
+        assert_eq!(s.result, expected, "limit {limit}");
+    }
+}
+
+/// A stream whose last event, `[DONE]`, lacks the closing blank line still ended: the
+/// connection's end completes the event, and the answer is a success, not `truncated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_done_without_its_blank_line_still_ends_the_stream() {
+    let server = crate::support::chat_server(|_| {
+        let body = stream_body("alpha", 3, false, true);
+        crate::support::reply(
+            200,
+            &[("content-type", "text/event-stream")],
+            body.trim_end().to_string(),
+        )
+    })
+    .await;
+    let client = engine(&server.url());
+    let s = client.send(1, Instant::now(), Duration::ZERO).await;
+    assert_eq!(s.result, Ok(()), "{s:?}");
+    assert_eq!(s.completion_tokens, 3);
+}
