@@ -536,10 +536,16 @@ impl TestClient {
 /// and reads the JSON report it prints. The test fails, never skips, when python3 or the
 /// `openai` package is missing (`.ci/run` installs both).
 pub async fn python_sdk(script: &str, base_url: &str) -> serde_json::Value {
+    python_script(script, &[base_url]).await
+}
+
+/// Runs `tests/py/SCRIPT ARGS...` with python3 and reads the JSON line it prints; fails, never
+/// skips, when python3 or the SDK the script imports is missing.
+pub async fn python_script(script: &str, args: &[&str]) -> serde_json::Value {
     let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
     let run = tokio::process::Command::new("python3")
         .arg(&path)
-        .arg(base_url)
+        .args(args)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), run)
@@ -549,7 +555,7 @@ pub async fn python_sdk(script: &str, base_url: &str) -> serde_json::Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "{script} failed ({}); `pip install openai` if the package is missing:\n{stderr}",
+        "{script} failed ({}); `pip install openai anthropic` if a package is missing:\n{stderr}",
         out.status
     );
     serde_json::from_slice(&out.stdout)

@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions too: a failed unwrap here is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod apis;
 mod arrivals;
 mod bakeoff;
 mod capacity;

@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 use crate::openai::{DONE, Usage};
 
 use super::answer::Answer;
+use super::messages::{self, Dialect};
 use super::reply;
 use super::state::InFlight;
 use super::words::word;
@@ -88,6 +89,8 @@ pub(crate) struct CutBody {
 
 /// How a stream behaves, decided before it starts.
 pub(crate) struct StreamPlan {
+    /// Chat chunks, or Anthropic's events (then `prefix` is the opening events).
+    pub dialect: Dialect,
     pub ttft: Duration,
     pub tokens_per_second: f64,
     /// Chunks after the role chunk: reasoning tokens, then the answer's.
@@ -177,7 +180,9 @@ impl TokenStream {
     fn emit_due(&mut self) -> BytesMut {
         let mut out = BytesMut::with_capacity(512);
         if matches!(self.phase, Phase::BeforeFirst) {
-            if matches!(self.plan.answer.as_deref(), Some(Answer::ToolCall { .. })) {
+            if self.plan.dialect == Dialect::Messages {
+                out.extend_from_slice(&self.prefix);
+            } else if matches!(self.plan.answer.as_deref(), Some(Answer::ToolCall { .. })) {
                 reply::put_role_chunk_no_content(&mut out, &self.prefix);
             } else {
                 reply::put_role_chunk(&mut out, &self.prefix);
@@ -197,13 +202,19 @@ impl TokenStream {
             let last = self.sent + 1 == total;
             let token = word(&mut self.rng);
             if self.plan.malformed && (self.sent == 1 || last) {
-                reply::put_broken_chunk(&mut out, &self.prefix);
-                out.extend_from_slice(DONE);
+                if self.plan.dialect == Dialect::Messages {
+                    messages::put_broken_delta(&mut out);
+                } else {
+                    reply::put_broken_chunk(&mut out, &self.prefix);
+                    out.extend_from_slice(DONE);
+                }
                 self.phase = Phase::Done;
                 return out;
             }
             let finish = last.then_some(self.plan.finish_reason);
-            if self.sent < self.plan.reasoning {
+            if self.plan.dialect == Dialect::Messages {
+                messages::put_text_delta(&mut out, token);
+            } else if self.sent < self.plan.reasoning {
                 reply::put_reasoning_chunk(&mut out, &self.prefix, token);
             } else if let Some(answer) = self.plan.answer.as_deref() {
                 put_answer_chunk(
@@ -217,7 +228,10 @@ impl TokenStream {
             }
             self.sent += 1;
         }
-        if self.sent >= total {
+        if self.sent >= total && self.plan.dialect == Dialect::Messages {
+            messages::put_stream_end(&mut out, self.plan.finish_reason, total);
+            self.phase = Phase::Done;
+        } else if self.sent >= total {
             if let Some(answer) = self.plan.answer.as_deref() {
                 reply::put_finish_chunk(&mut out, &self.prefix, answer.finish_reason());
             }

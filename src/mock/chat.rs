@@ -18,6 +18,7 @@ use super::cache::PrefixCache;
 use super::conn::ConnCtl;
 use super::fault::RateLimitCode;
 use super::inject::Action;
+use super::messages::{self, Dialect};
 use super::profile::ModelProfile;
 use super::request::{BodyError, read_body};
 use super::respond::{client_error, injected_error, rate_limited, synthetic_headers};
@@ -49,27 +50,39 @@ fn after(wait: Duration, resp: Response<MockBody>, guard: Option<InFlight>) -> N
     }
 }
 
+/// One completion asked for in `dialect` (chat completions or Anthropic Messages); the answer
+/// is in the same dialect, but for errors, which the caller words.
 pub(crate) async fn chat(
     shared: &Arc<MockState>,
     ctl: &ConnCtl,
     seq: u64,
     req: Request<Incoming>,
+    dialect: Dialect,
 ) -> Response<MockBody> {
     let in_flight = InFlight::new(shared.clone());
     let limits = &shared.profile.limits;
-    let has_key = bearer(req.headers()).is_some();
-    if limits.require_api_key && !has_key {
+    let key_of = |h: &http::HeaderMap| match dialect {
+        Dialect::Chat => bearer(h).map(str::to_string),
+        Dialect::Messages => messages::api_key(h)
+            .or_else(|| bearer(h))
+            .map(str::to_string),
+    };
+    if limits.require_api_key && key_of(req.headers()).is_none() {
+        let how = match dialect {
+            Dialect::Chat => "Send it as `Authorization: Bearer YOUR_KEY`.",
+            Dialect::Messages => "Send it as `x-api-key: YOUR_KEY`.",
+        };
         return client_error(
             shared,
             ApiError::new(
                 ApiErrorKind::InvalidApiKey,
-                "You didn't provide an API key. Send it as `Authorization: Bearer YOUR_KEY`.",
+                format!("You didn't provide an API key. {how}"),
             ),
         );
     }
     // Only the rate limiter needs the key itself.
     let key = match &shared.limiter {
-        Some(_) => bearer(req.headers()).map(str::to_string),
+        Some(_) => key_of(req.headers()),
         None => None,
     };
     let declared = req
@@ -88,7 +101,7 @@ pub(crate) async fn chat(
             return client_error(shared, ApiError::new(ApiErrorKind::InvalidRequest, msg));
         }
     };
-    match decide(shared, ctl, seq, key.as_deref(), &body, in_flight) {
+    match decide(shared, ctl, seq, key.as_deref(), &body, in_flight, dialect) {
         Next::Now(r) => r,
         Next::Later(wait, r, guard) => {
             Box::pin(tokio::time::sleep(wait.min(crate::config::MAX_DURATION))).await;
@@ -135,11 +148,18 @@ fn decide(
     key: Option<&str>,
     body: &[u8],
     in_flight: InFlight,
+    dialect: Dialect,
 ) -> Next {
     let profile = &shared.profile;
-    let request: ChatRequest = match serde_json::from_slice(body) {
+    let parsed = match dialect {
+        Dialect::Chat => {
+            serde_json::from_slice::<ChatRequest>(body).map_err(|e| ApiError::from_json_error(&e))
+        }
+        Dialect::Messages => messages::to_chat(body),
+    };
+    let request = match parsed {
         Ok(r) => r,
-        Err(e) => return Next::Now(client_error(shared, ApiError::from_json_error(&e))),
+        Err(e) => return Next::Now(client_error(shared, e)),
     };
     let model_index = profile.models.iter().position(|m| m.name == request.model);
     shared.counters.model(model_index);
@@ -228,6 +248,7 @@ fn decide(
             };
             let job = Job {
                 seq,
+                dialect,
                 request,
                 model: model_index,
                 prompt_tokens,

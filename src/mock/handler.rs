@@ -13,7 +13,8 @@ use crate::openai::{ApiError, ApiErrorKind, REQUEST_ID_HEADER, UPSTREAM_HEADER};
 
 use super::body::MockBody;
 use super::conn::ConnCtl;
-use super::respond::{JSON, client_error};
+use super::messages::{self, Dialect};
+use super::respond::{JSON, client_error, error_response};
 use super::state::MockState;
 use super::stats::RequestOutcome;
 use super::{chat, control, reply};
@@ -28,7 +29,10 @@ pub(crate) async fn handle(
         // Rare and large: boxed so the hot path's future stays small.
         Box::pin(control::handle(&shared, req)).await
     } else {
-        shared.counters.requests.fetch_add(1, Relaxed);
+        // A health probe is not traffic: the stats count what a client asked the API.
+        if req.uri().path() != "/health" {
+            shared.counters.requests.fetch_add(1, Relaxed);
+        }
         route(&shared, &ctl, seq, req).await
     };
     let h = resp.headers_mut();
@@ -51,7 +55,21 @@ async fn route(
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
-            chat::chat(shared, ctl, seq, req).await
+            chat::chat(shared, ctl, seq, req, Dialect::Chat).await
+        }
+        (&Method::POST, "/v1/messages") => {
+            let r = chat::chat(shared, ctl, seq, req, Dialect::Messages).await;
+            if r.status().is_success() {
+                r
+            } else {
+                messages::anthropic_error(r)
+            }
+        }
+        // Benchmark tools probe this before they start, as vLLM-style servers answer it.
+        (&Method::GET | &Method::HEAD, "/health") => {
+            let mut r = Response::new(MockBody::full(&b"{\"status\":\"ok\"}"[..]));
+            r.headers_mut().insert(CONTENT_TYPE, JSON);
+            r
         }
         (&Method::GET | &Method::HEAD, "/v1/models" | "/models") => {
             shared.counters.outcome(RequestOutcome::Ok);
@@ -59,7 +77,21 @@ async fn route(
             r.headers_mut().insert(CONTENT_TYPE, JSON);
             r
         }
-        (m, "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models") => {
+        (m, "/health") => {
+            let msg = format!("{m} is not allowed on /health; use GET");
+            let mut r = error_response(&ApiError::new(ApiErrorKind::MethodNotAllowed, msg));
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET"));
+            r
+        }
+        (
+            m,
+            "/v1/chat/completions"
+            | "/chat/completions"
+            | "/v1/messages"
+            | "/v1/models"
+            | "/models",
+        ) => {
             let allow = if path.ends_with("models") {
                 "GET"
             } else {
@@ -73,7 +105,7 @@ async fn route(
         }
         _ => {
             let msg = format!(
-                "Unknown request URL: {} {path}. This mock serves POST /v1/chat/completions and GET /v1/models.",
+                "Unknown request URL: {} {path}. This mock serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /health.",
                 req.method()
             );
             client_error(shared, ApiError::new(ApiErrorKind::UnknownUrl, msg))

@@ -1,7 +1,8 @@
 //! Mock upstream providers: fast, faithful OpenAI-compatible servers whose latency, token
 //! rate and failures are scripted by a profile and changed at run time via a control API.
 //!
-//! A mock serves `POST /v1/chat/completions` (and `/chat/completions`) and `GET /v1/models`,
+//! A mock serves `POST /v1/chat/completions` (and `/chat/completions`), Anthropic's
+//! `POST /v1/messages` (`messages`), `GET /v1/models` and `GET /health`,
 //! tags every response with `x-gauntlet-upstream` and `system_fingerprint`, and answers
 //! bad input with OpenAI-shaped 4xx errors. Its control API lives on the same port under
 //! `/__gauntlet/` (`GET stats`, `GET/POST/DELETE faults`, `DELETE faults/{id}`); faults never
@@ -31,6 +32,7 @@ mod fleet;
 mod handler;
 mod inject;
 mod limits;
+mod messages;
 mod profile;
 mod reply;
 mod request;

@@ -20,6 +20,7 @@ use crate::openai::{ChatRequest, CompletionTokensDetails, PromptTokensDetails, U
 use super::answer;
 use super::body::{MockBody, StreamPlan, TokenStream};
 use super::inject::{Action, FaultPlan};
+use super::messages::{self, Dialect};
 use super::profile::ModelProfile;
 use super::reply::{ReplyHead, broken_completion};
 use super::respond::JSON;
@@ -32,6 +33,8 @@ const MAX_REASONING_TOKENS: f64 = 1e6;
 /// A request ready to be answered.
 pub(crate) struct Job {
     pub seq: u64,
+    /// The API the request came in by; the answer speaks it.
+    pub dialect: Dialect,
     pub request: ChatRequest,
     /// Index of the model in the profile.
     pub model: usize,
@@ -52,6 +55,7 @@ pub(crate) fn serve(
 ) -> (Duration, Response<MockBody>, Option<InFlight>) {
     let Job {
         seq,
+        dialect,
         request,
         prompt_tokens,
         cached_tokens,
@@ -81,9 +85,12 @@ pub(crate) fn serve(
     if slowdown > 0.0 {
         tokens_per_second /= 1.0 + slowdown * running(shared, &in_flight).saturating_sub(1) as f64;
     }
-    let reasoning = match &profile.reasoning_tokens {
-        Some(d) => d.sample(&mut rng).round().clamp(0.0, MAX_REASONING_TOKENS) as u32,
-        None => 0,
+    // Anthropic's thinking blocks are not modelled: a Messages answer is text only.
+    let reasoning = match (&profile.reasoning_tokens, dialect) {
+        (Some(d), Dialect::Chat) => {
+            d.sample(&mut rng).round().clamp(0.0, MAX_REASONING_TOKENS) as u32
+        }
+        _ => 0,
     };
     let answer = if request.tools.is_some() || request.response_format.is_some() {
         answer::choose(&request, profile.tool_call_rate, &mut rng, words)
@@ -131,8 +138,13 @@ pub(crate) fn serve(
 
     if request.is_stream() {
         // A latency fault delays a stream's first token.
+        let prefix = match dialect {
+            Dialect::Chat => head.chunk_prefix(),
+            Dialect::Messages => messages::stream_start(&head, Some(usage)),
+        };
         let stream = TokenStream::new(
             StreamPlan {
+                dialect,
                 ttft: ttft + plan.delay,
                 tokens_per_second,
                 completion_tokens,
@@ -143,7 +155,7 @@ pub(crate) fn serve(
                 cut_after: plan.cut_after,
                 malformed,
             },
-            head.chunk_prefix(),
+            prefix,
             rng,
             in_flight,
         );
@@ -156,16 +168,22 @@ pub(crate) fn serve(
 
     let generation = Duration::from_secs_f64(f64::from(completion_tokens) / tokens_per_second);
     let body = if malformed {
-        MockBody::full(broken_completion(&head))
+        match dialect {
+            Dialect::Chat => MockBody::full(broken_completion(&head)),
+            Dialect::Messages => MockBody::full(messages::broken_completion(&head)),
+        }
     } else {
-        let full = head.completion(
-            words,
-            &mut rng,
-            finish_reason,
-            usage,
-            reasoning,
-            answer.as_deref(),
-        );
+        let full = match dialect {
+            Dialect::Chat => head.completion(
+                words,
+                &mut rng,
+                finish_reason,
+                usage,
+                reasoning,
+                answer.as_deref(),
+            ),
+            Dialect::Messages => messages::completion(&head, words, &mut rng, finish_reason, usage),
+        };
         if outcome == RequestOutcome::StreamCut {
             MockBody::cut(full.slice(..full.len() / 2))
         } else {
