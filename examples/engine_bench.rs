@@ -104,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_tokens: Some(max_tokens),
         workload: workload.clone(),
         stream: false,
+        api: Default::default(),
         api_key: None,
         headers: Vec::new(),
         primary: None,

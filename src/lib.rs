@@ -5,6 +5,7 @@
 //! `config` and `net`. `rundir` (the run folder's files) depends only on `metrics`, so the
 //! engine and `report` both write through it.
 
+pub mod api;
 pub mod capacity;
 pub mod config;
 pub mod engine;

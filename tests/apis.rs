@@ -1,9 +1,21 @@
 //! The other LLM APIs: a mock speaks Anthropic's Messages API well enough that Anthropic's own
-//! SDK is the judge, and answers the `/health` probe benchmark tools send before they start.
+//! SDK is the judge, a request class with `api = "messages"` is sent as Anthropic's clients
+//! send it and measured from Anthropic's own stream events, and the mock answers the
+//! `/health` probe benchmark tools send before they start.
 
-use gauntlet::mock::{FaultKind, FaultSpec};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::support::{profile, raw, start_mock_named};
+use gauntlet::api::Api;
+use gauntlet::engine::{Client, ClientOptions};
+use gauntlet::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use gauntlet::mock::{FaultKind, FaultSpec, RateLimitCode};
+use gauntlet::openai::Message;
+use gauntlet::scenario::RequestClass;
+
+use crate::support::{Received, Routes, class, paced, profile, raw, start_mock_named};
+
+const MESSAGES: &str = "/v1/messages";
 
 fn claude_profile() -> gauntlet::mock::Profile {
     profile(
@@ -128,4 +140,273 @@ async fn the_mock_answers_the_health_probe_benchmark_tools_send_first() {
     let r = raw(m.addr(), "POST", "/health", &[], "").await;
     assert_eq!(r.status(), Some(405), "{}", r.head());
     assert_eq!(m.stats().requests_total, 0, "a probe is not an API request");
+}
+
+fn messages_class(stream: bool) -> RequestClass {
+    let mut c = class("claude", 1, "claude-test", stream);
+    c.api = Api::Messages;
+    c.max_tokens = Some(10);
+    c.messages = vec![
+        Message::new("system", "Answer in one line."),
+        Message::new("user", "Generate a product description"),
+    ];
+    c.api_key = Some(gauntlet::config::Secret::new("sk-ant-test"));
+    c
+}
+
+async fn send_one(class: RequestClass, url: &str, upstreams: &[&str]) -> Sample {
+    let client = Client::new(
+        &[class],
+        &[url.to_string()],
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            upstreams: upstreams.iter().map(|u| u.to_string()).collect(),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    client.send(0, Instant::now(), Duration::ZERO).await
+}
+
+fn event(name: &str, data: serde_json::Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// An Anthropic stream: 3 thinking deltas, a ping, 6 text deltas, then the stop with usage
+/// (40 input tokens of which 30 read from the cache, 9 output).
+fn anthropic_stream(stop: bool) -> Vec<String> {
+    let mut out = vec![event(
+        "message_start",
+        serde_json::json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "content": [], "model": "claude-test",
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 30, "output_tokens": 1}}}),
+    )];
+    out.extend((0..3).map(|i| {
+        event(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": format!("hmm{i} ")}}),
+        )
+    }));
+    out.push(event("ping", serde_json::json!({"type": "ping"})));
+    out.extend((0..6).map(|i| {
+        event(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "text_delta", "text": format!("w{i} ")}}),
+        )
+    }));
+    if stop {
+        out.push(event(
+            "message_delta",
+            serde_json::json!({"type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                "usage": {"output_tokens": 9}}),
+        ));
+        out.push(event(
+            "message_stop",
+            serde_json::json!({"type": "message_stop"}),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_class_is_sent_as_anthropic_clients_send_it_and_timed_from_its_events() {
+    let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let log = seen.clone();
+    let gap = Duration::from_millis(15);
+    let server = Routes::new()
+        .route(MESSAGES, move |r| {
+            log.lock().unwrap().push(r);
+            paced(anthropic_stream(true), gap)
+        })
+        .serve()
+        .await;
+    let s = send_one(messages_class(true), &server.url(), &[]).await;
+    assert_eq!(s.result, Ok(()), "{s:?}");
+
+    let received = seen.lock().unwrap().pop().expect("one request");
+    assert_eq!(received.path, MESSAGES);
+    let h = &received.headers;
+    assert_eq!(h.get("x-api-key").unwrap(), "sk-ant-test");
+    assert_eq!(h.get("anthropic-version").unwrap(), "2023-06-01");
+    assert!(
+        h.get("authorization").is_none(),
+        "the key goes in x-api-key only"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
+    assert_eq!(body["system"], "Answer in one line.");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["messages"][0]["role"], "user");
+    assert_eq!(body["max_tokens"], 10);
+    assert_eq!(body["stream"], true);
+    assert!(body.get("stream_options").is_none(), "{body}");
+
+    // TTFT at the first thinking delta, TTFOT at the first text delta, three gaps apart.
+    let (ttft, ttfot) = (s.ttft.unwrap(), s.ttfot.unwrap());
+    assert!(
+        ttfot >= ttft + gap * 3 / 2,
+        "ttft {ttft:?}, ttfot {ttfot:?}"
+    );
+    assert_eq!(s.itl.len(), 5, "gaps between the six text deltas");
+    assert_eq!(
+        s.tpot, None,
+        "9 output tokens hold an unknown number of thinking ones: no pace is better than a \
+         flattering one"
+    );
+    assert_eq!(
+        s.completion_tokens, 9,
+        "message_delta's count wins over message_start's"
+    );
+    assert_eq!(
+        s.reasoning_tokens, 0,
+        "Anthropic's usage does not split thinking out"
+    );
+    assert_eq!(s.prompt_tokens, 40, "input plus cache reads");
+    assert_eq!(s.cached_tokens, 30);
+    assert_eq!(s.prompt_tokens_from, TokenSource::Usage);
+}
+
+#[tokio::test]
+async fn a_messages_stream_that_errors_or_stops_short_is_not_a_success() {
+    let server = Routes::new()
+        .route(MESSAGES, |_| {
+            let mut events = anthropic_stream(false);
+            events.truncate(3);
+            events.push(event(
+                "error",
+                serde_json::json!({"type": "error",
+                    "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ));
+            paced(events, Duration::ZERO)
+        })
+        .route("/v1/cut/v1/messages", |_| {
+            paced(anthropic_stream(false), Duration::ZERO)
+        })
+        .serve()
+        .await;
+    let s = send_one(messages_class(true), &server.url(), &[]).await;
+    assert_eq!(
+        s.result,
+        Err(ErrorKind::Status5xx),
+        "an error event mid-stream"
+    );
+    let cut = format!("{}/v1/cut", server.url());
+    let s = send_one(messages_class(true), &cut, &[]).await;
+    assert_eq!(
+        s.result,
+        Err(ErrorKind::Truncated),
+        "no message_stop, no stop_reason"
+    );
+}
+
+#[tokio::test]
+async fn a_messages_class_against_the_mock_counts_tokens_and_its_faults() {
+    let m = start_mock_named(claude_profile(), "claude", None).await;
+    let stream = send_one(messages_class(true), &m.url(), &["claude"]).await;
+    assert_eq!(stream.result, Ok(()), "{stream:?}");
+    assert_eq!(stream.served_by, Some(ServedBy::Known(0)));
+    assert_eq!(stream.completion_tokens, 10);
+    assert_eq!(stream.itl.len(), 9);
+    assert!(stream.tpot.is_some(), "no thinking: the pace is known");
+    assert!(stream.prompt_tokens > 5, "{stream:?}");
+    assert_eq!(stream.prompt_tokens_from, TokenSource::Usage);
+
+    let plain = send_one(messages_class(false), &m.url(), &["claude"]).await;
+    assert_eq!(plain.result, Ok(()), "{plain:?}");
+    assert_eq!(plain.completion_tokens, 10);
+    assert_eq!(plain.prompt_tokens, stream.prompt_tokens, "the same prompt");
+    let stats = m.stats();
+    assert_eq!(stats.by_model.get("claude-test"), Some(&2));
+    assert_eq!(stats.completion_tokens, 20);
+
+    let id = m.add_fault(FaultSpec {
+        kind: FaultKind::Error {
+            status: 529,
+            message: None,
+        },
+        rate: 1.0,
+        model: None,
+    });
+    let s = send_one(messages_class(true), &m.url(), &["claude"]).await;
+    assert_eq!(s.result, Err(ErrorKind::Status5xx));
+    m.remove_fault(id);
+    m.add_fault(FaultSpec {
+        kind: FaultKind::RateLimit {
+            retry_after: Duration::from_secs(1),
+            code: RateLimitCode::RateLimitExceeded,
+        },
+        rate: 1.0,
+        model: None,
+    });
+    let s = send_one(messages_class(false), &m.url(), &["claude"]).await;
+    assert_eq!(s.result, Err(ErrorKind::RateLimited));
+}
+
+/// The user's story: a scenario whose class speaks Messages straight to an Anthropic-format
+/// provider (here a mock standing in for it), with a 529 storm in the middle; the run measures
+/// the stream, counts the storm as 5xx errors and fails its SLA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gauntlet_run_sends_a_messages_class_and_counts_the_529_storm_against_the_sla() {
+    let m = start_mock_named(claude_profile(), "claude", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("anthropic.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "anthropic-direct"
+seed = 3
+[target]
+url = "{url}"
+[[upstreams]]
+name = "claude"
+url = "{url}"
+[load]
+stages = [{{ duration = "3s", rate = 20 }}]
+[[requests]]
+name = "assistant"
+model = "claude-test"
+api = "messages"
+prompt = "Hello"
+max_tokens = 12
+stream = true
+api_key = "sk-ant-x"
+primary = "claude"
+[[faults]]
+upstream = "claude"
+at = "1s"
+duration = "1s"
+kind = "error"
+status = 529
+[sla]
+availability = "99%"
+"#,
+            url = m.url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let done = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("-q")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "the SLA fails: {stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let overall = &summary["overall"];
+    let ok = overall["successes"].as_u64().unwrap();
+    let failed = overall["errors"]["status_5xx"].as_u64().unwrap_or(0);
+    assert!(ok >= 20 && failed >= 5, "{overall}");
+    assert_eq!(overall["tokens"]["completion"], ok * 12, "{overall}");
+    assert_eq!(overall["served_by"]["claude"], ok, "{overall}");
+    assert!(overall["ttft_ms"]["samples"] == ok, "{overall}");
+    assert_eq!(overall["itl_ms"]["samples"], ok * 11, "{overall}");
+    assert_eq!(m.stats().by_model.get("claude-test"), Some(&(ok + failed)));
 }

@@ -19,6 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
+use crate::api::{ANTHROPIC_KEY_HEADER, ANTHROPIC_VERSION, ANTHROPIC_VERSION_HEADER, Api};
 use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
@@ -68,6 +69,11 @@ pub enum ClientError {
     #[error("request class `{class}`: the api key cannot be sent as a header")]
     InvalidKey { class: String },
     #[error("request class `{class}`: {source}")]
+    Encode {
+        class: String,
+        source: crate::api::EncodeError,
+    },
+    #[error("request class `{class}`: {source}")]
     Serialize {
         class: String,
         source: serde_json::Error,
@@ -90,6 +96,8 @@ struct Prepared {
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
     stream: bool,
+    /// The API the body is in; bodies drawn per request are built as chat and encoded for it.
+    api: Api,
     /// A fixed class's prompt tokens, counted the first time an answer lacks usage.
     prompt_tokens: std::sync::OnceLock<u64>,
     messages: Vec<Message>,
@@ -147,14 +155,7 @@ impl Prepared {
 /// The URL of the chat-completions endpoint under a base URL (`http://h:p`, `.../v1`, or the
 /// full endpoint).
 pub fn completions_url(base: &str) -> String {
-    let base = base.trim_end_matches('/');
-    if base.ends_with("/chat/completions") {
-        base.to_string()
-    } else if base.ends_with("/v1") {
-        format!("{base}/chat/completions")
-    } else {
-        format!("{base}/v1/chat/completions")
-    }
+    Api::Chat.url(base)
 }
 
 fn prepare(
@@ -163,7 +164,7 @@ fn prepare(
     endpoints: &mut Vec<Endpoint>,
     seed: u64,
 ) -> Result<Prepared, ClientError> {
-    let url = completions_url(base);
+    let url = class.api.url(base);
     let uri: Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| ClientError::InvalidUrl {
@@ -237,11 +238,17 @@ fn prepare(
     };
     let mut body = serde_json::to_vec(&request).map_err(serialize)?;
     let extra = &class.workload.extra;
-    if !extra.is_empty() {
+    if !extra.is_empty() || class.api != Api::Chat {
         let mut map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&body).map_err(serialize)?;
         for (k, v) in extra {
             map.entry(k.as_str()).or_insert_with(|| v.clone());
+        }
+        if class.api == Api::Messages {
+            map = crate::api::chat_to_messages(map).map_err(|source| ClientError::Encode {
+                class: class.name.clone(),
+                source,
+            })?;
         }
         body = serde_json::to_vec(&map).map_err(serialize)?;
     }
@@ -270,12 +277,26 @@ fn prepare(
         .transpose()?;
     let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
     if let Some(key) = &class.api_key {
-        let value = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
-            ClientError::InvalidKey {
-                class: class.name.clone(),
+        let invalid = |_| ClientError::InvalidKey {
+            class: class.name.clone(),
+        };
+        match class.api {
+            Api::Chat => {
+                let value =
+                    HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(invalid)?;
+                headers.push((AUTHORIZATION, value));
             }
-        })?;
-        headers.push((AUTHORIZATION, value));
+            Api::Messages => {
+                let value = HeaderValue::try_from(key.expose()).map_err(invalid)?;
+                headers.push((HeaderName::from_static(ANTHROPIC_KEY_HEADER), value));
+            }
+        }
+    }
+    if class.api == Api::Messages {
+        headers.push((
+            HeaderName::from_static(ANTHROPIC_VERSION_HEADER),
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        ));
     }
     for (name, value) in &class.headers {
         let invalid = || ClientError::InvalidHeader {
@@ -294,6 +315,7 @@ fn prepare(
         body: Bytes::from(body),
         headers,
         stream: class.stream,
+        api: class.api,
         prompt_tokens: std::sync::OnceLock::new(),
         messages: class.messages.clone(),
         encoding: class.workload.encoding,
@@ -583,7 +605,10 @@ impl Client {
             };
             response::read(
                 response,
-                prepared.stream,
+                response::Expected {
+                    api: prepared.api,
+                    stream: prepared.stream,
+                },
                 intended_at,
                 &self.limits,
                 &self.upstreams,
@@ -782,25 +807,31 @@ where
 /// class's feed, else its prepared body; then what a trace line recorded replaces the class's
 /// own: its output length, and its prompt length as synthetic text.
 fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind> {
-    let out = match (payload.out, &prepared.feed) {
-        (Some(out), _) => out,
-        (None, None) => Outgoing {
-            body: prepared.body.clone(),
-            session: None,
-            prompt_tokens: None,
-        },
+    let drawn = match (payload.out, &prepared.feed) {
+        (Some(out), _) => Some(out),
+        (None, None) => None,
         (None, Some(feed)) => match feed.draft() {
-            Ok(d) => Outgoing {
+            Ok(d) => Some(Outgoing {
                 body: d.body,
                 session: None,
                 prompt_tokens: None,
-            },
+            }),
             Err(e) => {
                 // Only a dataset changed or unreadable since validation gets here.
                 tracing::warn!("{e}");
                 return Err(ErrorKind::Malformed);
             }
         },
+    };
+    let out = match drawn {
+        // The prepared body is already in the class's API.
+        None => Outgoing {
+            body: prepared.body.clone(),
+            session: None,
+            prompt_tokens: None,
+        },
+        Some(out) if prepared.api == Api::Chat => out,
+        Some(out) => encode(prepared.api, out)?,
     };
     let o = payload.overrides;
     if o.max_tokens.is_none() && o.prompt_tokens.is_none() {
@@ -822,6 +853,8 @@ fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind
             "messages".into(),
             serde_json::json!([{ "role": "user", "content": text }]),
         );
+        // The recorded length is the whole prompt: a separate system prompt would add to it.
+        json.remove("system");
         prompt_tokens = Some(words + MESSAGE_OVERHEAD);
     }
     let body = serde_json::to_vec(&json).map_err(|_| ErrorKind::Malformed)?;
@@ -829,6 +862,22 @@ fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind
         body: Bytes::from(body),
         session: out.session,
         prompt_tokens,
+    })
+}
+
+/// A drawn body (built as chat) in the class's API. Only a body the feed built gets here, and
+/// the feed writes what the class compiled with, so a failure is a broken draft (`Malformed`).
+fn encode(api: Api, out: Outgoing) -> Result<Outgoing, ErrorKind> {
+    let chat: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.body).map_err(|_| ErrorKind::Malformed)?;
+    let body = match api {
+        Api::Chat => return Ok(out),
+        Api::Messages => crate::api::chat_to_messages(chat).map_err(|_| ErrorKind::Malformed)?,
+    };
+    let body = serde_json::to_vec(&body).map_err(|_| ErrorKind::Malformed)?;
+    Ok(Outgoing {
+        body: Bytes::from(body),
+        ..out
     })
 }
 

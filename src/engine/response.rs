@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::api::{Api, LiteEvent as MessagesEvent, LiteMessage, MessagesUsage};
 use crate::gateway::SHED_HEADER;
 use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
 use crate::openai::{
@@ -22,6 +23,13 @@ use crate::openai::{
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Unknown upstream names longer than this are cut, so a hostile tag cannot grow the report.
 const MAX_NAME_BYTES: usize = 64;
+
+/// What was asked for: the API the answer comes in, and whether as a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    pub api: Api,
+    pub stream: bool,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseLimits {
@@ -143,7 +151,7 @@ impl LiteDelta<'_> {
 /// Reads the whole response into `sample` and says how the exchange ended.
 pub async fn read(
     response: Response<Incoming>,
-    stream: bool,
+    Expected { api, stream }: Expected,
     intended_at: Instant,
     limits: &ResponseLimits,
     upstreams: &[String],
@@ -183,14 +191,24 @@ pub async fn read(
         return Err(ErrorKind::Malformed);
     }
     if stream {
-        read_stream(&mut body, intended_at, limits, upstreams, sample, reply).await
+        read_stream(
+            &mut body,
+            api,
+            intended_at,
+            limits,
+            upstreams,
+            sample,
+            reply,
+        )
+        .await
     } else {
-        read_json(&mut body, limits, upstreams, sample, reply).await
+        read_json(&mut body, api, limits, upstreams, sample, reply).await
     }
 }
 
 async fn read_json(
     body: &mut Incoming,
+    api: Api,
     limits: &ResponseLimits,
     upstreams: &[String],
     sample: &mut Sample,
@@ -223,6 +241,9 @@ async fn read_json(
     // Checking UTF-8 over the whole body at once and parsing the `str` is ~10% quicker than
     // `from_slice`, which checks each string on its own; JSON is UTF-8 either way.
     let text = std::str::from_utf8(buf).map_err(|_| ErrorKind::Malformed)?;
+    if api == Api::Messages {
+        return read_message(text, sample, reply);
+    }
     let parsed: LiteCompletion<'_> =
         serde_json::from_str(text).map_err(|_| ErrorKind::Malformed)?;
     if parsed.choices.is_empty() {
@@ -254,6 +275,28 @@ async fn read_json(
     Ok(())
 }
 
+/// A Messages answer: a `message` with content blocks. It names no upstream in its body; the
+/// served-by tag comes from the headers only.
+fn read_message(
+    text: &str,
+    sample: &mut Sample,
+    reply: Option<&mut String>,
+) -> Result<(), ErrorKind> {
+    let parsed: LiteMessage<'_> = serde_json::from_str(text).map_err(|_| ErrorKind::Malformed)?;
+    if parsed.kind != "message" {
+        return Err(ErrorKind::Malformed);
+    }
+    if let Some(reply) = reply {
+        for t in parsed.content.iter().filter_map(|b| b.text.as_deref()) {
+            reply.push_str(t);
+        }
+    }
+    if let Some(u) = parsed.usage {
+        apply_usage(&u.to_usage(), sample);
+    }
+    Ok(())
+}
+
 /// What a stream has shown so far.
 #[derive(Default)]
 struct StreamState {
@@ -268,6 +311,10 @@ struct StreamState {
     usage: Option<Usage>,
     fingerprint: Option<Box<str>>,
     failure: Option<ErrorKind>,
+    /// A Messages stream's counts so far (`message_start`'s, then `message_delta`'s).
+    messages_usage: Option<MessagesUsage>,
+    /// The usage counts thinking inside the output without saying how much (Anthropic's).
+    output_split_unknown: bool,
 }
 
 impl StreamState {
@@ -306,30 +353,93 @@ impl StreamState {
             let Some(kind) = choice.delta.as_ref().and_then(LiteDelta::kind) else {
                 continue;
             };
-            let now = Instant::now();
-            if self.first_delta.is_none() {
-                self.first_delta = Some(now);
-                sample.ttft = Some(now.saturating_duration_since(intended_at));
-            }
-            match kind {
-                DeltaKind::Reasoning => self.reasoning_deltas += 1,
-                DeltaKind::Output => {
-                    if let (Some(r), Some(c)) = (
-                        reply.as_deref_mut(),
-                        choice.delta.as_ref().and_then(|d| d.content.as_deref()),
-                    ) {
-                        r.push_str(c);
-                    }
-                    match self.last_output {
-                        None => {
-                            self.first_output = Some(now);
-                            sample.ttfot = Some(now.saturating_duration_since(intended_at));
-                        }
-                        Some(prev) => sample.itl.push(now.saturating_duration_since(prev)),
-                    }
-                    self.last_output = Some(now);
-                    self.output_deltas += 1;
+            let text = choice.delta.as_ref().and_then(|d| d.content.as_deref());
+            self.delta(kind, text, intended_at, sample, reply.as_deref_mut());
+        }
+    }
+
+    /// One Messages stream event. `ping` and the block bounds carry nothing to measure; an
+    /// `error` event is the provider failing mid-stream (`overloaded_error` and the like).
+    fn messages_event(
+        &mut self,
+        data: &str,
+        intended_at: Instant,
+        sample: &mut Sample,
+        reply: Option<&mut String>,
+    ) {
+        if self.failure.is_some() {
+            return;
+        }
+        let Ok(event) = serde_json::from_str::<MessagesEvent<'_>>(data) else {
+            self.failure = Some(ErrorKind::Malformed);
+            return;
+        };
+        match event.kind.as_ref() {
+            "message_start" => {
+                if let Some(u) = event.message.and_then(|m| m.usage) {
+                    self.messages_usage.get_or_insert_default().merge(&u);
                 }
+            }
+            "content_block_delta" => {
+                let Some(d) = &event.delta else {
+                    return;
+                };
+                let filled = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|t| !t.is_empty());
+                let kind = match d.kind.as_deref() {
+                    Some("thinking_delta") if filled(&d.thinking) => DeltaKind::Reasoning,
+                    Some("text_delta") if filled(&d.text) => DeltaKind::Output,
+                    Some("input_json_delta") if filled(&d.partial_json) => DeltaKind::Output,
+                    _ => return,
+                };
+                self.delta(kind, d.text.as_deref(), intended_at, sample, reply);
+            }
+            "message_delta" => {
+                if event
+                    .delta
+                    .as_ref()
+                    .is_some_and(|d| d.stop_reason.is_some())
+                {
+                    self.finished = true;
+                }
+                if let Some(u) = &event.usage {
+                    self.messages_usage.get_or_insert_default().merge(u);
+                }
+            }
+            "message_stop" => self.done = true,
+            "error" => self.failure = Some(ErrorKind::Status5xx),
+            _ => {}
+        }
+    }
+
+    /// A delta that carries something: first-token and inter-token timing, and the answer.
+    fn delta(
+        &mut self,
+        kind: DeltaKind,
+        text: Option<&str>,
+        intended_at: Instant,
+        sample: &mut Sample,
+        reply: Option<&mut String>,
+    ) {
+        let now = Instant::now();
+        if self.first_delta.is_none() {
+            self.first_delta = Some(now);
+            sample.ttft = Some(now.saturating_duration_since(intended_at));
+        }
+        match kind {
+            DeltaKind::Reasoning => self.reasoning_deltas += 1,
+            DeltaKind::Output => {
+                if let (Some(r), Some(c)) = (reply, text) {
+                    r.push_str(c);
+                }
+                match self.last_output {
+                    None => {
+                        self.first_output = Some(now);
+                        sample.ttfot = Some(now.saturating_duration_since(intended_at));
+                    }
+                    Some(prev) => sample.itl.push(now.saturating_duration_since(prev)),
+                }
+                self.last_output = Some(now);
+                self.output_deltas += 1;
             }
         }
     }
@@ -338,6 +448,10 @@ impl StreamState {
     /// usage's completion count less its reasoning, when the provider says; else the output
     /// deltas seen, one token each.
     fn tpot(&self) -> Option<Duration> {
+        if self.output_split_unknown {
+            // Spreading thinking tokens over the answer's span would flatter the pace.
+            return None;
+        }
         let (first, last) = (self.first_output?, self.last_output?);
         let tokens = match self.usage {
             Some(u) if u.completion_tokens > 0 => {
@@ -352,6 +466,7 @@ impl StreamState {
 
 async fn read_stream(
     body: &mut Incoming,
+    api: Api,
     intended_at: Instant,
     limits: &ResponseLimits,
     upstreams: &[String],
@@ -375,8 +490,11 @@ async fn read_stream(
             return Err(ErrorKind::Malformed);
         }
         decoder
-            .feed(data, |ev| {
-                state.event(&ev.data, intended_at, sample, reply.as_deref_mut());
+            .feed(data, |ev| match api {
+                Api::Chat => state.event(&ev.data, intended_at, sample, reply.as_deref_mut()),
+                Api::Messages => {
+                    state.messages_event(&ev.data, intended_at, sample, reply.as_deref_mut());
+                }
             })
             .map_err(|_| ErrorKind::Malformed)?;
         if let Some(kind) = state.failure {
@@ -385,7 +503,10 @@ async fn read_stream(
     }
     if !cut {
         if let Some(ev) = decoder.finish().map_err(|_| ErrorKind::Malformed)? {
-            state.event(&ev.data, intended_at, sample, reply);
+            match api {
+                Api::Chat => state.event(&ev.data, intended_at, sample, reply),
+                Api::Messages => state.messages_event(&ev.data, intended_at, sample, reply),
+            }
         }
         if let Some(kind) = state.failure {
             return Err(kind);
@@ -397,6 +518,10 @@ async fn read_stream(
             .as_deref()
             .and_then(upstream_from_fingerprint)
             .map(|n| resolve(upstreams, n));
+    }
+    if let Some(u) = state.messages_usage {
+        state.usage = Some(u.to_usage());
+        state.output_split_unknown = state.reasoning_deltas > 0;
     }
     sample.tpot = state.tpot();
     match state.usage {

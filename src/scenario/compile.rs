@@ -11,6 +11,7 @@ use super::model::{Alternative, RequestClass, Scenario, Target, Upstream, Upstre
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
 use super::{capacity, faults, load as load_section, sla, tls, workload};
+use crate::api::Api;
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
 use crate::mock::Profile;
@@ -433,6 +434,64 @@ fn compile_requests(c: &mut Check<'_>, raw: &RawScenario, upstreams: &[&str]) ->
     out
 }
 
+/// `api`, and what the Messages API needs of a class: a token budget, and no OpenAI-only
+/// request fields gauntlet does not translate.
+fn compile_api(
+    c: &mut Check<'_>,
+    i: usize,
+    r: &RawRequest,
+    compiled: Option<&workload::Compiled>,
+) -> Option<Api> {
+    let key = |k: &str| format!("requests[{i}].{k}");
+    let Some(name) = &r.api else {
+        return Some(Api::Chat);
+    };
+    let Some(api) = Api::from_name(name.get_ref()) else {
+        c.error(
+            name.span(),
+            key("api"),
+            format!(
+                "`{}` is not an API gauntlet sends; use one of: {}",
+                name.get_ref(),
+                Api::NAMES.join(", ")
+            ),
+        );
+        return None;
+    };
+    if api == Api::Messages {
+        let budget =
+            compiled.is_some_and(|w| w.max_tokens.is_some() || w.workload.max_tokens.is_some());
+        if compiled.is_some() && !budget {
+            c.error(
+                name.span(),
+                key("api"),
+                "Anthropic's Messages API requires `max_tokens` on every request; set \
+                 `max_tokens` in this class",
+            );
+        }
+        for (field, span) in [
+            ("tools", r.tools.as_ref().map(|t| t.span())),
+            ("tool_choice", r.tool_choice.as_ref().map(|t| t.span())),
+            (
+                "response_format",
+                r.response_format.as_ref().map(|t| t.span()),
+            ),
+        ] {
+            if let Some(span) = span {
+                c.error(
+                    span,
+                    key(field),
+                    format!(
+                        "is OpenAI's shape and is not translated to the Messages API; put \
+                         Anthropic's own fields in `extra_body`, or drop `{field}`"
+                    ),
+                );
+            }
+        }
+    }
+    Some(api)
+}
+
 fn compile_request(
     c: &mut Check<'_>,
     i: usize,
@@ -478,6 +537,7 @@ fn compile_request(
     };
     let api_key = r.api_key.as_ref().map(|k| c.secret(k, &key("api_key")));
     let headers = compile_headers(c, i, r);
+    let api = compile_api(c, i, r, compiled.as_ref());
     let primary = match &r.primary {
         Some(p) if upstreams.contains(&p.get_ref().as_str()) => Some(p.get_ref().clone()),
         Some(p) => {
@@ -494,6 +554,7 @@ fn compile_request(
         max_tokens: compiled.as_ref().and_then(|w| w.max_tokens),
         workload: compiled?.workload,
         stream: r.stream.unwrap_or(false),
+        api: api?,
         api_key: match api_key {
             Some(resolved) => Some(resolved?),
             None => None,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::Api;
 pub use crate::config::Secret;
 use crate::gateway::EmbeddedConfig;
 use crate::mock::{FaultSpec, Profile};
@@ -168,6 +169,8 @@ pub struct RequestClass {
     /// What varies between requests (datasets, synthetic prompts, sessions, extras).
     pub workload: Workload,
     pub stream: bool,
+    /// The API the class is sent in; its body is built as a chat request and encoded for it.
+    pub api: Api,
     pub api_key: Option<Secret>,
     pub headers: Vec<(String, String)>,
     /// The upstream this class expects to be served by when nothing is broken.

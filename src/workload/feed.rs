@@ -283,10 +283,15 @@ impl Feed {
     }
 
     fn count_request(&self, request: &Map<String, Value>) -> u64 {
-        request
+        let messages = request
             .get("messages")
             .and_then(Value::as_array)
-            .map_or(0, |m| self.count(m))
+            .map_or(0, |m| self.count(m));
+        // A body re-encoded for Anthropic's Messages API carries its system prompt apart.
+        let system = request.get("system").map_or(0, |s| {
+            self.count(std::slice::from_ref(&serde_json::json!({ "content": s })))
+        });
+        messages + system
     }
 
     /// Prompt tokens of a body this feed built.

@@ -169,6 +169,7 @@ pub fn class(name: &str, weight: u32, model: &str, stream: bool) -> RequestClass
         max_tokens: Some(16),
         workload: Default::default(),
         stream,
+        api: Default::default(),
         api_key: None,
         headers: Vec::new(),
         primary: None,

@@ -1,0 +1,364 @@
+//! The LLM APIs a request class can speak, and Anthropic's Messages API as the load client
+//! sends and reads it. A class's request is always built as an OpenAI chat request (the
+//! workload, datasets and sessions know only that shape); another API is an encoding of it at
+//! the edge, and its answers are read back into the same measures (TTFT, ITL, usage).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::openai::{PromptTokensDetails, Usage};
+
+/// Which API a request class is sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Api {
+    /// OpenAI chat completions (`POST /v1/chat/completions`).
+    #[default]
+    Chat,
+    /// Anthropic Messages (`POST /v1/messages`).
+    Messages,
+}
+
+impl Api {
+    pub const NAMES: &'static [&'static str] = &["chat", "messages"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "chat" => Some(Self::Chat),
+            "messages" => Some(Self::Messages),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Messages => "messages",
+        }
+    }
+
+    /// The endpoint under a base URL (`http://h:p`, `.../v1`, or the endpoint itself).
+    pub fn url(self, base: &str) -> String {
+        let endpoint = match self {
+            Self::Chat => "/chat/completions",
+            Self::Messages => "/messages",
+        };
+        let base = base.trim_end_matches('/');
+        if base.ends_with(endpoint) {
+            base.to_string()
+        } else if base.ends_with("/v1") {
+            format!("{base}{endpoint}")
+        } else {
+            format!("{base}/v1{endpoint}")
+        }
+    }
+}
+
+/// The `anthropic-version` every Messages request carries; the API refuses requests without it.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub const ANTHROPIC_VERSION_HEADER: &str = "anthropic-version";
+/// Anthropic's clients send the key here, not as a bearer token.
+pub const ANTHROPIC_KEY_HEADER: &str = "x-api-key";
+
+/// Chat-only fields that have no Messages meaning (or would be refused by it).
+const CHAT_ONLY: &[&str] = &[
+    "stream_options",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "seed",
+    "parallel_tool_calls",
+    "max_completion_tokens",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("Anthropic's Messages API needs `max_tokens`; the request has none")]
+    NoMaxTokens,
+    #[error("the request has no `messages` array")]
+    NoMessages,
+}
+
+/// The text of a chat message's content: a string, or the text of its `text` parts.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// A chat request re-encoded as a Messages request: system and developer messages become the
+/// top-level `system`, `max_tokens` (or `max_completion_tokens`) is kept, `stop` becomes
+/// `stop_sequences`, `user` becomes `metadata.user_id`, chat-only fields are dropped, and any
+/// other field (`temperature`, `top_k`, extras) passes through.
+pub fn chat_to_messages(mut chat: Map<String, Value>) -> Result<Map<String, Value>, EncodeError> {
+    let Some(Value::Array(messages)) = chat.remove("messages") else {
+        return Err(EncodeError::NoMessages);
+    };
+    let max_tokens = chat
+        .remove("max_tokens")
+        .filter(|v| !v.is_null())
+        .or_else(|| chat.remove("max_completion_tokens"))
+        .filter(|v| !v.is_null())
+        .ok_or(EncodeError::NoMaxTokens)?;
+    let mut system = Vec::new();
+    let mut turns = Vec::with_capacity(messages.len());
+    for m in messages {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+        if role == "system" || role == "developer" {
+            if let Some(c) = m.get("content") {
+                system.push(text_of(c));
+            }
+        } else {
+            turns.push(m);
+        }
+    }
+    for key in CHAT_ONLY {
+        chat.remove(*key);
+    }
+    let mut out = Map::with_capacity(chat.len() + 4);
+    if let Some(model) = chat.remove("model") {
+        out.insert("model".into(), model);
+    }
+    out.insert("max_tokens".into(), max_tokens);
+    if !system.is_empty() {
+        out.insert("system".into(), Value::String(system.join("\n\n")));
+    }
+    out.insert("messages".into(), Value::Array(turns));
+    if let Some(stop) = chat.remove("stop") {
+        let list = match stop {
+            Value::String(s) => vec![Value::String(s)],
+            Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        if !list.is_empty() {
+            out.insert("stop_sequences".into(), Value::Array(list));
+        }
+    }
+    if let Some(user) = chat.remove("user") {
+        out.insert("metadata".into(), serde_json::json!({ "user_id": user }));
+    }
+    if chat.get("stream").and_then(Value::as_bool) != Some(true) {
+        chat.remove("stream");
+    }
+    out.extend(chat);
+    Ok(out)
+}
+
+/// Anthropic's usage: cached and cache-written prompt tokens are counted apart from
+/// `input_tokens`; together they are what OpenAI calls `prompt_tokens`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct MessagesUsage {
+    #[serde(default)]
+    pub input_tokens: Option<u32>,
+    #[serde(default)]
+    pub output_tokens: Option<u32>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u32>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u32>,
+}
+
+impl MessagesUsage {
+    /// Later counts (a `message_delta`'s) win over earlier ones (`message_start`'s); a count
+    /// the later one leaves out stays.
+    pub fn merge(&mut self, later: &MessagesUsage) {
+        let keep = |a: &mut Option<u32>, b: Option<u32>| {
+            if b.is_some() {
+                *a = b;
+            }
+        };
+        keep(&mut self.input_tokens, later.input_tokens);
+        keep(&mut self.output_tokens, later.output_tokens);
+        keep(
+            &mut self.cache_read_input_tokens,
+            later.cache_read_input_tokens,
+        );
+        keep(
+            &mut self.cache_creation_input_tokens,
+            later.cache_creation_input_tokens,
+        );
+    }
+
+    pub fn to_usage(self) -> Usage {
+        let cached = self.cache_read_input_tokens.unwrap_or(0);
+        let prompt = self
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(cached)
+            .saturating_add(self.cache_creation_input_tokens.unwrap_or(0));
+        let mut u = Usage::new(prompt, self.output_tokens.unwrap_or(0));
+        if self.cache_read_input_tokens.is_some() {
+            u.prompt_tokens_details = Some(PromptTokensDetails {
+                cached_tokens: cached,
+            });
+        }
+        u
+    }
+}
+
+/// A non-stream Messages answer, as far as measuring needs it.
+#[derive(Debug, Deserialize)]
+pub struct LiteMessage<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub content: Vec<LiteBlock<'a>>,
+    #[serde(default)]
+    pub usage: Option<MessagesUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LiteBlock<'a> {
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+}
+
+/// One Messages stream event: `type` says which fields are there.
+#[derive(Debug, Deserialize)]
+pub struct LiteEvent<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Cow<'a, str>,
+    /// `message_start`'s message (its usage holds the input count).
+    #[serde(default)]
+    pub message: Option<StartMessage>,
+    /// `content_block_delta`'s and `message_delta`'s change.
+    #[serde(borrow, default)]
+    pub delta: Option<LiteDelta<'a>>,
+    /// `message_delta`'s usage (cumulative output count).
+    #[serde(default)]
+    pub usage: Option<MessagesUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartMessage {
+    #[serde(default)]
+    pub usage: Option<MessagesUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LiteDelta<'a> {
+    #[serde(borrow, rename = "type", default)]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub stop_reason: Option<Cow<'a, str>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("an object"),
+        }
+    }
+
+    #[test]
+    fn urls_follow_the_base_like_chat_does() {
+        assert_eq!(Api::Messages.url("http://h:1"), "http://h:1/v1/messages");
+        assert_eq!(
+            Api::Messages.url("http://h:1/v1/"),
+            "http://h:1/v1/messages"
+        );
+        assert_eq!(
+            Api::Messages.url("https://h/v1/messages"),
+            "https://h/v1/messages"
+        );
+        assert_eq!(
+            Api::Chat.url("http://h:1"),
+            "http://h:1/v1/chat/completions"
+        );
+        for name in Api::NAMES {
+            assert_eq!(Api::from_name(name).map(Api::name), Some(*name));
+        }
+        assert_eq!(Api::from_name("responses"), None);
+    }
+
+    #[test]
+    fn a_chat_request_becomes_a_messages_request() {
+        let chat = map(serde_json::json!({
+            "model": "claude", "max_tokens": 64, "stream": true,
+            "stream_options": {"include_usage": true}, "seed": 3, "temperature": 0.2,
+            "stop": "END", "user": "u-1", "top_k": 5,
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "No lists."}]},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "again"}
+            ]
+        }));
+        let m = chat_to_messages(chat).unwrap();
+        assert_eq!(m["model"], "claude");
+        assert_eq!(m["max_tokens"], 64);
+        assert_eq!(m["system"], "Be brief.\n\nNo lists.");
+        let roles: Vec<&str> = m["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert_eq!(m["stop_sequences"], serde_json::json!(["END"]));
+        assert_eq!(m["metadata"]["user_id"], "u-1");
+        assert_eq!(m["stream"], true);
+        assert_eq!(m["temperature"], 0.2);
+        assert_eq!(m["top_k"], 5);
+        for gone in ["stream_options", "seed", "stop", "user"] {
+            assert!(!m.contains_key(gone), "{gone} is dropped");
+        }
+    }
+
+    #[test]
+    fn max_tokens_is_required_and_the_newer_name_is_read() {
+        let no_budget = map(serde_json::json!({"model": "c", "messages": []}));
+        assert_eq!(chat_to_messages(no_budget), Err(EncodeError::NoMaxTokens));
+        let newer = map(serde_json::json!({
+            "model": "c", "max_completion_tokens": 9, "stream": false, "messages": []
+        }));
+        let m = chat_to_messages(newer).unwrap();
+        assert_eq!(m["max_tokens"], 9);
+        assert!(
+            !m.contains_key("stream"),
+            "a false stream is left to the default"
+        );
+        assert!(!m.contains_key("system"));
+        let none = map(serde_json::json!({"model": "c", "max_tokens": 1}));
+        assert_eq!(chat_to_messages(none), Err(EncodeError::NoMessages));
+    }
+
+    #[test]
+    fn usage_adds_cached_prompt_tokens_and_later_counts_win() {
+        let mut u: MessagesUsage = serde_json::from_str(
+            r#"{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":1}"#,
+        )
+        .unwrap();
+        u.merge(&serde_json::from_str(r#"{"output_tokens":42}"#).unwrap());
+        let usage = u.to_usage();
+        assert_eq!(usage.prompt_tokens, 100);
+        assert_eq!(usage.cached_tokens(), 90);
+        assert_eq!(usage.completion_tokens, 42);
+        let plain = MessagesUsage {
+            input_tokens: Some(5),
+            ..MessagesUsage::default()
+        };
+        assert_eq!(plain.to_usage().prompt_tokens_details, None);
+    }
+}
