@@ -73,6 +73,9 @@ const CHAT_ONLY: &[&str] = &[
     "seed",
     "parallel_tool_calls",
     "max_completion_tokens",
+    // Anthropic has no JSON mode; a gateway that emulates one would have to rewrite the
+    // prompt, which a measuring tool must not do behind the user's back.
+    "response_format",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,16 +114,42 @@ pub fn chat_to_messages(mut chat: Map<String, Value>) -> Result<Map<String, Valu
         .filter(|v| !v.is_null())
         .ok_or(EncodeError::NoMaxTokens)?;
     let mut system = Vec::new();
-    let mut turns = Vec::with_capacity(messages.len());
+    let mut turns: Vec<Value> = Vec::with_capacity(messages.len());
     for m in messages {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        if role == "system" || role == "developer" {
-            if let Some(c) = m.get("content") {
-                system.push(text_of(c));
+        match role {
+            "system" | "developer" => {
+                if let Some(c) = m.get("content") {
+                    system.push(text_of(c));
+                }
             }
-        } else {
-            turns.push(m);
+            "tool" => {
+                let result = serde_json::json!({
+                    "type": "tool_result",
+                    "tool_use_id": m.get("tool_call_id").cloned().unwrap_or(Value::Null),
+                    "content": m.get("content").map(text_of).unwrap_or_default(),
+                });
+                // Results of one assistant turn's calls go back together, in one user turn.
+                match turns.last_mut() {
+                    Some(last) if is_tool_results(last) => {
+                        if let Some(Value::Array(blocks)) = last.get_mut("content") {
+                            blocks.push(result);
+                        }
+                    }
+                    _ => turns.push(serde_json::json!({"role": "user", "content": [result]})),
+                }
+            }
+            "assistant" if m.get("tool_calls").is_some_and(|t| !t.is_null()) => {
+                turns.push(assistant_with_calls(&m));
+            }
+            _ => turns.push(m),
         }
+    }
+    if let Some(tools) = chat.remove("tools") {
+        out_tools(&mut chat, &tools);
+    }
+    if let Some(c) = chat.remove("tool_choice").as_ref().and_then(tool_choice) {
+        chat.insert("tool_choice".into(), c);
     }
     for key in CHAT_ONLY {
         chat.remove(*key);
@@ -152,6 +181,89 @@ pub fn chat_to_messages(mut chat: Map<String, Value>) -> Result<Map<String, Valu
     }
     out.extend(chat);
     Ok(out)
+}
+
+fn is_tool_results(turn: &Value) -> bool {
+    turn.get("role").and_then(Value::as_str) == Some("user")
+        && turn
+            .get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|b| {
+                b.iter()
+                    .all(|x| x.get("type").and_then(Value::as_str) == Some("tool_result"))
+            })
+}
+
+/// An assistant turn that called tools: its text, then one `tool_use` block per call (the
+/// arguments, a JSON string in OpenAI's shape, become the object Anthropic wants).
+fn assistant_with_calls(m: &Value) -> Value {
+    let mut blocks = Vec::new();
+    let text = m.get("content").map(text_of).unwrap_or_default();
+    if !text.is_empty() {
+        blocks.push(serde_json::json!({"type": "text", "text": text}));
+    }
+    for call in m
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = call.get("function");
+        let input = f
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .and_then(|a| serde_json::from_str::<Value>(a).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        blocks.push(serde_json::json!({
+            "type": "tool_use",
+            "id": call.get("id").cloned().unwrap_or(Value::Null),
+            "name": f.and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null),
+            "input": input,
+        }));
+    }
+    serde_json::json!({"role": "assistant", "content": blocks})
+}
+
+/// OpenAI function tools as Anthropic tools: `parameters` is the `input_schema`.
+fn out_tools(chat: &mut Map<String, Value>, tools: &Value) {
+    let list: Vec<Value> = tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("function"))
+        .map(|f| {
+            let mut tool = Map::new();
+            tool.insert("name".into(), f.get("name").cloned().unwrap_or(Value::Null));
+            if let Some(d) = f.get("description") {
+                tool.insert("description".into(), d.clone());
+            }
+            let schema = f
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}));
+            tool.insert("input_schema".into(), schema);
+            Value::Object(tool)
+        })
+        .collect();
+    if !list.is_empty() {
+        chat.insert("tools".into(), Value::Array(list));
+    }
+}
+
+/// `auto`, `required` (Anthropic's `any`), `none`, or one named function (`tool`).
+fn tool_choice(choice: &Value) -> Option<Value> {
+    let kind = match choice {
+        Value::String(s) if s == "auto" => serde_json::json!({"type": "auto"}),
+        Value::String(s) if s == "required" => serde_json::json!({"type": "any"}),
+        Value::String(s) if s == "none" => serde_json::json!({"type": "none"}),
+        Value::Object(o) => {
+            let name = o.get("function").and_then(|f| f.get("name"))?;
+            serde_json::json!({"type": "tool", "name": name})
+        }
+        _ => return None,
+    };
+    Some(kind)
 }
 
 /// Anthropic's usage: cached and cache-written prompt tokens are counted apart from
@@ -323,6 +435,62 @@ mod tests {
         assert_eq!(m["top_k"], 5);
         for gone in ["stream_options", "seed", "stop", "user"] {
             assert!(!m.contains_key(gone), "{gone} is dropped");
+        }
+    }
+
+    #[test]
+    fn tools_calls_and_results_take_anthropics_shapes() {
+        let chat = map(serde_json::json!({
+            "model": "c", "max_tokens": 50,
+            "tools": [{"type": "function", "function": {"name": "get_weather",
+                "description": "Weather now", "parameters": {"type": "object",
+                "properties": {"city": {"type": "string"}}}}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_2", "type": "function",
+                     "function": {"name": "get_weather", "arguments": "not json"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "call_2", "content": "rain"}
+            ]
+        }));
+        let m = chat_to_messages(chat).unwrap();
+        assert_eq!(m["tools"][0]["name"], "get_weather");
+        assert_eq!(
+            m["tools"][0]["input_schema"]["properties"]["city"]["type"],
+            "string"
+        );
+        assert_eq!(
+            m["tool_choice"],
+            serde_json::json!({"type": "tool", "name": "get_weather"})
+        );
+        let turns = m["messages"].as_array().unwrap();
+        assert_eq!(turns.len(), 3, "{m:?}");
+        let calls = turns[1]["content"].as_array().unwrap();
+        assert_eq!(calls[0]["type"], "tool_use");
+        assert_eq!(calls[0]["input"]["city"], "Paris");
+        assert_eq!(
+            calls[1]["input"],
+            serde_json::json!({}),
+            "unparsable arguments"
+        );
+        let results = turns[2]["content"].as_array().unwrap();
+        assert_eq!(turns[2]["role"], "user");
+        assert_eq!(results.len(), 2, "both results in one user turn");
+        assert_eq!(results[1]["tool_use_id"], "call_2");
+        assert_eq!(results[1]["content"], "rain");
+        for (openai, anthropic) in [("auto", "auto"), ("required", "any"), ("none", "none")] {
+            let chat = map(
+                serde_json::json!({"model": "c", "max_tokens": 1, "messages": [],
+                "tool_choice": openai}),
+            );
+            assert_eq!(
+                chat_to_messages(chat).unwrap()["tool_choice"]["type"],
+                anthropic
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: `scenario` -> `engine` -> `metrics` -> `report`. `mock` (scripted
 //! upstream providers) and `gateway` (the reference model router) depend only on `openai`,
-//! `config` and `net`. `rundir` (the run folder's files) depends only on `metrics`, so the
+//! `api` (the other LLM APIs, as encodings of a chat request), `config`, `net` and `tls`. `rundir` (the run folder's files) depends only on `metrics`, so the
 //! engine and `report` both write through it.
 
 pub mod api;

@@ -190,6 +190,46 @@ fn quickstart_fails_over_to_qwen_and_back_within_the_retry_budget() {
     assert!((0.9..=1.25).contains(&amp), "retry amplification {amp}");
 }
 
+/// anthropic-fallback shortened to 12 s: the 529 storm runs from 4.8 s to 8.4 s. OpenAI
+/// clients are served by the Anthropic-format primary before it, by the OpenAI-format fallback
+/// during it, and see no error.
+#[test]
+fn anthropic_fallback_translates_and_fails_over_the_529_storm() {
+    let r = run(
+        "anthropic-fallback",
+        &["--duration", "12s", "--rate", "120"],
+    );
+    let s = &r.summary;
+    assert_eq!(r.code, 0, "{}\n{}", s["sla"], r.stderr);
+    assert_eq!(f(s, &["overall", "availability"]), 1.0, "{}", s["overall"]);
+    let fault = &s["faults"][0];
+    assert_eq!(fault["upstream"], "claude");
+    assert!(f(fault, &["affected_requests"]) >= 100.0, "{fault}");
+    assert_eq!(f(fault, &["failover_success"]), 1.0, "{fault}");
+    let (start, end) = (f(fault, &["start_s"]), f(fault, &["end_s"]));
+    let served = majority_served_by(s, "assistant");
+    let before: Vec<_> = served.iter().filter(|(t, _)| *t + 1.0 <= start).collect();
+    assert!(
+        !before.is_empty() && before.iter().all(|(_, u)| u == "claude"),
+        "the Anthropic-format primary serves while healthy: {served:?}"
+    );
+    let during: Vec<_> = served
+        .iter()
+        .filter(|(t, _)| *t >= start + 1.0 && *t + 1.0 <= end)
+        .collect();
+    assert!(
+        !during.is_empty() && during.iter().all(|(_, u)| u == "deepseek"),
+        "{served:?}"
+    );
+    // Usage came back through the translation: every success counted its tokens.
+    let overall = &s["overall"];
+    assert_eq!(
+        overall["prompt_tokens_from"]["usage"], overall["successes"],
+        "{overall}"
+    );
+    assert!(f(overall, &["tokens", "completion"]) >= 40.0 * f(overall, &["successes"]));
+}
+
 #[test]
 fn without_a_fallback_the_outage_costs_its_share_and_the_run_exits_1() {
     let r = run("no-fallback", &["--duration", "14s", "--rate", "150"]);

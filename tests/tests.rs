@@ -28,5 +28,6 @@ mod summary_numbers;
 mod support;
 mod tiers;
 mod tls;
+mod translation;
 mod upstream_misbehaviour;
 mod workload;

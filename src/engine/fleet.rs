@@ -43,6 +43,8 @@ pub struct StartedFleet {
     pub prices: BTreeMap<String, Price>,
     /// What the run's clients trust and present over TLS.
     pub tls: ClientSettings,
+    /// The API each upstream speaks to the embedded gateway, same order.
+    upstream_apis: Vec<crate::api::Api>,
     mocks: Vec<MockHandle>,
     gateway: Option<GatewayHandle>,
 }
@@ -83,6 +85,7 @@ impl StartedFleet {
             tls: tls.clone(),
             targets: Vec::new(),
             upstreams: scenario.upstreams.iter().map(|u| u.name.clone()).collect(),
+            upstream_apis: scenario.upstreams.iter().map(|u| u.api).collect(),
             upstream_urls: Vec::with_capacity(scenario.upstreams.len()),
             description: String::new(),
             controls: HashMap::new(),
@@ -159,7 +162,11 @@ impl StartedFleet {
         let config = config
             .bind(|name| {
                 let i = self.upstreams.iter().position(|n| n == name)?;
-                self.upstream_urls.get(i).map(String::as_str)
+                let url = self.upstream_urls.get(i)?;
+                Some((
+                    url.as_str(),
+                    self.upstream_apis.get(i).copied().unwrap_or_default(),
+                ))
             })
             .map_err(|e| FleetError::Gateway(e.to_string()))?;
         let tls = gateway::GatewayTls {

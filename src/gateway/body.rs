@@ -13,6 +13,7 @@ use tokio::time::Sleep;
 
 use super::admission::Admitted;
 use super::metrics::StreamCuts;
+use super::translate::{StreamError, StreamTranslator};
 use crate::openai::{DEFAULT_MAX_EVENT_BYTES, DONE_DATA};
 
 /// Why a relayed stream stopped early.
@@ -26,6 +27,8 @@ pub enum RelayError {
     LineTooLong { limit: usize },
     #[error("the upstream ended the stream without `data: [DONE]`")]
     Unfinished,
+    #[error("{0}")]
+    Translate(#[from] StreamError),
 }
 
 impl RelayError {
@@ -36,6 +39,8 @@ impl RelayError {
             Self::Deadline => "deadline",
             Self::LineTooLong { .. } => "line_too_long",
             Self::Unfinished => "unfinished",
+            Self::Translate(StreamError::Reported(_)) => "upstream_error",
+            Self::Translate(StreamError::Malformed(_)) => "malformed",
         }
     }
 }
@@ -109,6 +114,10 @@ pin_project! {
         unflushed: bool,
         // A cut decided while frames were unflushed, held back for one poll.
         cut: Option<RelayError>,
+        // Turns another API's events into chat chunks (see `translate`).
+        translate: Option<Box<StreamTranslator>>,
+        // The upstream has ended; what is left is `first` (a translated tail), then the end.
+        ended: bool,
     }
 }
 
@@ -133,6 +142,7 @@ impl GatewayBody {
         rest: Incoming,
         deadline: tokio::time::Instant,
         cuts: StreamCuts,
+        translate: Option<Box<StreamTranslator>>,
     ) -> Self {
         Self {
             full: None,
@@ -145,6 +155,8 @@ impl GatewayBody {
                 over: false,
                 unflushed: false,
                 cut: None,
+                translate,
+                ended: false,
             }),
             held: None,
         }
@@ -166,7 +178,7 @@ impl Body for GatewayBody {
         let Some(relay) = this.relay.as_pin_mut() else {
             return Poll::Ready(None);
         };
-        let r = relay.project();
+        let mut r = relay.project();
         if *r.over {
             return Poll::Ready(None);
         }
@@ -174,21 +186,47 @@ impl Body for GatewayBody {
             Some(Err(e))
         } else if let Some(b) = r.first.take() {
             Some(r.watch.see(&b).map(|()| Frame::data(b)))
+        } else if *r.ended {
+            if r.watch.ended_with_done() {
+                None
+            } else {
+                Some(Err(RelayError::Unfinished))
+            }
         } else if r.deadline.poll(cx).is_ready() {
             Some(Err(RelayError::Deadline))
         } else {
-            match r.rest.poll_frame(cx) {
-                Poll::Pending => {
-                    *r.unflushed = false;
-                    return Poll::Pending;
+            loop {
+                match r.rest.as_mut().poll_frame(cx) {
+                    Poll::Pending => {
+                        *r.unflushed = false;
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Some(Ok(f))) => {
+                        let (Some(t), Some(d)) = (r.translate.as_mut(), f.data_ref()) else {
+                            break Some(match f.data_ref() {
+                                Some(d) => r.watch.see(d).map(|()| f),
+                                None => Ok(f),
+                            });
+                        };
+                        match t.feed(d) {
+                            // Part of an event: nothing to send yet, read on.
+                            Ok(out) if out.is_empty() => {}
+                            Ok(out) => break Some(r.watch.see(&out).map(|()| Frame::data(out))),
+                            Err(e) => break Some(Err(e.into())),
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => break Some(Err(RelayError::Upstream(e))),
+                    Poll::Ready(None) => {
+                        let tail = match r.translate.as_mut().map(|t| t.finish()) {
+                            Some(Ok(tail)) if !tail.is_empty() => tail,
+                            Some(Err(e)) => break Some(Err(e.into())),
+                            _ if r.watch.ended_with_done() => break None,
+                            _ => break Some(Err(RelayError::Unfinished)),
+                        };
+                        *r.ended = true;
+                        break Some(r.watch.see(&tail).map(|()| Frame::data(tail)));
+                    }
                 }
-                Poll::Ready(Some(Ok(f))) => Some(match f.data_ref() {
-                    Some(d) => r.watch.see(d).map(|()| f),
-                    None => Ok(f),
-                }),
-                Poll::Ready(Some(Err(e))) => Some(Err(RelayError::Upstream(e))),
-                Poll::Ready(None) if r.watch.ended_with_done() => None,
-                Poll::Ready(None) => Some(Err(RelayError::Unfinished)),
             }
         };
         match result {

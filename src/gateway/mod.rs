@@ -39,6 +39,7 @@ mod metrics;
 mod ratelimit;
 mod router;
 mod server;
+mod translate;
 mod upstream;
 mod window;
 

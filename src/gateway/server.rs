@@ -266,10 +266,11 @@ fn relay(
             headers,
             first,
             rest,
+            translate,
         } => (
             status,
             headers,
-            GatewayBody::relay(first, rest, deadline, cuts.clone()),
+            GatewayBody::relay(first, rest, deadline, cuts.clone(), translate),
         ),
     };
     let mut resp = Response::new(body.holding(held));

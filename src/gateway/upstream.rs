@@ -18,12 +18,14 @@ use hyper_util::rt::TokioExecutor;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 
+use crate::api::{ANTHROPIC_KEY_HEADER, ANTHROPIC_VERSION, ANTHROPIC_VERSION_HEADER, Api};
 use crate::openai::{REQUEST_ID_HEADER, UPSTREAM_HEADER, read_retry_after};
 
 use super::admission::SlotPool;
 use super::breaker::Breaker;
 use super::config::{RetryConfig, UpstreamConfig};
 use super::error::{ProxyError, TimeoutPhase};
+use super::translate::{self, StreamTranslator};
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -61,7 +63,9 @@ pub fn client(connect_timeout: Duration, tls: &crate::tls::ClientTls) -> HttpCli
 pub struct Upstream {
     pub name: String,
     pub chat_uri: Uri,
-    auth: Option<HeaderValue>,
+    /// The API it speaks; `chat_uri` is that API's endpoint.
+    pub api: Api,
+    auth: Option<(HeaderName, HeaderValue)>,
     pub breaker: Arc<Breaker>,
     pub latency: Histogram,
     /// Its `max_concurrent`, with the top tier's reserve, when admission bounds it.
@@ -75,24 +79,26 @@ impl Upstream {
         latency: Histogram,
         slots: Option<Arc<SlotPool>>,
     ) -> Option<Self> {
-        let base = cfg.url.trim_end_matches('/');
-        let path = if base.ends_with("/v1") {
-            "/chat/completions"
-        } else {
-            "/v1/chat/completions"
-        };
-        let chat_uri: Uri = format!("{base}{path}").parse().ok()?;
+        let chat_uri: Uri = cfg.api.url(&cfg.url).parse().ok()?;
         let auth = match &cfg.api_key {
             None => None,
             Some(k) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok()?;
+                let (name, text) = match cfg.api {
+                    Api::Chat => (AUTHORIZATION, format!("Bearer {}", k.expose())),
+                    Api::Messages => (
+                        HeaderName::from_static(ANTHROPIC_KEY_HEADER),
+                        k.expose().to_string(),
+                    ),
+                };
+                let mut v = HeaderValue::from_str(&text).ok()?;
                 v.set_sensitive(true);
-                Some(v)
+                Some((name, v))
             }
         };
         Some(Self {
             name: cfg.name.clone(),
             chat_uri,
+            api: cfg.api,
             auth,
             breaker,
             latency,
@@ -113,6 +119,8 @@ pub enum Reply {
         headers: HeaderMap,
         first: Bytes,
         rest: Incoming,
+        /// Turns the rest into chat chunks, for an upstream that speaks another API.
+        translate: Option<Box<StreamTranslator>>,
     },
 }
 
@@ -142,13 +150,31 @@ pub async fn attempt(
     deadline: Instant,
     retry: &RetryConfig,
 ) -> AttemptOutcome {
+    let (body, include_usage) = match up.api {
+        Api::Chat => (body, false),
+        Api::Messages => match translate::request(&body) {
+            Ok(translated) => translated,
+            Err(detail) => {
+                return AttemptOutcome::Failed(ProxyError::Internal(format!(
+                    "the request could not be translated for {}: {detail}",
+                    up.name
+                )));
+            }
+        },
+    };
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = up.chat_uri.clone();
     let h = req.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(a) = &up.auth {
-        h.insert(AUTHORIZATION, a.clone());
+    if let Some((name, value)) = &up.auth {
+        h.insert(name.clone(), value.clone());
+    }
+    if up.api == Api::Messages {
+        h.insert(
+            HeaderName::from_static(ANTHROPIC_VERSION_HEADER),
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
     }
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
@@ -172,7 +198,10 @@ pub async fn attempt(
     };
     up.latency.observe(started.elapsed().as_secs_f64());
     let (parts, mut incoming) = resp.into_parts();
-    let status = parts.status;
+    let status = match up.api {
+        Api::Chat => parts.status,
+        Api::Messages => translate::status(parts.status),
+    };
     let headers = forwarded_headers(&parts.headers);
     if status.is_success() {
         let bad = |detail: String| {
@@ -188,30 +217,55 @@ pub async fn attempt(
         if stream {
             // Nothing is sent to the client until the first chunk is in hand, so a stream
             // that dies before it can still fail over.
-            let first = match first_chunk(&mut incoming, head_by).await {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    return AttemptOutcome::Failed(ProxyError::Reset {
-                        upstream: up.name.clone(),
-                        detail: "stream ended before its first chunk".into(),
-                    });
-                }
-                Err(FirstChunkError::Timeout) => return timeout(phase),
-                Err(FirstChunkError::Body(e)) => {
-                    return AttemptOutcome::Failed(ProxyError::Reset {
-                        upstream: up.name.clone(),
-                        detail: e.to_string(),
-                    });
+            let mut translator =
+                (up.api == Api::Messages).then(|| Box::new(StreamTranslator::new(include_usage)));
+            let reset = |detail: String| {
+                AttemptOutcome::Failed(ProxyError::Reset {
+                    upstream: up.name.clone(),
+                    detail,
+                })
+            };
+            // A translated stream's first chunk may be only part of an event: read until
+            // there is something to send, still before anything reaches the client.
+            let first = loop {
+                let chunk = match first_chunk(&mut incoming, head_by).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return reset("stream ended before its first chunk".into()),
+                    Err(FirstChunkError::Timeout) => return timeout(phase),
+                    Err(FirstChunkError::Body(e)) => return reset(e.to_string()),
+                };
+                let Some(t) = translator.as_mut() else {
+                    break chunk;
+                };
+                match t.feed(&chunk) {
+                    Ok(out) if out.is_empty() => {}
+                    Ok(out) => break out,
+                    // An `error` event before any output (an overloaded provider says so this
+                    // way too): nothing reached the client, so it can still fail over.
+                    Err(e) => return reset(e.to_string()),
                 }
             };
+            let mut headers = headers;
+            if translator.is_some() {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            }
             return AttemptOutcome::Served(Reply::Stream {
                 status,
                 headers,
                 first,
                 rest: incoming,
+                translate: translator,
             });
         }
-        return match read_all(incoming, MAX_RESPONSE_BYTES, deadline).await {
+        let read = read_all(incoming, MAX_RESPONSE_BYTES, deadline).await;
+        let read = match (up.api, read) {
+            (Api::Messages, Ok(body)) => match translate::completion(&body) {
+                Ok(chat) => Ok(chat),
+                Err(detail) => return bad(detail),
+            },
+            (_, read) => read,
+        };
+        return match read {
             Ok(body) => match invalid_completion(&body) {
                 None => AttemptOutcome::Served(Reply::Full {
                     status,
@@ -247,7 +301,17 @@ pub async fn attempt(
             });
         }
     };
-    let code = error_code(&body);
+    let (body, code) = match up.api {
+        Api::Chat => {
+            let code = error_code(&body);
+            (body, code)
+        }
+        Api::Messages => translate::error(status, &body),
+    };
+    let mut headers = headers;
+    if up.api == Api::Messages {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     let retryable =
         retry.retries_status(status.as_u16()) || code.as_deref() == Some("insufficient_quota");
     if !retryable {

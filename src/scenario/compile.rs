@@ -319,8 +319,26 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
                 check_url(c, url, &key("url")).map(|url| UpstreamSource::Url { url, admin_token })
             }
         };
-        if let (Some(name), Some(source)) = (name, source) {
-            out.push(Upstream { name, source });
+        let api = match &u.api {
+            None => Some(Api::Chat),
+            Some(a) => {
+                let api = Api::from_name(a.get_ref());
+                if api.is_none() {
+                    c.error(
+                        a.span(),
+                        key("api"),
+                        format!(
+                            "`{}` is not an API gauntlet's gateway speaks; use one of: {}",
+                            a.get_ref(),
+                            Api::NAMES.join(", ")
+                        ),
+                    );
+                }
+                api
+            }
+        };
+        if let (Some(name), Some(source), Some(api)) = (name, source, api) {
+            out.push(Upstream { name, source, api });
         }
     }
     out

@@ -71,6 +71,8 @@ pub enum Target {
 pub struct Upstream {
     pub name: String,
     pub source: UpstreamSource,
+    /// The API the embedded gateway speaks to it (it translates from the clients' chat).
+    pub api: Api,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -138,6 +138,10 @@ pub struct RawUpstream {
     /// Control-API token of a running mock: a literal or "env:NAME".
     #[schemars(with = "Option<String>")]
     pub admin_token: Option<Spanned<String>>,
+    /// The API the embedded gateway speaks to this provider: `chat` (default) or `messages`
+    /// (an Anthropic-format provider; the gateway translates its clients' chat requests).
+    #[schemars(with = "Option<String>")]
+    pub api: Option<Spanned<String>>,
 }
 
 /// Open (arrival rate) or closed (fixed concurrency) load.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::api::Api;
 use crate::config::{Check, ConfigError};
 
 use super::raw::{
@@ -52,11 +53,27 @@ pub(super) fn compile_upstreams(
             .max_concurrent
             .as_ref()
             .and_then(|v| nonzero(check, v, &format!("{key}.max_concurrent")));
+        let api = match &u.api {
+            None => Api::Chat,
+            Some(a) => Api::from_name(a.get_ref()).unwrap_or_else(|| {
+                check.error(
+                    a.span(),
+                    format!("{key}.api"),
+                    format!(
+                        "`{}` is not an API the gateway speaks; use one of: {}",
+                        a.get_ref(),
+                        Api::NAMES.join(", ")
+                    ),
+                );
+                Api::Chat
+            }),
+        };
         out.push(UpstreamConfig {
             name: name.unwrap_or_default(),
             url: u.url.get_ref().clone(),
             api_key,
             max_concurrent,
+            api,
         });
     }
     out

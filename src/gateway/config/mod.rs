@@ -1,6 +1,7 @@
 //! The gateway's configuration: raw TOML shapes (with spans) and their compilation into typed
 //! settings, either from a standalone file or from a scenario's `[gateway]` table.
 
+use crate::api::Api;
 use crate::config::Secret;
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -45,6 +46,8 @@ pub struct UpstreamConfig {
     /// Requests this upstream may have in flight at once (its slots); `None`: the
     /// `[admission] upstream_max_concurrent` default, or unbounded.
     pub max_concurrent: Option<NonZeroU32>,
+    /// The API it speaks; requests (OpenAI chat from the clients) are translated to it.
+    pub api: Api,
 }
 
 /// The tier a key without `tier` belongs to.
@@ -333,10 +336,14 @@ impl EmbeddedConfig {
 
     /// The gateway's config with each upstream at its base URL; `address` gives the URL of
     /// an upstream by name (the fleet knows them once everything listens).
-    pub fn bind<'a>(&self, address: impl Fn(&str) -> Option<&'a str>) -> Result<Config, BindError> {
+    /// `address` gives each upstream's URL and the API it speaks.
+    pub fn bind<'a>(
+        &self,
+        address: impl Fn(&str) -> Option<(&'a str, Api)>,
+    ) -> Result<Config, BindError> {
         let mut upstreams = Vec::with_capacity(self.upstreams.len());
         for name in &self.upstreams {
-            let url = address(name).ok_or_else(|| BindError::Missing(name.clone()))?;
+            let (url, api) = address(name).ok_or_else(|| BindError::Missing(name.clone()))?;
             validate_url(url).map_err(|reason| BindError::BadUrl {
                 name: name.clone(),
                 reason,
@@ -346,6 +353,7 @@ impl EmbeddedConfig {
                 url: url.to_string(),
                 api_key: None,
                 max_concurrent: None,
+                api,
             });
         }
         Ok(Config {
@@ -528,32 +536,34 @@ url = "http://127.0.0.1:9002/v1"
         assert_eq!(e.routes()[0].fallbacks[0].upstream, "b");
         let c = e
             .bind(|n| match n {
-                "a" => Some("http://127.0.0.1:9001"),
-                "b" => Some("http://127.0.0.1:9002/v1"),
+                "a" => Some(("http://127.0.0.1:9001", Api::Chat)),
+                "b" => Some(("http://127.0.0.1:9002/v1", Api::Messages)),
                 _ => None,
             })
             .unwrap();
-        let urls: Vec<(&str, &str)> = c
+        let urls: Vec<(&str, &str, Api)> = c
             .upstreams
             .iter()
-            .map(|u| (u.name.as_str(), u.url.as_str()))
+            .map(|u| (u.name.as_str(), u.url.as_str(), u.api))
             .collect();
         assert_eq!(
             urls,
             [
-                ("a", "http://127.0.0.1:9001"),
-                ("b", "http://127.0.0.1:9002/v1")
+                ("a", "http://127.0.0.1:9001", Api::Chat),
+                ("b", "http://127.0.0.1:9002/v1", Api::Messages)
             ]
         );
         assert_eq!(c.routes, e.routes());
         assert_eq!(
-            e.bind(|n| (n == "a").then_some("http://127.0.0.1:9001")),
+            e.bind(|n| (n == "a").then_some(("http://127.0.0.1:9001", Api::Chat))),
             Err(BindError::Missing("b".into()))
         );
-        let https = e.bind(|_| Some("https://127.0.0.1:9001")).unwrap();
+        let https = e
+            .bind(|_| Some(("https://127.0.0.1:9001", Api::Chat)))
+            .unwrap();
         assert_eq!(https.upstreams[0].url, "https://127.0.0.1:9001");
         let keyed = e
-            .bind(|_| Some("https://user:key@127.0.0.1:9001"))
+            .bind(|_| Some(("https://user:key@127.0.0.1:9001", Api::Chat)))
             .unwrap_err();
         assert!(
             keyed

@@ -54,6 +54,8 @@ pub struct RawUpstream {
     /// The old spelling of `api_key = "env:NAME"`, refused with a pointer to it.
     pub api_key_env: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
+    /// `chat` (default) or `messages` (Anthropic's Messages API).
+    pub api: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,550 @@
+//! Serving OpenAI chat clients from an upstream that speaks Anthropic's Messages API: the
+//! request re-encoded (`api::chat_to_messages`), and the answer, its stream and its errors
+//! turned back into OpenAI's shapes, so the client cannot tell which API served it. A stream
+//! stays a stream: each Anthropic event becomes (at most a few) chat chunks as it arrives.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::api::{MessagesUsage, chat_to_messages};
+use crate::openai::{ApiError, ApiErrorKind, SseDecoder};
+
+/// What a client that leaves out `max_tokens` gets: Anthropic requires a budget, and this is
+/// the common gateway default (LiteLLM's too).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Anthropic's "overloaded": not a status OpenAI clients (or retry settings) know.
+const OVERLOADED: u16 = 529;
+
+/// The client's chat request as a Messages request, and whether it asked for usage in its
+/// stream (OpenAI sends a usage chunk only then).
+pub fn request(chat: &[u8]) -> Result<(Bytes, bool), String> {
+    let mut map: Map<String, Value> =
+        serde_json::from_slice(chat).map_err(|e| format!("request body: {e}"))?;
+    let include_usage = map
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let has_budget = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .any(|k| map.get(*k).is_some_and(|v| !v.is_null()));
+    if !has_budget {
+        map.insert("max_tokens".into(), DEFAULT_MAX_TOKENS.into());
+    }
+    let out = chat_to_messages(map).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&out).map_err(|e| e.to_string())?;
+    Ok((Bytes::from(body), include_usage))
+}
+
+/// The status a Messages upstream's error is seen as: 529 is a 503 to OpenAI clients, to the
+/// gateway's retry settings and to its breaker.
+pub fn status(status: StatusCode) -> StatusCode {
+    if status.as_u16() == OVERLOADED {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status
+    }
+}
+
+#[derive(Deserialize)]
+struct AnthropicError {
+    error: AnthropicErrorBody,
+}
+
+#[derive(Deserialize)]
+struct AnthropicErrorBody {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// An Anthropic error body as an OpenAI one: same message, OpenAI's type for the status, and
+/// Anthropic's type kept as the `code` (e.g. `overloaded_error`). Returns the body and the
+/// code; a body that is not Anthropic's shape gets a message saying so.
+pub fn error(status: StatusCode, body: &[u8]) -> (Bytes, Option<String>) {
+    let (message, code) = match serde_json::from_slice::<AnthropicError>(body) {
+        Ok(e) => (
+            e.error.message,
+            Some(e.error.kind).filter(|k| !k.is_empty()),
+        ),
+        Err(_) => (
+            format!("the upstream answered {status} without an Anthropic error body"),
+            None,
+        ),
+    };
+    let kind = ApiErrorKind::from_status_code(status.as_u16(), None);
+    let mut body = ApiError::new(kind, message).body();
+    // A 429 keeps OpenAI's code (clients branch on `rate_limit_exceeded`); otherwise
+    // Anthropic's type says more than OpenAI's generic one.
+    if status != StatusCode::TOO_MANY_REQUESTS && code.is_some() {
+        body.error.code.clone_from(&code);
+    }
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    (Bytes::from(bytes), code)
+}
+
+fn finish_reason(stop: &str) -> &'static str {
+    match stop {
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    content: Vec<Block>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: MessagesUsage,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// A whole Messages answer as a chat completion.
+pub fn completion(body: &[u8]) -> Result<Bytes, String> {
+    let m: Message =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON Messages answer: {e}"))?;
+    if m.kind != "message" {
+        return Err(format!("a Messages answer of type `{}`", m.kind));
+    }
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for b in &m.content {
+        match b.kind.as_str() {
+            "text" => text.push_str(b.text.as_deref().unwrap_or("")),
+            "thinking" => reasoning.push_str(b.thinking.as_deref().unwrap_or("")),
+            "tool_use" => calls.push(serde_json::json!({
+                "id": b.id, "type": "function",
+                "function": {
+                    "name": b.name,
+                    "arguments": b.input.as_ref().map_or_else(|| "{}".to_string(), Value::to_string),
+                },
+            })),
+            _ => {}
+        }
+    }
+    let mut message = serde_json::json!({
+        "role": "assistant",
+        "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) },
+    });
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = Value::String(reasoning);
+    }
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    let out = serde_json::json!({
+        "id": format!("chatcmpl-{}", m.id),
+        "object": "chat.completion",
+        "created": now(),
+        "model": m.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "finish_reason": finish_reason(m.stop_reason.as_deref().unwrap_or("end_turn")),
+        }],
+        "usage": m.usage.to_usage(),
+    });
+    serde_json::to_vec(&out)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+/// Why a translated stream cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("the upstream reported an error mid-stream: {0}")]
+    Reported(String),
+    #[error("the upstream sent an event that is not Messages JSON: {0}")]
+    Malformed(String),
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: Option<Message>,
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    content_block: Option<Block>,
+    #[serde(default)]
+    delta: Option<EventDelta>,
+    #[serde(default)]
+    usage: Option<MessagesUsage>,
+    #[serde(default)]
+    error: Option<AnthropicErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct EventDelta {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    partial_json: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+/// Turns a Messages event stream into chat chunks, event by event.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    decoder: SseDecoder,
+    include_usage: bool,
+    id: String,
+    model: String,
+    created: u64,
+    usage: MessagesUsage,
+    /// Content-block index → tool-call index, for blocks that are tool calls.
+    tools: Vec<(usize, usize)>,
+}
+
+impl StreamTranslator {
+    pub fn new(include_usage: bool) -> Self {
+        Self {
+            decoder: SseDecoder::new(),
+            include_usage,
+            id: String::new(),
+            model: String::new(),
+            created: now(),
+            usage: MessagesUsage::default(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// The chat stream bytes for `data` (empty while an event is still incomplete).
+    pub fn feed(&mut self, data: &[u8]) -> Result<Bytes, StreamError> {
+        let mut events = Vec::new();
+        self.decoder
+            .feed(data, |ev| events.push(ev.data))
+            .map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let mut out = BytesMut::new();
+        for data in events {
+            self.event(&data, &mut out)?;
+        }
+        Ok(out.freeze())
+    }
+
+    /// The upstream ended: a last event without its blank line is still translated.
+    pub fn finish(&mut self) -> Result<Bytes, StreamError> {
+        let mut out = BytesMut::new();
+        if let Some(ev) = self
+            .decoder
+            .finish()
+            .map_err(|e| StreamError::Malformed(e.to_string()))?
+        {
+            self.event(&ev.data, &mut out)?;
+        }
+        Ok(out.freeze())
+    }
+
+    fn chunk(&self, out: &mut BytesMut, delta: Value, finish: Option<&str>) {
+        let chunk = serde_json::json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        put_data(out, &chunk);
+    }
+
+    fn event(&mut self, data: &str, out: &mut BytesMut) -> Result<(), StreamError> {
+        let ev: Event = serde_json::from_str(data)
+            .map_err(|e| StreamError::Malformed(format!("{e}: {}", cut(data))))?;
+        match ev.kind.as_str() {
+            "message_start" => {
+                if let Some(m) = ev.message {
+                    self.id = format!("chatcmpl-{}", m.id);
+                    self.model = m.model;
+                    self.usage.merge(&m.usage);
+                }
+                self.chunk(
+                    out,
+                    serde_json::json!({"role": "assistant", "content": ""}),
+                    None,
+                );
+            }
+            "content_block_start" => {
+                let Some(b) = ev.content_block.filter(|b| b.kind == "tool_use") else {
+                    return Ok(());
+                };
+                let call = self.tools.len();
+                self.tools.push((ev.index.unwrap_or(0), call));
+                let delta = serde_json::json!({"tool_calls": [{
+                    "index": call, "id": b.id, "type": "function",
+                    "function": {"name": b.name, "arguments": ""},
+                }]});
+                self.chunk(out, delta, None);
+            }
+            "content_block_delta" => {
+                let Some(d) = ev.delta else {
+                    return Ok(());
+                };
+                let delta = match d.kind.as_deref() {
+                    Some("text_delta") => serde_json::json!({"content": d.text}),
+                    Some("thinking_delta") => serde_json::json!({"reasoning_content": d.thinking}),
+                    Some("input_json_delta") => {
+                        let block = ev.index.unwrap_or(0);
+                        let Some(&(_, call)) = self.tools.iter().find(|(b, _)| *b == block) else {
+                            return Ok(());
+                        };
+                        serde_json::json!({"tool_calls": [{
+                            "index": call, "function": {"arguments": d.partial_json},
+                        }]})
+                    }
+                    _ => return Ok(()),
+                };
+                self.chunk(out, delta, None);
+            }
+            "message_delta" => {
+                if let Some(u) = &ev.usage {
+                    self.usage.merge(u);
+                }
+                if let Some(stop) = ev.delta.and_then(|d| d.stop_reason) {
+                    self.chunk(out, serde_json::json!({}), Some(finish_reason(&stop)));
+                }
+            }
+            "message_stop" => {
+                if self.include_usage {
+                    let chunk = serde_json::json!({
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": self.usage.to_usage(),
+                    });
+                    put_data(out, &chunk);
+                }
+                out.put_slice(b"data: [DONE]\n\n");
+            }
+            "error" => {
+                let message = ev
+                    .error
+                    .map(|e| format!("{}: {}", e.kind, e.message))
+                    .unwrap_or_default();
+                return Err(StreamError::Reported(message));
+            }
+            // `ping`, `content_block_stop` and event types added later carry nothing to relay.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn put_data(out: &mut BytesMut, v: &Value) {
+    out.put_slice(b"data: ");
+    // A JSON value always serialises.
+    out.put_slice(&serde_json::to_vec(v).unwrap_or_default());
+    out.put_slice(b"\n\n");
+}
+
+fn cut(s: &str) -> &str {
+    let mut end = s.len().min(120);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(bytes: &[u8]) -> Vec<Value> {
+        let text = std::str::from_utf8(bytes).unwrap();
+        text.split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let data = e.strip_prefix("data: ").unwrap();
+                if data == "[DONE]" {
+                    Value::String("[DONE]".into())
+                } else {
+                    serde_json::from_str(data).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_request_gets_a_budget_and_remembers_usage() {
+        let (body, usage) = request(
+            br#"{"model":"c","stream":true,"stream_options":{"include_usage":true},
+                "messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        assert!(usage);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(v["system"], "s");
+        assert!(v.get("stream_options").is_none());
+        assert!(request(b"[1]").is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_meaning() {
+        assert_eq!(
+            status(StatusCode::from_u16(529).unwrap()),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(StatusCode::TOO_MANY_REQUESTS),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let (body, code) = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        assert_eq!(code.as_deref(), Some("overloaded_error"));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["message"], "Overloaded");
+        assert_eq!(v["error"]["type"], "server_error");
+        assert_eq!(v["error"]["code"], "overloaded_error");
+        let (body, code) = error(StatusCode::BAD_REQUEST, b"<html>");
+        assert_eq!(code, None);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn a_whole_answer_becomes_a_chat_completion() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude",
+            "content":[{"type":"thinking","thinking":"hm"},{"type":"text","text":"Hi there"},
+                {"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}],
+            "stop_reason":"tool_use","usage":{"input_tokens":7,"cache_read_input_tokens":3,
+            "output_tokens":5}}"#;
+        let v: Value = serde_json::from_slice(&completion(body).unwrap()).unwrap();
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(v["id"], "chatcmpl-msg_1");
+        let c = &v["choices"][0];
+        assert_eq!(c["finish_reason"], "tool_calls");
+        assert_eq!(c["message"]["content"], "Hi there");
+        assert_eq!(c["message"]["reasoning_content"], "hm");
+        assert_eq!(
+            c["message"]["tool_calls"][0]["function"]["arguments"],
+            r#"{"a":1}"#
+        );
+        assert_eq!(v["usage"]["prompt_tokens"], 10);
+        assert_eq!(v["usage"]["completion_tokens"], 5);
+        assert_eq!(v["usage"]["total_tokens"], 15);
+        assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 3);
+        assert!(completion(br#"{"type":"error"}"#).is_err());
+        assert!(completion(b"{").is_err());
+    }
+
+    fn event(name: &str, data: &str) -> String {
+        format!("event: {name}\ndata: {data}\n\n")
+    }
+
+    #[test]
+    fn a_stream_becomes_chat_chunks_however_it_is_split() {
+        let stream = [
+            event("message_start", r#"{"type":"message_start","message":{"id":"msg_9","type":"message","model":"claude","content":[],"usage":{"input_tokens":12,"output_tokens":1}}}"#),
+            event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+            event("ping", r#"{"type":"ping"}"#),
+            event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#),
+            event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}"#),
+            event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+            event("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#),
+            event("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#),
+            event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":4}}"#),
+            event("message_stop", r#"{"type":"message_stop"}"#),
+        ]
+        .concat();
+        for split in [1, 7, stream.len()] {
+            let mut t = StreamTranslator::new(true);
+            let mut out = Vec::new();
+            for piece in stream.as_bytes().chunks(split) {
+                out.extend_from_slice(&t.feed(piece).unwrap());
+            }
+            out.extend_from_slice(&t.finish().unwrap());
+            let c = chunks(&out);
+            assert_eq!(c.len(), 8, "split {split}: {c:?}");
+            assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
+            assert_eq!(c[0]["id"], "chatcmpl-msg_9");
+            assert_eq!(c[1]["choices"][0]["delta"]["content"], "Hel");
+            assert_eq!(c[2]["choices"][0]["delta"]["content"], "lo");
+            assert_eq!(
+                c[3]["choices"][0]["delta"]["tool_calls"][0]["id"],
+                "toolu_1"
+            );
+            assert_eq!(
+                c[4]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+                "{\"a\":"
+            );
+            assert_eq!(c[5]["choices"][0]["finish_reason"], "length");
+            assert_eq!(c[6]["usage"]["prompt_tokens"], 12);
+            assert_eq!(c[6]["usage"]["completion_tokens"], 4);
+            assert_eq!(c[7], "[DONE]");
+        }
+    }
+
+    #[test]
+    fn an_error_event_or_garbage_stops_the_stream() {
+        let mut t = StreamTranslator::new(false);
+        let e = t
+            .feed(event("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#).as_bytes())
+            .unwrap_err();
+        assert_eq!(
+            e,
+            StreamError::Reported("overloaded_error: Overloaded".into())
+        );
+        let mut t = StreamTranslator::new(false);
+        assert!(matches!(
+            t.feed(b"data: {not json\n\n"),
+            Err(StreamError::Malformed(_))
+        ));
+        let mut t = StreamTranslator::new(false);
+        let out = t
+            .feed(event("message_stop", r#"{"type":"message_stop"}"#).as_bytes())
+            .unwrap();
+        assert_eq!(
+            chunks(&out),
+            [Value::String("[DONE]".into())],
+            "no usage chunk unless asked"
+        );
+    }
+}
