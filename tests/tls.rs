@@ -546,3 +546,98 @@ fn the_reference_gateway_serves_https_and_reaches_https_providers() {
         "{overall}"
     );
 }
+
+/// A TLS server (HTTP/1.1) that answers one completion per connection and closes it, as a
+/// gateway without keep-alive does.
+async fn closing_server(server: &ServerFiles) -> String {
+    let config = server_config(server, &[ALPN_HTTP1]).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+                    Ok::<_, Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "application/json")
+                            .header("connection", "close")
+                            .body(Full::new(Bytes::from(completion_json("alpha"))))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_closes_its_connections_shows_up_as_handshakes_and_sessions_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = SelfSigned::generate(dir.path()).unwrap();
+    let m = tls_mock(&pki.server).await;
+    let closing = closing_server(&pki.server).await;
+    let run = |url: String| {
+        let ca = pki.ca.clone();
+        async move {
+            let load = closed_load(4, Duration::from_secs(2), Duration::ZERO);
+            let sc = scenario(&url, load, vec![class("c", 1, "m", false)]);
+            engine::run_scenario(&sc, &trusting(&ca), never_stop())
+                .await
+                .unwrap()
+                .summary
+        }
+    };
+
+    let kept = run(m.url()).await;
+    let c = kept.overall.connections;
+    assert_eq!(kept.overall.successes, kept.overall.requests);
+    assert!(kept.overall.requests > 40, "{:?}", kept.overall);
+    assert!(
+        (4..=8).contains(&c.opened),
+        "four users, one kept-alive connection each: {c:?}"
+    );
+    assert_eq!(c.tls_full + c.tls_resumed, c.opened, "{c:?}");
+
+    let closed = run(closing).await;
+    let c2 = closed.overall.connections;
+    let requests = closed.overall.requests;
+    assert_eq!(
+        closed.overall.successes, requests,
+        "{:?}",
+        closed.overall.errors
+    );
+    assert!(
+        c2.opened * 10 >= requests * 9,
+        "nearly every request opened a connection: {c2:?} of {requests}"
+    );
+    assert!(
+        c2.tls_resumed > c2.tls_full,
+        "one TLS configuration for the run: later handshakes resume: {c2:?}"
+    );
+    let (share_kept, share_closed) = (c.handshake_share.unwrap(), c2.handshake_share.unwrap());
+    assert!(
+        share_closed > share_kept,
+        "connecting costs a share of the time: {share_closed} vs {share_kept}"
+    );
+    // And per interval, where a report can show when it started.
+    let busy = closed
+        .intervals
+        .iter()
+        .filter(|iv| iv.overall.requests > 0)
+        .collect::<Vec<_>>();
+    assert!(!busy.is_empty());
+    assert!(
+        busy.iter()
+            .all(|iv| iv.overall.connections.opened * 10 >= iv.overall.requests * 8),
+        "every interval shows it"
+    );
+}

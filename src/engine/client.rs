@@ -20,7 +20,7 @@ use tokio_rustls::TlsConnector;
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
 use crate::api::{ANTHROPIC_KEY_HEADER, ANTHROPIC_VERSION, ANTHROPIC_VERSION_HEADER, Api};
-use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use crate::metrics::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
@@ -598,9 +598,10 @@ impl Client {
                 return sample;
             }
         };
+        let mut opened = None;
         let exchange = async {
             let response = match own.as_deref_mut() {
-                Some(conn) => self.request_on(conn, prepared, &out).await?,
+                Some(conn) => self.request_on(conn, prepared, &out, &mut opened).await?,
                 None => self.request_pooled(prepared, &out).await?,
             };
             response::read(
@@ -621,6 +622,7 @@ impl Client {
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
         sample.latency = Instant::now().saturating_duration_since(intended_at);
+        sample.opened = opened;
         if let (Some(conn), Err(kind)) = (own, result)
             && !matches!(
                 kind,
@@ -647,11 +649,13 @@ impl Client {
     }
 
     /// Sends on the user's own connection; the response head, or how sending failed.
+    /// `opened` is set to the connection it had to open, if it could not reuse one.
     async fn request_on(
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
         out: &Outgoing,
+        opened: &mut Option<Opened>,
     ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
             .slots
@@ -664,7 +668,11 @@ impl Client {
             .ok_or(ErrorKind::Connect)?;
         let sender = match slot.take() {
             Some(s) if !s.is_closed() => slot.insert(s),
-            _ => slot.insert(connect(endpoint, &self.tls).await?),
+            _ => {
+                let (sender, o) = connect(endpoint, &self.tls).await?;
+                *opened = Some(o);
+                slot.insert(sender)
+            }
         };
         let request = prepared.request(sender.origin_form(), out)?;
         let first = match sender.ready().await {
@@ -680,7 +688,9 @@ impl Client {
             // The request never left a kept-alive connection the server had closed (its
             // keep-alive ended): sending it on a fresh one is what any client does.
             Err(Some(_)) if reused => {
-                let fresh = slot.insert(connect(endpoint, &self.tls).await?);
+                let (sender, o) = connect(endpoint, &self.tls).await?;
+                *opened = Some(o);
+                let fresh = slot.insert(sender);
                 let request = prepared.request(fresh.origin_form(), out)?;
                 fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
                 fresh
@@ -763,32 +773,48 @@ impl Sender {
 
 /// A new connection to `endpoint`: TCP, then TLS when it is an `https://` target. Every
 /// failure on the way (refused, certificate rejected) is a `connect` error.
+/// Opens a connection to `endpoint`, and says what that cost the request waiting for it.
 async fn connect(
     endpoint: &Endpoint,
     tls: &std::sync::Arc<rustls::ClientConfig>,
-) -> Result<Sender, ErrorKind> {
+) -> Result<(Sender, Opened), ErrorKind> {
+    let started = Instant::now();
     let tcp = TcpStream::connect(&endpoint.addr)
         .await
         .map_err(|_| ErrorKind::Connect)?;
     let _ = tcp.set_nodelay(true);
     let Some(name) = &endpoint.tls else {
-        return handshake_h1(TokioIo::new(tcp)).await;
+        let sender = handshake_h1(TokioIo::new(tcp)).await?;
+        let opened = Opened {
+            took: started.elapsed(),
+            tls: None,
+        };
+        return Ok((sender, opened));
     };
     let stream = TlsConnector::from(tls.clone())
         .connect(name.clone(), tcp)
         .await
         .map_err(|_| ErrorKind::Connect)?;
-    if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+    let session = match stream.get_ref().1.handshake_kind() {
+        Some(rustls::HandshakeKind::Resumed) => TlsSession::Resumed,
+        _ => TlsSession::Full,
+    };
+    let sender = if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
         let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|_| ErrorKind::Connect)?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Sender::H2(sender))
+        Sender::H2(sender)
     } else {
-        handshake_h1(TokioIo::new(stream)).await
-    }
+        handshake_h1(TokioIo::new(stream)).await?
+    };
+    let opened = Opened {
+        took: started.elapsed(),
+        tls: Some(session),
+    };
+    Ok((sender, opened))
 }
 
 async fn handshake_h1<T>(io: T) -> Result<Sender, ErrorKind>

@@ -144,6 +144,7 @@ fn stats(rec: &ClassRecord, seconds: f64) -> Stats {
         },
         gateway_rate_limited: counts.gateway_rate_limited,
         shed: counts.shed,
+        connections: (&counts.connections).into(),
     }
 }
 
@@ -293,6 +294,7 @@ fn interval_stats(
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
+        connections: (&counts.connections).into(),
     }
 }
 

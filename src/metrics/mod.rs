@@ -17,12 +17,12 @@ pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
 pub use conclude::{Evidence, UpstreamCounters, conclude};
 pub use hlog::{HlogError, write_hlog};
 pub use recorder::{
-    Cell, ClassRecord, Counts, ErrorTimes, Layout, MergeError, Recorder, TokenCounts,
-    new_cumulative,
+    Cell, ClassRecord, ConnectionCounts, Counts, ErrorTimes, Layout, MergeError, Recorder,
+    TokenCounts, new_cumulative,
 };
-pub use sample::{ErrorKind, Sample, ServedBy, TokenSource};
+pub use sample::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource};
 pub use summary::{
-    AlternativeCost, CheckStatus, ClassStats, Cost, FaultWindow, Generator, Interval,
+    AlternativeCost, CheckStatus, ClassStats, Connections, Cost, FaultWindow, Generator, Interval,
     IntervalStats, Misses, MonthlyCost, MonthlySavings, PerRequestBounds, Percentiles, PromptBin,
     SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust,
     TurnStats, UpstreamStats,

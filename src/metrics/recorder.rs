@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use super::breakdown::{PromptLengths, Turns};
-use super::sample::{ErrorKind, Sample, ServedBy, TokenSource};
+use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenSource};
 use crate::scenario::PerRequest;
 
 /// Longest value a histogram tracks, in microseconds (one hour); longer values are clamped.
@@ -112,6 +112,49 @@ pub struct Counts {
     pub shed: u64,
     /// Successes that met every per-request objective (goodput).
     pub good: u64,
+    pub connections: ConnectionCounts,
+}
+
+/// Connections the requests had to open, and how long that held them up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    pub opened: u64,
+    pub tls_full: u64,
+    pub tls_resumed: u64,
+    /// Time spent opening them, microseconds.
+    pub handshake_us: u64,
+    /// Latency of every request counted (failures too), microseconds: the handshake share's
+    /// denominator.
+    pub request_us: u64,
+}
+
+impl ConnectionCounts {
+    fn record(&mut self, s: &Sample) {
+        self.request_us = self.request_us.saturating_add(micros(s.latency));
+        let Some(o) = s.opened else {
+            return;
+        };
+        self.opened += 1;
+        self.handshake_us = self.handshake_us.saturating_add(micros(o.took));
+        match o.tls {
+            Some(TlsSession::Full) => self.tls_full += 1,
+            Some(TlsSession::Resumed) => self.tls_resumed += 1,
+            None => {}
+        }
+    }
+
+    fn merge(&mut self, o: &ConnectionCounts) {
+        self.opened += o.opened;
+        self.tls_full += o.tls_full;
+        self.tls_resumed += o.tls_resumed;
+        self.handshake_us = self.handshake_us.saturating_add(o.handshake_us);
+        self.request_us = self.request_us.saturating_add(o.request_us);
+    }
+
+    /// Share of the requests' time spent opening connections, when any request was timed.
+    pub fn handshake_share(&self) -> Option<f64> {
+        (self.request_us > 0).then(|| self.handshake_us as f64 / self.request_us as f64)
+    }
 }
 
 impl Counts {
@@ -141,6 +184,7 @@ impl Counts {
         if s.gateway_shed {
             self.shed += 1;
         }
+        self.connections.record(s);
     }
 
     pub fn merge(&mut self, o: &Counts) {
@@ -156,6 +200,7 @@ impl Counts {
         self.gateway_rate_limited += o.gateway_rate_limited;
         self.shed += o.shed;
         self.good += o.good;
+        self.connections.merge(&o.connections);
     }
 
     /// Error kind name -> count, only kinds that occurred.

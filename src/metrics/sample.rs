@@ -69,6 +69,22 @@ pub enum ServedBy {
     Other(Box<str>),
 }
 
+/// A connection a request had to open before it could be sent: what it cost, and whether TLS
+/// resumed an earlier session. Reused connections cost nothing and leave this unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// TCP connect, TLS handshake and HTTP/2 preface, as the request waited for them.
+    pub took: Duration,
+    pub tls: Option<TlsSession>,
+}
+
+/// How a TLS handshake went: a full one, or a resumption (no certificate exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsSession {
+    Full,
+    Resumed,
+}
+
 /// One sent request, measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -104,6 +120,8 @@ pub struct Sample {
     pub reasoning_tokens: u64,
     /// Where prompt_tokens came from.
     pub prompt_tokens_from: TokenSource,
+    /// The connection it opened, when it could not reuse one.
+    pub opened: Option<Opened>,
 }
 
 /// Where a sample's prompt token count came from: the provider's `usage`, or gauntlet's own
@@ -147,6 +165,7 @@ impl Sample {
             cached_tokens: 0,
             reasoning_tokens: 0,
             prompt_tokens_from: TokenSource::Tokenizer,
+            opened: None,
         }
     }
 }

@@ -152,6 +152,33 @@ pub struct Stats {
     /// Refusals the gateway marked shed by tier admission (429/503 with `x-gateway-shed`).
     #[serde(default)]
     pub shed: u64,
+    /// Connections the requests opened (on their own connections; the shared HTTP/2 pool's
+    /// are not seen).
+    #[serde(default)]
+    pub connections: Connections,
+}
+
+/// Connections opened and what they cost: a target that closes connections shows here as
+/// many openings and a large handshake share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    pub opened: u64,
+    /// TLS handshakes done in full, and resumed from an earlier session.
+    pub tls_full: u64,
+    pub tls_resumed: u64,
+    /// Time spent opening connections (connect + TLS) / the requests' total latency.
+    pub handshake_share: Option<f64>,
+}
+
+impl From<&crate::metrics::ConnectionCounts> for Connections {
+    fn from(c: &crate::metrics::ConnectionCounts) -> Self {
+        Self {
+            opened: c.opened,
+            tls_full: c.tls_full,
+            tls_resumed: c.tls_resumed,
+            handshake_share: c.handshake_share(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +289,8 @@ pub struct IntervalStats {
     pub time_to_error_ms: BTreeMap<String, Percentiles>,
     #[serde(default)]
     pub served_by: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 /// Whether the load generator kept its schedule.

@@ -175,6 +175,9 @@ pub fn render(s: &Summary) -> String {
             "retry amplification: {x:.3}x (attempts the upstreams received per request sent)"
         );
     }
+    if let Some(line) = fmt::connections(&s.overall.connections) {
+        let _ = writeln!(o, "connections: {line}");
+    }
     if let Some(c) = &s.cost {
         let (verb, amount) = fmt::failover_cost(c.failover_extra_usd);
         let _ = writeln!(

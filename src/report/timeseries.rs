@@ -5,7 +5,7 @@
 use super::ReportError;
 use crate::metrics::{IntervalStats, Percentiles, Summary};
 
-const HEADER: [&str; 21] = [
+const HEADER: [&str; 23] = [
     "t_s",
     "class",
     "requests",
@@ -27,6 +27,8 @@ const HEADER: [&str; 21] = [
     "time_to_error_p50_ms",
     "time_to_error_p99_ms",
     "served_by",
+    "connections_opened",
+    "handshake_share",
 ];
 
 fn opt(v: Option<f64>) -> String {
@@ -77,6 +79,11 @@ fn row(t_s: f64, class: &str, st: &IntervalStats) -> Vec<String> {
         error_times(st, |p| p.p50),
         error_times(st, |p| p.p99),
         pairs(&st.served_by),
+        st.connections.opened.to_string(),
+        st.connections
+            .handshake_share
+            .map(|s| format!("{s:.6}"))
+            .unwrap_or_default(),
     ]
 }
 

@@ -618,6 +618,9 @@ fn generator(s: &Summary) -> Vec<Field> {
     if let Some(a) = s.retry_amplification {
         out.push(field("retry amplification", format!("{a:.2}x")));
     }
+    if let Some(line) = fmt::connections(&s.overall.connections) {
+        out.push(field("connections opened", line));
+    }
     if s.overall.gateway_rate_limited > 0 {
         out.push(field(
             "429s from the gateway itself",

@@ -132,6 +132,7 @@ fn class_interval(plan: &ClassPlan, i: usize) -> IntervalStats {
         .map(|(k, n, ms)| (k.to_string(), pct(*n, *ms, 0.8)))
         .collect(),
         served_by: map(&[(served, successes)]),
+        connections: Default::default(),
     }
 }
 
@@ -202,6 +203,7 @@ fn totals(ivs: &[&IntervalStats], duration: f64) -> Stats {
         prompt_tokens_from: Default::default(),
         gateway_rate_limited: 0,
         shed: 0,
+        connections: Default::default(),
     }
 }
 
