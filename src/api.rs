@@ -266,6 +266,141 @@ fn tool_choice(choice: &Value) -> Option<Value> {
     Some(kind)
 }
 
+/// A Messages request as a chat request, for a gateway whose upstreams speak chat: `system`
+/// becomes the first message, `tool_use` blocks become `tool_calls`, `tool_result` blocks
+/// become `tool` messages, Anthropic tools become functions, `stop_sequences` becomes `stop`,
+/// and a stream always asks for usage (Anthropic's streams always carry it).
+pub fn messages_to_chat(mut m: Map<String, Value>) -> Result<Map<String, Value>, EncodeError> {
+    let Some(Value::Array(turns)) = m.remove("messages") else {
+        return Err(EncodeError::NoMessages);
+    };
+    let max_tokens = m
+        .remove("max_tokens")
+        .filter(|v| !v.is_null())
+        .ok_or(EncodeError::NoMaxTokens)?;
+    let mut messages = Vec::with_capacity(turns.len() + 1);
+    if let Some(system) = m.remove("system") {
+        let text = text_of(&system);
+        if !text.is_empty() {
+            messages.push(serde_json::json!({"role": "system", "content": text}));
+        }
+    }
+    for turn in turns {
+        let role = turn.get("role").and_then(Value::as_str).unwrap_or("user");
+        let Some(Value::Array(blocks)) = turn.get("content") else {
+            messages.push(turn);
+            continue;
+        };
+        let kind = |b: &Value| b.get("type").and_then(Value::as_str).map(str::to_string);
+        let text: String = blocks
+            .iter()
+            .filter(|b| kind(b).as_deref() == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect();
+        let calls: Vec<Value> = blocks
+            .iter()
+            .filter(|b| kind(b).as_deref() == Some("tool_use"))
+            .map(|b| {
+                serde_json::json!({
+                    "id": b.get("id").cloned().unwrap_or(Value::Null),
+                    "type": "function",
+                    "function": {
+                        "name": b.get("name").cloned().unwrap_or(Value::Null),
+                        "arguments": b.get("input").map_or_else(|| "{}".to_string(), Value::to_string),
+                    },
+                })
+            })
+            .collect();
+        for r in blocks
+            .iter()
+            .filter(|b| kind(b).as_deref() == Some("tool_result"))
+        {
+            messages.push(serde_json::json!({
+                "role": "tool",
+                "tool_call_id": r.get("tool_use_id").cloned().unwrap_or(Value::Null),
+                "content": r.get("content").map(text_of).unwrap_or_default(),
+            }));
+        }
+        if role == "assistant" && !calls.is_empty() {
+            let content = if text.is_empty() {
+                Value::Null
+            } else {
+                Value::String(text)
+            };
+            messages.push(serde_json::json!({
+                "role": "assistant", "content": content, "tool_calls": calls,
+            }));
+        } else if !text.is_empty() || messages.is_empty() {
+            messages.push(serde_json::json!({"role": role, "content": text}));
+        }
+    }
+    let mut out = Map::with_capacity(m.len() + 4);
+    if let Some(model) = m.remove("model") {
+        out.insert("model".into(), model);
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    out.insert("max_tokens".into(), max_tokens);
+    if let Some(stop) = m.remove("stop_sequences") {
+        out.insert("stop".into(), stop);
+    }
+    if let Some(user) = m
+        .remove("metadata")
+        .and_then(|md| md.get("user_id").cloned())
+    {
+        out.insert("user".into(), user);
+    }
+    if let Some(tools) = m.remove("tools") {
+        let list: Vec<Value> = tools
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                serde_json::json!({"type": "function", "function": {
+                    "name": t.get("name").cloned().unwrap_or(Value::Null),
+                    "description": t.get("description").cloned().unwrap_or(Value::Null),
+                    "parameters": t.get("input_schema").cloned()
+                        .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+                }})
+            })
+            .collect();
+        out.insert("tools".into(), Value::Array(list));
+    }
+    if let Some(choice) = m.remove("tool_choice") {
+        let c = match choice.get("type").and_then(Value::as_str) {
+            Some("any") => Some(Value::String("required".into())),
+            Some("none") => Some(Value::String("none".into())),
+            Some("tool") => choice
+                .get("name")
+                .map(|n| serde_json::json!({"type": "function", "function": {"name": n}})),
+            Some("auto") => Some(Value::String("auto".into())),
+            _ => None,
+        };
+        if let Some(c) = c {
+            out.insert("tool_choice".into(), c);
+        }
+    }
+    if m.get("stream").and_then(Value::as_bool) == Some(true) {
+        out.insert("stream".into(), Value::Bool(true));
+        out.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+    }
+    m.remove("stream");
+    // Anthropic-only fields a chat upstream would refuse.
+    for key in [
+        "top_k",
+        "thinking",
+        "service_tier",
+        "container",
+        "mcp_servers",
+    ] {
+        m.remove(key);
+    }
+    out.extend(m);
+    Ok(out)
+}
+
 /// Anthropic's usage: cached and cache-written prompt tokens are counted apart from
 /// `input_tokens`; together they are what OpenAI calls `prompt_tokens`.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -492,6 +627,52 @@ mod tests {
                 anthropic
             );
         }
+    }
+
+    #[test]
+    fn a_messages_request_becomes_a_chat_request_and_back() {
+        let messages = map(serde_json::json!({
+            "model": "claude", "max_tokens": 20, "system": [{"type": "text", "text": "Be brief."}],
+            "stream": true, "stop_sequences": ["END"], "metadata": {"user_id": "u"},
+            "top_k": 3, "temperature": 0.5,
+            "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "any"},
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"x": 1}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "42"}]}
+            ]
+        }));
+        let chat = messages_to_chat(messages.clone()).unwrap();
+        let roles: Vec<&str> = chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "tool"]);
+        assert_eq!(
+            chat["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            r#"{"x":1}"#
+        );
+        assert_eq!(chat["messages"][3]["content"], "42");
+        assert_eq!(chat["stream_options"]["include_usage"], true);
+        assert_eq!(chat["stop"], serde_json::json!(["END"]));
+        assert_eq!(chat["user"], "u");
+        assert_eq!(chat["tool_choice"], "required");
+        assert_eq!(chat["tools"][0]["function"]["name"], "f");
+        assert!(!chat.contains_key("top_k"));
+        assert_eq!(chat["temperature"], 0.5);
+        // And back: what an Anthropic upstream would receive.
+        let back = chat_to_messages(chat).unwrap();
+        assert_eq!(back["system"], "Be brief.");
+        assert_eq!(back["messages"], messages["messages"]);
+        assert_eq!(back["tool_choice"]["type"], "any");
+        assert_eq!(back["stop_sequences"], serde_json::json!(["END"]));
+        let missing = map(serde_json::json!({"model": "c", "messages": []}));
+        assert_eq!(messages_to_chat(missing), Err(EncodeError::NoMaxTokens));
     }
 
     #[test]

@@ -221,6 +221,14 @@ fn anthropic_fallback_translates_and_fails_over_the_529_storm() {
         !during.is_empty() && during.iter().all(|(_, u)| u == "deepseek"),
         "{served:?}"
     );
+    // The Messages-speaking class rode it out as well.
+    let sdk = class(s, "anthropic-sdk");
+    assert!(f(sdk, &["requests"]) >= 100.0, "{sdk}");
+    assert_eq!(f(sdk, &["availability"]), 1.0, "{sdk}");
+    assert!(
+        f(sdk, &["ttft_ms", "samples"]) == f(sdk, &["successes"]),
+        "{sdk}"
+    );
     // Usage came back through the translation: every success counted its tokens.
     let overall = &s["overall"];
     assert_eq!(

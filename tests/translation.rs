@@ -235,3 +235,71 @@ url = "{}"
     assert_eq!(body["stream"], true);
     assert!(body.get("stream_options").is_none(), "{body}");
 }
+
+/// Needs `python3` with `anthropic`; never skips. Anthropic's SDK talks to the gateway's
+/// `/v1/messages`; behind it the provider speaks OpenAI chat, or Messages itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_is_served_through_the_gateway_whatever_the_upstream_speaks() {
+    for upstream_api in ["chat", "messages"] {
+        let healthy = start_mock_named(claude_profile("p"), "p", None).await;
+        let down = start_mock_named(claude_profile("down"), "down", None).await;
+        down.add_fault(overloaded());
+        let config_for = |url: String| {
+            format!(
+                r#"keys = [{{ key = "sk-ant-sdk-test", tier = "standard", rpm = 1000 }}]
+routes = [{{ model = "claude-test", targets = ["p"] }}]
+[retry]
+max_attempts = 1
+[[upstreams]]
+name = "p"
+url = "{url}"
+api = "{upstream_api}"
+"#
+            )
+        };
+        let good = gateway(&config_for(healthy.url())).await;
+        let bad = gateway(&config_for(down.url())).await;
+        let report =
+            crate::support::python_script("sdk_anthropic.py", &[&good.url(), &bad.url()]).await;
+        let plain = &report["plain"];
+        assert!(
+            plain["id"].as_str().unwrap().starts_with("msg_"),
+            "{report}"
+        );
+        assert_eq!(
+            plain["stop_reason"], "max_tokens",
+            "{upstream_api}: {report}"
+        );
+        assert_eq!(plain["output_tokens"], 7, "{report}");
+        assert_eq!(
+            plain["text"].as_str().unwrap().split_whitespace().count(),
+            7,
+            "{report}"
+        );
+        assert!(plain["input_tokens"].as_u64().unwrap() > 0, "{report}");
+        let stream = &report["stream"];
+        let events: Vec<&str> = stream["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_str())
+            .collect();
+        assert_eq!(events.first(), Some(&"message_start"), "{report}");
+        assert_eq!(events.last(), Some(&"message_stop"), "{report}");
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| **e == "content_block_delta")
+                .count(),
+            5,
+            "{upstream_api}: {report}"
+        );
+        assert_eq!(stream["text"], stream["final_text"], "{report}");
+        assert_eq!(stream["output_tokens"], 5, "{report}");
+        assert_eq!(stream["stop_reason"], "max_tokens", "{report}");
+        let error = &report["error"];
+        assert_eq!(error["status"], 503, "the gateway's own refusal: {report}");
+        assert_eq!(error["type"], "overloaded_error", "{report}");
+        assert_eq!(healthy.stats().by_model.get("claude-test"), Some(&2));
+    }
+}

@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 
 use super::admission::Admitted;
 use super::metrics::StreamCuts;
-use super::translate::{StreamError, StreamTranslator};
+use super::translate::{EventWriter, StreamError, StreamTranslator};
 use crate::openai::{DEFAULT_MAX_EVENT_BYTES, DONE_DATA};
 
 /// Why a relayed stream stopped early.
@@ -96,6 +96,8 @@ pin_project! {
         // The request's admission slots: given back when the body is dropped, after its
         // last byte or when the client goes away.
         held: Option<Admitted>,
+        // Rewrites the relayed chat stream into Anthropic's events, for a Messages client.
+        outbound: Option<Box<EventWriter>>,
     }
 }
 
@@ -128,6 +130,7 @@ impl GatewayBody {
             full: (!b.is_empty()).then_some(b),
             relay: None,
             held: None,
+            outbound: None,
         }
     }
 
@@ -159,15 +162,28 @@ impl GatewayBody {
                 ended: false,
             }),
             held: None,
+            outbound: None,
         }
     }
-}
 
-impl Body for GatewayBody {
-    type Data = Bytes;
-    type Error = RelayError;
+    /// This body for a client of Anthropic's Messages API: a whole answer or error rewritten
+    /// at once (`status` says which), a relayed stream event by event as it passes.
+    pub fn into_messages(mut self, status: http::StatusCode) -> Result<Self, String> {
+        if let Some(b) = self.full.take() {
+            let out = if status.is_success() {
+                super::translate::outbound_message(&b)?
+            } else {
+                super::translate::outbound_error(status, &b)
+            };
+            self.full = Some(out);
+        } else if self.relay.is_some() {
+            self.outbound = Some(Box::default());
+        }
+        Ok(self)
+    }
 
-    fn poll_frame(
+    /// The next frame as the upstream's bytes go: the whole body, or the relayed stream.
+    fn poll_relay(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RelayError>>> {
@@ -247,6 +263,36 @@ impl Body for GatewayBody {
             None => *r.over = true,
         }
         Poll::Ready(result)
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = RelayError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RelayError>>> {
+        loop {
+            let polled = self.as_mut().poll_relay(cx);
+            let this = self.as_mut().project();
+            let Some(writer) = this.outbound.as_mut() else {
+                return polled;
+            };
+            let Poll::Ready(Some(Ok(frame))) = polled else {
+                return polled;
+            };
+            let Some(data) = frame.data_ref() else {
+                return Poll::Ready(Some(Ok(frame)));
+            };
+            match writer.feed(data) {
+                // Part of a chunk: nothing to send yet, poll on.
+                Ok(out) if out.is_empty() => {}
+                Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                Err(e) => return Poll::Ready(Some(Err(e.into()))),
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {

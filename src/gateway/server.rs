@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -22,7 +22,9 @@ use super::body::GatewayBody;
 use super::error::ProxyError;
 use super::metrics::{Metrics, StreamCuts};
 use super::router::{Priority, Router, Served, Unserved};
+use super::translate;
 use super::upstream::Reply;
+use crate::api::ANTHROPIC_KEY_HEADER;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -57,6 +59,7 @@ pub async fn handle(
     let method = req.method();
     let resp = match (method, path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(&shared, req).await,
+        (&Method::POST, "/v1/messages") => messages(&shared, req).await,
         (&Method::GET, "/v1/models" | "/models") => json(StatusCode::OK, shared.models.clone()),
         (&Method::GET, "/health") => {
             json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
@@ -66,6 +69,7 @@ pub async fn handle(
             _,
             "/v1/chat/completions"
             | "/chat/completions"
+            | "/v1/messages"
             | "/v1/models"
             | "/models"
             | "/health"
@@ -99,29 +103,100 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
         Ok(k) => k,
         Err(e) => return counted(shared, "", error(&e, None)),
     };
+    let bytes = match read_body(shared, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    serve_chat(shared, arrived, key, bytes).await
+}
+
+/// Anthropic's Messages API in front: the request becomes the chat request the gateway
+/// routes, the answer (whole, streamed or an error) goes back in Anthropic's shapes.
+async fn messages(shared: &GatewayState, req: Request<Incoming>) -> Response<GatewayBody> {
+    let arrived = Instant::now();
+    let (mut parts, body) = req.into_parts();
+    // Anthropic's clients send the key as `x-api-key`; the gateway's keys are the same keys.
+    if !parts.headers.contains_key(AUTHORIZATION)
+        && let Some(k) = parts
+            .headers
+            .get(ANTHROPIC_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {k}"))
+    {
+        parts.headers.insert(AUTHORIZATION, v);
+    }
+    let resp = match shared.keys.authenticate(&parts.headers) {
+        Err(e) => counted(shared, "", error(&e, None)),
+        Ok(key) => match read_body(shared, &parts.headers, body).await {
+            Err(resp) => resp,
+            Ok(bytes) => match translate::inbound_request(&bytes) {
+                Ok(chat) => serve_chat(shared, arrived, key, chat).await,
+                Err(api) => {
+                    let e = ProxyError::BadRequest {
+                        message: api.message,
+                        param: api.param,
+                    };
+                    counted(shared, "", error(&e, None))
+                }
+            },
+        },
+    };
+    let (mut head, body) = resp.into_parts();
+    match body.into_messages(head.status) {
+        Ok(body) => {
+            if !head.status.is_success() {
+                head.headers
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            Response::from_parts(head, body)
+        }
+        Err(detail) => {
+            let e = ProxyError::Internal(format!("the answer could not be translated: {detail}"));
+            let resp = error(&e, None);
+            let (head, body) = resp.into_parts();
+            let body = body
+                .into_messages(head.status)
+                .unwrap_or_else(|_| GatewayBody::full(Bytes::new()));
+            Response::from_parts(head, body)
+        }
+    }
+}
+
+/// The request body, bounded by `max_request_bytes`; or the error response to send.
+async fn read_body(
+    shared: &GatewayState,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Response<GatewayBody>> {
     let limit = shared.max_request_bytes;
     let too_large = ProxyError::TooLarge { limit };
-    let declared = parts
-        .headers
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return counted(shared, "", error(&too_large, None));
+        return Err(counted(shared, "", error(&too_large, None)));
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return counted(shared, "", error(&too_large, None));
-        }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(counted(shared, "", error(&too_large, None))),
         Err(e) => {
             let e = ProxyError::BadRequest {
                 message: format!("could not read the request body: {e}"),
                 param: None,
             };
-            return counted(shared, "", error(&e, None));
+            Err(counted(shared, "", error(&e, None)))
         }
-    };
+    }
+}
+
+/// Routes a chat request body already read and authenticated.
+async fn serve_chat(
+    shared: &GatewayState,
+    arrived: Instant,
+    key: Option<&super::auth::KeyEntry>,
+    bytes: Bytes,
+) -> Response<GatewayBody> {
     let request: RoutedRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {

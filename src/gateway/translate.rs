@@ -390,6 +390,390 @@ fn cut(s: &str) -> &str {
     &s[..end]
 }
 
+// ---- The other way: Anthropic clients served from chat upstreams. ----
+
+/// A client's Messages request as the chat request the gateway routes.
+pub fn inbound_request(body: &[u8]) -> Result<Bytes, ApiError> {
+    let map: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| ApiError::from_json_error(&e))?;
+    let chat = crate::api::messages_to_chat(map).map_err(|e| {
+        let param = match e {
+            crate::api::EncodeError::NoMaxTokens => "max_tokens",
+            crate::api::EncodeError::NoMessages => "messages",
+        };
+        ApiError::new(
+            ApiErrorKind::InvalidRequest,
+            format!("{param}: Field required"),
+        )
+        .with_param(param)
+    })?;
+    serde_json::to_vec(&chat)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::new(ApiErrorKind::InvalidRequest, e.to_string()))
+}
+
+fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// Anthropic's error type for a status the gateway answers.
+fn anthropic_error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 405 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+#[derive(Deserialize)]
+struct OpenAiError {
+    error: OpenAiErrorBody,
+}
+
+#[derive(Deserialize)]
+struct OpenAiErrorBody {
+    #[serde(default)]
+    message: String,
+}
+
+/// An OpenAI-shaped error (the gateway's own or an upstream's) in Anthropic's shape.
+pub fn outbound_error(status: StatusCode, body: &[u8]) -> Bytes {
+    let message = serde_json::from_slice::<OpenAiError>(body)
+        .map(|e| e.error.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(500).collect());
+    let v = serde_json::json!({
+        "type": "error",
+        "error": {"type": anthropic_error_type(status), "message": message},
+    });
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+#[derive(Deserialize, Default)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+    #[serde(default)]
+    prompt_tokens_details: Option<CachedDetails>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct CachedDetails {
+    #[serde(default)]
+    cached_tokens: u32,
+}
+
+impl ChatUsage {
+    /// Anthropic counts cache reads apart from `input_tokens`.
+    fn anthropic(&self) -> Value {
+        let cached = self.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
+        let mut u = serde_json::json!({
+            "input_tokens": self.prompt_tokens.saturating_sub(cached),
+            "output_tokens": self.completion_tokens,
+        });
+        if cached > 0 {
+            u["cache_read_input_tokens"] = cached.into();
+        }
+        u
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatCompletion {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    choices: Vec<ChatChoice>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice {
+    #[serde(default)]
+    message: Option<ChatMessage>,
+    #[serde(default)]
+    delta: Option<ChatMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ChatMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ChatToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct ChatToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<ChatFunction>,
+}
+
+#[derive(Deserialize)]
+struct ChatFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+fn message_id(chat_id: &str) -> String {
+    format!(
+        "msg_{}",
+        chat_id.strip_prefix("chatcmpl-").unwrap_or(chat_id)
+    )
+}
+
+/// A chat completion as a whole Messages answer.
+pub fn outbound_message(body: &[u8]) -> Result<Bytes, String> {
+    let c: ChatCompletion =
+        serde_json::from_slice(body).map_err(|e| format!("not a chat completion: {e}"))?;
+    let choice = c
+        .choices
+        .first()
+        .ok_or("a chat completion without choices")?;
+    let msg = choice.message.as_ref();
+    let mut content = Vec::new();
+    if let Some(t) = msg
+        .and_then(|m| m.reasoning_content.as_deref())
+        .filter(|t| !t.is_empty())
+    {
+        content.push(serde_json::json!({"type": "thinking", "thinking": t, "signature": ""}));
+    }
+    if let Some(t) = msg
+        .and_then(|m| m.content.as_deref())
+        .filter(|t| !t.is_empty())
+    {
+        content.push(serde_json::json!({"type": "text", "text": t}));
+    }
+    for call in msg
+        .and_then(|m| m.tool_calls.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let f = call.function.as_ref();
+        let input = f
+            .and_then(|f| f.arguments.as_deref())
+            .and_then(|a| serde_json::from_str::<Value>(a).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        content.push(serde_json::json!({
+            "type": "tool_use", "id": call.id, "name": f.and_then(|f| f.name.clone()), "input": input,
+        }));
+    }
+    let v = serde_json::json!({
+        "id": message_id(&c.id),
+        "type": "message",
+        "role": "assistant",
+        "model": c.model,
+        "content": content,
+        "stop_reason": stop_reason(choice.finish_reason.as_deref().unwrap_or("stop")),
+        "stop_sequence": null,
+        "usage": c.usage.unwrap_or_default().anthropic(),
+    });
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+/// Which content block is open in an outbound Messages stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text,
+    Thinking,
+    /// A tool call, by its chat index.
+    Tool(usize),
+}
+
+/// Turns a chat stream into Anthropic's events as it arrives: `message_start` at the first
+/// chunk, one content block per kind of delta (thinking, text, each tool call), and at
+/// `[DONE]` the stop reason with the usage, then `message_stop`.
+#[derive(Debug)]
+pub struct EventWriter {
+    decoder: SseDecoder,
+    started: bool,
+    open: Option<Open>,
+    blocks: usize,
+    stop: &'static str,
+    usage: Option<(u32, u32, u32)>,
+}
+
+impl Default for EventWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventWriter {
+    pub fn new() -> Self {
+        Self {
+            decoder: SseDecoder::new(),
+            started: false,
+            open: None,
+            blocks: 0,
+            stop: "end_turn",
+            usage: None,
+        }
+    }
+
+    /// Anthropic event bytes for `data` of the chat stream (empty while incomplete).
+    pub fn feed(&mut self, data: &[u8]) -> Result<Bytes, StreamError> {
+        let mut events = Vec::new();
+        self.decoder
+            .feed(data, |ev| events.push(ev.data))
+            .map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let mut out = BytesMut::new();
+        for data in events {
+            self.chunk(&data, &mut out)?;
+        }
+        Ok(out.freeze())
+    }
+
+    fn event(out: &mut BytesMut, name: &str, v: &Value) {
+        out.put_slice(b"event: ");
+        out.put_slice(name.as_bytes());
+        out.put_u8(b'\n');
+        put_data(out, v);
+    }
+
+    fn close_block(&mut self, out: &mut BytesMut) {
+        if self.open.take().is_some() {
+            let index = self.blocks - 1;
+            Self::event(
+                out,
+                "content_block_stop",
+                &serde_json::json!({"type": "content_block_stop", "index": index}),
+            );
+        }
+    }
+
+    fn open_block(&mut self, out: &mut BytesMut, kind: Open, block: Value) {
+        if self.open == Some(kind) {
+            return;
+        }
+        self.close_block(out);
+        Self::event(
+            out,
+            "content_block_start",
+            &serde_json::json!({"type": "content_block_start", "index": self.blocks,
+                "content_block": block}),
+        );
+        self.blocks += 1;
+        self.open = Some(kind);
+    }
+
+    fn delta(&self, out: &mut BytesMut, delta: Value) {
+        Self::event(
+            out,
+            "content_block_delta",
+            &serde_json::json!({"type": "content_block_delta", "index": self.blocks - 1,
+                "delta": delta}),
+        );
+    }
+
+    fn chunk(&mut self, data: &str, out: &mut BytesMut) -> Result<(), StreamError> {
+        if data.trim() == crate::openai::DONE_DATA {
+            self.close_block(out);
+            let (input, output, cached) = self.usage.unwrap_or_default();
+            let mut usage = serde_json::json!({"output_tokens": output, "input_tokens": input});
+            if cached > 0 {
+                usage["cache_read_input_tokens"] = cached.into();
+            }
+            Self::event(
+                out,
+                "message_delta",
+                &serde_json::json!({"type": "message_delta",
+                    "delta": {"stop_reason": self.stop, "stop_sequence": null}, "usage": usage}),
+            );
+            Self::event(
+                out,
+                "message_stop",
+                &serde_json::json!({"type": "message_stop"}),
+            );
+            return Ok(());
+        }
+        let c: ChatCompletion = serde_json::from_str(data)
+            .map_err(|e| StreamError::Malformed(format!("{e}: {}", cut(data))))?;
+        if !self.started {
+            self.started = true;
+            Self::event(
+                out,
+                "message_start",
+                &serde_json::json!({"type": "message_start", "message": {
+                    "id": message_id(&c.id), "type": "message", "role": "assistant",
+                    "model": c.model, "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+            );
+        }
+        if let Some(u) = &c.usage {
+            let cached = u.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
+            self.usage = Some((
+                u.prompt_tokens.saturating_sub(cached),
+                u.completion_tokens,
+                cached,
+            ));
+        }
+        for choice in &c.choices {
+            if let Some(d) = &choice.delta {
+                if let Some(t) = d.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
+                    let block =
+                        serde_json::json!({"type": "thinking", "thinking": "", "signature": ""});
+                    self.open_block(out, Open::Thinking, block);
+                    self.delta(
+                        out,
+                        serde_json::json!({"type": "thinking_delta", "thinking": t}),
+                    );
+                }
+                if let Some(t) = d.content.as_deref().filter(|t| !t.is_empty()) {
+                    let block = serde_json::json!({"type": "text", "text": ""});
+                    self.open_block(out, Open::Text, block);
+                    self.delta(out, serde_json::json!({"type": "text_delta", "text": t}));
+                }
+                for call in d.tool_calls.iter().flatten() {
+                    let index = call.index.unwrap_or(0);
+                    let f = call.function.as_ref();
+                    let block = serde_json::json!({"type": "tool_use", "id": call.id,
+                        "name": f.and_then(|f| f.name.clone()), "input": {}});
+                    self.open_block(out, Open::Tool(index), block);
+                    if let Some(a) = f
+                        .and_then(|f| f.arguments.as_deref())
+                        .filter(|a| !a.is_empty())
+                    {
+                        self.delta(
+                            out,
+                            serde_json::json!({"type": "input_json_delta", "partial_json": a}),
+                        );
+                    }
+                }
+            }
+            if let Some(f) = &choice.finish_reason {
+                self.stop = stop_reason(f);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,5 +930,90 @@ mod tests {
             [Value::String("[DONE]".into())],
             "no usage chunk unless asked"
         );
+    }
+
+    #[test]
+    fn a_chat_stream_becomes_anthropic_events() {
+        let chat = [
+            r#"data: {"id":"chatcmpl-7","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-7","model":"m","choices":[{"index":0,"delta":{"reasoning_content":"hm"},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-7","model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-7","model":"m","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-7","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]}"#,
+            r#"data: {"id":"chatcmpl-7","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+            r#"data: {"id":"chatcmpl-7","model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":5}}}"#,
+            "data: [DONE]",
+        ]
+        .map(|l| format!("{l}\n\n"))
+        .concat();
+        let mut w = EventWriter::new();
+        let mut out = Vec::new();
+        for piece in chat.as_bytes().chunks(5) {
+            out.extend_from_slice(&w.feed(piece).unwrap());
+        }
+        let text = String::from_utf8(out).unwrap();
+        let events: Vec<(String, Value)> = text
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (name, data) = e.split_once('\n').unwrap();
+                let v: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                let name = name.strip_prefix("event: ").unwrap().to_string();
+                assert_eq!(v["type"], name.as_str());
+                (name, v)
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(events[0].1["message"]["id"], "msg_7");
+        assert_eq!(events[1].1["content_block"]["type"], "thinking");
+        assert_eq!(events[5].1["delta"]["text"], "Hi");
+        assert_eq!(events[5].1["index"], 1);
+        assert_eq!(events[8].1["content_block"]["name"], "f");
+        assert_eq!(events[9].1["delta"]["partial_json"], "{}");
+        let end = &events[11].1;
+        assert_eq!(end["delta"]["stop_reason"], "tool_use");
+        assert_eq!(end["usage"]["output_tokens"], 4);
+        assert_eq!(end["usage"]["input_tokens"], 4);
+        assert_eq!(end["usage"]["cache_read_input_tokens"], 5);
+    }
+
+    #[test]
+    fn a_chat_answer_and_error_become_anthropics() {
+        let body = br#"{"id":"chatcmpl-1","object":"chat.completion","model":"m","choices":[
+            {"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"length"}],
+            "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let v: Value = serde_json::from_slice(&outbound_message(body).unwrap()).unwrap();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["content"][0]["text"], "Hello");
+        assert_eq!(v["stop_reason"], "max_tokens");
+        assert_eq!(v["usage"]["input_tokens"], 3);
+        let e = outbound_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"error":{"message":"all upstreams unavailable","type":"server_error"}}"#,
+        );
+        let v: Value = serde_json::from_slice(&e).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "overloaded_error");
+        assert_eq!(v["error"]["message"], "all upstreams unavailable");
+        let bad = inbound_request(br#"{"model":"m","messages":[]}"#).unwrap_err();
+        assert_eq!(bad.param.as_deref(), Some("max_tokens"));
     }
 }
