@@ -38,7 +38,9 @@ enum Command {
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
     Compare(cmd::compare::Args),
-    /// Start the mock upstream providers of a fleet file and serve until Ctrl-C / SIGTERM.
+    /// Start the mock providers (or fault proxies in front of real ones) of a fleet file and
+    /// serve until Ctrl-C / SIGTERM.
+    #[command(visible_alias = "proxy")]
     Mock(cmd::mock::Args),
     /// Run the reference gateway (model router) standalone.
     Gateway(cmd::gateway::Args),

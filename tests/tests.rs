@@ -18,6 +18,7 @@ mod measures;
 mod mock;
 mod mock_traffic;
 mod promises;
+mod proxy;
 mod report;
 mod run_cli;
 mod savings;

@@ -1,19 +1,22 @@
-//! `gauntlet mock`: start the mock providers a fleet file lists and serve until told to stop.
+//! `gauntlet mock` (alias `gauntlet proxy`): start the mock providers and fault proxies a
+//! fleet file lists and serve until told to stop.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use gauntlet::mock::{self, MockFleet, MockHandle};
+use gauntlet::mock::{self, FleetSource, MockFleet, MockHandle};
 use gauntlet::tls::ALPN_HTTP1;
 
 use super::{InvalidInput, Outcome};
 
-/// Start scripted OpenAI-compatible mock providers.
+/// Start scripted mock providers, or fault proxies in front of real ones.
 ///
-/// Starts every provider listed in the fleet file, each on its own port, and prints one JSON
-/// line per provider on stdout as soon as it listens:
+/// Starts every provider listed in the fleet file, each on its own port: a scripted mock
+/// (`profile = "..."`), or a fault proxy (`proxy_to = "https://api.openai.com"`, with
+/// `api_key = "env:NAME"`) that forwards every request to the real provider and plays the same
+/// faults on the way. Prints one JSON line per provider on stdout as soon as it listens:
 /// {"upstream":"deepseek","url":"http://127.0.0.1:41234"} (with TLS, an https URL and the CA
 /// file clients must trust, "ca_cert"). Serves until Ctrl-C or SIGTERM,
 /// then shuts down cleanly. Faults can be set at run time through each provider's control
@@ -34,6 +37,10 @@ pub struct Args {
     pub listen: IpAddr,
     #[command(flatten)]
     pub tls: super::tls_args::ServeTlsArgs,
+    /// What the proxies trust in the providers they forward to (the system's roots, plus
+    /// --ca-cert), and the client certificate they present.
+    #[command(flatten)]
+    pub upstream_tls: super::tls_args::TlsArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -46,21 +53,31 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     // The mock speaks HTTP/1.1 only, so that is all it offers by ALPN.
     let tls = args.tls.config(&[ALPN_HTTP1])?;
-    super::runtime()?.block_on(serve(fleet, args.listen, tls))
+    let upstream_tls = args.upstream_tls.settings()?;
+    super::runtime()?.block_on(serve(fleet, args.listen, tls, upstream_tls))
 }
 
 async fn serve(
     fleet: MockFleet,
     ip: IpAddr,
     tls: Option<super::tls_args::ServeTls>,
+    upstream_tls: gauntlet::tls::ClientSettings,
 ) -> anyhow::Result<Outcome> {
     let mut handles: Vec<MockHandle> = Vec::new();
     for p in fleet.providers {
         let addr = SocketAddr::new(ip, p.port);
-        let started = match &tls {
-            None => mock::start(p.profile, &p.name, addr, p.admin_token).await,
-            Some((config, _)) => {
-                mock::start_tls(p.profile, &p.name, addr, p.admin_token, config.clone()).await
+        let serve_tls = tls.as_ref().map(|(config, _)| config.clone());
+        let started = match p.source {
+            FleetSource::Profile { profile, .. } => match serve_tls {
+                None => mock::start(*profile, &p.name, addr, p.admin_token).await,
+                Some(config) => {
+                    mock::start_tls(*profile, &p.name, addr, p.admin_token, config).await
+                }
+            },
+            FleetSource::Proxy { url, api_key } => {
+                let forward = mock::Forward::new(&url, api_key, &upstream_tls)
+                    .map_err(|e| InvalidInput(format!("provider {}: {e}", p.name)))?;
+                mock::start_proxy(&p.name, addr, p.admin_token, forward, serve_tls).await
             }
         };
         let handle = match started {

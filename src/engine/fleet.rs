@@ -148,6 +148,16 @@ impl StartedFleet {
                     self.mocks.push(handle);
                     (url, None)
                 }
+                UpstreamSource::Proxy { url, api_key } => {
+                    let forward = mock::Forward::new(url, api_key.clone(), &self.tls)
+                        .map_err(|e| err(e.to_string()))?;
+                    let handle = mock::start_proxy(&u.name, loopback(), None, forward, None)
+                        .await
+                        .map_err(|e| err(e.to_string()))?;
+                    let url = handle.url();
+                    self.mocks.push(handle);
+                    (url, None)
+                }
             };
             let control = ControlClient::with_tls(&url, token, &client_tls)
                 .map_err(|e| err(e.to_string()))?;

@@ -28,7 +28,14 @@ pub(crate) enum MockBody {
     /// Sends the bytes, then fails so the connection closes without completing the body.
     Cut(Box<CutBody>),
     Stream(Box<TokenStream>),
+    /// A provider's stream relayed by a fault proxy.
+    Forward(Box<ForwardStream>),
 }
+
+/// The frames a fault proxy relays (see `forward`).
+pub(crate) type ForwardStream = http_body_util::StreamBody<
+    futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, BodyCut>>,
+>;
 
 impl MockBody {
     pub fn full(b: impl Into<Bytes>) -> Self {
@@ -63,6 +70,7 @@ impl Body for MockBody {
                 Poll::Ready(Some(Err(BodyCut)))
             }
             Self::Stream(s) => s.poll_next(cx),
+            Self::Forward(f) => Pin::new(f.as_mut()).poll_frame(cx),
         }
     }
 

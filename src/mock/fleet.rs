@@ -1,5 +1,5 @@
 //! MockFleet files (`mock-upstreams/fleet.toml`): which providers `gauntlet mock` starts, from
-//! which profile, on which port.
+//! which profile (or, for a fault proxy, in front of which real provider), on which port.
 
 use std::path::{Path, PathBuf};
 
@@ -14,13 +14,26 @@ use super::profile::{Profile, valid_name};
 #[derive(Debug, Clone)]
 pub struct FleetEntry {
     pub name: String,
-    /// The profile file, resolved against the fleet file's directory.
-    pub profile_path: PathBuf,
-    pub profile: Profile,
+    pub source: FleetSource,
     /// 0 picks a free port.
     pub port: u16,
     /// When set, the control API requires this token.
     pub admin_token: Option<String>,
+}
+
+/// What answers a provider's requests.
+#[derive(Debug, Clone)]
+pub enum FleetSource {
+    /// A mock scripted by this profile (the file resolved against the fleet file's folder).
+    Profile {
+        path: PathBuf,
+        profile: Box<Profile>,
+    },
+    /// A fault proxy forwarding to this provider URL, with this key in place of the client's.
+    Proxy {
+        url: String,
+        api_key: Option<crate::config::Secret>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -38,7 +51,11 @@ struct RawFleet {
 #[serde(deny_unknown_fields)]
 struct RawEntry {
     name: Spanned<String>,
-    profile: Spanned<String>,
+    profile: Option<Spanned<String>>,
+    /// A fault proxy in front of this real provider instead of a scripted mock.
+    proxy_to: Option<Spanned<String>>,
+    /// The provider key a proxy sends (a literal or "env:NAME").
+    api_key: Option<Spanned<String>>,
     #[serde(default)]
     port: u16,
     admin_token: Option<Spanned<String>>,
@@ -95,12 +112,63 @@ impl MockFleet {
                 Some(t) => Some(t.get_ref().clone()),
                 None => None,
             };
-            let profile_path = base.join(e.profile.get_ref());
+            let key = |k: &str| format!("providers[{i}].{k}");
+            let profile = match (&e.profile, &e.proxy_to) {
+                (Some(p), None) => {
+                    if let Some(k) = &e.api_key {
+                        check.error(
+                            k.span(),
+                            key("api_key"),
+                            "only a proxy (`proxy_to`) sends a key; a mock needs none",
+                        );
+                    }
+                    p
+                }
+                (None, Some(url)) => {
+                    if let Err(m) = super::forward::check_url(url.get_ref()) {
+                        check.error(url.span(), key("proxy_to"), m);
+                    }
+                    let api_key = e
+                        .api_key
+                        .as_ref()
+                        .and_then(|k| check.secret(k, &key("api_key")));
+                    providers.push(FleetEntry {
+                        name: name.clone(),
+                        source: FleetSource::Proxy {
+                            url: url.get_ref().clone(),
+                            api_key,
+                        },
+                        port: e.port,
+                        admin_token,
+                    });
+                    continue;
+                }
+                (Some(_), Some(url)) => {
+                    check.error(
+                        url.span(),
+                        key("proxy_to"),
+                        "set either `profile` (a scripted mock) or `proxy_to` (a fault proxy in \
+                         front of a real provider), not both",
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    check.error(
+                        e.name.span(),
+                        format!("providers[{i}]"),
+                        "needs `profile = \"path/to/profile.toml\"` or `proxy_to = \"https://...\"`",
+                    );
+                    continue;
+                }
+            };
+            let profile_path = base.join(profile.get_ref());
             match Profile::load(&profile_path) {
                 Ok(profile) => providers.push(FleetEntry {
                     name: name.clone(),
-                    profile_path,
-                    profile,
+                    source: FleetSource::Profile {
+                        path: profile_path,
+                        profile: Box::new(profile),
+                    },
                     port: e.port,
                     admin_token,
                 }),
@@ -109,7 +177,7 @@ impl MockFleet {
                     let missing = !profile_path.is_file();
                     if missing {
                         check.error(
-                            e.profile.span(),
+                            profile.span(),
                             format!("providers[{i}].profile"),
                             format!("no profile file at {}", profile_path.display()),
                         );
@@ -156,7 +224,22 @@ mod tests {
         )
         .unwrap();
         let f = MockFleet::load(&dir.join("fleet.toml")).unwrap();
-        assert_eq!(f.providers[0].profile.models[0].output_price_per_m, 2.0);
+        let FleetSource::Profile { profile, .. } = &f.providers[0].source else {
+            panic!("a profile");
+        };
+        assert_eq!(profile.models[0].output_price_per_m, 2.0);
+        std::fs::write(
+            dir.join("fleet.toml"),
+            "[[providers]]\nname = \"openai\"\nproxy_to = \"https://api.openai.com\"\n\
+             api_key = \"sk-test\"\n[[providers]]\nname = \"bad\"\nproxy_to = \"ftp://x\"\n",
+        )
+        .unwrap();
+        let e = MockFleet::load(&dir.join("fleet.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("fleet.toml:6:12: `providers[1].proxy_to`"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

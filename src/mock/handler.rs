@@ -17,7 +17,7 @@ use super::messages::{self, Dialect};
 use super::respond::{JSON, client_error, error_response};
 use super::state::MockState;
 use super::stats::RequestOutcome;
-use super::{chat, control, reply};
+use super::{chat, control, forward, reply};
 
 pub(crate) async fn handle(
     shared: Arc<MockState>,
@@ -52,6 +52,9 @@ async fn route(
     seq: u64,
     req: Request<Incoming>,
 ) -> Response<MockBody> {
+    if let Some(forward) = &shared.forward {
+        return Box::pin(forward::handle(shared, forward, ctl, seq, req)).await;
+    }
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {

@@ -25,6 +25,7 @@ use crate::openai::{ModelInfo, ModelList, fingerprint_for, unix_now};
 use super::cache::PrefixCache;
 use super::conn::{Conn, ConnCtl, Guarded, Registry};
 use super::fault::FaultSpec;
+use super::forward::Forward;
 use super::handler;
 use super::inject::{FaultEntry, FaultId, Injector};
 use super::limits::RateLimiter;
@@ -57,7 +58,33 @@ pub async fn start(
     addr: SocketAddr,
     admin_token: Option<String>,
 ) -> Result<MockHandle, MockError> {
-    start_with(profile, name, addr, admin_token, None).await
+    start_with(profile, name, addr, admin_token, None, None).await
+}
+
+/// Starts a fault proxy on `addr` that forwards to `forward`'s provider, with a mock's control
+/// API (faults, stats, reset) and its fault kinds; `tls` serves it over HTTPS.
+pub async fn start_proxy(
+    name: &str,
+    addr: SocketAddr,
+    admin_token: Option<String>,
+    forward: Forward,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<MockHandle, MockError> {
+    let text = format!(
+        "name = \"{name}\"\n[[models]]\nname = \"proxied\"\ninput_price_per_m = 0\n\
+         output_price_per_m = 0\n"
+    );
+    let profile = Profile::parse(&crate::config::Source::new("proxy", text))
+        .map_err(|_| MockError::InvalidName(name.to_string()))?;
+    start_with(
+        profile,
+        name,
+        addr,
+        admin_token,
+        tls.map(TlsAcceptor::from),
+        Some(forward),
+    )
+    .await
 }
 
 /// Like `start`, serving HTTPS with `tls` (see `tls::server_config`; ALPN http/1.1).
@@ -74,6 +101,7 @@ pub async fn start_tls(
         addr,
         admin_token,
         Some(TlsAcceptor::from(tls)),
+        None,
     )
     .await
 }
@@ -84,6 +112,7 @@ async fn start_with(
     addr: SocketAddr,
     admin_token: Option<String>,
     tls: Option<TlsAcceptor>,
+    forward: Option<Forward>,
 ) -> Result<MockHandle, MockError> {
     if !valid_name(name) {
         return Err(MockError::InvalidName(name.to_string()));
@@ -130,6 +159,7 @@ async fn start_with(
         seq: AtomicU64::new(0),
         shutdown: rx.clone(),
         profile,
+        forward,
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let task = tokio::spawn(accept_loop(listener, shared.clone(), rx, tls));

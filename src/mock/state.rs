@@ -34,6 +34,8 @@ pub(crate) struct MockState {
     /// Numbers requests: ids, and the per-request RNG seed.
     pub seq: AtomicU64,
     pub shutdown: watch::Receiver<bool>,
+    /// Set on a fault proxy: answers come from this provider instead of the profile.
+    pub forward: Option<super::forward::Forward>,
 }
 
 /// Resolves once shutdown has been asked for (or the handle is gone).

@@ -281,7 +281,35 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
                 format!("duplicate upstream name `{n}`; each upstream needs its own name"),
             );
         }
+        if let Some(k) = u.api_key.as_ref().filter(|_| u.proxy_to.is_none()) {
+            c.error(
+                k.span(),
+                key("api_key"),
+                "only a proxied provider (`proxy_to`) takes a key; a mock needs none",
+            );
+        }
         let source = match (&u.profile, &u.url) {
+            _ if u.proxy_to.is_some() && (u.profile.is_some() || u.url.is_some()) => {
+                let at = u.proxy_to.as_ref().map_or(0..0, |p| p.span());
+                c.error(
+                    at,
+                    key("proxy_to"),
+                    "set one of `profile` (a mock), `url` (a mock already running) or \
+                     `proxy_to` (a real provider behind a fault proxy)",
+                );
+                None
+            }
+            (None, None) if u.proxy_to.is_some() => {
+                let url = u
+                    .proxy_to
+                    .as_ref()
+                    .and_then(|p| check_url(c, p, &key("proxy_to")));
+                let api_key = u
+                    .api_key
+                    .as_ref()
+                    .and_then(|k| c.secret(k, &key("api_key")));
+                url.map(|url| UpstreamSource::Proxy { url, api_key })
+            }
             (Some(_), Some(url)) => {
                 c.error(
                     url.span(),
@@ -295,7 +323,8 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
                 c.error(
                     spanned.span(),
                     format!("upstreams[{i}]"),
-                    "needs `profile = \"path/to/profile.toml\"` or `url = \"http://...\"`",
+                    "needs `profile = \"path/to/profile.toml\"`, `url = \"http://...\"` or \
+                     `proxy_to = \"https://...\"`",
                 );
                 None
             }

@@ -85,6 +85,11 @@ pub enum UpstreamSource {
         url: String,
         admin_token: Option<Secret>,
     },
+    /// A real provider behind a fault proxy gauntlet starts (faults are played there).
+    Proxy {
+        url: String,
+        api_key: Option<Secret>,
+    },
 }
 
 /// The load, compiled: one list of stages on one clock that starts at t = 0.

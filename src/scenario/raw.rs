@@ -138,6 +138,13 @@ pub struct RawUpstream {
     /// Control-API token of a running mock: a literal or "env:NAME".
     #[schemars(with = "Option<String>")]
     pub admin_token: Option<Spanned<String>>,
+    /// A real provider's base URL: gauntlet starts a fault proxy in front of it, and faults
+    /// are played there (requests reach the provider and are billed).
+    #[schemars(with = "Option<String>")]
+    pub proxy_to: Option<Spanned<String>>,
+    /// The key the proxy sends to `proxy_to`: a literal or "env:NAME".
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<Spanned<String>>,
     /// The API the embedded gateway speaks to this provider: `chat` (default) or `messages`
     /// (an Anthropic-format provider; the gateway translates its clients' chat requests).
     #[schemars(with = "Option<String>")]
