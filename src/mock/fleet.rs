@@ -237,7 +237,7 @@ mod tests {
         let e = MockFleet::load(&dir.join("fleet.toml")).unwrap_err();
         assert!(
             e.to_string()
-                .contains("fleet.toml:6:12: `providers[1].proxy_to`"),
+                .contains("fleet.toml:7:12: `providers[1].proxy_to`"),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
