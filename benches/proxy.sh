@@ -40,7 +40,7 @@ round() { # URL -> "p50 p99" in ms
   "$BIN/engine_bench" "$1" "$SECS" open "$RATE" >"$WORK/r.json"
   [ "$(json 'd["successes"]==d["requests"]' <"$WORK/r.json")" = True ] \
     || { echo "failures: $(cat "$WORK/r.json")" >&2; exit 1; }
-  json 'f"{d[\"latency_ms\"][\"p50\"]} {d[\"latency_ms\"][\"p99\"]}"' <"$WORK/r.json"
+  python3 -c 'import json,sys; d=json.load(sys.stdin)["latency_ms"]; print(d["p50"], d["p99"])' <"$WORK/r.json"
 }
 D50=() D99=() P50=() P99=()
 for r in $(seq "$ROUNDS"); do

@@ -139,6 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compare_to: Vec::new(),
         capacity: Default::default(),
         tls: Default::default(),
+        budget: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

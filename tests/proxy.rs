@@ -388,3 +388,127 @@ failover_success = "99%"
     );
     assert!(reached.completion_tokens >= 8 * 20, "{reached:?}");
 }
+
+fn budget_scenario(provider_url: &str, budget: &str, rate: u32, secs: u32) -> String {
+    format!(
+        r#"name = "on-a-budget"
+seed = 5
+[tls]
+ca_cert = "pki/ca.pem"
+[[upstreams]]
+name = "real"
+proxy_to = "{provider_url}"
+input_price_per_m = 2.5
+output_price_per_m = 10
+[gateway]
+routes = [{{ model = "m", targets = ["real"] }}]
+[load]
+stages = [{{ duration = "{secs}s", rate = {rate} }}]
+[[requests]]
+name = "chat"
+model = "m"
+prompt = "hello"
+max_tokens = 8
+stream = true
+primary = "real"
+[budget]
+{budget}
+"#
+    )
+}
+
+/// A run against a paid provider stops itself, cleanly, before it passes its token budget;
+/// the summary says so and what was spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_stops_the_run_cleanly_before_it_is_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = SelfSigned::generate(&dir.path().join("pki")).unwrap();
+    let config = server_config(&pki.server, &[ALPN_HTTP1]).unwrap();
+    let provider = mock::start_tls(
+        profile(
+            "name = \"real\"\nseed = 2\n[latency]\ntokens_per_second = 4000\n[[models]]\n\
+             name = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 2\n",
+        ),
+        "real",
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        config,
+    )
+    .await
+    .unwrap();
+    let path = dir.path().join("budget.toml");
+    std::fs::write(
+        &path,
+        budget_scenario(&provider.url(), "max_tokens = 1500", 40, 8),
+    )
+    .unwrap();
+    let scenario = gauntlet::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let options = gauntlet::engine::RunOptions {
+        quiet: true,
+        ..gauntlet::engine::RunOptions::default()
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let run = gauntlet::engine::run_scenario(&scenario, &options, rx)
+        .await
+        .unwrap();
+    let s = &run.summary;
+    let b = s.budget.expect("a budget report");
+    assert!(b.stopped, "{b:?}");
+    assert!(s.interrupted, "stopped like Ctrl-C stops a run");
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "it stopped early"
+    );
+    assert!(
+        (1000..=2000).contains(&b.spent_tokens),
+        "stopped near 1,500 tokens, before the next moment's spend: {b:?}"
+    );
+    assert_eq!(
+        b.spent_tokens,
+        provider.stats().prompt_tokens + provider.stats().completion_tokens
+    );
+    let expected = (provider.stats().prompt_tokens as f64 * 2.5
+        + provider.stats().completion_tokens as f64 * 10.0)
+        / 1e6;
+    assert!((b.spent_usd - expected).abs() < 1e-9, "{b:?} vs {expected}");
+    assert_eq!(
+        s.overall.successes, s.overall.requests,
+        "{:?}",
+        s.overall.errors
+    );
+}
+
+#[test]
+fn a_plan_estimated_over_its_budget_needs_yes_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    SelfSigned::generate(&dir.path().join("pki")).unwrap();
+    let path = dir.path().join("dear.toml");
+    // Nothing listens there: the refusal comes before anything starts.
+    std::fs::write(
+        &path,
+        budget_scenario("https://127.0.0.1:9", "max_cost = \"$0.001\"", 100, 60),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(&path)
+        .arg("-q")
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // 6,000 requests x (hello: 5 prompt tokens + 8 output) at $2.5 / $10 per 1M.
+    assert!(
+        stderr
+            .contains("estimated cost of the plan: at most $0.5550 (6000 requests, 78000 tokens)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(
+        !dir.path().join("run").exists(),
+        "nothing started, nothing written"
+    );
+}

@@ -49,6 +49,10 @@ pub struct Args {
     /// [default: 5M, 50M, 500M and 5B].
     #[arg(long, value_name = "N")]
     pub monthly_tokens: Vec<u64>,
+    /// Start even when the plan's estimated cost exceeds the scenario's `[budget]` (the run
+    /// still stops when it would pass the budget).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -70,7 +74,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         ..RunOptions::default()
     });
     // Reject bad --rate/--duration before anything starts.
-    engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
+    let plan = engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
+    if let Some(budget) = &scenario.budget {
+        check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
+    }
     let mut run_dir =
         RunDir::create(&out, args.plan.force).map_err(|e| InvalidInput(e.to_string()))?;
     let raw = if args.raw {
@@ -147,6 +154,43 @@ fn finish_raw_log(log: &RequestLog) -> anyhow::Result<()> {
         RequestLogEnd::Abandoned(e) => {
             eprintln!("warning: requests.csv was not written completely: {e}");
         }
+    }
+    Ok(())
+}
+
+/// Says what the plan should cost against its `[budget]`, and refuses a plan that would pass
+/// it unless told `--yes`.
+fn check_budget(
+    budget: &gauntlet::scenario::Budget,
+    estimate: Option<engine::Estimate>,
+    yes: bool,
+) -> Result<(), InvalidInput> {
+    let limit = match (budget.max_cost, budget.max_tokens) {
+        (Some(c), Some(t)) => format!("${c:.2} and {t} tokens"),
+        (Some(c), None) => format!("${c:.2}"),
+        (None, Some(t)) => format!("{t} tokens"),
+        (None, None) => String::new(),
+    };
+    let Some(e) = estimate else {
+        eprintln!(
+            "budget {limit}: this plan's cost cannot be estimated before it runs (a closed \
+             model, a dataset, or a class without max_tokens); the run stops at the budget"
+        );
+        return Ok(());
+    };
+    eprintln!(
+        "estimated cost of the plan: at most ${:.4} ({:.0} requests, {:.0} tokens); budget {limit}",
+        e.cost_usd, e.requests, e.tokens
+    );
+    let over = budget.max_cost.is_some_and(|c| e.cost_usd > c)
+        || budget.max_tokens.is_some_and(|t| e.tokens > t as f64);
+    if over && !yes {
+        return Err(InvalidInput(format!(
+            "the plan's estimated cost (${:.4}, {:.0} tokens) exceeds the scenario's [budget] \
+             ({limit}): lower the rate, the duration or max_tokens, or pass --yes to start \
+             anyway (the run stops when it would pass the budget)",
+            e.cost_usd, e.tokens
+        )));
     }
     Ok(())
 }

@@ -98,6 +98,19 @@ impl Dist {
         v.max(0.0)
     }
 
+    /// The expected value, for totals (a cost estimate): what many draws average to.
+    pub fn mean(&self) -> f64 {
+        match *self {
+            Dist::Fixed { value } => value,
+            Dist::Uniform { min, max } => (min + max) / 2.0,
+            Dist::Normal { mean, .. } => mean.max(0.0),
+            Dist::LogNormal { median, p99 } => {
+                let sigma = (p99 / median).ln() / Z_P99;
+                median * (sigma * sigma / 2.0).exp()
+            }
+        }
+    }
+
     /// The typical value, used where one number has to stand for the distribution.
     pub fn median(&self) -> f64 {
         match *self {

@@ -148,7 +148,21 @@ impl StartedFleet {
                     self.mocks.push(handle);
                     (url, None)
                 }
-                UpstreamSource::Proxy { url, api_key } => {
+                UpstreamSource::Proxy {
+                    url,
+                    api_key,
+                    price,
+                } => {
+                    if let Some(p) = price {
+                        self.prices.insert(
+                            u.name.clone(),
+                            Price {
+                                input_per_m: p.input_per_m,
+                                output_per_m: p.output_per_m,
+                                cached_input_per_m: None,
+                            },
+                        );
+                    }
                     let forward = mock::Forward::new(url, api_key.clone(), &self.tls)
                         .map_err(|e| err(e.to_string()))?;
                     let handle = mock::start_proxy(&u.name, loopback(), None, forward, None)

@@ -3,6 +3,7 @@
 //! points at, the bake-off of several targets on one fleet, and progress display.
 
 mod bakeoff;
+mod budget;
 mod client;
 mod fleet;
 mod mix;
@@ -17,6 +18,7 @@ mod settle;
 mod timeline;
 
 pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
+pub use budget::{Estimate, estimate};
 pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
 };

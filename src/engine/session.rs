@@ -247,6 +247,27 @@ pub(super) async fn drive(
     let warmup = config.plan.warmup;
     let faults = timeline::scaled(&scenario.faults, scale);
     let controls = fleet.controls.clone();
+    // The run stops when the caller says (Ctrl-C) or when the budget would be passed.
+    let (run_stop_tx, run_stop) = watch::channel(false);
+    let run_stop_tx = Arc::new(run_stop_tx);
+    let forward_stop = {
+        let tx = run_stop_tx.clone();
+        let mut outer = stop;
+        tokio::spawn(async move {
+            if outer.wait_for(|s| *s).await.is_ok() {
+                tx.send_replace(true);
+            }
+        })
+    };
+    let guard = scenario.budget.map(|b| {
+        super::budget::watch(
+            b,
+            fleet.controls.clone(),
+            fleet.prices.clone(),
+            run_stop_tx.clone(),
+        )
+    });
+    let stop = run_stop;
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
     let t0 = tokio::time::Instant::now();
     let mut stop_faults = stop.clone();
@@ -270,6 +291,11 @@ pub(super) async fn drive(
     let output = runner::run(&load, config, client, live, stop).await;
     drop(load);
     progress.finish();
+    forward_stop.abort();
+    let budget = match guard {
+        Some(g) => g.finish().await,
+        None => None,
+    };
     let _ = end_tx.send(());
     let faults = faults_task.await.unwrap_or_default();
     let before = if before_task.is_finished() {
@@ -304,7 +330,7 @@ pub(super) async fn drive(
             })
             .collect(),
     };
-    let summary = metrics::conclude(Evidence {
+    let mut summary = metrics::conclude(Evidence {
         recording: &output.recorder,
         info: &info,
         faults: &faults,
@@ -315,6 +341,7 @@ pub(super) async fn drive(
         monthly_tokens: &options.monthly_tokens,
         alternatives: &scenario.compare_to,
     });
+    summary.budget = budget;
     Ok(Finished {
         summary,
         recorder: output.recorder,

@@ -411,6 +411,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             ..SlaResult::default()
         },
         trust,
+        budget: None,
     }
 }
 

@@ -329,6 +329,7 @@ pub(crate) mod tests {
             cost: None,
             sla: Default::default(),
             trust: Default::default(),
+            budget: None,
         }
     }
 

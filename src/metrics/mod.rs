@@ -22,8 +22,8 @@ pub use recorder::{
 };
 pub use sample::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource};
 pub use summary::{
-    AlternativeCost, CheckStatus, ClassStats, Connections, Cost, FaultWindow, Generator, Interval,
-    IntervalStats, Misses, MonthlyCost, MonthlySavings, PerRequestBounds, Percentiles, PromptBin,
-    SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats, TokenSources, Tokens, Trust,
-    TurnStats, UpstreamStats,
+    AlternativeCost, BudgetReport, CheckStatus, ClassStats, Connections, Cost, FaultWindow,
+    Generator, Interval, IntervalStats, Misses, MonthlyCost, MonthlySavings, PerRequestBounds,
+    Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats,
+    TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };

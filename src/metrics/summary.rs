@@ -58,6 +58,21 @@ pub struct Summary {
     pub cost: Option<Cost>,
     pub sla: SlaResult,
     pub trust: Trust,
+    /// `[budget]`: what the run spent against it, and whether it stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
+}
+
+/// A run's spend against its `[budget]`, from the tokens the upstreams counted (warmup
+/// included: it was billed too) and their prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    pub max_cost_usd: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub spent_usd: f64,
+    pub spent_tokens: u64,
+    /// The run was stopped because the next moment's spend would have passed the budget.
+    pub stopped: bool,
 }
 
 /// Latency-like percentiles in milliseconds, with the number of samples they rest on.

@@ -178,6 +178,21 @@ pub fn render(s: &Summary) -> String {
     if let Some(line) = fmt::connections(&s.overall.connections) {
         let _ = writeln!(o, "connections: {line}");
     }
+    if let Some(b) = &s.budget {
+        let mut line = format!(
+            "budget: spent ${:.4}{}, {} tokens{}",
+            b.spent_usd,
+            b.max_cost_usd
+                .map_or_else(String::new, |m| format!(" of ${m:.2}")),
+            fmt::count(b.spent_tokens),
+            b.max_tokens
+                .map_or_else(String::new, |m| format!(" of {}", fmt::count(m))),
+        );
+        if b.stopped {
+            line.push_str("; STOPPED: the run would have passed its budget (reported up to then)");
+        }
+        let _ = writeln!(o, "{line}");
+    }
     if let Some(c) = &s.cost {
         let (verb, amount) = fmt::failover_cost(c.failover_extra_usd);
         let _ = writeln!(

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::model::{Alternative, RequestClass, Scenario, Target, Upstream, UpstreamSource};
+use super::model::{
+    Alternative, ProxyPrice, RequestClass, Scenario, Target, Upstream, UpstreamSource,
+};
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
-use super::{capacity, faults, load as load_section, sla, tls, workload};
+use super::{budget, capacity, faults, load as load_section, sla, tls, workload};
 use crate::api::Api;
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
@@ -101,6 +103,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
     let compare_to = compare_to(&mut c, raw.cost.as_ref());
     let capacity = capacity::compile(&mut c, raw.capacity.as_ref());
     let tls = tls::compile(&mut c, raw.tls.as_ref());
+    let budget = budget::compile(&mut c, raw.budget.as_ref(), &upstreams);
     let Some(load) = plan else {
         return finish(c, None);
     };
@@ -118,6 +121,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         compare_to,
         capacity,
         tls,
+        budget,
     };
     finish(c, Some(scenario))
 }
@@ -253,6 +257,52 @@ fn compile_target(c: &mut Check<'_>, raw: &RawScenario, upstreams: &[&str]) -> T
     target
 }
 
+/// A proxied provider's prices: both or neither, each a finite amount of zero or more.
+fn proxy_price(
+    c: &mut Check<'_>,
+    u: &RawUpstream,
+    key: &dyn Fn(&str) -> String,
+) -> Option<ProxyPrice> {
+    let mut read = |v: &Option<Spanned<f64>>, name: &str| {
+        let v = v.as_ref()?;
+        if v.get_ref().is_finite() && *v.get_ref() >= 0.0 {
+            Some(*v.get_ref())
+        } else {
+            c.error(
+                v.span(),
+                key(name),
+                format!(
+                    "{} is not a price; US dollars per 1M tokens, 0 or more",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    let input = read(&u.input_price_per_m, "input_price_per_m");
+    let output = read(&u.output_price_per_m, "output_price_per_m");
+    match (input, output) {
+        (Some(input_per_m), Some(output_per_m)) => Some(ProxyPrice {
+            input_per_m,
+            output_per_m,
+        }),
+        (None, None) => None,
+        _ => {
+            let at = u
+                .input_price_per_m
+                .as_ref()
+                .or(u.output_price_per_m.as_ref())
+                .map_or(0..0, |v| v.span());
+            c.error(
+                at,
+                key("input_price_per_m"),
+                "give both `input_price_per_m` and `output_price_per_m`",
+            );
+            None
+        }
+    }
+}
+
 fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Upstream> {
     if raw.len() > MAX_UPSTREAMS {
         c.error(
@@ -308,7 +358,12 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
                     .api_key
                     .as_ref()
                     .and_then(|k| c.secret(k, &key("api_key")));
-                url.map(|url| UpstreamSource::Proxy { url, api_key })
+                let price = proxy_price(c, u, &key);
+                url.map(|url| UpstreamSource::Proxy {
+                    url,
+                    api_key,
+                    price,
+                })
             }
             (Some(_), Some(url)) => {
                 c.error(

@@ -1,6 +1,7 @@
 //! Scenario files: the serde schema, loading, and validation into typed values with errors
 //! that name file:line:col, the key and the fix.
 
+mod budget;
 mod capacity;
 mod compile;
 mod faults;
@@ -16,9 +17,9 @@ pub use capacity::TOLERANCE_RANGE;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Alternative, Arrival, CapacitySettings, LoadPlan, Objective, PerRequest, RequestClass,
-    Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey, SlaTarget, Stage, StageLoad, Target,
-    Trace, TraceLine, Unit, Upstream, UpstreamSource,
+    Alternative, Arrival, Budget, CapacitySettings, LoadPlan, Objective, PerRequest, ProxyPrice,
+    RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey, SlaTarget, Stage,
+    StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource,
 };
 pub use raw::RawScenario;
 

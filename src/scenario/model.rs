@@ -29,6 +29,7 @@ pub struct Scenario {
     pub capacity: CapacitySettings,
     /// `[tls]`: what the run's clients trust, and their certificate.
     pub tls: crate::tls::ClientSettings,
+    pub budget: Option<Budget>,
 }
 
 /// `[capacity]` as written; every setting is optional (the command line may give it, and
@@ -89,7 +90,24 @@ pub enum UpstreamSource {
     Proxy {
         url: String,
         api_key: Option<Secret>,
+        price: Option<ProxyPrice>,
     },
+}
+
+/// A proxied provider's list prices, US dollars per 1M tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProxyPrice {
+    pub input_per_m: f64,
+    pub output_per_m: f64,
+}
+
+/// `[budget]`: the most a run may spend; it stops cleanly when it would pass either.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Budget {
+    /// US dollars, from the tokens the upstreams count and their prices.
+    pub max_cost: Option<f64>,
+    /// Prompt plus completion tokens the upstreams count.
+    pub max_tokens: Option<u64>,
 }
 
 /// The load, compiled: one list of stages on one clock that starts at t = 0.

@@ -47,6 +47,21 @@ pub struct RawScenario {
     pub capacity: Option<RawCapacitySearch>,
     /// What `https://` targets and upstreams are trusted by, and the client certificate.
     pub tls: Option<RawTls>,
+    /// The most the run may spend at paid providers; it stops cleanly when it would pass it.
+    #[schemars(with = "Option<RawBudget>")]
+    pub budget: Option<Spanned<RawBudget>>,
+}
+
+/// `[budget]`: a cost and/or token cap for runs that reach paid providers.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    /// US dollars, e.g. "$5" or 5.0, estimated from counted tokens and prices.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub max_cost: Option<Spanned<toml::Value>>,
+    /// Prompt plus completion tokens the upstreams count.
+    #[schemars(with = "Option<u64>")]
+    pub max_tokens: Option<Spanned<i64>>,
 }
 
 /// `[tls]`: files are relative to the scenario's folder, PEM encoded.
@@ -145,6 +160,11 @@ pub struct RawUpstream {
     /// The key the proxy sends to `proxy_to`: a literal or "env:NAME".
     #[schemars(with = "Option<String>")]
     pub api_key: Option<Spanned<String>>,
+    /// A proxied provider's prices, US dollars per 1M tokens (for cost and `[budget]`).
+    #[schemars(with = "Option<f64>")]
+    pub input_price_per_m: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub output_price_per_m: Option<Spanned<f64>>,
     /// The API the embedded gateway speaks to this provider: `chat` (default) or `messages`
     /// (an Anthropic-format provider; the gateway translates its clients' chat requests).
     #[schemars(with = "Option<String>")]

@@ -58,6 +58,16 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Prompt tokens a request adds to the class's own messages, on average: `Some(0)` for a
+    /// fixed prompt, the mean for synthetic ones, `None` for a dataset (its lines vary).
+    pub fn prompt_tokens_mean(&self) -> Option<f64> {
+        match &self.source {
+            PromptSource::Fixed => Some(0.0),
+            PromptSource::Synthetic(d) => Some(d.mean()),
+            PromptSource::Dataset(_) => None,
+        }
+    }
+
     /// Whether every request of the class is the same bytes (the engine's pre-built path).
     pub fn is_fixed(&self) -> bool {
         matches!(self.source, PromptSource::Fixed)

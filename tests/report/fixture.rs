@@ -458,5 +458,6 @@ pub fn quickstart() -> Summary {
             trustworthy: true,
             reasons: vec![],
         },
+        budget: None,
     }
 }

@@ -224,5 +224,6 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         compare_to: Vec::new(),
         capacity: Default::default(),
         tls: Default::default(),
+        budget: None,
     }
 }
