@@ -585,7 +585,7 @@ async fn malformed_requests_get_openai_errors_and_the_server_keeps_serving() {
     let r = raw(m.addr(), "GET", "/v1/chat/completions", &[], "").await;
     assert_eq!(r.status(), Some(405));
     assert_eq!(r.header("allow").as_deref(), Some("POST"));
-    let r = raw(m.addr(), "POST", "/v1/embeddings", &[], "{}").await;
+    let r = raw(m.addr(), "POST", "/v1/audio/speech", &[], "{}").await;
     assert_eq!(r.status(), Some(404));
     assert!(r.header("x-request-id").is_some());
 

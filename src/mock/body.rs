@@ -13,10 +13,11 @@ use tokio::time::{Instant, Sleep};
 use crate::openai::{DONE, Usage};
 
 use super::answer::Answer;
-use super::messages::{self, Dialect};
 use super::reply;
+use super::request::Dialect;
 use super::state::InFlight;
 use super::words::word;
+use super::{completions, messages};
 
 /// The error that makes hyper abort the connection mid-body (a cut stream).
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +98,15 @@ pub(crate) struct CutBody {
 
 /// How a stream behaves, decided before it starts.
 pub(crate) struct StreamPlan {
-    /// Chat chunks, or Anthropic's events (then `prefix` is the opening events).
+    /// Chat chunks, text completion chunks, or Anthropic's events (then `prefix` is the
+    /// opening events).
     pub dialect: Dialect,
     pub ttft: Duration,
     pub tokens_per_second: f64,
     /// Chunks after the role chunk: reasoning tokens, then the answer's.
     pub completion_tokens: u32,
+    /// Text completions only: chunks go to choices 0, 1, … in turn, one per prompt.
+    pub choices: u32,
     /// The first this many chunks are `reasoning_content`.
     pub reasoning: u32,
     /// JSON or a tool call instead of words.
@@ -188,12 +192,15 @@ impl TokenStream {
     fn emit_due(&mut self) -> BytesMut {
         let mut out = BytesMut::with_capacity(512);
         if matches!(self.phase, Phase::BeforeFirst) {
-            if self.plan.dialect == Dialect::Messages {
-                out.extend_from_slice(&self.prefix);
-            } else if matches!(self.plan.answer.as_deref(), Some(Answer::ToolCall { .. })) {
-                reply::put_role_chunk_no_content(&mut out, &self.prefix);
-            } else {
-                reply::put_role_chunk(&mut out, &self.prefix);
+            let tool_call = matches!(self.plan.answer.as_deref(), Some(Answer::ToolCall { .. }));
+            match self.plan.dialect {
+                Dialect::Messages => out.extend_from_slice(&self.prefix),
+                // This API has no role chunk: the first token is the first event.
+                Dialect::Completions => {}
+                Dialect::Chat if tool_call => {
+                    reply::put_role_chunk_no_content(&mut out, &self.prefix);
+                }
+                Dialect::Chat => reply::put_role_chunk(&mut out, &self.prefix),
             }
             self.phase = Phase::Tokens;
         }
@@ -222,6 +229,10 @@ impl TokenStream {
             let finish = last.then_some(self.plan.finish_reason);
             if self.plan.dialect == Dialect::Messages {
                 messages::put_text_delta(&mut out, token);
+            } else if self.plan.dialect == Dialect::Completions {
+                let n = self.plan.choices.max(1);
+                let finish = (self.sent + n >= total).then_some(self.plan.finish_reason);
+                completions::put_text_chunk(&mut out, &self.prefix, self.sent % n, token, finish);
             } else if self.sent < self.plan.reasoning {
                 reply::put_reasoning_chunk(&mut out, &self.prefix, token);
             } else if let Some(answer) = self.plan.answer.as_deref() {

@@ -1,7 +1,9 @@
-//! One chat completion: validating the request, applying limits and faults, and building the
-//! answer. Everything is decided synchronously; only waiting (latency, hangs) is async, and
-//! boxed, so the zero-latency hot path's future stays small.
+//! One chat completion (or text completion, Anthropic message or embeddings request):
+//! validating the request, applying limits and faults, and building the answer. Everything is
+//! decided synchronously; only waiting (latency, hangs) is async, and boxed, so the
+//! zero-latency hot path's future stays small.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,14 +19,14 @@ use super::body::MockBody;
 use super::cache::PrefixCache;
 use super::conn::ConnCtl;
 use super::fault::RateLimitCode;
-use super::inject::Action;
-use super::messages::{self, Dialect};
+use super::inject::{Action, FaultPlan};
 use super::profile::ModelProfile;
-use super::request::{BodyError, read_body};
+use super::request::{Ask, BodyError, Dialect, read_body};
 use super::respond::{client_error, injected_error, rate_limited, synthetic_headers};
 use super::serve::{Job, serve};
 use super::state::{InFlight, MockState, stopping};
 use super::stats::RequestOutcome;
+use super::{completions, embeddings, messages};
 
 /// The timer ticks in milliseconds: a shorter sleep would round up to a whole tick.
 const MIN_SLEEP: Duration = Duration::from_micros(500);
@@ -50,27 +52,33 @@ fn after(wait: Duration, resp: Response<MockBody>, guard: Option<InFlight>) -> N
     }
 }
 
-/// One completion asked for in `dialect` (chat completions or Anthropic Messages); the answer
-/// is in the same dialect, but for errors, which the caller words.
+/// One request to a generating path: a completion in one of the text dialects (answered in
+/// the same dialect, but for errors, which the caller words), or embeddings.
 pub(crate) async fn chat(
     shared: &Arc<MockState>,
     ctl: &ConnCtl,
     seq: u64,
     req: Request<Incoming>,
-    dialect: Dialect,
+    ask: Ask,
 ) -> Response<MockBody> {
+    // One async body for every API: a future nested per step made each chat request copy
+    // its state between them (about 2% more instructions per request).
     let in_flight = InFlight::new(shared.clone());
     let limits = &shared.profile.limits;
-    let key_of = |h: &http::HeaderMap| match dialect {
-        Dialect::Chat => bearer(h).map(str::to_string),
-        Dialect::Messages => messages::api_key(h)
-            .or_else(|| bearer(h))
-            .map(str::to_string),
+    let anthropic = ask == Ask::Text(Dialect::Messages);
+    let key_of = |h: &http::HeaderMap| {
+        if anthropic {
+            messages::api_key(h).or_else(|| bearer(h))
+        } else {
+            bearer(h)
+        }
+        .map(str::to_string)
     };
     if limits.require_api_key && key_of(req.headers()).is_none() {
-        let how = match dialect {
-            Dialect::Chat => "Send it as `Authorization: Bearer YOUR_KEY`.",
-            Dialect::Messages => "Send it as `x-api-key: YOUR_KEY`.",
+        let how = if anthropic {
+            "Send it as `x-api-key: YOUR_KEY`."
+        } else {
+            "Send it as `Authorization: Bearer YOUR_KEY`."
         };
         return client_error(
             shared,
@@ -101,7 +109,11 @@ pub(crate) async fn chat(
             return client_error(shared, ApiError::new(ApiErrorKind::InvalidRequest, msg));
         }
     };
-    match decide(shared, ctl, seq, key.as_deref(), &body, in_flight, dialect) {
+    let next = match ask {
+        Ask::Text(dialect) => decide(shared, ctl, seq, key.as_deref(), &body, in_flight, dialect),
+        Ask::Embeddings => embed(shared, ctl, seq, key.as_deref(), &body, in_flight),
+    };
+    match next {
         Next::Now(r) => r,
         Next::Later(wait, r, guard) => {
             Box::pin(tokio::time::sleep(wait.min(crate::config::MAX_DURATION))).await;
@@ -150,37 +162,36 @@ fn decide(
     in_flight: InFlight,
     dialect: Dialect,
 ) -> Next {
-    let profile = &shared.profile;
+    // Text completions count their prompts themselves: that API frames no messages.
     let parsed = match dialect {
-        Dialect::Chat => {
-            serde_json::from_slice::<ChatRequest>(body).map_err(|e| ApiError::from_json_error(&e))
+        Dialect::Chat => serde_json::from_slice::<ChatRequest>(body)
+            .map(|r| (r, None))
+            .map_err(|e| ApiError::from_json_error(&e)),
+        Dialect::Messages => messages::to_chat(body).map(|r| (r, None)),
+        Dialect::Completions => {
+            completions::to_chat(body, &shared.tokenizer).map(|(r, each)| (r, Some(each)))
         }
-        Dialect::Messages => messages::to_chat(body),
     };
-    let request = match parsed {
+    let (request, counted) = match parsed {
         Ok(r) => r,
         Err(e) => return Next::Now(client_error(shared, e)),
     };
-    let model_index = profile.models.iter().position(|m| m.name == request.model);
-    shared.counters.model(model_index);
-    let Some((model_index, model)) =
-        model_index.and_then(|i| profile.models.get(i).map(|m| (i, m)))
-    else {
-        let msg = format!(
-            "The model `{}` does not exist or you do not have access to it.",
-            request.model
-        );
-        let e = ApiError::new(ApiErrorKind::ModelNotFound, msg).with_param("model");
-        return Next::Now(client_error(shared, e));
+    let (model_index, model) = match find_model(shared, &request.model) {
+        Ok(m) => m,
+        Err(e) => return Next::Now(client_error(shared, e)),
     };
     // Per message only when the prefix cache needs it: a list is an allocation per request.
-    let (each, prompt_tokens) = match shared.cache {
-        Some(_) => {
+    let (each, prompt_tokens) = match (counted, &shared.cache) {
+        (Some(each), _) => {
+            let total = each.iter().fold(0u32, |a, &n| a.saturating_add(n));
+            (each, total)
+        }
+        (None, Some(_)) => {
             let each = message_tokens(shared, &request.messages);
             let total = each.iter().fold(0u32, |a, &n| a.saturating_add(n));
             (each, total)
         }
-        None => {
+        (None, None) => {
             let total = shared.tokenizer.count_messages(&request.messages);
             (Vec::new(), u32::try_from(total).unwrap_or(u32::MAX))
         }
@@ -189,8 +200,77 @@ fn decide(
     if let Err(e) = check_size(model, prompt_tokens, max_tokens) {
         return Next::Now(client_error(shared, e));
     }
+    let (plan, rng, in_flight) = match admit(
+        shared,
+        ctl,
+        seq,
+        key,
+        model,
+        prompt_tokens,
+        max_tokens,
+        in_flight,
+    ) {
+        ControlFlow::Continue(admitted) => admitted,
+        ControlFlow::Break(next) => return next,
+    };
+    let cached_tokens = match &shared.cache {
+        Some(c) => cached_tokens(c, model, &request.messages, &each),
+        None => 0,
+    };
+    let job = Job {
+        seq,
+        dialect,
+        request,
+        model: model_index,
+        prompt_tokens,
+        cached_tokens,
+        plan,
+        rng,
+        in_flight,
+    };
+    if shared.slots.is_some() {
+        return Next::Queue(Box::new(job));
+    }
+    let (wait, r, guard) = serve(shared, model, job);
+    after(wait, r, guard)
+}
 
-    let mut rng = SmallRng::seed_from_u64(request_seed(profile.seed, seq));
+/// The model a request names (counted in the stats either way), or the 404 for a name the
+/// mock does not serve.
+fn find_model<'a>(
+    shared: &'a MockState,
+    name: &str,
+) -> Result<(usize, &'a ModelProfile), ApiError> {
+    let models = &shared.profile.models;
+    let index = models.iter().position(|m| m.name == name);
+    shared.counters.model(index);
+    match index.and_then(|i| models.get(i).map(|m| (i, m))) {
+        Some(found) => Ok(found),
+        None => {
+            let msg = format!("The model `{name}` does not exist or you do not have access to it.");
+            Err(ApiError::new(ApiErrorKind::ModelNotFound, msg).with_param("model"))
+        }
+    }
+}
+
+/// The faults and limits a valid request meets: `Break` with what to do instead of serving
+/// it (outage, reset, error, 429, hang), or `Continue` with the faults that shape its answer
+/// (latency, malformed, stream cut, slow stream) and its random numbers.
+// Inlined into the chat path: called out of line, with its large return moved through
+// memory, it cost chat about 100 instructions per request.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn admit(
+    shared: &MockState,
+    ctl: &ConnCtl,
+    seq: u64,
+    key: Option<&str>,
+    model: &ModelProfile,
+    prompt_tokens: u32,
+    max_tokens: Option<u32>,
+    in_flight: InFlight,
+) -> ControlFlow<Next, (FaultPlan, SmallRng, InFlight)> {
+    let mut rng = SmallRng::seed_from_u64(request_seed(shared.profile.seed, seq));
     let plan = shared.injector.plan(&model.name, &mut rng);
     for k in &plan.hits {
         shared.counters.fault(*k);
@@ -199,20 +279,20 @@ fn decide(
         Action::Outage => {
             shared.counters.outcome(RequestOutcome::Outage);
             ctl.close();
-            return Next::Never;
+            return ControlFlow::Break(Next::Never);
         }
         Action::Reset => {
             shared.counters.outcome(RequestOutcome::Reset);
             ctl.reset();
-            return Next::Never;
+            return ControlFlow::Break(Next::Never);
         }
         _ => {}
     }
     if let Some(r) = enforce_limits(shared, &in_flight, key, model, prompt_tokens, max_tokens) {
-        return Next::Now(r);
+        return ControlFlow::Break(Next::Now(r));
     }
 
-    match &plan.action {
+    let next = match &plan.action {
         Action::Error { status, message } => {
             shared.counters.outcome(RequestOutcome::Error);
             after(
@@ -241,29 +321,50 @@ fn decide(
             shared.counters.outcome(RequestOutcome::Hang);
             Next::Hang(plan.delay + *hold, in_flight)
         }
-        _ => {
-            let cached_tokens = match &shared.cache {
-                Some(c) => cached_tokens(c, model, &request.messages, &each),
-                None => 0,
-            };
-            let job = Job {
-                seq,
-                dialect,
-                request,
-                model: model_index,
-                prompt_tokens,
-                cached_tokens,
-                plan,
-                rng,
-                in_flight,
-            };
-            if shared.slots.is_some() {
-                return Next::Queue(Box::new(job));
-            }
-            let (wait, r, guard) = serve(shared, model, job);
-            after(wait, r, guard)
-        }
-    }
+        _ => return ControlFlow::Continue((plan, rng, in_flight)),
+    };
+    ControlFlow::Break(next)
+}
+
+/// An embeddings request: read, sized against the model, through the same faults and limits,
+/// answered after its time to first token.
+fn embed(
+    shared: &Arc<MockState>,
+    ctl: &ConnCtl,
+    seq: u64,
+    key: Option<&str>,
+    body: &[u8],
+    in_flight: InFlight,
+) -> Next {
+    let request = match embeddings::parse(body) {
+        Ok(r) => r,
+        Err(e) => return Next::Now(client_error(shared, e)),
+    };
+    let (_, model) = match find_model(shared, &request.model) {
+        Ok(m) => m,
+        Err(e) => return Next::Now(client_error(shared, e)),
+    };
+    let sized = match embeddings::size(&request, model, &shared.tokenizer) {
+        Ok(s) => s,
+        Err(e) => return Next::Now(client_error(shared, e)),
+    };
+    // An embedding generates nothing: the token budget is its input alone.
+    let (plan, rng, in_flight) = match admit(
+        shared,
+        ctl,
+        seq,
+        key,
+        model,
+        sized.prompt_tokens,
+        Some(0),
+        in_flight,
+    ) {
+        ControlFlow::Continue(admitted) => admitted,
+        ControlFlow::Break(next) => return next,
+    };
+    let (wait, r, guard) =
+        embeddings::serve(shared, model, &request, &sized, &plan, rng, in_flight);
+    after(wait, r, guard)
 }
 
 /// Tokens of each message, as the profile's tokenizer counts them (text plus overhead).

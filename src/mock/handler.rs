@@ -1,11 +1,11 @@
-//! Answering HTTP requests: routing to the chat, model-list and control handlers, and tagging
-//! every response with its upstream and request id.
+//! Answering HTTP requests: routing to the chat (and its other dialects), embeddings,
+//! model-list and control handlers, and tagging every response with its upstream and request id.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::BytesMut;
-use http::header::{ALLOW, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
@@ -13,7 +13,8 @@ use crate::openai::{ApiError, ApiErrorKind, REQUEST_ID_HEADER, UPSTREAM_HEADER};
 
 use super::body::MockBody;
 use super::conn::ConnCtl;
-use super::messages::{self, Dialect};
+use super::messages;
+use super::request::{Ask, Dialect};
 use super::respond::{JSON, client_error, error_response};
 use super::state::MockState;
 use super::stats::RequestOutcome;
@@ -58,14 +59,20 @@ async fn route(
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
-            chat::chat(shared, ctl, seq, req, Dialect::Chat).await
+            chat::chat(shared, ctl, seq, req, Ask::Text(Dialect::Chat)).await
+        }
+        (&Method::POST, "/v1/completions" | "/completions") => {
+            chat::chat(shared, ctl, seq, req, Ask::Text(Dialect::Completions)).await
+        }
+        (&Method::POST, "/v1/embeddings" | "/embeddings") => {
+            chat::chat(shared, ctl, seq, req, Ask::Embeddings).await
         }
         (&Method::POST, "/v1/messages") => {
-            let r = chat::chat(shared, ctl, seq, req, Dialect::Messages).await;
+            let r = chat::chat(shared, ctl, seq, req, Ask::Text(Dialect::Messages)).await;
             if r.status().is_success() {
                 r
             } else {
-                messages::anthropic_error(r)
+                anthropic_error(r)
             }
         }
         // Benchmark tools probe this before they start, as vLLM-style servers answer it.
@@ -91,6 +98,10 @@ async fn route(
             m,
             "/v1/chat/completions"
             | "/chat/completions"
+            | "/v1/completions"
+            | "/completions"
+            | "/v1/embeddings"
+            | "/embeddings"
             | "/v1/messages"
             | "/v1/models"
             | "/models",
@@ -108,10 +119,24 @@ async fn route(
         }
         _ => {
             let msg = format!(
-                "Unknown request URL: {} {path}. This mock serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /health.",
+                "Unknown request URL: {} {path}. This mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/messages, GET /v1/models and GET /health.",
                 req.method()
             );
             client_error(shared, ApiError::new(ApiErrorKind::UnknownUrl, msg))
         }
     }
+}
+
+/// An error answer of the chat path, re-worded in Anthropic's shape (same status and headers).
+fn anthropic_error(resp: Response<MockBody>) -> Response<MockBody> {
+    let (parts, body) = resp.into_parts();
+    let chat: &[u8] = match &body {
+        MockBody::Full(Some(b)) => b,
+        _ => &[],
+    };
+    let bytes = messages::error_body(parts.status, chat);
+    let mut r = Response::from_parts(parts, MockBody::full(bytes));
+    // The length of the chat body no longer holds; hyper sets the new one.
+    r.headers_mut().remove(CONTENT_LENGTH);
+    r
 }

@@ -5,23 +5,14 @@
 //! (`{"type":"error","error":{"type":"overloaded_error",...}}`, 529 when overloaded).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, StatusCode};
 use rand::rngs::SmallRng;
 use serde::Deserialize;
 
 use crate::openai::{ApiError, ApiErrorKind, ChatRequest, Content, Message, StreamOptions, Usage};
 
-use super::body::MockBody;
 use super::reply::{ReplyHead, put_dec, put_hex, put_json_str};
 use super::words::word;
-
-/// Which API a request came in by, so the answer goes back in the same one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Dialect {
-    #[default]
-    Chat,
-    Messages,
-}
 
 /// The API key of a Messages request: `x-api-key`, as Anthropic's clients send it.
 pub(crate) fn api_key(headers: &HeaderMap) -> Option<&str> {
@@ -230,24 +221,17 @@ struct OpenAiErrorBody {
     message: String,
 }
 
-/// An error answer of the chat path, re-worded in Anthropic's shape (same status and headers).
-pub(crate) fn anthropic_error(resp: Response<MockBody>) -> Response<MockBody> {
-    let (parts, body) = resp.into_parts();
-    let message = match &body {
-        MockBody::Full(Some(b)) => serde_json::from_slice::<OpenAiError>(b)
-            .map(|e| e.error.message)
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+/// The error body of the chat path (`chat_body`, answered with `status`), re-worded in
+/// Anthropic's shape.
+pub(crate) fn error_body(status: StatusCode, chat_body: &[u8]) -> Vec<u8> {
+    let message = serde_json::from_slice::<OpenAiError>(chat_body)
+        .map(|e| e.error.message)
+        .unwrap_or_default();
     let json = serde_json::json!({
         "type": "error",
-        "error": { "type": error_type(parts.status), "message": message },
+        "error": { "type": error_type(status), "message": message },
     });
-    let bytes = serde_json::to_vec(&json).unwrap_or_default();
-    let mut r = Response::from_parts(parts, MockBody::full(bytes));
-    // The length of the chat body no longer holds; hyper sets the new one.
-    r.headers_mut().remove(http::header::CONTENT_LENGTH);
-    r
+    serde_json::to_vec(&json).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -335,12 +319,11 @@ mod tests {
         ];
         for (status, kind) in cases {
             let chat = super::super::respond::injected_error(status, Some("busy"));
-            let r = anthropic_error(chat);
-            assert_eq!(r.status().as_u16(), status);
-            let MockBody::Full(Some(b)) = r.body() else {
+            let super::super::body::MockBody::Full(Some(b)) = chat.body() else {
                 panic!("a full body");
             };
-            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            let b = error_body(chat.status(), b);
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
             assert_eq!(v["type"], "error");
             assert_eq!(v["error"]["type"], kind);
             assert_eq!(v["error"]["message"], "busy");

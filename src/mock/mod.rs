@@ -1,7 +1,8 @@
 //! Mock upstream providers: fast, faithful OpenAI-compatible servers whose latency, token
 //! rate and failures are scripted by a profile and changed at run time via a control API.
 //!
-//! A mock serves `POST /v1/chat/completions` (and `/chat/completions`), Anthropic's
+//! A mock serves `POST /v1/chat/completions` (and `/chat/completions`), the legacy text
+//! completions (`completions`), embeddings (`embeddings`), Anthropic's
 //! `POST /v1/messages` (`messages`), `GET /v1/models` and `GET /health`,
 //! tags every response with `x-gauntlet-upstream` and `system_fingerprint`, and answers
 //! bad input with OpenAI-shaped 4xx errors. Its control API lives on the same port under
@@ -25,8 +26,10 @@ mod body;
 mod cache;
 mod chat;
 mod client;
+mod completions;
 mod conn;
 mod control;
+mod embeddings;
 mod fault;
 mod fleet;
 mod forward;
@@ -51,6 +54,9 @@ pub use fault::{FaultError, FaultKind, FaultKindName, FaultSpec, RateLimitCode, 
 pub use fleet::{FleetEntry, FleetSource, MockFleet};
 pub use forward::{Forward, ForwardError, MAX_FORWARD_BODY};
 pub use inject::{FaultEntry, FaultId};
-pub use profile::{Capacity, DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile, ProfileLimits};
+pub use profile::{
+    Capacity, DEFAULT_EMBEDDING_DIMENSIONS, DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile,
+    ProfileLimits,
+};
 pub use server::{MockError, MockHandle, start, start_proxy, start_tls};
 pub use stats::{MockStats, RequestOutcome, UNKNOWN_MODEL};

@@ -22,9 +22,18 @@ pub struct ModelProfile {
     pub output_price_per_m: f64,
     /// US dollars per 1M prompt tokens served from the prefix cache; `None` means the input price.
     pub cached_input_price_per_m: Option<f64>,
-    /// Prompt plus completion tokens the model accepts; `None` means unlimited.
+    /// Prompt plus completion tokens the model accepts; `None` means unlimited. An embeddings
+    /// request is held to it input by input.
     pub context_window: Option<u32>,
+    /// Length of the vectors `POST /v1/embeddings` answers (a request's `dimensions` may ask
+    /// for fewer).
+    pub embedding_dimensions: u32,
 }
+
+/// OpenAI's `text-embedding-3-small` and `ada-002` size.
+pub const DEFAULT_EMBEDDING_DIMENSIONS: u32 = 1536;
+/// Larger than any embedding model ships; a bigger number is a typo.
+const MAX_EMBEDDING_DIMENSIONS: u32 = 65536;
 
 /// ProfileLimits the provider enforces with real errors.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +146,7 @@ struct RawModel {
     output_price_per_m: Spanned<f64>,
     cached_input_price_per_m: Option<Spanned<f64>>,
     context_window: Option<Spanned<u32>>,
+    embedding_dimensions: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +289,21 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
             Some(w) => Some(*w.get_ref()),
             None => None,
         };
+        let embedding_dimensions = match &m.embedding_dimensions {
+            Some(d) if !(1..=MAX_EMBEDDING_DIMENSIONS).contains(d.get_ref()) => {
+                check.error(
+                    d.span(),
+                    key("embedding_dimensions"),
+                    format!(
+                        "{} is out of range; allowed 1..={MAX_EMBEDDING_DIMENSIONS}",
+                        d.get_ref()
+                    ),
+                );
+                DEFAULT_EMBEDDING_DIMENSIONS
+            }
+            Some(d) => *d.get_ref(),
+            None => DEFAULT_EMBEDDING_DIMENSIONS,
+        };
         if let (Some(input_price_per_m), Some(output_price_per_m)) = (input, output) {
             models.push(ModelProfile {
                 name: name.to_string(),
@@ -286,6 +311,7 @@ fn compile(src: &Source, raw: RawProfile) -> Result<Profile, ConfigErrors> {
                 output_price_per_m,
                 cached_input_price_per_m,
                 context_window,
+                embedding_dimensions,
             });
         }
     }
@@ -503,6 +529,31 @@ mod tests {
                 .contains("p.toml:6:28: `models[0].cached_input_price_per_m`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn embedding_dimensions_default_to_1536_and_a_bad_size_is_located() {
+        let model = |extra: &str| {
+            format!(
+                "name = \"x\"\n[[models]]\nname = \"m\"\ninput_price_per_m = 1\n\
+                 output_price_per_m = 0\n{extra}"
+            )
+        };
+        assert_eq!(
+            parse(&model("")).unwrap().models[0].embedding_dimensions,
+            1536
+        );
+        let p = parse(&model("embedding_dimensions = 3072\n")).unwrap();
+        assert_eq!(p.models[0].embedding_dimensions, 3072);
+        for bad in ["0", "65537"] {
+            let e = parse(&model(&format!("embedding_dimensions = {bad}\n"))).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("p.toml:6:24: `models[0].embedding_dimensions`"),
+                "{text}"
+            );
+            assert!(text.contains("1..=65536"), "{text}");
+        }
     }
 
     #[test]

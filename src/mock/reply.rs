@@ -116,7 +116,7 @@ impl ReplyHead<'_> {
     }
 }
 
-fn put_usage(out: &mut BytesMut, u: Usage) {
+pub(crate) fn put_usage(out: &mut BytesMut, u: Usage) {
     out.put_slice(b"{\"prompt_tokens\":");
     put_dec(out, u64::from(u.prompt_tokens));
     out.put_slice(b",\"completion_tokens\":");

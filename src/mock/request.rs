@@ -1,8 +1,29 @@
-//! Reading a request to the mock: its body, bounded and copied only when it came in pieces.
+//! Reading a request to the mock: which API it came in by, and its body, bounded and copied
+//! only when it came in pieces.
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+
+/// Which API a request for generated text came in by, so the answer goes back in the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Dialect {
+    #[default]
+    Chat,
+    /// Anthropic's Messages API.
+    Messages,
+    /// OpenAI's legacy text completions.
+    Completions,
+}
+
+/// What a request to a generating path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// Text, answered in this dialect.
+    Text(Dialect),
+    /// Vectors (OpenAI's embeddings API).
+    Embeddings,
+}
 
 pub(crate) enum BodyError {
     TooLarge,

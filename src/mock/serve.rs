@@ -17,15 +17,16 @@ use rand::rngs::SmallRng;
 
 use crate::openai::{ChatRequest, CompletionTokensDetails, PromptTokensDetails, Usage};
 
-use super::answer;
 use super::body::{MockBody, StreamPlan, TokenStream};
 use super::inject::{Action, FaultPlan};
-use super::messages::{self, Dialect};
+use super::messages;
 use super::profile::ModelProfile;
 use super::reply::{ReplyHead, broken_completion};
+use super::request::Dialect;
 use super::respond::JSON;
 use super::state::{InFlight, MockState};
 use super::stats::RequestOutcome;
+use super::{answer, completions};
 
 /// Reasoning lengths above this are a profile typo, not a model.
 const MAX_REASONING_TOKENS: f64 = 1e6;
@@ -81,6 +82,13 @@ pub(crate) fn serve(
         let uncached = prompt_tokens.saturating_sub(cached_tokens);
         ttft += Duration::from_secs_f64(f64::from(uncached) / rate);
     }
+    // A batch of text prompts is answered with a choice each, decoded side by side as a
+    // server batches them: the answer takes as long as one choice would.
+    let choices = match dialect {
+        Dialect::Completions => completions::choices(&request),
+        Dialect::Chat | Dialect::Messages => 1,
+    };
+    tokens_per_second *= f64::from(choices);
     let slowdown = profile.capacity.decode_slowdown;
     if slowdown > 0.0 {
         tokens_per_second /= 1.0 + slowdown * running(shared, &in_flight).saturating_sub(1) as f64;
@@ -101,7 +109,7 @@ pub(crate) fn serve(
         Some(a) => (a.units(), a.finish_reason()),
         None => (words, word_finish),
     };
-    let completion_tokens = units.saturating_add(reasoning);
+    let completion_tokens = units.saturating_mul(choices).saturating_add(reasoning);
 
     let malformed = matches!(plan.action, Action::Malformed);
     let outcome = if malformed {
@@ -141,6 +149,7 @@ pub(crate) fn serve(
         let prefix = match dialect {
             Dialect::Chat => head.chunk_prefix(),
             Dialect::Messages => messages::stream_start(&head, Some(usage)),
+            Dialect::Completions => completions::chunk_prefix(&head),
         };
         let stream = TokenStream::new(
             StreamPlan {
@@ -148,6 +157,7 @@ pub(crate) fn serve(
                 ttft: ttft + plan.delay,
                 tokens_per_second,
                 completion_tokens,
+                choices,
                 reasoning,
                 answer,
                 finish_reason,
@@ -171,6 +181,7 @@ pub(crate) fn serve(
         match dialect {
             Dialect::Chat => MockBody::full(broken_completion(&head)),
             Dialect::Messages => MockBody::full(messages::broken_completion(&head)),
+            Dialect::Completions => MockBody::full(completions::broken_completion(&head)),
         }
     } else {
         let full = match dialect {
@@ -183,6 +194,9 @@ pub(crate) fn serve(
                 answer.as_deref(),
             ),
             Dialect::Messages => messages::completion(&head, words, &mut rng, finish_reason, usage),
+            Dialect::Completions => {
+                completions::completion(&head, words, choices, &mut rng, finish_reason, usage)
+            }
         };
         if outcome == RequestOutcome::StreamCut {
             MockBody::cut(full.slice(..full.len() / 2))

@@ -4,6 +4,7 @@
 
 mod bucket;
 mod error;
+mod prompts;
 mod ratelimit;
 mod sse;
 mod types;
@@ -11,6 +12,7 @@ mod wire;
 
 pub use bucket::{Exhausted, MinuteBuckets, Refusal};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
+pub use prompts::{MAX_PROMPTS, Prompt, Prompts};
 pub use ratelimit::{
     BucketState, RETRY_AFTER_MS_HEADER, RateLimitHeaders, duration_text, read_retry_after,
     write_retry_after,
