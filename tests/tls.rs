@@ -641,3 +641,67 @@ async fn a_target_that_closes_its_connections_shows_up_as_handshakes_and_session
         "every interval shows it"
     );
 }
+
+/// The shipped external-https scenario, as its comment says to run it: the mocks, the
+/// reference gateway over HTTPS with a self-made CA, and `gauntlet run --ca-cert`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_external_https_scenario_passes_against_the_reference_gateway_over_tls() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let pki = SelfSigned::generate(&dir.path().join("pki")).unwrap();
+    let mut mocks = Vec::new();
+    for (name, profile) in [
+        ("deepseek", "deepseek-v4-flash.toml"),
+        ("qwen", "qwen3-32b.toml"),
+        ("premium", "deepseek-r1.toml"),
+    ] {
+        let p = gauntlet::mock::Profile::load(&root.join("mock-upstreams").join(profile)).unwrap();
+        mocks.push(
+            mock::start(p, name, "127.0.0.1:0".parse().unwrap(), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut gw_text = std::fs::read_to_string(root.join("examples/gateway.toml")).unwrap();
+    let mut sc_text = std::fs::read_to_string(root.join("scenarios/external-https.toml")).unwrap();
+    for (i, m) in mocks.iter().enumerate() {
+        let fixed = format!("http://127.0.0.1:800{}", i + 1);
+        gw_text = gw_text.replace(&fixed, &m.url());
+        sc_text = sc_text.replace(&fixed, &m.url());
+    }
+    let config = Config::from_source(&gauntlet::config::Source::new("gw.toml", gw_text)).unwrap();
+    let tls = GatewayTls {
+        serve: Some(server_config(&pki.server, &[ALPN_H2, ALPN_HTTP1]).unwrap()),
+        upstreams: ClientSettings::default(),
+    };
+    let gw = gauntlet::gateway::start_with(config, "127.0.0.1:0".parse().unwrap(), tls)
+        .await
+        .unwrap();
+    let sc_text = sc_text.replace("https://127.0.0.1:8443", &gw.url());
+    let scenario = dir.path().join("external-https.toml");
+    std::fs::write(&scenario, sc_text).unwrap();
+    let out = dir.path().join("run");
+    let done = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["-q", "--duration", "12s", "--rate", "60", "--ca-cert"])
+        .arg(&pki.ca)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(done.status.code(), Some(0), "{stderr}\n{}", summary["sla"]);
+    assert!(summary["target"].as_str().unwrap().starts_with("https://"));
+    let c = &summary["overall"]["connections"];
+    // The preflight's handshake was the full one: measured connections resume its session.
+    assert!(c["tls_resumed"].as_u64().unwrap() >= 1, "{c}");
+    assert_eq!(
+        c["opened"].as_u64().unwrap(),
+        c["tls_full"].as_u64().unwrap() + c["tls_resumed"].as_u64().unwrap(),
+        "every connection to an https target is a TLS one: {c}"
+    );
+}
