@@ -480,7 +480,7 @@ pub struct LiteEvent<'a> {
     pub message: Option<StartMessage>,
     /// `content_block_delta`'s and `message_delta`'s change.
     #[serde(borrow, default)]
-    pub delta: Option<LiteDelta<'a>>,
+    pub delta: Option<MessagesDelta<'a>>,
     /// `message_delta`'s usage (cumulative output count).
     #[serde(default)]
     pub usage: Option<MessagesUsage>,
@@ -493,7 +493,7 @@ pub struct StartMessage {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct LiteDelta<'a> {
+pub struct MessagesDelta<'a> {
     #[serde(borrow, rename = "type", default)]
     pub kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]

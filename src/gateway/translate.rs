@@ -105,7 +105,7 @@ fn now() -> u64 {
 }
 
 #[derive(Deserialize)]
-struct Message {
+struct AnthropicMessage {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -138,7 +138,7 @@ struct Block {
 
 /// A whole Messages answer as a chat completion.
 pub fn completion(body: &[u8]) -> Result<Bytes, String> {
-    let m: Message =
+    let m: AnthropicMessage =
         serde_json::from_slice(body).map_err(|e| format!("not a JSON Messages answer: {e}"))?;
     if m.kind != "message" {
         return Err(format!("a Messages answer of type `{}`", m.kind));
@@ -201,7 +201,7 @@ struct Event {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
-    message: Option<Message>,
+    message: Option<AnthropicMessage>,
     #[serde(default)]
     index: Option<usize>,
     #[serde(default)]
@@ -436,19 +436,19 @@ fn anthropic_error_type(status: StatusCode) -> &'static str {
 }
 
 #[derive(Deserialize)]
-struct OpenAiError {
-    error: OpenAiErrorBody,
+struct OpenAiErrorShape {
+    error: OpenAiErrorFields,
 }
 
 #[derive(Deserialize)]
-struct OpenAiErrorBody {
+struct OpenAiErrorFields {
     #[serde(default)]
     message: String,
 }
 
 /// An OpenAI-shaped error (the gateway's own or an upstream's) in Anthropic's shape.
 pub fn outbound_error(status: StatusCode, body: &[u8]) -> Bytes {
-    let message = serde_json::from_slice::<OpenAiError>(body)
+    let message = serde_json::from_slice::<OpenAiErrorShape>(body)
         .map(|e| e.error.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(500).collect());
     let v = serde_json::json!({
@@ -490,7 +490,7 @@ impl ChatUsage {
 }
 
 #[derive(Deserialize)]
-struct ChatCompletion {
+struct ChatAnswer {
     #[serde(default)]
     id: String,
     #[serde(default)]
@@ -547,7 +547,7 @@ fn message_id(chat_id: &str) -> String {
 
 /// A chat completion as a whole Messages answer.
 pub fn outbound_message(body: &[u8]) -> Result<Bytes, String> {
-    let c: ChatCompletion =
+    let c: ChatAnswer =
         serde_json::from_slice(body).map_err(|e| format!("not a chat completion: {e}"))?;
     let choice = c
         .choices
@@ -712,7 +712,7 @@ impl EventWriter {
             );
             return Ok(());
         }
-        let c: ChatCompletion = serde_json::from_str(data)
+        let c: ChatAnswer = serde_json::from_str(data)
             .map_err(|e| StreamError::Malformed(format!("{e}: {}", cut(data))))?;
         if !self.started {
             self.started = true;

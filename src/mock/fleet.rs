@@ -125,7 +125,7 @@ impl MockFleet {
                     p
                 }
                 (None, Some(url)) => {
-                    if let Err(m) = super::forward::check_url(url.get_ref()) {
+                    if let Err(m) = super::provider::check_url(url.get_ref()) {
                         check.error(url.span(), key("proxy_to"), m);
                     }
                     let api_key = e

@@ -14,23 +14,18 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde::Deserialize;
 
 use crate::api::ANTHROPIC_KEY_HEADER;
-use crate::config::Secret;
 use crate::openai::{ApiError, ApiErrorKind, SseDecoder, duration_text};
-use crate::tls::{ClientSettings, ClientTls, TlsError};
 
 use super::body::{BodyCut, MockBody};
 use super::conn::ConnCtl;
 use super::fault::RateLimitCode;
 use super::inject::{Action, FaultPlan};
+use super::provider::Forward;
 use super::request::{BodyError, read_body};
 use super::respond::{client_error, injected_error, rate_limited, synthetic_headers};
 use super::state::{InFlight, MockState, stopping};
@@ -55,80 +50,6 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
     "host",
 ];
-
-/// Where a proxy forwards to, and how.
-pub struct Forward {
-    /// The provider's base URL without a trailing slash (`https://api.openai.com`); the
-    /// request's path is appended as it came.
-    base: String,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// The provider key the proxy sends in place of the client's, if configured.
-    key: Option<Secret>,
-}
-
-impl std::fmt::Debug for Forward {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forward")
-            .field("base", &self.base)
-            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
-/// Why a proxy could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    #[error("cannot forward to `{url}`: {reason}")]
-    Url { url: String, reason: String },
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-}
-
-/// Why `url` cannot be forwarded to, if it cannot: http(s) with a host and no credentials.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| format!("`{url}` is not a URL ({e})"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(format!("`{url}` must start with http:// or https://"));
-    }
-    let Some(auth) = uri.authority().filter(|a| !a.host().is_empty()) else {
-        return Err(format!("`{url}` has no host"));
-    };
-    if auth.as_str().contains('@') {
-        return Err(format!(
-            "`{url}`: credentials in a URL are refused (they would end up in logs); give the \
-             key with `api_key`"
-        ));
-    }
-    Ok(())
-}
-
-impl Forward {
-    pub fn new(url: &str, key: Option<Secret>, tls: &ClientSettings) -> Result<Self, ForwardError> {
-        check_url(url).map_err(|reason| ForwardError::Url {
-            url: url.to_string(),
-            reason,
-        })?;
-        let tls = ClientTls::new(tls)?;
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
-            .build(tls.connector(http));
-        Ok(Self {
-            base: url.trim_end_matches('/').to_string(),
-            client,
-            key,
-        })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.base
-    }
-}
 
 /// The parts of a request body the faults and the stats need; anything else passes unread.
 #[derive(Deserialize, Default)]
@@ -341,7 +262,7 @@ async fn relay(
             }
         };
         let body = if status.is_success() {
-            let usage = Usage::of_json(&bytes);
+            let usage = Counted::of_json(&bytes);
             shared.counters.tokens(usage.prompt, usage.completion);
             if malformed {
                 shared.counters.outcome(RequestOutcome::Malformed);
@@ -371,7 +292,7 @@ async fn relay(
             .filter(|r| *r > 0.0)
             .map(|r| Duration::from_secs_f64(1.0 / r)),
         pending: std::collections::VecDeque::new(),
-        usage: Usage::default(),
+        usage: Counted::default(),
         shared: shared.clone(),
         done: !status.is_success(),
         _in_flight: in_flight,
@@ -438,7 +359,7 @@ fn provider_outcome(status: StatusCode) -> RequestOutcome {
 
 /// Token counts from a provider's usage, in OpenAI's or Anthropic's words.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Usage {
+struct Counted {
     prompt: u32,
     completion: u32,
 }
@@ -468,7 +389,7 @@ struct RawUsage {
     cache_creation_input_tokens: Option<u32>,
 }
 
-impl Usage {
+impl Counted {
     fn of_json(bytes: &[u8]) -> Self {
         let mut u = Self::default();
         if let Ok(w) = serde_json::from_slice::<WithUsage>(bytes) {
@@ -513,7 +434,7 @@ struct Shaper {
     gap: Option<Duration>,
     /// Events read but not yet sent, when a fault reshapes the stream.
     pending: std::collections::VecDeque<crate::openai::SseEvent>,
-    usage: Usage,
+    usage: Counted,
     shared: Arc<MockState>,
     /// The outcome is counted (a provider error, or the stream's end).
     done: bool,
@@ -611,25 +532,25 @@ mod tests {
 
     #[test]
     fn usage_is_read_in_either_api() {
-        let openai = Usage::of_json(br#"{"usage":{"prompt_tokens":12,"completion_tokens":5}}"#);
+        let openai = Counted::of_json(br#"{"usage":{"prompt_tokens":12,"completion_tokens":5}}"#);
         assert_eq!(
             openai,
-            Usage {
+            Counted {
                 prompt: 12,
                 completion: 5
             }
         );
-        let anthropic = Usage::of_json(
+        let anthropic = Counted::of_json(
             br#"{"usage":{"input_tokens":3,"cache_read_input_tokens":9,"output_tokens":4}}"#,
         );
         assert_eq!(
             anthropic,
-            Usage {
+            Counted {
                 prompt: 12,
                 completion: 4
             }
         );
-        let mut u = Usage::default();
+        let mut u = Counted::default();
         let start: WithUsage = serde_json::from_str(
             r#"{"type":"message_start","message":{"usage":{"input_tokens":7,"output_tokens":1}}}"#,
         )
@@ -641,27 +562,11 @@ mod tests {
         u.merge(&delta);
         assert_eq!(
             u,
-            Usage {
+            Counted {
                 prompt: 7,
                 completion: 30
             }
         );
-        assert_eq!(Usage::of_json(b"not json"), Usage::default());
-    }
-
-    #[test]
-    fn a_url_with_credentials_or_no_scheme_is_refused() {
-        let tls = ClientSettings::default();
-        assert!(Forward::new("https://api.example.com/", None, &tls).is_ok());
-        for bad in ["ftp://x", "https://user:key@api.example.com", "not a url"] {
-            assert!(Forward::new(bad, None, &tls).is_err(), "{bad}");
-        }
-        let f = Forward::new(
-            "https://api.example.com/",
-            Some(Secret::new("sk-live-123")),
-            &tls,
-        )
-        .unwrap();
-        assert!(!format!("{f:?}").contains("sk-live"), "{f:?}");
+        assert_eq!(Counted::of_json(b"not json"), Counted::default());
     }
 }

@@ -38,6 +38,7 @@ mod inject;
 mod limits;
 mod messages;
 mod profile;
+mod provider;
 mod reply;
 mod request;
 mod respond;
@@ -52,11 +53,12 @@ pub use client::{ControlClient, ControlError};
 pub use control::TOKEN_HEADER;
 pub use fault::{FaultError, FaultKind, FaultKindName, FaultSpec, RateLimitCode, RawFault};
 pub use fleet::{FleetEntry, FleetSource, MockFleet};
-pub use forward::{Forward, ForwardError, MAX_FORWARD_BODY};
+pub use forward::MAX_FORWARD_BODY;
 pub use inject::{FaultEntry, FaultId};
 pub use profile::{
     Capacity, DEFAULT_EMBEDDING_DIMENSIONS, DEFAULT_MAX_BODY_BYTES, ModelProfile, Profile,
     ProfileLimits,
 };
+pub use provider::{Forward, ForwardError};
 pub use server::{MockError, MockHandle, start, start_proxy, start_tls};
 pub use stats::{MockStats, RequestOutcome, UNKNOWN_MODEL};

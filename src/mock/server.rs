@@ -25,11 +25,11 @@ use crate::openai::{ModelInfo, ModelList, fingerprint_for, unix_now};
 use super::cache::PrefixCache;
 use super::conn::{Conn, ConnCtl, Guarded, Registry};
 use super::fault::FaultSpec;
-use super::forward::Forward;
 use super::handler;
 use super::inject::{FaultEntry, FaultId, Injector};
 use super::limits::RateLimiter;
 use super::profile::{Profile, valid_name};
+use super::provider::Forward;
 use super::state::{MockState, stopping};
 use super::stats::{Counters, MockStats};
 

@@ -35,7 +35,7 @@ pub(crate) struct MockState {
     pub seq: AtomicU64,
     pub shutdown: watch::Receiver<bool>,
     /// Set on a fault proxy: answers come from this provider instead of the profile.
-    pub forward: Option<super::forward::Forward>,
+    pub forward: Option<super::provider::Forward>,
 }
 
 /// Resolves once shutdown has been asked for (or the handle is gone).
