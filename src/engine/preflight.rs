@@ -194,15 +194,54 @@ async fn target(url: &str, tls: &crate::tls::ClientSettings) -> Option<Unready> 
         Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(tls.connector(http));
     match tokio::time::timeout(ANSWER_TIMEOUT, client.request(request)).await {
         Ok(Ok(_)) => None,
-        Ok(Err(e)) => match crate::tls::failure(&e) {
-            Some(reason) => Some(Unready::TargetTls {
-                url: url.to_string(),
-                reason,
-            }),
-            None => silent(e.to_string()),
-        },
+        Ok(Err(e)) => {
+            let reason = match crate::tls::failure(&e) {
+                Some(r) => Some(r),
+                None => tls_refusal(url, &tls).await,
+            };
+            match reason {
+                Some(reason) => Some(Unready::TargetTls {
+                    url: url.to_string(),
+                    reason,
+                }),
+                None => silent(e.to_string()),
+            }
+        }
         Err(_) => silent(format!("no answer within {ANSWER_TIMEOUT:?}")),
     }
+}
+
+/// Why an https target refused the TLS session, when the HTTP request could not say: with
+/// TLS 1.3 a server that wants a client certificate rejects it after the client's side of
+/// the handshake is done, so the request sees only a closed connection, and the server's
+/// alert is read here, on a connection of its own.
+async fn tls_refusal(url: &str, tls: &ClientTls) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    if uri.scheme_str() != Some("https") {
+        return None;
+    }
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls_pki_types::ServerName::try_from(host.to_string()).ok()?;
+    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(443));
+    let attempt = async {
+        let tcp = TcpStream::connect(addr).await.ok()?;
+        let mut stream = match tokio_rustls::TlsConnector::from(tls.negotiating())
+            .connect(name, tcp)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return crate::tls::failure(&e),
+        };
+        let mut byte = [0u8; 1];
+        match tokio::io::AsyncReadExt::read(&mut stream, &mut byte).await {
+            Err(e) => crate::tls::failure(&e),
+            Ok(_) => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn upstream(name: String, url: String, control: &ControlClient) -> Option<Unready> {
