@@ -70,7 +70,7 @@ for round in $(seq "$ROUNDS"); do
       --no-tui --output-format json "$HTTPS/v1/chat/completions" | json 'round(d["summary"]["requestsPerSec"])')")
   fi
   read -r rps cpu n < <(gauntlet_round "$PLAIN"); P_ALL+=("$rps"); P_CPU+=("$(python3 -c "print(round($cpu/$n*1e6,1))")")
-  echo "round $round: gauntlet https ${G_ALL[-1]}  wrk https ${W_ALL[-1]}  oha https ${O_ALL[-1]:-n/a}  gauntlet http ${P_ALL[-1]} req/s"
+  echo "round $round: gauntlet https ${G_ALL[-1]}  wrk https ${W_ALL[-1]}  oha https $([ "$HAVE_OHA" = 1 ] && echo "${O_ALL[-1]}" || echo n/a)  gauntlet http ${P_ALL[-1]} req/s"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 G=$(median "${G_ALL[@]}") W=$(median "${W_ALL[@]}") P=$(median "${P_ALL[@]}")
