@@ -78,12 +78,106 @@ const CHAT_ONLY: &[&str] = &[
     "response_format",
 ];
 
+/// The key an Anthropic client sent (`x-api-key`), if any.
+pub fn anthropic_key(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(ANTHROPIC_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// Anthropic's `stop_reason` for a chat `finish_reason`.
+pub fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// The chat `finish_reason` for an Anthropic `stop_reason`.
+pub fn finish_reason(stop: &str) -> &'static str {
+    match stop {
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Anthropic's error `type` for a status.
+fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        400 | 405 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+#[derive(Deserialize)]
+struct OpenAiErrorShape {
+    error: OpenAiErrorFields,
+}
+
+#[derive(Deserialize)]
+struct OpenAiErrorFields {
+    #[serde(default)]
+    message: String,
+}
+
+/// An OpenAI-shaped error body answered with `status`, in Anthropic's shape (same message;
+/// a body that is not OpenAI's passes as the message, cut short).
+pub fn anthropic_error(status: u16, openai_body: &[u8]) -> Vec<u8> {
+    let message = serde_json::from_slice::<OpenAiErrorShape>(openai_body)
+        .map(|e| e.error.message)
+        .unwrap_or_else(|_| {
+            String::from_utf8_lossy(openai_body)
+                .chars()
+                .take(500)
+                .collect()
+        });
+    let v = serde_json::json!({
+        "type": "error",
+        "error": {"type": anthropic_error_type(status), "message": message},
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     #[error("Anthropic's Messages API needs `max_tokens`; the request has none")]
     NoMaxTokens,
     #[error("the request has no `messages` array")]
     NoMessages,
+}
+
+impl From<EncodeError> for crate::openai::ApiError {
+    /// As Anthropic words a missing field: `max_tokens: Field required`.
+    fn from(e: EncodeError) -> Self {
+        let param = match e {
+            EncodeError::NoMaxTokens => "max_tokens",
+            EncodeError::NoMessages => "messages",
+        };
+        Self::new(
+            crate::openai::ApiErrorKind::InvalidRequest,
+            format!("{param}: Field required"),
+        )
+        .with_param(param)
+    }
+}
+
+/// A Messages request body as the chat request it asks for (see `messages_to_chat`).
+pub fn messages_body_to_chat(body: &[u8]) -> Result<Map<String, Value>, crate::openai::ApiError> {
+    let map: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| crate::openai::ApiError::from_json_error(&e))?;
+    Ok(messages_to_chat(map)?)
 }
 
 /// The text of a chat message's content: a string, or the text of its `text` parts.

@@ -54,20 +54,25 @@ impl Keys {
             return Ok(None);
         }
         let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-        let Some(value) = values.next() else {
-            return Err(ProxyError::Unauthorized(
-                "You didn't provide an API key. Provide it in the Authorization header as \
-                 'Authorization: Bearer YOUR_KEY'.",
-            ));
+        let token = match values.next() {
+            Some(value) => {
+                if values.next().is_some() {
+                    return Err(ProxyError::Unauthorized(
+                        "Multiple Authorization headers; send exactly one.",
+                    ));
+                }
+                bearer_token(value.as_bytes()).ok_or(ProxyError::Unauthorized(
+                    "Malformed Authorization header; expected 'Bearer YOUR_KEY'.",
+                ))?
+            }
+            // Anthropic's clients send the same keys as `x-api-key`.
+            None => crate::api::anthropic_key(headers)
+                .map(str::as_bytes)
+                .ok_or(ProxyError::Unauthorized(
+                    "You didn't provide an API key. Provide it in the Authorization header as \
+                     'Authorization: Bearer YOUR_KEY' (or as `x-api-key`).",
+                ))?,
         };
-        if values.next().is_some() {
-            return Err(ProxyError::Unauthorized(
-                "Multiple Authorization headers; send exactly one.",
-            ));
-        }
-        let token = bearer_token(value.as_bytes()).ok_or(ProxyError::Unauthorized(
-            "Malformed Authorization header; expected 'Bearer YOUR_KEY'.",
-        ))?;
         // Compare against every key without stopping early, so timing does not reveal how
         // much of a guess matched or which key it resembled.
         let mut found = None;

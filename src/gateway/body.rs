@@ -173,7 +173,7 @@ impl GatewayBody {
             let out = if status.is_success() {
                 super::translate::outbound_message(&b)?
             } else {
-                super::translate::outbound_error(status, &b)
+                Bytes::from(crate::api::anthropic_error(status.as_u16(), &b))
             };
             self.full = Some(out);
         } else if self.relay.is_some() {

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -24,7 +24,6 @@ use super::metrics::{Metrics, StreamCuts};
 use super::router::{Priority, Router, Served, Unserved};
 use super::translate;
 use super::upstream::Reply;
-use crate::api::ANTHROPIC_KEY_HEADER;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -114,17 +113,7 @@ async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<Gateway
 /// routes, the answer (whole, streamed or an error) goes back in Anthropic's shapes.
 async fn messages(shared: &GatewayState, req: Request<Incoming>) -> Response<GatewayBody> {
     let arrived = Instant::now();
-    let (mut parts, body) = req.into_parts();
-    // Anthropic's clients send the key as `x-api-key`; the gateway's keys are the same keys.
-    if !parts.headers.contains_key(AUTHORIZATION)
-        && let Some(k) = parts
-            .headers
-            .get(ANTHROPIC_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {k}"))
-    {
-        parts.headers.insert(AUTHORIZATION, v);
-    }
+    let (parts, body) = req.into_parts();
     let resp = match shared.keys.authenticate(&parts.headers) {
         Err(e) => counted(shared, "", error(&e, None)),
         Ok(key) => match read_body(shared, &parts.headers, body).await {

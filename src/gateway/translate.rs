@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::api::{MessagesUsage, chat_to_messages};
+use crate::api::{MessagesUsage, chat_to_messages, finish_reason, stop_reason};
 use crate::openai::{ApiError, ApiErrorKind, SseDecoder};
 
 /// What a client that leaves out `max_tokens` gets: Anthropic requires a budget, and this is
@@ -87,15 +87,6 @@ pub fn error(status: StatusCode, body: &[u8]) -> (Bytes, Option<String>) {
     }
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     (Bytes::from(bytes), code)
-}
-
-fn finish_reason(stop: &str) -> &'static str {
-    match stop {
-        "max_tokens" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        _ => "stop",
-    }
 }
 
 fn now() -> u64 {
@@ -256,12 +247,8 @@ impl StreamTranslator {
 
     /// The chat stream bytes for `data` (empty while an event is still incomplete).
     pub fn feed(&mut self, data: &[u8]) -> Result<Bytes, StreamError> {
-        let mut events = Vec::new();
-        self.decoder
-            .feed(data, |ev| events.push(ev.data))
-            .map_err(|e| StreamError::Malformed(e.to_string()))?;
         let mut out = BytesMut::new();
-        for data in events {
+        for data in decode(&mut self.decoder, data)? {
             self.event(&data, &mut out)?;
         }
         Ok(out.freeze())
@@ -375,11 +362,18 @@ impl StreamTranslator {
     }
 }
 
+/// The data of the events `data` completes.
+fn decode(decoder: &mut SseDecoder, data: &[u8]) -> Result<Vec<String>, StreamError> {
+    let mut events = Vec::new();
+    decoder
+        .feed(data, |ev| events.push(ev.data))
+        .map_err(|e| StreamError::Malformed(e.to_string()))?;
+    Ok(events)
+}
+
 fn put_data(out: &mut BytesMut, v: &Value) {
-    out.put_slice(b"data: ");
     // A JSON value always serialises.
-    out.put_slice(&serde_json::to_vec(v).unwrap_or_default());
-    out.put_slice(b"\n\n");
+    crate::openai::encode_event(&serde_json::to_vec(v).unwrap_or_default(), out);
 }
 
 fn cut(s: &str) -> &str {
@@ -394,68 +388,10 @@ fn cut(s: &str) -> &str {
 
 /// A client's Messages request as the chat request the gateway routes.
 pub fn inbound_request(body: &[u8]) -> Result<Bytes, ApiError> {
-    let map: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| ApiError::from_json_error(&e))?;
-    let chat = crate::api::messages_to_chat(map).map_err(|e| {
-        let param = match e {
-            crate::api::EncodeError::NoMaxTokens => "max_tokens",
-            crate::api::EncodeError::NoMessages => "messages",
-        };
-        ApiError::new(
-            ApiErrorKind::InvalidRequest,
-            format!("{param}: Field required"),
-        )
-        .with_param(param)
-    })?;
+    let chat = crate::api::messages_body_to_chat(body)?;
     serde_json::to_vec(&chat)
         .map(Bytes::from)
         .map_err(|e| ApiError::new(ApiErrorKind::InvalidRequest, e.to_string()))
-}
-
-fn stop_reason(finish: &str) -> &'static str {
-    match finish {
-        "length" => "max_tokens",
-        "tool_calls" | "function_call" => "tool_use",
-        "content_filter" => "refusal",
-        _ => "end_turn",
-    }
-}
-
-/// Anthropic's error type for a status the gateway answers.
-fn anthropic_error_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 | 405 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        _ => "api_error",
-    }
-}
-
-#[derive(Deserialize)]
-struct OpenAiErrorShape {
-    error: OpenAiErrorFields,
-}
-
-#[derive(Deserialize)]
-struct OpenAiErrorFields {
-    #[serde(default)]
-    message: String,
-}
-
-/// An OpenAI-shaped error (the gateway's own or an upstream's) in Anthropic's shape.
-pub fn outbound_error(status: StatusCode, body: &[u8]) -> Bytes {
-    let message = serde_json::from_slice::<OpenAiErrorShape>(body)
-        .map(|e| e.error.message)
-        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(500).collect());
-    let v = serde_json::json!({
-        "type": "error",
-        "error": {"type": anthropic_error_type(status), "message": message},
-    });
-    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 #[derive(Deserialize, Default)]
@@ -638,12 +574,8 @@ impl EventWriter {
 
     /// Anthropic event bytes for `data` of the chat stream (empty while incomplete).
     pub fn feed(&mut self, data: &[u8]) -> Result<Bytes, StreamError> {
-        let mut events = Vec::new();
-        self.decoder
-            .feed(data, |ev| events.push(ev.data))
-            .map_err(|e| StreamError::Malformed(e.to_string()))?;
         let mut out = BytesMut::new();
-        for data in events {
+        for data in decode(&mut self.decoder, data)? {
             self.chunk(&data, &mut out)?;
         }
         Ok(out.freeze())
@@ -1005,8 +937,8 @@ mod tests {
         assert_eq!(v["content"][0]["text"], "Hello");
         assert_eq!(v["stop_reason"], "max_tokens");
         assert_eq!(v["usage"]["input_tokens"], 3);
-        let e = outbound_error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        let e = crate::api::anthropic_error(
+            503,
             br#"{"error":{"message":"all upstreams unavailable","type":"server_error"}}"#,
         );
         let v: Value = serde_json::from_slice(&e).unwrap();

@@ -32,7 +32,7 @@ use super::{completions, embeddings, messages};
 const MIN_SLEEP: Duration = Duration::from_micros(500);
 
 /// What to do once the request is understood.
-enum Next {
+pub(crate) enum Next {
     Now(Response<MockBody>),
     /// Answer after a wait, counting the request in flight meanwhile.
     Later(Duration, Response<MockBody>, Option<InFlight>),
@@ -68,7 +68,7 @@ pub(crate) async fn chat(
     let anthropic = ask == Ask::Text(Dialect::Messages);
     let key_of = |h: &http::HeaderMap| {
         if anthropic {
-            messages::api_key(h).or_else(|| bearer(h))
+            crate::api::anthropic_key(h).or_else(|| bearer(h))
         } else {
             bearer(h)
         }
@@ -115,26 +115,37 @@ pub(crate) async fn chat(
     };
     match next {
         Next::Now(r) => r,
+        // Off the zero-latency path: its future stays small.
+        other => Box::pin(settle(shared, ctl, other)).await,
+    }
+}
+
+/// Carries out a decision: answers now or after its wait, holds the connection and closes it
+/// (a hang), never answers (closed or reset), or waits for a batch slot first.
+pub(crate) async fn settle(
+    shared: &Arc<MockState>,
+    ctl: &ConnCtl,
+    next: Next,
+) -> Response<MockBody> {
+    match next {
+        Next::Now(r) => r,
         Next::Later(wait, r, guard) => {
-            Box::pin(tokio::time::sleep(wait.min(crate::config::MAX_DURATION))).await;
+            tokio::time::sleep(wait.min(crate::config::MAX_DURATION)).await;
             drop(guard);
             r
         }
         Next::Hang(hold, guard) => {
             let mut stop = shared.shutdown.clone();
-            Box::pin(async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(hold) => {}
-                    _ = stopping(&mut stop) => {}
-                }
-            })
-            .await;
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => {}
+                _ = stopping(&mut stop) => {}
+            }
             drop(guard);
             ctl.close();
             std::future::pending().await
         }
         Next::Never => std::future::pending().await,
-        Next::Queue(job) => Box::pin(queued(shared, *job)).await,
+        Next::Queue(job) => queued(shared, *job).await,
     }
 }
 
@@ -146,7 +157,7 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Spreads request numbers over the seed space so neighbouring requests are unrelated.
-fn request_seed(seed: u64, seq: u64) -> u64 {
+pub(crate) fn request_seed(seed: u64, seq: u64) -> u64 {
     let mut z = seed ^ seq.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -275,23 +286,45 @@ fn admit(
     for k in &plan.hits {
         shared.counters.fault(*k);
     }
-    match plan.action {
-        Action::Outage => {
-            shared.counters.outcome(RequestOutcome::Outage);
-            ctl.close();
-            return ControlFlow::Break(Next::Never);
-        }
-        Action::Reset => {
-            shared.counters.outcome(RequestOutcome::Reset);
-            ctl.reset();
-            return ControlFlow::Break(Next::Never);
-        }
-        _ => {}
+    if let Some(next) = cut_off(shared, ctl, &plan.action) {
+        return ControlFlow::Break(next);
     }
     if let Some(r) = enforce_limits(shared, &in_flight, key, model, prompt_tokens, max_tokens) {
         return ControlFlow::Break(Next::Now(r));
     }
+    match instead(shared, &plan, &model.name, in_flight) {
+        ControlFlow::Break(next) => ControlFlow::Break(next),
+        ControlFlow::Continue(in_flight) => ControlFlow::Continue((plan, rng, in_flight)),
+    }
+}
 
+/// An outage or reset fault: the connection goes, with no answer.
+#[inline(always)]
+pub(crate) fn cut_off(shared: &MockState, ctl: &ConnCtl, action: &Action) -> Option<Next> {
+    match action {
+        Action::Outage => {
+            shared.counters.outcome(RequestOutcome::Outage);
+            ctl.close();
+            Some(Next::Never)
+        }
+        Action::Reset => {
+            shared.counters.outcome(RequestOutcome::Reset);
+            ctl.reset();
+            Some(Next::Never)
+        }
+        _ => None,
+    }
+}
+
+/// A fault that answers instead of the provider (an error, a 429, a hang), after the plan's
+/// delay; `Continue` when the request is to be answered for real.
+#[inline(always)]
+pub(crate) fn instead(
+    shared: &MockState,
+    plan: &FaultPlan,
+    model: &str,
+    in_flight: InFlight,
+) -> ControlFlow<Next, InFlight> {
     let next = match &plan.action {
         Action::Error { status, message } => {
             shared.counters.outcome(RequestOutcome::Error);
@@ -304,8 +337,7 @@ fn admit(
         Action::RateLimit { code, retry_after } => {
             let msg = match code {
                 RateLimitCode::RateLimitExceeded => format!(
-                    "Rate limit reached for {}. Please try again in {}.",
-                    model.name,
+                    "Rate limit reached for {model}. Please try again in {}.",
                     duration_text(*retry_after)
                 ),
                 RateLimitCode::InsufficientQuota => {
@@ -321,7 +353,7 @@ fn admit(
             shared.counters.outcome(RequestOutcome::Hang);
             Next::Hang(plan.delay + *hold, in_flight)
         }
-        _ => return ControlFlow::Continue((plan, rng, in_flight)),
+        _ => return ControlFlow::Continue(in_flight),
     };
     ControlFlow::Break(next)
 }

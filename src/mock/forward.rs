@@ -5,6 +5,7 @@
 //! a stream cut after N events, a malformed event, a slowed stream. The stats count attempts,
 //! outcomes and the tokens the provider's own `usage` reports (OpenAI's and Anthropic's).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,16 +20,16 @@ use rand::rngs::SmallRng;
 use serde::Deserialize;
 
 use crate::api::ANTHROPIC_KEY_HEADER;
-use crate::openai::{ApiError, ApiErrorKind, SseDecoder, duration_text};
+use crate::openai::{ApiError, ApiErrorKind, SseDecoder};
 
 use super::body::{BodyCut, MockBody};
+use super::chat::{cut_off, instead, request_seed, settle};
 use super::conn::ConnCtl;
-use super::fault::RateLimitCode;
 use super::inject::{Action, FaultPlan};
 use super::provider::Forward;
 use super::request::{BodyError, read_body};
-use super::respond::{client_error, injected_error, rate_limited, synthetic_headers};
-use super::state::{InFlight, MockState, stopping};
+use super::respond::{client_error, injected_error};
+use super::state::{InFlight, MockState};
 use super::stats::RequestOutcome;
 
 /// Request bodies a proxy passes on: real prompts (long contexts, images) are larger than a
@@ -85,55 +86,18 @@ pub(crate) async fn handle(
         .unwrap_or_default()
         .model
         .unwrap_or_default();
-    let mut rng = SmallRng::seed_from_u64(shared.profile.seed ^ seq);
+    let mut rng = SmallRng::seed_from_u64(request_seed(shared.profile.seed, seq));
     let plan = shared.injector.plan(&model, &mut rng);
     for k in &plan.hits {
         shared.counters.fault(*k);
     }
-    match &plan.action {
-        Action::Outage => {
-            shared.counters.outcome(RequestOutcome::Outage);
-            ctl.close();
-            return std::future::pending().await;
-        }
-        Action::Reset => {
-            shared.counters.outcome(RequestOutcome::Reset);
-            ctl.reset();
-            return std::future::pending().await;
-        }
-        Action::Error { status, message } => {
-            shared.counters.outcome(RequestOutcome::Error);
-            wait(plan.delay).await;
-            return injected_error(*status, message.as_deref());
-        }
-        Action::RateLimit { code, retry_after } => {
-            let msg = match code {
-                RateLimitCode::RateLimitExceeded => format!(
-                    "Rate limit reached for {model}. Please try again in {}.",
-                    duration_text(*retry_after)
-                ),
-                RateLimitCode::InsufficientQuota => {
-                    "You exceeded your current quota, please check your plan and billing details."
-                        .to_string()
-                }
-            };
-            let headers = synthetic_headers(shared, *retry_after);
-            let r = rate_limited(shared, &msg, *code, *retry_after, &headers);
-            wait(plan.delay).await;
-            return r;
-        }
-        Action::Hang(hold) => {
-            shared.counters.outcome(RequestOutcome::Hang);
-            let mut stop = shared.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(plan.delay + *hold) => {}
-                _ = stopping(&mut stop) => {}
-            }
-            ctl.close();
-            return std::future::pending().await;
-        }
-        Action::Serve | Action::Malformed => {}
+    if let Some(next) = cut_off(shared, ctl, &plan.action) {
+        return settle(shared, ctl, next).await;
     }
+    let in_flight = match instead(shared, &plan, &model, in_flight) {
+        ControlFlow::Break(next) => return settle(shared, ctl, next).await,
+        ControlFlow::Continue(in_flight) => in_flight,
+    };
     wait(plan.delay).await;
     let request = match outgoing(forward, &parts, body) {
         Ok(r) => r,
@@ -485,12 +449,7 @@ impl Shaper {
                 out.extend_from_slice(name.as_bytes());
                 out.extend_from_slice(b"\n");
             }
-            for line in e.data.split('\n') {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(line.as_bytes());
-                out.extend_from_slice(b"\n");
-            }
-            out.extend_from_slice(b"\n");
+            crate::openai::encode_event(e.data.as_bytes(), &mut out);
             self.events = self.events.saturating_add(1);
             if self.malformed && self.events == 2 {
                 out.extend_from_slice(b"data: {\"choices\":[{\"delta\":{\"content\":\" trunc\n\n");

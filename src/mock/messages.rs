@@ -5,76 +5,25 @@
 //! (`{"type":"error","error":{"type":"overloaded_error",...}}`, 529 when overloaded).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use rand::rngs::SmallRng;
-use serde::Deserialize;
 
-use crate::openai::{ApiError, ApiErrorKind, ChatRequest, Content, Message, StreamOptions, Usage};
+use crate::api::stop_reason;
+use crate::openai::{ApiError, ChatRequest, StreamOptions, Usage};
 
 use super::reply::{ReplyHead, put_dec, put_hex, put_json_str};
 use super::words::word;
 
-/// The API key of a Messages request: `x-api-key`, as Anthropic's clients send it.
-pub(crate) fn api_key(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty())
-}
-
-#[derive(Deserialize)]
-struct MessagesRequest {
-    model: String,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-    messages: Vec<Message>,
-    #[serde(default)]
-    system: Option<Content>,
-    #[serde(default)]
-    stream: Option<bool>,
-}
-
-/// A Messages request as the chat request the mock serves: the system prompt becomes the first
-/// message, and usage is always reported (Anthropic's streams always carry it).
+/// A Messages request as the chat request the mock serves (the conversion the gateway uses);
+/// usage is always reported, as Anthropic's answers always carry it.
 pub(crate) fn to_chat(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let r: MessagesRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::from_json_error(&e))?;
-    let Some(max_tokens) = r.max_tokens else {
-        return Err(
-            ApiError::new(ApiErrorKind::InvalidRequest, "max_tokens: Field required")
-                .with_param("max_tokens"),
-        );
-    };
-    let mut messages = Vec::with_capacity(r.messages.len() + 1);
-    if let Some(system) = r.system {
-        messages.push(Message {
-            role: "system".into(),
-            content: Some(system),
-        });
-    }
-    messages.extend(r.messages);
-    Ok(ChatRequest {
-        model: r.model,
-        messages,
-        stream: r.stream,
-        stream_options: Some(StreamOptions {
-            include_usage: true,
-        }),
-        max_tokens: Some(max_tokens),
-        max_completion_tokens: None,
-        tools: None,
-        tool_choice: None,
-        response_format: None,
-    })
-}
-
-/// Anthropic's name for why generation stopped, from the chat finish reason.
-fn stop_reason(finish: &str) -> &'static str {
-    match finish {
-        "length" => "max_tokens",
-        "tool_calls" => "tool_use",
-        _ => "end_turn",
-    }
+    let chat = crate::api::messages_body_to_chat(body)?;
+    let mut r: ChatRequest = serde_json::from_value(serde_json::Value::Object(chat))
+        .map_err(|e| ApiError::from_json_error(&e))?;
+    r.stream_options = Some(StreamOptions {
+        include_usage: true,
+    });
+    Ok(r)
 }
 
 fn put_id(out: &mut BytesMut, head: &ReplyHead<'_>) {
@@ -196,42 +145,10 @@ pub(crate) fn broken_completion(head: &ReplyHead<'_>) -> Bytes {
     out.freeze()
 }
 
-/// Anthropic's error type for a status.
-fn error_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 | 405 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        _ => "api_error",
-    }
-}
-
-#[derive(Deserialize)]
-struct OpenAiError {
-    error: OpenAiErrorBody,
-}
-
-#[derive(Deserialize)]
-struct OpenAiErrorBody {
-    #[serde(default)]
-    message: String,
-}
-
 /// The error body of the chat path (`chat_body`, answered with `status`), re-worded in
 /// Anthropic's shape.
 pub(crate) fn error_body(status: StatusCode, chat_body: &[u8]) -> Vec<u8> {
-    let message = serde_json::from_slice::<OpenAiError>(chat_body)
-        .map(|e| e.error.message)
-        .unwrap_or_default();
-    let json = serde_json::json!({
-        "type": "error",
-        "error": { "type": error_type(status), "message": message },
-    });
-    serde_json::to_vec(&json).unwrap_or_default()
+    crate::api::anthropic_error(status.as_u16(), chat_body)
 }
 
 #[cfg(test)]
