@@ -17,13 +17,8 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 cargo build --release --quiet --examples --bin gauntlet
 BIN=target/release/examples
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/common.sh
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 MOCK_PORT=$(free_port) PROXY_PORT=$(free_port)
 printf '[[providers]]\nname = "zero"\nprofile = "%s"\nport = %s\n' \
   "$PWD/mock-upstreams/zero-latency.toml" "$MOCK_PORT" >"$WORK/mock.toml"
@@ -48,7 +43,6 @@ for r in $(seq "$ROUNDS"); do
   read -r a b < <(round "http://127.0.0.1:$PROXY_PORT"); P50+=("$a"); P99+=("$b")
   echo "round $r: direct p50 ${D50[-1]} p99 ${D99[-1]} ms   via proxy p50 ${P50[-1]} p99 ${P99[-1]} ms"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 python3 - "$(median "${D50[@]}")" "$(median "${D99[@]}")" "$(median "${P50[@]}")" "$(median "${P99[@]}")" <<'PY'
 import sys
 d50, d99, p50, p99 = map(float, sys.argv[1:])

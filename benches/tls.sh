@@ -24,13 +24,8 @@ HAVE_OHA=0; command -v oha >/dev/null && HAVE_OHA=1
 
 cargo build --release --quiet --examples --bin gauntlet
 BIN=target/release/examples
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/common.sh
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 start_mock() { # start_mock PORT [tls args...]
   local port=$1; shift
   printf '[[providers]]\nname = "zero"\nprofile = "%s"\nport = %s\n' \
@@ -72,7 +67,6 @@ for round in $(seq "$ROUNDS"); do
   read -r rps cpu n < <(gauntlet_round "$PLAIN"); P_ALL+=("$rps"); P_CPU+=("$(python3 -c "print(round($cpu/$n*1e6,1))")")
   echo "round $round: gauntlet https ${G_ALL[-1]}  wrk https ${W_ALL[-1]}  oha https $([ "$HAVE_OHA" = 1 ] && echo "${O_ALL[-1]}" || echo n/a)  gauntlet http ${P_ALL[-1]} req/s"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 G=$(median "${G_ALL[@]}") W=$(median "${W_ALL[@]}") P=$(median "${P_ALL[@]}")
 echo "medians: gauntlet https $G, wrk https $W, gauntlet http $P req/s"
 python3 -c "print(f'ratios: gauntlet/wrk over https = {$G/$W:.2f}x   gauntlet https/http = {$G/$P:.2f}x')"

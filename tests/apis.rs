@@ -44,38 +44,7 @@ async fn the_anthropic_python_sdk_reads_the_mocks_messages_streams_and_529s() {
         crate::support::python_script("sdk_anthropic.py", &[&healthy.url(), &overloaded.url()])
             .await;
 
-    let plain = &report["plain"];
-    assert!(
-        plain["id"].as_str().unwrap().starts_with("msg_"),
-        "{report}"
-    );
-    assert_eq!(plain["role"], "assistant");
-    assert_eq!(plain["stop_reason"], "max_tokens", "{report}");
-    assert_eq!(plain["output_tokens"], 7, "{report}");
-    assert_eq!(
-        plain["text"].as_str().unwrap().split_whitespace().count(),
-        7,
-        "{report}"
-    );
-    assert!(plain["input_tokens"].as_u64().unwrap() > 0, "{report}");
-
-    let stream = &report["stream"];
-    let events: Vec<&str> = stream["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e.as_str())
-        .collect();
-    assert_eq!(events.first(), Some(&"message_start"), "{report}");
-    assert_eq!(events.last(), Some(&"message_stop"), "{report}");
-    let deltas = events
-        .iter()
-        .filter(|e| **e == "content_block_delta")
-        .count();
-    assert_eq!(deltas, 5, "one delta per token: {report}");
-    assert_eq!(stream["text"], stream["final_text"], "{report}");
-    assert_eq!(stream["output_tokens"], 5, "{report}");
-    assert_eq!(stream["stop_reason"], "max_tokens", "{report}");
+    crate::support::assert_anthropic_sdk_answers(&report, "straight to the mock");
 
     let error = &report["error"];
     assert_eq!(error["status"], 529, "{report}");

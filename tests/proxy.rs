@@ -23,9 +23,9 @@ fn fault(kind: FaultKind) -> FaultSpec {
     }
 }
 
-/// A TLS "provider" (a mock with a private CA) and a proxy in front of it that trusts the CA.
-async fn provider_and_proxy(dir: &std::path::Path) -> (mock::MockHandle, mock::MockHandle) {
-    let pki = SelfSigned::generate(dir).unwrap();
+/// A TLS "provider" named `real` serving model `m` fast, with a private CA made in `pki`.
+async fn tls_provider(pki: &std::path::Path) -> (mock::MockHandle, SelfSigned) {
+    let pki = SelfSigned::generate(pki).unwrap();
     let config = server_config(&pki.server, &[ALPN_HTTP1]).unwrap();
     let provider = mock::start_tls(
         profile(
@@ -39,6 +39,12 @@ async fn provider_and_proxy(dir: &std::path::Path) -> (mock::MockHandle, mock::M
     )
     .await
     .unwrap();
+    (provider, pki)
+}
+
+/// A TLS "provider" (a mock with a private CA) and a proxy in front of it that trusts the CA.
+async fn provider_and_proxy(dir: &std::path::Path) -> (mock::MockHandle, mock::MockHandle) {
+    let (provider, pki) = tls_provider(dir).await;
     let trust = ClientSettings {
         ca_certs: vec![pki.ca.clone()],
         identity: None,
@@ -296,20 +302,7 @@ async fn the_proxy_sends_its_own_key_and_never_shows_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_puts_a_proxy_in_front_of_a_real_provider_and_breaks_it_on_schedule() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = SelfSigned::generate(&dir.path().join("pki")).unwrap();
-    let config = server_config(&pki.server, &[ALPN_HTTP1]).unwrap();
-    let provider = mock::start_tls(
-        profile(
-            "name = \"real\"\nseed = 2\n[latency]\ntokens_per_second = 4000\n[[models]]\n\
-             name = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 2\n",
-        ),
-        "real",
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        config,
-    )
-    .await
-    .unwrap();
+    let (provider, _) = tls_provider(&dir.path().join("pki")).await;
     std::fs::write(
         dir.path().join("backup.toml"),
         "name = \"backup\"\nseed = 4\n[latency]\ntokens_per_second = 4000\n[[models]]\n\
@@ -422,20 +415,7 @@ primary = "real"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_stops_the_run_cleanly_before_it_is_passed() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = SelfSigned::generate(&dir.path().join("pki")).unwrap();
-    let config = server_config(&pki.server, &[ALPN_HTTP1]).unwrap();
-    let provider = mock::start_tls(
-        profile(
-            "name = \"real\"\nseed = 2\n[latency]\ntokens_per_second = 4000\n[[models]]\n\
-             name = \"m\"\ninput_price_per_m = 1\noutput_price_per_m = 2\n",
-        ),
-        "real",
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        config,
-    )
-    .await
-    .unwrap();
+    let (provider, _) = tls_provider(&dir.path().join("pki")).await;
     let path = dir.path().join("budget.toml");
     std::fs::write(
         &path,

@@ -561,3 +561,48 @@ pub async fn python_script(script: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stderr}"))
 }
+
+/// What `tests/py/sdk_anthropic.py` read from a healthy Messages endpoint: a 7-token answer
+/// and a 5-token stream, both cut at max_tokens, parsed by Anthropic's own SDK. `context`
+/// names the setup in failure messages.
+pub fn assert_anthropic_sdk_answers(report: &serde_json::Value, context: &str) {
+    let plain = &report["plain"];
+    assert!(
+        plain["id"].as_str().unwrap().starts_with("msg_"),
+        "{context}: {report}"
+    );
+    assert_eq!(plain["role"], "assistant", "{context}: {report}");
+    assert_eq!(plain["stop_reason"], "max_tokens", "{context}: {report}");
+    assert_eq!(plain["output_tokens"], 7, "{context}: {report}");
+    assert_eq!(
+        plain["text"].as_str().unwrap().split_whitespace().count(),
+        7,
+        "{context}: {report}"
+    );
+    assert!(
+        plain["input_tokens"].as_u64().unwrap() > 0,
+        "{context}: {report}"
+    );
+
+    let stream = &report["stream"];
+    let events: Vec<&str> = stream["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(
+        events.first(),
+        Some(&"message_start"),
+        "{context}: {report}"
+    );
+    assert_eq!(events.last(), Some(&"message_stop"), "{context}: {report}");
+    let deltas = events
+        .iter()
+        .filter(|e| **e == "content_block_delta")
+        .count();
+    assert_eq!(deltas, 5, "one delta per token; {context}: {report}");
+    assert_eq!(stream["text"], stream["final_text"], "{context}: {report}");
+    assert_eq!(stream["output_tokens"], 5, "{context}: {report}");
+    assert_eq!(stream["stop_reason"], "max_tokens", "{context}: {report}");
+}
