@@ -38,6 +38,38 @@ impl Api {
         }
     }
 
+    /// The headers every request in this API carries beyond the body's type: the key where
+    /// its clients put it (a bearer token, or Anthropic's `x-api-key`, marked sensitive so it
+    /// is never logged) and, for Messages, `anthropic-version`. Built once per class or
+    /// upstream; an error when the key cannot be a header value.
+    pub fn headers(
+        self,
+        key: Option<&str>,
+    ) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, http::header::InvalidHeaderValue> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(key) = key {
+            let (name, mut value) = match self {
+                Self::Chat => (
+                    http::header::AUTHORIZATION,
+                    http::HeaderValue::try_from(format!("Bearer {key}"))?,
+                ),
+                Self::Messages => (
+                    http::HeaderName::from_static(ANTHROPIC_KEY_HEADER),
+                    http::HeaderValue::try_from(key)?,
+                ),
+            };
+            value.set_sensitive(true);
+            out.push((name, value));
+        }
+        if self == Self::Messages {
+            out.push((
+                http::HeaderName::from_static(ANTHROPIC_VERSION_HEADER),
+                http::HeaderValue::from_static(ANTHROPIC_VERSION),
+            ));
+        }
+        Ok(out)
+    }
+
     /// The endpoint under a base URL (`http://h:p`, `.../v1`, or the endpoint itself).
     pub fn url(self, base: &str) -> String {
         let endpoint = match self {
@@ -630,6 +662,23 @@ mod tests {
             assert_eq!(Api::from_name(name).map(Api::name), Some(*name));
         }
         assert_eq!(Api::from_name("responses"), None);
+    }
+
+    #[test]
+    fn each_api_sends_its_key_where_its_clients_do() {
+        let chat = Api::Chat.headers(Some("sk-1")).unwrap();
+        assert_eq!(chat.len(), 1);
+        assert_eq!(chat[0].0, http::header::AUTHORIZATION);
+        assert_eq!(chat[0].1, "Bearer sk-1");
+        assert!(chat[0].1.is_sensitive());
+        let messages = Api::Messages.headers(Some("sk-ant")).unwrap();
+        assert_eq!(messages[0].0, ANTHROPIC_KEY_HEADER);
+        assert_eq!(messages[0].1, "sk-ant");
+        assert!(messages[0].1.is_sensitive());
+        assert_eq!(messages[1].0, ANTHROPIC_VERSION_HEADER);
+        assert_eq!(Api::Messages.headers(None).unwrap().len(), 1, "the version alone");
+        assert!(Api::Chat.headers(None).unwrap().is_empty());
+        assert!(Api::Chat.headers(Some("bad\nkey")).is_err());
     }
 
     #[test]

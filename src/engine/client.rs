@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
-use crate::api::{ANTHROPIC_KEY_HEADER, ANTHROPIC_VERSION, ANTHROPIC_VERSION_HEADER, Api};
+use crate::api::Api;
 use crate::metrics::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
@@ -276,28 +276,13 @@ fn prepare(
         })
         .transpose()?;
     let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-    if let Some(key) = &class.api_key {
-        let invalid = |_| ClientError::InvalidKey {
+    let auth = class
+        .api
+        .headers(class.api_key.as_ref().map(|k| k.expose()))
+        .map_err(|_| ClientError::InvalidKey {
             class: class.name.clone(),
-        };
-        match class.api {
-            Api::Chat => {
-                let value =
-                    HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(invalid)?;
-                headers.push((AUTHORIZATION, value));
-            }
-            Api::Messages => {
-                let value = HeaderValue::try_from(key.expose()).map_err(invalid)?;
-                headers.push((HeaderName::from_static(ANTHROPIC_KEY_HEADER), value));
-            }
-        }
-    }
-    if class.api == Api::Messages {
-        headers.push((
-            HeaderName::from_static(ANTHROPIC_VERSION_HEADER),
-            HeaderValue::from_static(ANTHROPIC_VERSION),
-        ));
-    }
+        })?;
+    headers.extend(auth);
     for (name, value) in &class.headers {
         let invalid = || ClientError::InvalidHeader {
             class: class.name.clone(),
@@ -771,9 +756,9 @@ impl Sender {
     }
 }
 
-/// A new connection to `endpoint`: TCP, then TLS when it is an `https://` target. Every
-/// failure on the way (refused, certificate rejected) is a `connect` error.
-/// Opens a connection to `endpoint`, and says what that cost the request waiting for it.
+/// A new connection to `endpoint`: TCP, then TLS when it is an `https://` target, and what
+/// opening it cost the request waiting for it. Every failure on the way (refused, certificate
+/// rejected) is a `connect` error.
 async fn connect(
     endpoint: &Endpoint,
     tls: &std::sync::Arc<rustls::ClientConfig>,

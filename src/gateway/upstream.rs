@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 
-use crate::api::{ANTHROPIC_KEY_HEADER, ANTHROPIC_VERSION, ANTHROPIC_VERSION_HEADER, Api};
+use crate::api::Api;
 use crate::openai::{REQUEST_ID_HEADER, UPSTREAM_HEADER, read_retry_after};
 
 use super::admission::SlotPool;
@@ -65,7 +65,7 @@ pub struct Upstream {
     pub chat_uri: Uri,
     /// The API it speaks; `chat_uri` is that API's endpoint.
     pub api: Api,
-    auth: Option<(HeaderName, HeaderValue)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
     pub breaker: Arc<Breaker>,
     pub latency: Histogram,
     /// Its `max_concurrent`, with the top tier's reserve, when admission bounds it.
@@ -80,26 +80,16 @@ impl Upstream {
         slots: Option<Arc<SlotPool>>,
     ) -> Option<Self> {
         let chat_uri: Uri = cfg.api.url(&cfg.url).parse().ok()?;
-        let auth = match &cfg.api_key {
-            None => None,
-            Some(k) => {
-                let (name, text) = match cfg.api {
-                    Api::Chat => (AUTHORIZATION, format!("Bearer {}", k.expose())),
-                    Api::Messages => (
-                        HeaderName::from_static(ANTHROPIC_KEY_HEADER),
-                        k.expose().to_string(),
-                    ),
-                };
-                let mut v = HeaderValue::from_str(&text).ok()?;
-                v.set_sensitive(true);
-                Some((name, v))
-            }
-        };
+        // The key (and, for Messages, the API version) every attempt sends, built once.
+        let headers = cfg
+            .api
+            .headers(cfg.api_key.as_ref().map(|k| k.expose()))
+            .ok()?;
         Some(Self {
             name: cfg.name.clone(),
             chat_uri,
             api: cfg.api,
-            auth,
+            headers,
             breaker,
             latency,
             slots,
@@ -167,14 +157,8 @@ pub async fn attempt(
     *req.uri_mut() = up.chat_uri.clone();
     let h = req.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some((name, value)) = &up.auth {
+    for (name, value) in &up.headers {
         h.insert(name.clone(), value.clone());
-    }
-    if up.api == Api::Messages {
-        h.insert(
-            HeaderName::from_static(ANTHROPIC_VERSION_HEADER),
-            HeaderValue::from_static(ANTHROPIC_VERSION),
-        );
     }
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
