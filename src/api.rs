@@ -676,7 +676,11 @@ mod tests {
         assert_eq!(messages[0].1, "sk-ant");
         assert!(messages[0].1.is_sensitive());
         assert_eq!(messages[1].0, ANTHROPIC_VERSION_HEADER);
-        assert_eq!(Api::Messages.headers(None).unwrap().len(), 1, "the version alone");
+        assert_eq!(
+            Api::Messages.headers(None).unwrap().len(),
+            1,
+            "the version alone"
+        );
         assert!(Api::Chat.headers(None).unwrap().is_empty());
         assert!(Api::Chat.headers(Some("bad\nkey")).is_err());
     }

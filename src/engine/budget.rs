@@ -13,7 +13,7 @@ use super::timeline;
 use crate::metrics::cost::Price;
 use crate::metrics::{BudgetReport, Tokens, UpstreamCounters};
 use crate::mock::ControlClient;
-use crate::scenario::{Budget, Scenario, UpstreamSource};
+use crate::scenario::{Budget, Scenario};
 
 /// How often the spend is read: short against any run, long against a stats request.
 const TICK: Duration = Duration::from_millis(250);
@@ -124,13 +124,8 @@ pub fn estimate(scenario: &Scenario, plan: &super::plan::Plan) -> Option<Estimat
         return None;
     }
     let requests = plan.expected_requests();
-    let price_of = |u: &crate::scenario::Upstream| match &u.source {
-        UpstreamSource::Profile(p) => p
-            .models
-            .first()
-            .map(|m| (m.input_price_per_m, m.output_price_per_m)),
-        UpstreamSource::Proxy { price, .. } => price.map(|p| (p.input_per_m, p.output_per_m)),
-        UpstreamSource::Url { .. } => None,
+    let price_of = |u: &crate::scenario::Upstream| {
+        super::fleet::price_of(&u.source).map(|p| (p.input_per_m, p.output_per_m))
     };
     let dearest = scenario
         .upstreams
@@ -142,7 +137,6 @@ pub fn estimate(scenario: &Scenario, plan: &super::plan::Plan) -> Option<Estimat
         .iter()
         .map(|c| f64::from(c.weight.get()))
         .sum();
-    let tokenizer = crate::tokenizer::Tokenizer::new(crate::tokenizer::Encoding::default()).ok()?;
     let (mut tokens, mut cost) = (0.0, 0.0);
     for c in &scenario.requests {
         let share = f64::from(c.weight.get()) / total_weight.max(1.0);
@@ -152,7 +146,11 @@ pub fn estimate(scenario: &Scenario, plan: &super::plan::Plan) -> Option<Estimat
             (None, None) => return None,
         };
         let prompt =
-            tokenizer.count_messages(&c.messages) as f64 + c.workload.prompt_tokens_mean()?;
+            // Counted in the class's own vocabulary, as its requests are.
+            crate::tokenizer::Tokenizer::new(c.workload.encoding)
+                .ok()?
+                .count_messages(&c.messages) as f64
+                + c.workload.prompt_tokens_mean()?;
         let (input_price, output_price) = c
             .primary
             .as_deref()

@@ -65,12 +65,22 @@ fn loopback() -> SocketAddr {
 }
 
 /// A profile's price: its first model's, since an upstream is priced by what it serves.
-fn price_of(profile: &Profile) -> Option<Price> {
-    profile.models.first().map(|m| Price {
-        input_per_m: m.input_price_per_m,
-        output_per_m: m.output_price_per_m,
-        cached_input_per_m: m.cached_input_price_per_m,
-    })
+/// An upstream's prices: its profile's (first model), or those a proxied provider was given;
+/// a running mock's are not known.
+pub(super) fn price_of(source: &UpstreamSource) -> Option<Price> {
+    match source {
+        UpstreamSource::Profile(profile) => profile.models.first().map(|m| Price {
+            input_per_m: m.input_price_per_m,
+            output_per_m: m.output_price_per_m,
+            cached_input_per_m: m.cached_input_price_per_m,
+        }),
+        UpstreamSource::Proxy { price, .. } => price.map(|p| Price {
+            input_per_m: p.input_per_m,
+            output_per_m: p.output_per_m,
+            cached_input_per_m: None,
+        }),
+        UpstreamSource::Url { .. } => None,
+    }
 }
 
 impl StartedFleet {
@@ -132,42 +142,16 @@ impl StartedFleet {
                 name: u.name.clone(),
                 reason,
             };
+            if let Some(p) = price_of(&u.source) {
+                self.prices.insert(u.name.clone(), p);
+            }
             let (url, token) = match &u.source {
                 UpstreamSource::Url { url, admin_token } => (
                     url.clone(),
                     admin_token.as_ref().map(|t| t.expose().to_string()),
                 ),
-                UpstreamSource::Profile(profile) => {
-                    if let Some(p) = price_of(profile) {
-                        self.prices.insert(u.name.clone(), p);
-                    }
-                    let handle = mock::start(Profile::clone(profile), &u.name, loopback(), None)
-                        .await
-                        .map_err(|e| err(e.to_string()))?;
-                    let url = handle.url();
-                    self.mocks.push(handle);
-                    (url, None)
-                }
-                UpstreamSource::Proxy {
-                    url,
-                    api_key,
-                    price,
-                } => {
-                    if let Some(p) = price {
-                        self.prices.insert(
-                            u.name.clone(),
-                            Price {
-                                input_per_m: p.input_per_m,
-                                output_per_m: p.output_per_m,
-                                cached_input_per_m: None,
-                            },
-                        );
-                    }
-                    let forward = mock::Forward::new(url, api_key.clone(), &self.tls)
-                        .map_err(|e| err(e.to_string()))?;
-                    let handle = mock::start_proxy(&u.name, loopback(), None, forward, None)
-                        .await
-                        .map_err(|e| err(e.to_string()))?;
+                source => {
+                    let handle = self.start_local(&u.name, source).await.map_err(err)?;
                     let url = handle.url();
                     self.mocks.push(handle);
                     (url, None)
@@ -179,6 +163,22 @@ impl StartedFleet {
             self.upstream_urls.push(url);
         }
         Ok(())
+    }
+
+    /// Starts the mock, or the proxy in front of a real provider, an upstream asks for.
+    async fn start_local(&self, name: &str, source: &UpstreamSource) -> Result<MockHandle, String> {
+        let started = match source {
+            UpstreamSource::Profile(profile) => {
+                mock::start(Profile::clone(profile), name, loopback(), None).await
+            }
+            UpstreamSource::Proxy { url, api_key, .. } => {
+                let forward = mock::Forward::new(url, api_key.clone(), &self.tls)
+                    .map_err(|e| e.to_string())?;
+                mock::start_proxy(name, loopback(), None, forward, None).await
+            }
+            UpstreamSource::Url { url, .. } => return Err(format!("{url} is not started here")),
+        };
+        started.map_err(|e| e.to_string())
     }
 
     /// Binds the gateway compiled at validation to the addresses the upstreams got.

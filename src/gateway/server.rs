@@ -139,14 +139,11 @@ async fn messages(shared: &GatewayState, req: Request<Incoming>) -> Response<Gat
             }
             Response::from_parts(head, body)
         }
+        // A 200 from upstream that is no chat completion: the client gets Anthropic's 502.
         Err(detail) => {
-            let e = ProxyError::Internal(format!("the answer could not be translated: {detail}"));
-            let resp = error(&e, None);
-            let (head, body) = resp.into_parts();
-            let body = body
-                .into_messages(head.status)
-                .unwrap_or_else(|_| GatewayBody::full(Bytes::new()));
-            Response::from_parts(head, body)
+            let message = format!("the answer could not be translated: {detail}");
+            let body = crate::api::anthropic_error(502, message.as_bytes());
+            json(StatusCode::BAD_GATEWAY, Bytes::from(body))
         }
     }
 }
