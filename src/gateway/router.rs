@@ -17,7 +17,8 @@ use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
 use super::error::{ProxyError, describe};
 use super::metrics::{Metrics, RouteMetrics};
-use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream};
+use super::upstream::{self, AttemptOutcome, HttpClient, Payload, Reply, Upstream};
+use crate::api::Api;
 
 /// One hop of a route: an upstream and the model name it is sent.
 #[derive(Debug, Clone)]
@@ -229,8 +230,9 @@ struct Dispatch<'r> {
     chain: Vec<Hop>,
     /// Same order as `chain`.
     standing: Vec<Standing>,
-    /// The client's body, and a copy per model a hop renames it to.
-    bodies: Vec<(Option<String>, Bytes)>,
+    /// The client's body, and a copy per model a hop renames it to and per API an upstream
+    /// speaks: each made once, however many attempts send it.
+    bodies: Vec<(Option<String>, Api, Payload)>,
     /// The last reason each upstream was passed over, for the error.
     tried: Vec<(String, String)>,
     attempts: u32,
@@ -265,7 +267,14 @@ impl<'r> Dispatch<'r> {
             deadline: arrived + route.timeouts.total,
             standing: vec![Standing::default(); chain.len()],
             chain,
-            bodies: vec![(None, body)],
+            bodies: vec![(
+                None,
+                Api::Chat,
+                Payload {
+                    body,
+                    include_usage: false,
+                },
+            )],
             tried: Vec::new(),
             attempts: 0,
             first_upstream: None,
@@ -361,7 +370,17 @@ impl<'r> Dispatch<'r> {
         self.attempts += 1;
         self.attempted = true;
         self.first_upstream.get_or_insert(upstream);
-        let payload = payload_for(&mut self.bodies, self.chain[i].model.as_deref());
+        let payload = match payload_for(&mut self.bodies, self.chain[i].model.as_deref(), up.api) {
+            Ok(p) => p,
+            Err(detail) => {
+                // The body was validated as a chat request, so this cannot happen; if it
+                // does, this upstream cannot take it and the next one may.
+                tracing::warn!(upstream = %up.name, "request not translatable: {detail}");
+                self.note(&up.name, "request not translatable".into());
+                self.standing[i].dead = true;
+                return Ok(None);
+            }
+        };
         let outcome = upstream::attempt(
             &route.client,
             up,
@@ -495,15 +514,46 @@ impl<'r> Dispatch<'r> {
     }
 }
 
-/// The body for a hop: the client's bytes, or a copy naming `model` instead.
-fn payload_for(cache: &mut Vec<(Option<String>, Bytes)>, model: Option<&str>) -> Bytes {
-    let Some(model) = model else {
-        return cache[0].1.clone();
-    };
-    if let Some((_, b)) = cache.iter().find(|(m, _)| m.as_deref() == Some(model)) {
-        return b.clone();
+/// The body for a hop: the client's bytes, or a copy naming `model` instead, in the API the
+/// upstream speaks.
+fn payload_for(
+    cache: &mut Vec<(Option<String>, Api, Payload)>,
+    model: Option<&str>,
+    api: Api,
+) -> Result<Payload, String> {
+    if let Some((_, _, p)) = cache
+        .iter()
+        .find(|(m, a, _)| m.as_deref() == model && *a == api)
+    {
+        return Ok(p.clone());
     }
-    let original = cache[0].1.clone();
+    let chat = renamed(cache, model);
+    let payload = match api {
+        Api::Chat => chat,
+        Api::Messages => {
+            let (body, include_usage) = super::translate::request(&chat.body)?;
+            Payload {
+                body,
+                include_usage,
+            }
+        }
+    };
+    cache.push((model.map(str::to_string), api, payload.clone()));
+    Ok(payload)
+}
+
+/// The client's chat body naming `model` (cached), or as it came.
+fn renamed(cache: &mut Vec<(Option<String>, Api, Payload)>, model: Option<&str>) -> Payload {
+    let Some(model) = model else {
+        return cache[0].2.clone();
+    };
+    if let Some((_, _, p)) = cache
+        .iter()
+        .find(|(m, a, _)| m.as_deref() == Some(model) && *a == Api::Chat)
+    {
+        return p.clone();
+    }
+    let original = cache[0].2.body.clone();
     // The body was validated as a JSON object before routing; if re-encoding fails anyway,
     // forwarding it unchanged is the least surprising answer.
     let renamed = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&original)
@@ -513,8 +563,12 @@ fn payload_for(cache: &mut Vec<(Option<String>, Bytes)>, model: Option<&str>) ->
             serde_json::to_vec(&m).ok()
         })
         .map_or(original, Bytes::from);
-    cache.push((Some(model.to_string()), renamed.clone()));
-    renamed
+    let payload = Payload {
+        body: renamed,
+        include_usage: false,
+    };
+    cache.push((Some(model.to_string()), Api::Chat, payload.clone()));
+    payload
 }
 
 /// Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(round-1))].
@@ -533,5 +587,38 @@ impl Route {
     /// The request's total deadline on this route.
     pub fn total_timeout(&self) -> Duration {
         self.timeouts.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_body_a_hop_needs_is_made_once_in_its_upstreams_api() {
+        let client = br#"{"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true,
+            "stream_options":{"include_usage":true}}"#;
+        let mut cache = vec![(
+            None,
+            Api::Chat,
+            Payload {
+                body: Bytes::from_static(client),
+                include_usage: false,
+            },
+        )];
+        let same = payload_for(&mut cache, None, Api::Chat).unwrap();
+        assert_eq!(same.body, Bytes::from_static(client), "sent as it came");
+        let messages = payload_for(&mut cache, Some("claude"), Api::Messages).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&messages.body).unwrap();
+        assert_eq!(v["model"], "claude");
+        assert_eq!(v["max_tokens"], 4096, "Anthropic needs a budget");
+        assert!(messages.include_usage);
+        assert_eq!(cache.len(), 3, "the renamed chat body and its translation");
+        let again = payload_for(&mut cache, Some("claude"), Api::Messages).unwrap();
+        assert_eq!(again.body, messages.body);
+        let chat = payload_for(&mut cache, Some("claude"), Api::Chat).unwrap();
+        assert_eq!(cache.len(), 3, "nothing made twice");
+        let v: serde_json::Value = serde_json::from_slice(&chat.body).unwrap();
+        assert_eq!(v["model"], "claude");
     }
 }

@@ -130,28 +130,28 @@ pub enum AttemptOutcome {
     Failed(ProxyError),
 }
 
+/// A request body ready for one upstream: in the API it speaks, naming the hop's model.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    pub body: Bytes,
+    /// The client asked for usage in its stream: a translated stream adds it only then.
+    pub include_usage: bool,
+}
+
 /// Sends one attempt and waits for its first byte within `first_byte` (and the deadline).
 pub async fn attempt(
     client: &HttpClient,
     up: &Upstream,
-    body: Bytes,
+    payload: Payload,
     stream: bool,
     first_byte: Duration,
     deadline: Instant,
     retry: &RetryConfig,
 ) -> AttemptOutcome {
-    let (body, include_usage) = match up.api {
-        Api::Chat => (body, false),
-        Api::Messages => match translate::request(&body) {
-            Ok(translated) => translated,
-            Err(detail) => {
-                return AttemptOutcome::Failed(ProxyError::Internal(format!(
-                    "the request could not be translated for {}: {detail}",
-                    up.name
-                )));
-            }
-        },
-    };
+    let Payload {
+        body,
+        include_usage,
+    } = payload;
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = up.chat_uri.clone();
