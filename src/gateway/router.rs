@@ -17,7 +17,7 @@ use super::budget::RetryBudget;
 use super::config::{Config, RetryConfig, Target, Timeouts};
 use super::error::{ProxyError, describe};
 use super::metrics::{Metrics, RouteMetrics};
-use super::upstream::{self, AttemptOutcome, HttpClient, Payload, Reply, Upstream};
+use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream, UpstreamBody};
 use crate::api::Api;
 
 /// One hop of a route: an upstream and the model name it is sent.
@@ -232,7 +232,7 @@ struct Dispatch<'r> {
     standing: Vec<Standing>,
     /// The client's body, and a copy per model a hop renames it to and per API an upstream
     /// speaks: each made once, however many attempts send it.
-    bodies: Vec<(Option<String>, Api, Payload)>,
+    bodies: Vec<(Option<String>, Api, UpstreamBody)>,
     /// The last reason each upstream was passed over, for the error.
     tried: Vec<(String, String)>,
     attempts: u32,
@@ -270,7 +270,7 @@ impl<'r> Dispatch<'r> {
             bodies: vec![(
                 None,
                 Api::Chat,
-                Payload {
+                UpstreamBody {
                     body,
                     include_usage: false,
                 },
@@ -517,10 +517,10 @@ impl<'r> Dispatch<'r> {
 /// The body for a hop: the client's bytes, or a copy naming `model` instead, in the API the
 /// upstream speaks.
 fn payload_for(
-    cache: &mut Vec<(Option<String>, Api, Payload)>,
+    cache: &mut Vec<(Option<String>, Api, UpstreamBody)>,
     model: Option<&str>,
     api: Api,
-) -> Result<Payload, String> {
+) -> Result<UpstreamBody, String> {
     if let Some((_, _, p)) = cache
         .iter()
         .find(|(m, a, _)| m.as_deref() == model && *a == api)
@@ -532,7 +532,7 @@ fn payload_for(
         Api::Chat => chat,
         Api::Messages => {
             let (body, include_usage) = super::translate::request(&chat.body)?;
-            Payload {
+            UpstreamBody {
                 body,
                 include_usage,
             }
@@ -543,7 +543,10 @@ fn payload_for(
 }
 
 /// The client's chat body naming `model` (cached), or as it came.
-fn renamed(cache: &mut Vec<(Option<String>, Api, Payload)>, model: Option<&str>) -> Payload {
+fn renamed(
+    cache: &mut Vec<(Option<String>, Api, UpstreamBody)>,
+    model: Option<&str>,
+) -> UpstreamBody {
     let Some(model) = model else {
         return cache[0].2.clone();
     };
@@ -563,7 +566,7 @@ fn renamed(cache: &mut Vec<(Option<String>, Api, Payload)>, model: Option<&str>)
             serde_json::to_vec(&m).ok()
         })
         .map_or(original, Bytes::from);
-    let payload = Payload {
+    let payload = UpstreamBody {
         body: renamed,
         include_usage: false,
     };
@@ -601,7 +604,7 @@ mod tests {
         let mut cache = vec![(
             None,
             Api::Chat,
-            Payload {
+            UpstreamBody {
                 body: Bytes::from_static(client),
                 include_usage: false,
             },

@@ -132,7 +132,7 @@ pub enum AttemptOutcome {
 
 /// A request body ready for one upstream: in the API it speaks, naming the hop's model.
 #[derive(Debug, Clone)]
-pub struct Payload {
+pub struct UpstreamBody {
     pub body: Bytes,
     /// The client asked for usage in its stream: a translated stream adds it only then.
     pub include_usage: bool,
@@ -142,13 +142,13 @@ pub struct Payload {
 pub async fn attempt(
     client: &HttpClient,
     up: &Upstream,
-    payload: Payload,
+    payload: UpstreamBody,
     stream: bool,
     first_byte: Duration,
     deadline: Instant,
     retry: &RetryConfig,
 ) -> AttemptOutcome {
-    let Payload {
+    let UpstreamBody {
         body,
         include_usage,
     } = payload;
