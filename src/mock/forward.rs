@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use rand::SeedableRng;
@@ -82,10 +82,15 @@ pub(crate) async fn handle(
             return client_error(shared, ApiError::new(ApiErrorKind::InvalidRequest, msg));
         }
     };
-    let model = serde_json::from_slice::<Peek>(&body)
-        .unwrap_or_default()
-        .model
-        .unwrap_or_default();
+    // Only a fault scoped to a model needs the model; with none active the body goes unread.
+    let model = if shared.injector.any_active() {
+        serde_json::from_slice::<Peek>(&body)
+            .unwrap_or_default()
+            .model
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     let mut rng = SmallRng::seed_from_u64(request_seed(shared.profile.seed, seq));
     let plan = shared.injector.plan(&model, &mut rng);
     for k in &plan.hits {
@@ -166,29 +171,13 @@ fn outgoing(
         h.append(name.clone(), value.clone());
     }
     if let Some(key) = &forward.key {
-        let anthropic = HeaderName::from_static(ANTHROPIC_KEY_HEADER);
-        // The provider's key goes where the client put its own: Anthropic's header or a
-        // bearer token.
-        if h.contains_key(&anthropic) {
-            let mut v = HeaderValue::from_str(key.expose()).map_err(|_| {
-                ApiError::new(
-                    ApiErrorKind::InvalidRequest,
-                    "the proxy's key is not a header value",
-                )
-            })?;
-            v.set_sensitive(true);
-            h.insert(anthropic, v);
+        // The provider's key goes where the client put its own.
+        let (name, value) = if h.contains_key(ANTHROPIC_KEY_HEADER) {
+            &key.x_api_key
         } else {
-            let mut v =
-                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-                    ApiError::new(
-                        ApiErrorKind::InvalidRequest,
-                        "the proxy's key is not a header value",
-                    )
-                })?;
-            v.set_sensitive(true);
-            h.insert(AUTHORIZATION, v);
-        }
+            &key.bearer
+        };
+        h.insert(name.clone(), value.clone());
     }
     Ok(req)
 }

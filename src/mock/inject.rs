@@ -114,6 +114,11 @@ impl Injector {
         changed
     }
 
+    /// Whether any fault is active: a flag read, so the fault-free path pays nothing.
+    pub fn any_active(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     fn current(&self) -> Arc<Vec<Active>> {
         match self.faults.read() {
             Ok(g) => g.clone(),

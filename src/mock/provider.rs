@@ -11,6 +11,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use http::{HeaderName, HeaderValue};
+
+use crate::api::Api;
 use crate::config::Secret;
 use crate::tls::{ClientSettings, ClientTls, TlsError};
 
@@ -20,8 +23,9 @@ pub struct Forward {
     /// request's path is appended as it came.
     pub(crate) base: String,
     pub(crate) client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// The provider key the proxy sends in place of the client's, if configured.
-    pub(crate) key: Option<Secret>,
+    /// The provider key, as a bearer token and as Anthropic's `x-api-key` (built once,
+    /// marked sensitive): it replaces whichever the client sent.
+    pub(crate) key: Option<ProviderKey>,
 }
 
 impl std::fmt::Debug for Forward {
@@ -36,6 +40,8 @@ impl std::fmt::Debug for Forward {
 /// Why a proxy could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
+    #[error("the provider key cannot be sent as an HTTP header value")]
+    Key,
     #[error("cannot forward to `{url}`: {reason}")]
     Url { url: String, reason: String },
     #[error(transparent)]
@@ -62,12 +68,33 @@ pub fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A provider key ready to send either way.
+pub(crate) struct ProviderKey {
+    pub bearer: (HeaderName, HeaderValue),
+    pub x_api_key: (HeaderName, HeaderValue),
+}
+
 impl Forward {
     pub fn new(url: &str, key: Option<Secret>, tls: &ClientSettings) -> Result<Self, ForwardError> {
         check_url(url).map_err(|reason| ForwardError::Url {
             url: url.to_string(),
             reason,
         })?;
+        let key = match key {
+            None => None,
+            Some(k) => {
+                let first = |api: Api| {
+                    api.headers(Some(k.expose()))
+                        .ok()
+                        .and_then(|h| h.into_iter().next())
+                        .ok_or(ForwardError::Key)
+                };
+                Some(ProviderKey {
+                    bearer: first(Api::Chat)?,
+                    x_api_key: first(Api::Messages)?,
+                })
+            }
+        };
         let tls = ClientTls::new(tls)?;
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
