@@ -24,6 +24,7 @@ use super::metrics::{Metrics, StreamCuts};
 use super::router::{Priority, Router, Served, Unserved};
 use super::translate;
 use super::upstream::Reply;
+use crate::api::Api;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -57,7 +58,9 @@ pub async fn handle(
     let path = req.uri().path();
     let method = req.method();
     let resp = match (method, path) {
-        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(&shared, req).await,
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+            chat(&shared, req, Api::Chat).await
+        }
         (&Method::POST, "/v1/messages") => messages(&shared, req).await,
         (&Method::GET, "/v1/models" | "/models") => json(StatusCode::OK, shared.models.clone()),
         (&Method::GET, "/health") => {
@@ -95,41 +98,10 @@ pub async fn handle(
     Ok(resp)
 }
 
-async fn chat(shared: &GatewayState, req: Request<Incoming>) -> Response<GatewayBody> {
-    let arrived = Instant::now();
-    let (parts, body) = req.into_parts();
-    let key = match shared.keys.authenticate(&parts.headers) {
-        Ok(k) => k,
-        Err(e) => return counted(shared, "", error(&e, None)),
-    };
-    let bytes = match read_body(shared, &parts.headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    serve_chat(shared, arrived, key, bytes).await
-}
-
 /// Anthropic's Messages API in front: the request becomes the chat request the gateway
 /// routes, the answer (whole, streamed or an error) goes back in Anthropic's shapes.
 async fn messages(shared: &GatewayState, req: Request<Incoming>) -> Response<GatewayBody> {
-    let arrived = Instant::now();
-    let (parts, body) = req.into_parts();
-    let resp = match shared.keys.authenticate(&parts.headers) {
-        Err(e) => counted(shared, "", error(&e, None)),
-        Ok(key) => match read_body(shared, &parts.headers, body).await {
-            Err(resp) => resp,
-            Ok(bytes) => match translate::inbound_request(&bytes) {
-                Ok(chat) => serve_chat(shared, arrived, key, chat).await,
-                Err(api) => {
-                    let e = ProxyError::BadRequest {
-                        message: api.message,
-                        param: api.param,
-                    };
-                    counted(shared, "", error(&e, None))
-                }
-            },
-        },
-    };
+    let resp = chat(shared, req, Api::Messages).await;
     let (mut head, body) = resp.into_parts();
     match body.into_messages(head.status) {
         Ok(body) => {
@@ -148,41 +120,56 @@ async fn messages(shared: &GatewayState, req: Request<Incoming>) -> Response<Gat
     }
 }
 
-/// The request body, bounded by `max_request_bytes`; or the error response to send.
-async fn read_body(
+/// A chat request (or a request of another API in front, `inbound`, read into the chat
+/// request it asks for): authenticated, bounded, validated, limited and routed. One async
+/// body, so the chat path's future is not nested.
+async fn chat(
     shared: &GatewayState,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<Bytes, Response<GatewayBody>> {
+    req: Request<Incoming>,
+    inbound: Api,
+) -> Response<GatewayBody> {
+    let arrived = Instant::now();
+    let (parts, body) = req.into_parts();
+    let key = match shared.keys.authenticate(&parts.headers) {
+        Ok(k) => k,
+        Err(e) => return counted(shared, "", error(&e, None)),
+    };
     let limit = shared.max_request_bytes;
     let too_large = ProxyError::TooLarge { limit };
-    let declared = headers
+    let declared = parts
+        .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(counted(shared, "", error(&too_large, None)));
+        return counted(shared, "", error(&too_large, None));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(counted(shared, "", error(&too_large, None))),
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return counted(shared, "", error(&too_large, None));
+        }
         Err(e) => {
             let e = ProxyError::BadRequest {
                 message: format!("could not read the request body: {e}"),
                 param: None,
             };
-            Err(counted(shared, "", error(&e, None)))
+            return counted(shared, "", error(&e, None));
         }
-    }
-}
-
-/// Routes a chat request body already read and authenticated.
-async fn serve_chat(
-    shared: &GatewayState,
-    arrived: Instant,
-    key: Option<&super::auth::KeyEntry>,
-    bytes: Bytes,
-) -> Response<GatewayBody> {
+    };
+    let bytes = match inbound {
+        Api::Chat => bytes,
+        Api::Messages => match translate::inbound_request(&bytes) {
+            Ok(chat) => chat,
+            Err(api) => {
+                let e = ProxyError::BadRequest {
+                    message: api.message,
+                    param: api.param,
+                };
+                return counted(shared, "", error(&e, None));
+            }
+        },
+    };
     let request: RoutedRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
