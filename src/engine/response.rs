@@ -313,12 +313,26 @@ struct StreamState {
     failure: Option<ErrorKind>,
     /// A Messages stream's counts so far (`message_start`'s, then `message_delta`'s).
     messages_usage: Option<MessagesUsage>,
-    /// The usage counts thinking inside the output without saying how much (Anthropic's).
-    output_split_unknown: bool,
+    /// The API whose events these are.
+    api: Api,
 }
 
 impl StreamState {
+    /// One event of the stream, read as its API writes them.
     fn event(
+        &mut self,
+        data: &str,
+        intended_at: Instant,
+        sample: &mut Sample,
+        reply: Option<&mut String>,
+    ) {
+        match self.api {
+            Api::Chat => self.chat_event(data, intended_at, sample, reply),
+            Api::Messages => self.messages_event(data, intended_at, sample, reply),
+        }
+    }
+
+    fn chat_event(
         &mut self,
         data: &str,
         intended_at: Instant,
@@ -448,8 +462,9 @@ impl StreamState {
     /// usage's completion count less its reasoning, when the provider says; else the output
     /// deltas seen, one token each.
     fn tpot(&self) -> Option<Duration> {
-        if self.output_split_unknown {
-            // Spreading thinking tokens over the answer's span would flatter the pace.
+        if self.messages_usage.is_some() && self.reasoning_deltas > 0 {
+            // Anthropic's output count holds its thinking without saying how much: spreading
+            // it over the answer's span would flatter the pace.
             return None;
         }
         let (first, last) = (self.first_output?, self.last_output?);
@@ -474,7 +489,10 @@ async fn read_stream(
     mut reply: Option<&mut String>,
 ) -> Result<(), ErrorKind> {
     let mut decoder = SseDecoder::new();
-    let mut state = StreamState::default();
+    let mut state = StreamState {
+        api,
+        ..StreamState::default()
+    };
     let mut total = 0usize;
     let mut cut = false;
     while let Some(frame) = body.frame().await {
@@ -490,11 +508,8 @@ async fn read_stream(
             return Err(ErrorKind::Malformed);
         }
         decoder
-            .feed(data, |ev| match api {
-                Api::Chat => state.event(&ev.data, intended_at, sample, reply.as_deref_mut()),
-                Api::Messages => {
-                    state.messages_event(&ev.data, intended_at, sample, reply.as_deref_mut());
-                }
+            .feed(data, |ev| {
+                state.event(&ev.data, intended_at, sample, reply.as_deref_mut());
             })
             .map_err(|_| ErrorKind::Malformed)?;
         if let Some(kind) = state.failure {
@@ -503,10 +518,7 @@ async fn read_stream(
     }
     if !cut {
         if let Some(ev) = decoder.finish().map_err(|_| ErrorKind::Malformed)? {
-            match api {
-                Api::Chat => state.event(&ev.data, intended_at, sample, reply),
-                Api::Messages => state.messages_event(&ev.data, intended_at, sample, reply),
-            }
+            state.event(&ev.data, intended_at, sample, reply);
         }
         if let Some(kind) = state.failure {
             return Err(kind);
@@ -521,7 +533,6 @@ async fn read_stream(
     }
     if let Some(u) = state.messages_usage {
         state.usage = Some(u.to_usage());
-        state.output_split_unknown = state.reasoning_deltas > 0;
     }
     sample.tpot = state.tpot();
     match state.usage {
