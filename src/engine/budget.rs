@@ -22,6 +22,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub(super) struct Guard {
     task: JoinHandle<BudgetReport>,
     end: oneshot::Sender<()>,
+    /// Passes the caller's stop (Ctrl-C) on to the run's.
+    forward: JoinHandle<()>,
 }
 
 /// Prompt plus completion tokens, and their cost, counted since `start`.
@@ -48,12 +50,24 @@ fn spent(
     (tokens, cost)
 }
 
+/// Watches `budget`; the receiver it returns is the run's stop: the caller's `stop`, or the
+/// budget's.
 pub(super) fn watch(
     budget: Budget,
     controls: HashMap<String, ControlClient>,
     prices: BTreeMap<String, Price>,
-    stop: Arc<watch::Sender<bool>>,
-) -> Guard {
+    mut outer: watch::Receiver<bool>,
+) -> (Guard, watch::Receiver<bool>) {
+    let (stop, run_stop) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let forward = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if outer.wait_for(|s| *s).await.is_ok() {
+                stop.send_replace(true);
+            }
+        })
+    };
     let (end, mut ended) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let start = timeline::snapshot(&controls).await;
@@ -91,12 +105,13 @@ pub(super) fn watch(
             }
         }
     });
-    Guard { task, end }
+    (Guard { task, end, forward }, run_stop)
 }
 
 impl Guard {
     /// The spend up to now, read once more (requests in flight at a stop have finished).
     pub(super) async fn finish(self) -> Option<BudgetReport> {
+        self.forward.abort();
         let _ = self.end.send(());
         self.task.await.ok()
     }

@@ -247,27 +247,15 @@ pub(super) async fn drive(
     let warmup = config.plan.warmup;
     let faults = timeline::scaled(&scenario.faults, scale);
     let controls = fleet.controls.clone();
-    // The run stops when the caller says (Ctrl-C) or when the budget would be passed.
-    let (run_stop_tx, run_stop) = watch::channel(false);
-    let run_stop_tx = Arc::new(run_stop_tx);
-    let forward_stop = {
-        let tx = run_stop_tx.clone();
-        let mut outer = stop;
-        tokio::spawn(async move {
-            if outer.wait_for(|s| *s).await.is_ok() {
-                tx.send_replace(true);
-            }
-        })
+    // With a budget, the run also stops when the budget would be passed.
+    let (stop, guard) = match scenario.budget {
+        Some(b) => {
+            let (guard, stop) =
+                super::budget::watch(b, fleet.controls.clone(), fleet.prices.clone(), stop);
+            (stop, Some(guard))
+        }
+        None => (stop, None),
     };
-    let guard = scenario.budget.map(|b| {
-        super::budget::watch(
-            b,
-            fleet.controls.clone(),
-            fleet.prices.clone(),
-            run_stop_tx.clone(),
-        )
-    });
-    let stop = run_stop;
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
     let t0 = tokio::time::Instant::now();
     let mut stop_faults = stop.clone();
@@ -291,7 +279,6 @@ pub(super) async fn drive(
     let output = runner::run(&load, config, client, live, stop).await;
     drop(load);
     progress.finish();
-    forward_stop.abort();
     let budget = match guard {
         Some(g) => g.finish().await,
         None => None,
