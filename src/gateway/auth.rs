@@ -127,4 +127,16 @@ mod tests {
         h.append("authorization", HeaderValue::from_static("Bearer gk-1"));
         assert!(k.authenticate(&h).is_err());
     }
+
+    #[test]
+    fn anthropic_clients_key_is_read_from_x_api_key_and_a_bearer_token_wins() {
+        let k = keys();
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("gk-1"));
+        assert!(k.authenticate(&h).unwrap().is_some());
+        h.insert("x-api-key", HeaderValue::from_static("gk-2"));
+        assert!(k.authenticate(&h).is_err(), "a wrong key is wrong in either header");
+        h.insert("authorization", HeaderValue::from_static("Bearer gk-1"));
+        assert!(k.authenticate(&h).unwrap().is_some(), "Authorization is read first");
+    }
 }
