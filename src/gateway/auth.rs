@@ -135,8 +135,14 @@ mod tests {
         h.insert("x-api-key", HeaderValue::from_static("gk-1"));
         assert!(k.authenticate(&h).unwrap().is_some());
         h.insert("x-api-key", HeaderValue::from_static("gk-2"));
-        assert!(k.authenticate(&h).is_err(), "a wrong key is wrong in either header");
+        assert!(
+            k.authenticate(&h).is_err(),
+            "a wrong key is wrong in either header"
+        );
         h.insert("authorization", HeaderValue::from_static("Bearer gk-1"));
-        assert!(k.authenticate(&h).unwrap().is_some(), "Authorization is read first");
+        assert!(
+            k.authenticate(&h).unwrap().is_some(),
+            "Authorization is read first"
+        );
     }
 }
