@@ -7,6 +7,9 @@
 #   oha https        oha --insecure, when oha is installed (cargo install oha)
 #   gauntlet http    the same engine against the same mock served without TLS
 # Then CPU per request of the generator for https and http (user+sys seconds / requests).
+# Then the reference gateway both ways, in alternating rounds under wrk: HTTPS in and HTTPS out
+# (its own self-signed certificate, the TLS mock upstream) vs plain HTTP in and out, with the
+# gateway's CPU per request (utime+stime from /proc, µs) for each.
 #
 #   benches/tls.sh [CONNECTIONS=50] [SECONDS=10]     (ROUNDS=3 by default)
 #
@@ -75,4 +78,47 @@ if [ "$HAVE_OHA" = 1 ]; then
   python3 -c "print(f'oha https $O req/s: gauntlet/oha over https = {$G/$O:.2f}x')"
 fi
 echo "generator CPU per request (user+sys, µs, median): https $(median "${G_CPU[@]}"), http $(median "${P_CPU[@]}")"
+
+# The gateway: one serving HTTPS to an HTTPS upstream, one plain to a plain upstream.
+start_gateway() { # start_gateway PORT UPSTREAM_URL SCHEME [tls args...]
+  local port=$1 up=$2 scheme=$3; shift 3
+  printf 'keys = [{ key = "gk-bench", tier = "pro" }]\nroutes = [{ model = "%s", targets = ["zero"] }]\n[[upstreams]]\nname = "zero"\nurl = "%s"\n' \
+    "$BENCH_MODEL" "$up" >"$WORK/gw-$port.toml"
+  target/release/gauntlet gateway --config "$WORK/gw-$port.toml" --listen "127.0.0.1:$port" "$@" \
+    >"$WORK/gw-$port.log" 2>&1 &
+  PIDS+=($!)
+  GW_PID=$!
+  for _ in $(seq 100); do curl -sk -o /dev/null "$scheme://127.0.0.1:$port/health" 2>/dev/null && break; sleep 0.1; done
+}
+GWS_PORT=$(free_port); start_gateway "$GWS_PORT" "$HTTPS" https --tls-self-signed "$WORK/gw-pki" --ca-cert "$CA"
+GWS_PID=$GW_PID
+GWP_PORT=$(free_port); start_gateway "$GWP_PORT" "$PLAIN" http
+GWP_PID=$GW_PID
+cat >"$WORK/gw.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer gk-bench"
+LUA
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# gw_round URL PID: prints "rps cpu_us_per_request"; a round with errors stops the bench.
+gw_round() {
+  local before after out rps n
+  before=$(cpu_ticks "$2")
+  out=$(wrk -t2 -c"$C" -d"${SECS}s" -s "$WORK/gw.lua" "$1/v1/chat/completions")
+  after=$(cpu_ticks "$2")
+  if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then echo "gateway round failed: $out" >&2; exit 1; fi
+  rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%d", $2}')
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$rps $(python3 -c "print(round(($after-$before)/$(getconf CLK_TCK)/$n*1e6,1))")"
+}
+GS_ALL=() GP_ALL=() GS_CPU=() GP_CPU=()
+for round in $(seq "$ROUNDS"); do
+  read -r rps cpu < <(gw_round "https://127.0.0.1:$GWS_PORT" "$GWS_PID"); GS_ALL+=("$rps"); GS_CPU+=("$cpu")
+  read -r rps cpu < <(gw_round "http://127.0.0.1:$GWP_PORT" "$GWP_PID"); GP_ALL+=("$rps"); GP_CPU+=("$cpu")
+  echo "gateway round $round: https in+out ${GS_ALL[-1]} req/s (${GS_CPU[-1]} µs CPU/req)  http ${GP_ALL[-1]} req/s (${GP_CPU[-1]} µs CPU/req)"
+done
+GS=$(median "${GS_ALL[@]}") GP=$(median "${GP_ALL[@]}")
+python3 -c "print(f'gateway medians: https in+out $GS req/s, http $GP req/s: https/http = {$GS/$GP:.2f}x')"
+echo "gateway CPU per request (µs, median): https $(median "${GS_CPU[@]}"), http $(median "${GP_CPU[@]}")"
 report_steal

@@ -435,6 +435,7 @@ fn info() -> RunInfo {
                 weight: 1,
                 model: "m".into(),
                 stream: *n == "c",
+                api: "chat",
                 primary: None,
                 tier: None,
             })

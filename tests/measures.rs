@@ -149,6 +149,7 @@ fn info(classes: &[&str]) -> RunInfo {
                 weight: 1,
                 model: "m".into(),
                 stream: true,
+                api: "chat",
                 primary: None,
                 tier: None,
             })

@@ -83,6 +83,7 @@ fn info() -> RunInfo {
         weight,
         model: format!("{name}-model"),
         stream,
+        api: "chat",
         primary: None,
         tier: None,
     };

@@ -606,3 +606,69 @@ pub fn assert_anthropic_sdk_answers(report: &serde_json::Value, context: &str) {
     assert_eq!(stream["output_tokens"], 5, "{context}: {report}");
     assert_eq!(stream["stop_reason"], "max_tokens", "{context}: {report}");
 }
+
+/// What `tests/py/sdk_openai_responses.py` read from a healthy Responses endpoint, parsed by
+/// the openai SDK: a 7-token answer cut at its budget, a 5-token stream whose events are
+/// numbered in order and whose closing response repeats the deltas' text, the SDK's stream
+/// helper agreeing with the final response, and a stateful request refused with its field.
+/// `context` names the setup in failure messages.
+pub fn assert_responses_sdk_answers(report: &serde_json::Value, context: &str) {
+    let words = |v: &serde_json::Value| v.as_str().unwrap_or("").split_whitespace().count();
+    let plain = &report["plain"];
+    assert!(
+        plain["id"].as_str().unwrap().starts_with("resp_"),
+        "{context}: {report}"
+    );
+    assert_eq!(plain["object"], "response", "{context}: {report}");
+    assert_eq!(plain["status"], "incomplete", "{context}: {report}");
+    assert_eq!(
+        plain["incomplete_reason"], "max_output_tokens",
+        "{context}: {report}"
+    );
+    assert_eq!(words(&plain["text"]), 7, "{context}: {report}");
+    assert_eq!(plain["usage"]["output_tokens"], 7, "{context}: {report}");
+    let input = plain["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(input > 0, "{context}: {report}");
+    assert_eq!(
+        plain["usage"]["total_tokens"].as_u64().unwrap(),
+        input + 7,
+        "{context}: {report}"
+    );
+
+    let stream = &report["stream"];
+    let events = stream["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        kinds.first(),
+        Some(&"response.created"),
+        "{context}: {report}"
+    );
+    assert_eq!(
+        kinds.last(),
+        Some(&"response.incomplete"),
+        "the budget ran out; {context}: {report}"
+    );
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e["sequence_number"], i,
+            "numbered in order; {context}: {report}"
+        );
+    }
+    let deltas = kinds
+        .iter()
+        .filter(|k| **k == "response.output_text.delta")
+        .count();
+    assert_eq!(deltas, 5, "one delta per token; {context}: {report}");
+    assert_eq!(stream["text"], stream["final_text"], "{context}: {report}");
+    assert_eq!(stream["usage"]["output_tokens"], 5, "{context}: {report}");
+
+    let helper = &report["helper"];
+    assert!(words(&helper["text"]) > 0, "{context}: {report}");
+    assert_eq!(helper["text"], helper["final_text"], "{context}: {report}");
+
+    assert_eq!(report["refused"]["status"], 400, "{context}: {report}");
+    assert_eq!(
+        report["refused"]["param"], "previous_response_id",
+        "{context}: {report}"
+    );
+}

@@ -93,7 +93,11 @@ struct Prepared {
     host: HeaderValue,
     /// Index into `Client::endpoints`.
     authority: usize,
+    /// The request in the class's API, sent as is by a fixed class.
     body: Bytes,
+    /// The same request as chat, which a trace line's lengths are written into before it is
+    /// encoded (the same bytes as `body` for a chat class).
+    chat_body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
     stream: bool,
     /// The API the body is in; bodies drawn per request are built as chat and encoded for it.
@@ -236,22 +240,31 @@ fn prepare(
         class: class.name.clone(),
         source,
     };
-    let mut body = serde_json::to_vec(&request).map_err(serialize)?;
+    let mut chat_body = serde_json::to_vec(&request).map_err(serialize)?;
     let extra = &class.workload.extra;
-    if !extra.is_empty() || class.api != Api::Chat {
+    if !extra.is_empty() {
         let mut map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&body).map_err(serialize)?;
+            serde_json::from_slice(&chat_body).map_err(serialize)?;
         for (k, v) in extra {
             map.entry(k.as_str()).or_insert_with(|| v.clone());
         }
-        if class.api == Api::Messages {
-            map = crate::api::chat_to_messages(map).map_err(|source| ClientError::Encode {
+        chat_body = serde_json::to_vec(&map).map_err(serialize)?;
+    }
+    let chat_body = Bytes::from(chat_body);
+    let body = if class.api == Api::Chat {
+        chat_body.clone()
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&chat_body).map_err(serialize)?;
+        let encoded = class
+            .api
+            .encode(map)
+            .map_err(|source| ClientError::Encode {
                 class: class.name.clone(),
                 source,
             })?;
-        }
-        body = serde_json::to_vec(&map).map_err(serialize)?;
-    }
+        Bytes::from(serde_json::to_vec(&encoded).map_err(serialize)?)
+    };
     let feed = (!class.workload.is_fixed()).then(|| {
         Feed::new(
             &class.name,
@@ -297,7 +310,8 @@ fn prepare(
         origin,
         host,
         authority,
-        body: Bytes::from(body),
+        body,
+        chat_body,
         headers,
         stream: class.stream,
         api: class.api,
@@ -834,20 +848,24 @@ fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind
             }
         },
     };
-    let out = match drawn {
-        // The prepared body is already in the class's API.
-        None => Outgoing {
-            body: prepared.body.clone(),
-            session: None,
-            prompt_tokens: None,
-        },
-        Some(out) if prepared.api == Api::Chat => out,
-        Some(out) => encode(prepared.api, out)?,
-    };
     let o = payload.overrides;
     if o.max_tokens.is_none() && o.prompt_tokens.is_none() {
-        return Ok(out);
+        return match drawn {
+            // The prepared body is already in the class's API.
+            None => Ok(Outgoing {
+                body: prepared.body.clone(),
+                session: None,
+                prompt_tokens: None,
+            }),
+            Some(out) => encode(prepared.api, out),
+        };
     }
+    // A trace line's lengths are written in chat terms, then the whole is encoded.
+    let out = drawn.unwrap_or_else(|| Outgoing {
+        body: prepared.chat_body.clone(),
+        session: None,
+        prompt_tokens: None,
+    });
     let mut json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&out.body).map_err(|_| ErrorKind::Malformed)?;
     if let Some(max_tokens) = o.max_tokens {
@@ -864,27 +882,29 @@ fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind
             "messages".into(),
             serde_json::json!([{ "role": "user", "content": text }]),
         );
-        // The recorded length is the whole prompt: a separate system prompt would add to it.
-        json.remove("system");
         prompt_tokens = Some(words + MESSAGE_OVERHEAD);
     }
     let body = serde_json::to_vec(&json).map_err(|_| ErrorKind::Malformed)?;
-    Ok(Outgoing {
-        body: Bytes::from(body),
-        session: out.session,
-        prompt_tokens,
-    })
+    encode(
+        prepared.api,
+        Outgoing {
+            body: Bytes::from(body),
+            session: out.session,
+            prompt_tokens,
+        },
+    )
 }
 
-/// A drawn body (built as chat) in the class's API. Only a body the feed built gets here, and
-/// the feed writes what the class compiled with, so a failure is a broken draft (`Malformed`).
+/// A body built as chat in the class's API. Only a body the feed built (or a trace line
+/// rewrote) gets here, from what the class compiled with, so a failure is a broken draft
+/// (`Malformed`).
 fn encode(api: Api, out: Outgoing) -> Result<Outgoing, ErrorKind> {
+    if api == Api::Chat {
+        return Ok(out);
+    }
     let chat: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&out.body).map_err(|_| ErrorKind::Malformed)?;
-    let body = match api {
-        Api::Chat => return Ok(out),
-        Api::Messages => crate::api::chat_to_messages(chat).map_err(|_| ErrorKind::Malformed)?,
-    };
+    let body = api.encode(chat).map_err(|_| ErrorKind::Malformed)?;
     let body = serde_json::to_vec(&body).map_err(|_| ErrorKind::Malformed)?;
     Ok(Outgoing {
         body: Bytes::from(body),

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::api::responses::{LiteResponse, LiteResponseEvent};
 use crate::api::{Api, LiteEvent as MessagesEvent, LiteMessage, MessagesUsage};
 use crate::gateway::SHED_HEADER;
 use crate::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
@@ -241,8 +242,11 @@ async fn read_json(
     // Checking UTF-8 over the whole body at once and parsing the `str` is ~10% quicker than
     // `from_slice`, which checks each string on its own; JSON is UTF-8 either way.
     let text = std::str::from_utf8(buf).map_err(|_| ErrorKind::Malformed)?;
-    if api == Api::Messages {
-        return read_message(text, sample, reply);
+    match api {
+        Api::Chat => {}
+        Api::Messages => return read_message(text, sample, reply),
+        Api::Responses => return read_response(text, sample, reply),
+        Api::Embeddings => return read_embeddings(text, sample),
     }
     let parsed: LiteCompletion<'_> =
         serde_json::from_str(text).map_err(|_| ErrorKind::Malformed)?;
@@ -297,6 +301,51 @@ fn read_message(
     Ok(())
 }
 
+/// A Responses answer: a `response` whose message items hold the text. A `failed` response
+/// is the provider failing (it comes with a 200 only in odd gateways, but it is no answer).
+fn read_response(
+    text: &str,
+    sample: &mut Sample,
+    reply: Option<&mut String>,
+) -> Result<(), ErrorKind> {
+    let parsed: LiteResponse<'_> = serde_json::from_str(text).map_err(|_| ErrorKind::Malformed)?;
+    if parsed.object != "response" {
+        return Err(ErrorKind::Malformed);
+    }
+    if parsed.status.as_deref() == Some("failed") {
+        return Err(ErrorKind::Status5xx);
+    }
+    if let Some(reply) = reply {
+        for t in parsed.text() {
+            reply.push_str(t);
+        }
+    }
+    if let Some(u) = parsed.usage {
+        apply_usage(&u.to_usage(), sample);
+    }
+    Ok(())
+}
+
+/// An embeddings answer: a list with one vector per input, and the input's token count.
+#[derive(Deserialize)]
+struct LiteEmbeddings {
+    object: String,
+    data: Vec<IgnoredAny>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+fn read_embeddings(text: &str, sample: &mut Sample) -> Result<(), ErrorKind> {
+    let parsed: LiteEmbeddings = serde_json::from_str(text).map_err(|_| ErrorKind::Malformed)?;
+    if parsed.object != "list" || parsed.data.is_empty() {
+        return Err(ErrorKind::Malformed);
+    }
+    if let Some(u) = &parsed.usage {
+        apply_usage(u, sample);
+    }
+    Ok(())
+}
+
 /// What a stream has shown so far.
 #[derive(Default)]
 struct StreamState {
@@ -329,6 +378,9 @@ impl StreamState {
         match self.api {
             Api::Chat => self.chat_event(data, intended_at, sample, reply),
             Api::Messages => self.messages_event(data, intended_at, sample, reply),
+            Api::Responses => self.responses_event(data, intended_at, sample, reply),
+            // Embeddings are never streamed: a stream where a list was asked for is no answer.
+            Api::Embeddings => self.failure = Some(ErrorKind::Malformed),
         }
     }
 
@@ -423,6 +475,54 @@ impl StreamState {
             "error" => self.failure = Some(ErrorKind::Status5xx),
             _ => {}
         }
+    }
+
+    /// One Responses stream event. The output's text and a call's arguments are what the
+    /// user waits for; reasoning text is reasoning; `response.completed` (or `incomplete`,
+    /// when the budget ran out) ends the stream with its usage; `response.failed` and
+    /// `error` are the provider failing mid-stream. The bounds of items and parts carry
+    /// nothing to measure.
+    fn responses_event(
+        &mut self,
+        data: &str,
+        intended_at: Instant,
+        sample: &mut Sample,
+        reply: Option<&mut String>,
+    ) {
+        if self.failure.is_some() {
+            return;
+        }
+        let Ok(event) = serde_json::from_str::<LiteResponseEvent<'_>>(data) else {
+            self.failure = Some(ErrorKind::Malformed);
+            return;
+        };
+        let filled = event.delta.as_deref().is_some_and(|t| !t.is_empty());
+        let kind = match event.kind.as_ref() {
+            "response.output_text.delta" if filled => DeltaKind::Output,
+            "response.function_call_arguments.delta" if filled => DeltaKind::Output,
+            "response.refusal.delta" if filled => DeltaKind::Output,
+            "response.reasoning_text.delta" | "response.reasoning_summary_text.delta" if filled => {
+                DeltaKind::Reasoning
+            }
+            "response.completed" | "response.incomplete" => {
+                self.finished = true;
+                self.done = true;
+                if let Some(u) = event.response.and_then(|r| r.usage) {
+                    self.usage = Some(u.to_usage());
+                }
+                return;
+            }
+            "response.failed" | "error" => {
+                self.failure = Some(ErrorKind::Status5xx);
+                return;
+            }
+            _ => return,
+        };
+        let text = match event.kind.as_ref() {
+            "response.output_text.delta" => event.delta.as_deref(),
+            _ => None,
+        };
+        self.delta(kind, text, intended_at, sample, reply);
     }
 
     /// A delta that carries something: first-token and inter-token timing, and the answer.

@@ -312,6 +312,7 @@ pub(super) async fn drive(
                 weight: c.weight.get(),
                 model: c.model.clone(),
                 stream: c.stream,
+                api: c.api.name(),
                 primary: c.primary.clone(),
                 tier: c.tier.clone(),
             })

@@ -13,6 +13,7 @@ use tokio::time::Sleep;
 
 use super::admission::Admitted;
 use super::metrics::StreamCuts;
+use super::responses::ResponsesWriter;
 use super::translate::{EventWriter, StreamError, StreamTranslator};
 use crate::openai::{DEFAULT_MAX_EVENT_BYTES, DONE_DATA};
 
@@ -87,6 +88,22 @@ impl Watch {
     }
 }
 
+/// Rewrites the relayed chat stream for a client of another API.
+#[derive(Debug)]
+enum Outbound {
+    Messages(EventWriter),
+    Responses(ResponsesWriter),
+}
+
+impl Outbound {
+    fn feed(&mut self, data: &[u8]) -> Result<Bytes, StreamError> {
+        match self {
+            Self::Messages(w) => w.feed(data),
+            Self::Responses(w) => w.feed(data),
+        }
+    }
+}
+
 pin_project! {
     /// A response body: either `full` or the `relay` of an upstream stream.
     pub struct GatewayBody {
@@ -96,8 +113,8 @@ pin_project! {
         // The request's admission slots: given back when the body is dropped, after its
         // last byte or when the client goes away.
         held: Option<Admitted>,
-        // Rewrites the relayed chat stream into Anthropic's events, for a Messages client.
-        outbound: Option<Box<EventWriter>>,
+        // Rewrites the relayed chat stream into another API's events (Messages, Responses).
+        outbound: Option<Box<Outbound>>,
     }
 }
 
@@ -177,7 +194,23 @@ impl GatewayBody {
             };
             self.full = Some(out);
         } else if self.relay.is_some() {
-            self.outbound = Some(Box::default());
+            self.outbound = Some(Box::new(Outbound::Messages(EventWriter::new())));
+        }
+        Ok(self)
+    }
+
+    /// This body for a client of OpenAI's Responses API: a whole answer rewritten at once, a
+    /// relayed stream event by event as it passes. Errors stay as they are: the Responses
+    /// API's are OpenAI's shape.
+    pub fn into_responses(mut self, status: http::StatusCode) -> Result<Self, String> {
+        if let Some(b) = self.full.take() {
+            self.full = Some(if status.is_success() {
+                super::responses::outbound_response(&b)?
+            } else {
+                b
+            });
+        } else if self.relay.is_some() {
+            self.outbound = Some(Box::new(Outbound::Responses(ResponsesWriter::new())));
         }
         Ok(self)
     }

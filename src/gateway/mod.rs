@@ -1,6 +1,8 @@
 //! The reference gateway: an OpenAI-compatible model router with weighted targets, ordered
 //! fallback chains, retries within a budget, per-upstream circuit breakers, per-key auth and
-//! rate limits, and Prometheus metrics.
+//! rate limits, and Prometheus metrics. Clients may speak OpenAI chat, Anthropic's Messages
+//! or OpenAI's Responses (each routed as the chat request it asks for) and embeddings;
+//! upstreams speak chat or Messages.
 //!
 //! # Streams and failover
 //!
@@ -13,10 +15,11 @@
 //! `data: [DONE]` rather than a stream stitched together from two upstreams.
 //!
 //! A 200 is only a success when a client could use it: the content type the request asked
-//! for and, not streamed, a JSON completion of at most 16 MiB. Anything else is the upstream's
-//! failure (`bad_response`, 502 on its own) and fails over like a reset. A relayed stream is
-//! cut when a line outgrows the SSE event limit or the upstream ends without `[DONE]`, and
-//! every cut is counted in `gateway_stream_cuts_total` by reason.
+//! for and, not streamed, a JSON completion (for embeddings, a JSON list of them) of at most
+//! 16 MiB. Anything else is the upstream's failure (`bad_response`, 502 on its own) and fails
+//! over like a reset. A relayed stream is cut when a line outgrows the SSE event limit or the
+//! upstream ends without `[DONE]`, and every cut is counted in `gateway_stream_cuts_total` by
+//! reason.
 //!
 //! # Attempts
 //!
@@ -37,6 +40,7 @@ mod config;
 mod error;
 mod metrics;
 mod ratelimit;
+mod responses;
 mod router;
 mod server;
 mod translate;
@@ -48,7 +52,7 @@ pub use breaker::BreakerState;
 pub use config::{
     AdmissionConfig, BindError, BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIER,
     EmbeddedConfig, KeyConfig, PRO_TIER, RawGatewayTable, RetryConfig, RouteConfig, Target,
-    TierConfig, Timeouts, UpstreamConfig,
+    TierConfig, Timeouts, UpstreamApi, UpstreamConfig,
 };
 pub use error::{GatewayError, ProxyError, Side, TimeoutPhase};
 

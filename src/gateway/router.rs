@@ -14,11 +14,10 @@ use tokio::time::Instant;
 use super::admission::{PoolSlot, ShedReason};
 use super::breaker::Permit;
 use super::budget::RetryBudget;
-use super::config::{Config, RetryConfig, Target, Timeouts};
+use super::config::{Config, RetryConfig, Target, Timeouts, UpstreamApi};
 use super::error::{ProxyError, describe};
 use super::metrics::{Metrics, RouteMetrics};
-use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream, UpstreamBody};
-use crate::api::Api;
+use super::upstream::{self, AttemptOutcome, HttpClient, Reply, Upstream, UpstreamBody, Wants};
 
 /// One hop of a route: an upstream and the model name it is sent.
 #[derive(Debug, Clone)]
@@ -37,6 +36,8 @@ pub struct Route {
     client: HttpClient,
     budget: RetryBudget,
     pub metrics: RouteMetrics,
+    /// Some upstream of the route has an embeddings endpoint.
+    embeddings: bool,
 }
 
 /// A request that was answered by an upstream (successfully or with its own 4xx).
@@ -105,14 +106,20 @@ impl Router {
                     })
                     .collect()
             };
+            let (targets, fallbacks) = (hops(&r.targets), hops(&r.fallbacks));
+            let embeddings = targets
+                .iter()
+                .chain(&fallbacks)
+                .any(|h| upstreams[h.upstream].uri(Wants::Embeddings).is_some());
             let route = Route {
                 model: r.model.clone(),
-                targets: hops(&r.targets),
-                fallbacks: hops(&r.fallbacks),
+                targets,
+                fallbacks,
                 timeouts: r.timeouts,
                 client,
                 budget: RetryBudget::new(&config.retry),
                 metrics: metrics.route(&r.model, &names),
+                embeddings,
             };
             order.push(r.model.clone());
             routes.insert(r.model.clone(), Arc::new(route));
@@ -129,17 +136,18 @@ impl Router {
         self.routes.get(model)
     }
 
-    /// Serves one request on `route`. `body` is the client's JSON, forwarded unchanged
-    /// unless a hop renames the model.
+    /// Serves one request wanting `wants` on `route`. `body` is the client's JSON (for chat,
+    /// the chat request it asks for), forwarded unchanged unless a hop renames the model or
+    /// speaks another API.
     pub async fn serve(
         &self,
         route: &Route,
         body: Bytes,
-        stream: bool,
+        wants: Wants,
         arrived: Instant,
         priority: Priority,
     ) -> Result<Served, Unserved> {
-        let mut dispatch = Dispatch::new(self, route, body, stream, arrived);
+        let mut dispatch = Dispatch::new(self, route, body, wants, arrived);
         dispatch.priority = priority;
         let why = loop {
             let (i, permit) = match dispatch.next_candidate().await {
@@ -225,14 +233,14 @@ struct Standing {
 struct Dispatch<'r> {
     router: &'r Router,
     route: &'r Route,
-    stream: bool,
+    wants: Wants,
     deadline: Instant,
     chain: Vec<Hop>,
     /// Same order as `chain`.
     standing: Vec<Standing>,
     /// The client's body, and a copy per model a hop renames it to and per API an upstream
     /// speaks: each made once, however many attempts send it.
-    bodies: Vec<(Option<String>, Api, UpstreamBody)>,
+    bodies: Vec<(Option<String>, UpstreamApi, UpstreamBody)>,
     /// The last reason each upstream was passed over, for the error.
     tried: Vec<(String, String)>,
     attempts: u32,
@@ -254,7 +262,7 @@ impl<'r> Dispatch<'r> {
         router: &'r Router,
         route: &'r Route,
         body: Bytes,
-        stream: bool,
+        wants: Wants,
         arrived: Instant,
     ) -> Self {
         let now = Instant::now();
@@ -263,13 +271,13 @@ impl<'r> Dispatch<'r> {
         Self {
             router,
             route,
-            stream,
+            wants,
             deadline: arrived + route.timeouts.total,
             standing: vec![Standing::default(); chain.len()],
             chain,
             bodies: vec![(
                 None,
-                Api::Chat,
+                UpstreamApi::Chat,
                 UpstreamBody {
                     body,
                     include_usage: false,
@@ -319,6 +327,11 @@ impl<'r> Dispatch<'r> {
                 continue;
             }
             let up = &router.upstreams[self.chain[i].upstream];
+            if up.uri(self.wants).is_none() {
+                self.standing[i].dead = true;
+                self.note(&up.name, "its API has no embeddings endpoint".into());
+                continue;
+            }
             if let Some(t) = standing.not_before {
                 if t >= self.deadline {
                     continue;
@@ -385,7 +398,7 @@ impl<'r> Dispatch<'r> {
             &route.client,
             up,
             payload,
-            self.stream,
+            self.wants,
             route.timeouts.first_byte,
             self.deadline,
             &router.retry,
@@ -517,9 +530,9 @@ impl<'r> Dispatch<'r> {
 /// The body for a hop: the client's bytes, or a copy naming `model` instead, in the API the
 /// upstream speaks.
 fn payload_for(
-    cache: &mut Vec<(Option<String>, Api, UpstreamBody)>,
+    cache: &mut Vec<(Option<String>, UpstreamApi, UpstreamBody)>,
     model: Option<&str>,
-    api: Api,
+    api: UpstreamApi,
 ) -> Result<UpstreamBody, String> {
     if let Some((_, _, p)) = cache
         .iter()
@@ -529,8 +542,8 @@ fn payload_for(
     }
     let chat = renamed(cache, model);
     let payload = match api {
-        Api::Chat => chat,
-        Api::Messages => {
+        UpstreamApi::Chat => chat,
+        UpstreamApi::Messages => {
             let (body, include_usage) = super::translate::request(&chat.body)?;
             UpstreamBody {
                 body,
@@ -544,7 +557,7 @@ fn payload_for(
 
 /// The client's chat body naming `model` (cached), or as it came.
 fn renamed(
-    cache: &mut Vec<(Option<String>, Api, UpstreamBody)>,
+    cache: &mut Vec<(Option<String>, UpstreamApi, UpstreamBody)>,
     model: Option<&str>,
 ) -> UpstreamBody {
     let Some(model) = model else {
@@ -552,7 +565,7 @@ fn renamed(
     };
     if let Some((_, _, p)) = cache
         .iter()
-        .find(|(m, a, _)| m.as_deref() == Some(model) && *a == Api::Chat)
+        .find(|(m, a, _)| m.as_deref() == Some(model) && *a == UpstreamApi::Chat)
     {
         return p.clone();
     }
@@ -570,7 +583,7 @@ fn renamed(
         body: renamed,
         include_usage: false,
     };
-    cache.push((Some(model.to_string()), Api::Chat, payload.clone()));
+    cache.push((Some(model.to_string()), UpstreamApi::Chat, payload.clone()));
     payload
 }
 
@@ -591,6 +604,14 @@ impl Route {
     pub fn total_timeout(&self) -> Duration {
         self.timeouts.total
     }
+
+    /// Whether some upstream of the route can serve what a request `wants` at all.
+    pub fn serves(&self, wants: Wants) -> bool {
+        match wants {
+            Wants::Chat { .. } => true,
+            Wants::Embeddings => self.embeddings,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -603,23 +624,23 @@ mod tests {
             "stream_options":{"include_usage":true}}"#;
         let mut cache = vec![(
             None,
-            Api::Chat,
+            UpstreamApi::Chat,
             UpstreamBody {
                 body: Bytes::from_static(client),
                 include_usage: false,
             },
         )];
-        let same = payload_for(&mut cache, None, Api::Chat).unwrap();
+        let same = payload_for(&mut cache, None, UpstreamApi::Chat).unwrap();
         assert_eq!(same.body, Bytes::from_static(client), "sent as it came");
-        let messages = payload_for(&mut cache, Some("claude"), Api::Messages).unwrap();
+        let messages = payload_for(&mut cache, Some("claude"), UpstreamApi::Messages).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&messages.body).unwrap();
         assert_eq!(v["model"], "claude");
         assert_eq!(v["max_tokens"], 4096, "Anthropic needs a budget");
         assert!(messages.include_usage);
         assert_eq!(cache.len(), 3, "the renamed chat body and its translation");
-        let again = payload_for(&mut cache, Some("claude"), Api::Messages).unwrap();
+        let again = payload_for(&mut cache, Some("claude"), UpstreamApi::Messages).unwrap();
         assert_eq!(again.body, messages.body);
-        let chat = payload_for(&mut cache, Some("claude"), Api::Chat).unwrap();
+        let chat = payload_for(&mut cache, Some("claude"), UpstreamApi::Chat).unwrap();
         assert_eq!(cache.len(), 3, "nothing made twice");
         let v: serde_json::Value = serde_json::from_slice(&chat.body).unwrap();
         assert_eq!(v["model"], "claude");

@@ -1,5 +1,6 @@
 //! The HTTP front: accepts connections, dispatches paths, authenticates, limits, reads and
-//! validates the body, and turns routing results into OpenAI-shaped responses.
+//! validates the body, and turns routing results into OpenAI-shaped responses (or the shapes
+//! of the API the client speaks: Anthropic's Messages, OpenAI's Responses).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,9 +22,10 @@ use super::auth::Keys;
 use super::body::GatewayBody;
 use super::error::ProxyError;
 use super::metrics::{Metrics, StreamCuts};
+use super::responses;
 use super::router::{Priority, Router, Served, Unserved};
 use super::translate;
-use super::upstream::Reply;
+use super::upstream::{Reply, Wants};
 use crate::api::Api;
 
 /// Everything a request handler needs, shared by all connections.
@@ -62,6 +64,8 @@ pub async fn handle(
             chat(&shared, req, Api::Chat).await
         }
         (&Method::POST, "/v1/messages") => messages(&shared, req).await,
+        (&Method::POST, "/v1/responses") => responses(&shared, req).await,
+        (&Method::POST, "/v1/embeddings") => chat(&shared, req, Api::Embeddings).await,
         (&Method::GET, "/v1/models" | "/models") => json(StatusCode::OK, shared.models.clone()),
         (&Method::GET, "/health") => {
             json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
@@ -72,6 +76,8 @@ pub async fn handle(
             "/v1/chat/completions"
             | "/chat/completions"
             | "/v1/messages"
+            | "/v1/responses"
+            | "/v1/embeddings"
             | "/v1/models"
             | "/models"
             | "/health"
@@ -120,9 +126,122 @@ async fn messages(shared: &GatewayState, req: Request<Incoming>) -> Response<Gat
     }
 }
 
+/// OpenAI's Responses API in front: the request becomes the chat request the gateway routes,
+/// the answer (whole or streamed) goes back as a `response` and its events.
+async fn responses(shared: &GatewayState, req: Request<Incoming>) -> Response<GatewayBody> {
+    let resp = chat(shared, req, Api::Responses).await;
+    let (head, body) = resp.into_parts();
+    match body.into_responses(head.status) {
+        Ok(body) => Response::from_parts(head, body),
+        // A 200 from upstream that is no chat completion: the client gets a 502 saying so,
+        // still naming who answered.
+        Err(detail) => {
+            let e = ProxyError::BadResponse {
+                upstream: head
+                    .headers
+                    .get(GATEWAY_UPSTREAM_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+                detail: format!("the answer could not be translated: {detail}"),
+            };
+            let mut resp = error(&e, None);
+            for name in [GATEWAY_UPSTREAM_HEADER, GATEWAY_ATTEMPTS_HEADER] {
+                if let Some(v) = head.headers.get(name) {
+                    resp.headers_mut().insert(name, v.clone());
+                }
+            }
+            resp
+        }
+    }
+}
+
+/// What routing needs from a request body.
+enum Routable {
+    /// A chat request (or the one another API's request asks for).
+    Chat(RoutedRequest),
+    /// An embeddings request: its model, and the length of its `input` as sent.
+    Embeddings { model: String, input_len: usize },
+}
+
+/// The fields of an embeddings request the gateway reads; the rest is the upstream's.
+#[derive(serde::Deserialize)]
+struct EmbeddingsFields<'a> {
+    model: String,
+    #[serde(borrow, default)]
+    input: Option<&'a serde_json::value::RawValue>,
+}
+
+impl Routable {
+    fn read(bytes: &[u8], inbound: Api) -> Result<Self, ProxyError> {
+        let bad = |e: serde_json::Error| {
+            let api = crate::openai::ApiError::from_json_error(&e);
+            ProxyError::BadRequest {
+                message: api.message,
+                param: api.param,
+            }
+        };
+        if inbound == Api::Embeddings {
+            let r: EmbeddingsFields<'_> = serde_json::from_slice(bytes).map_err(bad)?;
+            let Some(input) = r.input.filter(|i| i.get() != "null") else {
+                return Err(ProxyError::BadRequest {
+                    message: "'input' is required: the text, texts or token ids to embed".into(),
+                    param: Some("input".into()),
+                });
+            };
+            return Ok(Self::Embeddings {
+                model: r.model,
+                input_len: input.get().len(),
+            });
+        }
+        let r: RoutedRequest = serde_json::from_slice(bytes).map_err(bad)?;
+        if r.messages.is_empty() {
+            // Named as the client wrote it: a Responses request's messages are its `input`.
+            let field = match inbound {
+                Api::Responses => "input",
+                _ => "messages",
+            };
+            return Err(ProxyError::BadRequest {
+                message: format!("'{field}' must contain at least one message"),
+                param: Some(field.into()),
+            });
+        }
+        Ok(Self::Chat(r))
+    }
+
+    fn model(&self) -> &str {
+        match self {
+            Self::Chat(r) => &r.model,
+            Self::Embeddings { model, .. } => model,
+        }
+    }
+
+    fn wants(&self) -> Wants {
+        match self {
+            Self::Chat(r) => Wants::Chat {
+                stream: r.is_stream(),
+            },
+            Self::Embeddings { .. } => Wants::Embeddings,
+        }
+    }
+
+    /// The tokens it may cost, as a key's per-minute token limit counts them (embeddings:
+    /// their input only, about four bytes a token, as for chat text).
+    fn tokens(&self) -> u32 {
+        match self {
+            Self::Chat(r) => {
+                estimate_prompt_tokens(&r.messages).saturating_add(r.max_completion().unwrap_or(0))
+            }
+            Self::Embeddings { input_len, .. } => {
+                u32::try_from(input_len.div_ceil(4)).unwrap_or(u32::MAX)
+            }
+        }
+    }
+}
+
 /// A chat request (or a request of another API in front, `inbound`, read into the chat
-/// request it asks for): authenticated, bounded, validated, limited and routed. One async
-/// body, so the chat path's future is not nested.
+/// request it asks for, or an embeddings request): authenticated, bounded, validated,
+/// limited and routed. One async body, so the chat path's future is not nested.
 async fn chat(
     shared: &GatewayState,
     req: Request<Incoming>,
@@ -157,23 +276,14 @@ async fn chat(
             return counted(shared, "", error(&e, None));
         }
     };
-    let bytes = match inbound {
-        Api::Chat => bytes,
-        Api::Messages => match translate::inbound_request(&bytes) {
-            Ok(chat) => chat,
-            Err(api) => {
-                let e = ProxyError::BadRequest {
-                    message: api.message,
-                    param: api.param,
-                };
-                return counted(shared, "", error(&e, None));
-            }
-        },
+    let translated = match inbound {
+        Api::Chat | Api::Embeddings => Ok(bytes),
+        Api::Messages => translate::inbound_request(&bytes),
+        Api::Responses => responses::inbound_request(&bytes),
     };
-    let request: RoutedRequest = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            let api = crate::openai::ApiError::from_json_error(&e);
+    let bytes = match translated {
+        Ok(b) => b,
+        Err(api) => {
             let e = ProxyError::BadRequest {
                 message: api.message,
                 param: api.param,
@@ -181,31 +291,38 @@ async fn chat(
             return counted(shared, "", error(&e, None));
         }
     };
-    if request.messages.is_empty() {
-        let e = ProxyError::BadRequest {
-            message: "'messages' must contain at least one message".into(),
-            param: Some("messages".into()),
-        };
-        return counted(shared, "", error(&e, None));
-    }
-    let Some(route) = shared.router.route(&request.model) else {
-        let e = ProxyError::UnknownModel(request.model.clone());
+    let request = match Routable::read(&bytes, inbound) {
+        Ok(r) => r,
+        Err(e) => return counted(shared, "", error(&e, None)),
+    };
+    let Some(route) = shared.router.route(request.model()) else {
+        let e = ProxyError::UnknownModel(request.model().to_string());
         return counted(shared, "", error(&e, None));
     };
+    let wants = request.wants();
+    if !route.serves(wants) {
+        let e = ProxyError::BadRequest {
+            message: format!(
+                "the model `{}` cannot create embeddings: every upstream it is routed to speaks \
+                 Anthropic's Messages API, which has none",
+                route.model
+            ),
+            param: Some("model".into()),
+        };
+        return counted(shared, &route.model, error(&e, None));
+    }
     let mut rate = None;
     if let Some(k) = key
         && !k.limiter.is_unlimited()
     {
-        let tokens = estimate_prompt_tokens(&request.messages)
-            .saturating_add(request.max_completion().unwrap_or(0));
-        match k.limiter.check(tokens, arrived.into_std()) {
+        match k.limiter.check(request.tokens(), arrived.into_std()) {
             Ok(info) => rate = Some(info),
             Err(refusal) => {
                 if let Some(t) = shared.admission.tiers.get(k.tier_index) {
                     t.metrics.rate_limited.inc();
                 }
                 let e = ProxyError::RateLimited {
-                    message: refusal.message(&request.model),
+                    message: refusal.message(request.model()),
                     retry_after: refusal.retry_after,
                     info: refusal.headers,
                 };
@@ -234,10 +351,9 @@ async fn chat(
         top,
         yield_on_429: admission.throttled_by_priority && !top,
     };
-    let stream = request.is_stream();
     let result = shared
         .router
-        .serve(route, bytes, stream, arrived, priority)
+        .serve(route, bytes, wants, arrived, priority)
         .await;
     let resp = match result {
         Ok(Served {

@@ -2,6 +2,8 @@
 //! request re-encoded (`api::chat_to_messages`), and the answer, its stream and its errors
 //! turned back into OpenAI's shapes, so the client cannot tell which API served it. A stream
 //! stays a stream: each Anthropic event becomes (at most a few) chat chunks as it arrives.
+//! The other way round, Anthropic's clients served from chat answers; the chat answer and
+//! chunk shapes read here serve the Responses API's writer (`responses`) too.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::api::{MessagesUsage, chat_to_messages, finish_reason, stop_reason};
-use crate::openai::{ApiError, ApiErrorKind, SseDecoder};
+use crate::openai::{ApiError, ApiErrorKind, SseDecoder, Usage};
 
 /// What a client that leaves out `max_tokens` gets: Anthropic requires a budget, and this is
 /// the common gateway default (LiteLLM's too).
@@ -89,7 +91,7 @@ pub fn error(status: StatusCode, body: &[u8]) -> (Bytes, Option<String>) {
     (Bytes::from(bytes), code)
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -363,7 +365,7 @@ impl StreamTranslator {
 }
 
 /// The data of the events `data` completes.
-fn decode(decoder: &mut SseDecoder, data: &[u8]) -> Result<Vec<String>, StreamError> {
+pub(super) fn decode(decoder: &mut SseDecoder, data: &[u8]) -> Result<Vec<String>, StreamError> {
     let mut events = Vec::new();
     decoder
         .feed(data, |ev| events.push(ev.data))
@@ -371,12 +373,20 @@ fn decode(decoder: &mut SseDecoder, data: &[u8]) -> Result<Vec<String>, StreamEr
     Ok(events)
 }
 
-fn put_data(out: &mut BytesMut, v: &Value) {
+/// A named SSE event (`event: NAME`), as Anthropic's and the Responses API's streams send.
+pub(super) fn put_event(out: &mut BytesMut, name: &str, v: &Value) {
+    out.put_slice(b"event: ");
+    out.put_slice(name.as_bytes());
+    out.put_u8(b'\n');
+    put_data(out, v);
+}
+
+pub(super) fn put_data(out: &mut BytesMut, v: &Value) {
     // A JSON value always serialises.
     crate::openai::encode_event(&serde_json::to_vec(v).unwrap_or_default(), out);
 }
 
-fn cut(s: &str) -> &str {
+pub(super) fn cut(s: &str) -> &str {
     let mut end = s.len().min(120);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -394,84 +404,69 @@ pub fn inbound_request(body: &[u8]) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::new(ApiErrorKind::InvalidRequest, e.to_string()))
 }
 
-#[derive(Deserialize, Default)]
-struct ChatUsage {
-    #[serde(default)]
-    prompt_tokens: u32,
-    #[serde(default)]
-    completion_tokens: u32,
-    #[serde(default)]
-    prompt_tokens_details: Option<CachedDetails>,
-}
-
-#[derive(Deserialize, Default, Clone, Copy)]
-struct CachedDetails {
-    #[serde(default)]
-    cached_tokens: u32,
-}
-
-impl ChatUsage {
-    /// Anthropic counts cache reads apart from `input_tokens`.
-    fn anthropic(&self) -> Value {
-        let cached = self.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
-        let mut u = serde_json::json!({
-            "input_tokens": self.prompt_tokens.saturating_sub(cached),
-            "output_tokens": self.completion_tokens,
-        });
-        if cached > 0 {
-            u["cache_read_input_tokens"] = cached.into();
-        }
-        u
+/// Anthropic's usage for chat usage: cache reads are counted apart from `input_tokens`.
+fn anthropic_usage(u: &Usage) -> Value {
+    let cached = u.cached_tokens();
+    let mut out = serde_json::json!({
+        "input_tokens": u.prompt_tokens.saturating_sub(cached),
+        "output_tokens": u.completion_tokens,
+    });
+    if cached > 0 {
+        out["cache_read_input_tokens"] = cached.into();
     }
+    out
+}
+
+/// A chat completion or stream chunk, as far as another API's answer is built from it.
+#[derive(Deserialize)]
+pub(super) struct ChatAnswer {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub model: String,
+    pub choices: Vec<ChatChoice>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
-struct ChatAnswer {
+pub(super) struct ChatChoice {
     #[serde(default)]
-    id: String,
+    pub message: Option<ChatMessage>,
     #[serde(default)]
-    model: String,
-    choices: Vec<ChatChoice>,
+    pub delta: Option<ChatMessage>,
     #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Deserialize)]
-struct ChatChoice {
-    #[serde(default)]
-    message: Option<ChatMessage>,
-    #[serde(default)]
-    delta: Option<ChatMessage>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+    pub finish_reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
-struct ChatMessage {
+pub(super) struct ChatMessage {
     #[serde(default)]
-    content: Option<String>,
+    pub content: Option<String>,
     #[serde(default)]
-    reasoning_content: Option<String>,
+    pub reasoning_content: Option<String>,
     #[serde(default)]
-    tool_calls: Option<Vec<ChatToolCall>>,
+    pub tool_calls: Option<Vec<ChatToolCall>>,
 }
 
 #[derive(Deserialize)]
-struct ChatToolCall {
+pub(super) struct ChatToolCall {
     #[serde(default)]
-    index: Option<usize>,
+    pub index: Option<usize>,
     #[serde(default)]
-    id: Option<String>,
+    pub id: Option<String>,
     #[serde(default)]
-    function: Option<ChatFunction>,
+    pub function: Option<ChatFunction>,
 }
 
 #[derive(Deserialize)]
-struct ChatFunction {
+pub(super) struct ChatFunction {
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
     #[serde(default)]
-    arguments: Option<String>,
+    pub arguments: Option<String>,
 }
 
 fn message_id(chat_id: &str) -> String {
@@ -525,7 +520,7 @@ pub fn outbound_message(body: &[u8]) -> Result<Bytes, String> {
         "content": content,
         "stop_reason": stop_reason(choice.finish_reason.as_deref().unwrap_or("stop")),
         "stop_sequence": null,
-        "usage": c.usage.unwrap_or_default().anthropic(),
+        "usage": anthropic_usage(&c.usage.unwrap_or_default()),
     });
     serde_json::to_vec(&v)
         .map(Bytes::from)
@@ -581,17 +576,10 @@ impl EventWriter {
         Ok(out.freeze())
     }
 
-    fn event(out: &mut BytesMut, name: &str, v: &Value) {
-        out.put_slice(b"event: ");
-        out.put_slice(name.as_bytes());
-        out.put_u8(b'\n');
-        put_data(out, v);
-    }
-
     fn close_block(&mut self, out: &mut BytesMut) {
         if self.open.take().is_some() {
             let index = self.blocks - 1;
-            Self::event(
+            put_event(
                 out,
                 "content_block_stop",
                 &serde_json::json!({"type": "content_block_stop", "index": index}),
@@ -604,7 +592,7 @@ impl EventWriter {
             return;
         }
         self.close_block(out);
-        Self::event(
+        put_event(
             out,
             "content_block_start",
             &serde_json::json!({"type": "content_block_start", "index": self.blocks,
@@ -615,7 +603,7 @@ impl EventWriter {
     }
 
     fn delta(&self, out: &mut BytesMut, delta: Value) {
-        Self::event(
+        put_event(
             out,
             "content_block_delta",
             &serde_json::json!({"type": "content_block_delta", "index": self.blocks - 1,
@@ -631,13 +619,13 @@ impl EventWriter {
             if cached > 0 {
                 usage["cache_read_input_tokens"] = cached.into();
             }
-            Self::event(
+            put_event(
                 out,
                 "message_delta",
                 &serde_json::json!({"type": "message_delta",
                     "delta": {"stop_reason": self.stop, "stop_sequence": null}, "usage": usage}),
             );
-            Self::event(
+            put_event(
                 out,
                 "message_stop",
                 &serde_json::json!({"type": "message_stop"}),
@@ -648,7 +636,7 @@ impl EventWriter {
             .map_err(|e| StreamError::Malformed(format!("{e}: {}", cut(data))))?;
         if !self.started {
             self.started = true;
-            Self::event(
+            put_event(
                 out,
                 "message_start",
                 &serde_json::json!({"type": "message_start", "message": {
@@ -658,7 +646,7 @@ impl EventWriter {
             );
         }
         if let Some(u) = &c.usage {
-            let cached = u.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
+            let cached = u.cached_tokens();
             self.usage = Some((
                 u.prompt_tokens.saturating_sub(cached),
                 u.completion_tokens,

@@ -1,7 +1,8 @@
 //! One attempt against one upstream: the pooled HTTP client, forwarding the request, and
 //! classifying what came back (served, passed through as-is, or a failure worth retrying).
 //! A success status is only a success if the client could use it: the content type the
-//! request asked for, and (not streamed) a bounded body that is a JSON completion.
+//! request asked for, and (not streamed) a bounded body that is a JSON completion (or, for
+//! embeddings, a JSON list of them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::openai::{REQUEST_ID_HEADER, UPSTREAM_HEADER, read_retry_after};
 
 use super::admission::SlotPool;
 use super::breaker::Breaker;
-use super::config::{RetryConfig, UpstreamConfig};
+use super::config::{RetryConfig, UpstreamApi, UpstreamConfig};
 use super::error::{ProxyError, TimeoutPhase};
 use super::translate::{self, StreamTranslator};
 
@@ -58,13 +59,31 @@ pub fn client(connect_timeout: Duration, tls: &crate::tls::ClientTls) -> HttpCli
         .build(tls.connector(http))
 }
 
+/// What a request asks an upstream for: it decides the endpoint, whether the answer streams
+/// and what a usable answer looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    /// A chat completion, whole or streamed; every inbound API but embeddings becomes one.
+    Chat { stream: bool },
+    /// Embeddings: never streamed, and only an OpenAI-format upstream has them.
+    Embeddings,
+}
+
+impl Wants {
+    pub fn stream(self) -> bool {
+        self == Self::Chat { stream: true }
+    }
+}
+
 /// An upstream as the router uses it.
 #[derive(Debug)]
 pub struct Upstream {
     pub name: String,
+    /// The endpoint of its API that chat requests go to.
     pub chat_uri: Uri,
-    /// The API it speaks; `chat_uri` is that API's endpoint.
-    pub api: Api,
+    /// Its embeddings endpoint, when its API has one.
+    embeddings_uri: Option<Uri>,
+    pub api: UpstreamApi,
     headers: Vec<(HeaderName, HeaderValue)>,
     pub breaker: Arc<Breaker>,
     pub latency: Histogram,
@@ -79,15 +98,21 @@ impl Upstream {
         latency: Histogram,
         slots: Option<Arc<SlotPool>>,
     ) -> Option<Self> {
-        let chat_uri: Uri = cfg.api.url(&cfg.url).parse().ok()?;
+        let chat_uri: Uri = cfg.api.api().url(&cfg.url).parse().ok()?;
+        let embeddings_uri = match cfg.api {
+            UpstreamApi::Chat => Some(embeddings_url(&cfg.url).parse().ok()?),
+            UpstreamApi::Messages => None,
+        };
         // The key (and, for Messages, the API version) every attempt sends, built once.
         let headers = cfg
             .api
+            .api()
             .headers(cfg.api_key.as_ref().map(|k| k.expose()))
             .ok()?;
         Some(Self {
             name: cfg.name.clone(),
             chat_uri,
+            embeddings_uri,
             api: cfg.api,
             headers,
             breaker,
@@ -95,6 +120,24 @@ impl Upstream {
             slots,
         })
     }
+}
+
+impl Upstream {
+    /// Where a request wanting `wants` goes; `None` when this upstream cannot serve it.
+    pub fn uri(&self, wants: Wants) -> Option<&Uri> {
+        match wants {
+            Wants::Chat { .. } => Some(&self.chat_uri),
+            Wants::Embeddings => self.embeddings_uri.as_ref(),
+        }
+    }
+}
+
+/// The embeddings endpoint beside the chat endpoint under `base`: a URL written as the chat
+/// endpoint itself still names the server the other endpoints are on.
+fn embeddings_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let base = base.strip_suffix("/chat/completions").unwrap_or(base);
+    Api::Embeddings.url(base)
 }
 
 /// What an upstream answered, ready to relay.
@@ -143,7 +186,7 @@ pub async fn attempt(
     client: &HttpClient,
     up: &Upstream,
     payload: UpstreamBody,
-    stream: bool,
+    wants: Wants,
     first_byte: Duration,
     deadline: Instant,
     retry: &RetryConfig,
@@ -152,9 +195,18 @@ pub async fn attempt(
         body,
         include_usage,
     } = payload;
+    let Some(uri) = up.uri(wants) else {
+        // The router skips such upstreams; should one get here, it is passed over like any
+        // upstream that cannot take the request.
+        return AttemptOutcome::Failed(ProxyError::BadResponse {
+            upstream: up.name.clone(),
+            detail: "its API has no endpoint for this request".into(),
+        });
+    };
+    let stream = wants.stream();
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
-    *req.uri_mut() = up.chat_uri.clone();
+    *req.uri_mut() = uri.clone();
     let h = req.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &up.headers {
@@ -183,8 +235,8 @@ pub async fn attempt(
     up.latency.observe(started.elapsed().as_secs_f64());
     let (parts, mut incoming) = resp.into_parts();
     let status = match up.api {
-        Api::Chat => parts.status,
-        Api::Messages => translate::status(parts.status),
+        UpstreamApi::Chat => parts.status,
+        UpstreamApi::Messages => translate::status(parts.status),
     };
     let headers = forwarded_headers(&parts.headers);
     if status.is_success() {
@@ -201,8 +253,8 @@ pub async fn attempt(
         if stream {
             // Nothing is sent to the client until the first chunk is in hand, so a stream
             // that dies before it can still fail over.
-            let mut translator =
-                (up.api == Api::Messages).then(|| Box::new(StreamTranslator::new(include_usage)));
+            let mut translator = (up.api == UpstreamApi::Messages)
+                .then(|| Box::new(StreamTranslator::new(include_usage)));
             let reset = |detail: String| {
                 AttemptOutcome::Failed(ProxyError::Reset {
                     upstream: up.name.clone(),
@@ -243,14 +295,14 @@ pub async fn attempt(
         }
         let read = read_all(incoming, MAX_RESPONSE_BYTES, deadline).await;
         let read = match (up.api, read) {
-            (Api::Messages, Ok(body)) => match translate::completion(&body) {
+            (UpstreamApi::Messages, Ok(body)) => match translate::completion(&body) {
                 Ok(chat) => Ok(chat),
                 Err(detail) => return bad(detail),
             },
             (_, read) => read,
         };
         return match read {
-            Ok(body) => match invalid_completion(&body) {
+            Ok(body) => match invalid_answer(&body, wants) {
                 None => AttemptOutcome::Served(Reply::Full {
                     status,
                     headers,
@@ -286,14 +338,14 @@ pub async fn attempt(
         }
     };
     let (body, code) = match up.api {
-        Api::Chat => {
+        UpstreamApi::Chat => {
             let code = error_code(&body);
             (body, code)
         }
-        Api::Messages => translate::error(status, &body),
+        UpstreamApi::Messages => translate::error(status, &body),
     };
     let mut headers = headers;
-    if up.api == Api::Messages {
+    if up.api == UpstreamApi::Messages {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     let retryable =
@@ -410,18 +462,30 @@ fn wrong_content_type(h: &HeaderMap, stream: bool) -> Option<String> {
     ))
 }
 
-/// Why a non-streamed success body is not a chat completion a client could parse.
-fn invalid_completion(body: &[u8]) -> Option<String> {
+/// Why a non-streamed success body is not an answer a client wanting `wants` could parse.
+fn invalid_answer(body: &[u8], wants: Wants) -> Option<String> {
     // Only the shape is checked; the fields are the client's business and pass unchanged.
     #[derive(serde::Deserialize)]
     struct Completion {
         #[allow(dead_code)]
         choices: serde::de::IgnoredAny,
     }
-    match serde_json::from_slice::<Completion>(body) {
-        Ok(_) => None,
-        Err(e) => Some(format!("not a JSON chat completion: {e}")),
+    #[derive(serde::Deserialize)]
+    struct Embeddings {
+        #[allow(dead_code)]
+        data: serde::de::IgnoredAny,
     }
+    let (parsed, what) = match wants {
+        Wants::Chat { .. } => (
+            serde_json::from_slice::<Completion>(body).map(drop),
+            "chat completion",
+        ),
+        Wants::Embeddings => (
+            serde_json::from_slice::<Embeddings>(body).map(drop),
+            "embeddings list",
+        ),
+    };
+    parsed.err().map(|e| format!("not a JSON {what}: {e}"))
 }
 
 fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
@@ -477,9 +541,32 @@ mod tests {
 
     #[test]
     fn completions_must_parse() {
-        assert!(invalid_completion(br#"{"id":"x","choices":[]}"#).is_none());
-        assert!(invalid_completion(b"<html>").is_some());
-        assert!(invalid_completion(br#"{"choices": [oops"#).is_some());
-        assert!(invalid_completion(br#"{"id":"x"}"#).is_some());
+        let chat = Wants::Chat { stream: false };
+        assert!(invalid_answer(br#"{"id":"x","choices":[]}"#, chat).is_none());
+        assert!(invalid_answer(b"<html>", chat).is_some());
+        assert!(invalid_answer(br#"{"choices": [oops"#, chat).is_some());
+        assert!(invalid_answer(br#"{"id":"x"}"#, chat).is_some());
+        let embeddings = Wants::Embeddings;
+        assert!(invalid_answer(br#"{"object":"list","data":[]}"#, embeddings).is_none());
+        assert!(
+            invalid_answer(br#"{"id":"x","choices":[]}"#, embeddings)
+                .is_some_and(|d| d.contains("embeddings list"))
+        );
+    }
+
+    #[test]
+    fn embeddings_go_beside_the_chat_endpoint() {
+        for base in [
+            "http://h:1",
+            "http://h:1/",
+            "http://h:1/v1",
+            "http://h:1/v1/chat/completions",
+        ] {
+            assert_eq!(embeddings_url(base), "http://h:1/v1/embeddings", "{base}");
+        }
+        assert_eq!(
+            embeddings_url("https://h/v1/embeddings"),
+            "https://h/v1/embeddings"
+        );
     }
 }

@@ -30,6 +30,8 @@ pub struct ClassInfo {
     pub weight: u32,
     pub model: String,
     pub stream: bool,
+    /// The API the class spoke (`chat`, `messages`, `responses`, `embeddings`).
+    pub api: &'static str,
     pub primary: Option<String>,
     /// The gateway tier of the class's key, if known.
     pub tier: Option<String>,
@@ -330,6 +332,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
             weight: meta.map_or(0, |m| m.weight),
             model: meta.map_or_else(String::new, |m| m.model.clone()),
             stream: meta.is_some_and(|m| m.stream),
+            api: meta.map_or("chat", |m| m.api).to_string(),
             primary: meta.and_then(|m| m.primary.clone()),
             stats: stats(c, seconds),
             latency_spectrum: spectrum(&c.latency),
@@ -637,6 +640,7 @@ mod tests {
             weight: 1,
             model: "m".into(),
             stream: false,
+            api: "chat",
             primary: None,
             tier: Some(tier.into()),
         };

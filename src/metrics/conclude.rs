@@ -227,6 +227,7 @@ mod tests {
                 weight: 1,
                 model: "m".into(),
                 stream: false,
+                api: "chat",
                 primary: Some("a".into()),
                 tier: None,
             }],

@@ -311,6 +311,7 @@ pub(crate) mod tests {
                 weight: 80,
                 model: "m".into(),
                 stream: true,
+                api: "chat".into(),
                 primary: None,
                 stats: Stats {
                     requests: 2000,

@@ -241,12 +241,19 @@ pub struct PromptBin {
     pub ttft_ms: Option<Percentiles>,
 }
 
+fn chat_api() -> String {
+    "chat".into()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassStats {
     pub name: String,
     pub weight: u32,
     pub model: String,
     pub stream: bool,
+    /// The API the class spoke; summaries written before classes had one spoke chat.
+    #[serde(default = "chat_api")]
+    pub api: String,
     #[serde(default)]
     pub primary: Option<String>,
     #[serde(flatten)]

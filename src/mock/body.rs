@@ -17,7 +17,7 @@ use super::reply;
 use super::request::Dialect;
 use super::state::InFlight;
 use super::words::word;
-use super::{completions, messages};
+use super::{completions, messages, responses};
 
 /// The error that makes hyper abort the connection mid-body (a cut stream).
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +116,8 @@ pub(crate) struct StreamPlan {
     /// Content chunks sent before the connection is cut.
     pub cut_after: Option<u32>,
     pub malformed: bool,
+    /// A Responses answer being written (its closing events repeat the text).
+    pub draft: Option<Box<responses::ResponseDraft>>,
 }
 
 enum Phase {
@@ -194,7 +196,7 @@ impl TokenStream {
         if matches!(self.phase, Phase::BeforeFirst) {
             let tool_call = matches!(self.plan.answer.as_deref(), Some(Answer::ToolCall { .. }));
             match self.plan.dialect {
-                Dialect::Messages => out.extend_from_slice(&self.prefix),
+                Dialect::Messages | Dialect::Responses => out.extend_from_slice(&self.prefix),
                 // This API has no role chunk: the first token is the first event.
                 Dialect::Completions => {}
                 Dialect::Chat if tool_call => {
@@ -217,7 +219,9 @@ impl TokenStream {
             let last = self.sent + 1 == total;
             let token = word(&mut self.rng);
             if self.plan.malformed && (self.sent == 1 || last) {
-                if self.plan.dialect == Dialect::Messages {
+                if let Some(d) = self.plan.draft.as_mut() {
+                    d.put_broken(&mut out);
+                } else if self.plan.dialect == Dialect::Messages {
                     messages::put_broken_delta(&mut out);
                 } else {
                     reply::put_broken_chunk(&mut out, &self.prefix);
@@ -227,7 +231,9 @@ impl TokenStream {
                 return out;
             }
             let finish = last.then_some(self.plan.finish_reason);
-            if self.plan.dialect == Dialect::Messages {
+            if let Some(d) = self.plan.draft.as_mut() {
+                d.put_delta(&mut out, token);
+            } else if self.plan.dialect == Dialect::Messages {
                 messages::put_text_delta(&mut out, token);
             } else if self.plan.dialect == Dialect::Completions {
                 let n = self.plan.choices.max(1);
@@ -247,7 +253,12 @@ impl TokenStream {
             }
             self.sent += 1;
         }
-        if self.sent >= total && self.plan.dialect == Dialect::Messages {
+        if self.sent >= total
+            && let Some(d) = self.plan.draft.as_mut()
+        {
+            d.put_end(&mut out, self.plan.finish_reason, self.plan.usage.as_ref());
+            self.phase = Phase::Done;
+        } else if self.sent >= total && self.plan.dialect == Dialect::Messages {
             messages::put_stream_end(&mut out, self.plan.finish_reason, total);
             self.phase = Phase::Done;
         } else if self.sent >= total {

@@ -26,7 +26,7 @@ use super::respond::{client_error, injected_error, rate_limited, synthetic_heade
 use super::serve::{Job, serve};
 use super::state::{InFlight, MockState, stopping};
 use super::stats::RequestOutcome;
-use super::{completions, embeddings, messages};
+use super::{completions, embeddings, messages, responses};
 
 /// The timer ticks in milliseconds: a shorter sleep would round up to a whole tick.
 const MIN_SLEEP: Duration = Duration::from_micros(500);
@@ -179,6 +179,7 @@ fn decide(
             .map(|r| (r, None))
             .map_err(|e| ApiError::from_json_error(&e)),
         Dialect::Messages => messages::to_chat(body).map(|r| (r, None)),
+        Dialect::Responses => responses::to_chat(body).map(|r| (r, None)),
         Dialect::Completions => {
             completions::to_chat(body, &shared.tokenizer).map(|(r, each)| (r, Some(each)))
         }

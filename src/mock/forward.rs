@@ -310,7 +310,7 @@ fn provider_outcome(status: StatusCode) -> RequestOutcome {
     }
 }
 
-/// Token counts from a provider's usage, in OpenAI's or Anthropic's words.
+/// Token counts from a provider's usage, in OpenAI's (chat or Responses) or Anthropic's words.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counted {
     prompt: u32,
@@ -324,6 +324,9 @@ struct WithUsage {
     /// Anthropic's `message_start` carries it inside the message.
     #[serde(default)]
     message: Option<Box<WithUsage>>,
+    /// OpenAI Responses' closing event (`response.completed`) carries it in the response.
+    #[serde(default)]
+    response: Option<Box<WithUsage>>,
 }
 
 #[derive(Deserialize)]
@@ -353,7 +356,7 @@ impl Counted {
 
     /// Later counts win: Anthropic's `message_delta` repeats the output count in full.
     fn merge(&mut self, w: &WithUsage) {
-        if let Some(m) = &w.message {
+        if let Some(m) = w.message.as_ref().or(w.response.as_ref()) {
             self.merge(m);
         }
         let Some(r) = &w.usage else { return };
@@ -514,6 +517,21 @@ mod tests {
                 prompt: 7,
                 completion: 30
             }
+        );
+        let mut u = Counted::default();
+        let completed: WithUsage = serde_json::from_str(
+            r#"{"type":"response.completed","response":{"usage":{"input_tokens":11,
+                "input_tokens_details":{"cached_tokens":4},"output_tokens":6}}}"#,
+        )
+        .unwrap();
+        u.merge(&completed);
+        assert_eq!(
+            u,
+            Counted {
+                prompt: 11,
+                completion: 6
+            },
+            "a Responses stream's closing event; its cached count is part of the input"
         );
         assert_eq!(Counted::of_json(b"not json"), Counted::default());
     }

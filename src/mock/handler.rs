@@ -67,6 +67,9 @@ async fn route(
         (&Method::POST, "/v1/embeddings" | "/embeddings") => {
             chat::chat(shared, ctl, seq, req, Ask::Embeddings).await
         }
+        (&Method::POST, "/v1/responses" | "/responses") => {
+            chat::chat(shared, ctl, seq, req, Ask::Text(Dialect::Responses)).await
+        }
         (&Method::POST, "/v1/messages") => {
             let r = chat::chat(shared, ctl, seq, req, Ask::Text(Dialect::Messages)).await;
             if r.status().is_success() {
@@ -103,6 +106,8 @@ async fn route(
             | "/v1/embeddings"
             | "/embeddings"
             | "/v1/messages"
+            | "/v1/responses"
+            | "/responses"
             | "/v1/models"
             | "/models",
         ) => {
@@ -119,7 +124,7 @@ async fn route(
         }
         _ => {
             let msg = format!(
-                "Unknown request URL: {} {path}. This mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/messages, GET /v1/models and GET /health.",
+                "Unknown request URL: {} {path}. This mock serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/messages, POST /v1/responses, GET /v1/models and GET /health.",
                 req.method()
             );
             client_error(shared, ApiError::new(ApiErrorKind::UnknownUrl, msg))

@@ -42,6 +42,7 @@ mod provider;
 mod reply;
 mod request;
 mod respond;
+mod responses;
 mod schema;
 mod serve;
 mod server;

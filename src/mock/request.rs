@@ -14,6 +14,8 @@ pub(crate) enum Dialect {
     Messages,
     /// OpenAI's legacy text completions.
     Completions,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 /// What a request to a generating path asks for.

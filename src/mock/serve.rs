@@ -26,7 +26,7 @@ use super::request::Dialect;
 use super::respond::JSON;
 use super::state::{InFlight, MockState};
 use super::stats::RequestOutcome;
-use super::{answer, completions};
+use super::{answer, completions, responses};
 
 /// Reasoning lengths above this are a profile typo, not a model.
 const MAX_REASONING_TOKENS: f64 = 1e6;
@@ -86,7 +86,7 @@ pub(crate) fn serve(
     // server batches them: the answer takes as long as one choice would.
     let choices = match dialect {
         Dialect::Completions => completions::choices(&request),
-        Dialect::Chat | Dialect::Messages => 1,
+        Dialect::Chat | Dialect::Messages | Dialect::Responses => 1,
     };
     tokens_per_second *= f64::from(choices);
     let slowdown = profile.capacity.decode_slowdown;
@@ -100,7 +100,11 @@ pub(crate) fn serve(
         }
         _ => 0,
     };
-    let answer = if request.tools.is_some() || request.response_format.is_some() {
+    // Only chat answers are written as tool calls or JSON; the other dialects' writers
+    // have text only.
+    let answer = if dialect == Dialect::Chat
+        && (request.tools.is_some() || request.response_format.is_some())
+    {
         answer::choose(&request, profile.tool_call_rate, &mut rng, words)
     } else {
         None
@@ -146,10 +150,13 @@ pub(crate) fn serve(
 
     if request.is_stream() {
         // A latency fault delays a stream's first token.
-        let prefix = match dialect {
-            Dialect::Chat => head.chunk_prefix(),
-            Dialect::Messages => messages::stream_start(&head, Some(usage)),
-            Dialect::Completions => completions::chunk_prefix(&head),
+        let mut draft =
+            (dialect == Dialect::Responses).then(|| Box::new(responses::ResponseDraft::new(&head)));
+        let prefix = match (dialect, draft.as_mut()) {
+            (Dialect::Responses, Some(d)) => d.start(),
+            (Dialect::Messages, _) => messages::stream_start(&head, Some(usage)),
+            (Dialect::Completions, _) => completions::chunk_prefix(&head),
+            _ => head.chunk_prefix(),
         };
         let stream = TokenStream::new(
             StreamPlan {
@@ -164,6 +171,7 @@ pub(crate) fn serve(
                 usage: request.include_usage().then_some(usage),
                 cut_after: plan.cut_after,
                 malformed,
+                draft,
             },
             prefix,
             rng,
@@ -181,6 +189,7 @@ pub(crate) fn serve(
         match dialect {
             Dialect::Chat => MockBody::full(broken_completion(&head)),
             Dialect::Messages => MockBody::full(messages::broken_completion(&head)),
+            Dialect::Responses => MockBody::full(responses::broken_completion(&head)),
             Dialect::Completions => MockBody::full(completions::broken_completion(&head)),
         }
     } else {
@@ -194,6 +203,9 @@ pub(crate) fn serve(
                 answer.as_deref(),
             ),
             Dialect::Messages => messages::completion(&head, words, &mut rng, finish_reason, usage),
+            Dialect::Responses => {
+                responses::completion(&head, words, &mut rng, finish_reason, usage)
+            }
             Dialect::Completions => {
                 completions::completion(&head, words, choices, &mut rng, finish_reason, usage)
             }

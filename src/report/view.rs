@@ -150,6 +150,8 @@ pub struct ClassRow {
     pub model: String,
     pub weight: u32,
     pub stream: bool,
+    /// The API, when not OpenAI chat (the usual case says nothing).
+    pub api: Option<String>,
     pub primary: String,
     pub requests: String,
     pub availability: String,
@@ -640,6 +642,7 @@ fn class_row(c: &crate::metrics::ClassStats) -> ClassRow {
         model: c.model.clone(),
         weight: c.weight,
         stream: c.stream,
+        api: (c.api != "chat").then(|| c.api.clone()),
         primary: c.primary.clone().unwrap_or_else(|| DASH.into()),
         requests: fmt::count(st.requests),
         availability: fmt::pct(st.availability),

@@ -405,21 +405,13 @@ fn compile_upstreams(c: &mut Check<'_>, raw: &[Spanned<RawUpstream>]) -> Vec<Ups
         };
         let api = match &u.api {
             None => Some(Api::Chat),
-            Some(a) => {
-                let api = Api::from_name(a.get_ref());
-                if api.is_none() {
-                    c.error(
-                        a.span(),
-                        key("api"),
-                        format!(
-                            "`{}` is not an API gauntlet's gateway speaks; use one of: {}",
-                            a.get_ref(),
-                            Api::NAMES.join(", ")
-                        ),
-                    );
+            Some(a) => match crate::gateway::UpstreamApi::parse(a.get_ref()) {
+                Ok(api) => Some(api.api()),
+                Err(message) => {
+                    c.error(a.span(), key("api"), message);
+                    None
                 }
-                api
-            }
+            },
         };
         if let (Some(name), Some(source), Some(api)) = (name, source, api) {
             out.push(Upstream { name, source, api });
@@ -536,8 +528,9 @@ fn compile_requests(c: &mut Check<'_>, raw: &RawScenario, upstreams: &[&str]) ->
     out
 }
 
-/// `api`, and what the Messages API needs of a class: a token budget, and no OpenAI-only
-/// request fields gauntlet does not translate.
+/// `api`, and what the Messages API needs of a class (a token budget, and no OpenAI-only
+/// request fields gauntlet does not translate) and what embeddings cannot be (a stream, a
+/// conversation, a generation budget, tools).
 fn compile_api(
     c: &mut Check<'_>,
     i: usize,
@@ -586,6 +579,38 @@ fn compile_api(
                     format!(
                         "is OpenAI's shape and is not translated to the Messages API; put \
                          Anthropic's own fields in `extra_body`, or drop `{field}`"
+                    ),
+                );
+            }
+        }
+    }
+    if api == Api::Embeddings {
+        if r.stream == Some(true) {
+            c.error(
+                name.span(),
+                key("stream"),
+                "embeddings are answered whole, never streamed; drop `stream = true` from \
+                 this class",
+            );
+        }
+        let fields = [
+            ("session", r.session.as_ref().map(|t| t.span())),
+            ("max_tokens", r.max_tokens.as_ref().map(|t| t.span())),
+            ("tools", r.tools.as_ref().map(|t| t.span())),
+            ("tool_choice", r.tool_choice.as_ref().map(|t| t.span())),
+            (
+                "response_format",
+                r.response_format.as_ref().map(|t| t.span()),
+            ),
+        ];
+        for (field, span) in fields {
+            if let Some(span) = span {
+                c.error(
+                    span,
+                    key(field),
+                    format!(
+                        "means nothing to the embeddings API (it generates no text); drop \
+                         `{field}` from this class"
                     ),
                 );
             }

@@ -298,8 +298,10 @@ pub struct RawRequest {
     pub session: Option<Spanned<RawSession>>,
     /// Ask for a server-sent-event stream. Default false.
     pub stream: Option<bool>,
-    /// The API to send the class in: `chat` (OpenAI chat completions, default) or `messages`
-    /// (Anthropic Messages: `/v1/messages`, `x-api-key`, needs `max_tokens`).
+    /// The API to send the class in: `chat` (OpenAI chat completions, default), `messages`
+    /// (Anthropic Messages: `/v1/messages`, `x-api-key`, needs `max_tokens`), `responses`
+    /// (OpenAI Responses: `/v1/responses`) or `embeddings` (`/v1/embeddings`: one input per
+    /// message, never streamed).
     #[schemars(with = "Option<String>")]
     pub api: Option<Spanned<String>>,
     /// Bearer key sent to the gateway: a literal or "env:NAME".

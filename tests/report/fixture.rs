@@ -303,6 +303,7 @@ pub fn quickstart() -> Summary {
                 weight: p.weight,
                 model: p.model.into(),
                 stream: p.stream,
+                api: "chat".into(),
                 primary: Some(p.primary.into()),
                 latency_spectrum: spectrum(&stats.latency_ms),
                 stats,

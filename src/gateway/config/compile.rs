@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::api::Api;
 use crate::config::{Check, ConfigError};
 
 use super::raw::{
@@ -17,7 +16,7 @@ use super::raw::{
 };
 use super::{
     AdmissionConfig, BreakerConfig, Config, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIER, KeyConfig,
-    PRO_TIER, RetryConfig, RouteConfig, Target, TierConfig, Timeouts, UpstreamConfig,
+    PRO_TIER, RetryConfig, RouteConfig, Target, TierConfig, Timeouts, UpstreamApi, UpstreamConfig,
 };
 
 pub(super) fn compile_upstreams(
@@ -54,18 +53,10 @@ pub(super) fn compile_upstreams(
             .as_ref()
             .and_then(|v| nonzero(check, v, &format!("{key}.max_concurrent")));
         let api = match &u.api {
-            None => Api::Chat,
-            Some(a) => Api::from_name(a.get_ref()).unwrap_or_else(|| {
-                check.error(
-                    a.span(),
-                    format!("{key}.api"),
-                    format!(
-                        "`{}` is not an API the gateway speaks; use one of: {}",
-                        a.get_ref(),
-                        Api::NAMES.join(", ")
-                    ),
-                );
-                Api::Chat
+            None => UpstreamApi::Chat,
+            Some(a) => UpstreamApi::parse(a.get_ref()).unwrap_or_else(|message| {
+                check.error(a.span(), format!("{key}.api"), message);
+                UpstreamApi::Chat
             }),
         };
         out.push(UpstreamConfig {

@@ -47,7 +47,57 @@ pub struct UpstreamConfig {
     /// `[admission] upstream_max_concurrent` default, or unbounded.
     pub max_concurrent: Option<NonZeroU32>,
     /// The API it speaks; requests (OpenAI chat from the clients) are translated to it.
-    pub api: Api,
+    pub api: UpstreamApi,
+}
+
+/// The API the gateway speaks to an upstream. Clients may speak more (`crate::api::Api`):
+/// Responses and Messages requests are routed as the chat requests they ask for, and
+/// embeddings go to the embeddings endpoint beside an OpenAI upstream's chat endpoint, so an
+/// upstream itself only ever needs one of these two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamApi {
+    /// OpenAI chat completions, with embeddings beside them.
+    #[default]
+    Chat,
+    /// Anthropic's Messages API (which has no embeddings).
+    Messages,
+}
+
+impl UpstreamApi {
+    pub const NAMES: &'static [&'static str] = &["chat", "messages"];
+
+    /// The upstream API called `name`, or the message saying why there is none.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let api = Api::from_name(name).ok_or_else(|| {
+            format!(
+                "`{name}` is not an API the gateway speaks to upstreams; use one of: {}",
+                Self::NAMES.join(", ")
+            )
+        })?;
+        Self::from_api(api)
+    }
+
+    /// `api` as an upstream's API, or the message saying why an upstream cannot speak it.
+    pub fn from_api(api: Api) -> Result<Self, String> {
+        match api {
+            Api::Chat => Ok(Self::Chat),
+            Api::Messages => Ok(Self::Messages),
+            Api::Responses | Api::Embeddings => Err(format!(
+                "`{}` is an API the gateway serves to clients, not one it speaks to an \
+                 upstream (a `chat` upstream serves those requests); use one of: {}",
+                api.name(),
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// The same API as the load client and the rest of gauntlet name it.
+    pub fn api(self) -> Api {
+        match self {
+            Self::Chat => Api::Chat,
+            Self::Messages => Api::Messages,
+        }
+    }
 }
 
 /// The tier a key without `tier` belongs to.
@@ -300,6 +350,8 @@ pub enum BindError {
     Missing(String),
     #[error("upstream `{name}`: {reason}")]
     BadUrl { name: String, reason: String },
+    #[error("upstream `{name}`: {reason}")]
+    BadApi { name: String, reason: String },
 }
 
 impl EmbeddedConfig {
@@ -345,6 +397,10 @@ impl EmbeddedConfig {
         for name in &self.upstreams {
             let (url, api) = address(name).ok_or_else(|| BindError::Missing(name.clone()))?;
             validate_url(url).map_err(|reason| BindError::BadUrl {
+                name: name.clone(),
+                reason,
+            })?;
+            let api = UpstreamApi::from_api(api).map_err(|reason| BindError::BadApi {
                 name: name.clone(),
                 reason,
             })?;
@@ -541,7 +597,7 @@ url = "http://127.0.0.1:9002/v1"
                 _ => None,
             })
             .unwrap();
-        let urls: Vec<(&str, &str, Api)> = c
+        let urls: Vec<(&str, &str, UpstreamApi)> = c
             .upstreams
             .iter()
             .map(|u| (u.name.as_str(), u.url.as_str(), u.api))
@@ -549,9 +605,16 @@ url = "http://127.0.0.1:9002/v1"
         assert_eq!(
             urls,
             [
-                ("a", "http://127.0.0.1:9001", Api::Chat),
-                ("b", "http://127.0.0.1:9002/v1", Api::Messages)
+                ("a", "http://127.0.0.1:9001", UpstreamApi::Chat),
+                ("b", "http://127.0.0.1:9002/v1", UpstreamApi::Messages)
             ]
+        );
+        let responses = e
+            .bind(|_| Some(("http://127.0.0.1:9001", Api::Responses)))
+            .unwrap_err();
+        assert!(
+            matches!(&responses, BindError::BadApi { name, .. } if name == "a"),
+            "{responses}"
         );
         assert_eq!(c.routes, e.routes());
         assert_eq!(
@@ -619,6 +682,37 @@ url = "http://127.0.0.1:9002/v1"
         );
         assert!(
             e.contains("gw.toml:6:15: `upstreams[0].api_key_env`: `*_env` keys are gone; write `api_key = \"env:UP\"` instead"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_upstream_speaks_chat_or_messages_and_nothing_else() {
+        let with = |api: &str| {
+            parse(&format!(
+                "routes = [{{ model = \"m\", targets = [\"a\"] }}]\n\
+                 [[upstreams]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\napi = \"{api}\"\n"
+            ))
+        };
+        assert_eq!(
+            with("messages").unwrap().upstreams[0].api,
+            UpstreamApi::Messages
+        );
+        assert_eq!(with("chat").unwrap().upstreams[0].api, UpstreamApi::Chat);
+        for client_only in ["responses", "embeddings"] {
+            let e = with(client_only).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "gw.toml:5:7: `upstreams[0].api`: `{client_only}` is an API the gateway \
+                     serves to clients, not one it speaks to an upstream"
+                )),
+                "{e}"
+            );
+            assert!(e.contains("use one of: chat, messages"), "{e}");
+        }
+        let e = with("grpc").unwrap_err().to_string();
+        assert!(
+            e.contains("`upstreams[0].api`: `grpc` is not an API the gateway speaks to upstreams; use one of: chat, messages"),
             "{e}"
         );
     }

@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::openai::{PromptTokensDetails, Usage};
 
+pub mod responses;
+
 /// Which API a request class is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Api {
@@ -18,15 +20,21 @@ pub enum Api {
     Chat,
     /// Anthropic Messages (`POST /v1/messages`).
     Messages,
+    /// OpenAI Responses (`POST /v1/responses`).
+    Responses,
+    /// OpenAI embeddings (`POST /v1/embeddings`): vectors, never a stream.
+    Embeddings,
 }
 
 impl Api {
-    pub const NAMES: &'static [&'static str] = &["chat", "messages"];
+    pub const NAMES: &'static [&'static str] = &["chat", "messages", "responses", "embeddings"];
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "chat" => Some(Self::Chat),
             "messages" => Some(Self::Messages),
+            "responses" => Some(Self::Responses),
+            "embeddings" => Some(Self::Embeddings),
             _ => None,
         }
     }
@@ -35,6 +43,8 @@ impl Api {
         match self {
             Self::Chat => "chat",
             Self::Messages => "messages",
+            Self::Responses => "responses",
+            Self::Embeddings => "embeddings",
         }
     }
 
@@ -49,7 +59,7 @@ impl Api {
         let mut out = Vec::with_capacity(2);
         if let Some(key) = key {
             let (name, mut value) = match self {
-                Self::Chat => (
+                Self::Chat | Self::Responses | Self::Embeddings => (
                     http::header::AUTHORIZATION,
                     http::HeaderValue::try_from(format!("Bearer {key}"))?,
                 ),
@@ -70,11 +80,24 @@ impl Api {
         Ok(out)
     }
 
+    /// A chat request in this API (see `chat_to_messages`, `responses::chat_to_responses`,
+    /// `chat_to_embeddings`).
+    pub fn encode(self, chat: Map<String, Value>) -> Result<Map<String, Value>, EncodeError> {
+        match self {
+            Self::Chat => Ok(chat),
+            Self::Messages => chat_to_messages(chat),
+            Self::Responses => responses::chat_to_responses(chat),
+            Self::Embeddings => chat_to_embeddings(chat),
+        }
+    }
+
     /// The endpoint under a base URL (`http://h:p`, `.../v1`, or the endpoint itself).
     pub fn url(self, base: &str) -> String {
         let endpoint = match self {
             Self::Chat => "/chat/completions",
             Self::Messages => "/messages",
+            Self::Responses => "/responses",
+            Self::Embeddings => "/embeddings",
         };
         let base = base.trim_end_matches('/');
         if base.ends_with(endpoint) {
@@ -213,7 +236,7 @@ pub fn messages_body_to_chat(body: &[u8]) -> Result<Map<String, Value>, crate::o
 }
 
 /// The text of a chat message's content: a string, or the text of its `text` parts.
-fn text_of(content: &Value) -> String {
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -223,6 +246,30 @@ fn text_of(content: &Value) -> String {
             .join(""),
         _ => String::new(),
     }
+}
+
+/// Fields of a chat request that mean the same to the embeddings API.
+const EMBEDDINGS_FIELDS: &[&str] = &["model", "dimensions", "encoding_format", "user"];
+
+/// A chat request as an embeddings request: one input per message, its text, in order (a
+/// batch, as retrieval pipelines send them); `dimensions`, `encoding_format` and `user` are
+/// kept, generation fields dropped.
+pub fn chat_to_embeddings(mut chat: Map<String, Value>) -> Result<Map<String, Value>, EncodeError> {
+    let Some(Value::Array(messages)) = chat.remove("messages") else {
+        return Err(EncodeError::NoMessages);
+    };
+    let input: Vec<Value> = messages
+        .iter()
+        .map(|m| Value::String(m.get("content").map(text_of).unwrap_or_default()))
+        .collect();
+    let mut out = Map::with_capacity(EMBEDDINGS_FIELDS.len() + 1);
+    for k in EMBEDDINGS_FIELDS {
+        if let Some(v) = chat.remove(*k) {
+            out.insert((*k).into(), v);
+        }
+    }
+    out.insert("input".into(), Value::Array(input));
+    Ok(out)
 }
 
 /// A chat request re-encoded as a Messages request: system and developer messages become the
@@ -661,7 +708,15 @@ mod tests {
         for name in Api::NAMES {
             assert_eq!(Api::from_name(name).map(Api::name), Some(*name));
         }
-        assert_eq!(Api::from_name("responses"), None);
+        assert_eq!(Api::from_name("completions"), None);
+        assert_eq!(
+            Api::Responses.url("http://h:1/v1"),
+            "http://h:1/v1/responses"
+        );
+        assert_eq!(
+            Api::Embeddings.url("http://h:1"),
+            "http://h:1/v1/embeddings"
+        );
     }
 
     #[test]
