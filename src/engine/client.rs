@@ -783,7 +783,7 @@ async fn connect(
         .map_err(|_| ErrorKind::Connect)?;
     let _ = tcp.set_nodelay(true);
     let Some(name) = &endpoint.tls else {
-        let sender = handshake_h1(TokioIo::new(tcp)).await?;
+        let sender = handshake_h1(TokioIo::new(tcp), true).await?;
         let opened = Opened {
             took: started.elapsed(),
             tls: None,
@@ -807,7 +807,7 @@ async fn connect(
         });
         Sender::H2(sender)
     } else {
-        handshake_h1(TokioIo::new(stream)).await?
+        handshake_h1(TokioIo::new(stream), false).await?
     };
     let opened = Opened {
         took: started.elapsed(),
@@ -816,11 +816,19 @@ async fn connect(
     Ok((sender, opened))
 }
 
-async fn handshake_h1<T>(io: T) -> Result<Sender, ErrorKind>
+/// `vectored`: let hyper hand the head and body to the socket as separate slices. Over TLS,
+/// hyper's own flattened buffer is cheaper: rustls gathers slices through a per-write list
+/// before sealing them, and flattening took the HTTPS generator from 16.8 to 15.1 µs of CPU
+/// per request (benches/tls.sh).
+async fn handshake_h1<T>(io: T, vectored: bool) -> Result<Sender, ErrorKind>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(io).await.map_err(|_| ErrorKind::Connect)?;
+    let (sender, connection) = http1::Builder::new()
+        .writev(vectored)
+        .handshake(io)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
     tokio::spawn(async move {
         // Ends when the user drops its sender or the peer closes; either way nothing to report.
         let _ = connection.await;
