@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gauntlet::api::Api;
-use gauntlet::engine::{Client, ClientOptions};
-use gauntlet::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use gauntlet::metrics::{ErrorKind, ServedBy, TokenSource};
 use gauntlet::mock::{FaultKind, FaultSpec, RateLimitCode, RequestOutcome};
 use gauntlet::openai::Message;
 use gauntlet::scenario::RequestClass;
 use gauntlet::tokenizer::{Encoding, Tokenizer};
 
-use crate::support::{Received, Routes, class, paced, profile, raw, start_mock_named};
+use crate::support::{send_one, Received, Routes, class, paced, profile, raw, start_mock_named};
 
 const MESSAGES: &str = "/v1/messages";
 
@@ -123,20 +122,6 @@ fn messages_class(stream: bool) -> RequestClass {
     ];
     c.api_key = Some(gauntlet::config::Secret::new("sk-ant-test"));
     c
-}
-
-async fn send_one(class: RequestClass, url: &str, upstreams: &[&str]) -> Sample {
-    let client = Client::new(
-        &[class],
-        &[url.to_string()],
-        ClientOptions {
-            timeout: Duration::from_secs(10),
-            upstreams: upstreams.iter().map(|u| u.to_string()).collect(),
-            ..ClientOptions::default()
-        },
-    )
-    .unwrap();
-    client.send(0, Instant::now(), Duration::ZERO).await
 }
 
 fn event(name: &str, data: serde_json::Value) -> String {

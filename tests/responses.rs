@@ -4,17 +4,16 @@
 //! `api = "embeddings"` sends one input per message and is counted from the answer's usage.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gauntlet::api::Api;
-use gauntlet::engine::{Client, ClientOptions};
-use gauntlet::metrics::{ErrorKind, Sample, ServedBy, TokenSource};
+use gauntlet::metrics::{ErrorKind, ServedBy, TokenSource};
 use gauntlet::mock::{FaultKind, FaultSpec, RequestOutcome};
 use gauntlet::openai::Message;
 use gauntlet::scenario::RequestClass;
 use gauntlet::tokenizer::{Encoding, Tokenizer};
 
-use crate::support::{Received, Routes, class, paced, profile, reply, start_mock_named};
+use crate::support::{send_one, Received, Routes, class, paced, profile, reply, start_mock_named};
 
 const RESPONSES: &str = "/v1/responses";
 
@@ -61,20 +60,6 @@ fn responses_class(stream: bool) -> RequestClass {
     ];
     c.api_key = Some(gauntlet::config::Secret::new("sk-test"));
     c
-}
-
-async fn send_one(class: RequestClass, url: &str, upstreams: &[&str]) -> Sample {
-    let client = Client::new(
-        &[class],
-        &[url.to_string()],
-        ClientOptions {
-            timeout: Duration::from_secs(10),
-            upstreams: upstreams.iter().map(|u| u.to_string()).collect(),
-            ..ClientOptions::default()
-        },
-    )
-    .unwrap();
-    client.send(0, Instant::now(), Duration::ZERO).await
 }
 
 fn event(data: serde_json::Value) -> String {

@@ -227,3 +227,25 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         budget: None,
     }
 }
+
+/// One request of `class` to `url` by the engine's own client, measured as a run measures it
+/// (`upstreams` names the served-by tags it may meet).
+pub async fn send_one(
+    class: RequestClass,
+    url: &str,
+    upstreams: &[&str],
+) -> gauntlet::metrics::Sample {
+    let client = gauntlet::engine::Client::new(
+        &[class],
+        &[url.to_string()],
+        gauntlet::engine::ClientOptions {
+            timeout: Duration::from_secs(10),
+            upstreams: upstreams.iter().map(|u| u.to_string()).collect(),
+            ..gauntlet::engine::ClientOptions::default()
+        },
+    )
+    .unwrap();
+    client
+        .send(0, std::time::Instant::now(), Duration::ZERO)
+        .await
+}
