@@ -3,7 +3,8 @@
 //! Data flows one way: `scenario` -> `engine` -> `metrics` -> `report`. `mock` (scripted
 //! upstream providers) and `gateway` (the reference model router) depend only on `openai`,
 //! `api` (the other LLM APIs, as encodings of a chat request), `config`, `net` and `tls`. `rundir` (the run folder's files) depends only on `metrics`, so the
-//! engine and `report` both write through it.
+//! engine and `report` both write through it. `observe` (the live exporter) depends only on
+//! `metrics` and `net`; the engine feeds it.
 
 pub mod api;
 pub mod capacity;
@@ -13,6 +14,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod mock;
 pub mod net;
+pub mod observe;
 pub mod openai;
 pub mod report;
 pub mod rundir;

@@ -14,7 +14,7 @@ use gauntlet::openai::Message;
 use gauntlet::scenario::RequestClass;
 use gauntlet::tokenizer::{Encoding, Tokenizer};
 
-use crate::support::{send_one, Received, Routes, class, paced, profile, raw, start_mock_named};
+use crate::support::{Received, Routes, class, paced, profile, raw, send_one, start_mock_named};
 
 const MESSAGES: &str = "/v1/messages";
 

@@ -13,7 +13,7 @@ use gauntlet::openai::Message;
 use gauntlet::scenario::RequestClass;
 use gauntlet::tokenizer::{Encoding, Tokenizer};
 
-use crate::support::{send_one, Received, Routes, class, paced, profile, reply, start_mock_named};
+use crate::support::{Received, Routes, class, paced, profile, reply, send_one, start_mock_named};
 
 const RESPONSES: &str = "/v1/responses";
 

@@ -15,6 +15,7 @@ mod gateway;
 mod gateway_apis;
 mod hardening;
 mod layout;
+mod live;
 mod measures;
 mod mock;
 mod mock_traffic;

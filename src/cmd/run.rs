@@ -2,12 +2,16 @@
 //! (the engine's evidence, then the reports, each file once), print the summary table and exit
 //! with the verdict.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::Parser;
 use gauntlet::engine::{self, Finished, RunOptions, SampleSink};
+use gauntlet::observe::MetricsServer;
 use gauntlet::rundir::{RequestLog, RequestLogEnd, RowNames, RunDir, RunFile};
 use gauntlet::scenario::Scenario;
 
@@ -53,6 +57,18 @@ pub struct Args {
     /// still stops when it would pass the budget).
     #[arg(long)]
     pub yes: bool,
+    /// Serve the run's live numbers as Prometheus text on GET http://ADDR/metrics while it
+    /// runs, e.g. 127.0.0.1:9464 (port 0 picks a free port; the URL is printed on stderr).
+    /// Any address is taken as given: one that is not loopback lets whoever reaches it read
+    /// the run's metrics, without authentication.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keep serving the final numbers this long after the run, so a scraper's next scrape
+    /// sees them (Prometheus scrapes every 15 s by default); Ctrl-C ends it early
+    /// [default: the server stops with the run].
+    #[arg(long, value_name = "D", requires = "metrics_listen",
+          value_parser = gauntlet::config::parse_duration)]
+    pub metrics_linger: Option<Duration>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -78,6 +94,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(budget) = &scenario.budget {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
     }
+    let runtime = super::runtime()?;
+    // Listening before the run folder exists: an address in use fails the run before it
+    // leaves anything behind.
+    let exporter = match args.metrics_listen {
+        Some(addr) => Some(runtime.block_on(start_exporter(addr))?),
+        None => None,
+    };
     let mut run_dir =
         RunDir::create(&out, args.plan.force).map_err(|e| InvalidInput(e.to_string()))?;
     let raw = if args.raw {
@@ -90,18 +113,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let log = log.clone();
             SampleSink::new(move |s| log.record(s))
         }),
+        metrics: exporter.as_ref().map(MetricsServer::board),
         ..options
     };
-    let runtime = super::runtime()?;
-    let finished = runtime.block_on(async {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            super::stop_signal().await;
+    // One listener for the whole command: a signal that comes after the run (while the
+    // reports are written) is still seen by the linger, which a listener started later would
+    // miss.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = Arc::new(AtomicBool::new(true));
+    let still_running = running.clone();
+    runtime.spawn(async move {
+        super::stop_signal().await;
+        if still_running.load(Ordering::Relaxed) {
             eprintln!("\nstopping: finishing requests in flight (up to 5 s)...");
-            let _ = stop_tx.send(true);
-        });
-        engine::run_scenario(&scenario, &options, stop_rx).await
+        }
+        let _ = stop_tx.send(true);
     });
+    let finished = runtime.block_on(engine::run_scenario(&scenario, &options, stop_rx.clone()));
+    running.store(false, Ordering::Relaxed);
     let finished = match finished {
         Ok(f) => f,
         Err(e) => {
@@ -123,6 +152,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {
         eprintln!("warning: could not append to $GITHUB_STEP_SUMMARY: {e}");
     }
+    if let Some(server) = exporter {
+        // Whoever stopped the run wants the command over, not a linger.
+        let linger = args
+            .metrics_linger
+            .filter(|_| !finished.summary.interrupted);
+        runtime.block_on(linger_then_stop(server, linger, stop_rx));
+    }
     Ok(if finished.summary.interrupted {
         Outcome::Interrupted
     } else if finished.summary.sla.passed {
@@ -130,6 +166,41 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::SlaViolated
     })
+}
+
+/// Starts the live exporter and says where it is; an address that cannot be listened on is
+/// a server that would not start (exit 3), named with the flag that asked for it.
+async fn start_exporter(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
+    let server = MetricsServer::start(addr)
+        .await
+        .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: --metrics-listen {addr} is not a loopback address: whoever reaches it \
+             can read this run's metrics"
+        );
+    }
+    eprintln!("live metrics: http://{}/metrics", server.addr());
+    Ok(server)
+}
+
+/// Serves the final numbers for `linger` (or until Ctrl-C / SIGTERM), then stops the server.
+async fn linger_then_stop(
+    server: MetricsServer,
+    linger: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if let Some(linger) = linger.filter(|d| !d.is_zero()) {
+        eprintln!(
+            "live metrics: serving the final numbers for {} more (Ctrl-C to stop now)",
+            humantime::format_duration(linger)
+        );
+        tokio::select! {
+            () = tokio::time::sleep(linger) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+    server.shutdown().await;
 }
 
 fn print_table(run: &Finished, dir: &RunDir) {

@@ -16,6 +16,7 @@ use super::client::Client;
 use super::mix::Mix;
 use super::plan::{Arrivals, Plan, PlanStage, PlannedSend};
 use crate::metrics::{Layout, Recorder, Sample, new_cumulative};
+use crate::observe::LiveMetrics;
 use crate::scenario::StageLoad;
 
 /// How long in-flight requests may finish after Ctrl-C before they are abandoned.
@@ -29,6 +30,11 @@ pub struct Live {
     pub dropped: AtomicU64,
     /// Latency p99 so far, microseconds.
     pub p99_us: AtomicU64,
+    /// Requests in flight (closed model: users), the generator's own count: shared here so
+    /// the exporter reads it without the generator doing anything more.
+    pub in_flight: Arc<AtomicUsize>,
+    /// The live exporter's numbers (`--metrics-listen`), fed by the recorder task.
+    pub exporter: Option<Arc<LiveMetrics>>,
 }
 
 /// The RNG that draws classes for the open model; closed-model user `u` uses `user_rng(seed, u)`.
@@ -231,7 +237,7 @@ async fn run_plan(
     let ctx = Ctx {
         client,
         tx,
-        in_flight: Arc::new(AtomicUsize::new(0)),
+        in_flight: live.in_flight.clone(),
         stopping: Arc::new(AtomicBool::new(false)),
         live,
         t0: Instant::now(),
@@ -509,8 +515,12 @@ async fn record(
     let mut progress = new_cumulative();
     let mut batch = Vec::with_capacity(256);
     let mut since_publish = 0u32;
+    let exporter = live.exporter.clone();
     let mut one = |s: &Sample, rec: &mut Recorder| {
         rec.record(s);
+        if let Some(x) = &exporter {
+            x.record(s);
+        }
         if let Some(sink) = &sink {
             // A sink that panicked poisons the lock; the measurement itself goes on.
             if let Ok(mut f) = sink.0.lock() {
@@ -540,7 +550,12 @@ async fn record(
                 one(s, rec);
             }
         }
-        Msg::Dropped { class, intended } => rec.record_dropped(class, intended),
+        Msg::Dropped { class, intended } => {
+            rec.record_dropped(class, intended);
+            if let Some(x) = &live.exporter {
+                x.record_dropped(class, intended);
+            }
+        }
     };
     loop {
         tokio::select! {

@@ -17,6 +17,7 @@ use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSin
 use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
+use crate::observe::{Board, LiveMetrics, RunShape};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::ClientSettings;
 
@@ -42,6 +43,8 @@ pub struct RunOptions {
     pub load_threads: Option<NonZeroUsize>,
     /// CAs and client certificate from the command line, on top of the scenario's `[tls]`.
     pub tls: ClientSettings,
+    /// Where the run publishes its live numbers (`--metrics-listen`).
+    pub metrics: Option<Board>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +61,7 @@ impl Default for RunOptions {
             sink: None,
             load_threads: None,
             tls: ClientSettings::default(),
+            metrics: None,
         }
     }
 }
@@ -228,7 +232,36 @@ pub(super) async fn drive(
         plan.total(),
     )
     .with_per_request(scenario.sla.per_request);
-    let live = Arc::new(Live::default());
+    let planned = scenario.load.total_duration().as_secs_f64();
+    let scale = if planned > 0.0 {
+        plan.total().as_secs_f64() / planned
+    } else {
+        1.0
+    };
+    let faults = timeline::scaled(&scenario.faults, scale);
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let exporter = options.metrics.as_ref().map(|board| {
+        let shape = RunShape {
+            scenario: scenario.name.clone(),
+            seed,
+            classes: layout.classes.clone(),
+            upstreams: layout.upstreams.clone(),
+            faults: faults
+                .iter()
+                .map(|f| (f.upstream.clone(), f.spec.kind.name().as_str().to_string()))
+                .collect(),
+            planned: plan.total(),
+            warmup: plan.warmup,
+        };
+        let metrics = Arc::new(LiveMetrics::new(shape, in_flight.clone()));
+        board.publish(metrics.clone());
+        metrics
+    });
+    let live = Arc::new(Live {
+        in_flight,
+        exporter: exporter.clone(),
+        ..Live::default()
+    });
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
     let config = RunConfig {
         mix: staged_mix(scenario),
@@ -238,14 +271,7 @@ pub(super) async fn drive(
         sink: options.sink.clone(),
         plan,
     };
-    let planned = scenario.load.total_duration().as_secs_f64();
-    let scale = if planned > 0.0 {
-        config.plan.total().as_secs_f64() / planned
-    } else {
-        1.0
-    };
     let warmup = config.plan.warmup;
-    let faults = timeline::scaled(&scenario.faults, scale);
     let controls = fleet.controls.clone();
     // With a budget, the run also stops when the budget would be passed.
     let (stop, guard) = match scenario.budget {
@@ -259,6 +285,7 @@ pub(super) async fn drive(
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
     let t0 = tokio::time::Instant::now();
     let mut stop_faults = stop.clone();
+    let fault_gauges = exporter.clone();
     let faults_task = tokio::spawn(async move {
         let ended = async move {
             tokio::select! {
@@ -266,7 +293,7 @@ pub(super) async fn drive(
                 _ = stop_faults.wait_for(|s| *s) => {}
             }
         };
-        timeline::run(&faults, &controls, t0, ended).await
+        timeline::run(&faults, &controls, t0, ended, fault_gauges.as_deref()).await
     });
     // The upstreams' counters when measuring starts, so warmup traffic is not charged.
     let before_task = {
@@ -277,6 +304,9 @@ pub(super) async fn drive(
         })
     };
     let output = runner::run(&load, config, client, live, stop).await;
+    if let Some(x) = &exporter {
+        x.finish(output.ran_for);
+    }
     drop(load);
     progress.finish();
     let budget = match guard {

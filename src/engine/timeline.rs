@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::metrics::UpstreamCounters;
 use crate::metrics::failover::{FaultAttempt, FaultOutcome};
 use crate::mock::{ControlClient, FaultId};
+use crate::observe::LiveMetrics;
 use crate::scenario::ScheduledFault;
 
 /// One window of one scheduled fault.
@@ -23,12 +24,19 @@ struct ScheduledWindow<'a> {
 /// Runs the timeline from `t0` until every window is over or `stop` resolves, then lifts
 /// what is left. `controls` maps upstream names to their control API. Every window comes
 /// back, in time order: applied, refused (with the error), or not reached before the stop.
+/// `live` hears of each window applied and lifted, for the exporter's fault gauges.
 pub async fn run(
     faults: &[ScheduledFault],
     controls: &HashMap<String, ControlClient>,
     t0: Instant,
     stop: impl std::future::Future<Output = ()>,
+    live: Option<&LiveMetrics>,
 ) -> Vec<FaultAttempt> {
+    let mark = |w: &ScheduledWindow<'_>, active: bool| {
+        if let Some(live) = live {
+            live.fault(&w.fault.upstream, w.fault.spec.kind.name().as_str(), active);
+        }
+    };
     let mut windows: Vec<ScheduledWindow<'_>> = faults
         .iter()
         .flat_map(|f| {
@@ -74,6 +82,7 @@ pub async fn run(
             match control.add_fault(&w.fault.spec).await {
                 Ok(id) => {
                     active.insert(i, id);
+                    mark(w, true);
                     outcomes[i] = Some(FaultOutcome::Applied {
                         at: t0.elapsed(),
                         lifted: None,
@@ -88,7 +97,10 @@ pub async fn run(
             }
         } else if let Some(id) = active.remove(&i) {
             match control.remove_fault(id).await {
-                Ok(_) => lifted(&mut outcomes[i], t0.elapsed()),
+                Ok(_) => {
+                    lifted(&mut outcomes[i], t0.elapsed());
+                    mark(w, false);
+                }
                 Err(e) => {
                     tracing::warn!(upstream = %w.fault.upstream, error = %e, "could not lift fault");
                     active.insert(i, id);
@@ -97,7 +109,7 @@ pub async fn run(
         }
     }
     let stopped = t0.elapsed();
-    lift_all(&windows, controls, &mut active, &mut outcomes, t0).await;
+    lift_all(&windows, controls, &mut active, &mut outcomes, t0, &mark).await;
     windows
         .iter()
         .zip(outcomes)
@@ -126,6 +138,7 @@ async fn lift_all(
     active: &mut HashMap<usize, FaultId>,
     outcomes: &mut [Option<FaultOutcome>],
     t0: Instant,
+    mark: &impl Fn(&ScheduledWindow<'_>, bool),
 ) {
     for (i, id) in active.drain() {
         let upstream = &windows[i].fault.upstream;
@@ -138,6 +151,7 @@ async fn lift_all(
         };
         if done {
             lifted(&mut outcomes[i], t0.elapsed());
+            mark(&windows[i], false);
         } else {
             tracing::error!(upstream = %upstream, "fault could not be lifted; the mock may still be broken");
         }

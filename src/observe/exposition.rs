@@ -9,13 +9,13 @@ use std::fmt::{Display, Write};
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum MetricType {
     Counter,
     Gauge,
     Histogram,
 }
 
-impl Kind {
+impl MetricType {
     fn as_str(self) -> &'static str {
         match self {
             Self::Counter => "counter",
@@ -26,7 +26,7 @@ impl Kind {
 }
 
 /// A family's HELP and TYPE lines; its samples follow, all of them before the next family.
-pub fn family(out: &mut String, name: &str, kind: Kind, help: &str) {
+pub fn family(out: &mut String, name: &str, kind: MetricType, help: &str) {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
@@ -144,7 +144,12 @@ mod tests {
     #[test]
     fn label_values_and_help_are_escaped_as_the_format_says() {
         let mut out = String::new();
-        family(&mut out, "x_total", Kind::Counter, "a \"quoted\" C:\\path\nsecond line");
+        family(
+            &mut out,
+            "x_total",
+            MetricType::Counter,
+            "a \"quoted\" C:\\path\nsecond line",
+        );
         sample(
             &mut out,
             "x_total",

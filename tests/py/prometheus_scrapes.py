@@ -1,0 +1,84 @@
+"""Parses Prometheus text scrapes with the official Python client's parser and checks the
+rules its lax parser lets through: every family has HELP and a type, appears once, counters
+end in _total, and each histogram series has cumulative buckets ending in le="+Inf" equal to
+its _count, and a _sum.
+
+    python3 prometheus_scrapes.py SCRAPE.txt...
+
+Prints one JSON list, a report per file: {"families": {name: type}, "samples": [[name,
+{label: value}, value], ...], "problems": [...]}. Counter families are named without _total
+(the client's OpenMetrics naming); their samples keep it.
+"""
+
+import json
+import math
+import sys
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def check_histogram(family, problems):
+    series = {}
+    for s in family.samples:
+        labels = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+        entry = series.setdefault(labels, {"buckets": [], "count": None, "sum": None})
+        if s.name == family.name + "_bucket":
+            if "le" not in s.labels:
+                problems.append(f"{s.name}{dict(labels)} has no le label")
+                continue
+            entry["buckets"].append((float(s.labels["le"]), s.labels["le"], s.value))
+        elif s.name == family.name + "_count":
+            entry["count"] = s.value
+        elif s.name == family.name + "_sum":
+            entry["sum"] = s.value
+    for labels, entry in series.items():
+        where = f"{family.name}{dict(labels)}"
+        bounds = [b[0] for b in entry["buckets"]]
+        if bounds != sorted(bounds):
+            problems.append(f"{where}: buckets not in increasing le order")
+        if not entry["buckets"] or not math.isinf(entry["buckets"][-1][0]):
+            problems.append(f"{where}: no le=\"+Inf\" bucket last")
+            continue
+        if entry["buckets"][-1][1] != "+Inf":
+            problems.append(f"{where}: the last bucket is spelt {entry['buckets'][-1][1]!r}")
+        values = [b[2] for b in entry["buckets"]]
+        if any(b < a for a, b in zip(values, values[1:])):
+            problems.append(f"{where}: buckets are not cumulative: {values}")
+        if entry["count"] is None or entry["count"] != values[-1]:
+            problems.append(f"{where}: _count {entry['count']} != +Inf bucket {values[-1]}")
+        if entry["sum"] is None:
+            problems.append(f"{where}: no _sum")
+
+
+def report(text):
+    families, samples, problems = {}, [], []
+    # The parser renames counters its own way, so their names are checked on the TYPE line.
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["#", "TYPE"] and parts[3:] == ["counter"] and not parts[2].endswith("_total"):
+            problems.append(f"counter {parts[2]} does not end in _total")
+    for family in text_string_to_metric_families(text):
+        if family.name in families:
+            problems.append(f"family {family.name} appears twice (split or repeated)")
+        families[family.name] = family.type
+        if family.type in ("untyped", "unknown"):
+            problems.append(f"{family.name}: no TYPE, or samples outside their family")
+        if not family.documentation:
+            problems.append(f"{family.name}: no HELP")
+        if family.type == "histogram":
+            check_histogram(family, problems)
+        for s in family.samples:
+            samples.append([s.name, s.labels, s.value])
+    return {"families": families, "samples": samples, "problems": problems}
+
+
+def main():
+    out = []
+    for path in sys.argv[1:]:
+        with open(path, encoding="utf-8") as f:
+            out.append(report(f.read()))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
