@@ -27,12 +27,6 @@ const CHAT_ONLY: &[&str] = &[
     "logit_bias",
     "seed",
     "stop",
-    "max_completion_tokens",
-    "max_tokens",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "messages",
 ];
 
 /// Responses-only fields a chat upstream would refuse.
@@ -280,15 +274,14 @@ pub fn chat_to_responses(
         out.insert("model".into(), model);
     }
     out.insert("input".into(), Value::Array(input));
-    let budget = chat
-        .get("max_completion_tokens")
-        .filter(|v| !v.is_null())
-        .or_else(|| chat.get("max_tokens").filter(|v| !v.is_null()))
-        .cloned();
-    if let Some(max) = budget {
+    let newer = chat
+        .remove("max_completion_tokens")
+        .filter(|v| !v.is_null());
+    let older = chat.remove("max_tokens").filter(|v| !v.is_null());
+    if let Some(max) = newer.or(older) {
         out.insert("max_output_tokens".into(), max);
     }
-    if let Some(tools) = chat.get("tools").and_then(Value::as_array) {
+    if let Some(Value::Array(tools)) = chat.remove("tools") {
         let list: Vec<Value> = tools
             .iter()
             .filter_map(|t| t.get("function"))
@@ -305,8 +298,8 @@ pub fn chat_to_responses(
             .collect();
         out.insert("tools".into(), Value::Array(list));
     }
-    if let Some(choice) = chat.get("tool_choice") {
-        let c = match choice {
+    if let Some(choice) = chat.remove("tool_choice") {
+        let c = match &choice {
             Value::String(_) => Some(choice.clone()),
             Value::Object(o) => o
                 .get("function")
@@ -318,7 +311,7 @@ pub fn chat_to_responses(
             out.insert("tool_choice".into(), c);
         }
     }
-    if let Some(format) = chat.get("response_format") {
+    if let Some(format) = chat.remove("response_format") {
         let f = match format.get("type").and_then(Value::as_str) {
             Some("json_schema") => {
                 let mut f = format

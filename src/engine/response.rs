@@ -375,6 +375,10 @@ impl StreamState {
         sample: &mut Sample,
         reply: Option<&mut String>,
     ) {
+        // After a failure the rest of the stream is drained unread.
+        if self.failure.is_some() {
+            return;
+        }
         match self.api {
             Api::Chat => self.chat_event(data, intended_at, sample, reply),
             Api::Messages => self.messages_event(data, intended_at, sample, reply),
@@ -391,9 +395,6 @@ impl StreamState {
         sample: &mut Sample,
         mut reply: Option<&mut String>,
     ) {
-        if self.failure.is_some() {
-            return;
-        }
         if data == DONE_DATA {
             self.done = true;
             return;
@@ -433,9 +434,6 @@ impl StreamState {
         sample: &mut Sample,
         reply: Option<&mut String>,
     ) {
-        if self.failure.is_some() {
-            return;
-        }
         let Ok(event) = serde_json::from_str::<MessagesEvent<'_>>(data) else {
             self.failure = Some(ErrorKind::Malformed);
             return;
@@ -489,20 +487,23 @@ impl StreamState {
         sample: &mut Sample,
         reply: Option<&mut String>,
     ) {
-        if self.failure.is_some() {
-            return;
-        }
         let Ok(event) = serde_json::from_str::<LiteResponseEvent<'_>>(data) else {
             self.failure = Some(ErrorKind::Malformed);
             return;
         };
-        let filled = event.delta.as_deref().is_some_and(|t| !t.is_empty());
-        let kind = match event.kind.as_ref() {
-            "response.output_text.delta" if filled => DeltaKind::Output,
-            "response.function_call_arguments.delta" if filled => DeltaKind::Output,
-            "response.refusal.delta" if filled => DeltaKind::Output,
-            "response.reasoning_text.delta" | "response.reasoning_summary_text.delta" if filled => {
-                DeltaKind::Reasoning
+        let filled = event.delta.as_deref().filter(|t| !t.is_empty());
+        // Only the answer's text is kept for a conversation's next turn.
+        let (kind, text) = match event.kind.as_ref() {
+            "response.output_text.delta" if filled.is_some() => (DeltaKind::Output, filled),
+            "response.function_call_arguments.delta" | "response.refusal.delta"
+                if filled.is_some() =>
+            {
+                (DeltaKind::Output, None)
+            }
+            "response.reasoning_text.delta" | "response.reasoning_summary_text.delta"
+                if filled.is_some() =>
+            {
+                (DeltaKind::Reasoning, None)
             }
             "response.completed" | "response.incomplete" => {
                 self.finished = true;
@@ -517,10 +518,6 @@ impl StreamState {
                 return;
             }
             _ => return,
-        };
-        let text = match event.kind.as_ref() {
-            "response.output_text.delta" => event.delta.as_deref(),
-            _ => None,
         };
         self.delta(kind, text, intended_at, sample, reply);
     }

@@ -150,13 +150,14 @@ pub(crate) fn serve(
 
     if request.is_stream() {
         // A latency fault delays a stream's first token.
-        let mut draft =
-            (dialect == Dialect::Responses).then(|| Box::new(responses::ResponseDraft::new(&head)));
-        let prefix = match (dialect, draft.as_mut()) {
-            (Dialect::Responses, Some(d)) => d.start(),
-            (Dialect::Messages, _) => messages::stream_start(&head, Some(usage)),
-            (Dialect::Completions, _) => completions::chunk_prefix(&head),
-            _ => head.chunk_prefix(),
+        let mut draft = None;
+        let prefix = match dialect {
+            Dialect::Chat => head.chunk_prefix(),
+            Dialect::Messages => messages::stream_start(&head, Some(usage)),
+            Dialect::Completions => completions::chunk_prefix(&head),
+            Dialect::Responses => draft
+                .insert(Box::new(responses::ResponseDraft::new(&head)))
+                .start(),
         };
         let stream = TokenStream::new(
             StreamPlan {
