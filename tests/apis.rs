@@ -343,17 +343,8 @@ availability = "99%"
     )
     .unwrap();
     let out = dir.path().join("run");
-    let done = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-        .arg("run")
-        .arg(&scenario)
-        .arg("-q")
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(1), "the SLA fails: {stderr}");
+    let (code, stderr) = crate::support::gauntlet_run(&scenario, &out, &[]).await;
+    assert_eq!(code, Some(1), "the SLA fails: {stderr}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let overall = &summary["overall"];

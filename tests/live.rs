@@ -454,17 +454,9 @@ async fn a_metrics_address_in_use_fails_the_run_before_it_starts() {
     // Upstreams nobody listens on: the run must fail on the address before it gets to them.
     std::fs::write(&path, scenario("http://127.0.0.1:9", "http://127.0.0.1:9")).unwrap();
     let out = dir.path().join("run");
-    let done = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-        .arg("run")
-        .arg(&path)
-        .args(["-q", "--metrics-listen", &addr])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(3), "{stderr}");
+    let (code, stderr) =
+        crate::support::gauntlet_run(&path, &out, &["--metrics-listen", &addr]).await;
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(
         stderr.contains(&format!("--metrics-listen {addr}: cannot listen there")),
         "{stderr}"

@@ -672,3 +672,25 @@ pub fn assert_responses_sdk_answers(report: &serde_json::Value, context: &str) {
         "{context}: {report}"
     );
 }
+
+/// `gauntlet run SCENARIO -q --out OUT` plus `args`, to its end: the exit code and stderr.
+pub async fn gauntlet_run(
+    scenario: &std::path::Path,
+    out: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let done = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(scenario)
+        .arg("-q")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .await
+        .unwrap();
+    (
+        done.status.code(),
+        String::from_utf8_lossy(&done.stderr).into_owned(),
+    )
+}

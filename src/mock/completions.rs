@@ -211,13 +211,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn head() -> ReplyHead<'static> {
-        ReplyHead {
-            upstream: "a",
-            seq: 255,
-            created: 7,
-            model: "m\"x",
-            fingerprint: "gauntlet-a",
-        }
+        ReplyHead::for_test("m\"x")
     }
 
     fn tokenizer() -> Tokenizer {

@@ -157,13 +157,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn head() -> ReplyHead<'static> {
-        ReplyHead {
-            upstream: "a",
-            seq: 255,
-            created: 7,
-            model: "claude-x",
-            fingerprint: "gauntlet-a",
-        }
+        ReplyHead::for_test("claude-x")
     }
 
     #[test]

@@ -26,6 +26,21 @@ pub(crate) struct ReplyHead<'a> {
     pub fingerprint: &'a str,
 }
 
+#[cfg(test)]
+impl ReplyHead<'static> {
+    /// The head the dialects' tests answer with: upstream `a`, request 255 (ids end in
+    /// `_ff`), created at 7.
+    pub(crate) fn for_test(model: &'static str) -> Self {
+        Self {
+            upstream: "a",
+            seq: 255,
+            created: 7,
+            model,
+            fingerprint: "gauntlet-a",
+        }
+    }
+}
+
 impl ReplyHead<'_> {
     fn put_common(&self, out: &mut BytesMut) {
         // Upstream names are plain ASCII (checked at start), so the id needs no escaping.

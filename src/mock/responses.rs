@@ -230,13 +230,7 @@ mod tests {
     use serde_json::Value;
 
     fn head() -> ReplyHead<'static> {
-        ReplyHead {
-            upstream: "a",
-            seq: 255,
-            created: 7,
-            model: "gpt-x",
-            fingerprint: "gauntlet-a",
-        }
+        ReplyHead::for_test("gpt-x")
     }
 
     #[test]
