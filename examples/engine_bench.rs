@@ -128,6 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             timeout: Duration::from_secs(10),
             interval: env_ms("BENCH_INTERVAL_MS").unwrap_or(Duration::from_secs(1)),
             arrival: Arrival::Constant,
+            baseline: None,
         },
         requests: vec![
             class("everyday", 80),

@@ -694,3 +694,55 @@ pub async fn gauntlet_run(
         String::from_utf8_lossy(&done.stderr).into_owned(),
     )
 }
+
+/// A pass-through gateway that waits `delay` before forwarding each chat request to the
+/// upstream serving its `model` (`routes`: model -> base URL) and relays the answer whole:
+/// a gateway whose overhead is known. Unknown models get a 404.
+pub async fn delaying_proxy(delay: Duration, routes: &[(&str, String)]) -> TestServer {
+    let routes: Arc<Vec<(String, String)>> = Arc::new(
+        routes
+            .iter()
+            .map(|(m, u)| (m.to_string(), u.clone()))
+            .collect(),
+    );
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    Routes::new()
+        .route(CHAT, move |req| {
+            let (routes, client) = (routes.clone(), client.clone());
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                let parsed: serde_json::Value =
+                    serde_json::from_slice(&req.body).unwrap_or_default();
+                let model = parsed["model"].as_str().unwrap_or_default();
+                let Some((_, base)) = routes.iter().find(|(m, _)| m == model) else {
+                    return Response::builder()
+                        .status(404)
+                        .body(full(format!("no upstream for model {model:?}")))
+                        .unwrap();
+                };
+                let mut forward = Request::post(format!("{base}{CHAT}"));
+                for name in ["content-type", "authorization"] {
+                    if let Some(v) = req.headers.get(name) {
+                        forward = forward.header(name, v);
+                    }
+                }
+                let answer = client
+                    .request(forward.body(Full::new(req.body.clone())).unwrap())
+                    .await
+                    .unwrap();
+                let (parts, body) = answer.into_parts();
+                let body = body.collect().await.unwrap().to_bytes();
+                let mut reply = Response::new(full(body));
+                *reply.status_mut() = parts.status;
+                for name in ["content-type", "x-gauntlet-upstream"] {
+                    if let Some(v) = parts.headers.get(name) {
+                        reply.headers_mut().insert(name, v.clone());
+                    }
+                }
+                reply
+            })
+        })
+        .serve()
+        .await
+}

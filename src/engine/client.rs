@@ -20,7 +20,7 @@ use tokio_rustls::TlsConnector;
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
 use crate::api::Api;
-use crate::metrics::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource};
+use crate::metrics::{ErrorKind, Opened, Route, Sample, ServedBy, TlsSession, TokenSource};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
@@ -340,6 +340,8 @@ pub struct Client {
     /// and puts it back when its exchange is over. Leaner than hyper-util's pool on the hot
     /// path (no keyed lookup, no extra task hop), and never larger than the peak in flight.
     idle: std::sync::Mutex<Vec<(UserConnections, Instant)>>,
+    /// Stamped on every sample, so the recorder keeps a direct baseline's apart.
+    route: Route,
 }
 
 /// An idle connection older than this is closed instead of reused: servers end idle
@@ -386,7 +388,14 @@ impl Client {
                 max_body_bytes: options.max_body_bytes,
             },
             idle: std::sync::Mutex::new(Vec::new()),
+            route: Route::Gateway,
         })
+    }
+
+    /// This client, marking its samples as sent by `route` (a direct baseline's client sends
+    /// to the classes' primary upstreams and its samples count only as the baseline).
+    pub fn routed(self, route: Route) -> Self {
+        Self { route, ..self }
     }
 
     pub fn class_count(&self) -> usize {
@@ -501,6 +510,7 @@ impl Client {
             Err(e) => {
                 tracing::warn!("{e}");
                 let mut s = Sample::new(class, intended, Duration::ZERO);
+                s.route = self.route;
                 s.result = Err(ErrorKind::Malformed);
                 emit(s);
                 return;
@@ -590,6 +600,7 @@ impl Client {
             intended,
             sent_at.saturating_duration_since(intended_at),
         );
+        sample.route = self.route;
         let (prepared, out) = match (prepared, out) {
             (Some(p), Some(Ok(out))) => (p, out),
             _ => {

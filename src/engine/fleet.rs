@@ -205,6 +205,12 @@ impl StartedFleet {
         Ok(url)
     }
 
+    /// Base URL per request class of its primary upstream: where the direct baseline sends
+    /// it. Refused for a class whose primary cannot be told.
+    pub fn direct_targets(&self, scenario: &Scenario) -> Result<Vec<String>, FleetError> {
+        direct_targets(scenario, &self.upstreams, &self.upstream_urls)
+    }
+
     /// Stops everything the fleet started: the gateway first, so it sends nothing more.
     pub async fn shutdown(self) {
         if let Some(g) = self.gateway {
@@ -242,7 +248,12 @@ fn direct_targets(
                         });
                     }
                 };
-            Ok(urls[index].clone())
+            urls.get(index)
+                .cloned()
+                .ok_or_else(|| FleetError::NoUpstreamFor {
+                    class: c.name.clone(),
+                    model: c.model.clone(),
+                })
         })
         .collect()
 }

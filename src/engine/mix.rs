@@ -71,6 +71,29 @@ impl Mix {
     }
 }
 
+/// Which requests the direct baseline takes: a draw of its own per request, from a generator
+/// of its own, so the mix draws exactly the sequence it would without a baseline.
+#[derive(Debug, Clone)]
+pub struct DirectDraw {
+    share: f64,
+    rng: SmallRng,
+}
+
+impl DirectDraw {
+    /// `share` in [0, 1].
+    pub fn new(share: f64, rng: SmallRng) -> Self {
+        Self {
+            share: share.clamp(0.0, 1.0),
+            rng,
+        }
+    }
+
+    /// Whether the next request goes direct.
+    pub fn next_is_direct(&mut self) -> bool {
+        self.rng.random_bool(self.share)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -94,5 +117,18 @@ mod tests {
         let plain = Mix::new([w(1), w(3)]).for_stage(5);
         let three = (0..10_000).filter(|_| plain.pick(&mut rng) == 1).count();
         assert!((7_200..7_800).contains(&three), "{three}");
+    }
+
+    #[test]
+    fn the_direct_draw_takes_its_share_and_is_the_same_for_one_seed() {
+        let draws = |seed| {
+            let mut d = DirectDraw::new(0.1, SmallRng::seed_from_u64(seed));
+            (0..10_000).map(|_| d.next_is_direct()).collect::<Vec<_>>()
+        };
+        let a = draws(9);
+        assert_eq!(a, draws(9), "one seed, one sequence");
+        assert_ne!(a, draws(10));
+        let direct = a.iter().filter(|&&d| d).count();
+        assert!((850..1_150).contains(&direct), "{direct}");
     }
 }

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::client::Client;
-use super::mix::Mix;
+use super::mix::{DirectDraw, Mix};
 use super::plan::{Arrivals, Plan, PlanStage, PlannedSend};
-use crate::metrics::{Layout, Recorder, Sample, new_cumulative};
+use crate::metrics::{Layout, Recorder, Route, Sample, new_cumulative};
 use crate::observe::LiveMetrics;
 use crate::scenario::StageLoad;
 
@@ -44,6 +44,15 @@ pub fn mix_rng(seed: u64) -> SmallRng {
 
 fn user_rng(seed: u64, user: usize) -> SmallRng {
     SmallRng::seed_from_u64(seed ^ (user as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The direct baseline's draws: the open model's, and closed-model user `u`'s. Their own
+/// generators, so a baseline leaves the mix's sequence as the seed makes it.
+fn direct_rng(seed: u64, user: Option<usize>) -> SmallRng {
+    let user = user.map_or(0, |u| u as u64 + 1);
+    SmallRng::seed_from_u64(
+        seed.rotate_left(29) ^ 0x5851_F42D_4C95_7F2D ^ user.wrapping_mul(0xA076_1D64_78BD_642F),
+    )
 }
 
 fn arrival_seed(seed: u64, stage: usize) -> u64 {
@@ -78,6 +87,16 @@ pub struct RunConfig {
     /// Bound on finishing in-flight requests after a stop.
     pub drain: Duration,
     pub sink: Option<SampleSink>,
+    /// `[load] baseline = "direct"`: a share of requests sent around the gateway.
+    pub baseline: Option<Baseline>,
+}
+
+/// The client that sends straight to each class's primary upstream, and the share of
+/// requests it takes.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub client: Arc<Client>,
+    pub share: f64,
 }
 
 /// What a run produced.
@@ -99,7 +118,11 @@ const USER_FLUSH: Duration = Duration::from_millis(100);
 enum Msg {
     Sample(Sample),
     Batch(Vec<Sample>),
-    Dropped { class: usize, intended: Duration },
+    Dropped {
+        class: usize,
+        intended: Duration,
+        route: Route,
+    },
 }
 
 /// Shared by the scheduler and every request task of a run.
@@ -244,6 +267,10 @@ async fn run_plan(
         lanes,
     };
     let mut class_rng = mix_rng(config.seed);
+    let mut direct_draw = config
+        .baseline
+        .as_ref()
+        .map(|b| DirectDraw::new(b.share, direct_rng(config.seed, None)));
     // The scheduler thread cannot await `stop`; it polls this flag instead.
     let halt = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -262,7 +289,8 @@ async fn run_plan(
                 let arrivals =
                     Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
                 let mix = config.mix.for_stage(i);
-                run_open(&ctx, stage, arrivals, &config, mix, &mut class_rng, &halt).await
+                let rngs = (&mut class_rng, &mut direct_draw);
+                run_open(&ctx, stage, arrivals, &config, mix, rngs, &halt).await
             }
             StageLoad::Concurrency(n) => {
                 run_closed(&ctx, stage, n.get(), &config, i, &mut stop).await
@@ -336,12 +364,14 @@ async fn run_open(
     arrivals: Arrivals,
     config: &RunConfig,
     mix: Mix,
-    class_rng: &mut SmallRng,
+    (class_rng, direct_draw): (&mut SmallRng, &mut Option<DirectDraw>),
     halt: &Arc<AtomicBool>,
 ) -> bool {
     let cap = config.plan.max_in_flight.get();
     let runtime = tokio::runtime::Handle::current();
     let client = ctx.client.clone();
+    let direct_client = config.baseline.as_ref().map(|b| b.client.clone());
+    let mut draw = direct_draw.clone();
     let tx = ctx.tx.clone();
     let in_flight = ctx.in_flight.clone();
     let live = ctx.live.clone();
@@ -357,31 +387,46 @@ async fn run_open(
         while let Some(next) = arrivals.peek() {
             // Sleep until the next arrival, but not more often than once a tick.
             if !precise_wait((t0 + next.at).max(woke + DISPATCH_TICK), &halt) {
-                return (false, rng);
+                return (false, rng, draw);
             }
             woke = Instant::now();
-            let mut due: Vec<(usize, PlannedSend)> = Vec::new();
+            let mut due: Vec<(usize, PlannedSend, Route)> = Vec::new();
             while let Some(arrival) = arrivals.next_if(|a| t0 + a.at <= woke) {
                 // A trace names its class; otherwise the mix draws one.
                 let class = arrival.class.unwrap_or_else(|| mix.pick(&mut rng));
+                let route = if draw.as_mut().is_some_and(DirectDraw::next_is_direct) {
+                    Route::Direct
+                } else {
+                    Route::Gateway
+                };
                 if in_flight.load(Ordering::Acquire) >= cap {
-                    live.dropped.fetch_add(1, Ordering::Relaxed);
+                    if route == Route::Gateway {
+                        live.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                     let intended = arrival.at;
-                    let _ = tx.send(Msg::Dropped { class, intended });
+                    let _ = tx.send(Msg::Dropped {
+                        class,
+                        intended,
+                        route,
+                    });
                     continue;
                 }
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                due.push((class, arrival));
+                due.push((class, arrival, route));
             }
             if due.is_empty() {
                 continue;
             }
             let client = client.clone();
+            let direct_client = direct_client.clone();
             let tx = tx.clone();
             let in_flight = in_flight.clone();
             runtime.spawn(async move {
-                for (class, arrival) in due {
-                    let client = client.clone();
+                for (class, arrival, route) in due {
+                    let client = match (route, &direct_client) {
+                        (Route::Direct, Some(direct)) => direct.clone(),
+                        _ => client.clone(),
+                    };
                     let tx = tx.clone();
                     let in_flight = in_flight.clone();
                     tokio::spawn(async move {
@@ -406,11 +451,12 @@ async fn run_open(
                 }
             });
         }
-        (precise_wait(end, &halt), rng)
+        (precise_wait(end, &halt), rng, draw)
     });
     match scheduler.await {
-        Ok((completed, rng)) => {
+        Ok((completed, rng, draw)) => {
             *class_rng = rng;
+            *direct_draw = draw;
             completed
         }
         Err(_) => false,
@@ -434,7 +480,12 @@ async fn run_closed(
         let in_flight = ctx.in_flight.clone();
         let stopping = ctx.stopping.clone();
         let mix = config.mix.for_stage(stage_index);
-        let mut rng = user_rng(config.seed, stage_index * 1_000_003 + u);
+        let user = stage_index * 1_000_003 + u;
+        let mut rng = user_rng(config.seed, user);
+        let direct = config.baseline.as_ref().map(|b| {
+            let draw = DirectDraw::new(b.share, direct_rng(config.seed, Some(user)));
+            (b.client.clone(), draw)
+        });
         let t0 = ctx.t0;
         let lane = match ctx.lanes.len() {
             0 => tokio::runtime::Handle::current(),
@@ -443,6 +494,11 @@ async fn run_closed(
         workers.spawn_on(
             async move {
                 let mut conn = client.user_connections();
+                // The baseline's own connections: it talks to other servers.
+                let mut direct = direct.map(|(c, draw)| {
+                    let conn = c.user_connections();
+                    (c, draw, conn)
+                });
                 let mut batch = Vec::new();
                 let mut flushed = Duration::ZERO;
                 // One count per user, not per request: a closed user has at most one in flight.
@@ -455,19 +511,19 @@ async fn run_closed(
                         break;
                     }
                     let class = mix.pick(&mut rng);
+                    let go_direct = direct
+                        .as_mut()
+                        .is_some_and(|(_, draw, _)| draw.next_is_direct());
+                    let (client, conn) = match &mut direct {
+                        Some((c, _, direct_conn)) if go_direct => (&*c, direct_conn),
+                        _ => (&client, &mut conn),
+                    };
                     if client.is_session(class) {
                         let mut emit = |s| batch.push(s);
-                        Box::pin(client.converse(
-                            Some(&mut conn),
-                            class,
-                            t0,
-                            intended,
-                            end,
-                            &mut emit,
-                        ))
-                        .await;
+                        Box::pin(client.converse(Some(conn), class, t0, intended, end, &mut emit))
+                            .await;
                     } else {
-                        batch.push(client.send_on(&mut conn, class, t0, intended).await);
+                        batch.push(client.send_on(conn, class, t0, intended).await);
                     }
                     if batch.len() >= USER_BATCH || intended.saturating_sub(flushed) >= USER_FLUSH {
                         flushed = intended;
@@ -518,6 +574,11 @@ async fn record(
     let exporter = live.exporter.clone();
     let mut one = |s: &Sample, rec: &mut Recorder| {
         rec.record(s);
+        // The baseline is recorded apart and shown nowhere live: the live numbers are the
+        // gateway's.
+        if s.route == Route::Direct {
+            return;
+        }
         if let Some(x) = &exporter {
             x.record(s);
         }
@@ -550,7 +611,16 @@ async fn record(
                 one(s, rec);
             }
         }
-        Msg::Dropped { class, intended } => {
+        Msg::Dropped {
+            class,
+            intended,
+            route: Route::Direct,
+        } => rec.record_dropped_direct(class, intended),
+        Msg::Dropped {
+            class,
+            intended,
+            route: Route::Gateway,
+        } => {
             rec.record_dropped(class, intended);
             if let Some(x) = &live.exporter {
                 x.record_dropped(class, intended);

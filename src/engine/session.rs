@@ -13,10 +13,10 @@ use super::mix::Mix;
 use super::plan::Plan;
 use super::preflight::{self, PreflightError};
 use super::progress::Progress;
-use super::runner::{self, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
+use super::runner::{self, Baseline, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
 use super::settle;
 use super::timeline;
-use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
+use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, Route, RunInfo, Summary};
 use crate::observe::{Board, LiveMetrics, RunShape};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::ClientSettings;
@@ -211,18 +211,26 @@ pub(super) async fn drive(
 ) -> Result<Finished, EngineError> {
     let plan = plan_for(scenario, options)?;
     let seed = options.seed.unwrap_or(scenario.seed);
-    let client = Client::new(
-        &scenario.requests,
-        &fleet.targets,
-        ClientOptions {
-            http2: options.http2,
-            timeout: plan.timeout,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            upstreams: fleet.upstreams.clone(),
-            seed,
-            tls: fleet.tls.clone(),
-        },
-    );
+    let client_options = ClientOptions {
+        http2: options.http2,
+        timeout: plan.timeout,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        upstreams: fleet.upstreams.clone(),
+        seed,
+        tls: fleet.tls.clone(),
+    };
+    let baseline = match scenario.load.baseline {
+        Some(b) => {
+            let targets = fleet.direct_targets(scenario)?;
+            let direct = Client::new(&scenario.requests, &targets, client_options.clone())?;
+            Some(Baseline {
+                client: Arc::new(direct.routed(Route::Direct)),
+                share: b.share,
+            })
+        }
+        None => None,
+    };
+    let client = Client::new(&scenario.requests, &fleet.targets, client_options);
     let client = Arc::new(client?);
     let layout = Layout::new(
         scenario.requests.iter().map(|c| c.name.clone()).collect(),
@@ -231,7 +239,8 @@ pub(super) async fn drive(
         plan.interval,
         plan.total(),
     )
-    .with_per_request(scenario.sla.per_request);
+    .with_per_request(scenario.sla.per_request)
+    .with_baseline(baseline.is_some());
     let planned = scenario.load.total_duration().as_secs_f64();
     let scale = if planned > 0.0 {
         plan.total().as_secs_f64() / planned
@@ -269,6 +278,7 @@ pub(super) async fn drive(
         layout,
         drain: options.drain,
         sink: options.sink.clone(),
+        baseline,
         plan,
     };
     let warmup = config.plan.warmup;

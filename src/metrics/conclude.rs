@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::analysis::{RunInfo, summarize};
 use super::cost::{self, Price};
 use super::failover::{self, FaultAttempt, FaultOutcome};
+use super::overhead;
 use super::recorder::Recorder;
 use super::sla::{self, Tail};
 use super::summary::{Summary, Tokens, Trust};
@@ -49,6 +50,7 @@ pub fn conclude(evidence: Evidence<'_>) -> Summary {
     let target = sla::availability_target(evidence.sla);
     summary.faults = failover::analyze(&summary, evidence.faults, target);
     failover::window_latencies(evidence.recording, &mut summary);
+    summary.overhead = overhead::analyze(evidence.recording, &summary);
     account_upstreams(
         &mut summary,
         evidence.counters_before,

@@ -5,8 +5,11 @@ mod analysis;
 pub mod breakdown;
 mod conclude;
 pub mod cost;
+pub mod direct;
 pub mod failover;
+mod hist;
 mod hlog;
+mod overhead;
 mod recorder;
 mod sample;
 pub mod sla;
@@ -20,10 +23,10 @@ pub use recorder::{
     Cell, ClassRecord, ConnectionCounts, Counts, ErrorTimes, Layout, MergeError, Recorder,
     TokenCounts, new_cumulative,
 };
-pub use sample::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource};
+pub use sample::{ErrorKind, Opened, Route, Sample, ServedBy, TlsSession, TokenSource};
 pub use summary::{
-    AlternativeCost, BudgetReport, CheckStatus, ClassStats, Connections, Cost, FaultWindow,
-    Generator, Interval, IntervalStats, Misses, MonthlyCost, MonthlySavings, PerRequestBounds,
-    Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats,
-    TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
+    AlternativeCost, BudgetReport, CheckStatus, ClassOverhead, ClassStats, Connections, Cost,
+    FaultWindow, Generator, Interval, IntervalStats, Misses, MonthlyCost, MonthlySavings, Overhead,
+    OverheadStats, PerRequestBounds, Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult,
+    Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };

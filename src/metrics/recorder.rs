@@ -10,18 +10,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+
+use super::direct::DirectRecording;
+use super::hist::{Slot, micros, record};
 
 use super::breakdown::{PromptLengths, Turns};
-use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenSource};
+use super::sample::{ErrorKind, Route, Sample, ServedBy, TlsSession, TokenSource};
 use crate::scenario::PerRequest;
 
-/// Longest value a histogram tracks, in microseconds (one hour); longer values are clamped.
-const MAX_MICROS: u64 = 3_600_000_000;
-/// Cumulative histograms keep three significant digits; per-interval ones two (1%), so a long
-/// run's series stays small.
+/// Cumulative histograms keep three significant digits; per-interval ones two (1%, see
+/// `hist`), so a long run's series stays small.
 const CUMULATIVE_SIGFIG: u8 = 3;
-const INTERVAL_SIGFIG: u8 = 2;
 
 /// What the recorder is recording: fixed before the run, identical for recorders that merge.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +35,8 @@ pub struct Layout {
     pub intervals: usize,
     /// What a request must meet to count as good (goodput).
     pub per_request: PerRequest,
+    /// A share of requests goes direct (`[load] baseline`): their recording is kept apart.
+    pub baseline: bool,
 }
 
 impl Layout {
@@ -57,7 +58,13 @@ impl Layout {
             interval,
             intervals: usize::try_from(intervals).unwrap_or(usize::MAX),
             per_request: PerRequest::default(),
+            baseline: false,
         }
+    }
+
+    /// This layout, keeping a recording of requests sent direct apart from the gateway's.
+    pub fn with_baseline(self, baseline: bool) -> Self {
+        Self { baseline, ..self }
     }
 
     /// This layout, counting as good the requests that meet `per_request`.
@@ -390,56 +397,6 @@ impl Cell {
     }
 }
 
-/// A per-interval histogram: none yet (empty intervals cost nothing), live while samples may
-/// still arrive, then packed into HDR's compact V2 encoding. A live one costs kilobytes
-/// whatever it holds; packed, a second of traffic is a few hundred bytes, so a long run's
-/// series no longer grows memory by the minute.
-#[derive(Debug, Clone, Default)]
-struct Slot {
-    live: Option<Box<Histogram<u32>>>,
-    packed: Option<Box<[u8]>>,
-}
-
-impl Slot {
-    fn live(&mut self) -> &mut Histogram<u32> {
-        if self.live.is_none()
-            && let Some(bytes) = self.packed.take()
-        {
-            self.live = unpack(&bytes);
-        }
-        self.live.get_or_insert_with(per_interval)
-    }
-
-    fn get(&self) -> Option<Cow<'_, Histogram<u32>>> {
-        match (&self.live, &self.packed) {
-            (Some(h), _) => Some(Cow::Borrowed(h.as_ref())),
-            (None, Some(bytes)) => unpack(bytes).map(|h| Cow::Owned(*h)),
-            (None, None) => None,
-        }
-    }
-
-    fn pack(&mut self) {
-        let Some(h) = &self.live else { return };
-        let mut bytes = Vec::new();
-        // Packed only once it is known to decode to the same histogram; otherwise it stays
-        // live, which costs memory, never data.
-        if V2Serializer::new()
-            .serialize(h.as_ref(), &mut bytes)
-            .is_ok()
-            && unpack(&bytes).is_some_and(|back| back.as_ref() == h.as_ref())
-        {
-            self.packed = Some(bytes.into_boxed_slice());
-            self.live = None;
-        }
-    }
-}
-
-fn unpack(bytes: &[u8]) -> Option<Box<Histogram<u32>>> {
-    let mut h: Histogram<u32> = Deserializer::new().deserialize(&mut &bytes[..]).ok()?;
-    h.auto(true);
-    Some(Box::new(h))
-}
-
 /// Intervals this far behind the newest sample are packed. Samples land by intended send
 /// time, so one can arrive late by as long as a request may take; later ones unpack the cell,
 /// are recorded exactly, and it is packed again.
@@ -459,6 +416,8 @@ pub struct Recorder {
     packed_below: usize,
     /// `SETTLE` in intervals, at least one.
     settle_intervals: usize,
+    /// Requests sent around the gateway, when the layout has a baseline.
+    direct: Option<DirectRecording>,
 }
 
 /// An empty cumulative histogram (microseconds, auto-resizing).
@@ -470,27 +429,6 @@ pub fn new_cumulative() -> Histogram<u64> {
     h
 }
 
-fn per_interval() -> Box<Histogram<u32>> {
-    let mut h = Histogram::new_with_max(1_000, INTERVAL_SIGFIG)
-        .expect("constant histogram bounds are valid");
-    h.auto(true);
-    Box::new(h)
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros())
-        .unwrap_or(u64::MAX)
-        .min(MAX_MICROS)
-}
-
-fn record<T: hdrhistogram::Counter>(h: &mut Histogram<T>, d: Duration) {
-    let v = micros(d);
-    // Auto-resize makes this fail only when a count overflows; clamping is the honest fallback.
-    if h.record(v).is_err() {
-        h.saturating_record(v);
-    }
-}
-
 impl Recorder {
     pub fn new(layout: Layout) -> Self {
         let layout_interval = layout.interval;
@@ -500,7 +438,11 @@ impl Recorder {
             .map(|_| ClassRecord::empty())
             .collect();
         let cells = vec![Cell::default(); layout.intervals * layout.classes.len()];
+        let direct = layout
+            .baseline
+            .then(|| DirectRecording::new(layout.classes.len(), layout.intervals));
         Self {
+            direct,
             layout,
             classes,
             cells,
@@ -530,6 +472,17 @@ impl Recorder {
             return;
         };
         if s.class >= self.classes.len() {
+            return;
+        }
+        if s.route == Route::Direct {
+            // The baseline counts nowhere else: not in the gateway's numbers, not in the lag.
+            if let Some(d) = &mut self.direct {
+                d.record(s.class, interval, s.result.is_ok(), s.latency);
+                if interval < self.packed_below {
+                    d.pack(interval..interval + 1);
+                }
+            }
+            self.pack_settled(interval);
             return;
         }
         record(&mut self.lag, s.lag);
@@ -596,6 +549,9 @@ impl Recorder {
         for cell in &mut self.cells[start..end] {
             cell.pack();
         }
+        if let Some(d) = &mut self.direct {
+            d.pack(self.packed_below..below);
+        }
         self.packed_below = below;
     }
 
@@ -615,6 +571,16 @@ impl Recorder {
         }
     }
 
+    /// Records a request the baseline called for but the generator could not send.
+    pub fn record_dropped_direct(&mut self, class: usize, intended: Duration) {
+        if self.layout.interval_of(intended).is_none() {
+            return;
+        }
+        if let Some(d) = &mut self.direct {
+            d.record_dropped(class);
+        }
+    }
+
     /// Requests still in flight when the drain deadline passed.
     pub fn add_abandoned(&mut self, n: u64) {
         self.abandoned += n;
@@ -626,6 +592,7 @@ impl Recorder {
             || self.layout.intervals != other.layout.intervals
             || self.layout.warmup != other.layout.warmup
             || self.layout.interval != other.layout.interval
+            || self.layout.baseline != other.layout.baseline
         {
             return Err(MergeError::Layout);
         }
@@ -660,6 +627,9 @@ impl Recorder {
                 a.error_slot(kind).live().add(hb.as_ref()).map_err(hist)?;
             }
         }
+        if let (Some(a), Some(b)) = (&mut self.direct, &other.direct) {
+            a.merge(b).map_err(MergeError::Histogram)?;
+        }
         self.lag.add(&other.lag).map_err(hist)?;
         self.abandoned += other.abandoned;
         Ok(())
@@ -673,6 +643,11 @@ impl Recorder {
     pub fn interval(&self, i: usize) -> &[Cell] {
         let n = self.layout.classes.len();
         self.cells.get(i * n..(i + 1) * n).unwrap_or(&[])
+    }
+
+    /// What was sent around the gateway, when the run had a baseline.
+    pub fn direct(&self) -> Option<&DirectRecording> {
+        self.direct.as_ref()
     }
 
     pub fn lag(&self) -> &Histogram<u64> {
@@ -717,14 +692,10 @@ mod tests {
         }
         // A straggler for an interval packed long ago.
         rec.record(&sample(0, 3, 9_000));
-        let packed = rec
-            .cells
-            .iter()
-            .filter(|c| c.latency.packed.is_some())
-            .count();
+        let packed = rec.cells.iter().filter(|c| c.latency.is_packed()).count();
         assert!(packed >= 2 * 200, "only {packed} cells packed");
         assert!(
-            rec.cells[3 * 2].latency.packed.is_some(),
+            rec.cells[3 * 2].latency.is_packed(),
             "repacked after the late sample"
         );
         for t in [0usize, 3, 150, 299] {
@@ -751,7 +722,7 @@ mod tests {
             assert_eq!(errors[0].0, ErrorKind::Status5xx);
             assert!(errors[0].1.equivalent(errors[0].1.max(), 300 + t));
         }
-        assert!(rec.cells[2 * 10 + 1].errors[0].1.packed.is_some());
+        assert!(rec.cells[2 * 10 + 1].errors[0].1.is_packed());
         // Merging a packed recording into another reads the packed cells too.
         let mut other = Recorder::new(rec.layout.clone());
         other.merge(&rec).expect("same layout");

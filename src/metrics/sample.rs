@@ -85,6 +85,15 @@ pub enum TlsSession {
     Resumed,
 }
 
+/// Which way a request went: through the system under test, or around it to the class's
+/// primary upstream (`[load] baseline = "direct"`), whose samples count only as the baseline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Route {
+    #[default]
+    Gateway,
+    Direct,
+}
+
 /// One sent request, measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -122,6 +131,7 @@ pub struct Sample {
     pub prompt_tokens_from: TokenSource,
     /// The connection it opened, when it could not reuse one.
     pub opened: Option<Opened>,
+    pub route: Route,
 }
 
 /// Where a sample's prompt token count came from: the provider's `usage`, or gauntlet's own
@@ -166,6 +176,7 @@ impl Sample {
             reasoning_tokens: 0,
             prompt_tokens_from: TokenSource::Tokenizer,
             opened: None,
+            route: Route::Gateway,
         }
     }
 }

@@ -168,6 +168,38 @@ fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Mea
     }
 }
 
+/// The p99 the gateway adds over the direct baseline. A p99 needs enough samples on both
+/// sides, so the smaller side is the check's sample count.
+fn overhead_measure(summary: &Summary, class: Option<&str>, bound_ms: f64) -> Measure {
+    let stats = summary.overhead.as_ref().and_then(|o| match class {
+        None => Some(&o.overall),
+        Some(c) => o.classes.iter().find(|k| k.name == c).map(|k| &k.stats),
+    });
+    let count = |p: Option<&Percentiles>| p.map_or(0, |p| p.samples);
+    let samples = stats.map_or(0, |s| {
+        count(s.gateway_ms.as_ref()).min(count(s.direct_ms.as_ref()))
+    });
+    let measured = stats.and_then(|s| s.added_p99_ms);
+    let note = match stats {
+        None => Some("no baseline was sent (`[load] baseline = \"direct\"`)".to_string()),
+        Some(_) if measured.is_none() => Some(
+            "no successful request on one side (gateway or direct) outside fault windows"
+                .to_string(),
+        ),
+        Some(_) => Some("gateway p99 - direct p99, fault windows left out".to_string()),
+    };
+    Measure {
+        target: bound_ms,
+        measured,
+        samples,
+        needed: (TAIL_SAMPLES / P99_ALLOWED).ceil() as u64,
+        higher_is_better: false,
+        note,
+        undecided: None,
+        misses: None,
+    }
+}
+
 /// Least sample count at which a ratio target leaves room for at least one failure.
 fn needed_for_ratio(target: f64) -> u64 {
     if target >= 1.0 {
@@ -278,6 +310,7 @@ fn check(sla: &Sla, scope: &Scope, objective: Objective, summary: &Summary) -> S
             undecided: None,
             misses: None,
         },
+        Objective::MaxOverheadP99(d) => overhead_measure(summary, class, d.as_secs_f64() * 1e3),
         Objective::MaxCostPerMillion(usd) => Measure {
             target: usd,
             measured: summary.cost.as_ref().map(|c| c.per_million_requests_usd),
@@ -501,6 +534,60 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// An overhead of `added` ms at p99 with `gateway` and `direct` samples, overall and for
+    /// class `everyday`.
+    fn with_overhead(gateway: u64, direct: u64, added: f64) -> Summary {
+        use crate::metrics::summary::{ClassOverhead, Overhead, OverheadStats};
+        let side = |samples, p99| Percentiles {
+            samples,
+            p99,
+            ..Percentiles::default()
+        };
+        let stats = OverheadStats {
+            gateway_ms: Some(side(gateway, 40.0 + added)),
+            direct_ms: Some(side(direct, 40.0)),
+            added_p50_ms: Some(added),
+            added_p99_ms: Some(added),
+            ..OverheadStats::default()
+        };
+        let mut s = outage_summary();
+        s.overhead = Some(Overhead {
+            excluded_s: 0.0,
+            overall: stats.clone(),
+            classes: vec![ClassOverhead {
+                name: "everyday".into(),
+                stats,
+            }],
+        });
+        s
+    }
+
+    #[test]
+    fn overhead_claims_need_a_p99_on_both_sides_and_fail_when_over() {
+        let bound = Objective::MaxOverheadP99(Duration::from_millis(5));
+        let judge =
+            |s: &Summary, scope: Scope| evaluate(&sla(&[(scope, bound)]), s).checks[0].clone();
+        let over = judge(&with_overhead(5000, 5000, 20.0), Scope::Overall);
+        assert_eq!(over.status, CheckStatus::Fail, "{over:?}");
+        assert_eq!(
+            (over.measured, over.target, over.unit.as_str()),
+            (Some(20.0), 5.0, "ms")
+        );
+        let under = judge(
+            &with_overhead(5000, 5000, 1.0),
+            Scope::Class("everyday".into()),
+        );
+        assert_eq!(under.status, CheckStatus::Pass, "{under:?}");
+        // Plenty through the gateway, too few direct: the smaller side decides.
+        let thin = judge(&with_overhead(5000, 999, 1.0), Scope::Overall);
+        assert_eq!(thin.status, CheckStatus::Inconclusive, "{thin:?}");
+        assert_eq!(thin.samples, 999);
+        // No baseline at all: nothing measured, so nothing passed.
+        let none = judge(&outage_summary(), Scope::Overall);
+        assert_eq!(none.status, CheckStatus::Inconclusive);
+        assert!(none.note.unwrap_or_default().contains("no baseline"));
     }
 
     #[test]

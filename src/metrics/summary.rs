@@ -61,6 +61,49 @@ pub struct Summary {
     /// `[budget]`: what the run spent against it, and whether it stopped the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetReport>,
+    /// `[load] baseline = "direct"`: the latency the gateway adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<Overhead>,
+}
+
+/// The latency the gateway adds, as gateways publish it for themselves: a percentile of the
+/// requests sent through it minus the same percentile of those sent straight to the class's
+/// primary upstream. It is a difference of percentiles, not a percentile of differences (no
+/// request is sent both ways). Successes only on both sides, and intervals touched by an
+/// applied fault are left out of both: there the two sides meet different upstreams.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Seconds of the measured window left out because a fault was active in them.
+    pub excluded_s: f64,
+    pub overall: OverheadStats,
+    /// One per request class, in the scenario's order.
+    pub classes: Vec<ClassOverhead>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassOverhead {
+    pub name: String,
+    #[serde(flatten)]
+    pub stats: OverheadStats,
+}
+
+/// One scope's comparison. `samples` of each side's percentiles are its sample count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OverheadStats {
+    /// Successful requests through the gateway, outside fault windows.
+    pub gateway_ms: Option<Percentiles>,
+    /// Successful requests sent direct, outside fault windows.
+    pub direct_ms: Option<Percentiles>,
+    /// Gateway p50 - direct p50, when both sides have samples.
+    pub added_p50_ms: Option<f64>,
+    /// Gateway p99 - direct p99, when both sides have samples.
+    pub added_p99_ms: Option<f64>,
+    /// Requests the baseline sent direct in the whole measured window (fault windows too),
+    /// and how many succeeded and were dropped: none of them is in any other number.
+    pub direct_requests: u64,
+    pub direct_successes: u64,
+    #[serde(default)]
+    pub direct_dropped: u64,
 }
 
 /// A run's spend against its `[budget]`, from the tokens the upstreams counted (warmup

@@ -66,6 +66,7 @@ pub fn render(s: &Summary) -> String {
         row(&mut o, &c.name, &c.stats);
     }
     row(&mut o, "overall", &s.overall);
+    super::overhead::terminal(&mut o, s);
     for t in &s.tiers {
         let _ = writeln!(
             o,

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::fmt;
+use super::overhead::{self, OverheadView};
 use crate::metrics::{CheckStatus, Percentiles, Summary};
 
 #[derive(Debug, Serialize)]
@@ -37,6 +38,8 @@ pub struct ReportView {
     /// a sentence, and the few words a caption holds.
     pub latency_scope: String,
     pub latency_of: &'static str,
+    /// The latency the gateway adds, when the run sent a direct baseline.
+    pub overhead: Option<OverheadView>,
 }
 
 /// A gateway tier's classes together; `shed` counts refusals marked `x-gateway-shed`.
@@ -519,6 +522,7 @@ pub fn build(s: &Summary) -> ReportView {
             .collect(),
         latency_scope: latency_scope(s),
         latency_of: latency_of(s),
+        overhead: overhead::view(s),
     }
 }
 

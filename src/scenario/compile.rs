@@ -108,6 +108,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         return finish(c, None);
     };
     check_stage_weights(&mut c, &raw, &requests, load.stages.len());
+    check_baseline(&mut c, &raw, &target, &upstream_names);
     let scenario = Scenario {
         name,
         description: raw.description.clone(),
@@ -124,6 +125,71 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         budget,
     };
     finish(c, Some(scenario))
+}
+
+/// `[load] baseline = "direct"` needs a gateway to compare against, and for each class an
+/// upstream to send its share to: its `primary`, or the only upstream there is.
+fn check_baseline(c: &mut Check<'_>, raw: &RawScenario, target: &Target, upstreams: &[&str]) {
+    let Some(baseline) = raw
+        .load
+        .as_ref()
+        .and_then(|l| l.get_ref().baseline.as_ref())
+    else {
+        overhead_needs_baseline(c, raw);
+        return;
+    };
+    if *target == Target::Direct && raw.target.is_none() {
+        c.error(
+            baseline.span(),
+            "load.baseline",
+            "the run already goes straight to the upstreams, so there is no gateway to compare \
+             against; set [gateway] or [target] url",
+        );
+        return;
+    }
+    for (i, class) in raw.classes().enumerate() {
+        let r = class.get_ref();
+        if r.primary.is_some() || upstreams.len() == 1 {
+            continue;
+        }
+        let why = if upstreams.is_empty() {
+            "there are no [[upstreams]] to send it to".to_string()
+        } else {
+            "gauntlet cannot tell which upstream serves it; set `primary`".to_string()
+        };
+        c.error(
+            class.span(),
+            format!("requests[{i}].primary"),
+            format!(
+                "`[load] baseline = \"direct\"` sends a share of class `{}` straight to its \
+                 primary upstream, but {why}",
+                r.name.get_ref()
+            ),
+        );
+    }
+}
+
+/// Without a baseline the overhead is never measured, and its check could never be decided.
+fn overhead_needs_baseline(c: &mut Check<'_>, raw: &RawScenario) {
+    let Some(sla) = &raw.sla else { return };
+    let tables = std::iter::once(("sla".to_string(), sla.max_overhead_p99.as_ref())).chain(
+        sla.classes.iter().map(|(name, t)| {
+            (
+                format!("sla.classes.{}", name.get_ref()),
+                t.max_overhead_p99.as_ref(),
+            )
+        }),
+    );
+    for (key, value) in tables {
+        if let Some(v) = value {
+            c.error(
+                v.span(),
+                format!("{key}.max_overhead_p99"),
+                "the overhead is the gateway's latency minus that of requests sent direct; set \
+                 `[load] baseline = \"direct\"` to send some",
+            );
+        }
+    }
 }
 
 /// `[cost] compare_to`: named once each, prices finite and not negative.

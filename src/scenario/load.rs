@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::model::{Arrival, LoadPlan, Stage, StageLoad, Trace};
-use super::raw::{RawArrival, RawLoad, RawLoadModel, RawStage};
+use super::model::{Arrival, DirectBaseline, LoadPlan, Stage, StageLoad, Trace};
+use super::raw::{RawArrival, RawBaseline, RawLoad, RawLoadModel, RawStage};
 use super::trace::{self, ClassRef, TraceReadError};
 use crate::config::{Check, MAX_DURATION};
 
@@ -22,6 +22,10 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Above this the gaps are mostly zeros and the odd hour-long lull: not traffic any more.
 const MAX_BURSTINESS: f64 = 10.0;
 const MAX_SPEED: f64 = 1000.0;
+/// `baseline_share` when the scenario does not say.
+const DEFAULT_BASELINE_SHARE: f64 = 0.1;
+/// Past half, the baseline would carry more of the load than the gateway under test.
+const MAX_BASELINE_SHARE: f64 = 0.5;
 
 const EXAMPLE: &str =
     "[load] stages = [{ duration = \"30s\", rate = 50 }] (or duration = \"30s\" and rate = 50)";
@@ -52,6 +56,7 @@ pub fn compile(
         );
     }
     let arrival = arrival(c, l);
+    let baseline = baseline(c, l);
     let stages = match &l.trace {
         Some(path) => trace_stage(c, spanned, path, model, classes).map(|s| vec![s]),
         None => {
@@ -132,7 +137,46 @@ pub fn compile(
         timeout: timeout?,
         interval: interval?,
         arrival: arrival?,
+        baseline: baseline?,
     })
+}
+
+/// `baseline = "direct"` and its share; a share without a baseline is refused, since it
+/// would silently send nothing direct.
+fn baseline(c: &mut Check<'_>, l: &RawLoad) -> Option<Option<DirectBaseline>> {
+    let share = match &l.baseline_share {
+        None => DEFAULT_BASELINE_SHARE,
+        Some(v) => {
+            let share = c.ratio(v, "load.baseline_share")?;
+            if share <= 0.0 || share > MAX_BASELINE_SHARE {
+                c.error(
+                    v.span(),
+                    "load.baseline_share",
+                    format!(
+                        "{} is not allowed; the share sent direct is above 0% and at most 50% \
+                         (past half the baseline carries more load than the gateway)",
+                        v.get_ref()
+                    ),
+                );
+                return None;
+            }
+            share
+        }
+    };
+    match (&l.baseline, &l.baseline_share) {
+        (Some(b), _) => match b.get_ref() {
+            RawBaseline::Direct => Some(Some(DirectBaseline { share })),
+        },
+        (None, Some(v)) => {
+            c.error(
+                v.span(),
+                "load.baseline_share",
+                "`baseline_share` is the share of a baseline; set `baseline = \"direct\"` too",
+            );
+            None
+        }
+        (None, None) => Some(None),
+    }
 }
 
 /// How open-model sends are spaced, with `burstiness` for gamma gaps only.

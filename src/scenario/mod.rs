@@ -17,9 +17,9 @@ pub use capacity::TOLERANCE_RANGE;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Alternative, Arrival, Budget, CapacitySettings, LoadPlan, Objective, PerRequest, ProxyPrice,
-    RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey, SlaTarget, Stage,
-    StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource,
+    Alternative, Arrival, Budget, CapacitySettings, DirectBaseline, LoadPlan, Objective,
+    PerRequest, ProxyPrice, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey,
+    SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource,
 };
 pub use raw::RawScenario;
 

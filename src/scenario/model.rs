@@ -123,6 +123,17 @@ pub struct LoadPlan {
     /// Width of the per-interval series.
     pub interval: Duration,
     pub arrival: Arrival,
+    /// `baseline = "direct"`: what share of the requests skip the gateway.
+    pub baseline: Option<DirectBaseline>,
+}
+
+/// A share of the requests sent straight to each class's primary upstream, drawn with a
+/// generator of its own so the mix's sequence stays what the seed makes it; their latency is
+/// what the gateway's is compared against, and they count nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DirectBaseline {
+    /// In (0, 0.5].
+    pub share: f64,
 }
 
 impl LoadPlan {
@@ -352,6 +363,8 @@ objectives! {
     MaxRetryAmplification(f64) = "max_retry_amplification" in X;
     /// US dollars per million requests.
     MaxCostPerMillion(f64) = "max_cost_per_million" in Usd;
+    /// Latency the gateway adds at p99: its p99 minus the direct baseline's p99.
+    MaxOverheadP99(Duration) = "max_overhead_p99" in Ms;
     /// Share of requests that succeeded and met every per-request objective, at least this.
     Goodput(f64) = "goodput" in Ratio;
     /// Good requests (as for `goodput`) per second, at least this many.

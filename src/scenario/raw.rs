@@ -229,6 +229,21 @@ pub struct RawLoad {
     /// Width of the per-interval series. Default "1s".
     #[schemars(with = "Option<String>")]
     pub interval: Option<Spanned<String>>,
+    /// "direct": interleave a share of requests sent straight to each class's primary
+    /// upstream, to measure the latency the gateway adds.
+    #[schemars(with = "Option<RawBaseline>")]
+    pub baseline: Option<Spanned<RawBaseline>>,
+    /// Share of the requests `baseline` sends direct, e.g. "10%" (the default) or 0.1.
+    #[schemars(with = "Option<RawNum>")]
+    pub baseline_share: Option<Spanned<RawNum>>,
+}
+
+/// What the gateway's latency is compared against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBaseline {
+    /// Straight to the class's primary upstream, no gateway in between.
+    Direct,
 }
 
 /// `{ duration, rate }` holds, `{ duration, from, to }` ramps, `{ duration, concurrency }` is closed.
@@ -422,6 +437,9 @@ pub struct RawSla {
     /// US dollars per million requests.
     #[schemars(with = "Option<f64>")]
     pub max_cost_per_million: Option<Spanned<f64>>,
+    /// Latency the gateway adds at p99 (`[load] baseline = "direct"`), at most this.
+    #[schemars(with = "Option<String>")]
+    pub max_overhead_p99: Option<Spanned<String>>,
     /// Share of requests that succeeded and met every `[sla.per_request]` objective.
     #[schemars(with = "Option<RawNum>")]
     pub goodput: Option<Spanned<RawNum>>,
@@ -469,6 +487,9 @@ pub struct RawSlaClass {
     pub max_retry_amplification: Option<Spanned<f64>>,
     #[schemars(with = "Option<f64>")]
     pub max_cost_per_million: Option<Spanned<f64>>,
+    /// Latency the gateway adds at p99 (`[load] baseline = "direct"`), at most this.
+    #[schemars(with = "Option<String>")]
+    pub max_overhead_p99: Option<Spanned<String>>,
     /// Share of requests that succeeded and met every `[sla.per_request]` objective.
     #[schemars(with = "Option<RawNum>")]
     pub goodput: Option<Spanned<RawNum>>,
@@ -507,6 +528,7 @@ impl RawSla {
             max_recovery_time: self.max_recovery_time.clone(),
             max_retry_amplification: self.max_retry_amplification.clone(),
             max_cost_per_million: self.max_cost_per_million.clone(),
+            max_overhead_p99: self.max_overhead_p99.clone(),
             goodput: self.goodput.clone(),
             min_goodput_rps: self.min_goodput_rps.clone(),
         }

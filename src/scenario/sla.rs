@@ -140,6 +140,10 @@ fn per_tier_only(c: &mut Check<'_>, t: &RawSlaClass, key: &str) {
             SlaKey::MaxCostPerMillion,
             t.max_cost_per_million.as_ref().map(|v| v.span()),
         ),
+        (
+            SlaKey::MaxOverheadP99,
+            t.max_overhead_p99.as_ref().map(|v| v.span()),
+        ),
     ];
     for (k, span) in spans {
         if let Some(span) = span {
@@ -208,6 +212,7 @@ fn objectives(
             .and_then(|v| c.number_in(v, &k(K::MaxCostPerMillion), 0.0..=MAX_COST))
             .map(Objective::MaxCostPerMillion),
     );
+    push(dur(c, &t.max_overhead_p99, K::MaxOverheadP99).map(Objective::MaxOverheadP99));
     push(ratio(c, &t.goodput, K::Goodput).map(Objective::Goodput));
     push(
         t.min_goodput_rps

@@ -193,6 +193,7 @@ pub fn open_load(rate: f64, duration: Duration) -> LoadPlan {
         timeout: Duration::from_secs(10),
         interval: Duration::from_secs(1),
         arrival: Arrival::Constant,
+        baseline: None,
     }
 }
 

@@ -1,0 +1,102 @@
+//! The direct baseline's recording (`[load] baseline = "direct"`): per class, what was sent
+//! straight to its primary upstream, and the latency of the successes per interval, so the
+//! comparison with the gateway can leave fault windows out. Kept apart from the gateway's
+//! recording, which it never enters; two of one run merge exactly.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::hist::{Slot, record};
+
+/// Requests of one class sent direct.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectCounts {
+    /// Sent or dropped.
+    pub requests: u64,
+    pub successes: u64,
+    /// Due while the generator was at its in-flight cap: never sent.
+    pub dropped: u64,
+}
+
+impl DirectCounts {
+    fn merge(&mut self, o: &DirectCounts) {
+        self.requests += o.requests;
+        self.successes += o.successes;
+        self.dropped += o.dropped;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectRecording {
+    classes: usize,
+    counts: Vec<DirectCounts>,
+    /// Latency of successes, `intervals x classes`, row-major by interval.
+    cells: Vec<Slot>,
+}
+
+impl DirectRecording {
+    pub(super) fn new(classes: usize, intervals: usize) -> Self {
+        Self {
+            classes,
+            counts: vec![DirectCounts::default(); classes],
+            cells: vec![Slot::default(); classes * intervals],
+        }
+    }
+
+    /// Only a success has a latency worth comparing: a refusal is fast for other reasons.
+    pub(super) fn record(&mut self, class: usize, interval: usize, ok: bool, latency: Duration) {
+        let Some(c) = self.counts.get_mut(class) else {
+            return;
+        };
+        c.requests += 1;
+        if !ok {
+            return;
+        }
+        c.successes += 1;
+        if let Some(slot) = self.cells.get_mut(interval * self.classes + class) {
+            record(slot.live(), latency);
+        }
+    }
+
+    pub(super) fn record_dropped(&mut self, class: usize) {
+        if let Some(c) = self.counts.get_mut(class) {
+            c.requests += 1;
+            c.dropped += 1;
+        }
+    }
+
+    /// Packs the intervals in `range`.
+    pub(super) fn pack(&mut self, intervals: std::ops::Range<usize>) {
+        let end = (intervals.end * self.classes).min(self.cells.len());
+        let start = (intervals.start * self.classes).min(end);
+        for slot in &mut self.cells[start..end] {
+            slot.pack();
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: &DirectRecording) -> Result<(), String> {
+        if self.classes != other.classes || self.cells.len() != other.cells.len() {
+            return Err("the direct baselines have different layouts".into());
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            a.merge(b);
+        }
+        for (a, b) in self.cells.iter_mut().zip(&other.cells) {
+            if let Some(h) = b.get() {
+                a.live().add(h.as_ref()).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn counts(&self, class: usize) -> DirectCounts {
+        self.counts.get(class).copied().unwrap_or_default()
+    }
+
+    /// Latency of a class's direct successes in one interval (microseconds), if any.
+    pub fn latency(&self, interval: usize, class: usize) -> Option<Cow<'_, Histogram<u32>>> {
+        self.cells.get(interval * self.classes + class)?.get()
+    }
+}
