@@ -180,6 +180,17 @@ async fn a_gateway_adding_20ms_is_reported_as_20ms_added_and_judged_by_max_overh
         s.overall.served_by.values().sum::<u64>(),
         s.overall.successes
     );
+    // The mocks counted the baseline too; the gateway is charged for its own requests only:
+    // a proxy that never retries amplifies nothing (the baseline would make it about 2x),
+    // and each upstream's tokens are those of the gateway's answers.
+    let amplification = s.retry_amplification.unwrap();
+    assert!((0.99..=1.01).contains(&amplification), "{amplification}");
+    let alpha_row = s.upstreams.iter().find(|u| u.name == "alpha").unwrap();
+    let (charged, answered) = (alpha_row.tokens.completion, x.tokens.completion);
+    assert!(
+        charged.abs_diff(answered) <= answered / 100 + 4,
+        "alpha charged {charged} completion tokens, the gateway's answers had {answered}"
+    );
 
     // 20 ms is far over 5 ms and well under 500 ms.
     assert_eq!(check(&s, "class:x"), CheckStatus::Fail, "{:?}", s.sla);

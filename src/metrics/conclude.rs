@@ -51,11 +51,8 @@ pub fn conclude(evidence: Evidence<'_>) -> Summary {
     summary.faults = failover::analyze(&summary, evidence.faults, target);
     failover::window_latencies(evidence.recording, &mut summary);
     summary.overhead = overhead::analyze(evidence.recording, &summary);
-    account_upstreams(
-        &mut summary,
-        evidence.counters_before,
-        evidence.counters_after,
-    );
+    let after = without_direct(evidence.recording, evidence.info, evidence.counters_after);
+    account_upstreams(&mut summary, evidence.counters_before, &after);
     summary.cost = cost::price(
         &mut summary,
         evidence.prices,
@@ -130,6 +127,37 @@ fn distrust_broken_faults(summary: &mut Summary, faults: &[FaultAttempt]) {
     } = &mut summary.trust;
     all.extend(reasons);
     *trustworthy = all.is_empty();
+}
+
+/// The upstreams' closing counters less what the direct baseline sent each class's primary:
+/// the gateway's received counts, tokens, cost and retry amplification are its own.
+fn without_direct(
+    recording: &Recorder,
+    info: &RunInfo,
+    after: &BTreeMap<String, UpstreamCounters>,
+) -> BTreeMap<String, UpstreamCounters> {
+    let mut after = after.clone();
+    let Some(direct) = recording.direct() else {
+        return after;
+    };
+    let upstreams = &recording.layout().upstreams;
+    for (i, class) in info.classes.iter().enumerate() {
+        // The baseline went where the engine sent it: the primary, or the only upstream.
+        let primary = class.primary.as_ref().or(match upstreams.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        });
+        let Some(c) = primary.and_then(|p| after.get_mut(p)) else {
+            continue;
+        };
+        let d = direct.counts(i);
+        c.requests_total = c.requests_total.saturating_sub(d.sent());
+        c.prompt_tokens = c.prompt_tokens.saturating_sub(d.prompt_tokens);
+        c.completion_tokens = c.completion_tokens.saturating_sub(d.completion_tokens);
+        c.cached_tokens = c.cached_tokens.saturating_sub(d.cached_tokens);
+        c.reasoning_tokens = c.reasoning_tokens.saturating_sub(d.reasoning_tokens);
+    }
+    after
 }
 
 /// What each upstream received and generated during the measured window, from its own

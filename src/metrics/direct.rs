@@ -4,13 +4,14 @@
 //! recording, which it never enters; two of one run merge exactly.
 
 use std::borrow::Cow;
-use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use super::hist::{Slot, record};
+use super::sample::Sample;
 
-/// Requests of one class sent direct.
+/// Requests of one class sent direct, and the tokens their answers counted: the upstreams
+/// count these too, and the conclusion takes them back out of what the gateway is charged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirectCounts {
     /// Sent or dropped.
@@ -18,6 +19,10 @@ pub struct DirectCounts {
     pub successes: u64,
     /// Due while the generator was at its in-flight cap: never sent.
     pub dropped: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
 }
 
 impl DirectCounts {
@@ -25,6 +30,15 @@ impl DirectCounts {
         self.requests += o.requests;
         self.successes += o.successes;
         self.dropped += o.dropped;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.cached_tokens += o.cached_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
+    }
+
+    /// Requests that reached the upstream.
+    pub fn sent(&self) -> u64 {
+        self.requests.saturating_sub(self.dropped)
     }
 }
 
@@ -46,17 +60,21 @@ impl DirectRecording {
     }
 
     /// Only a success has a latency worth comparing: a refusal is fast for other reasons.
-    pub(super) fn record(&mut self, class: usize, interval: usize, ok: bool, latency: Duration) {
-        let Some(c) = self.counts.get_mut(class) else {
+    pub(super) fn record(&mut self, s: &Sample, interval: usize) {
+        let Some(c) = self.counts.get_mut(s.class) else {
             return;
         };
         c.requests += 1;
-        if !ok {
+        c.prompt_tokens += s.prompt_tokens;
+        c.completion_tokens += s.completion_tokens;
+        c.cached_tokens += s.cached_tokens;
+        c.reasoning_tokens += s.reasoning_tokens;
+        if s.result.is_err() {
             return;
         }
         c.successes += 1;
-        if let Some(slot) = self.cells.get_mut(interval * self.classes + class) {
-            record(slot.live(), latency);
+        if let Some(slot) = self.cells.get_mut(interval * self.classes + s.class) {
+            record(slot.live(), s.latency);
         }
     }
 

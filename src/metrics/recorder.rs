@@ -477,7 +477,7 @@ impl Recorder {
         if s.route == Route::Direct {
             // The baseline counts nowhere else: not in the gateway's numbers, not in the lag.
             if let Some(d) = &mut self.direct {
-                d.record(s.class, interval, s.result.is_ok(), s.latency);
+                d.record(s, interval);
                 if interval < self.packed_below {
                     d.pack(interval..interval + 1);
                 }
