@@ -580,3 +580,27 @@ fn free_tier_refuses_exactly_the_share_over_fifty_a_minute() {
     );
     assert_eq!(r.code, 0, "{}\n{}", s["sla"], r.stderr);
 }
+
+/// gateway-overhead shortened to 6 s: a fifth of the requests go straight to the provider,
+/// the rest through the embedded gateway, and the summary says what the gateway added. Some
+/// 280 direct answers cannot support a p99 claim, so the shortened run is inconclusive.
+#[test]
+fn gateway_overhead_sends_a_fifth_direct_and_reports_what_the_gateway_adds() {
+    let r = run("gateway-overhead", &["--duration", "6s"]);
+    let s = &r.summary;
+    let o = &s["overhead"]["classes"][0];
+    assert_eq!(o["name"], "bench", "{}", s["overhead"]);
+    let direct = f(o, &["direct_requests"]);
+    let share = direct / (direct + f(s, &["overall", "requests"]));
+    assert!((0.15..0.25).contains(&share), "direct share {share}");
+    // The gateway is a loopback hop in front of a provider answering at once.
+    let added = f(o, &["added_p50_ms"]);
+    assert!((-5.0..25.0).contains(&added), "p50 added {added} ms");
+    assert_eq!(
+        f(s, &["overall", "successes"]),
+        f(s, &["overall", "requests"])
+    );
+    let bound = check(s, "max_overhead_p99", "overall");
+    assert_eq!(bound["status"], "inconclusive", "{bound}");
+    assert_eq!(r.code, 1, "inconclusive is not a pass: {}", r.stderr);
+}
