@@ -54,7 +54,6 @@ url = "{a}"
 name = "beta"
 url = "{b}"
 [load]
-arrival = "constant"
 {load}
 [[requests]]
 name = "x"
@@ -115,7 +114,7 @@ async fn a_gateway_adding_20ms_is_reported_as_20ms_added_and_judged_by_max_overh
         dir.path(),
         &proxy,
         (&alpha, &beta),
-        &format!("{HALF}\nrate = 240\nduration = \"10s\""),
+        &format!("{HALF}\narrival = \"constant\"\nrate = 240\nduration = \"10s\""),
         "[sla]\nmax_overhead_p99 = \"500ms\"\n[sla.classes.x]\nmax_overhead_p99 = \"5ms\"\n",
     );
     let out = dir.path().join("run");
@@ -219,7 +218,7 @@ async fn a_gateway_adding_nothing_is_reported_as_adding_about_nothing() {
         dir.path(),
         &proxy,
         (&alpha, &beta),
-        &format!("{HALF}\nrate = 100\nduration = \"4s\""),
+        &format!("{HALF}\narrival = \"constant\"\nrate = 100\nduration = \"4s\""),
         "[sla]\nmax_overhead_p99 = \"500ms\"\n",
     );
     let out = dir.path().join("run");
@@ -248,7 +247,7 @@ async fn a_gateway_adding_nothing_is_reported_as_adding_about_nothing() {
         dir.path(),
         &proxy,
         (&alpha, &beta),
-        "rate = 100\nduration = \"4s\"",
+        "arrival = \"constant\"\nrate = 100\nduration = \"4s\"",
         "",
     );
     let plain_out = dir.path().join("plain");
@@ -263,4 +262,35 @@ async fn a_gateway_adding_nothing_is_reported_as_adding_about_nothing() {
             "class {name}: one seed, one sequence of classes"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_users_send_their_share_direct_on_connections_of_their_own() {
+    let (alpha, beta) = mocks().await;
+    let proxy = gateway(Duration::from_millis(20), &alpha, &beta).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        &proxy,
+        (&alpha, &beta),
+        &format!("{HALF}\nmodel = \"closed\"\nconcurrency = 4\nduration = \"3s\""),
+        "",
+    );
+    let out = dir.path().join("run");
+    let (code, stderr) = gauntlet_run(&path, &out, &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let s = summary_of(&out, &stderr);
+    let o = s.overhead.as_ref().expect("overhead reported");
+    let added = o.overall.added_p50_ms.unwrap();
+    assert!((15.0..60.0).contains(&added), "p50 added {added} ms: {o:?}");
+    // Each user draws every request's way: about half of the requests by count, though the
+    // direct ones take a fraction of the time.
+    let all = s.overall.requests + o.overall.direct_requests;
+    let share = o.overall.direct_requests as f64 / all as f64;
+    assert!((0.4..0.6).contains(&share), "direct share {share}");
+    assert_eq!(
+        proxy.hits(crate::support::CHAT) as u64,
+        s.overall.requests,
+        "{o:?}"
+    );
 }
