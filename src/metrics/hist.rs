@@ -1,5 +1,5 @@
 //! Histogram plumbing shared by the recorder and the direct baseline: durations recorded in
-//! microseconds, and per-interval histograms that pack themselves once settled.
+//! microseconds, and per-interval histograms that are packed once no more samples are due.
 
 use std::borrow::Cow;
 use std::time::Duration;
