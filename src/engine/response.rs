@@ -163,6 +163,9 @@ pub async fn read(
     let tag = tagged(response.headers()).map(|t| resolve(upstreams, t));
     sample.gateway_shed = response.headers().contains_key(SHED_HEADER);
     let response_type = response.headers().get(CONTENT_TYPE).cloned();
+    if status == http::StatusCode::TOO_MANY_REQUESTS {
+        sample.retry_after = crate::openai::read_retry_after(response.headers());
+    }
     let (_, mut body) = response.into_parts();
     if !status.is_success() {
         // Drain a bounded amount so the connection can go back to the pool; errors here

@@ -122,6 +122,8 @@ pub struct Sample {
     pub prompt_tokens_from: TokenSource,
     /// The connection it opened, when it could not reuse one.
     pub opened: Option<Opened>,
+    /// The wait a 429 asked for (`retry-after-ms` or `retry-after`), which a probe honours.
+    pub retry_after: Option<Duration>,
 }
 
 /// Where a sample's prompt token count came from: the provider's `usage`, or gauntlet's own
@@ -166,6 +168,7 @@ impl Sample {
             reasoning_tokens: 0,
             prompt_tokens_from: TokenSource::Tokenizer,
             opened: None,
+            retry_after: None,
         }
     }
 }
