@@ -19,6 +19,7 @@ mod live;
 mod measures;
 mod mock;
 mod mock_traffic;
+mod probe;
 mod promises;
 mod proxy;
 mod report;

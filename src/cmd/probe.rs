@@ -103,6 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(server) = exporter {
         runtime.block_on(server.shutdown());
     }
+    if ended.is_err() {
+        dir.discard_if_empty();
+    }
     let ended = ended.map_err(|e| -> anyhow::Error {
         if e.is_invalid_input() {
             InvalidInput(e.to_string()).into()

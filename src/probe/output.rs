@@ -19,6 +19,8 @@ pub const WINDOWS_DIR: &str = "windows";
 pub struct ProbeDir {
     path: PathBuf,
     keep: usize,
+    /// Made by `create`, so a probe that never started may take it away again.
+    created: bool,
 }
 
 /// A UTC time as a folder name that sorts in time order: `20261201T054205.123Z`.
@@ -43,11 +45,22 @@ fn is_stamp(name: &str) -> bool {
 impl ProbeDir {
     /// The folder for a new probe: absent or empty, or anything with `force`.
     pub fn create(path: &Path, force: bool, keep: usize) -> Result<Self, ProbeError> {
+        let created = !path.exists();
         RunDir::create(path, force)?;
         Ok(Self {
             path: path.to_path_buf(),
             keep: keep.max(1),
+            created,
         })
+    }
+
+    /// For a probe that could not start: removes the folder if `create` made it and nothing
+    /// was put in it.
+    pub fn discard_if_empty(&self) {
+        if self.created {
+            // Only ever removes an empty folder.
+            let _ = fs::remove_dir(&self.path);
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -336,8 +336,8 @@ impl<'a> Probe<'a> {
         }
         self.burn.record(now, &s);
         let rate_limited = s.result == Err(ErrorKind::RateLimited);
-        if let Some(wait) = self.pacer.answered(now, rate_limited, s.retry_after) {
-            let asked = if s.retry_after.is_some() {
+        if let Some(wait) = self.pacer.answered(now, rate_limited, s.retry_after()) {
+            let asked = if s.retry_after_ms.is_some() {
                 "as its Retry-After asks"
             } else {
                 "backing off"
