@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::exposition::{self as text, MetricType};
 
 #[derive(Debug, Default)]
-struct State {
+struct GaugeState {
     /// (slo, window as written) -> burn rate.
     burn: BTreeMap<(String, String), f64>,
     /// (alert, slo) -> firing.
@@ -24,11 +24,11 @@ struct State {
 /// The probe's gauges; see the module doc.
 #[derive(Debug, Default)]
 pub struct ProbeGauges {
-    state: Mutex<State>,
+    state: Mutex<GaugeState>,
 }
 
 impl ProbeGauges {
-    fn with(&self, f: impl FnOnce(&mut State)) {
+    fn with(&self, f: impl FnOnce(&mut GaugeState)) {
         // A scrape that panicked poisons the lock; the probe goes on setting numbers.
         let mut s = match self.state.lock() {
             Ok(s) => s,

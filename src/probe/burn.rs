@@ -32,7 +32,7 @@ impl Slo {
 
 /// One SLO's budget: the share of its requests allowed to be bad.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Budget {
+pub struct ErrorBudget {
     pub slo: Slo,
     pub allowed: f64,
     /// The latency target, for `Slo::Latency`.
@@ -43,16 +43,16 @@ pub struct Budget {
 const P99_ALLOWED: f64 = 0.01;
 
 /// The budgets the overall `[sla]` defines: `availability` and `p99_latency`.
-pub fn budgets(sla: &Sla) -> Vec<Budget> {
+pub fn budgets(sla: &Sla) -> Vec<ErrorBudget> {
     let mut out = Vec::new();
     for t in sla.targets.iter().filter(|t| t.scope == Scope::Overall) {
         match t.objective {
-            Objective::Availability(a) => out.push(Budget {
+            Objective::Availability(a) => out.push(ErrorBudget {
                 slo: Slo::Availability,
                 allowed: (1.0 - a).max(0.0),
                 bound: None,
             }),
-            Objective::P99Latency(d) => out.push(Budget {
+            Objective::P99Latency(d) => out.push(ErrorBudget {
                 slo: Slo::Latency,
                 allowed: P99_ALLOWED,
                 bound: Some(d),
@@ -80,7 +80,7 @@ pub fn burn_rate(bad: u64, total: u64, allowed: f64) -> f64 {
 
 /// One answer as the windows count it, at the time it was known.
 #[derive(Debug, Clone, Copy)]
-struct Event {
+struct Answered {
     at: Duration,
     failed: bool,
     latency: Duration,
@@ -111,15 +111,15 @@ pub struct Transition {
 #[derive(Debug)]
 pub struct BurnWatch {
     alerts: Vec<BurnAlert>,
-    budgets: Vec<Budget>,
-    events: VecDeque<Event>,
+    budgets: Vec<ErrorBudget>,
+    events: VecDeque<Answered>,
     horizon: Duration,
     /// `alerts x budgets`, row-major by alert.
     firing: Vec<bool>,
 }
 
 impl BurnWatch {
-    pub fn new(alerts: Vec<BurnAlert>, budgets: Vec<Budget>) -> Self {
+    pub fn new(alerts: Vec<BurnAlert>, budgets: Vec<ErrorBudget>) -> Self {
         let horizon = alerts.iter().map(|a| a.long).max().unwrap_or_default();
         let firing = vec![false; alerts.len() * budgets.len()];
         Self {
@@ -135,13 +135,13 @@ impl BurnWatch {
         &self.alerts
     }
 
-    pub fn budgets(&self) -> &[Budget] {
+    pub fn budgets(&self) -> &[ErrorBudget] {
         &self.budgets
     }
 
     /// Counts an answer known at `at` (on the probe's clock).
     pub fn record(&mut self, at: Duration, s: &Sample) {
-        self.events.push_back(Event {
+        self.events.push_back(Answered {
             at,
             failed: s.result.is_err(),
             latency: s.latency,
@@ -149,7 +149,7 @@ impl BurnWatch {
     }
 
     /// The burn of `budget` over the `window` that ends at `now`.
-    pub fn burn(&self, budget: &Budget, window: Duration, now: Duration) -> Burn {
+    pub fn burn(&self, budget: &ErrorBudget, window: Duration, now: Duration) -> Burn {
         let from = now.saturating_sub(window);
         let (mut bad, mut total) = (0u64, 0u64);
         // Newest last: walk back until the window's start.
@@ -236,8 +236,8 @@ mod tests {
         s
     }
 
-    fn availability(target: f64) -> Budget {
-        Budget {
+    fn availability(target: f64) -> ErrorBudget {
+        ErrorBudget {
             slo: Slo::Availability,
             allowed: 1.0 - target,
             bound: None,
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn latency_budget_counts_slow_successes_only() {
-        let latency = Budget {
+        let latency = ErrorBudget {
             slo: Slo::Latency,
             allowed: 0.01,
             bound: Some(Duration::from_millis(500)),

@@ -16,7 +16,7 @@ mod window;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use burn::{Budget, Burn, BurnWatch, Slo, Transition, budgets, burn_rate};
+pub use burn::{Burn, BurnWatch, ErrorBudget, Slo, Transition, budgets, burn_rate};
 pub use output::{ALERTS_FILE, ProbeDir, WINDOWS_DIR};
 pub use run::{ProbeEnd, ProbeOptions, run};
 pub use schedule::{MAX_BACKOFF, Pacer};

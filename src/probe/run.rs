@@ -114,7 +114,7 @@ async fn probe_fleet(
     if options.once {
         return once(scenario, &client, &judge, dir).await;
     }
-    Probe::new(scenario, options, dir, fleet, judge, prices)
+    Prober::new(scenario, options, dir, fleet, judge, prices)
         .run(client, stop)
         .await
 }
@@ -146,7 +146,7 @@ async fn once(
 }
 
 /// What a continuous probe holds while it runs.
-struct Probe<'a> {
+struct Prober<'a> {
     scenario: &'a Scenario,
     dir: &'a ProbeDir,
     quiet: bool,
@@ -165,7 +165,7 @@ struct Probe<'a> {
     warned_full: bool,
 }
 
-impl<'a> Probe<'a> {
+impl<'a> Prober<'a> {
     fn new(
         scenario: &'a Scenario,
         options: &ProbeOptions,

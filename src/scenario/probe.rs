@@ -215,6 +215,81 @@ fn literal_keys(c: &Check<'_>, raw: &RawScenario) -> Vec<crate::config::ConfigEr
 mod tests {
     use super::*;
 
+    const BASE: &str =
+        "[load]\nduration = \"1s\"\nrate = 1\n[target]\nurl = \"http://127.0.0.1:9\"\n";
+
+    fn probe_of(extra: &str) -> ProbeSettings {
+        crate::scenario::load_str("p.toml", format!("{BASE}{extra}"))
+            .unwrap()
+            .probe
+    }
+
+    #[test]
+    fn a_scenario_without_probe_gets_the_workbook_defaults() {
+        let p = probe_of("[[requests]]\nname = \"a\"\nmodel = \"m\"\nprompt = \"hi\"\n");
+        assert_eq!(p.every, Duration::from_secs(1));
+        assert_eq!(p.window, Duration::from_secs(3600));
+        assert_eq!(p.keep.get(), 24);
+        let pairs: Vec<_> = p
+            .alerts
+            .iter()
+            .map(|a| (a.name.as_str(), a.long, a.short, a.factor))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "page",
+                    Duration::from_secs(3600),
+                    Duration::from_secs(300),
+                    14.4
+                ),
+                (
+                    "ticket",
+                    Duration::from_secs(6 * 3600),
+                    Duration::from_secs(1800),
+                    6.0
+                ),
+            ]
+        );
+        assert!(p.literal_keys.is_empty());
+    }
+
+    #[test]
+    fn probe_keys_compile_and_literal_keys_are_located() {
+        let p = probe_of(
+            "[[upstreams]]\nname = \"up\"\nurl = \"http://127.0.0.1:9\"\nadmin_token = \"t0k\"\n\
+             [[requests]]\nname = \"a\"\nmodel = \"m\"\nprompt = \"hi\"\napi_key = \"env:PATH\"\n\
+             [[requests]]\nname = \"b\"\nmodel = \"m\"\nprompt = \"hi\"\napi_key = \"sk-1\"\n\
+             [probe]\nrate = \"6/min\"\nwindow = \"10m\"\nkeep = 3\nmax_cost_per_day = 2\n\
+             max_tokens_per_day = 5000\n\
+             alerts = [{ name = \"fast\", long_window = \"2s\", short_window = \"1s\", burn_rate = 2 }]\n",
+        );
+        assert_eq!(p.every, Duration::from_secs(10));
+        assert_eq!(p.rate, "6/min");
+        assert_eq!(p.window, Duration::from_secs(600));
+        assert_eq!(p.keep.get(), 3);
+        assert_eq!(p.max_cost_per_day, Some(2.0));
+        assert_eq!(p.max_tokens_per_day, Some(5000));
+        assert_eq!(p.alerts.len(), 1);
+        assert_eq!(p.alerts[0].short, Duration::from_secs(1));
+        // The admin token and class b's key are literal; class a's comes from the environment.
+        let keys: Vec<String> = p.literal_keys.iter().map(ToString::to_string).collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(
+            keys[0].starts_with("p.toml:9:15: `upstreams[0].admin_token`"),
+            "{keys:?}"
+        );
+        assert!(
+            keys[1].starts_with("p.toml:19:11: `requests[1].api_key`"),
+            "{keys:?}"
+        );
+        assert!(
+            keys.iter()
+                .all(|k| !k.contains("sk-1") && !k.contains("t0k"))
+        );
+    }
+
     #[test]
     fn rates_read_as_the_time_between_requests() {
         assert_eq!(parse_rate("1/s"), Ok(Duration::from_secs(1)));
