@@ -12,6 +12,7 @@ mod run;
 mod schedule;
 mod spend;
 mod window;
+mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub enum ProbeError {
          requests: give it its own scenario without `session`"
     )]
     Session(String),
+    #[error("the probe's report writer stopped without a report (a bug: please report it)")]
+    WriterGone,
 }
 
 impl ProbeError {

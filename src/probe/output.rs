@@ -15,7 +15,7 @@ use crate::rundir::RunDir;
 pub const ALERTS_FILE: &str = "alerts.jsonl";
 pub const WINDOWS_DIR: &str = "windows";
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProbeDir {
     path: PathBuf,
     keep: usize,

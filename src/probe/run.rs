@@ -14,6 +14,7 @@ use super::output::ProbeDir;
 use super::schedule::Pacer;
 use super::spend::{CapReached, Caps, Prices, Spend};
 use super::window::{Judge, SlidingWindow};
+use super::writer::{ReportWriter, round_ms};
 use super::{DRAIN, MAX_IN_FLIGHT, ProbeError};
 use crate::engine::{
     Client, ClientOptions, DEFAULT_MAX_BODY_BYTES, EngineError, Mix, Plan, StartedFleet, mix_rng,
@@ -149,8 +150,7 @@ async fn once(
 struct Prober<'a> {
     scenario: &'a Scenario,
     dir: &'a ProbeDir,
-    quiet: bool,
-    judge: Judge,
+    writer: ReportWriter,
     prices: Prices,
     window: SlidingWindow,
     burn: BurnWatch,
@@ -199,11 +199,11 @@ impl<'a> Prober<'a> {
             board.publish_probe(gauges.clone());
             live
         });
+        let started_at = SystemTime::now();
         Self {
             scenario,
             dir,
-            quiet: options.quiet,
-            judge,
+            writer: ReportWriter::start(judge, dir.clone(), started_at, options.quiet),
             prices,
             window: SlidingWindow::new(settings.window),
             burn: BurnWatch::new(settings.alerts.clone(), budgets),
@@ -216,7 +216,7 @@ impl<'a> Prober<'a> {
             live,
             in_flight,
             t0: Instant::now(),
-            started_at: SystemTime::now(),
+            started_at,
             warned_full: false,
         }
     }
@@ -266,23 +266,31 @@ impl<'a> Prober<'a> {
                 judge_at = now + judge_every;
             }
             if now >= report_at {
-                self.report(now, false)?;
+                let start = now.saturating_sub(settings.window);
+                self.writer
+                    .current(self.window.samples().cloned().collect(), start, now);
                 report_at = now + settings.report_every;
             }
             if now >= window_end {
                 let start = window_end.saturating_sub(settings.window);
-                let summary = self
-                    .judge
-                    .summarize(self.window.samples(), start, window_end, false);
-                self.dir.rotate(&summary, self.started_at + start)?;
+                let samples = self.window.samples().cloned().collect();
+                self.writer.rotate(samples, start, window_end);
                 window_end += settings.window;
+            }
+            if let Some(e) = self.writer.failure() {
+                return Err(e);
             }
         }
         drop(tx);
         self.drain(&mut rx).await;
         let now = self.now();
         self.judge_alerts(now)?;
-        let summary = self.report(now, capped.is_none())?;
+        let start = now.saturating_sub(settings.window);
+        let samples = self.window.samples().cloned().collect();
+        let summary = self
+            .writer
+            .finish(samples, start, now, capped.is_none())
+            .await?;
         Ok(match capped {
             Some(cap) => ProbeEnd::Capped {
                 cap,
@@ -389,23 +397,6 @@ impl<'a> Prober<'a> {
         }
         Ok(())
     }
-
-    /// Rewrites the current window's report; says how it stands on stderr.
-    fn report(&self, now: Duration, interrupted: bool) -> Result<Summary, ProbeError> {
-        let start = now.saturating_sub(self.window.length());
-        let summary = self
-            .judge
-            .summarize(self.window.samples(), start, now, interrupted);
-        self.dir.current(&summary)?;
-        if !self.quiet {
-            eprintln!("{}", status_line(&summary, now - start));
-        }
-        Ok(summary)
-    }
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// An alert transition as a person reads it on stderr.
@@ -429,30 +420,5 @@ pub fn describe(t: &Transition) -> String {
         rate(t.short.rate),
         humantime::format_duration(t.short_window),
         t.factor
-    )
-}
-
-/// The window's state in one line: requests, availability, p99 and the SLA verdict.
-fn status_line(s: &Summary, window: Duration) -> String {
-    let o = &s.overall;
-    let availability = if o.requests > 0 {
-        format!("{:.3}%", o.availability * 100.0)
-    } else {
-        "n/a".to_string()
-    };
-    let p99 = if o.latency_ms.samples > 0 {
-        format!("{:.0} ms", o.latency_ms.p99)
-    } else {
-        "n/a".to_string()
-    };
-    format!(
-        "probe: last {}: {} requests, availability {availability}, p99 {p99}, SLA {}",
-        humantime::format_duration(round_ms(window)),
-        o.requests,
-        match s.sla.verdict {
-            CheckStatus::Pass => "pass",
-            CheckStatus::Fail => "FAIL",
-            CheckStatus::Inconclusive => "inconclusive",
-        }
     )
 }

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use crate::metrics::cost::Price;
-use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Sample, Summary};
+use crate::metrics::{
+    self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Sample, ServedBy, Summary, Tokens,
+};
 use crate::scenario::Scenario;
 
 /// Intervals of a window's time series, at least a second each.
@@ -65,6 +67,8 @@ impl Judge {
         )
         .with_per_request(self.scenario.sla.per_request);
         let mut recorder = Recorder::new(layout);
+        // What each upstream served, from the answers: a probe reads no upstream's counters.
+        let mut served: BTreeMap<String, Tokens> = BTreeMap::new();
         for s in samples {
             let Some(at) = s.intended.checked_sub(from).filter(|d| *d < length) else {
                 continue;
@@ -73,6 +77,17 @@ impl Judge {
             let mut shifted = s.clone();
             shifted.intended = at;
             recorder.record(&shifted);
+            if let (Ok(()), Some(by)) = (s.result, &s.served_by) {
+                let name = match by {
+                    ServedBy::Known(i) => self.upstreams.get(usize::from(*i)).cloned(),
+                    ServedBy::Other(name) => Some(name.to_string()),
+                };
+                let t = served.entry(name.unwrap_or_default()).or_default();
+                t.prompt += s.prompt_tokens;
+                t.completion += s.completion_tokens;
+                t.cached += s.cached_tokens;
+                t.reasoning += s.reasoning_tokens;
+            }
         }
         let info = RunInfo {
             scenario: self.scenario.name.clone(),
@@ -98,7 +113,7 @@ impl Judge {
                 .collect(),
         };
         let none = BTreeMap::new();
-        metrics::conclude(Evidence {
+        let mut summary = metrics::conclude(Evidence {
             recording: &recorder,
             info: &info,
             // A probe never injects faults.
@@ -110,7 +125,21 @@ impl Judge {
             sla: &self.scenario.sla,
             monthly_tokens: &metrics::cost::DEFAULT_MONTHLY_TOKENS,
             alternatives: &self.scenario.compare_to,
-        })
+        });
+        // Without counters the upstreams' tokens are unknown to the conclusion; the answers
+        // carry them, so the cost is priced from those.
+        for u in &mut summary.upstreams {
+            if let Some(t) = served.get(&u.name) {
+                u.tokens = *t;
+            }
+        }
+        summary.cost = metrics::cost::price(
+            &mut summary,
+            &self.prices,
+            &metrics::cost::DEFAULT_MONTHLY_TOKENS,
+            &self.scenario.compare_to,
+        );
+        summary
     }
 }
 
@@ -205,5 +234,30 @@ mod tests {
         let all = [at(1_000, false), at(2_000, false)];
         let s = judge.summarize(all.iter(), Duration::ZERO, Duration::from_secs(10), false);
         assert_eq!(s.sla.checks[0].status, CheckStatus::Fail);
+    }
+
+    #[test]
+    fn a_window_is_priced_from_its_answers_tokens() {
+        let price = Price {
+            input_per_m: 1.0,
+            output_per_m: 2.0,
+            cached_input_per_m: None,
+        };
+        let judge = Judge::new(
+            &scenario(),
+            "direct".into(),
+            vec!["up".into()],
+            BTreeMap::from([("up".to_string(), price)]),
+            SystemTime::UNIX_EPOCH,
+        );
+        let mut a = at(1_000, true);
+        a.served_by = Some(ServedBy::Known(0));
+        a.prompt_tokens = 1_000_000;
+        a.completion_tokens = 500_000;
+        let s = judge.summarize([&a], Duration::ZERO, Duration::from_secs(10), false);
+        let up = &s.upstreams[0];
+        assert_eq!((up.served, up.tokens.prompt), (1, 1_000_000));
+        // $1 for the prompt, $1 for the completion.
+        assert_eq!(s.cost.as_ref().map(|c| c.total_usd), Some(2.0));
     }
 }
