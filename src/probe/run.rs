@@ -330,9 +330,10 @@ impl<'a> Prober<'a> {
             (client.clone(), tx.clone(), self.in_flight.clone(), self.t0);
         tokio::spawn(async move {
             let s = client.send(class, t0, intended).await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
+            // Sent before the count drops, so a drain that sees none in flight has them all.
             // The probe is gone only when it has stopped listening; nothing to tell then.
             let _ = tx.send(s);
+            in_flight.fetch_sub(1, Ordering::Release);
         });
     }
 
@@ -369,7 +370,7 @@ impl<'a> Prober<'a> {
     /// Waits up to `DRAIN` for the answers still in flight, and counts them.
     async fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<Sample>) {
         let deadline = tokio::time::Instant::now() + DRAIN;
-        while self.in_flight.load(Ordering::Relaxed) > 0 || !rx.is_empty() {
+        while self.in_flight.load(Ordering::Acquire) > 0 || !rx.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(s)) => {
                     // A cap reached by an answer that was already on its way stops nothing more.
