@@ -346,7 +346,7 @@ async fn a_429_slows_the_probe_down() {
 /// A key written in the file is refused in probe mode, naming the field and its place; the
 /// same key from the environment is fine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_literal_key_is_refused() {
+async fn a_literal_key_or_a_bad_target_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let text = scenario("http://127.0.0.1:9", "", "").replace(
         "primary = \"up\"\n[[requests]]",
@@ -368,4 +368,14 @@ async fn a_literal_key_is_refused() {
         !dir.path().join("probe").exists(),
         "nothing is written for a refused scenario"
     );
+
+    // A --target that is not a URL is the user's to fix too, and leaves no folder behind.
+    let path = write(dir.path(), &scenario("http://127.0.0.1:9", "", ""));
+    let out = dir.path().join("bad-target");
+    let (code, log) = Probing::start(&path, &out, &["--once", "--target", "notaurl"])
+        .finish()
+        .await;
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("`notaurl` is not a usable"), "{log}");
+    assert!(!out.exists(), "{log}");
 }
