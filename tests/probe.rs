@@ -363,6 +363,28 @@ async fn once_exits_with_the_rounds_verdict() {
     assert_eq!(mock.stats().requests_total, 4);
 }
 
+/// Tried locally, a probe starts what the scenario asks for, as `run` does: here the
+/// embedded gateway in front of the mock, which serves the round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_goes_through_the_embedded_gateway_the_scenario_starts() {
+    let mock = start_mock_named(instant_profile(""), "up", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        &mock.url(),
+        "",
+        "[gateway]\nroutes = [{ model = \"m\", targets = [\"up\"] }]\n",
+    );
+    let path = write(dir.path(), &text);
+    let out = dir.path().join("round");
+    let (code, log) = Probing::start(&path, &out, &["--once"]).finish().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(mock.stats().requests_total, 2, "{log}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["target"], "embedded gateway");
+    assert_eq!(summary["overall"]["served_by"]["up"], 2, "{summary}");
+}
+
 /// An endpoint answering 429 with Retry-After: 2 s gets one request per 2 s, not ten a
 /// second: the probe holds off as asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
