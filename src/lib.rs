@@ -4,7 +4,8 @@
 //! upstream providers) and `gateway` (the reference model router) depend only on `openai`,
 //! `api` (the other LLM APIs, as encodings of a chat request), `config`, `net` and `tls`. `rundir` (the run folder's files) depends only on `metrics`, so the
 //! engine and `report` both write through it. `observe` (the live exporter) depends only on
-//! `metrics` and `net`; the engine feeds it.
+//! `metrics` and `net`; the engine feeds it. `probe` (probe mode) sits beside `engine` and
+//! `report` and uses both.
 
 pub mod api;
 pub mod capacity;
@@ -16,6 +17,7 @@ pub mod mock;
 pub mod net;
 pub mod observe;
 pub mod openai;
+pub mod probe;
 pub mod report;
 pub mod rundir;
 pub mod scenario;

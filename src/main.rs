@@ -1,5 +1,6 @@
 //! The `gauntlet` command: parse the command line, run the library, map the outcome to an
-//! exit code (0 pass, 1 SLA violated, 2 invalid input or usage, 3 the run failed, 130 Ctrl-C).
+//! exit code (0 pass, 1 SLA violated, 2 invalid input or usage, 3 the run failed, 4 a probe's
+//! daily cap reached, 130 Ctrl-C).
 
 mod cmd;
 
@@ -21,7 +22,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "gauntlet", version, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 pass, 1 SLA violated, 2 invalid input or usage, \
-3 the run itself failed, 130 interrupted."
+3 the run itself failed, 4 a probe reached its daily cap, 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,7 @@ enum Command {
     Run(cmd::run::Args),
     Bakeoff(cmd::bakeoff::Args),
     Capacity(cmd::capacity::Args),
+    Probe(cmd::probe::Args),
     Validate(cmd::validate::Args),
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
@@ -58,7 +60,7 @@ fn main() -> ExitCode {
     // During a run the embedded gateway's unserved requests are the injected faults the run
     // measures and reports; one warning per request would bury the terminal.
     let default_log = match cli.command {
-        Command::Run(_) | Command::Bakeoff(_) | Command::Capacity(_) => {
+        Command::Run(_) | Command::Bakeoff(_) | Command::Capacity(_) | Command::Probe(_) => {
             "warn,gauntlet::gateway::server=error"
         }
         _ => "warn",
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Bakeoff(args) => cmd::bakeoff::run(args),
         Command::Capacity(args) => cmd::capacity::run(args),
+        Command::Probe(args) => cmd::probe::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),

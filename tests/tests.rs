@@ -20,6 +20,7 @@ mod measures;
 mod mock;
 mod mock_traffic;
 mod overhead;
+mod probe;
 mod promises;
 mod proxy;
 mod report;

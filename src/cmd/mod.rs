@@ -7,6 +7,7 @@ pub mod compare;
 pub mod gateway;
 pub mod mock;
 mod plan_args;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod schema;
@@ -21,6 +22,8 @@ pub const EXIT_INVALID: u8 = 2;
 /// The run itself failed: its preflight found the target or a running mock not answering
 /// (`engine::PreflightError`), a server would not start, a file could not be written.
 pub const EXIT_RUN_FAILED: u8 = 3;
+/// `gauntlet probe` stopped at a daily cap (`max_cost_per_day`, `max_tokens_per_day`).
+pub const EXIT_CAPPED: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What a command achieved when it did not fail outright.
@@ -29,6 +32,8 @@ pub enum Outcome {
     Ok,
     SlaViolated,
     Interrupted,
+    /// A probe reached a daily cap.
+    Capped,
 }
 
 /// Marks an error as the user's input being wrong (exit 2) rather than the run failing.
@@ -61,6 +66,7 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
         Ok(Outcome::SlaViolated) => ExitCode::from(EXIT_SLA_VIOLATED),
         Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Ok(Outcome::Capped) => ExitCode::from(EXIT_CAPPED),
         Err(e) => {
             let invalid = e.chain().any(|c| {
                 c.is::<gauntlet::config::ConfigErrors>()

@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 /// Starts the live exporter and says where it is; an address that cannot be listened on is
 /// a server that would not start (exit 3), named with the flag that asked for it.
-async fn start_exporter(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
+pub(super) async fn start_exporter(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
     let server = MetricsServer::start(addr)
         .await
         .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;

@@ -163,6 +163,14 @@ pub async fn read(
     let tag = tagged(response.headers()).map(|t| resolve(upstreams, t));
     sample.gateway_shed = response.headers().contains_key(SHED_HEADER);
     let response_type = response.headers().get(CONTENT_TYPE).cloned();
+    if status == http::StatusCode::TOO_MANY_REQUESTS {
+        // Capped at an hour by the reader, so the milliseconds always fit; a wait under one
+        // is rounded up to one (a zero would mean none was asked for).
+        sample.retry_after_ms = crate::openai::read_retry_after(response.headers()).map(|d| {
+            let ms = u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+            std::num::NonZeroU32::new(ms).unwrap_or(std::num::NonZeroU32::MIN)
+        });
+    }
     let (_, mut body) = response.into_parts();
     if !status.is_success() {
         // Drain a bounded amount so the connection can go back to the pool; errors here

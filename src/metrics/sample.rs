@@ -132,6 +132,10 @@ pub struct Sample {
     /// The connection it opened, when it could not reuse one.
     pub opened: Option<Opened>,
     pub route: Route,
+    /// The wait a 429 asked for (`retry-after-ms` or `retry-after`), in milliseconds, which a
+    /// probe honours. Milliseconds in four bytes fit the padding of this struct: a
+    /// `Duration` would grow every sample the recorder channel carries by a sixth.
+    pub retry_after_ms: Option<std::num::NonZeroU32>,
 }
 
 /// Where a sample's prompt token count came from: the provider's `usage`, or gauntlet's own
@@ -177,6 +181,13 @@ impl Sample {
             prompt_tokens_from: TokenSource::Tokenizer,
             opened: None,
             route: Route::Gateway,
+            retry_after_ms: None,
         }
+    }
+
+    /// The wait a 429 asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after_ms
+            .map(|ms| Duration::from_millis(u64::from(ms.get())))
     }
 }

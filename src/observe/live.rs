@@ -92,6 +92,7 @@ pub struct RunShape {
     pub upstreams: Vec<String>,
     /// (upstream, fault kind) of every scheduled fault, so each gauge reads 0 before its window.
     pub faults: Vec<(String, String)>,
+    /// The plan's length; `Duration::MAX` for a probe, which runs until stopped.
     pub planned: Duration,
     /// Samples intended before this are run but not counted, as in the summary.
     pub warmup: Duration,
@@ -392,7 +393,13 @@ impl LiveMetrics {
         let name = "gauntlet_run_planned_seconds";
         let help = "How long the plan runs, warmup included.";
         text::family(out, name, MetricType::Gauge, help);
-        text::sample(out, name, &[], text::float(self.planned.as_secs_f64()));
+        // A probe has no planned end: +Inf, as Prometheus spells it.
+        let planned = if self.planned == Duration::MAX {
+            f64::INFINITY
+        } else {
+            self.planned.as_secs_f64()
+        };
+        text::sample(out, name, &[], text::float(planned));
         let name = "gauntlet_run_elapsed_seconds";
         let help = "How long the plan has run; stops where the run ended.";
         text::family(out, name, MetricType::Gauge, help);

@@ -16,11 +16,19 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::exposition::CONTENT_TYPE;
 use super::live::LiveMetrics;
+use super::probe::ProbeGauges;
+
+/// What a scrape renders: the run's numbers, and a probe's own when a probe runs.
+#[derive(Default)]
+struct Published {
+    run: Option<Arc<LiveMetrics>>,
+    probe: Option<Arc<ProbeGauges>>,
+}
 
 /// Where a run publishes its live numbers for the server to read. Published once per run; a
 /// scrape before any run (the fleet still starting) gets an empty, valid exposition.
 #[derive(Clone, Default)]
-pub struct Board(Arc<RwLock<Option<Arc<LiveMetrics>>>>);
+pub struct Board(Arc<RwLock<Published>>);
 
 impl std::fmt::Debug for Board {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,20 +39,36 @@ impl std::fmt::Debug for Board {
 impl Board {
     /// From now on, scrapes read `metrics`.
     pub fn publish(&self, metrics: Arc<LiveMetrics>) {
+        self.with(|p| p.run = Some(metrics));
+    }
+
+    /// From now on, scrapes also read a probe's gauges, after the run's families.
+    pub fn publish_probe(&self, gauges: Arc<ProbeGauges>) {
+        self.with(|p| p.probe = Some(gauges));
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Published)) {
         let mut slot = match self.0.write() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *slot = Some(metrics);
+        f(&mut slot);
     }
 
     fn render(&self) -> String {
-        // The lock is held only to clone the Arc: rendering never blocks a publish.
-        let current = match self.0.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        // The lock is held only to clone the Arcs: rendering never blocks a publish.
+        let (run, probe) = match self.0.read() {
+            Ok(s) => (s.run.clone(), s.probe.clone()),
+            Err(poisoned) => {
+                let s = poisoned.into_inner();
+                (s.run.clone(), s.probe.clone())
+            }
         };
-        current.map(|m| m.render()).unwrap_or_default()
+        let mut out = run.map(|m| m.render()).unwrap_or_default();
+        if let Some(p) = probe {
+            p.render(&mut out);
+        }
+        out
     }
 }
 

@@ -14,42 +14,14 @@ pub(super) fn compile(
 ) -> Option<Budget> {
     let spanned = raw?;
     let b = spanned.get_ref();
-    let max_cost = b.max_cost.as_ref().and_then(|v| {
-        let dollars = match v.get_ref() {
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
-            toml::Value::String(s) => s.trim().trim_start_matches('$').trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        match dollars {
-            Some(d) if d.is_finite() && d > 0.0 => Some(d),
-            _ => {
-                c.error(
-                    v.span(),
-                    "budget.max_cost",
-                    format!(
-                        "{} is not an amount of US dollars above zero; write it like \"$5\" or 5.0",
-                        v.get_ref()
-                    ),
-                );
-                None
-            }
-        }
-    });
+    let max_cost = b
+        .max_cost
+        .as_ref()
+        .and_then(|v| dollars(c, v, "budget.max_cost"));
     let max_tokens = b
         .max_tokens
         .as_ref()
-        .and_then(|v| match u64::try_from(*v.get_ref()) {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                c.error(
-                    v.span(),
-                    "budget.max_tokens",
-                    format!("{} is not a token count above zero", v.get_ref()),
-                );
-                None
-            }
-        });
+        .and_then(|v| token_count(c, v, "budget.max_tokens"));
     if b.max_cost.is_none() && b.max_tokens.is_none() {
         c.error(
             spanned.span(),
@@ -79,4 +51,43 @@ pub(super) fn compile(
         max_cost,
         max_tokens,
     })
+}
+
+/// An amount of US dollars above zero, written "$5", "5" or 5.0.
+pub(super) fn dollars(c: &mut Check<'_>, v: &Spanned<toml::Value>, key: &str) -> Option<f64> {
+    let amount = match v.get_ref() {
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::String(s) => s.trim().trim_start_matches('$').trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match amount {
+        Some(d) if d.is_finite() && d > 0.0 => Some(d),
+        _ => {
+            c.error(
+                v.span(),
+                key,
+                format!(
+                    "{} is not an amount of US dollars above zero; write it like \"$5\" or 5.0",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A token count above zero.
+pub(super) fn token_count(c: &mut Check<'_>, v: &Spanned<i64>, key: &str) -> Option<u64> {
+    match u64::try_from(*v.get_ref()) {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            c.error(
+                v.span(),
+                key,
+                format!("{} is not a token count above zero", v.get_ref()),
+            );
+            None
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod compile;
 mod faults;
 mod load;
 mod model;
+mod probe;
 mod raw;
 mod sla;
 mod tls;
@@ -17,10 +18,12 @@ pub use capacity::TOLERANCE_RANGE;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Alternative, Arrival, Budget, CapacitySettings, DirectBaseline, LoadPlan, Objective,
-    PerRequest, ProxyPrice, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey,
-    SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource,
+    Alternative, Arrival, Budget, BurnAlert, CapacitySettings, DirectBaseline, LoadPlan, Objective,
+    PerRequest, ProbeSettings, ProxyPrice, RequestClass, Scenario, ScheduledFault, Scope, Secret,
+    Sla, SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream,
+    UpstreamSource,
 };
+pub use probe::MAX_PROBE_RATE;
 pub use raw::RawScenario;
 
 /// The JSON Schema of the scenario format, for editors (taplo, VS Code Even Better TOML).

@@ -30,6 +30,79 @@ pub struct Scenario {
     /// `[tls]`: what the run's clients trust, and their certificate.
     pub tls: crate::tls::ClientSettings,
     pub budget: Option<Budget>,
+    /// `[probe]`: how `gauntlet probe` watches this scenario's target (defaults when absent).
+    pub probe: ProbeSettings,
+}
+
+/// `[probe]`, validated: what `gauntlet probe` sends, how it judges and what stops it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSettings {
+    /// Time between two requests (the rate's inverse).
+    pub every: Duration,
+    /// The rate as written ("1/s"), for messages.
+    pub rate: String,
+    /// The sliding SLA window, and the length of each rotated window summary.
+    pub window: Duration,
+    pub report_every: Duration,
+    /// Closed windows whose summary is kept.
+    pub keep: NonZeroUsize,
+    /// US dollars in any 24 hours.
+    pub max_cost_per_day: Option<f64>,
+    /// Prompt plus completion tokens in any 24 hours.
+    pub max_tokens_per_day: Option<u64>,
+    pub alerts: Vec<BurnAlert>,
+    /// Keys written literally in the file, refused by `gauntlet probe` (it reaches real
+    /// endpoints, where a key belongs in the environment, not in a file): one located error
+    /// each, naming the field.
+    pub literal_keys: Vec<crate::config::ConfigError>,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(1),
+            rate: "1/s".into(),
+            window: Duration::from_secs(3600),
+            report_every: Duration::from_secs(60),
+            keep: NonZeroUsize::new(24).unwrap_or(NonZeroUsize::MIN),
+            max_cost_per_day: None,
+            max_tokens_per_day: None,
+            alerts: BurnAlert::workbook(),
+            literal_keys: Vec::new(),
+        }
+    }
+}
+
+/// A multiwindow burn-rate alert: fires while both windows burn the error budget faster than
+/// `factor` times the sustainable pace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurnAlert {
+    pub name: String,
+    pub long: Duration,
+    pub short: Duration,
+    pub factor: f64,
+}
+
+impl BurnAlert {
+    /// The SRE workbook's pair: page at 14.4x over 1h and 5m (2% of a 30-day budget in an
+    /// hour), ticket at 6x over 6h and 30m (5% in six hours).
+    pub fn workbook() -> Vec<BurnAlert> {
+        let min = |m: u64| Duration::from_secs(m * 60);
+        vec![
+            BurnAlert {
+                name: "page".into(),
+                long: min(60),
+                short: min(5),
+                factor: 14.4,
+            },
+            BurnAlert {
+                name: "ticket".into(),
+                long: min(360),
+                short: min(30),
+                factor: 6.0,
+            },
+        ]
+    }
 }
 
 /// `[capacity]` as written; every setting is optional (the command line may give it, and

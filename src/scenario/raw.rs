@@ -50,6 +50,60 @@ pub struct RawScenario {
     /// The most the run may spend at paid providers; it stops cleanly when it would pass it.
     #[schemars(with = "Option<RawBudget>")]
     pub budget: Option<Spanned<RawBudget>>,
+    /// How `gauntlet probe` watches a live endpoint at a trickle: its rate, SLA window,
+    /// burn-rate alerts, rolling report and daily spending caps.
+    #[schemars(with = "Option<RawProbe>")]
+    pub probe: Option<Spanned<RawProbe>>,
+}
+
+/// `[probe]`: the settings of `gauntlet probe`; every key has a default.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    /// Requests per unit of time, e.g. "1/s" (default) or "10/min"; at most 10 per second.
+    #[schemars(with = "Option<String>")]
+    pub rate: Option<Spanned<String>>,
+    /// The sliding window the SLA is checked over, and the length of each rotated window
+    /// summary, e.g. "1h" (default).
+    #[schemars(with = "Option<String>")]
+    pub window: Option<Spanned<String>>,
+    /// How often `summary.json` and `index.html` of the current window are refreshed,
+    /// e.g. "1m" (default).
+    #[schemars(with = "Option<String>")]
+    pub report_every: Option<Spanned<String>>,
+    /// Closed windows whose `summary.json` is kept (older ones are deleted), default 24.
+    #[schemars(with = "Option<u64>")]
+    pub keep: Option<Spanned<i64>>,
+    /// US dollars the probe may spend in any 24 hours, e.g. "$2" or 2.0: it stops (exit 4)
+    /// before a request would pass it.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub max_cost_per_day: Option<Spanned<toml::Value>>,
+    /// Prompt plus completion tokens the probe may use in any 24 hours (exit 4 when reached).
+    #[schemars(with = "Option<u64>")]
+    pub max_tokens_per_day: Option<Spanned<i64>>,
+    /// Multiwindow burn-rate alerts on the availability and latency error budgets; default
+    /// the SRE workbook's `page` (1h and 5m at 14.4x) and `ticket` (6h and 30m at 6x).
+    #[schemars(with = "Option<Vec<RawBurnAlert>>")]
+    pub alerts: Option<Spanned<Vec<Spanned<RawBurnAlert>>>>,
+}
+
+/// One burn-rate alert: it fires while the error budget burns faster than `burn_rate` times
+/// the sustainable pace over both windows, and clears when either slows below it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurnAlert {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// The long window, e.g. "1h": the burn has lasted.
+    #[schemars(with = "String")]
+    pub long_window: Spanned<String>,
+    /// The short window, e.g. "5m": the burn is still going on (so the alert clears soon
+    /// after it stops).
+    #[schemars(with = "String")]
+    pub short_window: Spanned<String>,
+    /// How many times faster than the budget allows, e.g. 14.4.
+    #[schemars(with = "f64")]
+    pub burn_rate: Spanned<f64>,
 }
 
 /// `[budget]`: a cost and/or token cap for runs that reach paid providers.

@@ -6,8 +6,9 @@ its _count, and a _sum.
     python3 prometheus_scrapes.py SCRAPE.txt...
 
 Prints one JSON list, a report per file: {"families": {name: type}, "samples": [[name,
-{label: value}, value], ...], "problems": [...]}. Counter families are named without _total
-(the client's OpenMetrics naming); their samples keep it.
+{label: value}, value], ...], "problems": [...]}; an infinite value is the text "inf" or
+"-inf". Counter families are named without _total (the client's OpenMetrics naming); their
+samples keep it.
 """
 
 import json
@@ -68,7 +69,9 @@ def report(text):
         if family.type == "histogram":
             check_histogram(family, problems)
         for s in family.samples:
-            samples.append([s.name, s.labels, s.value])
+            # JSON has no infinity: +Inf and -Inf (a probe's planned length) travel as text.
+            value = s.value if math.isfinite(s.value) or math.isnan(s.value) else repr(s.value)
+            samples.append([s.name, s.labels, value])
     return {"families": families, "samples": samples, "problems": problems}
 
 
