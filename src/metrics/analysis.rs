@@ -415,6 +415,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         },
         trust,
         budget: None,
+        sut: None,
     }
 }
 

@@ -331,6 +331,7 @@ pub(crate) mod tests {
             sla: Default::default(),
             trust: Default::default(),
             budget: None,
+            sut: None,
         }
     }
 

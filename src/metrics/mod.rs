@@ -11,6 +11,7 @@ mod recorder;
 mod sample;
 pub mod sla;
 mod summary;
+mod sut;
 
 pub use crate::scenario::{SlaKey, Unit};
 pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
@@ -27,3 +28,4 @@ pub use summary::{
     Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats,
     TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };
+pub use sut::{PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};

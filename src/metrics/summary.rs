@@ -61,6 +61,9 @@ pub struct Summary {
     /// `[budget]`: what the run spent against it, and whether it stopped the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetReport>,
+    /// Inside the system under test: its CPU, memory and own metrics during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sut: Option<super::SutReport>,
 }
 
 /// A run's spend against its `[budget]`, from the tokens the upstreams counted (warmup

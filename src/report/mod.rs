@@ -14,6 +14,7 @@ mod fmt;
 mod html;
 mod junit;
 mod markdown;
+mod sut;
 mod template;
 mod terminal;
 mod timeseries;

@@ -37,6 +37,8 @@ pub struct ReportView {
     /// a sentence, and the few words a caption holds.
     pub latency_scope: String,
     pub latency_of: &'static str,
+    /// What the system under test spent, and its own counts beside gauntlet's.
+    pub sut: Option<super::sut::SutView>,
 }
 
 /// A gateway tier's classes together; `shed` counts refusals marked `x-gateway-shed`.
@@ -519,6 +521,7 @@ pub fn build(s: &Summary) -> ReportView {
             .collect(),
         latency_scope: latency_scope(s),
         latency_of: latency_of(s),
+        sut: super::sut::build(s),
     }
 }
 

@@ -12,7 +12,7 @@ use super::model::{
 };
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
-use super::{budget, capacity, faults, load as load_section, sla, tls, workload};
+use super::{budget, capacity, faults, load as load_section, observe, sla, tls, workload};
 use crate::api::Api;
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
@@ -104,6 +104,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
     let capacity = capacity::compile(&mut c, raw.capacity.as_ref());
     let tls = tls::compile(&mut c, raw.tls.as_ref());
     let budget = budget::compile(&mut c, raw.budget.as_ref(), &upstreams);
+    let observe = observe::compile(&mut c, raw.observe.as_ref());
     let Some(load) = plan else {
         return finish(c, None);
     };
@@ -122,6 +123,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         capacity,
         tls,
         budget,
+        observe,
     };
     finish(c, Some(scenario))
 }

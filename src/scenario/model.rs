@@ -30,6 +30,27 @@ pub struct Scenario {
     /// `[tls]`: what the run's clients trust, and their certificate.
     pub tls: crate::tls::ClientSettings,
     pub budget: Option<Budget>,
+    /// `[observe]`: what inside the system under test is watched.
+    pub observe: Observe,
+}
+
+/// `[observe]`: the scraped `/metrics` and the local process watched during a run. The
+/// embedded gateway and mocks are watched whatever it says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observe {
+    /// Prometheus text scraped every interval; None scrapes the embedded gateway, if any.
+    pub metrics_url: Option<String>,
+    /// Metric names kept from each scrape; empty keeps the defaults.
+    pub metrics: Vec<String>,
+    pub process: Option<WatchedProcess>,
+}
+
+/// A process outside gauntlet, on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchedProcess {
+    Pid(u32),
+    /// Matched against /proc/*/comm and the program of /proc/*/cmdline when the run starts.
+    Name(String),
 }
 
 /// `[capacity]` as written; every setting is optional (the command line may give it, and

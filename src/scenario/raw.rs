@@ -50,6 +50,30 @@ pub struct RawScenario {
     /// The most the run may spend at paid providers; it stops cleanly when it would pass it.
     #[schemars(with = "Option<RawBudget>")]
     pub budget: Option<Spanned<RawBudget>>,
+    /// What to watch inside the system under test while the run goes on.
+    #[schemars(with = "Option<RawObserve>")]
+    pub observe: Option<Spanned<RawObserve>>,
+}
+
+/// `[observe]`: the gateway's own metrics and a local process, read every interval.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObserve {
+    /// Prometheus text scraped every interval, e.g. "http://127.0.0.1:4000/metrics"; the
+    /// embedded gateway's own `/metrics` when left out.
+    #[schemars(with = "Option<String>")]
+    pub metrics_url: Option<Spanned<String>>,
+    /// Metric names kept from each scrape (default: the reference gateway's requests,
+    /// attempts, failovers, retry budget and breaker states, or every counter and gauge of
+    /// another gateway).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub metrics: Option<Vec<Spanned<String>>>,
+    /// A local process to watch (CPU, RSS, descriptors, threads from /proc), by process id.
+    #[schemars(with = "Option<u32>")]
+    pub pid: Option<Spanned<i64>>,
+    /// A local process to watch, by name (its /proc comm or its command line's program).
+    #[schemars(with = "Option<String>")]
+    pub process: Option<Spanned<String>>,
 }
 
 /// `[budget]`: a cost and/or token cap for runs that reach paid providers.

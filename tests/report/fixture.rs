@@ -460,5 +460,6 @@ pub fn quickstart() -> Summary {
             reasons: vec![],
         },
         budget: None,
+        sut: None,
     }
 }

@@ -225,6 +225,7 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         capacity: Default::default(),
         tls: Default::default(),
         budget: None,
+        observe: Default::default(),
     }
 }
 
