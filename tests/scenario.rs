@@ -647,6 +647,7 @@ fn schema_is_json_and_describes_the_format() {
         "requests",
         "faults",
         "sla",
+        "observe",
     ] {
         assert!(props.contains_key(key), "schema lacks `{key}`");
     }
@@ -657,7 +658,13 @@ fn schema_is_json_and_describes_the_format() {
         "TOML has no null; the schema must not offer it"
     );
     assert_eq!(props["load"]["$ref"], "#/$defs/RawLoad");
-    for word in ["max_in_flight", "p99_latency", "slow_stream", "concurrency"] {
+    for word in [
+        "max_in_flight",
+        "p99_latency",
+        "slow_stream",
+        "concurrency",
+        "metrics_url",
+    ] {
         assert!(text.contains(word), "schema lacks `{word}`");
     }
 }

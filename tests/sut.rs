@@ -128,8 +128,13 @@ kind = "outage"
     );
 
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    let section = &html[html.find("id=\"sut\"").expect("a System under test section")..];
-    assert!(section.contains("CPU cores used by each part"), "the CPU chart");
+    let section = &html[html
+        .find("id=\"sut\"")
+        .expect("a System under test section")..];
+    assert!(
+        section.contains("CPU cores used by each part"),
+        "the CPU chart"
+    );
     assert!(section.contains("Resident memory of each watched process"));
     assert!(section.contains("CPU per 1,000 requests"));
     assert!(section.contains("The gateway's own counts beside gauntlet's"));
@@ -222,7 +227,10 @@ async fn a_separate_process_is_watched_by_pid_and_by_name() {
             "{label}: the mock served 300 requests: {watched}"
         );
         let rss = numbers(&watched["rss_bytes"]);
-        assert!(!rss.is_empty() && rss.iter().all(|b| *b > 1024.0 * 1024.0), "{rss:?}");
+        assert!(
+            !rss.is_empty() && rss.iter().all(|b| *b > 1024.0 * 1024.0),
+            "{rss:?}"
+        );
         assert!(numbers(&watched["threads"]).iter().all(|t| *t >= 1.0));
         assert!(numbers(&watched["fds"]).iter().all(|n| *n >= 3.0));
         // Nothing of gauntlet's own runs the SUT here: no gateway or mock threads part.
@@ -240,8 +248,9 @@ async fn a_separate_process_is_watched_by_pid_and_by_name() {
     child.kill().await.unwrap();
 }
 
-/// Serves Prometheus text for the first `answers` scrapes, then stops listening.
-async fn flaky_metrics(answers: usize) -> (String, Arc<AtomicUsize>) {
+/// Serves Prometheus text for the first `answers` scrapes (the n-th, from 1, is `body(n)`),
+/// then stops listening.
+async fn flaky_metrics(answers: usize, body: fn(usize) -> String) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
     let served = Arc::new(AtomicUsize::new(0));
@@ -252,10 +261,7 @@ async fn flaky_metrics(answers: usize) -> (String, Arc<AtomicUsize>) {
             let mut buf = vec![0u8; 4096];
             let _ = sock.read(&mut buf).await;
             let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-            let body = format!(
-                "# TYPE litellm_requests counter\nlitellm_requests_total{{model=\"m\"}} {}\n",
-                n * 10
-            );
+            let body = body(n);
             let reply = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
                  content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -271,7 +277,13 @@ async fn flaky_metrics(answers: usize) -> (String, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_url_that_stops_answering_leaves_a_gap_not_a_zero_or_a_failure() {
     let mock = start_mock_named(instant_profile(""), "outside", None).await;
-    let (metrics, served) = flaky_metrics(2).await;
+    let (metrics, served) = flaky_metrics(2, |n| {
+        format!(
+            "# TYPE litellm_requests counter\nlitellm_requests_total{{model=\"m\"}} {}\n",
+            n * 10
+        )
+    })
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("s.toml");
     let observe = format!("metrics_url = \"{metrics}\"\nmetrics = [\"litellm_requests\"]");
@@ -282,7 +294,11 @@ async fn a_metrics_url_that_stops_answering_leaves_a_gap_not_a_zero_or_a_failure
     .unwrap();
     let out = tmp.path().join("out");
     let (code, stderr) = gauntlet_run(&scenario, &out, &[]).await;
-    assert_eq!(code, Some(0), "a failed scrape never fails the run: {stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "a failed scrape never fails the run: {stderr}"
+    );
     assert_eq!(served.load(Ordering::SeqCst), 2);
     let s = summary(&out);
     let scrape = &s["sut"]["scrape"];
@@ -306,7 +322,9 @@ async fn a_metrics_url_that_stops_answering_leaves_a_gap_not_a_zero_or_a_failure
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        notes.iter().any(|n| n.contains("gaps, not zeros") && n.contains(&metrics)),
+        notes
+            .iter()
+            .any(|n| n.contains("gaps, not zeros") && n.contains(&metrics)),
         "{notes:?}"
     );
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
@@ -317,7 +335,11 @@ async fn a_metrics_url_that_stops_answering_leaves_a_gap_not_a_zero_or_a_failure
 async fn a_process_that_is_not_there_is_invalid_input_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     for (label, observe, says) in [
-        ("pid", "pid = 2147483646", "observe.pid = 2147483646: cannot read /proc/"),
+        (
+            "pid",
+            "pid = 2147483646",
+            "observe.pid = 2147483646: cannot read /proc/",
+        ),
         (
             "name",
             "process = \"no-such-program-x\"",
@@ -350,9 +372,59 @@ async fn two_processes_of_one_name_are_ambiguous() {
     let (code, stderr) = gauntlet_run(&scenario, &tmp.path().join("out"), &[]).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("observe.process = \"{name}\": 2 processes have that name")),
+        stderr.contains(&format!(
+            "observe.process = \"{name}\": 2 processes have that name"
+        )),
         "{stderr}"
     );
     a.kill().await.unwrap();
     b.kill().await.unwrap();
+}
+
+/// A gateway that says it retried every request twice while the mocks received each once:
+/// the report puts both counts side by side and flags the disagreement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_retry_count_disagrees_with_the_mocks_is_flagged() {
+    let mock = start_mock_named(instant_profile(""), "outside", None).await;
+    let (metrics, _) = flaky_metrics(1_000, |n| {
+        format!(
+            "gateway_requests_total{{route=\"m\",status=\"200\"}} {}\n\
+             gateway_attempts_total{{route=\"m\",upstream=\"outside\",outcome=\"ok\"}} {}\n",
+            n * 100,
+            n * 300
+        )
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        direct_scenario(&mock.url(), &format!("metrics_url = \"{metrics}\""))
+            .replace("tiny-model", "m"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let (code, stderr) = gauntlet_run(&scenario, &out, &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let s = summary(&out);
+    let sent = s["overall"]["requests"].as_u64().unwrap();
+    let received = s["upstreams"][0]["received"].as_u64().unwrap();
+    assert!(
+        received.abs_diff(sent) <= 2,
+        "{sent} sent, {received} received"
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let counts = &html[html.find("id=\"sut-counts\"").expect("the counts table")..];
+    let row = counts
+        .split("<tr>")
+        .find(|r| r.contains("retries and fallbacks"))
+        .expect("a retries row");
+    assert!(row.contains("disagree"), "{row}");
+    // Both numbers stand side by side: the gateway's (its attempts minus its requests grew
+    // 200 a scrape) and the mocks' (received minus sent).
+    let cells: Vec<&str> = row.split("<td class=\"num\">").skip(1).collect();
+    let number = |c: &str| c.split('<').next().unwrap().parse::<f64>().unwrap();
+    assert!(number(cells[0]) >= 400.0, "{row}");
+    assert_eq!(number(cells[1]), received as f64 - sent as f64, "{row}");
+    assert!(counts.contains("of the gateway's counts disagree"));
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use crate::gateway::{self, EmbeddedConfig, GatewayHandle};
 use crate::metrics::cost::Price;
 use crate::mock::{self, ControlClient, MockHandle, Profile};
+use crate::observe::{GATEWAY_THREADS, MOCK_THREADS};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::{ClientSettings, ClientTls};
 
@@ -52,10 +53,6 @@ pub struct StartedFleet {
     mock_runtime: Option<PartRuntime>,
     gateway_runtime: Option<PartRuntime>,
 }
-
-/// Thread names (Linux keeps 15 bytes of them) the SUT watcher sorts CPU time by.
-pub const GATEWAY_THREADS: &str = "gauntlet-gw";
-pub const MOCK_THREADS: &str = "gauntlet-mock";
 
 /// A runtime of its own for one part of the fleet. Stopped without blocking, since the fleet
 /// is dropped from async code, where a blocking shutdown would panic.
@@ -286,7 +283,10 @@ impl StartedFleet {
     /// What gauntlet itself runs of the system under test, for the SUT watcher.
     pub fn embedded(&self) -> Embedded {
         Embedded {
-            gateway: self.gateway.as_ref().map(|g| format!("{}/metrics", g.url())),
+            gateway: self
+                .gateway
+                .as_ref()
+                .map(|g| format!("{}/metrics", g.url())),
             mocks: !self.mocks.is_empty(),
         }
     }

@@ -119,9 +119,11 @@ fn runs_program(args: &[String], name: &str) -> bool {
         return true;
     }
     let interpreted = program.is_some_and(|p| {
-        ["python", "node", "ruby", "perl", "bash", "sh", "java", "uv", "bun", "deno"]
-            .iter()
-            .any(|i| p.starts_with(i))
+        [
+            "python", "node", "ruby", "perl", "bash", "sh", "java", "uv", "bun", "deno",
+        ]
+        .iter()
+        .any(|i| p.starts_with(i))
     });
     interpreted
         && args
@@ -150,19 +152,31 @@ mod tests {
     #[test]
     fn a_missing_pid_names_the_field() {
         let e = open(i32::MAX as u32).unwrap_err().to_string();
-        assert!(e.starts_with("observe.pid = 2147483647: cannot read /proc/"), "{e}");
+        assert!(
+            e.starts_with("observe.pid = 2147483647: cannot read /proc/"),
+            "{e}"
+        );
     }
 
     #[test]
     fn programs_and_interpreted_scripts_are_matched_by_file_name() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(runs_program(&args(&["/usr/bin/litellm", "--port", "4000"]), "litellm"));
+        assert!(runs_program(
+            &args(&["/usr/bin/litellm", "--port", "4000"]),
+            "litellm"
+        ));
         assert!(runs_program(
             &args(&["/usr/bin/python3.12", "/usr/local/bin/litellm", "--port"]),
             "litellm"
         ));
-        assert!(!runs_program(&args(&["/usr/bin/python3", "-m", "http.server"]), "litellm"));
-        assert!(!runs_program(&args(&["/usr/bin/vim", "litellm"]), "litellm"));
+        assert!(!runs_program(
+            &args(&["/usr/bin/python3", "-m", "http.server"]),
+            "litellm"
+        ));
+        assert!(!runs_program(
+            &args(&["/usr/bin/vim", "litellm"]),
+            "litellm"
+        ));
         assert!(!runs_program(&args(&[]), "litellm"));
     }
 }

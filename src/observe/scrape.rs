@@ -68,10 +68,7 @@ fn sample(line: &str) -> Result<Sample, String> {
 }
 
 /// Reads `name="value",...}` into `out`; returns what follows the closing brace.
-fn parse_labels<'a>(
-    mut s: &'a str,
-    out: &mut BTreeMap<String, String>,
-) -> Result<&'a str, String> {
+fn parse_labels<'a>(mut s: &'a str, out: &mut BTreeMap<String, String>) -> Result<&'a str, String> {
     loop {
         s = s.trim_start();
         if let Some(rest) = s.strip_prefix('}') {
@@ -120,11 +117,7 @@ impl std::fmt::Debug for Scraper {
 impl Scraper {
     /// A scraper trusting what the run's clients trust (`tls`), so an https:// endpoint
     /// behind the scenario's private CA is read too.
-    pub fn new(
-        url: &str,
-        tls: &crate::tls::ClientTls,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    pub fn new(url: &str, tls: &crate::tls::ClientTls, timeout: Duration) -> Result<Self, String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
         let mut http = HttpConnector::new();
         // The TLS layer above takes https:// itself.
@@ -201,7 +194,12 @@ mod tests {
         let e = parse("ok 1\nbad{x=1} 2\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.reason.contains("not quoted"), "{e}");
-        assert!(parse("x{a=\"1\"} one\n").unwrap_err().reason.contains("not a number"));
+        assert!(
+            parse("x{a=\"1\"} one\n")
+                .unwrap_err()
+                .reason
+                .contains("not a number")
+        );
         assert!(parse("x{a=\"1} 2\n").is_err());
         assert!(parse("<html>\n").is_err());
     }

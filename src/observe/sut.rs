@@ -21,10 +21,16 @@ use crate::scenario::{Observe, WatchedProcess};
 /// swell `summary.json`; `[observe] metrics` picks which when there are more.
 pub const MAX_SERIES: usize = 300;
 
-/// Thread-name prefixes of the parts gauntlet runs, and the part each belongs to.
+/// Names of the threads the embedded gateway and the mocks run on (Linux keeps 15 bytes of a
+/// thread's name), given by the fleet that starts them.
+pub const GATEWAY_THREADS: &str = "gauntlet-gw";
+pub const MOCK_THREADS: &str = "gauntlet-mock";
+
+/// Thread-name prefixes of the parts gauntlet runs, and the part each belongs to; the load
+/// runtime names its threads `gauntlet-load` and `gauntlet-lane-N` (engine::runner).
 const THREAD_PARTS: [(&str, &str); 4] = [
-    ("gauntlet-gw", "gateway"),
-    ("gauntlet-mock", "mocks"),
+    (GATEWAY_THREADS, "gateway"),
+    (MOCK_THREADS, "mocks"),
     ("gauntlet-load", "load generator"),
     ("gauntlet-lane", "load generator"),
 ];
@@ -237,8 +243,10 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
         // A watcher held up (a slow scrape) skips the readings it missed rather than
         // bunching them.
         tick = tick.max(
-            u32::try_from(at.saturating_duration_since(t0).as_nanos() / plan.interval.as_nanos().max(1))
-                .unwrap_or(u32::MAX),
+            u32::try_from(
+                at.saturating_duration_since(t0).as_nanos() / plan.interval.as_nanos().max(1),
+            )
+            .unwrap_or(u32::MAX),
         ) + 1;
     }
     if tracks.iter().any(|t| t.part.kind == PartKind::Threads) {
@@ -320,7 +328,9 @@ fn read_all(
             None => {
                 let name = t.part.name.as_str();
                 t.part.threads.push(threads.as_ref().map(|all| {
-                    all.iter().filter(|th| part_of(&th.name) == Some(name)).count() as u64
+                    all.iter()
+                        .filter(|th| part_of(&th.name) == Some(name))
+                        .count() as u64
                 }));
             }
         }

@@ -18,9 +18,9 @@ pub use capacity::TOLERANCE_RANGE;
 pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
-    Alternative, Arrival, Budget, CapacitySettings, LoadPlan, Objective, Observe, PerRequest, ProxyPrice,
-    RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey, SlaTarget, Stage,
-    StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource, WatchedProcess,
+    Alternative, Arrival, Budget, CapacitySettings, LoadPlan, Objective, Observe, PerRequest,
+    ProxyPrice, RequestClass, Scenario, ScheduledFault, Scope, Secret, Sla, SlaKey, SlaTarget,
+    Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream, UpstreamSource, WatchedProcess,
 };
 pub use raw::RawScenario;
 

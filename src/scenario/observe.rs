@@ -55,7 +55,10 @@ pub(super) fn compile(c: &mut Check<'_>, raw: Option<&Spanned<RawObserve>>) -> O
                 c.error(
                     p.span(),
                     "observe.pid",
-                    format!("{} is not a process id (a whole number above 0)", p.get_ref()),
+                    format!(
+                        "{} is not a process id (a whole number above 0)",
+                        p.get_ref()
+                    ),
                 );
                 None
             }

@@ -63,9 +63,9 @@ pub struct RawObserve {
     /// embedded gateway's own `/metrics` when left out.
     #[schemars(with = "Option<String>")]
     pub metrics_url: Option<Spanned<String>>,
-    /// Metric names kept from each scrape (default: the reference gateway's requests,
-    /// attempts, failovers, retry budget and breaker states, or every counter and gauge of
-    /// another gateway).
+    /// Metric names kept from each scrape, e.g. ["litellm_requests"] (a counter's `_total`
+    /// and a histogram's `_sum` and `_count` come with its name). Default: every series but
+    /// histogram buckets and quantiles, up to 300.
     #[schemars(with = "Option<Vec<String>>")]
     pub metrics: Option<Vec<Spanned<String>>>,
     /// A local process to watch (CPU, RSS, descriptors, threads from /proc), by process id.

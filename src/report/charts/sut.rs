@@ -91,5 +91,11 @@ pub fn rss(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError
             (p.name.clone(), runs(sut, &mib))
         })
         .collect();
-    chart(s, &lines, "RSS (MiB)", "Resident memory of each watched process", size)
+    chart(
+        s,
+        &lines,
+        "RSS (MiB)",
+        "Resident memory of each watched process",
+        size,
+    )
 }
