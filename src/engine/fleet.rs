@@ -282,11 +282,15 @@ impl StartedFleet {
 
     /// What gauntlet itself runs of the system under test, for the SUT watcher.
     pub fn embedded(&self) -> Embedded {
+        // A bake-off keeps the embedded gateway running while it measures other targets:
+        // it is under test only while the load goes to it.
+        let gateway = self
+            .gateway
+            .as_ref()
+            .map(GatewayHandle::url)
+            .filter(|url| self.targets.contains(url));
         Embedded {
-            gateway: self
-                .gateway
-                .as_ref()
-                .map(|g| format!("{}/metrics", g.url())),
+            gateway: gateway.map(|url| format!("{url}/metrics")),
             mocks: !self.mocks.is_empty(),
         }
     }

@@ -14,6 +14,6 @@ mod sut;
 pub use exposition::CONTENT_TYPE;
 pub use live::{LiveMetrics, RunShape};
 pub use proc::WatchError;
-pub use scrape::{Sample as ScrapedSample, Scraper, parse as parse_exposition};
+pub use scrape::{ScrapedSample, Scraper, parse as parse_exposition};
 pub use server::{Board, MetricsServer};
 pub use sut::{GATEWAY_THREADS, MAX_SERIES, MOCK_THREADS, SutWatcher, WatchPlan, Watched, resolve};

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 /// One sample line: its name, labels and value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub struct ScrapedSample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub value: f64,
@@ -27,7 +27,7 @@ pub struct ParseError {
 }
 
 /// Every sample of an exposition; comments and blank lines are skipped.
-pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
+pub fn parse(text: &str) -> Result<Vec<ScrapedSample>, ParseError> {
     text.lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim()))
@@ -36,7 +36,7 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
         .collect()
 }
 
-fn sample(line: &str) -> Result<Sample, String> {
+fn sample(line: &str) -> Result<ScrapedSample, String> {
     let end = line
         .find(|c: char| c == '{' || c.is_ascii_whitespace())
         .ok_or("a sample without a value")?;
@@ -60,7 +60,7 @@ fn sample(line: &str) -> Result<Sample, String> {
             .parse()
             .map_err(|_| format!("`{name}` has value {v:?}, not a number"))?,
     };
-    Ok(Sample {
+    Ok(ScrapedSample {
         name: name.to_string(),
         labels,
         value,
@@ -136,7 +136,7 @@ impl Scraper {
     }
 
     /// One scrape: the samples, or why there are none this time.
-    pub async fn scrape(&self) -> Result<Vec<Sample>, String> {
+    pub async fn scrape(&self) -> Result<Vec<ScrapedSample>, String> {
         let get = async {
             let resp = self
                 .client

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::proc::{self, ThreadCpu, WatchError};
-use super::scrape::{Sample, Scraper};
+use super::scrape::{ScrapedSample, Scraper};
 use crate::metrics::{PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};
 use crate::scenario::{Observe, WatchedProcess};
 
@@ -361,7 +361,9 @@ impl Scraped {
     }
 
     /// The scrape of this reading, started now and awaited after the /proc reads.
-    fn scrape(&self) -> impl std::future::Future<Output = Option<Result<Vec<Sample>, String>>> {
+    fn scrape(
+        &self,
+    ) -> impl std::future::Future<Output = Option<Result<Vec<ScrapedSample>, String>>> {
         let scraper = self.scraper.clone();
         async move {
             match scraper {
@@ -371,7 +373,7 @@ impl Scraped {
         }
     }
 
-    fn kept(&self, sample: &Sample) -> bool {
+    fn kept(&self, sample: &ScrapedSample) -> bool {
         if self.keep.is_empty() {
             // Buckets and quantiles would multiply the series for little: the _sum and
             // _count of each histogram stay.
@@ -388,7 +390,7 @@ impl Scraped {
         })
     }
 
-    fn record(&mut self, scrape: Option<Result<Vec<Sample>, String>>) {
+    fn record(&mut self, scrape: Option<Result<Vec<ScrapedSample>, String>>) {
         let i = self.readings;
         self.readings += 1;
         let samples = match scrape {
@@ -403,7 +405,7 @@ impl Scraped {
                 return;
             }
         };
-        let kept: Vec<&Sample> = samples.iter().filter(|s| self.kept(s)).collect();
+        let kept: Vec<&ScrapedSample> = samples.iter().filter(|s| self.kept(s)).collect();
         for s in kept {
             let key = (
                 s.name.clone(),
@@ -466,8 +468,8 @@ impl Scraped {
 mod tests {
     use super::*;
 
-    fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
+    fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> ScrapedSample {
+        ScrapedSample {
             name: name.into(),
             labels: labels
                 .iter()
