@@ -215,7 +215,7 @@ pub(super) async fn drive(
     stop: watch::Receiver<bool>,
 ) -> Result<Finished, EngineError> {
     let plan = plan_for(scenario, options)?;
-    let watch_plan = watch_plan(scenario, fleet, &plan)?;
+    let mut watch_plan = watch_plan(scenario, fleet, &plan)?;
     let seed = options.seed.unwrap_or(scenario.seed);
     let client = Client::new(
         &scenario.requests,
@@ -267,6 +267,13 @@ pub(super) async fn drive(
         in_flight,
         exporter: exporter.clone(),
         ..Live::default()
+    });
+    watch_plan.client = Some({
+        let live = live.clone();
+        Arc::new(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            (live.completed.load(Relaxed), live.errors.load(Relaxed))
+        })
     });
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
     let config = RunConfig {
@@ -414,6 +421,12 @@ fn watch_plan(
         process,
         scrape,
         keep: observe.metrics.clone(),
+        upstreams: fleet
+            .upstreams
+            .iter()
+            .filter_map(|name| Some((name.clone(), fleet.controls.get(name)?.clone())))
+            .collect(),
+        client: None,
     })
 }
 

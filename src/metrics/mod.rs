@@ -28,4 +28,4 @@ pub use summary::{
     Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult, Stats, Summary, TierStats,
     TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };
-pub use sut::{PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};
+pub use sut::{CountSeries, PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};

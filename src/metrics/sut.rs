@@ -14,6 +14,17 @@ pub struct SutReport {
     pub parts: Vec<SutPart>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeReport>,
+    /// Requests each upstream had received by each reading (its control API's count, warmup
+    /// included): read at the same moments as the scrape, so the gateway's counters can be
+    /// held against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_requests: Vec<CountSeries>,
+    /// Requests gauntlet had seen end by each reading, and how many of them failed (warmup
+    /// included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_finished: Vec<Option<u64>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_failed: Vec<Option<u64>>,
     /// What a reader should know: gaps, series left out, how RSS is shared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -76,6 +87,13 @@ pub struct ScrapedSeries {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     pub values: Vec<Option<f64>>,
+}
+
+/// A cumulative count per reading; None where it could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountSeries {
+    pub name: String,
+    pub values: Vec<Option<u64>>,
 }
 
 impl ScrapeReport {

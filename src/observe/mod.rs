@@ -16,4 +16,7 @@ pub use live::{LiveMetrics, RunShape};
 pub use proc::WatchError;
 pub use scrape::{ScrapedSample, Scraper, parse as parse_exposition};
 pub use server::{Board, MetricsServer};
-pub use sut::{GATEWAY_THREADS, MAX_SERIES, MOCK_THREADS, SutWatcher, WatchPlan, Watched, resolve};
+pub use sut::{
+    ClientCounts, GATEWAY_THREADS, MAX_SERIES, MOCK_THREADS, SutWatcher, WatchPlan, Watched,
+    resolve,
+};

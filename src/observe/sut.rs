@@ -14,7 +14,8 @@ use tokio::time::Instant;
 
 use super::proc::{self, ThreadCpu, WatchError};
 use super::scrape::{ScrapedSample, Scraper};
-use crate::metrics::{PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};
+use crate::metrics::{CountSeries, PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};
+use crate::mock::ControlClient;
 use crate::scenario::{Observe, WatchedProcess};
 
 /// Series a summary keeps from one scrape, so a gateway with thousands of series cannot
@@ -36,7 +37,7 @@ const THREAD_PARTS: [(&str, &str); 4] = [
 ];
 
 /// What one run watches.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WatchPlan {
     pub interval: Duration,
     /// Readings before this are not charged to `cpu_seconds`, as the summary counts.
@@ -49,7 +50,25 @@ pub struct WatchPlan {
     pub scrape: Option<Scraper>,
     /// Metric names to keep; empty keeps every series but histogram buckets.
     pub keep: Vec<String>,
+    /// The upstreams' control APIs, read at every reading with the scrape.
+    pub upstreams: Vec<(String, ControlClient)>,
+    /// Requests the load generator has seen end so far, and how many failed.
+    pub client: Option<ClientCounts>,
 }
+
+impl std::fmt::Debug for WatchPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchPlan")
+            .field("interval", &self.interval)
+            .field("process", &self.process)
+            .field("scrape", &self.scrape)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the load generator's running counts: (requests ended, requests failed).
+pub type ClientCounts = std::sync::Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
 
 /// A process outside gauntlet, found when the run starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +225,17 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
     }
     let mut book = ThreadBook::default();
     let mut scraped = Scraped::new(plan.scrape.as_ref(), plan.keep.clone());
-    let mut report = SutReport::default();
+    let mut report = SutReport {
+        upstream_requests: plan
+            .upstreams
+            .iter()
+            .map(|(name, _)| CountSeries {
+                name: name.clone(),
+                values: Vec::new(),
+            })
+            .collect(),
+        ..SutReport::default()
+    };
     let mut notes = Vec::new();
 
     // The baseline every first interval is measured from.
@@ -224,6 +253,12 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
         let dt = at.saturating_duration_since(last_at).as_secs_f64();
         last_at = at;
         let scrape = scraped.scrape();
+        let upstreams = received(&plan.upstreams);
+        if let Some(client) = &plan.client {
+            let (finished, failed) = client();
+            report.client_finished.push(Some(finished));
+            report.client_failed.push(Some(failed));
+        }
         read_all(
             &mut tracks,
             &mut book,
@@ -235,7 +270,13 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
                 measured: t_s >= plan.warmup,
             }),
         );
-        scraped.record(scrape.await);
+        let (scrape, upstreams) = tokio::join!(scrape, upstreams);
+        scraped.record(scrape);
+        for (i, count) in upstreams.into_iter().enumerate() {
+            if let Some(series) = report.upstream_requests.get_mut(i) {
+                series.values.push(count);
+            }
+        }
         report.t_s.push(t_s.as_secs_f64());
         if last {
             break;
@@ -273,6 +314,15 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
     report.parts = tracks.into_iter().map(|t| t.part).collect();
     report.notes = notes;
     report
+}
+
+/// Requests each upstream has received, read from its control API; None for one that did
+/// not answer (a gap).
+async fn received(upstreams: &[(String, ControlClient)]) -> Vec<Option<u64>> {
+    let reads = upstreams
+        .iter()
+        .map(|(_, control)| async move { control.stats().await.ok().map(|s| s.requests_total) });
+    futures_util::future::join_all(reads).await
 }
 
 /// One reading: seconds since the previous one, the shortest that gives a CPU rate, and

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::fmt;
-use crate::metrics::{PartKind, ScrapeReport, Summary, SutReport};
+use crate::metrics::{PartKind, ScrapeReport, ScrapedSeries, Summary, SutReport};
 
 const DASH: &str = "–";
 
@@ -123,42 +123,50 @@ fn peak(v: &[Option<u64>]) -> Option<u64> {
     v.iter().flatten().copied().max()
 }
 
-/// The growth of the counters named `name` (summed over their labels, filtered by `keep`)
-/// over the measured window: from the reading that closed the warmup (the last within half
-/// an interval of its end; 0 when none: the gateway's counters start with it) to the last
-/// reading that answered.
-fn growth(
-    sut: &SutReport,
-    sc: &ScrapeReport,
-    (warmup_s, interval_s): (f64, f64),
-    name: &str,
-    keep: impl Fn(&crate::metrics::ScrapedSeries) -> bool,
-) -> Option<f64> {
-    let series: Vec<_> = sc.named(name).filter(|s| keep(s)).collect();
+/// The readings that bound the measured window: the one that closed the warmup (the last
+/// within half an interval of its end; None when there is none, and counting starts from 0,
+/// as every counter here starts with the run) and the last one.
+fn window(sut: &SutReport, s: &Summary) -> Option<(Option<usize>, usize)> {
+    // Readings are due on the interval and taken a moment later.
+    let slack = s.interval_s / 2.0;
+    let start = sut.t_s.iter().rposition(|t| *t <= s.warmup_s + slack);
+    let end = sut.t_s.len().checked_sub(1)?;
+    Some((start, end))
+}
+
+/// A cumulative count at reading `i`: the latest value read at or before it (a failed read
+/// in between is skipped over, not taken as 0).
+fn at(values: &[Option<f64>], i: usize) -> Option<f64> {
+    values.get(..=i)?.iter().rev().find_map(|v| *v)
+}
+
+/// How much the sum of `series` grew over the window; None when the end was never read.
+fn growth(series: &[Vec<Option<f64>>], (start, end): (Option<usize>, usize)) -> Option<f64> {
     if series.is_empty() {
         return None;
     }
-    // A series that appeared later was 0 before it: missing values count as 0 there, but
-    // a reading whose scrape failed has no value at all.
-    let answered = |i: usize| {
-        series
-            .iter()
-            .any(|s| s.values.get(i).copied().flatten().is_some())
-    };
-    let sum_at = |i: usize| -> f64 {
-        series
-            .iter()
-            .filter_map(|s| s.values.get(i).copied().flatten())
-            .sum()
-    };
-    // Readings are due on the interval and taken a moment later.
-    let slack = interval_s / 2.0;
-    let start = (0..sut.t_s.len())
-        .rev()
-        .find(|i| sut.t_s[*i] <= warmup_s + slack && answered(*i))
-        .map_or(0.0, sum_at);
-    let end = (0..sut.t_s.len()).rev().find(|i| answered(*i))?;
-    Some(sum_at(end) - start)
+    let mut total = 0.0;
+    for values in series {
+        let last = at(values, end)?;
+        let first = start.and_then(|i| at(values, i)).unwrap_or(0.0);
+        total += last - first;
+    }
+    Some(total)
+}
+
+fn scraped(
+    sc: &ScrapeReport,
+    name: &str,
+    keep: impl Fn(&ScrapedSeries) -> bool,
+) -> Vec<Vec<Option<f64>>> {
+    sc.named(name)
+        .filter(|x| keep(x))
+        .map(|x| x.values.clone())
+        .collect()
+}
+
+fn counts(values: &[Option<u64>]) -> Vec<Option<f64>> {
+    values.iter().map(|v| v.map(|n| n as f64)).collect()
 }
 
 /// Counts agree when they differ by at most 5 or 5%: the two sides read at slightly
@@ -168,34 +176,26 @@ fn disagree(a: f64, b: f64) -> bool {
 }
 
 fn comparisons(s: &Summary, sut: &SutReport, sc: &ScrapeReport) -> Vec<ComparisonRow> {
-    let all = |_: &crate::metrics::ScrapedSeries| true;
-    let attempts = growth(
-        sut,
-        sc,
-        (s.warmup_s, s.interval_s),
-        "gateway_attempts_total",
-        all,
-    );
-    let failed = growth(
-        sut,
-        sc,
-        (s.warmup_s, s.interval_s),
-        "gateway_attempts_total",
-        |x| x.labels.get("outcome").is_some_and(|o| o != "ok"),
-    );
-    let answered = growth(
-        sut,
-        sc,
-        (s.warmup_s, s.interval_s),
-        "gateway_requests_total",
-        all,
-    );
-    let received: Option<u64> = if s.upstreams.is_empty() {
-        None
-    } else {
-        s.upstreams.iter().map(|u| u.received).sum()
+    let Some(w) = window(sut, s) else {
+        return Vec::new();
     };
-    let sent = s.overall.requests.saturating_sub(s.overall.dropped);
+    let attempts = growth(&scraped(sc, "gateway_attempts_total", |_| true), w);
+    let failed = growth(
+        &scraped(sc, "gateway_attempts_total", |x| {
+            x.labels.get("outcome").is_some_and(|o| o != "ok")
+        }),
+        w,
+    );
+    let answered = growth(&scraped(sc, "gateway_requests_total", |_| true), w);
+    let received = growth(
+        &sut.upstream_requests
+            .iter()
+            .map(|u| counts(&u.values))
+            .collect::<Vec<_>>(),
+        w,
+    );
+    let ended = growth(&[counts(&sut.client_finished)], w);
+    let ended_failed = growth(&[counts(&sut.client_failed)], w);
     let mut rows = Vec::new();
     let mut row = |measure: &str, gateway: Option<f64>, gauntlet: Option<f64>, how: &str| {
         if let (Some(g), Some(m)) = (gateway, gauntlet) {
@@ -211,25 +211,28 @@ fn comparisons(s: &Summary, sut: &SutReport, sc: &ScrapeReport) -> Vec<Compariso
     row(
         "requests",
         answered,
-        Some(sent as f64),
-        "gateway_requests_total vs requests gauntlet sent",
+        ended,
+        "gateway_requests_total vs requests gauntlet saw end",
     );
     row(
         "attempts at upstreams",
         attempts,
-        received.map(|r| r as f64),
+        received,
         "gateway_attempts_total vs requests the mocks received",
     );
     row(
         "retries and fallbacks",
         attempts.zip(answered).map(|(a, r)| a - r),
-        received.map(|r| r as f64 - sent as f64),
-        "gateway attempts − its requests vs mocks' received − requests sent",
+        received.zip(ended).map(|(r, e)| r - e),
+        "gateway attempts − its requests vs mocks' received − requests gauntlet saw end",
     );
     row(
         "failed attempts",
         failed,
-        received.map(|r| r as f64 - s.overall.successes as f64),
+        received
+            .zip(ended)
+            .zip(ended_failed)
+            .map(|((r, e), f)| r - (e - f)),
         "gateway attempts not ok vs mocks' received − successes gauntlet saw",
     );
     rows
@@ -282,6 +285,19 @@ fn breakers(s: &Summary, sut: &SutReport, sc: &ScrapeReport) -> Vec<BreakerRow> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growth_skips_failed_reads_and_starts_from_zero_without_a_warmup_reading() {
+        let a = vec![Some(10.0), None, Some(30.0), None];
+        let b = vec![None, Some(5.0), Some(6.0), Some(8.0)];
+        assert_eq!(at(&a, 1), Some(10.0));
+        assert_eq!(at(&b, 0), None);
+        // From reading 0 to 3: a grew 20 (its failed last read is skipped), b 8 from nothing.
+        assert_eq!(growth(&[a.clone(), b], (Some(0), 3)), Some(28.0));
+        assert_eq!(growth(std::slice::from_ref(&a), (None, 3)), Some(30.0));
+        assert_eq!(growth(&[vec![None, None]], (None, 1)), None);
+        assert_eq!(growth(&[], (None, 1)), None);
+    }
 
     #[test]
     fn counts_disagree_beyond_five_or_five_percent() {
