@@ -296,7 +296,9 @@ pub(super) async fn drive(
         None => (stop, None),
     };
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut watcher = SutWatcher::start(watch_plan).await;
     let t0 = tokio::time::Instant::now();
+    watcher.clock_starts(t0);
     let mut stop_faults = stop.clone();
     let fault_gauges = exporter.clone();
     let faults_task = tokio::spawn(async move {
@@ -316,7 +318,6 @@ pub(super) async fn drive(
             timeline::snapshot(&controls).await
         })
     };
-    let watcher = SutWatcher::start(watch_plan, t0);
     let output = runner::run(&load, config, client, live, stop).await;
     let sut = watcher.finish().await;
     if let Some(x) = &exporter {

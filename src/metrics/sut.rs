@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SutReport {
     /// End of each reading on the run's clock (seconds, warmup included, like
-    /// `Interval::t_s`); every series below has one entry per reading.
+    /// `Interval::t_s`); every series below has one entry per reading. Reading 0 is the
+    /// baseline taken as the run starts (no CPU rate: there is no interval before it).
     pub t_s: Vec<f64>,
     pub parts: Vec<SutPart>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -100,15 +100,33 @@ pub fn resolve(observe: &Observe) -> Result<Option<Watched>, WatchError> {
 #[derive(Debug)]
 pub struct SutWatcher {
     stop: oneshot::Sender<()>,
+    clock: Option<oneshot::Sender<Instant>>,
     task: JoinHandle<SutReport>,
 }
 
 impl SutWatcher {
-    /// Starts reading at `t0` (the run's clock zero), then every `plan.interval`.
-    pub fn start(plan: WatchPlan, t0: Instant) -> Self {
+    /// Takes the baseline reading and returns once it is in: the load must not start before
+    /// it, or the counts read over HTTP would already hold requests the load generator's do
+    /// not. Readings go on every `plan.interval` once `clock_starts` gives the run's clock.
+    pub async fn start(plan: WatchPlan) -> Self {
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(watch(plan, t0, stopped));
-        Self { stop, task }
+        let (ready, baseline) = oneshot::channel();
+        let (clock, started) = oneshot::channel();
+        let task = tokio::spawn(watch(plan, started, stopped, ready));
+        // A task that died before its baseline has nothing to wait for.
+        let _ = baseline.await;
+        Self {
+            stop,
+            clock: Some(clock),
+            task,
+        }
+    }
+
+    /// The run's clock zero: readings are due at `t0` plus whole intervals.
+    pub fn clock_starts(&mut self, t0: Instant) {
+        if let Some(clock) = self.clock.take() {
+            let _ = clock.send(t0);
+        }
     }
 
     /// Takes a last reading (the run's final, partial interval) and returns the series; None
@@ -197,7 +215,13 @@ fn part_of(thread: &str) -> Option<&'static str> {
         .map(|(_, part)| *part)
 }
 
-async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>) -> SutReport {
+async fn watch(
+    plan: WatchPlan,
+    mut clock: oneshot::Receiver<Instant>,
+    mut stopped: oneshot::Receiver<()>,
+    ready: oneshot::Sender<()>,
+) -> SutReport {
+    let mut ready = Some(ready);
     let me = Process::myself().ok();
     let other = plan
         .process
@@ -238,18 +262,24 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
     };
     let mut notes = Vec::new();
 
-    // The baseline every first interval is measured from.
+    // Reading 0, just before the run starts, is the baseline: every count is held against
+    // it, and the first interval's CPU rate is measured from it (it has none of its own).
     let mut last_at = Instant::now();
-    read_all(&mut tracks, &mut book, me.as_ref(), other.as_ref(), None);
-    let mut tick = 1u32;
+    // Replaced by the run's clock once the baseline is in.
+    let mut t0 = last_at;
+    let mut tick = 0u32;
     loop {
-        let due = t0 + plan.interval * tick;
-        let last = tokio::select! {
-            () = tokio::time::sleep_until(due) => false,
-            _ = &mut stopped => true,
-        };
+        let last = tick > 0
+            && tokio::select! {
+                () = tokio::time::sleep_until(t0 + plan.interval * tick) => false,
+                _ = &mut stopped => true,
+            };
         let at = Instant::now();
-        let t_s = at.saturating_duration_since(t0);
+        let t_s = if tick == 0 {
+            Duration::ZERO
+        } else {
+            at.saturating_duration_since(t0)
+        };
         let dt = at.saturating_duration_since(last_at).as_secs_f64();
         last_at = at;
         let scrape = scraped.scrape();
@@ -264,11 +294,11 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
             &mut book,
             me.as_ref(),
             other.as_ref(),
-            Some(Reading {
+            Reading {
                 dt,
                 min_dt: plan.interval.as_secs_f64() / 4.0,
                 measured: t_s >= plan.warmup,
-            }),
+            },
         );
         let (scrape, upstreams) = tokio::join!(scrape, upstreams);
         scraped.record(scrape);
@@ -278,6 +308,18 @@ async fn watch(plan: WatchPlan, t0: Instant, mut stopped: oneshot::Receiver<()>)
             }
         }
         report.t_s.push(t_s.as_secs_f64());
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+            let started = tokio::select! {
+                t = &mut clock => t.ok(),
+                _ = &mut stopped => None,
+            };
+            match started {
+                Some(t) => t0 = t,
+                // Stopped before the run began: the baseline is all there is.
+                None => break,
+            }
+        }
         if last {
             break;
         }
@@ -334,13 +376,13 @@ struct Reading {
     measured: bool,
 }
 
-/// Reads every part once; `reading` is None for the baseline (nothing recorded).
+/// Reads every part once and records what it read.
 fn read_all(
     tracks: &mut [Track],
     book: &mut ThreadBook,
     me: Option<&Process>,
     other: Option<&Process>,
-    reading: Option<Reading>,
+    r: Reading,
 ) {
     let threads = me.and_then(|p| proc::threads(p).ok());
     if let Some(threads) = &threads {
@@ -363,10 +405,6 @@ fn read_all(
                 (mine.map(|r| r.cpu_s), Some(mine))
             }
             (PartKind::Process, _) => (theirs.map(|r| r.cpu_s), Some(theirs)),
-        };
-        let Some(r) = reading else {
-            t.last_cpu = cpu;
-            continue;
         };
         t.push(cpu, r.dt, r.min_dt, r.measured);
         match whole {
