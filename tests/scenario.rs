@@ -648,6 +648,7 @@ fn schema_is_json_and_describes_the_format() {
         "faults",
         "sla",
         "probe",
+        "observe",
     ] {
         assert!(props.contains_key(key), "schema lacks `{key}`");
     }
@@ -665,6 +666,7 @@ fn schema_is_json_and_describes_the_format() {
         "concurrency",
         "burn_rate",
         "max_cost_per_day",
+        "metrics_url",
     ] {
         assert!(text.contains(word), "schema lacks `{word}`");
     }

@@ -32,6 +32,7 @@ mod scenarios_shipped;
 mod sse;
 mod summary_numbers;
 mod support;
+mod sut;
 mod tiers;
 mod tls;
 mod translation;

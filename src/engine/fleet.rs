@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use crate::gateway::{self, EmbeddedConfig, GatewayHandle};
 use crate::metrics::cost::Price;
 use crate::mock::{self, ControlClient, MockHandle, Profile};
+use crate::observe::{GATEWAY_THREADS, MOCK_THREADS};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::{ClientSettings, ClientTls};
 
@@ -47,6 +48,46 @@ pub struct StartedFleet {
     upstream_apis: Vec<crate::api::Api>,
     mocks: Vec<MockHandle>,
     gateway: Option<GatewayHandle>,
+    /// The runtimes the mocks and the gateway run on, made lazily: their own threads, named
+    /// so the SUT watcher can tell their CPU apart from the load generator's.
+    mock_runtime: Option<PartRuntime>,
+    gateway_runtime: Option<PartRuntime>,
+}
+
+/// A runtime of its own for one part of the fleet. Stopped without blocking, since the fleet
+/// is dropped from async code, where a blocking shutdown would panic.
+struct PartRuntime(Option<tokio::runtime::Runtime>);
+
+impl PartRuntime {
+    fn new(thread_name: &str) -> Result<Self, String> {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|e| format!("cannot start the {thread_name} runtime's threads: {e}"))
+    }
+
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+
+    /// Runs `fut` on this runtime, so every task it spawns lives on its threads.
+    async fn run<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, String> {
+        let handle = self.handle().ok_or("the runtime is stopped")?;
+        handle.spawn(fut).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for PartRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for StartedFleet {
@@ -102,6 +143,8 @@ impl StartedFleet {
             prices: BTreeMap::new(),
             mocks: Vec::new(),
             gateway: None,
+            mock_runtime: None,
+            gateway_runtime: None,
         };
         if let Err(e) = fleet.start_upstreams(scenario).await {
             fleet.shutdown().await;
@@ -165,16 +208,33 @@ impl StartedFleet {
         Ok(())
     }
 
-    /// Starts the mock, or the proxy in front of a real provider, an upstream asks for.
-    async fn start_local(&self, name: &str, source: &UpstreamSource) -> Result<MockHandle, String> {
+    /// Starts the mock, or the proxy in front of a real provider, an upstream asks for, on
+    /// the mocks' runtime.
+    async fn start_local(
+        &mut self,
+        name: &str,
+        source: &UpstreamSource,
+    ) -> Result<MockHandle, String> {
+        if self.mock_runtime.is_none() {
+            self.mock_runtime = Some(PartRuntime::new(MOCK_THREADS)?);
+        }
+        let runtime = self.mock_runtime.as_ref().ok_or("no mock runtime")?;
+        let name = name.to_string();
         let started = match source {
             UpstreamSource::Profile(profile) => {
-                mock::start(Profile::clone(profile), name, loopback(), None).await
+                let profile = Profile::clone(profile);
+                runtime
+                    .run(async move { mock::start(profile, &name, loopback(), None).await })
+                    .await?
             }
             UpstreamSource::Proxy { url, api_key, .. } => {
                 let forward = mock::Forward::new(url, api_key.clone(), &self.tls)
                     .map_err(|e| e.to_string())?;
-                mock::start_proxy(name, loopback(), None, forward, None).await
+                runtime
+                    .run(async move {
+                        mock::start_proxy(&name, loopback(), None, forward, None).await
+                    })
+                    .await?
             }
             UpstreamSource::Url { url, .. } => return Err(format!("{url} is not started here")),
         };
@@ -197,9 +257,13 @@ impl StartedFleet {
             serve: None,
             upstreams: self.tls.clone(),
         };
-        let handle = gateway::start_with(config, loopback(), tls)
+        let runtime = PartRuntime::new(GATEWAY_THREADS).map_err(FleetError::Gateway)?;
+        let handle = runtime
+            .run(async move { gateway::start_with(config, loopback(), tls).await })
             .await
+            .map_err(FleetError::Gateway)?
             .map_err(|e| FleetError::Gateway(e.to_string()))?;
+        self.gateway_runtime = Some(runtime);
         let url = handle.url();
         self.gateway = Some(handle);
         Ok(url)
@@ -219,7 +283,31 @@ impl StartedFleet {
         for m in self.mocks {
             m.shutdown().await;
         }
+        // The runtimes go last (dropped here), once their servers have stopped.
     }
+
+    /// What gauntlet itself runs of the system under test, for the SUT watcher.
+    pub fn embedded(&self) -> Embedded {
+        // A bake-off keeps the embedded gateway running while it measures other targets:
+        // it is under test only while the load goes to it.
+        let gateway = self
+            .gateway
+            .as_ref()
+            .map(GatewayHandle::url)
+            .filter(|url| self.targets.contains(url));
+        Embedded {
+            gateway: gateway.map(|url| format!("{url}/metrics")),
+            mocks: !self.mocks.is_empty(),
+        }
+    }
+}
+
+/// The parts of the system under test running inside gauntlet.
+#[derive(Debug, Clone, Default)]
+pub struct Embedded {
+    /// The embedded gateway's `/metrics` URL, when it runs.
+    pub gateway: Option<String>,
+    pub mocks: bool,
 }
 
 /// Without a gateway each class goes to its primary upstream, or to the only one there is.

@@ -28,6 +28,9 @@ pub struct Live {
     pub completed: AtomicU64,
     pub errors: AtomicU64,
     pub dropped: AtomicU64,
+    /// Requests of the direct baseline that ended: the upstreams count them, the gateway
+    /// never sees them.
+    pub direct: AtomicU64,
     /// Latency p99 so far, microseconds.
     pub p99_us: AtomicU64,
     /// Requests in flight (closed model: users), the generator's own count: shared here so
@@ -577,6 +580,7 @@ async fn record(
         // The baseline is recorded apart and shown nowhere live: the live numbers are the
         // gateway's.
         if s.route == Route::Direct {
+            live.direct.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if let Some(x) = &exporter {

@@ -17,7 +17,7 @@ use super::runner::{self, Baseline, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig,
 use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, Route, RunInfo, Summary};
-use crate::observe::{Board, LiveMetrics, RunShape};
+use crate::observe::{Board, ClientCount, LiveMetrics, RunShape, Scraper, SutWatcher, WatchPlan};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::ClientSettings;
 
@@ -82,6 +82,8 @@ pub enum EngineError {
     BadDuration,
     #[error("cannot start the load runtime's threads: {0}")]
     LoadRuntime(#[source] std::io::Error),
+    #[error(transparent)]
+    Observe(#[from] crate::observe::WatchError),
     #[error("resetting upstream `{upstream}` before the run: {source}")]
     Reset {
         upstream: String,
@@ -145,6 +147,9 @@ async fn run(
     settle_first: bool,
 ) -> Result<Finished, EngineError> {
     let load = load_runtime(scenario, options)?;
+    // A process `[observe]` names that is not there fails the run before anything starts
+    // (it is looked up again when the load starts, in case it was replaced meanwhile).
+    crate::observe::resolve(&scenario.observe)?;
     let tls = scenario.tls.clone().merged(&options.tls);
     let fleet = StartedFleet::start(scenario, options.target.as_deref(), &tls).await?;
     if settle_first && let Err(e) = settle_what_outlives(scenario, options, &fleet).await {
@@ -210,6 +215,7 @@ pub(super) async fn drive(
     stop: watch::Receiver<bool>,
 ) -> Result<Finished, EngineError> {
     let plan = plan_for(scenario, options)?;
+    let mut watch_plan = watch_plan(scenario, fleet, &plan)?;
     let seed = options.seed.unwrap_or(scenario.seed);
     let client_options = ClientOptions {
         http2: options.http2,
@@ -271,6 +277,17 @@ pub(super) async fn drive(
         exporter: exporter.clone(),
         ..Live::default()
     });
+    watch_plan.client = Some({
+        let live = live.clone();
+        Arc::new(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            ClientCount {
+                finished: live.completed.load(Relaxed),
+                failed: live.errors.load(Relaxed),
+                direct: live.direct.load(Relaxed),
+            }
+        })
+    });
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
     let config = RunConfig {
         mix: staged_mix(scenario),
@@ -293,7 +310,9 @@ pub(super) async fn drive(
         None => (stop, None),
     };
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut watcher = SutWatcher::start(watch_plan).await;
     let t0 = tokio::time::Instant::now();
+    watcher.clock_starts(t0);
     let mut stop_faults = stop.clone();
     let fault_gauges = exporter.clone();
     let faults_task = tokio::spawn(async move {
@@ -314,6 +333,7 @@ pub(super) async fn drive(
         })
     };
     let output = runner::run(&load, config, client, live, stop).await;
+    let sut = watcher.finish().await;
     if let Some(x) = &exporter {
         x.finish(output.ran_for);
     }
@@ -370,10 +390,58 @@ pub(super) async fn drive(
         alternatives: &scenario.compare_to,
     });
     summary.budget = budget;
+    summary.sut = sut;
     Ok(Finished {
         summary,
         recorder: output.recorder,
         started_at: output.started_at,
+    })
+}
+
+/// What the SUT watcher reads: the parts gauntlet runs, the process `[observe]` names (found
+/// now: a missing one fails the run before any load), and the `/metrics` to scrape (the
+/// embedded gateway's unless `metrics_url` says otherwise).
+fn watch_plan(
+    scenario: &Scenario,
+    fleet: &StartedFleet,
+    plan: &Plan,
+) -> Result<WatchPlan, EngineError> {
+    let observe = &scenario.observe;
+    let process = crate::observe::resolve(observe)?;
+    let embedded = fleet.embedded();
+    let url = observe.metrics_url.clone().or(embedded.gateway.clone());
+    // A scrape may take up to an interval (at least 250 ms, at most 5 s) before it is a gap.
+    let timeout = plan
+        .interval
+        .clamp(Duration::from_millis(250), Duration::from_secs(5));
+    let scrape = match url {
+        Some(url) => {
+            let tls = crate::tls::ClientTls::new(&fleet.tls)
+                .map_err(|e| FleetError::Tls(e.to_string()))?;
+            match Scraper::new(&url, &tls, timeout) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("not scraping {url}: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    Ok(WatchPlan {
+        interval: plan.interval,
+        warmup: plan.warmup,
+        gateway: embedded.gateway.is_some(),
+        mocks: embedded.mocks,
+        process,
+        scrape,
+        keep: observe.metrics.clone(),
+        upstreams: fleet
+            .upstreams
+            .iter()
+            .filter_map(|name| Some((name.clone(), fleet.controls.get(name)?.clone())))
+            .collect(),
+        client: None,
     })
 }
 

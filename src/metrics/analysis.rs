@@ -416,6 +416,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         trust,
         budget: None,
         overhead: None,
+        sut: None,
     }
 }
 

@@ -332,6 +332,7 @@ pub(crate) mod tests {
             trust: Default::default(),
             budget: None,
             overhead: None,
+            sut: None,
         }
     }
 

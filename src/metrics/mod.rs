@@ -14,6 +14,7 @@ mod recorder;
 mod sample;
 pub mod sla;
 mod summary;
+mod sut;
 
 pub use crate::scenario::{SlaKey, Unit};
 pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
@@ -30,3 +31,4 @@ pub use summary::{
     OverheadStats, PerRequestBounds, Percentiles, PromptBin, SCHEMA_VERSION, SlaCheck, SlaResult,
     Stats, Summary, TierStats, TokenSources, Tokens, Trust, TurnStats, UpstreamStats,
 };
+pub use sut::{CountSeries, PartKind, ScrapeReport, ScrapedSeries, SutPart, SutReport};

@@ -64,6 +64,9 @@ pub struct Summary {
     /// `[load] baseline = "direct"`: the latency the gateway adds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<Overhead>,
+    /// Inside the system under test: its CPU, memory and own metrics during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sut: Option<super::SutReport>,
 }
 
 /// The latency the gateway adds, as gateways publish it for themselves: a percentile of the

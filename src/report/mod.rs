@@ -15,6 +15,7 @@ mod html;
 mod junit;
 mod markdown;
 mod overhead;
+mod sut;
 mod template;
 mod terminal;
 mod timeseries;

@@ -40,6 +40,8 @@ pub struct ReportView {
     pub latency_of: &'static str,
     /// The latency the gateway adds, when the run sent a direct baseline.
     pub overhead: Option<OverheadView>,
+    /// What the system under test spent, and its own counts beside gauntlet's.
+    pub sut: Option<super::sut::SutView>,
 }
 
 /// A gateway tier's classes together; `shed` counts refusals marked `x-gateway-shed`.
@@ -523,6 +525,7 @@ pub fn build(s: &Summary) -> ReportView {
         latency_scope: latency_scope(s),
         latency_of: latency_of(s),
         overhead: overhead::view(s),
+        sut: super::sut::build(s),
     }
 }
 

@@ -12,7 +12,7 @@ use super::model::{
 };
 use super::raw::{RawCost, RawRequest, RawScenario, RawUpstream};
 use super::trace::ClassRef;
-use super::{budget, capacity, faults, load as load_section, probe, sla, tls, workload};
+use super::{budget, capacity, faults, load as load_section, observe, probe, sla, tls, workload};
 use crate::api::Api;
 use crate::config::{Check, ConfigError, ConfigErrors, MAX_CONFIG_BYTES, Source, did_you_mean};
 use crate::gateway::EmbeddedConfig;
@@ -105,6 +105,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
     let tls = tls::compile(&mut c, raw.tls.as_ref());
     let budget = budget::compile(&mut c, raw.budget.as_ref(), &upstreams);
     let probe = probe::compile(&mut c, &raw);
+    let observe = observe::compile(&mut c, raw.observe.as_ref());
     let Some(load) = plan else {
         return finish(c, None);
     };
@@ -125,6 +126,7 @@ fn compile(src: Source) -> Result<Scenario, ConfigErrors> {
         tls,
         budget,
         probe,
+        observe,
     };
     finish(c, Some(scenario))
 }

@@ -7,6 +7,7 @@ mod compile;
 mod faults;
 mod load;
 mod model;
+mod observe;
 mod probe;
 mod raw;
 mod sla;
@@ -19,9 +20,9 @@ pub use compile::{load, load_str};
 pub use load::MAX_RATE;
 pub use model::{
     Alternative, Arrival, Budget, BurnAlert, CapacitySettings, DirectBaseline, LoadPlan, Objective,
-    PerRequest, ProbeSettings, ProxyPrice, RequestClass, Scenario, ScheduledFault, Scope, Secret,
-    Sla, SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream,
-    UpstreamSource,
+    Observe, PerRequest, ProbeSettings, ProxyPrice, RequestClass, Scenario, ScheduledFault, Scope,
+    Secret, Sla, SlaKey, SlaTarget, Stage, StageLoad, Target, Trace, TraceLine, Unit, Upstream,
+    UpstreamSource, WatchedProcess,
 };
 pub use probe::MAX_PROBE_RATE;
 pub use raw::RawScenario;

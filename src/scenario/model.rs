@@ -32,6 +32,8 @@ pub struct Scenario {
     pub budget: Option<Budget>,
     /// `[probe]`: how `gauntlet probe` watches this scenario's target (defaults when absent).
     pub probe: ProbeSettings,
+    /// `[observe]`: what inside the system under test is watched.
+    pub observe: Observe,
 }
 
 /// `[probe]`, validated: what `gauntlet probe` sends, how it judges and what stops it.
@@ -103,6 +105,25 @@ impl BurnAlert {
             },
         ]
     }
+}
+
+/// `[observe]`: the scraped `/metrics` and the local process watched during a run. The
+/// embedded gateway and mocks are watched whatever it says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observe {
+    /// Prometheus text scraped every interval; None scrapes the embedded gateway, if any.
+    pub metrics_url: Option<String>,
+    /// Metric names kept from each scrape; empty keeps the defaults.
+    pub metrics: Vec<String>,
+    pub process: Option<WatchedProcess>,
+}
+
+/// A process outside gauntlet, on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchedProcess {
+    Pid(u32),
+    /// Matched against /proc/*/comm and the program of /proc/*/cmdline when the run starts.
+    Name(String),
 }
 
 /// `[capacity]` as written; every setting is optional (the command line may give it, and

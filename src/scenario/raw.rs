@@ -54,6 +54,9 @@ pub struct RawScenario {
     /// burn-rate alerts, rolling report and daily spending caps.
     #[schemars(with = "Option<RawProbe>")]
     pub probe: Option<Spanned<RawProbe>>,
+    /// What to watch inside the system under test while the run goes on.
+    #[schemars(with = "Option<RawObserve>")]
+    pub observe: Option<Spanned<RawObserve>>,
 }
 
 /// `[probe]`: the settings of `gauntlet probe`; every key has a default.
@@ -104,6 +107,27 @@ pub struct RawBurnAlert {
     /// How many times faster than the budget allows, e.g. 14.4.
     #[schemars(with = "f64")]
     pub burn_rate: Spanned<f64>,
+}
+
+/// `[observe]`: the gateway's own metrics and a local process, read every interval.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObserve {
+    /// Prometheus text scraped every interval, e.g. "http://127.0.0.1:4000/metrics"; the
+    /// embedded gateway's own `/metrics` when left out.
+    #[schemars(with = "Option<String>")]
+    pub metrics_url: Option<Spanned<String>>,
+    /// Metric names kept from each scrape, e.g. ["litellm_requests"] (a counter's `_total`
+    /// and a histogram's `_sum` and `_count` come with its name). Default: every series but
+    /// histogram buckets and quantiles, up to 300.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub metrics: Option<Vec<Spanned<String>>>,
+    /// A local process to watch (CPU, RSS, descriptors, threads from /proc), by process id.
+    #[schemars(with = "Option<u32>")]
+    pub pid: Option<Spanned<i64>>,
+    /// A local process to watch, by name (its /proc comm or its command line's program).
+    #[schemars(with = "Option<String>")]
+    pub process: Option<Spanned<String>>,
 }
 
 /// `[budget]`: a cost and/or token cap for runs that reach paid providers.

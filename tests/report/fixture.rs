@@ -461,5 +461,6 @@ pub fn quickstart() -> Summary {
         },
         budget: None,
         overhead: None,
+        sut: None,
     }
 }

@@ -227,6 +227,7 @@ pub fn scenario(url: &str, load: LoadPlan, requests: Vec<RequestClass>) -> Scena
         tls: Default::default(),
         budget: None,
         probe: Default::default(),
+        observe: Default::default(),
     }
 }
 

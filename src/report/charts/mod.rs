@@ -6,6 +6,7 @@ mod capacity;
 mod nines;
 mod overlay;
 mod prompts;
+mod sut;
 mod time;
 
 use plotters::coord::types::RangedCoordf64;
@@ -38,6 +39,9 @@ pub struct Charts {
     pub itl_sla: Option<String>,
     pub ttfot_sla: Option<String>,
     pub tpot_sla: Option<String>,
+    /// The system under test: CPU cores per part and RSS per process over time.
+    pub sut_cpu: Option<String>,
+    pub sut_rss: Option<String>,
 }
 
 /// The charts of a bake-off: every target's p99 latency on one clock, and who served each
@@ -134,6 +138,8 @@ pub fn render_sized(s: &Summary, size: Size, floor: Peaks) -> Result<Charts, Rep
             "p99 time to first output token",
         ),
         tpot_sla: sla_caption(&sla_targets(s, TPOT_KEYS), "p99 time per output token"),
+        sut_cpu: sut::cpu(s, size)?,
+        sut_rss: sut::rss(s, size)?,
     })
 }
 

@@ -43,6 +43,7 @@ pub fn latency_p99(
         peak,
         y_label: "p99 latency (ms)",
         title: "p99 latency over time, per target",
+        y_decimals: 0,
     };
     chart.render(size).map(Some)
 }

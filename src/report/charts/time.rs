@@ -147,6 +147,7 @@ pub fn latency(s: &Summary, size: super::Size, floor: f64) -> Result<Option<Stri
         peak,
         y_label: "latency (ms)",
         title: "Latency percentiles over time",
+        y_decimals: 0,
     };
     chart.render(size).map(Some)
 }
@@ -163,6 +164,8 @@ pub(super) struct LineChart<'a> {
     pub peak: f64,
     pub y_label: &'a str,
     pub title: &'a str,
+    /// Decimals of the y axis' labels: none for milliseconds, two for CPU cores.
+    pub y_decimals: usize,
 }
 
 impl LineChart<'_> {
@@ -178,7 +181,7 @@ impl LineChart<'_> {
                 "time (s)",
                 self.y_label,
                 &secs,
-                &|v| format!("{v:.0}"),
+                &|v| format!("{v:.prec$}", prec = self.y_decimals),
                 12,
             )?;
             draw_faults(&mut chart, self.faults, y_top)?;
