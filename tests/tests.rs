@@ -19,6 +19,7 @@ mod live;
 mod measures;
 mod mock;
 mod mock_traffic;
+mod otlp;
 mod promises;
 mod proxy;
 mod report;

@@ -38,13 +38,17 @@ impl Board {
         *slot = Some(metrics);
     }
 
-    fn render(&self) -> String {
-        // The lock is held only to clone the Arc: rendering never blocks a publish.
-        let current = match self.0.read() {
+    /// The run published last, if any.
+    pub fn current(&self) -> Option<Arc<LiveMetrics>> {
+        // The lock is held only to clone the Arc: reading never blocks a publish.
+        match self.0.read() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        current.map(|m| m.render()).unwrap_or_default()
+        }
+    }
+
+    fn render(&self) -> String {
+        self.current().map(|m| m.render()).unwrap_or_default()
     }
 }
 
@@ -58,12 +62,11 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listens on `addr` (port 0 picks a free one) and serves the board's numbers on the
+    /// Listens on `addr` (port 0 picks a free one) and serves `board`'s numbers on the
     /// current runtime. Any address is taken as given: the caller decides who may read.
-    pub async fn start(addr: SocketAddr) -> std::io::Result<Self> {
+    pub async fn start(addr: SocketAddr, board: Board) -> std::io::Result<Self> {
         let listener = crate::net::listen(addr)?;
         let addr = listener.local_addr()?;
-        let board = Board::default();
         let (stop, mut stopped) = watch::channel(false);
         let served = board.clone();
         let task = tokio::spawn(async move {
