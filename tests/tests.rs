@@ -19,6 +19,7 @@ mod live;
 mod measures;
 mod mock;
 mod mock_traffic;
+mod native_histograms;
 mod otlp;
 mod promises;
 mod proxy;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::exposition::MetricType;
 use super::snapshot::{Family, Histogram, Snapshot, Value};
 use crate::metrics::{ErrorKind, Sample, ServedBy};
+use prometheus_client::metrics::histogram::{Histogram as NativeHisto, NativeHistogramConfig};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
@@ -129,11 +130,18 @@ const _: () = assert!(
 );
 
 /// A classic histogram: a count per bucket (not cumulative, so an observation is one add)
-/// and the sum in microseconds.
+/// and the sum in microseconds; optionally the same observations in native buckets too.
 struct Histo {
     bounds: &'static [u64],
     buckets: [AtomicU64; MAX_BUCKETS],
     sum_us: AtomicU64,
+    native: Option<NativeHisto>,
+}
+
+/// Native histograms: 8 buckets per doubling (each about 9% wide, schema 3), at most 160 of
+/// them; past that prometheus-client halves the resolution rather than grow.
+fn native_histogram() -> NativeHisto {
+    NativeHisto::new_native(NativeHistogramConfig::with_schema(3).max_buckets(160))
 }
 
 impl Histo {
@@ -142,6 +150,15 @@ impl Histo {
             bounds,
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_us: AtomicU64::new(0),
+            native: None,
+        }
+    }
+
+    /// Classic and native: for the timings a client may want as native histograms.
+    fn with_native(bounds: &'static [u64]) -> Self {
+        Self {
+            native: Some(native_histogram()),
+            ..Self::new(bounds)
         }
     }
 
@@ -156,6 +173,10 @@ impl Histo {
             &self.sum_us,
             u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
         );
+        // After the classic buckets: a reader of both sees no more classic than native.
+        if let Some(n) = &self.native {
+            n.observe(d.as_secs_f64());
+        }
     }
 
     fn read(&self) -> Histogram {
@@ -169,6 +190,7 @@ impl Histo {
             bounds_ns: self.bounds,
             counts,
             sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            native: self.native.clone(),
         }
     }
 }
@@ -249,9 +271,9 @@ impl LiveMetrics {
                     served: (0..upstreams).map(|_| Lines(AtomicU64::new(0))).collect(),
                     prompt_tokens: AtomicU64::new(0),
                     completion_tokens: AtomicU64::new(0),
-                    latency: Histo::new(LATENCY_BOUNDS),
-                    ttft: Histo::new(LATENCY_BOUNDS),
-                    tpot: Histo::new(TPOT_BOUNDS),
+                    latency: Histo::with_native(LATENCY_BOUNDS),
+                    ttft: Histo::with_native(LATENCY_BOUNDS),
+                    tpot: Histo::with_native(TPOT_BOUNDS),
                 })
             })
             .collect();
@@ -378,6 +400,12 @@ impl LiveMetrics {
     /// The whole exposition, Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
         self.snapshot().to_text()
+    }
+
+    /// The whole exposition as length-delimited `io.prometheus.client.MetricFamily`
+    /// messages, native histograms included.
+    pub fn render_protobuf(&self) -> Vec<u8> {
+        super::protobuf::encode_delimited(&self.snapshot())
     }
 
     /// Every family as it stands now: what a scrape serves and a push sends.

@@ -6,11 +6,13 @@
 mod exposition;
 mod live;
 mod otlp;
+mod protobuf;
 mod server;
 mod snapshot;
 
 pub use exposition::{CONTENT_TYPE, MetricType};
 pub use live::{LiveMetrics, RunShape};
 pub use otlp::{OtlpEndpoint, OtlpError, OtlpPusher, PushTally};
+pub use protobuf::CONTENT_TYPE as PROTOBUF_CONTENT_TYPE;
 pub use server::{Board, MetricsServer};
 pub use snapshot::{Family, Histogram, Series, Snapshot, Value};

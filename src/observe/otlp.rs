@@ -462,6 +462,7 @@ mod tests {
                 bounds_ns: &[5_000_000, 1_000_000_000],
                 counts: vec![1, 0, 2],
                 sum_seconds: 9.5,
+                native: None,
             }),
         );
         let started = UNIX_EPOCH + Duration::from_secs(100);

@@ -16,6 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::exposition::CONTENT_TYPE;
 use super::live::LiveMetrics;
+use super::protobuf;
 
 /// Where a run publishes its live numbers for the server to read. Published once per run; a
 /// scrape before any run (the fleet still starting) gets an empty, valid exposition.
@@ -49,6 +50,12 @@ impl Board {
 
     fn render(&self) -> String {
         self.current().map(|m| m.render()).unwrap_or_default()
+    }
+
+    fn render_protobuf(&self) -> Vec<u8> {
+        self.current()
+            .map(|m| m.render_protobuf())
+            .unwrap_or_default()
     }
 }
 
@@ -124,25 +131,40 @@ impl MetricsServer {
 }
 
 fn respond<B>(req: &Request<B>, board: &Board) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+    // Content negotiation: the protobuf format only for a scraper that prefers it.
+    let protobuf = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(protobuf::preferred);
+    let (status, content_type, body): (_, _, Bytes) = match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") if protobuf => (
+            StatusCode::OK,
+            protobuf::CONTENT_TYPE,
+            board.render_protobuf().into(),
+        ),
         (&Method::GET | &Method::HEAD, "/metrics") => {
-            (StatusCode::OK, CONTENT_TYPE, board.render())
+            (StatusCode::OK, CONTENT_TYPE, board.render().into())
         }
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
-            "use GET\n".to_string(),
+            Bytes::from_static(b"use GET\n"),
         ),
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "not found: the run's metrics are at /metrics\n".to_string(),
+            Bytes::from_static(b"not found: the run's metrics are at /metrics\n"),
         ),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // One URL, two formats: a cache must key on what was asked for.
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     if status == StatusCode::METHOD_NOT_ALLOWED {
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));

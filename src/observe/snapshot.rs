@@ -51,6 +51,9 @@ pub struct Histogram {
     /// Each bucket's own count, one more than the bounds: the last is above the top bound.
     pub counts: Vec<u64>,
     pub sum_seconds: f64,
+    /// The same observations in native (exponential) buckets, where the series keeps them;
+    /// a handle on the live histogram, read only by the protobuf exposition.
+    pub native: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Histogram {
@@ -130,6 +133,7 @@ mod tests {
                 bounds_ns: &[1_000_000_000],
                 counts: vec![1, 2],
                 sum_seconds: 4.5,
+                native: None,
             }),
         );
         let s = Snapshot {
