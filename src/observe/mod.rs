@@ -15,4 +15,4 @@ pub use live::{LiveMetrics, RunShape};
 pub use otlp::{OtlpEndpoint, OtlpError, OtlpPusher, PushTally};
 pub use protobuf::CONTENT_TYPE as PROTOBUF_CONTENT_TYPE;
 pub use server::{Board, MetricsServer};
-pub use snapshot::{Family, Histogram, Series, Snapshot, Value};
+pub use snapshot::{Family, Histogram, MetricSeries, Snapshot, Value};

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::exposition::MetricType;
 use super::server::Board;
-use super::snapshot::{Series, Snapshot, Value};
+use super::snapshot::{MetricSeries, Snapshot, Value};
 use crate::tls::ClientTls;
 
 /// What the OTLP/HTTP spec names for a binary protobuf body.
@@ -190,11 +190,11 @@ fn attribute(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn attributes(s: &Series) -> Vec<KeyValue> {
+fn attributes(s: &MetricSeries) -> Vec<KeyValue> {
     s.labels.iter().map(|(k, v)| attribute(k, v)).collect()
 }
 
-fn number(s: &Series, start: u64, now: u64) -> NumberDataPoint {
+fn number(s: &MetricSeries, start: u64, now: u64) -> NumberDataPoint {
     let value = match &s.value {
         Value::Counter(n) => number_data_point::Value::AsInt(i64::try_from(*n).unwrap_or(i64::MAX)),
         Value::Gauge(v) => number_data_point::Value::AsDouble(*v),
@@ -213,7 +213,7 @@ fn number(s: &Series, start: u64, now: u64) -> NumberDataPoint {
     }
 }
 
-fn histogram(s: &Series, start: u64, now: u64) -> Option<HistogramDataPoint> {
+fn histogram(s: &MetricSeries, start: u64, now: u64) -> Option<HistogramDataPoint> {
     let Value::Histogram(h) = &s.value else {
         return None;
     };
@@ -241,11 +241,11 @@ pub struct PushTally {
     pub last_error: Option<String>,
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type PushClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 struct Pusher {
     endpoint: OtlpEndpoint,
-    client: HttpClient,
+    client: PushClient,
     board: Board,
     tally: PushTally,
 }

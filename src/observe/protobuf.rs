@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 
 use super::exposition::MetricType;
-use super::snapshot::{Histogram, Series, Snapshot, Value};
+use super::snapshot::{Histogram, MetricSeries, Snapshot, Value};
 
 /// What a scraper asks for, and gets, for this format.
 pub const CONTENT_TYPE: &str =
@@ -67,7 +67,7 @@ pub fn encode_delimited(snapshot: &Snapshot) -> Vec<u8> {
     out
 }
 
-fn metric(s: &Series) -> pb::Metric {
+fn metric(s: &MetricSeries) -> pb::Metric {
     let label = s
         .labels
         .iter()

@@ -25,12 +25,12 @@ pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: MetricType,
-    pub series: Vec<Series>,
+    pub series: Vec<MetricSeries>,
 }
 
 /// One labelled series of a family.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub struct MetricSeries {
     pub labels: Vec<(&'static str, String)>,
     pub value: Value,
 }
@@ -76,7 +76,7 @@ impl Family {
     /// Adds a series; `labels` in the order the exposition writes them.
     pub fn push(&mut self, labels: &[(&'static str, &str)], value: Value) {
         let labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-        self.series.push(Series { labels, value });
+        self.series.push(MetricSeries { labels, value });
     }
 }
 
