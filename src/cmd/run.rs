@@ -104,6 +104,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
     }
     let otlp = otlp_endpoint(&args)?;
+    // The system's CAs, for an https:// collector; loaded before anything is written.
+    let otlp_tls = match &otlp {
+        Some(_) => Some(gauntlet::tls::ClientTls::system().context("--otlp: TLS setup")?),
+        None => None,
+    };
     let runtime = super::runtime()?;
     // One board for both ways out: what a scrape serves is what a push sends.
     let board = (args.metrics_listen.is_some() || otlp.is_some()).then(Board::default);
@@ -128,19 +133,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         metrics: board.clone(),
         ..options
     };
-    let pusher = match (otlp, &board) {
-        (Some(endpoint), Some(board)) => {
+    let pusher = match (otlp, &board, &otlp_tls) {
+        (Some(endpoint), Some(board), Some(tls)) => {
             eprintln!(
                 "otlp: pushing to {endpoint} every {}",
                 humantime::format_duration(args.otlp_interval)
             );
-            let tls = gauntlet::tls::ClientTls::system().context("--otlp: TLS setup")?;
             let _in_runtime = runtime.enter();
             Some(OtlpPusher::start(
                 endpoint,
                 args.otlp_interval,
                 board.clone(),
-                &tls,
+                tls,
             ))
         }
         _ => None,
