@@ -485,3 +485,64 @@ async fn a_bad_otlp_url_or_interval_is_refused_before_the_run() {
         assert!(!out.exists(), "{args:?}: a run folder was left behind");
     }
 }
+
+/// A collector that refuses the first pushes (503, as one starting up or shedding load does)
+/// costs those pushes: one warning, the count at the end, and the later pushes, the final one
+/// included, still arrive whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
+    use crate::support::{Received, Routes, reply};
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use prost::Message;
+    use std::sync::Mutex;
+
+    let profile = || instant_profile("");
+    let primary = start_mock_named(profile(), "primary", None).await;
+    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let accepted: Arc<Mutex<Vec<ExportMetricsServiceRequest>>> = Arc::default();
+    let log = accepted.clone();
+    let collector = Routes::new()
+        .route("/v1/metrics", move |r: Received| {
+            if r.index < 2 {
+                return reply(503, &[], "starting up");
+            }
+            let req = ExportMetricsServiceRequest::decode(r.body).unwrap();
+            log.lock().unwrap().push(req);
+            let answer = ExportMetricsServiceResponse::default().encode_to_vec();
+            reply(200, &[("content-type", "application/x-protobuf")], answer)
+        })
+        .serve()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("otlp.toml");
+    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
+    let out = dir.path().join("run");
+    let url = collector.url();
+    let (code, stderr) =
+        gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let verdict = if summary["sla"]["passed"] == true {
+        0
+    } else {
+        1
+    };
+    assert_eq!(code, Some(verdict), "{stderr}");
+    assert_eq!(stderr.matches("push to").count(), 1, "{stderr}");
+    assert!(stderr.contains("accepts pushes again"), "{stderr}");
+    let accepted = accepted.lock().unwrap().clone();
+    let total = 2 + accepted.len();
+    assert!(
+        stderr.contains(&format!(
+            "warning: otlp: 2 of {total} pushes failed (last: HTTP 503 Service Unavailable: starting up)"
+        )),
+        "{stderr}"
+    );
+    let last = accepted.last().expect("pushes after the collector came up");
+    let answered = counter(last, "gauntlet_requests", &[]);
+    let dropped = counter(last, "gauntlet_dropped", &[]);
+    assert_eq!(
+        answered + dropped,
+        summary["overall"]["requests"].as_i64().unwrap()
+    );
+}

@@ -248,6 +248,8 @@ struct Pusher {
     client: PushClient,
     board: Board,
     tally: PushTally,
+    /// Whether the last push failed: warnings mark the changes, not every tick.
+    failing: bool,
 }
 
 impl Pusher {
@@ -259,8 +261,9 @@ impl Pusher {
         let body = export_request(&live.snapshot()).encode_to_vec();
         match tokio::time::timeout(PUSH_TIMEOUT, self.send(body)).await {
             Ok(Ok(())) => {
-                if self.tally.failed > 0 && self.tally.accepted == 0 {
-                    tracing::warn!("otlp: {} accepts pushes now", self.endpoint);
+                if self.failing {
+                    tracing::warn!("otlp: {} accepts pushes again", self.endpoint);
+                    self.failing = false;
                 }
                 self.tally.accepted += 1;
             }
@@ -270,8 +273,9 @@ impl Pusher {
     }
 
     fn failed(&mut self, why: String) {
-        // Once, not every tick: a collector that is down stays down for a while.
-        if self.tally.failed == 0 {
+        // When it starts failing, not every tick: a collector that is down stays down a while.
+        if !self.failing {
+            self.failing = true;
             tracing::warn!(
                 "otlp: push to {} failed: {why}; the run goes on, and later pushes try again",
                 self.endpoint
@@ -376,6 +380,7 @@ impl OtlpPusher {
             client,
             board,
             tally: PushTally::default(),
+            failing: false,
         };
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
