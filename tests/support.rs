@@ -746,3 +746,69 @@ pub async fn delaying_proxy(delay: Duration, routes: &[(&str, String)]) -> TestS
         .serve()
         .await
 }
+
+/// One push an OTLP receiver got: its head, its body as sent, and the body decoded (or why
+/// it would not decode).
+#[derive(Clone)]
+pub struct OtlpPush {
+    pub method: http::Method,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub request: Result<
+        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        String,
+    >,
+}
+
+/// A loopback OTLP/HTTP metrics receiver, as a collector's `otlp` receiver answers: POST
+/// `/v1/metrics` with a protobuf `ExportMetricsServiceRequest` gets 200 and an empty
+/// `ExportMetricsServiceResponse`; a body that does not decode gets 400.
+pub struct OtlpReceiver {
+    pub server: TestServer,
+    pushes: Arc<Mutex<Vec<OtlpPush>>>,
+}
+
+impl OtlpReceiver {
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Every push so far, in the order they came.
+    pub fn pushes(&self) -> Vec<OtlpPush> {
+        self.pushes.lock().unwrap().clone()
+    }
+}
+
+pub async fn otlp_receiver() -> OtlpReceiver {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use prost::Message;
+    let pushes: Arc<Mutex<Vec<OtlpPush>>> = Arc::default();
+    let log = pushes.clone();
+    let server = Routes::new()
+        .route("/v1/metrics", move |r: Received| {
+            let request =
+                ExportMetricsServiceRequest::decode(r.body.clone()).map_err(|e| e.to_string());
+            let decoded = request.is_ok();
+            log.lock().unwrap().push(OtlpPush {
+                method: r.method,
+                content_type: r
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body: r.body,
+                request,
+            });
+            if decoded {
+                let answer = ExportMetricsServiceResponse::default().encode_to_vec();
+                reply(200, &[("content-type", "application/x-protobuf")], answer)
+            } else {
+                reply(400, &[], "not an ExportMetricsServiceRequest")
+            }
+        })
+        .serve()
+        .await;
+    OtlpReceiver { server, pushes }
+}

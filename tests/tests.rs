@@ -19,6 +19,8 @@ mod live;
 mod measures;
 mod mock;
 mod mock_traffic;
+mod native_histograms;
+mod otlp;
 mod overhead;
 mod probe;
 mod promises;

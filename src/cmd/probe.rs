@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use clap::Parser;
 use gauntlet::config::ConfigErrors;
-use gauntlet::observe::MetricsServer;
+use gauntlet::observe::{Board, MetricsServer};
 use gauntlet::probe::{ALERTS_FILE, ProbeDir, ProbeEnd, ProbeOptions};
 use gauntlet::scenario::Scenario;
 use tokio::sync::watch;
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let runtime = super::runtime()?;
     let exporter = match args.metrics_listen {
-        Some(addr) => Some(runtime.block_on(super::run::start_exporter(addr))?),
+        Some(addr) => Some(runtime.block_on(super::run::start_exporter(addr, Board::default()))?),
         None => None,
     };
     let options = ProbeOptions {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::Parser;
 use gauntlet::engine::{self, Finished, RunOptions, SampleSink};
-use gauntlet::observe::MetricsServer;
+use gauntlet::observe::{Board, MetricsServer, OtlpEndpoint, OtlpPusher, PushTally};
 use gauntlet::rundir::{RequestLog, RequestLogEnd, RowNames, RunDir, RunFile};
 use gauntlet::scenario::Scenario;
 
@@ -69,6 +69,15 @@ pub struct Args {
     #[arg(long, value_name = "D", requires = "metrics_listen",
           value_parser = gauntlet::config::parse_duration)]
     pub metrics_linger: Option<Duration>,
+    /// Push the same live numbers as OTLP metrics (HTTP/protobuf) to the collector at this
+    /// base URL, e.g. http://127.0.0.1:4318 (sent to URL/v1/metrics), every --otlp-interval
+    /// and once more at the end. A collector that is down costs warnings, never the run.
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+    /// How often to push to --otlp.
+    #[arg(long, value_name = "D", requires = "otlp", default_value = "5s",
+          value_parser = gauntlet::config::parse_duration)]
+    pub otlp_interval: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -94,12 +103,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(budget) = &scenario.budget {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
     }
+    let otlp = otlp_endpoint(&args)?;
+    // The system's CAs, for an https:// collector; loaded before anything is written.
+    let otlp_tls = match &otlp {
+        Some(_) => Some(gauntlet::tls::ClientTls::system().context("--otlp: TLS setup")?),
+        None => None,
+    };
     let runtime = super::runtime()?;
+    // One board for both ways out: what a scrape serves is what a push sends.
+    let board = (args.metrics_listen.is_some() || otlp.is_some()).then(Board::default);
     // Listening before the run folder exists: an address in use fails the run before it
     // leaves anything behind.
-    let exporter = match args.metrics_listen {
-        Some(addr) => Some(runtime.block_on(start_exporter(addr))?),
-        None => None,
+    let exporter = match (args.metrics_listen, &board) {
+        (Some(addr), Some(board)) => Some(runtime.block_on(start_exporter(addr, board.clone()))?),
+        _ => None,
     };
     let mut run_dir =
         RunDir::create(&out, args.plan.force).map_err(|e| InvalidInput(e.to_string()))?;
@@ -113,8 +130,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let log = log.clone();
             SampleSink::new(move |s| log.record(s))
         }),
-        metrics: exporter.as_ref().map(MetricsServer::board),
+        metrics: board.clone(),
         ..options
+    };
+    let pusher = match (otlp, &board, &otlp_tls) {
+        (Some(endpoint), Some(board), Some(tls)) => {
+            eprintln!(
+                "otlp: pushing to {endpoint} every {}",
+                humantime::format_duration(args.otlp_interval)
+            );
+            let _in_runtime = runtime.enter();
+            Some(OtlpPusher::start(
+                endpoint,
+                args.otlp_interval,
+                board.clone(),
+                tls,
+            ))
+        }
+        _ => None,
     };
     // One listener for the whole command: a signal that comes after the run (while the
     // reports are written) is still seen by the linger, which a listener started later would
@@ -131,6 +164,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     });
     let finished = runtime.block_on(engine::run_scenario(&scenario, &options, stop_rx.clone()));
     running.store(false, Ordering::Relaxed);
+    // The final push goes out as soon as the numbers are final, before the reports.
+    if let Some(pusher) = pusher {
+        warn_failed_pushes(&runtime.block_on(pusher.finish()));
+    }
     let finished = match finished {
         Ok(f) => f,
         Err(e) => {
@@ -168,10 +205,40 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// `--otlp` checked before anything starts: a URL that is no endpoint is bad input (exit 2).
+fn otlp_endpoint(args: &Args) -> Result<Option<OtlpEndpoint>, InvalidInput> {
+    let Some(url) = &args.otlp else {
+        return Ok(None);
+    };
+    if args.otlp_interval.is_zero() {
+        return Err(InvalidInput(
+            "--otlp-interval: must be longer than 0s, e.g. 5s".to_string(),
+        ));
+    }
+    OtlpEndpoint::parse(url)
+        .map(Some)
+        .map_err(|e| InvalidInput(format!("--otlp: {e}")))
+}
+
+/// A collector that was down or refused pushes is worth a warning, not a failed run.
+fn warn_failed_pushes(tally: &PushTally) {
+    if tally.failed > 0 {
+        eprintln!(
+            "warning: otlp: {} of {} pushes failed (last: {})",
+            tally.failed,
+            tally.failed + tally.accepted,
+            tally.last_error.as_deref().unwrap_or("unknown")
+        );
+    }
+}
+
 /// Starts the live exporter and says where it is; an address that cannot be listened on is
 /// a server that would not start (exit 3), named with the flag that asked for it.
-pub(super) async fn start_exporter(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
-    let server = MetricsServer::start(addr)
+pub(super) async fn start_exporter(
+    addr: SocketAddr,
+    board: Board,
+) -> anyhow::Result<MetricsServer> {
+    let server = MetricsServer::start(addr, board)
         .await
         .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;
     if !addr.ip().is_loopback() {

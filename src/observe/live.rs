@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::exposition::{self as text, MetricType};
+use super::exposition::MetricType;
+use super::snapshot::{Family, Histogram, Snapshot, Value};
 use crate::metrics::{ErrorKind, Sample, ServedBy};
+use prometheus_client::metrics::histogram::{Histogram as NativeHisto, NativeHistogramConfig};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
@@ -129,11 +131,18 @@ const _: () = assert!(
 );
 
 /// A classic histogram: a count per bucket (not cumulative, so an observation is one add)
-/// and the sum in microseconds.
+/// and the sum in microseconds; optionally the same observations in native buckets too.
 struct Histo {
     bounds: &'static [u64],
     buckets: [AtomicU64; MAX_BUCKETS],
     sum_us: AtomicU64,
+    native: Option<NativeHisto>,
+}
+
+/// Native histograms: 8 buckets per doubling (each about 9% wide, schema 3), at most 160 of
+/// them; past that prometheus-client halves the resolution rather than grow.
+fn native_histogram() -> NativeHisto {
+    NativeHisto::new_native(NativeHistogramConfig::with_schema(3).max_buckets(160))
 }
 
 impl Histo {
@@ -142,6 +151,15 @@ impl Histo {
             bounds,
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_us: AtomicU64::new(0),
+            native: None,
+        }
+    }
+
+    /// Classic and native: for the timings a client may want as native histograms.
+    fn with_native(bounds: &'static [u64]) -> Self {
+        Self {
+            native: Some(native_histogram()),
+            ..Self::new(bounds)
         }
     }
 
@@ -156,17 +174,25 @@ impl Histo {
             &self.sum_us,
             u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
         );
+        // After the classic buckets: a reader of both sees no more classic than native.
+        if let Some(n) = &self.native {
+            n.observe(d.as_secs_f64());
+        }
     }
 
-    fn write(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
-        let counts: Vec<u64> = self
+    fn read(&self) -> Histogram {
+        let counts = self
             .buckets
             .iter()
             .take(self.bounds.len() + 1)
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        text::histogram(out, name, labels, self.bounds, &counts, sum);
+        Histogram {
+            bounds_ns: self.bounds,
+            counts,
+            sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            native: self.native.clone(),
+        }
     }
 }
 
@@ -212,6 +238,8 @@ pub struct LiveMetrics {
     faults: Box<[FaultGauge]>,
     in_flight: Arc<AtomicUsize>,
     started: Instant,
+    /// `started` on the wall clock, where cumulative series start for a collector.
+    started_wall: SystemTime,
     /// How long the run ran, in nanoseconds, once it ended; `u64::MAX` until then.
     ran_for: AtomicU64,
     /// Successes served by an upstream nobody announced (an external gateway's own names):
@@ -244,9 +272,9 @@ impl LiveMetrics {
                     served: (0..upstreams).map(|_| Lines(AtomicU64::new(0))).collect(),
                     prompt_tokens: AtomicU64::new(0),
                     completion_tokens: AtomicU64::new(0),
-                    latency: Histo::new(LATENCY_BOUNDS),
-                    ttft: Histo::new(LATENCY_BOUNDS),
-                    tpot: Histo::new(TPOT_BOUNDS),
+                    latency: Histo::with_native(LATENCY_BOUNDS),
+                    ttft: Histo::with_native(LATENCY_BOUNDS),
+                    tpot: Histo::with_native(TPOT_BOUNDS),
                 })
             })
             .collect();
@@ -272,6 +300,7 @@ impl LiveMetrics {
             faults,
             in_flight,
             started: Instant::now(),
+            started_wall: SystemTime::now(),
             ran_for: AtomicU64::new(u64::MAX),
             unannounced: Mutex::new(BTreeMap::new()),
         }
@@ -371,137 +400,162 @@ impl LiveMetrics {
 
     /// The whole exposition, Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096 + self.classes.len() * 8192);
-        self.render_run(&mut out);
-        self.render_requests(&mut out);
-        self.render_histograms(&mut out);
-        self.render_served(&mut out);
-        self.render_faults(&mut out);
-        out
+        self.snapshot().to_text()
     }
 
-    fn render_run(&self, out: &mut String) {
-        let name = "gauntlet_run_info";
-        text::family(
-            out,
-            name,
+    /// The whole exposition as length-delimited `io.prometheus.client.MetricFamily`
+    /// messages, native histograms included.
+    pub fn render_protobuf(&self) -> Vec<u8> {
+        super::protobuf::encode_delimited(&self.snapshot())
+    }
+
+    /// Every family as it stands now: what a scrape serves and a push sends.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut families = Vec::with_capacity(16);
+        self.run_families(&mut families);
+        self.request_families(&mut families);
+        self.histogram_families(&mut families);
+        families.push(self.served_family());
+        families.push(self.fault_family());
+        Snapshot {
+            scenario: self.scenario.clone(),
+            started: self.started_wall,
+            taken: SystemTime::now(),
+            families,
+        }
+    }
+
+    fn run_families(&self, out: &mut Vec<Family>) {
+        let mut info = Family::new(
+            "gauntlet_run_info",
             MetricType::Gauge,
             "The run: its scenario and seed (always 1).",
         );
         let labels = [("scenario", self.scenario.as_str()), ("seed", &self.seed)];
-        text::sample(out, name, &labels, 1);
-        let name = "gauntlet_run_planned_seconds";
-        let help = "How long the plan runs, warmup included.";
-        text::family(out, name, MetricType::Gauge, help);
+        info.push(&labels, Value::Gauge(1.0));
+        out.push(info);
+        let gauge = |name, help, v: f64| {
+            let mut f = Family::new(name, MetricType::Gauge, help);
+            f.push(&[], Value::Gauge(v));
+            f
+        };
         // A probe has no planned end: +Inf, as Prometheus spells it.
         let planned = if self.planned == Duration::MAX {
             f64::INFINITY
         } else {
             self.planned.as_secs_f64()
         };
-        text::sample(out, name, &[], text::float(planned));
-        let name = "gauntlet_run_elapsed_seconds";
-        let help = "How long the plan has run; stops where the run ended.";
-        text::family(out, name, MetricType::Gauge, help);
-        text::sample(out, name, &[], text::float(self.elapsed().as_secs_f64()));
-        let name = "gauntlet_in_flight";
-        let help = "Requests sent and not yet answered (closed model: users waiting on one).";
-        text::family(out, name, MetricType::Gauge, help);
-        text::sample(out, name, &[], self.in_flight.load(Ordering::Relaxed));
+        out.push(gauge(
+            "gauntlet_run_planned_seconds",
+            "How long the plan runs, warmup included.",
+            planned,
+        ));
+        out.push(gauge(
+            "gauntlet_run_elapsed_seconds",
+            "How long the plan has run; stops where the run ended.",
+            self.elapsed().as_secs_f64(),
+        ));
+        out.push(gauge(
+            "gauntlet_in_flight",
+            "Requests sent and not yet answered (closed model: users waiting on one).",
+            self.in_flight.load(Ordering::Relaxed) as f64,
+        ));
     }
 
-    fn render_requests(&self, out: &mut String) {
-        let name = "gauntlet_requests_total";
-        let help = "Requests answered after warmup, by class and outcome (ok or the error kind).";
-        text::family(out, name, MetricType::Counter, help);
+    fn request_families(&self, out: &mut Vec<Family>) {
+        let mut requests = Family::new(
+            "gauntlet_requests_total",
+            MetricType::Counter,
+            "Requests answered after warmup, by class and outcome (ok or the error kind).",
+        );
         for c in &self.classes {
             for (i, n) in c.outcomes.iter().enumerate() {
                 let labels = [("class", c.name.as_str()), ("outcome", outcome_name(i))];
-                text::sample(out, name, &labels, n.load(Ordering::Relaxed));
+                requests.push(&labels, Value::Counter(n.load(Ordering::Relaxed)));
             }
         }
-        let name = "gauntlet_dropped_total";
-        let help = "Requests the schedule called for but the generator could not send \
-                    (in-flight cap), after warmup; they count against availability.";
-        text::family(out, name, MetricType::Counter, help);
-        for c in &self.classes {
-            let labels = [("class", c.name.as_str())];
-            text::sample(out, name, &labels, c.dropped.load(Ordering::Relaxed));
-        }
-        self.per_class_counter(
-            out,
+        out.push(requests);
+        out.push(self.per_class_counter(
+            "gauntlet_dropped_total",
+            "Requests the schedule called for but the generator could not send \
+             (in-flight cap), after warmup; they count against availability.",
+            |c| &c.dropped,
+        ));
+        out.push(self.per_class_counter(
             "gauntlet_prompt_tokens_total",
             "Prompt tokens of the requests answered after warmup.",
             |c| &c.prompt_tokens,
-        );
-        self.per_class_counter(
-            out,
+        ));
+        out.push(self.per_class_counter(
             "gauntlet_completion_tokens_total",
             "Completion tokens of the requests answered after warmup.",
             |c| &c.completion_tokens,
-        );
+        ));
     }
 
     fn per_class_counter(
         &self,
-        out: &mut String,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         counter: impl Fn(&ClassMetrics) -> &AtomicU64,
-    ) {
-        text::family(out, name, MetricType::Counter, help);
+    ) -> Family {
+        let mut f = Family::new(name, MetricType::Counter, help);
         for c in &self.classes {
-            let labels = [("class", c.name.as_str())];
-            text::sample(out, name, &labels, counter(c).load(Ordering::Relaxed));
+            let n = counter(c).load(Ordering::Relaxed);
+            f.push(&[("class", c.name.as_str())], Value::Counter(n));
         }
+        f
     }
 
-    fn render_histograms(&self, out: &mut String) {
-        let name = "gauntlet_schedule_lag_seconds";
-        let help = "How late each request was sent after its intended time.";
-        text::family(out, name, MetricType::Histogram, help);
-        self.lag.write(out, name, &[]);
-        self.per_class_histogram(
-            out,
+    fn histogram_families(&self, out: &mut Vec<Family>) {
+        let mut lag = Family::new(
+            "gauntlet_schedule_lag_seconds",
+            MetricType::Histogram,
+            "How late each request was sent after its intended time.",
+        );
+        lag.push(&[], Value::Histogram(self.lag.read()));
+        out.push(lag);
+        out.push(self.per_class_histogram(
             "gauntlet_latency_seconds",
             "Intended send time to the last byte, successful requests only.",
             |c| &c.latency,
-        );
-        self.per_class_histogram(
-            out,
+        ));
+        out.push(self.per_class_histogram(
             "gauntlet_ttft_seconds",
             "Intended send time to the first delta of a successful stream.",
             |c| &c.ttft,
-        );
-        self.per_class_histogram(
-            out,
+        ));
+        out.push(self.per_class_histogram(
             "gauntlet_tpot_seconds",
             "Time per output token after the first, successful streams only.",
             |c| &c.tpot,
-        );
+        ));
     }
 
     fn per_class_histogram(
         &self,
-        out: &mut String,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         histo: impl Fn(&ClassMetrics) -> &Histo,
-    ) {
-        text::family(out, name, MetricType::Histogram, help);
+    ) -> Family {
+        let mut f = Family::new(name, MetricType::Histogram, help);
         for c in &self.classes {
-            histo(c).write(out, name, &[("class", c.name.as_str())]);
+            let h = histo(c).read();
+            f.push(&[("class", c.name.as_str())], Value::Histogram(h));
         }
+        f
     }
 
-    fn render_served(&self, out: &mut String) {
-        let name = "gauntlet_served_total";
-        let help = "Successful responses by class and the upstream that served them.";
-        text::family(out, name, MetricType::Counter, help);
+    fn served_family(&self) -> Family {
+        let mut f = Family::new(
+            "gauntlet_served_total",
+            MetricType::Counter,
+            "Successful responses by class and the upstream that served them.",
+        );
         for c in &self.classes {
             for (upstream, n) in self.upstreams.iter().zip(c.served.iter()) {
                 let labels = [("class", c.name.as_str()), ("upstream", upstream.as_str())];
-                text::sample(out, name, &labels, n.load(Ordering::Relaxed));
+                f.push(&labels, Value::Counter(n.load(Ordering::Relaxed)));
             }
         }
         let unannounced = match self.unannounced.lock() {
@@ -517,19 +571,23 @@ impl LiveMetrics {
                 continue;
             }
             let labels = [("class", c.name.as_str()), ("upstream", &*upstream)];
-            text::sample(out, name, &labels, n);
+            f.push(&labels, Value::Counter(n));
         }
+        f
     }
 
-    fn render_faults(&self, out: &mut String) {
-        let name = "gauntlet_fault_active";
-        let help = "1 while a scheduled fault of this kind is applied on this upstream, else 0.";
-        text::family(out, name, MetricType::Gauge, help);
+    fn fault_family(&self) -> Family {
+        let mut f = Family::new(
+            "gauntlet_fault_active",
+            MetricType::Gauge,
+            "1 while a scheduled fault of this kind is applied on this upstream, else 0.",
+        );
         for g in &self.faults {
             let labels = [("upstream", g.upstream.as_str()), ("kind", g.kind.as_str())];
             let open = g.open.load(Ordering::Relaxed);
-            text::sample(out, name, &labels, u8::from(open > 0));
+            f.push(&labels, Value::Gauge(f64::from(u8::from(open > 0))));
         }
+        f
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::exposition::CONTENT_TYPE;
 use super::live::LiveMetrics;
 use super::probe::ProbeGauges;
+use super::protobuf;
 
 /// What a scrape renders: the run's numbers, and a probe's own when a probe runs.
 #[derive(Default)]
@@ -55,20 +56,41 @@ impl Board {
         f(&mut slot);
     }
 
-    fn render(&self) -> String {
-        // The lock is held only to clone the Arcs: rendering never blocks a publish.
-        let (run, probe) = match self.0.read() {
+    fn published(&self) -> (Option<Arc<LiveMetrics>>, Option<Arc<ProbeGauges>>) {
+        // The lock is held only to clone the Arcs: reading never blocks a publish.
+        match self.0.read() {
             Ok(s) => (s.run.clone(), s.probe.clone()),
             Err(poisoned) => {
                 let s = poisoned.into_inner();
                 (s.run.clone(), s.probe.clone())
             }
-        };
+        }
+    }
+
+    /// The run published last, if any.
+    pub fn current(&self) -> Option<Arc<LiveMetrics>> {
+        self.published().0
+    }
+
+    /// Whether a probe's gauges are published: they exist only as text, so a probe's
+    /// scrapes are answered in text whatever format the scraper prefers.
+    fn has_probe(&self) -> bool {
+        self.published().1.is_some()
+    }
+
+    fn render(&self) -> String {
+        let (run, probe) = self.published();
         let mut out = run.map(|m| m.render()).unwrap_or_default();
         if let Some(p) = probe {
             p.render(&mut out);
         }
         out
+    }
+
+    fn render_protobuf(&self) -> Vec<u8> {
+        self.current()
+            .map(|m| m.render_protobuf())
+            .unwrap_or_default()
     }
 }
 
@@ -82,12 +104,11 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listens on `addr` (port 0 picks a free one) and serves the board's numbers on the
+    /// Listens on `addr` (port 0 picks a free one) and serves `board`'s numbers on the
     /// current runtime. Any address is taken as given: the caller decides who may read.
-    pub async fn start(addr: SocketAddr) -> std::io::Result<Self> {
+    pub async fn start(addr: SocketAddr, board: Board) -> std::io::Result<Self> {
         let listener = crate::net::listen(addr)?;
         let addr = listener.local_addr()?;
-        let board = Board::default();
         let (stop, mut stopped) = watch::channel(false);
         let served = board.clone();
         let task = tokio::spawn(async move {
@@ -145,25 +166,41 @@ impl MetricsServer {
 }
 
 fn respond<B>(req: &Request<B>, board: &Board) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+    // Content negotiation: the protobuf format only for a scraper that prefers it.
+    let protobuf = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(protobuf::preferred)
+        && !board.has_probe();
+    let (status, content_type, body): (_, _, Bytes) = match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") if protobuf => (
+            StatusCode::OK,
+            protobuf::CONTENT_TYPE,
+            board.render_protobuf().into(),
+        ),
         (&Method::GET | &Method::HEAD, "/metrics") => {
-            (StatusCode::OK, CONTENT_TYPE, board.render())
+            (StatusCode::OK, CONTENT_TYPE, board.render().into())
         }
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
-            "use GET\n".to_string(),
+            Bytes::from_static(b"use GET\n"),
         ),
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "not found: the run's metrics are at /metrics\n".to_string(),
+            Bytes::from_static(b"not found: the run's metrics are at /metrics\n"),
         ),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // One URL, two formats: a cache must key on what was asked for.
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     if status == StatusCode::METHOD_NOT_ALLOWED {
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
