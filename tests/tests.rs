@@ -33,5 +33,6 @@ mod support;
 mod tiers;
 mod tls;
 mod translation;
+mod tui;
 mod upstream_misbehaviour;
 mod workload;

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::exposition::{self as text, MetricType};
-use crate::metrics::{ErrorKind, Sample, ServedBy};
+use super::snapshot::{Buckets, ClassSnapshot, FaultSnapshot, Snapshot};
+use crate::metrics::{ErrorKind, Sample, ServedBy, SlaResult};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
@@ -90,11 +91,21 @@ pub struct RunShape {
     pub classes: Vec<String>,
     /// The upstream names `ServedBy::Known` indexes.
     pub upstreams: Vec<String>,
-    /// (upstream, fault kind) of every scheduled fault, so each gauge reads 0 before its window.
-    pub faults: Vec<(String, String)>,
+    /// Every scheduled fault window, so each gauge reads 0 before its window and the live
+    /// view can count down to the next one.
+    pub faults: Vec<FaultPlan>,
     pub planned: Duration,
     /// Samples intended before this are run but not counted, as in the summary.
     pub warmup: Duration,
+}
+
+/// One scheduled fault window, as planned (times since the run's start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultPlan {
+    pub upstream: String,
+    pub kind: String,
+    pub start: Duration,
+    pub end: Duration,
 }
 
 /// Adds to a counter that only the recorder task writes. A plain load and store rather than a
@@ -167,6 +178,18 @@ impl Histo {
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         text::histogram(out, name, labels, self.bounds, &counts, sum);
     }
+
+    fn snapshot(&self) -> Buckets {
+        Buckets {
+            bounds: self.bounds,
+            counts: self
+                .buckets
+                .iter()
+                .take(self.bounds.len() + 1)
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
 }
 
 /// Outcome label values: `ok`, then the error kinds in `ErrorKind::ALL` order.
@@ -209,6 +232,7 @@ pub struct LiveMetrics {
     classes: Box<[Lines<ClassMetrics>]>,
     lag: Lines<Histo>,
     faults: Box<[FaultGauge]>,
+    windows: Vec<FaultPlan>,
     in_flight: Arc<AtomicUsize>,
     started: Instant,
     /// How long the run ran, in nanoseconds, once it ended; `u64::MAX` until then.
@@ -216,6 +240,9 @@ pub struct LiveMetrics {
     /// Successes served by an upstream nobody announced (an external gateway's own names):
     /// rare, so a lock is cheaper than a table sized for names unknown in advance.
     unannounced: Mutex<BTreeMap<(usize, Box<str>), u64>>,
+    /// The SLA checks as last evaluated on the recording so far; replaced whole, a few times
+    /// a minute at most, so a lock is no cost.
+    sla: RwLock<Option<Arc<SlaResult>>>,
 }
 
 impl std::fmt::Debug for LiveMetrics {
@@ -249,7 +276,11 @@ impl LiveMetrics {
                 })
             })
             .collect();
-        let mut pairs = shape.faults;
+        let mut pairs: Vec<(String, String)> = shape
+            .faults
+            .iter()
+            .map(|f| (f.upstream.clone(), f.kind.clone()))
+            .collect();
         pairs.sort();
         pairs.dedup();
         let faults = pairs
@@ -269,10 +300,12 @@ impl LiveMetrics {
             classes,
             lag: Lines(Histo::new(LAG_BOUNDS)),
             faults,
+            windows: shape.faults,
             in_flight,
             started: Instant::now(),
             ran_for: AtomicU64::new(u64::MAX),
             unannounced: Mutex::new(BTreeMap::new()),
+            sla: RwLock::new(None),
         }
     }
 
@@ -361,6 +394,90 @@ impl LiveMetrics {
         self.ran_for.store(ns, Ordering::Relaxed);
     }
 
+    /// The SLA checks evaluated on what was measured so far (or, at the end, the final
+    /// verdict): scrapes and the live view read this one.
+    pub fn set_sla(&self, result: SlaResult) {
+        let mut slot = match self.sla.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(Arc::new(result));
+    }
+
+    /// The SLA checks as last evaluated, if they have been yet.
+    pub fn sla(&self) -> Option<Arc<SlaResult>> {
+        match self.sla.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Every number at this moment, for readers that compute rates and quantiles themselves.
+    pub fn snapshot(&self) -> Snapshot {
+        let unannounced = match self.unannounced.lock() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let classes = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut served: Vec<(String, u64)> = self
+                    .upstreams
+                    .iter()
+                    .zip(c.served.iter())
+                    .map(|(u, n)| (u.clone(), n.load(Ordering::Relaxed)))
+                    .collect();
+                served.extend(
+                    unannounced
+                        .iter()
+                        .filter(|((class, _), _)| *class == i)
+                        .map(|((_, name), n)| (name.to_string(), *n)),
+                );
+                let count = |k: usize| c.outcomes.get(k).map_or(0, |n| n.load(Ordering::Relaxed));
+                ClassSnapshot {
+                    name: c.name.clone(),
+                    ok: count(0),
+                    errors: (1..=ErrorKind::COUNT)
+                        .map(|k| (outcome_name(k), count(k)))
+                        .collect(),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                    latency: c.latency.snapshot(),
+                    ttft: c.ttft.snapshot(),
+                    served,
+                }
+            })
+            .collect();
+        let faults = self
+            .windows
+            .iter()
+            .map(|w| FaultSnapshot {
+                upstream: w.upstream.clone(),
+                kind: w.kind.clone(),
+                start: w.start,
+                end: w.end,
+                active: self.faults.iter().any(|g| {
+                    g.upstream == w.upstream
+                        && g.kind == w.kind
+                        && g.open.load(Ordering::Relaxed) > 0
+                }),
+            })
+            .collect();
+        Snapshot {
+            scenario: self.scenario.clone(),
+            elapsed: self.elapsed(),
+            planned: self.planned,
+            warmup: self.warmup,
+            ended: self.ran_for.load(Ordering::Relaxed) != u64::MAX,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            classes,
+            lag: self.lag.snapshot(),
+            faults,
+            sla: self.sla(),
+        }
+    }
+
     fn elapsed(&self) -> Duration {
         match self.ran_for.load(Ordering::Relaxed) {
             u64::MAX => self.started.elapsed().min(self.planned),
@@ -376,6 +493,7 @@ impl LiveMetrics {
         self.render_histograms(&mut out);
         self.render_served(&mut out);
         self.render_faults(&mut out);
+        super::verdicts::render(&mut out, self.sla().as_deref());
         out
     }
 
@@ -530,16 +648,22 @@ impl LiveMetrics {
 mod tests {
     use super::*;
 
+    fn outage(start_s: u64, end_s: u64) -> FaultPlan {
+        FaultPlan {
+            upstream: "up".into(),
+            kind: "outage".into(),
+            start: Duration::from_secs(start_s),
+            end: Duration::from_secs(end_s),
+        }
+    }
+
     fn shape() -> RunShape {
         RunShape {
             scenario: "s".into(),
             seed: 7,
             classes: vec!["a".into(), "b".into()],
             upstreams: vec!["up".into()],
-            faults: vec![
-                ("up".into(), "outage".into()),
-                ("up".into(), "outage".into()),
-            ],
+            faults: vec![outage(2, 3), outage(5, 6)],
             planned: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
         }
@@ -608,6 +732,40 @@ mod tests {
             line(&m.render(), "gauntlet_run_elapsed_seconds "),
             "gauntlet_run_elapsed_seconds 2.5"
         );
+    }
+
+    #[test]
+    fn a_snapshot_holds_what_a_scrape_reads() {
+        let m = LiveMetrics::new(shape(), Arc::new(AtomicUsize::new(2)));
+        m.record(&ok(0, 1_500, 20));
+        let mut failed = ok(0, 1_600, 1);
+        failed.result = Err(ErrorKind::Timeout);
+        m.record(&failed);
+        let mut elsewhere = ok(1, 2_000, 1);
+        elsewhere.served_by = Some(ServedBy::Other("gw-own".into()));
+        m.record(&elsewhere);
+        m.fault("up", "outage", true);
+        let s = m.snapshot();
+        let a = &s.classes[0];
+        assert_eq!((a.ok, a.failed(), a.requests()), (1, 1, 2));
+        assert!(a.errors.contains(&("timeout", 1)));
+        assert_eq!(a.latency.total(), 1);
+        assert_eq!(a.served, vec![("up".to_string(), 1)]);
+        assert_eq!(
+            s.classes[1].served,
+            vec![("up".to_string(), 0), ("gw-own".to_string(), 1)]
+        );
+        assert_eq!(s.lag.total(), 3);
+        assert_eq!(s.in_flight, 2);
+        // Both windows of the one gauge read active; the view tells them apart by time.
+        assert_eq!(s.faults.len(), 2);
+        assert!(s.faults.iter().all(|f| f.active));
+        assert_eq!(s.faults[1].start, Duration::from_secs(5));
+        assert!(s.sla.is_none() && !s.ended);
+        m.set_sla(SlaResult::default());
+        m.finish(Duration::from_secs(3));
+        let s = m.snapshot();
+        assert!(s.sla.is_some() && s.ended);
     }
 
     #[test]

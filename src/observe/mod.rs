@@ -1,11 +1,16 @@
 //! Watching a run from outside while it goes on: the live Prometheus exporter of
-//! `gauntlet run --metrics-listen`. The engine feeds a `LiveMetrics` and publishes it on the
-//! `MetricsServer`'s `Board`; the server renders it on each scrape.
+//! `gauntlet run --metrics-listen` and the live terminal view. The engine feeds a
+//! `LiveMetrics` and publishes it on a `Board`; the server renders it on each scrape, the
+//! view draws from its snapshots.
 
 mod exposition;
 mod live;
 mod server;
+mod snapshot;
+mod verdicts;
+pub mod view;
 
 pub use exposition::CONTENT_TYPE;
-pub use live::{LiveMetrics, RunShape};
+pub use live::{FaultPlan, LiveMetrics, RunShape};
 pub use server::{Board, MetricsServer};
+pub use snapshot::{Buckets, ClassSnapshot, FaultSnapshot, Snapshot};

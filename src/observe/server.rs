@@ -38,13 +38,17 @@ impl Board {
         *slot = Some(metrics);
     }
 
-    fn render(&self) -> String {
-        // The lock is held only to clone the Arc: rendering never blocks a publish.
-        let current = match self.0.read() {
+    /// The run published last, if any yet.
+    pub fn current(&self) -> Option<Arc<LiveMetrics>> {
+        // The lock is held only to clone the Arc: reading never blocks a publish.
+        match self.0.read() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        current.map(|m| m.render()).unwrap_or_default()
+        }
+    }
+
+    fn render(&self) -> String {
+        self.current().map(|m| m.render()).unwrap_or_default()
     }
 }
 
