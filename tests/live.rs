@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use gauntlet::metrics::{CheckStatus, SlaCheck, SlaKey, SlaResult};
-use gauntlet::observe::{FaultPlan, LiveMetrics, RunShape};
+use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -584,7 +584,7 @@ fn exported_names() -> BTreeSet<String> {
             seed: 1,
             classes: vec!["c".into()],
             upstreams: vec!["u".into()],
-            faults: vec![FaultPlan {
+            faults: vec![PlannedFault {
                 upstream: "u".into(),
                 kind: "outage".into(),
                 start: Duration::ZERO,

@@ -18,7 +18,7 @@ use super::running;
 use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Summary};
-use crate::observe::{Board, FaultPlan, LiveMetrics, RunShape};
+use crate::observe::{Board, LiveMetrics, PlannedFault, RunShape};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::ClientSettings;
 
@@ -250,7 +250,7 @@ pub(super) async fn drive(
             faults: faults
                 .iter()
                 .flat_map(|f| {
-                    f.windows().map(|(start, end)| FaultPlan {
+                    f.windows().map(|(start, end)| PlannedFault {
                         upstream: f.upstream.clone(),
                         kind: f.spec.kind.name().as_str().to_string(),
                         start,

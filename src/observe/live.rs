@@ -93,7 +93,7 @@ pub struct RunShape {
     pub upstreams: Vec<String>,
     /// Every scheduled fault window, so each gauge reads 0 before its window and the live
     /// view can count down to the next one.
-    pub faults: Vec<FaultPlan>,
+    pub faults: Vec<PlannedFault>,
     pub planned: Duration,
     /// Samples intended before this are run but not counted, as in the summary.
     pub warmup: Duration,
@@ -101,7 +101,7 @@ pub struct RunShape {
 
 /// One scheduled fault window, as planned (times since the run's start).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaultPlan {
+pub struct PlannedFault {
     pub upstream: String,
     pub kind: String,
     pub start: Duration,
@@ -232,7 +232,7 @@ pub struct LiveMetrics {
     classes: Box<[Lines<ClassMetrics>]>,
     lag: Lines<Histo>,
     faults: Box<[FaultGauge]>,
-    windows: Vec<FaultPlan>,
+    windows: Vec<PlannedFault>,
     in_flight: Arc<AtomicUsize>,
     started: Instant,
     /// How long the run ran, in nanoseconds, once it ended; `u64::MAX` until then.
@@ -648,8 +648,8 @@ impl LiveMetrics {
 mod tests {
     use super::*;
 
-    fn outage(start_s: u64, end_s: u64) -> FaultPlan {
-        FaultPlan {
+    fn outage(start_s: u64, end_s: u64) -> PlannedFault {
+        PlannedFault {
             upstream: "up".into(),
             kind: "outage".into(),
             start: Duration::from_secs(start_s),

@@ -11,6 +11,6 @@ mod verdicts;
 pub mod view;
 
 pub use exposition::CONTENT_TYPE;
-pub use live::{FaultPlan, LiveMetrics, RunShape};
+pub use live::{LiveMetrics, PlannedFault, RunShape};
 pub use server::{Board, MetricsServer};
 pub use snapshot::{Buckets, ClassSnapshot, FaultSnapshot, Snapshot};

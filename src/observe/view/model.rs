@@ -18,7 +18,7 @@ const HISTORY: usize = 240;
 
 /// One class over the last window.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClassRow {
+pub struct ClassWindow {
     pub name: String,
     /// Requests the schedule called for per second: answered, failed or dropped.
     pub rps: f64,
@@ -73,7 +73,7 @@ pub struct Model {
     pub ended: bool,
     pub in_flight: usize,
     /// Empty until the first window has passed.
-    pub classes: Vec<ClassRow>,
+    pub classes: Vec<ClassWindow>,
     /// All classes together, microseconds, one point per window.
     pub p50_us: History,
     pub p99_us: History,
@@ -108,7 +108,7 @@ fn micros(d: Option<Duration>) -> u64 {
     d.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-fn class_row(now: &ClassSnapshot, then: &ClassSnapshot, secs: f64) -> ClassRow {
+fn class_row(now: &ClassSnapshot, then: &ClassSnapshot, secs: f64) -> ClassWindow {
     let requests = now.requests().saturating_sub(then.requests());
     let failed = (now.failed() + now.dropped).saturating_sub(then.failed() + then.dropped);
     let mut error_kinds: Vec<(&'static str, u64)> = now
@@ -138,7 +138,7 @@ fn class_row(now: &ClassSnapshot, then: &ClassSnapshot, secs: f64) -> ClassRow {
         .map(|(name, n)| (name, n as f64 / total as f64))
         .collect();
     served.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ClassRow {
+    ClassWindow {
         name: now.name.clone(),
         rps: requests as f64 / secs,
         errors_per_s: failed as f64 / secs,
