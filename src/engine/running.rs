@@ -22,9 +22,10 @@ use crate::scenario::{Alternative, Sla};
 /// How often the recording is judged, at most.
 pub const EVERY: Duration = Duration::from_secs(1);
 
-/// After each evaluation the judge rests this many times as long as it took: a long run's
-/// conclusion grows with its intervals, and judging it live must not take a core from the run.
-const REST_FACTOR: u32 = 5;
+/// After each evaluation the judge rests this many times as long as it took, so it takes at
+/// most 1/21 of one core: a long run's conclusion grows with its intervals (an hour's takes
+/// on the order of a second), and judging it live must not take a core from the load.
+const REST_FACTOR: u32 = 20;
 
 /// What a conclusion needs besides the recording, fixed for the run.
 pub struct Inputs {
