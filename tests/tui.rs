@@ -71,6 +71,8 @@ impl Tmux {
 
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
+            // Inside someone's tmux, this is still a server of its own, not a nested client.
+            .env_remove("TMUX")
             .args(["-L", &self.socket])
             .args(args)
             .output()
@@ -199,6 +201,52 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
     // The terminal is back: the summary table is printed on the normal screen, the view gone.
     assert!(screen.contains("report: "), "{screen}");
     assert!(!screen.contains("q / Ctrl-C"), "{screen}");
+}
+
+/// `--plain` on a terminal keeps the progress bar: the view never takes the screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_on_a_terminal_keeps_the_progress_bar() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED plain_on_a_terminal_keeps_the_progress_bar: tmux is not installed");
+        return;
+    }
+    let profile = || instant_profile("");
+    let primary = start_mock_named(profile(), "primary", None).await;
+    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.toml");
+    std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 6)).unwrap();
+    let out = dir.path().join("run");
+    let exit_file = dir.path().join("exit-code");
+    let tmux = Tmux {
+        socket: format!("gauntlet-tui-plain-{}", std::process::id()),
+    };
+    let command = format!(
+        "{} run {} --plain --out {}; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_gauntlet"),
+        path.display(),
+        out.display(),
+        exit_file.display()
+    );
+    let started = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "-s",
+        "run",
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let (bar, screen) =
+        tokio::task::block_in_place(|| tmux.wait_for(&["req/s", "ms  "], Duration::from_secs(30)));
+    assert!(bar, "no progress bar:\n{screen}");
+    assert!(!screen.contains("gauntlet · "), "{screen}");
+    let code = tokio::task::block_in_place(|| wait_for_file(&exit_file, Duration::from_secs(60)));
+    assert!(code.is_some(), "the run never ended:\n{}", tmux.screen());
+    assert!(out.join("summary.json").exists());
 }
 
 /// Without a terminal (CI logs, a pipe) the output is the plain one: no escape codes.
