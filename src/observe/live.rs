@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::exposition::{self as text, MetricType};
-use super::snapshot::{Buckets, ClassSnapshot, FaultSnapshot, Snapshot};
+use super::reading::{Buckets, ClassReading, FaultReading, Reading};
 use crate::metrics::{ErrorKind, Sample, ServedBy, SlaResult};
 
 const MS: u64 = 1_000_000;
@@ -179,7 +179,7 @@ impl Histo {
         text::histogram(out, name, labels, self.bounds, &counts, sum);
     }
 
-    fn snapshot(&self) -> Buckets {
+    fn buckets(&self) -> Buckets {
         Buckets {
             bounds: self.bounds,
             counts: self
@@ -413,7 +413,7 @@ impl LiveMetrics {
     }
 
     /// Every number at this moment, for readers that compute rates and quantiles themselves.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn reading(&self) -> Reading {
         let unannounced = match self.unannounced.lock() {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -436,15 +436,15 @@ impl LiveMetrics {
                         .map(|((_, name), n)| (name.to_string(), *n)),
                 );
                 let count = |k: usize| c.outcomes.get(k).map_or(0, |n| n.load(Ordering::Relaxed));
-                ClassSnapshot {
+                ClassReading {
                     name: c.name.clone(),
                     ok: count(0),
                     errors: (1..=ErrorKind::COUNT)
                         .map(|k| (outcome_name(k), count(k)))
                         .collect(),
                     dropped: c.dropped.load(Ordering::Relaxed),
-                    latency: c.latency.snapshot(),
-                    ttft: c.ttft.snapshot(),
+                    latency: c.latency.buckets(),
+                    ttft: c.ttft.buckets(),
                     served,
                 }
             })
@@ -452,7 +452,7 @@ impl LiveMetrics {
         let faults = self
             .windows
             .iter()
-            .map(|w| FaultSnapshot {
+            .map(|w| FaultReading {
                 upstream: w.upstream.clone(),
                 kind: w.kind.clone(),
                 start: w.start,
@@ -464,7 +464,7 @@ impl LiveMetrics {
                 }),
             })
             .collect();
-        Snapshot {
+        Reading {
             scenario: self.scenario.clone(),
             elapsed: self.elapsed(),
             planned: self.planned,
@@ -472,7 +472,7 @@ impl LiveMetrics {
             ended: self.ran_for.load(Ordering::Relaxed) != u64::MAX,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             classes,
-            lag: self.lag.snapshot(),
+            lag: self.lag.buckets(),
             faults,
             sla: self.sla(),
         }
@@ -735,7 +735,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_holds_what_a_scrape_reads() {
+    fn a_reading_holds_what_a_scrape_reads() {
         let m = LiveMetrics::new(shape(), Arc::new(AtomicUsize::new(2)));
         m.record(&ok(0, 1_500, 20));
         let mut failed = ok(0, 1_600, 1);
@@ -745,7 +745,7 @@ mod tests {
         elsewhere.served_by = Some(ServedBy::Other("gw-own".into()));
         m.record(&elsewhere);
         m.fault("up", "outage", true);
-        let s = m.snapshot();
+        let s = m.reading();
         let a = &s.classes[0];
         assert_eq!((a.ok, a.failed(), a.requests()), (1, 1, 2));
         assert!(a.errors.contains(&("timeout", 1)));
@@ -764,7 +764,7 @@ mod tests {
         assert!(s.sla.is_none() && !s.ended);
         m.set_sla(SlaResult::default());
         m.finish(Duration::from_secs(3));
-        let s = m.snapshot();
+        let s = m.reading();
         assert!(s.sla.is_some() && s.ended);
     }
 

@@ -6,11 +6,11 @@
 mod exposition;
 mod live;
 mod server;
-mod snapshot;
+mod reading;
 mod verdicts;
 pub mod view;
 
 pub use exposition::CONTENT_TYPE;
 pub use live::{LiveMetrics, PlannedFault, RunShape};
 pub use server::{Board, MetricsServer};
-pub use snapshot::{Buckets, ClassSnapshot, FaultSnapshot, Snapshot};
+pub use reading::{Buckets, ClassReading, FaultReading, Reading};

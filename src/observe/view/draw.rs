@@ -261,7 +261,7 @@ fn draw_sla(f: &mut Frame<'_>, area: Rect, m: &Model) {
 mod tests {
     use super::*;
     use crate::metrics::{SlaKey, SlaResult};
-    use crate::observe::snapshot::{Buckets, ClassSnapshot, FaultSnapshot, Snapshot};
+    use crate::observe::reading::{Buckets, ClassReading, FaultReading, Reading};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::sync::Arc;
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_screen_shows_classes_faults_and_verdicts() {
-        let class = |ok| ClassSnapshot {
+        let class = |ok| ClassReading {
             name: "everyday".into(),
             ok,
             errors: vec![("status_5xx", 0)],
@@ -292,7 +292,7 @@ mod tests {
                 counts: vec![0, ok, 0],
             },
             served: vec![("primary".into(), ok)],
-            ..ClassSnapshot::default()
+            ..ClassReading::default()
         };
         let check = SlaCheck {
             name: SlaKey::Availability,
@@ -305,12 +305,12 @@ mod tests {
             note: None,
             misses: None,
         };
-        let snap = |at, ok| Snapshot {
+        let snap = |at, ok| Reading {
             scenario: "quickstart".into(),
             elapsed: Duration::from_secs(at),
             planned: Duration::from_secs(20),
             classes: vec![class(ok)],
-            faults: vec![FaultSnapshot {
+            faults: vec![FaultReading {
                 upstream: "primary".into(),
                 kind: "outage".into(),
                 start: Duration::from_secs(8),
@@ -322,7 +322,7 @@ mod tests {
                 verdict: CheckStatus::Pass,
                 checks: vec![check.clone()],
             })),
-            ..Snapshot::default()
+            ..Reading::default()
         };
         let t0 = Instant::now();
         let mut m = Model::default();

@@ -98,7 +98,7 @@ fn show(
     let mut model = Model::default();
     while !done.load(Ordering::Relaxed) {
         if let Some(run) = board.current() {
-            model.update(run.snapshot(), Instant::now());
+            model.update(run.reading(), Instant::now());
         }
         terminal.draw(|f| draw::frame(f, &model))?;
         let until = Instant::now() + REDRAW;

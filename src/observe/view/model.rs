@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::SlaResult;
-use crate::observe::snapshot::{Buckets, ClassSnapshot, Snapshot};
+use crate::observe::reading::{Buckets, ClassReading, Reading};
 
 /// Rates and quantiles are over windows this long: shorter ones jump around with a handful
 /// of requests, longer ones hide a fault's first seconds.
@@ -86,10 +86,10 @@ pub struct Model {
     pub stopping: bool,
     /// Whether a run has been published yet (the fleet starts first).
     pub started: bool,
-    window_start: Option<(Instant, Snapshot)>,
+    window_start: Option<(Instant, Reading)>,
 }
 
-fn merged(classes: &[ClassSnapshot], pick: fn(&ClassSnapshot) -> &Buckets) -> Buckets {
+fn merged(classes: &[ClassReading], pick: fn(&ClassReading) -> &Buckets) -> Buckets {
     let mut out = Buckets::default();
     for c in classes {
         let b = pick(c);
@@ -108,7 +108,7 @@ fn micros(d: Option<Duration>) -> u64 {
     d.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-fn class_row(now: &ClassSnapshot, then: &ClassSnapshot, secs: f64) -> ClassWindow {
+fn class_row(now: &ClassReading, then: &ClassReading, secs: f64) -> ClassWindow {
     let requests = now.requests().saturating_sub(then.requests());
     let failed = (now.failed() + now.dropped).saturating_sub(then.failed() + then.dropped);
     let mut error_kinds: Vec<(&'static str, u64)> = now
@@ -155,7 +155,7 @@ fn class_row(now: &ClassSnapshot, then: &ClassSnapshot, secs: f64) -> ClassWindo
 impl Model {
     /// Takes in the numbers as of `now`; a window closes (rates, quantiles and sparklines
     /// move) once `WINDOW` has passed since the last one closed.
-    pub fn update(&mut self, snap: Snapshot, now: Instant) {
+    pub fn update(&mut self, snap: Reading, now: Instant) {
         self.started = true;
         self.scenario.clone_from(&snap.scenario);
         self.elapsed = snap.elapsed;
@@ -190,7 +190,7 @@ impl Model {
         self.window_start = Some((now, snap));
     }
 
-    fn faults(&mut self, snap: &Snapshot) {
+    fn faults(&mut self, snap: &Reading) {
         let at = snap.elapsed;
         self.active_faults = snap
             .faults
@@ -218,7 +218,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::snapshot::FaultSnapshot;
+    use crate::observe::reading::FaultReading;
 
     const MS: u64 = 1_000_000;
     const BOUNDS: &[u64] = &[10 * MS, 100 * MS, 1_000 * MS];
@@ -229,8 +229,8 @@ mod tests {
         fast: u64,
         slow: u64,
         served: &[(&str, u64)],
-    ) -> ClassSnapshot {
-        ClassSnapshot {
+    ) -> ClassReading {
+        ClassReading {
             name: "everyday".into(),
             ok,
             errors: vec![("status_5xx", status_5xx), ("timeout", 0)],
@@ -247,20 +247,20 @@ mod tests {
         }
     }
 
-    fn snap(at_s: u64, c: ClassSnapshot, active: bool) -> Snapshot {
-        Snapshot {
+    fn snap(at_s: u64, c: ClassReading, active: bool) -> Reading {
+        Reading {
             scenario: "s".into(),
             elapsed: Duration::from_secs(at_s),
             planned: Duration::from_secs(20),
             classes: vec![c],
-            faults: vec![FaultSnapshot {
+            faults: vec![FaultReading {
                 upstream: "primary".into(),
                 kind: "outage".into(),
                 start: Duration::from_secs(8),
                 end: Duration::from_secs(14),
                 active,
             }],
-            ..Snapshot::default()
+            ..Reading::default()
         }
     }
 

@@ -63,7 +63,7 @@ impl Buckets {
 
 /// One class's counters.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClassSnapshot {
+pub struct ClassReading {
     pub name: String,
     pub ok: u64,
     /// Failed requests by error kind (`ErrorKind::as_str`), every kind listed.
@@ -76,7 +76,7 @@ pub struct ClassSnapshot {
     pub served: Vec<(String, u64)>,
 }
 
-impl ClassSnapshot {
+impl ClassReading {
     pub fn failed(&self) -> u64 {
         self.errors.iter().map(|(_, n)| n).sum()
     }
@@ -89,7 +89,7 @@ impl ClassSnapshot {
 
 /// One scheduled fault window and whether a fault of its upstream and kind is applied now.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FaultSnapshot {
+pub struct FaultReading {
     pub upstream: String,
     pub kind: String,
     /// Since the run's start, as scheduled.
@@ -100,7 +100,7 @@ pub struct FaultSnapshot {
 
 /// The whole run at one moment.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub struct Reading {
     pub scenario: String,
     pub elapsed: Duration,
     pub planned: Duration,
@@ -108,9 +108,9 @@ pub struct Snapshot {
     /// The run has ended (elapsed stopped).
     pub ended: bool,
     pub in_flight: usize,
-    pub classes: Vec<ClassSnapshot>,
+    pub classes: Vec<ClassReading>,
     pub lag: Buckets,
-    pub faults: Vec<FaultSnapshot>,
+    pub faults: Vec<FaultReading>,
     /// The SLA checks as evaluated last (None before the first evaluation).
     pub sla: Option<Arc<SlaResult>>,
 }
