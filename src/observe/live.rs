@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::exposition::{self as text, MetricType};
-use super::reading::{Buckets, ClassReading, FaultReading, Reading};
+use super::reading::{Buckets, ClassReading, FaultReading, LiveReading};
 use crate::metrics::{ErrorKind, Sample, ServedBy, SlaResult};
 
 const MS: u64 = 1_000_000;
@@ -413,7 +413,7 @@ impl LiveMetrics {
     }
 
     /// Every number at this moment, for readers that compute rates and quantiles themselves.
-    pub fn reading(&self) -> Reading {
+    pub fn reading(&self) -> LiveReading {
         let unannounced = match self.unannounced.lock() {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -464,7 +464,7 @@ impl LiveMetrics {
                 }),
             })
             .collect();
-        Reading {
+        LiveReading {
             scenario: self.scenario.clone(),
             elapsed: self.elapsed(),
             planned: self.planned,

@@ -13,4 +13,4 @@ pub mod view;
 pub use exposition::CONTENT_TYPE;
 pub use live::{LiveMetrics, PlannedFault, RunShape};
 pub use server::{Board, MetricsServer};
-pub use reading::{Buckets, ClassReading, FaultReading, Reading};
+pub use reading::{Buckets, ClassReading, FaultReading, LiveReading};

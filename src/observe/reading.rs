@@ -100,7 +100,7 @@ pub struct FaultReading {
 
 /// The whole run at one moment.
 #[derive(Debug, Clone, Default)]
-pub struct Reading {
+pub struct LiveReading {
     pub scenario: String,
     pub elapsed: Duration,
     pub planned: Duration,

@@ -261,7 +261,7 @@ fn draw_sla(f: &mut Frame<'_>, area: Rect, m: &Model) {
 mod tests {
     use super::*;
     use crate::metrics::{SlaKey, SlaResult};
-    use crate::observe::reading::{Buckets, ClassReading, FaultReading, Reading};
+    use crate::observe::reading::{Buckets, ClassReading, FaultReading, LiveReading};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::sync::Arc;
@@ -305,7 +305,7 @@ mod tests {
             note: None,
             misses: None,
         };
-        let snap = |at, ok| Reading {
+        let snap = |at, ok| LiveReading {
             scenario: "quickstart".into(),
             elapsed: Duration::from_secs(at),
             planned: Duration::from_secs(20),
@@ -322,7 +322,7 @@ mod tests {
                 verdict: CheckStatus::Pass,
                 checks: vec![check.clone()],
             })),
-            ..Reading::default()
+            ..LiveReading::default()
         };
         let t0 = Instant::now();
         let mut m = Model::default();

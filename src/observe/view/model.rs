@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::SlaResult;
-use crate::observe::reading::{Buckets, ClassReading, Reading};
+use crate::observe::reading::{Buckets, ClassReading, LiveReading};
 
 /// Rates and quantiles are over windows this long: shorter ones jump around with a handful
 /// of requests, longer ones hide a fault's first seconds.
@@ -86,7 +86,7 @@ pub struct Model {
     pub stopping: bool,
     /// Whether a run has been published yet (the fleet starts first).
     pub started: bool,
-    window_start: Option<(Instant, Reading)>,
+    window_start: Option<(Instant, LiveReading)>,
 }
 
 fn merged(classes: &[ClassReading], pick: fn(&ClassReading) -> &Buckets) -> Buckets {
@@ -155,7 +155,7 @@ fn class_row(now: &ClassReading, then: &ClassReading, secs: f64) -> ClassWindow 
 impl Model {
     /// Takes in the numbers as of `now`; a window closes (rates, quantiles and sparklines
     /// move) once `WINDOW` has passed since the last one closed.
-    pub fn update(&mut self, snap: Reading, now: Instant) {
+    pub fn update(&mut self, snap: LiveReading, now: Instant) {
         self.started = true;
         self.scenario.clone_from(&snap.scenario);
         self.elapsed = snap.elapsed;
@@ -190,7 +190,7 @@ impl Model {
         self.window_start = Some((now, snap));
     }
 
-    fn faults(&mut self, snap: &Reading) {
+    fn faults(&mut self, snap: &LiveReading) {
         let at = snap.elapsed;
         self.active_faults = snap
             .faults
@@ -247,8 +247,8 @@ mod tests {
         }
     }
 
-    fn snap(at_s: u64, c: ClassReading, active: bool) -> Reading {
-        Reading {
+    fn snap(at_s: u64, c: ClassReading, active: bool) -> LiveReading {
+        LiveReading {
             scenario: "s".into(),
             elapsed: Duration::from_secs(at_s),
             planned: Duration::from_secs(20),
@@ -260,7 +260,7 @@ mod tests {
                 end: Duration::from_secs(14),
                 active,
             }],
-            ..Reading::default()
+            ..LiveReading::default()
         }
     }
 
