@@ -46,6 +46,10 @@ model = "bench-model"
 prompt = "Generate a product description"
 max_tokens = 16
 primary = "zero"
+# With the exporter on, these are judged about once a second on a copy of the recording.
+[sla]
+availability = "99%"
+p99_latency = "500ms"
 TOML
 # The OTLP sink: answers every POST /v1/metrics as a collector does (200, an empty
 # ExportMetricsServiceResponse) and logs one line per push.

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use gauntlet::observe::{LiveMetrics, RunShape};
+use gauntlet::metrics::{CheckStatus, SlaCheck, SlaKey, SlaResult};
+use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -118,6 +119,9 @@ duration = "2s"
 kind = "outage"
 [sla]
 failover_success = "90%"
+availability = "50%"
+max_failover_time = "1s"
+classes = {{ plain = {{ p99_latency = "2s" }} }}
 "#
     )
 }
@@ -441,6 +445,104 @@ async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
     // Nothing the upstreams did not serve: the mocks' own counts bound the served-by ones.
     let served_primary = last.total("gauntlet_served_total", &[("upstream", "primary")]);
     assert!(served_primary <= primary.stats().requests_total as f64);
+
+    the_sla_checks_run_and_end_as_the_summary(&published, &summary);
+}
+
+/// The SLA checks' running values: judged from early on, failover waits for its fault, and
+/// the last scrape holds summary.json's verdict, check by check.
+fn the_sla_checks_run_and_end_as_the_summary(published: &[&Scrape], summary: &Value) {
+    let status = |s: &Scrape, check: &str, scope: &str| -> Option<String> {
+        let found: Vec<String> = ["pass", "fail", "inconclusive"]
+            .iter()
+            .filter(|st| {
+                s.get(
+                    "gauntlet_sla_check_status",
+                    &[("check", check), ("scope", scope), ("status", st)],
+                ) == Some(1.0)
+            })
+            .map(|st| st.to_string())
+            .collect();
+        assert!(found.len() <= 1, "{check} {scope}: {found:?}");
+        found.into_iter().next()
+    };
+    let elapsed = |s: &Scrape| s.value("gauntlet_run_elapsed_seconds", &[]);
+    let availability = [("check", "availability"), ("scope", "overall")];
+    // Mid-run (before the plan's 6 s), availability already has a running value.
+    let mid = published
+        .iter()
+        .find(|s| {
+            (1.5..5.0).contains(&elapsed(s))
+                && s.get("gauntlet_sla_check_value", &availability).is_some()
+        })
+        .expect("a scrape mid-run with a running availability");
+    let v = mid.value("gauntlet_sla_check_value", &availability);
+    assert!((0.0..=1.0).contains(&v), "availability {v}");
+    assert_eq!(mid.value("gauntlet_sla_check_target", &availability), 0.5);
+    // Before the outage (at 3 s) nothing has failed over: failover success is inconclusive.
+    let before_fault = published
+        .iter()
+        .find(|s| elapsed(s) < 2.5 && status(s, "failover_success", "overall").is_some())
+        .expect("a verdict before the fault");
+    assert_eq!(
+        status(before_fault, "failover_success", "overall").as_deref(),
+        Some("inconclusive")
+    );
+    let failover = [("check", "failover_success"), ("scope", "overall")];
+    assert_eq!(
+        before_fault.get("gauntlet_sla_check_value", &failover),
+        None
+    );
+    assert_eq!(
+        before_fault.get("gauntlet_sla_check_passing", &failover),
+        None
+    );
+    // During the outage it is measured.
+    assert!(
+        published.iter().any(|s| (3.5..5.5).contains(&elapsed(s))
+            && s.get("gauntlet_sla_check_value", &failover).is_some()),
+        "failover success never measured during the outage"
+    );
+
+    let last = published.last().unwrap();
+    let checks = summary["sla"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    for c in checks {
+        let (check, scope) = (c["name"].as_str().unwrap(), c["scope"].as_str().unwrap());
+        let labels = [("check", check), ("scope", scope)];
+        let factor = if c["unit"] == "ms" { 1e-3 } else { 1.0 };
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        let target = last.value("gauntlet_sla_check_target", &labels);
+        assert!(
+            close(target, c["target"].as_f64().unwrap() * factor),
+            "{check} {scope}"
+        );
+        match c["measured"].as_f64() {
+            Some(m) => {
+                let got = last.value("gauntlet_sla_check_value", &labels);
+                assert!(close(got, m * factor), "{check} {scope}: {got} vs {m}");
+            }
+            None => assert_eq!(last.get("gauntlet_sla_check_value", &labels), None),
+        }
+        assert_eq!(
+            last.value("gauntlet_sla_check_samples", &labels),
+            c["samples"].as_f64().unwrap(),
+            "{check} {scope}"
+        );
+        let want = c["status"].as_str().unwrap();
+        assert_eq!(
+            status(last, check, scope).as_deref(),
+            Some(want),
+            "{check} {scope}"
+        );
+        let passing = last.get("gauntlet_sla_check_passing", &labels);
+        let expected = match want {
+            "pass" => Some(1.0),
+            "fail" => Some(0.0),
+            _ => None,
+        };
+        assert_eq!(passing, expected, "{check} {scope}");
+    }
 }
 
 /// An address already taken is a server that would not start: exit 3, the flag named, and
@@ -482,12 +584,34 @@ fn exported_names() -> BTreeSet<String> {
             seed: 1,
             classes: vec!["c".into()],
             upstreams: vec!["u".into()],
-            faults: vec![("u".into(), "outage".into())],
+            faults: vec![PlannedFault {
+                upstream: "u".into(),
+                kind: "outage".into(),
+                start: Duration::ZERO,
+                end: Duration::from_secs(1),
+            }],
             planned: Duration::from_secs(1),
             warmup: Duration::ZERO,
         },
         Arc::new(AtomicUsize::new(0)),
     );
+    // A verdict with a measured value and a decided status, so every SLA family has a series.
+    let check = SlaCheck {
+        name: SlaKey::Availability,
+        scope: "overall".into(),
+        target: 0.999,
+        measured: Some(1.0),
+        unit: "ratio".into(),
+        samples: 1,
+        status: CheckStatus::Pass,
+        note: None,
+        misses: None,
+    };
+    metrics.set_sla(SlaResult {
+        passed: true,
+        verdict: CheckStatus::Pass,
+        checks: vec![check],
+    });
     metrics
         .render()
         .lines()
@@ -658,6 +782,9 @@ fn the_grafana_dashboard_queries_only_metrics_gauntlet_exports() {
         "gauntlet_fault_active",
         "gauntlet_schedule_lag_seconds_bucket",
         "gauntlet_dropped_total",
+        "gauntlet_sla_check_value",
+        "gauntlet_sla_check_target",
+        "gauntlet_sla_check_passing",
     ] {
         assert!(used.contains(name), "no panel uses {name}");
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use gauntlet::observe::{LiveMetrics, RunShape};
+use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -145,7 +145,12 @@ fn exported_families() -> BTreeSet<String> {
             seed: 1,
             classes: vec!["c".into()],
             upstreams: vec!["u".into()],
-            faults: vec![("u".into(), "outage".into())],
+            faults: vec![PlannedFault {
+                upstream: "u".into(),
+                kind: "outage".into(),
+                start: Duration::ZERO,
+                end: Duration::from_secs(1),
+            }],
             planned: Duration::from_secs(1),
             warmup: Duration::ZERO,
         },

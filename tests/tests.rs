@@ -38,5 +38,6 @@ mod sut;
 mod tiers;
 mod tls;
 mod translation;
+mod tui;
 mod upstream_misbehaviour;
 mod workload;

@@ -2,6 +2,7 @@
 //! (the engine's evidence, then the reports, each file once), print the summary table and exit
 //! with the verdict.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::Parser;
 use gauntlet::engine::{self, Finished, RunOptions, SampleSink};
+use gauntlet::observe::view::LiveView;
 use gauntlet::observe::{Board, MetricsServer, OtlpEndpoint, OtlpPusher, PushTally};
 use gauntlet::rundir::{RequestLog, RequestLogEnd, RowNames, RunDir, RunFile};
 use gauntlet::scenario::Scenario;
@@ -78,6 +80,19 @@ pub struct Args {
     #[arg(long, value_name = "D", requires = "otlp", default_value = "5s",
           value_parser = gauntlet::config::parse_duration)]
     pub otlp_interval: Duration,
+    /// No live full-screen view on a terminal: a progress bar instead, as without a terminal
+    /// (where the output is plain lines anyway).
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// Whether the run gets the live full-screen view: asked for neither quiet nor plain output,
+/// and both output streams are a terminal (a redirected stdout keeps its text clean).
+fn wants_view(args: &Args) -> bool {
+    !args.plan.quiet
+        && !args.plain
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -125,12 +140,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    let viewing = wants_view(&args);
+    // The view reads the numbers the exporter serves and the pusher sends, from the same
+    // board.
+    let board = board.or_else(|| viewing.then(Board::default));
     let options = RunOptions {
         sink: raw.as_ref().map(|log| {
             let log = log.clone();
             SampleSink::new(move |s| log.record(s))
         }),
         metrics: board.clone(),
+        // The view replaces the progress bar.
+        quiet: options.quiet || viewing,
         ..options
     };
     let pusher = match (otlp, &board, &otlp_tls) {
@@ -153,17 +174,44 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     // reports are written) is still seen by the linger, which a listener started later would
     // miss.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
     let running = Arc::new(AtomicBool::new(true));
     let still_running = running.clone();
+    let signalled = stop_tx.clone();
     runtime.spawn(async move {
         super::stop_signal().await;
-        if still_running.load(Ordering::Relaxed) {
+        // The view says so itself; a line on its screen would garble it.
+        if still_running.load(Ordering::Relaxed) && !viewing {
             eprintln!("\nstopping: finishing requests in flight (up to 5 s)...");
         }
-        let _ = stop_tx.send(true);
+        let _ = signalled.send(true);
     });
+    // `q` and Ctrl-C in the view stop the run as Ctrl-C does without it.
+    let view = match board.filter(|_| viewing) {
+        Some(board) => {
+            let pressed = stop_tx.clone();
+            let stop = move || {
+                let _ = pressed.send(true);
+            };
+            match LiveView::start(board, stop) {
+                Ok(view) => Some(view),
+                // The run does not need the view; it goes on without a display.
+                Err(e) => {
+                    eprintln!("warning: the live view could not start ({e}); running without it");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let finished = runtime.block_on(engine::run_scenario(&scenario, &options, stop_rx.clone()));
     running.store(false, Ordering::Relaxed);
+    // The terminal is given back before anything is printed, whatever the run's end.
+    if let Some(view) = view
+        && let Err(e) = view.finish()
+    {
+        eprintln!("warning: the live view failed: {e}");
+    }
     // The final push goes out as soon as the numbers are final, before the reports.
     if let Some(pusher) = pusher {
         warn_failed_pushes(&runtime.block_on(pusher.finish()));

@@ -13,6 +13,7 @@ mod preflight;
 mod progress;
 mod response;
 mod runner;
+mod running;
 mod session;
 mod settle;
 mod timeline;
@@ -28,5 +29,7 @@ pub use output::write_run;
 pub use plan::{Arrivals, Plan, PlanStage};
 pub use preflight::{PreflightError, Unready};
 pub use progress::Progress;
-pub use runner::{DEFAULT_DRAIN, Live, RunConfig, RunOutput, SampleSink, mix_rng, run};
+pub use runner::{
+    DEFAULT_DRAIN, Live, RecordingTap, RunConfig, RunOutput, SampleSink, mix_rng, run,
+};
 pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario, run_settled};

@@ -81,6 +81,15 @@ impl SampleSink {
     }
 }
 
+/// Copies of the recording while the run goes on, about once an `every`, for a reader that
+/// judges the run so far (the running SLA checks). The channel holds one copy: while the
+/// reader is busy with the last, no new one is made, so a slow reader costs no clones.
+#[derive(Debug, Clone)]
+pub struct RecordingTap {
+    pub every: Duration,
+    pub tx: mpsc::Sender<Recorder>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub plan: Plan,
@@ -92,6 +101,7 @@ pub struct RunConfig {
     pub sink: Option<SampleSink>,
     /// `[load] baseline = "direct"`: a share of requests sent around the gateway.
     pub baseline: Option<Baseline>,
+    pub tap: Option<RecordingTap>,
 }
 
 /// The client that sends straight to each class's primary upstream, and the share of
@@ -258,6 +268,7 @@ async fn run_plan(
         finish_rx,
         live.clone(),
         config.sink.clone(),
+        config.tap.clone(),
     ));
     let started_at = SystemTime::now();
     let ctx = Ctx {
@@ -570,7 +581,12 @@ async fn record(
     mut finish: oneshot::Receiver<()>,
     live: Arc<Live>,
     sink: Option<SampleSink>,
+    tap: Option<RecordingTap>,
 ) -> Recorder {
+    // Without a tap the ticker never fires its branch; it still needs a period.
+    let mut copies =
+        tokio::time::interval(tap.as_ref().map_or(Duration::from_secs(3600), |t| t.every));
+    copies.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut progress = new_cumulative();
     let mut batch = Vec::with_capacity(256);
     let mut since_publish = 0u32;
@@ -634,6 +650,12 @@ async fn record(
     loop {
         tokio::select! {
             biased;
+            // First: under load the samples are always ready and would starve it.
+            _ = copies.tick(), if tap.is_some() => {
+                if let Some(permit) = tap.as_ref().and_then(|t| t.tx.try_reserve().ok()) {
+                    permit.send(rec.clone());
+                }
+            }
             n = rx.recv_many(&mut batch, 256) => {
                 if n == 0 {
                     break;

@@ -13,11 +13,16 @@ use super::mix::Mix;
 use super::plan::Plan;
 use super::preflight::{self, PreflightError};
 use super::progress::Progress;
-use super::runner::{self, Baseline, DEFAULT_DRAIN, Live, LoadRuntime, RunConfig, SampleSink};
+use super::runner::{
+    self, Baseline, DEFAULT_DRAIN, Live, LoadRuntime, RecordingTap, RunConfig, SampleSink,
+};
+use super::running;
 use super::settle;
 use super::timeline;
 use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, Route, RunInfo, Summary};
-use crate::observe::{Board, ClientCount, LiveMetrics, RunShape, Scraper, SutWatcher, WatchPlan};
+use crate::observe::{
+    Board, ClientCount, LiveMetrics, PlannedFault, RunShape, Scraper, SutWatcher, WatchPlan,
+};
 use crate::scenario::{Scenario, Target, UpstreamSource};
 use crate::tls::ClientSettings;
 
@@ -263,7 +268,14 @@ pub(super) async fn drive(
             upstreams: layout.upstreams.clone(),
             faults: faults
                 .iter()
-                .map(|f| (f.upstream.clone(), f.spec.kind.name().as_str().to_string()))
+                .flat_map(|f| {
+                    f.windows().map(|(start, end)| PlannedFault {
+                        upstream: f.upstream.clone(),
+                        kind: f.spec.kind.name().as_str().to_string(),
+                        start,
+                        end,
+                    })
+                })
                 .collect(),
             planned: plan.total(),
             warmup: plan.warmup,
@@ -289,6 +301,18 @@ pub(super) async fn drive(
         })
     });
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
+    // The running SLA checks, judged on copies of the recording, when someone is watching.
+    let (tap, copies) = match (&exporter, scenario.sla.targets.is_empty()) {
+        (Some(_), false) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let tap = RecordingTap {
+                every: running::EVERY,
+                tx,
+            };
+            (Some(tap), Some(rx))
+        }
+        _ => (None, None),
+    };
     let config = RunConfig {
         mix: staged_mix(scenario),
         seed,
@@ -296,6 +320,7 @@ pub(super) async fn drive(
         drain: options.drain,
         sink: options.sink.clone(),
         baseline,
+        tap,
         plan,
     };
     let warmup = config.plan.warmup;
@@ -315,6 +340,7 @@ pub(super) async fn drive(
     watcher.clock_starts(t0);
     let mut stop_faults = stop.clone();
     let fault_gauges = exporter.clone();
+    let (attempts_tx, attempts) = watch::channel(Vec::new());
     let faults_task = tokio::spawn(async move {
         let ended = async move {
             tokio::select! {
@@ -322,20 +348,56 @@ pub(super) async fn drive(
                 _ = stop_faults.wait_for(|s| *s) => {}
             }
         };
-        timeline::run(&faults, &controls, t0, ended, fault_gauges.as_deref()).await
+        let so_far = Some(&attempts_tx);
+        timeline::run(
+            &faults,
+            &controls,
+            t0,
+            ended,
+            fault_gauges.as_deref(),
+            so_far,
+        )
+        .await
     });
     // The upstreams' counters when measuring starts, so warmup traffic is not charged.
+    let measuring_from = Arc::new(std::sync::OnceLock::new());
     let before_task = {
         let controls = fleet.controls.clone();
+        let shared = measuring_from.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(t0 + warmup).await;
-            timeline::snapshot(&controls).await
+            let before = timeline::snapshot(&controls).await;
+            let _ = shared.set(before.clone());
+            before
         })
+    };
+    let info = run_info(scenario, seed, fleet.description.clone());
+    let judge = match (copies, &exporter) {
+        (Some(copies), Some(x)) => {
+            let inputs = running::Inputs {
+                info: info.clone(),
+                sla: scenario.sla.clone(),
+                prices: fleet.prices.clone(),
+                monthly_tokens: options.monthly_tokens.clone(),
+                alternatives: scenario.compare_to.clone(),
+                planned: config.plan.total(),
+                t0,
+                controls: fleet.controls.clone(),
+                before: measuring_from,
+            };
+            Some(running::start(inputs, copies, attempts, x.clone()))
+        }
+        _ => None,
     };
     let output = runner::run(&load, config, client, live, stop).await;
     let sut = watcher.finish().await;
     if let Some(x) = &exporter {
         x.finish(output.ran_for);
+    }
+    // The final verdict replaces the running one below; a late running one must not.
+    if let Some(judge) = judge {
+        judge.abort();
+        let _ = judge.await;
     }
     drop(load);
     progress.finish();
@@ -353,30 +415,12 @@ pub(super) async fn drive(
         Default::default()
     };
     let after = timeline::snapshot(&fleet.controls).await;
-    let target = fleet.description.clone();
     let prices = fleet.prices.clone();
-
     let info = RunInfo {
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        seed,
-        target,
         started_at: output.started_at,
         ran_for: output.ran_for,
         interrupted: output.interrupted,
-        classes: scenario
-            .requests
-            .iter()
-            .map(|c| ClassInfo {
-                name: c.name.clone(),
-                weight: c.weight.get(),
-                model: c.model.clone(),
-                stream: c.stream,
-                api: c.api.name(),
-                primary: c.primary.clone(),
-                tier: c.tier.clone(),
-            })
-            .collect(),
+        ..info
     };
     let mut summary = metrics::conclude(Evidence {
         recording: &output.recorder,
@@ -391,6 +435,10 @@ pub(super) async fn drive(
     });
     summary.budget = budget;
     summary.sut = sut;
+    if let Some(x) = &exporter {
+        // The last scrape reads the verdict summary.json holds.
+        x.set_sla(summary.sla.clone());
+    }
     Ok(Finished {
         summary,
         recorder: output.recorder,
@@ -443,6 +491,33 @@ fn watch_plan(
             .collect(),
         client: None,
     })
+}
+
+/// What the conclusion says about the run; its start, length and whether it was stopped are
+/// filled in when it has ended (or, for the running checks, as of each judgement).
+fn run_info(scenario: &Scenario, seed: u64, target: String) -> RunInfo {
+    RunInfo {
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        seed,
+        target,
+        started_at: SystemTime::now(),
+        ran_for: Duration::ZERO,
+        interrupted: false,
+        classes: scenario
+            .requests
+            .iter()
+            .map(|c| ClassInfo {
+                name: c.name.clone(),
+                weight: c.weight.get(),
+                model: c.model.clone(),
+                stream: c.stream,
+                api: c.api.name(),
+                primary: c.primary.clone(),
+                tier: c.tier.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The class mix, with each stage's own weights when classes set `stage_weights`.

@@ -24,13 +24,15 @@ struct ScheduledWindow<'a> {
 /// Runs the timeline from `t0` until every window is over or `stop` resolves, then lifts
 /// what is left. `controls` maps upstream names to their control API. Every window comes
 /// back, in time order: applied, refused (with the error), or not reached before the stop.
-/// `live` hears of each window applied and lifted, for the exporter's fault gauges.
+/// `live` hears of each window applied and lifted, for the exporter's fault gauges; `so_far`
+/// gets the windows whose start has come, after each change, for the running SLA checks.
 pub async fn run(
     faults: &[ScheduledFault],
     controls: &HashMap<String, ControlClient>,
     t0: Instant,
     stop: impl std::future::Future<Output = ()>,
     live: Option<&LiveMetrics>,
+    so_far: Option<&tokio::sync::watch::Sender<Vec<FaultAttempt>>>,
 ) -> Vec<FaultAttempt> {
     let mark = |w: &ScheduledWindow<'_>, active: bool| {
         if let Some(live) = live {
@@ -107,6 +109,9 @@ pub async fn run(
                 }
             }
         }
+        if let Some(tx) = so_far {
+            tx.send_replace(started(&windows, &outcomes));
+        }
     }
     let stopped = t0.elapsed();
     lift_all(&windows, controls, &mut active, &mut outcomes, t0, &mark).await;
@@ -119,6 +124,27 @@ pub async fn run(
             start: w.start,
             end: w.end,
             outcome: outcome.unwrap_or(FaultOutcome::RunEnded { at: stopped }),
+        })
+        .collect()
+}
+
+/// The windows whose start has come, with what became of them so far: a window still ahead
+/// has not failed anything over yet, so it is left out rather than called unapplied.
+fn started(
+    windows: &[ScheduledWindow<'_>],
+    outcomes: &[Option<FaultOutcome>],
+) -> Vec<FaultAttempt> {
+    windows
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(w, outcome)| {
+            Some(FaultAttempt {
+                upstream: w.fault.upstream.clone(),
+                kind: w.fault.spec.kind.name().as_str().to_string(),
+                start: w.start,
+                end: w.end,
+                outcome: outcome.clone()?,
+            })
         })
         .collect()
 }

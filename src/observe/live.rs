@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::exposition::MetricType;
+use super::reading::{Buckets, ClassReading, FaultReading, LiveReading};
 use super::snapshot::{Family, Histogram, Snapshot, Value};
-use crate::metrics::{ErrorKind, Sample, ServedBy};
+use crate::metrics::{ErrorKind, Sample, ServedBy, SlaResult};
 use prometheus_client::metrics::histogram::{Histogram as NativeHisto, NativeHistogramConfig};
 
 const MS: u64 = 1_000_000;
@@ -92,12 +93,22 @@ pub struct RunShape {
     pub classes: Vec<String>,
     /// The upstream names `ServedBy::Known` indexes.
     pub upstreams: Vec<String>,
-    /// (upstream, fault kind) of every scheduled fault, so each gauge reads 0 before its window.
-    pub faults: Vec<(String, String)>,
+    /// Every scheduled fault window, so each gauge reads 0 before its window and the live
+    /// view can count down to the next one.
+    pub faults: Vec<PlannedFault>,
     /// The plan's length; `Duration::MAX` for a probe, which runs until stopped.
     pub planned: Duration,
     /// Samples intended before this are run but not counted, as in the summary.
     pub warmup: Duration,
+}
+
+/// One scheduled fault window, as planned (times since the run's start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFault {
+    pub upstream: String,
+    pub kind: String,
+    pub start: Duration,
+    pub end: Duration,
 }
 
 /// Adds to a counter that only the recorder task writes. A plain load and store rather than a
@@ -180,18 +191,27 @@ impl Histo {
         }
     }
 
-    fn read(&self) -> Histogram {
-        let counts = self
-            .buckets
+    fn counts(&self) -> Vec<u64> {
+        self.buckets
             .iter()
             .take(self.bounds.len() + 1)
             .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+            .collect()
+    }
+
+    fn read(&self) -> Histogram {
         Histogram {
             bounds_ns: self.bounds,
-            counts,
+            counts: self.counts(),
             sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
             native: self.native.clone(),
+        }
+    }
+
+    fn buckets(&self) -> Buckets {
+        Buckets {
+            bounds: self.bounds,
+            counts: self.counts(),
         }
     }
 }
@@ -236,6 +256,7 @@ pub struct LiveMetrics {
     classes: Box<[Lines<ClassMetrics>]>,
     lag: Lines<Histo>,
     faults: Box<[FaultGauge]>,
+    windows: Vec<PlannedFault>,
     in_flight: Arc<AtomicUsize>,
     started: Instant,
     /// `started` on the wall clock, where cumulative series start for a collector.
@@ -245,6 +266,9 @@ pub struct LiveMetrics {
     /// Successes served by an upstream nobody announced (an external gateway's own names):
     /// rare, so a lock is cheaper than a table sized for names unknown in advance.
     unannounced: Mutex<BTreeMap<(usize, Box<str>), u64>>,
+    /// The SLA checks as last evaluated on the recording so far; replaced whole, a few times
+    /// a minute at most, so a lock is no cost.
+    sla: RwLock<Option<Arc<SlaResult>>>,
 }
 
 impl std::fmt::Debug for LiveMetrics {
@@ -278,7 +302,11 @@ impl LiveMetrics {
                 })
             })
             .collect();
-        let mut pairs = shape.faults;
+        let mut pairs: Vec<(String, String)> = shape
+            .faults
+            .iter()
+            .map(|f| (f.upstream.clone(), f.kind.clone()))
+            .collect();
         pairs.sort();
         pairs.dedup();
         let faults = pairs
@@ -298,11 +326,13 @@ impl LiveMetrics {
             classes,
             lag: Lines(Histo::new(LAG_BOUNDS)),
             faults,
+            windows: shape.faults,
             in_flight,
             started: Instant::now(),
             started_wall: SystemTime::now(),
             ran_for: AtomicU64::new(u64::MAX),
             unannounced: Mutex::new(BTreeMap::new()),
+            sla: RwLock::new(None),
         }
     }
 
@@ -391,6 +421,90 @@ impl LiveMetrics {
         self.ran_for.store(ns, Ordering::Relaxed);
     }
 
+    /// The SLA checks evaluated on what was measured so far (or, at the end, the final
+    /// verdict): scrapes and the live view read this one.
+    pub fn set_sla(&self, result: SlaResult) {
+        let mut slot = match self.sla.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(Arc::new(result));
+    }
+
+    /// The SLA checks as last evaluated, if they have been yet.
+    pub fn sla(&self) -> Option<Arc<SlaResult>> {
+        match self.sla.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Every number at this moment, for readers that compute rates and quantiles themselves.
+    pub fn reading(&self) -> LiveReading {
+        let unannounced = match self.unannounced.lock() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let classes = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut served: Vec<(String, u64)> = self
+                    .upstreams
+                    .iter()
+                    .zip(c.served.iter())
+                    .map(|(u, n)| (u.clone(), n.load(Ordering::Relaxed)))
+                    .collect();
+                served.extend(
+                    unannounced
+                        .iter()
+                        .filter(|((class, _), _)| *class == i)
+                        .map(|((_, name), n)| (name.to_string(), *n)),
+                );
+                let count = |k: usize| c.outcomes.get(k).map_or(0, |n| n.load(Ordering::Relaxed));
+                ClassReading {
+                    name: c.name.clone(),
+                    ok: count(0),
+                    errors: (1..=ErrorKind::COUNT)
+                        .map(|k| (outcome_name(k), count(k)))
+                        .collect(),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                    latency: c.latency.buckets(),
+                    ttft: c.ttft.buckets(),
+                    served,
+                }
+            })
+            .collect();
+        let faults = self
+            .windows
+            .iter()
+            .map(|w| FaultReading {
+                upstream: w.upstream.clone(),
+                kind: w.kind.clone(),
+                start: w.start,
+                end: w.end,
+                active: self.faults.iter().any(|g| {
+                    g.upstream == w.upstream
+                        && g.kind == w.kind
+                        && g.open.load(Ordering::Relaxed) > 0
+                }),
+            })
+            .collect();
+        LiveReading {
+            scenario: self.scenario.clone(),
+            elapsed: self.elapsed(),
+            planned: self.planned,
+            warmup: self.warmup,
+            ended: self.ran_for.load(Ordering::Relaxed) != u64::MAX,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            classes,
+            lag: self.lag.buckets(),
+            faults,
+            sla: self.sla(),
+        }
+    }
+
     fn elapsed(&self) -> Duration {
         match self.ran_for.load(Ordering::Relaxed) {
             u64::MAX => self.started.elapsed().min(self.planned),
@@ -417,6 +531,7 @@ impl LiveMetrics {
         self.histogram_families(&mut families);
         families.push(self.served_family());
         families.push(self.fault_family());
+        super::verdicts::families(&mut families, self.sla().as_deref());
         Snapshot {
             scenario: self.scenario.clone(),
             started: self.started_wall,
@@ -595,16 +710,22 @@ impl LiveMetrics {
 mod tests {
     use super::*;
 
+    fn outage(start_s: u64, end_s: u64) -> PlannedFault {
+        PlannedFault {
+            upstream: "up".into(),
+            kind: "outage".into(),
+            start: Duration::from_secs(start_s),
+            end: Duration::from_secs(end_s),
+        }
+    }
+
     fn shape() -> RunShape {
         RunShape {
             scenario: "s".into(),
             seed: 7,
             classes: vec!["a".into(), "b".into()],
             upstreams: vec!["up".into()],
-            faults: vec![
-                ("up".into(), "outage".into()),
-                ("up".into(), "outage".into()),
-            ],
+            faults: vec![outage(2, 3), outage(5, 6)],
             planned: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
         }
@@ -673,6 +794,40 @@ mod tests {
             line(&m.render(), "gauntlet_run_elapsed_seconds "),
             "gauntlet_run_elapsed_seconds 2.5"
         );
+    }
+
+    #[test]
+    fn a_reading_holds_what_a_scrape_reads() {
+        let m = LiveMetrics::new(shape(), Arc::new(AtomicUsize::new(2)));
+        m.record(&ok(0, 1_500, 20));
+        let mut failed = ok(0, 1_600, 1);
+        failed.result = Err(ErrorKind::Timeout);
+        m.record(&failed);
+        let mut elsewhere = ok(1, 2_000, 1);
+        elsewhere.served_by = Some(ServedBy::Other("gw-own".into()));
+        m.record(&elsewhere);
+        m.fault("up", "outage", true);
+        let s = m.reading();
+        let a = &s.classes[0];
+        assert_eq!((a.ok, a.failed(), a.requests()), (1, 1, 2));
+        assert!(a.errors.contains(&("timeout", 1)));
+        assert_eq!(a.latency.total(), 1);
+        assert_eq!(a.served, vec![("up".to_string(), 1)]);
+        assert_eq!(
+            s.classes[1].served,
+            vec![("up".to_string(), 0), ("gw-own".to_string(), 1)]
+        );
+        assert_eq!(s.lag.total(), 3);
+        assert_eq!(s.in_flight, 2);
+        // Both windows of the one gauge read active; the view tells them apart by time.
+        assert_eq!(s.faults.len(), 2);
+        assert!(s.faults.iter().all(|f| f.active));
+        assert_eq!(s.faults[1].start, Duration::from_secs(5));
+        assert!(s.sla.is_none() && !s.ended);
+        m.set_sla(SlaResult::default());
+        m.finish(Duration::from_secs(3));
+        let s = m.reading();
+        assert!(s.sla.is_some() && s.ended);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 """Parses Prometheus text scrapes with the official Python client's parser and checks the
 rules its lax parser lets through: every family has HELP and a type, appears once, counters
-end in _total, and each histogram series has cumulative buckets ending in le="+Inf" equal to
-its _count, and a _sum.
+end in _total, each histogram series has cumulative buckets ending in le="+Inf" equal to
+its _count, and a _sum, and each SLA check's series agree (one current status, `passing`
+present exactly when the check is decided).
 
     python3 prometheus_scrapes.py SCRAPE.txt...
 
@@ -51,8 +52,43 @@ def check_histogram(family, problems):
             problems.append(f"{where}: no _sum")
 
 
+SLA_STATUSES = ("pass", "fail", "inconclusive")
+
+
+def check_sla(families_by_name, problems):
+    """Each SLA check's series agree: one status of the state set is 1, `passing` is there
+    exactly when the check is decided (1 for pass, 0 for fail), and every series names its
+    unit."""
+    statuses = {}
+    for s in families_by_name.get("gauntlet_sla_check_status", []):
+        key = (s.labels.get("check"), s.labels.get("scope"))
+        if s.labels.get("status") not in SLA_STATUSES or s.value not in (0.0, 1.0):
+            problems.append(f"gauntlet_sla_check_status{s.labels}: bad state or value {s.value}")
+        if s.value == 1.0:
+            statuses.setdefault(key, []).append(s.labels["status"])
+    targets = {
+        (s.labels.get("check"), s.labels.get("scope"))
+        for s in families_by_name.get("gauntlet_sla_check_target", [])
+    }
+    for key in targets:
+        if len(statuses.get(key, [])) != 1:
+            problems.append(f"SLA check {key}: {statuses.get(key, [])} states set, not one")
+    passing = {
+        (s.labels.get("check"), s.labels.get("scope")): s.value
+        for s in families_by_name.get("gauntlet_sla_check_passing", [])
+    }
+    for key, states in statuses.items():
+        want = {"pass": 1.0, "fail": 0.0}.get(states[0])
+        if passing.get(key) != want:
+            problems.append(f"SLA check {key} is {states[0]} but passing reads {passing.get(key)}")
+    for name in ("gauntlet_sla_check_value", "gauntlet_sla_check_target", "gauntlet_sla_check_passing"):
+        for s in families_by_name.get(name, []):
+            if not s.labels.get("unit") or (s.labels.get("check"), s.labels.get("scope")) not in targets:
+                problems.append(f"{name}{s.labels}: no unit, or a check without a target")
+
+
 def report(text):
-    families, samples, problems = {}, [], []
+    families, samples, problems, by_name = {}, [], [], {}
     # The parser renames counters its own way, so their names are checked on the TYPE line.
     for line in text.splitlines():
         parts = line.split()
@@ -72,6 +108,8 @@ def report(text):
             # JSON has no infinity: +Inf and -Inf (a probe's planned length) travel as text.
             value = s.value if math.isfinite(s.value) or math.isnan(s.value) else repr(s.value)
             samples.append([s.name, s.labels, value])
+        by_name[family.name] = family.samples
+    check_sla(by_name, problems)
     return {"families": families, "samples": samples, "problems": problems}
 
 
