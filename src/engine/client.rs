@@ -20,7 +20,7 @@ use tokio_rustls::TlsConnector;
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
 use crate::api::Api;
-use crate::metrics::{ErrorKind, Opened, Route, Sample, ServedBy, TlsSession, TokenSource};
+use crate::metrics::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource, Via};
 use crate::openai::Message;
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::scenario::RequestClass;
@@ -341,7 +341,7 @@ pub struct Client {
     /// path (no keyed lookup, no extra task hop), and never larger than the peak in flight.
     idle: std::sync::Mutex<Vec<(UserConnections, Instant)>>,
     /// Stamped on every sample, so the recorder keeps a direct baseline's apart.
-    route: Route,
+    route: Via,
 }
 
 /// An idle connection older than this is closed instead of reused: servers end idle
@@ -388,13 +388,13 @@ impl Client {
                 max_body_bytes: options.max_body_bytes,
             },
             idle: std::sync::Mutex::new(Vec::new()),
-            route: Route::Gateway,
+            route: Via::Gateway,
         })
     }
 
     /// This client, marking its samples as sent by `route` (a direct baseline's client sends
     /// to the classes' primary upstreams and its samples count only as the baseline).
-    pub fn routed(self, route: Route) -> Self {
+    pub fn routed(self, route: Via) -> Self {
         Self { route, ..self }
     }
 

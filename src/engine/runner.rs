@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::client::Client;
 use super::mix::{DirectDraw, Mix};
 use super::plan::{Arrivals, Plan, PlanStage, PlannedSend};
-use crate::metrics::{Layout, Recorder, Route, Sample, new_cumulative};
+use crate::metrics::{Layout, Recorder, Sample, Via, new_cumulative};
 use crate::observe::LiveMetrics;
 use crate::scenario::StageLoad;
 
@@ -134,7 +134,7 @@ enum Msg {
     Dropped {
         class: usize,
         intended: Duration,
-        route: Route,
+        route: Via,
     },
 }
 
@@ -404,17 +404,17 @@ async fn run_open(
                 return (false, rng, draw);
             }
             woke = Instant::now();
-            let mut due: Vec<(usize, PlannedSend, Route)> = Vec::new();
+            let mut due: Vec<(usize, PlannedSend, Via)> = Vec::new();
             while let Some(arrival) = arrivals.next_if(|a| t0 + a.at <= woke) {
                 // A trace names its class; otherwise the mix draws one.
                 let class = arrival.class.unwrap_or_else(|| mix.pick(&mut rng));
                 let route = if draw.as_mut().is_some_and(DirectDraw::next_is_direct) {
-                    Route::Direct
+                    Via::Direct
                 } else {
-                    Route::Gateway
+                    Via::Gateway
                 };
                 if in_flight.load(Ordering::Acquire) >= cap {
-                    if route == Route::Gateway {
+                    if route == Via::Gateway {
                         live.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                     let intended = arrival.at;
@@ -438,7 +438,7 @@ async fn run_open(
             runtime.spawn(async move {
                 for (class, arrival, route) in due {
                     let client = match (route, &direct_client) {
-                        (Route::Direct, Some(direct)) => direct.clone(),
+                        (Via::Direct, Some(direct)) => direct.clone(),
                         _ => client.clone(),
                     };
                     let tx = tx.clone();
@@ -595,7 +595,7 @@ async fn record(
         rec.record(s);
         // The baseline is recorded apart and shown nowhere live: the live numbers are the
         // gateway's.
-        if s.route == Route::Direct {
+        if s.route == Via::Direct {
             live.direct.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -634,12 +634,12 @@ async fn record(
         Msg::Dropped {
             class,
             intended,
-            route: Route::Direct,
+            route: Via::Direct,
         } => rec.record_dropped_direct(class, intended),
         Msg::Dropped {
             class,
             intended,
-            route: Route::Gateway,
+            route: Via::Gateway,
         } => {
             rec.record_dropped(class, intended);
             if let Some(x) = &live.exporter {

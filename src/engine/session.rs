@@ -19,7 +19,7 @@ use super::runner::{
 use super::running;
 use super::settle;
 use super::timeline;
-use crate::metrics::{self, ClassInfo, Evidence, Layout, Recorder, Route, RunInfo, Summary};
+use crate::metrics::{self, Evidence, Layout, Recorder, RunInfo, Summary, Via};
 use crate::observe::{
     Board, ClientCount, LiveMetrics, PlannedFault, RunShape, Scraper, SutWatcher, WatchPlan,
 };
@@ -235,7 +235,7 @@ pub(super) async fn drive(
             let targets = fleet.direct_targets(scenario)?;
             let direct = Client::new(&scenario.requests, &targets, client_options.clone())?;
             Some(Baseline {
-                client: Arc::new(direct.routed(Route::Direct)),
+                client: Arc::new(direct.routed(Via::Direct)),
                 share: b.share,
             })
         }
@@ -371,7 +371,7 @@ pub(super) async fn drive(
             before
         })
     };
-    let info = run_info(scenario, seed, fleet.description.clone());
+    let info = RunInfo::starting(scenario, seed, fleet.description.clone());
     let judge = match (copies, &exporter) {
         (Some(copies), Some(x)) => {
             let inputs = running::Inputs {
@@ -491,33 +491,6 @@ fn watch_plan(
             .collect(),
         client: None,
     })
-}
-
-/// What the conclusion says about the run; its start, length and whether it was stopped are
-/// filled in when it has ended (or, for the running checks, as of each judgement).
-fn run_info(scenario: &Scenario, seed: u64, target: String) -> RunInfo {
-    RunInfo {
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        seed,
-        target,
-        started_at: SystemTime::now(),
-        ran_for: Duration::ZERO,
-        interrupted: false,
-        classes: scenario
-            .requests
-            .iter()
-            .map(|c| ClassInfo {
-                name: c.name.clone(),
-                weight: c.weight.get(),
-                model: c.model.clone(),
-                stream: c.stream,
-                api: c.api.name(),
-                primary: c.primary.clone(),
-                tier: c.tier.clone(),
-            })
-            .collect(),
-    }
 }
 
 /// The class mix, with each stage's own weights when classes set `stage_weights`.

@@ -52,6 +52,35 @@ pub struct RunInfo {
     pub classes: Vec<ClassInfo>,
 }
 
+impl RunInfo {
+    /// A run of `scenario` starting now, not yet ended: its length and whether it was stopped
+    /// are filled in when it has ended (or, for a judgement while it runs, as of then).
+    pub fn starting(scenario: &crate::scenario::Scenario, seed: u64, target: String) -> Self {
+        Self {
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            seed,
+            target,
+            started_at: SystemTime::now(),
+            ran_for: Duration::ZERO,
+            interrupted: false,
+            classes: scenario
+                .requests
+                .iter()
+                .map(|c| ClassInfo {
+                    name: c.name.clone(),
+                    weight: c.weight.get(),
+                    model: c.model.clone(),
+                    stream: c.stream,
+                    api: c.api.name(),
+                    primary: c.primary.clone(),
+                    tier: c.tier.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Percentiles of a microsecond histogram, in milliseconds.
 pub fn percentiles<T: Counter>(h: &Histogram<T>) -> Percentiles {
     let ms = |us: u64| us as f64 / 1000.0;

@@ -24,7 +24,7 @@ pub use recorder::{
     Cell, ClassRecord, ConnectionCounts, Counts, ErrorTimes, Layout, MergeError, Recorder,
     TokenCounts, new_cumulative,
 };
-pub use sample::{ErrorKind, Opened, Route, Sample, ServedBy, TlsSession, TokenSource};
+pub use sample::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource, Via};
 pub use summary::{
     AlternativeCost, BudgetReport, CheckStatus, ClassOverhead, ClassStats, Connections, Cost,
     FaultWindow, Generator, Interval, IntervalStats, Misses, MonthlyCost, MonthlySavings, Overhead,

@@ -129,7 +129,7 @@ mod tests {
     use super::*;
     use crate::metrics::analysis::{RunInfo, summarize};
     use crate::metrics::recorder::Layout;
-    use crate::metrics::sample::{ErrorKind, Route, Sample};
+    use crate::metrics::sample::{ErrorKind, Sample, Via};
     use crate::metrics::summary::FaultWindow;
 
     const SECONDS: u64 = 20;
@@ -158,7 +158,7 @@ mod tests {
         }
     }
 
-    fn sample(class: usize, at_ms: u64, route: Route, latency_us: u64) -> Sample {
+    fn sample(class: usize, at_ms: u64, route: Via, latency_us: u64) -> Sample {
         let mut s = Sample::new(class, Duration::from_millis(at_ms), Duration::ZERO);
         s.route = route;
         s.latency = Duration::from_micros(latency_us);
@@ -181,8 +181,8 @@ mod tests {
                     } else {
                         base + 20_000 + k * 100
                     };
-                    rec.record(&sample(class, at, Route::Gateway, via));
-                    let mut direct = sample(class, at + 5, Route::Direct, base + k * 100);
+                    rec.record(&sample(class, at, Via::Gateway, via));
+                    let mut direct = sample(class, at + 5, Via::Direct, base + k * 100);
                     if faulted {
                         direct.result = Err(ErrorKind::Connect);
                     }
@@ -285,9 +285,9 @@ mod tests {
     fn a_run_without_a_baseline_reports_no_overhead() {
         let layout = layout().with_baseline(false);
         let mut rec = Recorder::new(layout);
-        rec.record(&sample(0, 10, Route::Gateway, 1000));
+        rec.record(&sample(0, 10, Via::Gateway, 1000));
         // A stray direct sample has nowhere to go and counts nowhere.
-        rec.record(&sample(0, 20, Route::Direct, 1000));
+        rec.record(&sample(0, 20, Via::Direct, 1000));
         let summary = summarize(&rec, &info());
         assert_eq!(summary.overall.requests, 1);
         assert!(analyze(&rec, &summary).is_none());

@@ -15,7 +15,7 @@ use super::direct::DirectRecording;
 use super::hist::{Slot, micros, record};
 
 use super::breakdown::{PromptLengths, Turns};
-use super::sample::{ErrorKind, Route, Sample, ServedBy, TlsSession, TokenSource};
+use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenSource, Via};
 use crate::scenario::PerRequest;
 
 /// Cumulative histograms keep three significant digits; per-interval ones two (1%, see
@@ -474,7 +474,7 @@ impl Recorder {
         if s.class >= self.classes.len() {
             return;
         }
-        if s.route == Route::Direct {
+        if s.route == Via::Direct {
             // The baseline counts nowhere else: not in the gateway's numbers, not in the lag.
             if let Some(d) = &mut self.direct {
                 d.record(s, interval);

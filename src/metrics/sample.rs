@@ -88,7 +88,7 @@ pub enum TlsSession {
 /// Which way a request went: through the system under test, or around it to the class's
 /// primary upstream (`[load] baseline = "direct"`), whose samples count only as the baseline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Route {
+pub enum Via {
     #[default]
     Gateway,
     Direct,
@@ -131,7 +131,7 @@ pub struct Sample {
     pub prompt_tokens_from: TokenSource,
     /// The connection it opened, when it could not reuse one.
     pub opened: Option<Opened>,
-    pub route: Route,
+    pub route: Via,
     /// The wait a 429 asked for (`retry-after-ms` or `retry-after`), in milliseconds, which a
     /// probe honours. Milliseconds in four bytes fit the padding of this struct: a
     /// `Duration` would grow every sample the recorder channel carries by a sixth.
@@ -180,7 +180,7 @@ impl Sample {
             reasoning_tokens: 0,
             prompt_tokens_from: TokenSource::Tokenizer,
             opened: None,
-            route: Route::Gateway,
+            route: Via::Gateway,
             retry_after_ms: None,
         }
     }

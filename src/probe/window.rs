@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::metrics::cost::Price;
 use crate::metrics::{
-    self, ClassInfo, Evidence, Layout, Recorder, RunInfo, Sample, ServedBy, Summary, Tokens,
+    self, Evidence, Layout, Recorder, RunInfo, Sample, ServedBy, Summary, Tokens,
 };
 use crate::scenario::Scenario;
 
@@ -90,27 +90,10 @@ impl Judge {
             }
         }
         let info = RunInfo {
-            scenario: self.scenario.name.clone(),
-            description: self.scenario.description.clone(),
-            seed: self.seed,
-            target: self.target.clone(),
             started_at: self.started_at + from,
             ran_for: length,
             interrupted,
-            classes: self
-                .scenario
-                .requests
-                .iter()
-                .map(|c| ClassInfo {
-                    name: c.name.clone(),
-                    weight: c.weight.get(),
-                    model: c.model.clone(),
-                    stream: c.stream,
-                    api: c.api.name(),
-                    primary: c.primary.clone(),
-                    tier: c.tier.clone(),
-                })
-                .collect(),
+            ..RunInfo::starting(&self.scenario, self.seed, self.target.clone())
         };
         let none = BTreeMap::new();
         let mut summary = metrics::conclude(Evidence {

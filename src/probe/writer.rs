@@ -12,7 +12,7 @@ use super::output::ProbeDir;
 use super::window::Judge;
 use crate::metrics::{CheckStatus, Sample, Summary};
 
-enum Job {
+enum WriteJob {
     /// The current window's report, in the folder itself.
     Current {
         samples: Vec<Sample>,
@@ -29,7 +29,7 @@ enum Job {
 }
 
 pub struct ReportWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<WriteJob>,
     /// A current-window report is queued or being written.
     busy: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<ProbeError>>>,
@@ -38,7 +38,7 @@ pub struct ReportWriter {
 
 impl ReportWriter {
     pub fn start(judge: Judge, dir: ProbeDir, started_at: SystemTime, quiet: bool) -> Self {
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, rx) = mpsc::channel::<WriteJob>();
         let busy = Arc::new(AtomicBool::new(false));
         let failed = Arc::new(Mutex::new(None));
         let (still_busy, failure) = (busy.clone(), failed.clone());
@@ -46,7 +46,7 @@ impl ReportWriter {
             let mut last = None;
             for job in rx {
                 let done = match job {
-                    Job::Current {
+                    WriteJob::Current {
                         samples,
                         start,
                         end,
@@ -61,7 +61,7 @@ impl ReportWriter {
                         still_busy.store(false, Ordering::Release);
                         written
                     }
-                    Job::Rotate {
+                    WriteJob::Rotate {
                         samples,
                         start,
                         end,
@@ -95,7 +95,7 @@ impl ReportWriter {
         if self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
-        let _ = self.jobs.send(Job::Current {
+        let _ = self.jobs.send(WriteJob::Current {
             samples,
             start,
             end,
@@ -105,7 +105,7 @@ impl ReportWriter {
 
     /// Keeps a closed window's summary; never skipped.
     pub fn rotate(&self, samples: Vec<Sample>, start: Duration, end: Duration) {
-        let _ = self.jobs.send(Job::Rotate {
+        let _ = self.jobs.send(WriteJob::Rotate {
             samples,
             start,
             end,
@@ -129,7 +129,7 @@ impl ReportWriter {
         end: Duration,
         interrupted: bool,
     ) -> Result<Summary, ProbeError> {
-        let _ = self.jobs.send(Job::Current {
+        let _ = self.jobs.send(WriteJob::Current {
             samples,
             start,
             end,
