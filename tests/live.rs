@@ -592,6 +592,7 @@ fn exported_names() -> BTreeSet<String> {
             }],
             planned: Duration::from_secs(1),
             warmup: Duration::ZERO,
+            native: false,
         },
         Arc::new(AtomicUsize::new(0)),
     );

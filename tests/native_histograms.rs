@@ -63,6 +63,7 @@ async fn a_prometheus_asking_for_protobuf_gets_native_histograms_beside_the_clas
             faults: vec![],
             planned: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
+            native: true,
         },
         Arc::new(AtomicUsize::new(0)),
     ));

@@ -153,6 +153,7 @@ fn exported_families() -> BTreeSet<String> {
             }],
             planned: Duration::from_secs(1),
             warmup: Duration::ZERO,
+            native: false,
         },
         Arc::new(AtomicUsize::new(0)),
     );

@@ -150,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             SampleSink::new(move |s| log.record(s))
         }),
         metrics: board.clone(),
+        native_histograms: args.metrics_listen.is_some(),
         // The view replaces the progress bar.
         quiet: options.quiet || viewing,
         ..options

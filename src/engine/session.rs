@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub tls: ClientSettings,
     /// Where the run publishes its live numbers (`--metrics-listen`).
     pub metrics: Option<Board>,
+    /// Keep native histograms too: only a protobuf scrape (`--metrics-listen`) reads them,
+    /// and each costs the recorder a locked observe per sample.
+    pub native_histograms: bool,
 }
 
 impl Default for RunOptions {
@@ -67,6 +70,7 @@ impl Default for RunOptions {
             load_threads: None,
             tls: ClientSettings::default(),
             metrics: None,
+            native_histograms: false,
         }
     }
 }
@@ -279,6 +283,7 @@ pub(super) async fn drive(
                 .collect(),
             planned: plan.total(),
             warmup: plan.warmup,
+            native: options.native_histograms,
         };
         let metrics = Arc::new(LiveMetrics::new(shape, in_flight.clone()));
         board.publish(metrics.clone());

@@ -100,6 +100,10 @@ pub struct RunShape {
     pub planned: Duration,
     /// Samples intended before this are run but not counted, as in the summary.
     pub warmup: Duration,
+    /// Keep latency, TTFT and TPOT in native histograms too. Only a protobuf scrape reads
+    /// them, and each costs the recorder a locked observe per sample: true only where an
+    /// exporter listens.
+    pub native: bool,
 }
 
 /// One scheduled fault window, as planned (times since the run's start).
@@ -285,6 +289,13 @@ impl LiveMetrics {
     /// count, read at each scrape.
     pub fn new(shape: RunShape, in_flight: Arc<AtomicUsize>) -> Self {
         let upstreams = shape.upstreams.len();
+        let histo = |bounds| {
+            if shape.native {
+                Histo::with_native(bounds)
+            } else {
+                Histo::new(bounds)
+            }
+        };
         let classes = shape
             .classes
             .into_iter()
@@ -296,9 +307,9 @@ impl LiveMetrics {
                     served: (0..upstreams).map(|_| Lines(AtomicU64::new(0))).collect(),
                     prompt_tokens: AtomicU64::new(0),
                     completion_tokens: AtomicU64::new(0),
-                    latency: Histo::with_native(LATENCY_BOUNDS),
-                    ttft: Histo::with_native(LATENCY_BOUNDS),
-                    tpot: Histo::with_native(TPOT_BOUNDS),
+                    latency: histo(LATENCY_BOUNDS),
+                    ttft: histo(LATENCY_BOUNDS),
+                    tpot: histo(TPOT_BOUNDS),
                 })
             })
             .collect();
@@ -728,6 +739,7 @@ mod tests {
             faults: vec![outage(2, 3), outage(5, 6)],
             planned: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
+            native: false,
         }
     }
 
@@ -828,6 +840,22 @@ mod tests {
         m.finish(Duration::from_secs(3));
         let s = m.reading();
         assert!(s.sla.is_some() && s.ended);
+    }
+
+    #[test]
+    fn native_histograms_are_kept_only_when_asked_for() {
+        let natives = |native: bool| {
+            let m = LiveMetrics::new(RunShape { native, ..shape() }, Arc::default());
+            m.snapshot()
+                .families
+                .iter()
+                .flat_map(|f| &f.series)
+                .filter(|s| matches!(&s.value, Value::Histogram(h) if h.native.is_some()))
+                .count()
+        };
+        assert_eq!(natives(false), 0);
+        // Latency, TTFT and TPOT of each of the two classes; never the lag.
+        assert_eq!(natives(true), 6);
     }
 
     #[test]

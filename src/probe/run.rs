@@ -193,6 +193,8 @@ impl<'a> Prober<'a> {
                 // A probe has no planned end.
                 planned: Duration::MAX,
                 warmup: Duration::ZERO,
+                // A probe's board is its `--metrics-listen` server's, which serves protobuf.
+                native: true,
             };
             let live = Arc::new(LiveMetrics::new(shape, in_flight.clone()));
             board.publish(live.clone());
