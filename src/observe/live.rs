@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::exposition::MetricType;
-use super::reading::{Buckets, ClassReading, FaultReading, LiveReading};
+use super::reading::{ClassReading, FaultReading, LiveReading};
 use super::snapshot::{Family, Histogram, Snapshot, Value};
 use crate::metrics::{ErrorKind, Sample, ServedBy, SlaResult};
 use prometheus_client::metrics::histogram::{Histogram as NativeHisto, NativeHistogramConfig};
@@ -209,13 +209,6 @@ impl Histo {
             counts: self.counts(),
             sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
             native: self.native.clone(),
-        }
-    }
-
-    fn buckets(&self) -> Buckets {
-        Buckets {
-            bounds: self.bounds,
-            counts: self.counts(),
         }
     }
 }
@@ -452,6 +445,11 @@ impl LiveMetrics {
 
     /// Every number at this moment, for readers that compute rates and quantiles themselves.
     pub fn reading(&self) -> LiveReading {
+        // The counts as they stand, without a handle on the live native buckets.
+        let copy = |h: &Histo| Histogram {
+            native: None,
+            ..h.read()
+        };
         let unannounced = match self.unannounced.lock() {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -481,8 +479,8 @@ impl LiveMetrics {
                         .map(|k| (outcome_name(k), count(k)))
                         .collect(),
                     dropped: c.dropped.load(Ordering::Relaxed),
-                    latency: c.latency.buckets(),
-                    ttft: c.ttft.buckets(),
+                    latency: copy(&c.latency),
+                    ttft: copy(&c.ttft),
                     served,
                 }
             })
@@ -510,7 +508,7 @@ impl LiveMetrics {
             ended: self.ran_for.load(Ordering::Relaxed) != u64::MAX,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             classes,
-            lag: self.lag.buckets(),
+            lag: copy(&self.lag),
             faults,
             sla: self.sla(),
         }
@@ -823,13 +821,13 @@ mod tests {
         let a = &s.classes[0];
         assert_eq!((a.ok, a.failed(), a.requests()), (1, 1, 2));
         assert!(a.errors.contains(&("timeout", 1)));
-        assert_eq!(a.latency.total(), 1);
+        assert_eq!(a.latency.count(), 1);
         assert_eq!(a.served, vec![("up".to_string(), 1)]);
         assert_eq!(
             s.classes[1].served,
             vec![("up".to_string(), 0), ("gw-own".to_string(), 1)]
         );
-        assert_eq!(s.lag.total(), 3);
+        assert_eq!(s.lag.count(), 3);
         assert_eq!(s.in_flight, 2);
         // Both windows of the one gauge read active; the view tells them apart by time.
         assert_eq!(s.faults.len(), 2);

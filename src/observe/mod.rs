@@ -26,7 +26,7 @@ pub use otlp::{OtlpEndpoint, OtlpError, OtlpPusher, PushTally};
 pub use probe::ProbeGauges;
 pub use proc::WatchError;
 pub use protobuf::CONTENT_TYPE as PROTOBUF_CONTENT_TYPE;
-pub use reading::{Buckets, ClassReading, FaultReading, LiveReading};
+pub use reading::{ClassReading, FaultReading, LiveReading};
 pub use scrape::{ScrapedSample, Scraper, parse as parse_exposition};
 pub use server::{Board, MetricsServer};
 pub use snapshot::{Family, Histogram, MetricSeries, Snapshot, Value};

@@ -2,7 +2,7 @@
 //! out (Prometheus text, OTLP) is written from, so a family added here is served and pushed
 //! alike without code of its own in either.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::exposition::{self as text, MetricType};
 
@@ -44,7 +44,7 @@ pub enum Value {
 }
 
 /// A classic histogram read at one instant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Histogram {
     /// Upper bounds (inclusive), ascending, in nanoseconds.
     pub bounds_ns: &'static [u64],
@@ -60,6 +60,48 @@ impl Histogram {
     /// Every observation: the sum of the buckets, so it can never disagree with them.
     pub fn count(&self) -> u64 {
         self.counts.iter().fold(0u64, |a, n| a.saturating_add(*n))
+    }
+
+    /// What was observed after `earlier` (a snapshot of the same histogram).
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        Histogram {
+            bounds_ns: self.bounds_ns,
+            counts: self
+                .counts
+                .iter()
+                .zip(earlier.counts.iter().chain(std::iter::repeat(&0)))
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+            sum_seconds: (self.sum_seconds - earlier.sum_seconds).max(0.0),
+            // Native buckets are only ever read whole, by a scrape.
+            native: None,
+        }
+    }
+
+    /// The `q` quantile as Prometheus's `histogram_quantile` estimates it: linear within the
+    /// bucket it falls in (from 0 for the first), the top bound when it falls above it. None
+    /// when nothing was observed.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, n) in self.counts.iter().enumerate() {
+            let upto = below + n;
+            if (upto as f64) >= rank && *n > 0 {
+                let Some(&upper) = self.bounds_ns.get(i) else {
+                    return self.bounds_ns.last().map(|b| Duration::from_nanos(*b));
+                };
+                let lower = if i == 0 { 0 } else { self.bounds_ns[i - 1] };
+                let within = (rank - below as f64) / *n as f64;
+                let ns = lower as f64 + (upper - lower) as f64 * within;
+                return Some(Duration::from_nanos(ns as u64));
+            }
+            below = upto;
+        }
+        self.bounds_ns.last().map(|b| Duration::from_nanos(*b))
     }
 }
 
@@ -119,6 +161,38 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MS: u64 = 1_000_000;
+    const BOUNDS: &[u64] = &[10 * MS, 100 * MS, 1_000 * MS];
+
+    fn histogram(counts: Vec<u64>) -> Histogram {
+        Histogram {
+            bounds_ns: BOUNDS,
+            counts,
+            ..Histogram::default()
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_buckets_like_histogram_quantile() {
+        let b = histogram(vec![0, 100, 0, 0]);
+        // Half-way through the 10..100 ms bucket.
+        assert_eq!(b.quantile(0.5), Some(Duration::from_millis(55)));
+        assert_eq!(b.quantile(1.0), Some(Duration::from_millis(100)));
+        let over = histogram(vec![1, 0, 0, 99]);
+        // Above the top bound: the top bound, as Prometheus answers.
+        assert_eq!(over.quantile(0.99), Some(Duration::from_secs(1)));
+        assert_eq!(over.quantile(0.005), Some(Duration::from_millis(5)));
+        assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn deltas_are_what_came_after() {
+        let before = histogram(vec![1, 2, 3, 4]);
+        let after = histogram(vec![1, 5, 3, 10]);
+        assert_eq!(after.since(&before).counts, vec![0, 3, 0, 6]);
+        assert_eq!(after.since(&Histogram::default()).counts, after.counts);
+    }
 
     #[test]
     fn text_is_each_family_then_its_series_in_order() {

@@ -261,7 +261,8 @@ fn draw_sla(f: &mut Frame<'_>, area: Rect, m: &Model) {
 mod tests {
     use super::*;
     use crate::metrics::{SlaKey, SlaResult};
-    use crate::observe::reading::{Buckets, ClassReading, FaultReading, LiveReading};
+    use crate::observe::reading::{ClassReading, FaultReading, LiveReading};
+    use crate::observe::snapshot::Histogram;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::sync::Arc;
@@ -287,9 +288,10 @@ mod tests {
             name: "everyday".into(),
             ok,
             errors: vec![("status_5xx", 0)],
-            latency: Buckets {
-                bounds: &[1_000_000, 10_000_000],
+            latency: Histogram {
+                bounds_ns: &[1_000_000, 10_000_000],
                 counts: vec![0, ok, 0],
+                ..Histogram::default()
             },
             served: vec![("primary".into(), ok)],
             ..ClassReading::default()

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::SlaResult;
-use crate::observe::reading::{Buckets, ClassReading, LiveReading};
+use crate::observe::reading::{ClassReading, LiveReading};
+use crate::observe::snapshot::Histogram;
 
 /// Rates and quantiles are over windows this long: shorter ones jump around with a handful
 /// of requests, longer ones hide a fault's first seconds.
@@ -89,16 +90,20 @@ pub struct Model {
     window_start: Option<(Instant, LiveReading)>,
 }
 
-fn merged(classes: &[ClassReading], pick: fn(&ClassReading) -> &Buckets) -> Buckets {
-    let mut out = Buckets::default();
+fn merged(classes: &[ClassReading], pick: fn(&ClassReading) -> &Histogram) -> Histogram {
+    let mut out = Histogram::default();
     for c in classes {
         let b = pick(c);
         if out.counts.is_empty() {
-            out = b.clone();
+            out = Histogram {
+                native: None,
+                ..b.clone()
+            };
         } else {
             for (a, n) in out.counts.iter_mut().zip(&b.counts) {
                 *a += n;
             }
+            out.sum_seconds += b.sum_seconds;
         }
     }
     out
@@ -235,13 +240,15 @@ mod tests {
             ok,
             errors: vec![("status_5xx", status_5xx), ("timeout", 0)],
             dropped: 0,
-            latency: Buckets {
-                bounds: BOUNDS,
+            latency: Histogram {
+                bounds_ns: BOUNDS,
                 counts: vec![fast, slow, 0, 0],
+                ..Histogram::default()
             },
-            ttft: Buckets {
-                bounds: BOUNDS,
+            ttft: Histogram {
+                bounds_ns: BOUNDS,
                 counts: vec![fast, 0, 0, 0],
+                ..Histogram::default()
             },
             served: served.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
         }
