@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::exposition::MetricType;
@@ -450,27 +450,11 @@ impl LiveMetrics {
             native: None,
             ..h.read()
         };
-        let unannounced = match self.unannounced.lock() {
-            Ok(m) => m.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
         let classes = self
             .classes
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let mut served: Vec<(String, u64)> = self
-                    .upstreams
-                    .iter()
-                    .zip(c.served.iter())
-                    .map(|(u, n)| (u.clone(), n.load(Ordering::Relaxed)))
-                    .collect();
-                served.extend(
-                    unannounced
-                        .iter()
-                        .filter(|((class, _), _)| *class == i)
-                        .map(|((_, name), n)| (name.to_string(), *n)),
-                );
+            .zip(self.served())
+            .map(|(c, served)| {
                 let count = |k: usize| c.outcomes.get(k).map_or(0, |n| n.load(Ordering::Relaxed));
                 ClassReading {
                     name: c.name.clone(),
@@ -676,28 +660,46 @@ impl LiveMetrics {
             MetricType::Counter,
             "Successful responses by class and the upstream that served them.",
         );
-        for c in &self.classes {
-            for (upstream, n) in self.upstreams.iter().zip(c.served.iter()) {
+        for (c, served) in self.classes.iter().zip(self.served()) {
+            for (upstream, n) in &served {
                 let labels = [("class", c.name.as_str()), ("upstream", upstream.as_str())];
-                f.push(&labels, Value::Counter(n.load(Ordering::Relaxed)));
+                f.push(&labels, Value::Counter(*n));
             }
-        }
-        let unannounced = match self.unannounced.lock() {
-            Ok(m) => m.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        for ((class, upstream), n) in unannounced {
-            let Some(c) = self.classes.get(class) else {
-                continue;
-            };
-            // An unannounced name equal to an announced one would repeat a series.
-            if self.upstreams.iter().any(|u| **u == *upstream) {
-                continue;
-            }
-            let labels = [("class", c.name.as_str()), ("upstream", &*upstream)];
-            f.push(&labels, Value::Counter(n));
         }
         f
+    }
+
+    /// Each class's successes by the upstream that served them: the announced upstreams in
+    /// order, then the other names an external gateway reported. A reported name equal to an
+    /// announced one counts with it, as the summary's (keyed by name) does, so no upstream is
+    /// listed twice.
+    fn served(&self) -> Vec<Vec<(String, u64)>> {
+        let mut out: Vec<Vec<(String, u64)>> = self
+            .classes
+            .iter()
+            .map(|c| {
+                self.upstreams
+                    .iter()
+                    .zip(c.served.iter())
+                    .map(|(u, n)| (u.clone(), n.load(Ordering::Relaxed)))
+                    .collect()
+            })
+            .collect();
+        let unannounced = self
+            .unannounced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for ((class, name), n) in unannounced {
+            let Some(served) = out.get_mut(class) else {
+                continue;
+            };
+            match served.iter_mut().find(|(u, _)| **u == *name) {
+                Some((_, total)) => *total += n,
+                None => served.push((name.into(), n)),
+            }
+        }
+        out
     }
 
     fn fault_family(&self) -> Family {
@@ -838,6 +840,26 @@ mod tests {
         m.finish(Duration::from_secs(3));
         let s = m.reading();
         assert!(s.sla.is_some() && s.ended);
+    }
+
+    #[test]
+    fn a_reported_name_equal_to_an_announced_one_is_listed_once() {
+        let m = LiveMetrics::new(shape(), Arc::new(AtomicUsize::new(0)));
+        m.record(&ok(0, 1_500, 20));
+        let mut named = ok(0, 1_600, 20);
+        named.served_by = Some(ServedBy::Other("up".into()));
+        m.record(&named);
+        assert_eq!(m.reading().classes[0].served, vec![("up".to_string(), 2)]);
+        let text = m.render();
+        assert_eq!(
+            text.matches("gauntlet_served_total{class=\"a\",upstream=\"up\"}")
+                .count(),
+            1
+        );
+        assert_eq!(
+            line(&text, "gauntlet_served_total{class=\"a\""),
+            "gauntlet_served_total{class=\"a\",upstream=\"up\"} 2"
+        );
     }
 
     #[test]
