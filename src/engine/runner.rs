@@ -84,10 +84,12 @@ impl SampleSink {
 /// Copies of the recording while the run goes on, about once an `every`, for a reader that
 /// judges the run so far (the running SLA checks). The channel holds one copy: while the
 /// reader is busy with the last, no new one is made, so a slow reader costs no clones.
+/// Each copy comes with how long the run had run when it was made: a copy may wait in the
+/// channel while the reader rests, and must be judged at its own time.
 #[derive(Debug, Clone)]
 pub struct RecordingTap {
     pub every: Duration,
-    pub tx: mpsc::Sender<Recorder>,
+    pub tx: mpsc::Sender<(Duration, Recorder)>,
 }
 
 #[derive(Debug, Clone)]
@@ -262,7 +264,10 @@ async fn run_plan(
 ) -> RunOutput {
     let (tx, rx) = mpsc::unbounded_channel();
     let (finish_tx, finish_rx) = oneshot::channel();
+    // The run's clock, which the recorder's copies are timed on too.
+    let t0 = Instant::now();
     let recorder = tokio::spawn(record(
+        t0,
         Recorder::new(config.layout.clone()),
         rx,
         finish_rx,
@@ -277,7 +282,7 @@ async fn run_plan(
         in_flight: live.in_flight.clone(),
         stopping: Arc::new(AtomicBool::new(false)),
         live,
-        t0: Instant::now(),
+        t0,
         lanes,
     };
     let mut class_rng = mix_rng(config.seed);
@@ -576,6 +581,7 @@ async fn run_closed(
 
 /// The recorder task: owns the recording, so recording needs no lock.
 async fn record(
+    t0: Instant,
     mut rec: Recorder,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut finish: oneshot::Receiver<()>,
@@ -653,7 +659,7 @@ async fn record(
             // First: under load the samples are always ready and would starve it.
             _ = copies.tick(), if tap.is_some() => {
                 if let Some(permit) = tap.as_ref().and_then(|t| t.tx.try_reserve().ok()) {
-                    permit.send(rec.clone());
+                    permit.send((t0.elapsed(), rec.clone()));
                 }
             }
             n = rx.recv_many(&mut batch, 256) => {
@@ -680,6 +686,45 @@ async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_copy_carries_the_time_it_was_made_not_the_time_it_was_read() {
+        let layout = Layout::new(
+            vec!["c".into()],
+            vec!["u".into()],
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        );
+        let (_samples, rx) = mpsc::unbounded_channel();
+        let (finish, finish_rx) = oneshot::channel();
+        let (tx, mut copies) = mpsc::channel(1);
+        let tap = RecordingTap {
+            every: Duration::from_millis(10),
+            tx,
+        };
+        let t0 = Instant::now();
+        let recorder = tokio::spawn(record(
+            t0,
+            Recorder::new(layout),
+            rx,
+            finish_rx,
+            Arc::new(Live::default()),
+            None,
+            Some(tap),
+        ));
+        let _ = copies.recv().await.expect("a first copy");
+        // The reader rests; the next copy waits in the channel meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (made_at, _) = copies.recv().await.expect("a second copy");
+        let read_at = t0.elapsed();
+        assert!(
+            made_at + Duration::from_millis(200) < read_at,
+            "made at {made_at:?}, read at {read_at:?}"
+        );
+        let _ = finish.send(());
+        let _ = recorder.await;
+    }
 
     #[cfg(target_os = "linux")]
     fn lane_threads() -> usize {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::timeline;
 use crate::metrics::cost::Price;
@@ -29,7 +28,7 @@ const REST_FACTOR: u32 = 20;
 
 /// What a conclusion needs besides the recording, fixed for the run.
 pub struct Inputs {
-    /// The run's info; `ran_for` is set to the time each copy was judged at.
+    /// The run's info; `ran_for` is set to the time each copy was made at.
     pub info: RunInfo,
     pub sla: Sla,
     pub prices: BTreeMap<String, Price>,
@@ -37,7 +36,6 @@ pub struct Inputs {
     pub alternatives: Vec<Alternative>,
     /// Planned length, so elapsed time never passes it.
     pub planned: Duration,
-    pub t0: Instant,
     pub controls: HashMap<String, ControlClient>,
     /// The upstreams' counters when measuring started, once warmup is over.
     pub before: Arc<OnceLock<BTreeMap<String, UpstreamCounters>>>,
@@ -46,15 +44,16 @@ pub struct Inputs {
 /// Judges each copy that arrives until the channel closes or the task is aborted.
 pub fn start(
     inputs: Inputs,
-    mut copies: mpsc::Receiver<Recorder>,
+    mut copies: mpsc::Receiver<(Duration, Recorder)>,
     faults: watch::Receiver<Vec<FaultAttempt>>,
     out: Arc<LiveMetrics>,
 ) -> JoinHandle<()> {
     let inputs = Arc::new(inputs);
     tokio::spawn(async move {
-        while let Some(recording) = copies.recv().await {
+        while let Some((made_at, recording)) = copies.recv().await {
             let began = std::time::Instant::now();
-            let ran_for = inputs.t0.elapsed().min(inputs.planned);
+            // When the copy was made, not now: it may have waited out the last rest.
+            let ran_for = made_at.min(inputs.planned);
             // Counters are only comparable with the ones taken when measuring started.
             let (before, after) = match inputs.before.get() {
                 Some(b) => (b.clone(), timeline::snapshot(&inputs.controls).await),

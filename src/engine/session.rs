@@ -386,7 +386,6 @@ pub(super) async fn drive(
                 monthly_tokens: options.monthly_tokens.clone(),
                 alternatives: scenario.compare_to.clone(),
                 planned: config.plan.total(),
-                t0,
                 controls: fleet.controls.clone(),
                 before: measuring_from,
             };
