@@ -383,10 +383,10 @@ impl LiveMetrics {
 
     fn unannounced(&self, class: usize, name: &str) {
         // A scrape that panicked poisons the lock; counting goes on regardless.
-        let mut map = match self.unannounced.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = self
+            .unannounced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *map.entry((class, name.into())).or_default() += 1;
     }
 
@@ -428,19 +428,15 @@ impl LiveMetrics {
     /// The SLA checks evaluated on what was measured so far (or, at the end, the final
     /// verdict): scrapes and the live view read this one.
     pub fn set_sla(&self, result: SlaResult) {
-        let mut slot = match self.sla.write() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Some(Arc::new(result));
+        *self.sla.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(result));
     }
 
     /// The SLA checks as last evaluated, if they have been yet.
     pub fn sla(&self) -> Option<Arc<SlaResult>> {
-        match self.sla.read() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.sla
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Every number at this moment, for readers that compute rates and quantiles themselves.

@@ -3,7 +3,7 @@
 //! it judges; a scrape renders them after the run's own families.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::exposition::{self as text, MetricType};
@@ -30,11 +30,7 @@ pub struct ProbeGauges {
 impl ProbeGauges {
     fn with(&self, f: impl FnOnce(&mut GaugeState)) {
         // A scrape that panicked poisons the lock; the probe goes on setting numbers.
-        let mut s = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut s);
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Announces an alert (so it reads 0 before it ever fires) and its threshold.
@@ -71,10 +67,7 @@ impl ProbeGauges {
 
     /// The probe's families, Prometheus text format 0.0.4.
     pub fn render(&self, out: &mut String) {
-        let s = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let name = "gauntlet_probe_alert_firing";
         let help = "1 while the burn-rate alert fires for this SLO (both of its windows burn \
                     the error budget faster than its threshold), else 0.";

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -49,22 +49,13 @@ impl Board {
     }
 
     fn with(&self, f: impl FnOnce(&mut Published)) {
-        let mut slot = match self.0.write() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut slot);
+        f(&mut self.0.write().unwrap_or_else(PoisonError::into_inner));
     }
 
     fn published(&self) -> (Option<Arc<LiveMetrics>>, Option<Arc<ProbeGauges>>) {
         // The lock is held only to clone the Arcs: reading never blocks a publish.
-        match self.0.read() {
-            Ok(s) => (s.run.clone(), s.probe.clone()),
-            Err(poisoned) => {
-                let s = poisoned.into_inner();
-                (s.run.clone(), s.probe.clone())
-            }
-        }
+        let s = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        (s.run.clone(), s.probe.clone())
     }
 
     /// The run published last, if any.
