@@ -44,7 +44,7 @@ mod responses;
 mod router;
 mod server;
 mod translate;
-mod upstream;
+pub(crate) mod upstream;
 mod window;
 
 pub use admission::SHED_HEADER;

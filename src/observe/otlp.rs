@@ -11,10 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -31,6 +27,7 @@ use tokio::task::JoinHandle;
 use super::exposition::MetricType;
 use super::server::Board;
 use super::snapshot::{MetricSeries, Snapshot, Value};
+use crate::gateway::upstream::{self, HttpClient};
 use crate::tls::ClientTls;
 
 /// What the OTLP/HTTP spec names for a binary protobuf body.
@@ -241,11 +238,9 @@ pub struct PushTally {
     pub last_error: Option<String>,
 }
 
-type PushClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 struct Pusher {
     endpoint: OtlpEndpoint,
-    client: PushClient,
+    client: HttpClient,
     board: Board,
     tally: PushTally,
     /// Whether the last push failed: warnings mark the changes, not every tick.
@@ -371,10 +366,7 @@ impl OtlpPusher {
         board: Board,
         tls: &ClientTls,
     ) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(tls.connector(http));
+        let client = upstream::client(PUSH_TIMEOUT, tls);
         let mut pusher = Pusher {
             endpoint,
             client,
