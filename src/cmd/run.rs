@@ -118,15 +118,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(budget) = &scenario.budget {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
     }
-    let otlp = otlp_endpoint(&args)?;
-    // The system's CAs, for an https:// collector; loaded before anything is written.
-    let otlp_tls = match &otlp {
-        Some(_) => Some(gauntlet::tls::ClientTls::system().context("--otlp: TLS setup")?),
+    // With the system's CAs, for an https:// collector; loaded before anything is written.
+    let otlp = match otlp_endpoint(&args)? {
+        Some(endpoint) => Some((
+            endpoint,
+            gauntlet::tls::ClientTls::system().context("--otlp: TLS setup")?,
+        )),
         None => None,
     };
     let runtime = super::runtime()?;
-    // One board for both ways out: what a scrape serves is what a push sends.
-    let board = (args.metrics_listen.is_some() || otlp.is_some()).then(Board::default);
+    let viewing = wants_view(&args);
+    // One board for every way out: what a scrape serves is what a push sends and the view
+    // shows.
+    let board = (args.metrics_listen.is_some() || otlp.is_some() || viewing).then(Board::default);
     // Listening before the run folder exists: an address in use fails the run before it
     // leaves anything behind.
     let exporter = match (args.metrics_listen, &board) {
@@ -140,10 +144,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let viewing = wants_view(&args);
-    // The view reads the numbers the exporter serves and the pusher sends, from the same
-    // board.
-    let board = board.or_else(|| viewing.then(Board::default));
     let options = RunOptions {
         sink: raw.as_ref().map(|log| {
             let log = log.clone();
@@ -155,8 +155,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         quiet: options.quiet || viewing,
         ..options
     };
-    let pusher = match (otlp, &board, &otlp_tls) {
-        (Some(endpoint), Some(board), Some(tls)) => {
+    let pusher = match (otlp, &board) {
+        (Some((endpoint, tls)), Some(board)) => {
             eprintln!(
                 "otlp: pushing to {endpoint} every {}",
                 humantime::format_duration(args.otlp_interval)
@@ -166,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 endpoint,
                 args.otlp_interval,
                 board.clone(),
-                tls,
+                &tls,
             ))
         }
         _ => None,
