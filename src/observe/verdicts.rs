@@ -5,6 +5,7 @@
 use super::exposition::MetricType;
 use super::snapshot::{Family, Value};
 use crate::metrics::{CheckStatus, SlaCheck, SlaResult, Unit};
+use crate::report::fmt;
 
 /// The check's unit in Prometheus's base units, and the factor that converts to it.
 fn base_unit(check: &SlaCheck) -> (&'static str, f64) {
@@ -15,14 +16,6 @@ fn base_unit(check: &SlaCheck) -> (&'static str, f64) {
         Unit::X => ("ratio", 1.0),
         Unit::Usd => ("usd", 1.0),
         Unit::Rps => ("per_second", 1.0),
-    }
-}
-
-fn status_name(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Pass => "pass",
-        CheckStatus::Fail => "fail",
-        CheckStatus::Inconclusive => "inconclusive",
     }
 }
 
@@ -87,7 +80,7 @@ pub fn families(out: &mut Vec<Family>, sla: Option<&SlaResult>) {
         }
         let [check, scope, unit] = labels;
         for s in STATUSES {
-            let labels = [check, scope, unit, ("status", status_name(s))];
+            let labels = [check, scope, unit, ("status", fmt::status(s))];
             status.push(&labels, Value::Gauge(f64::from(u8::from(c.status == s))));
         }
     }

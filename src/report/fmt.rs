@@ -108,9 +108,10 @@ pub fn seconds(v: f64) -> String {
     }
 }
 
-/// A value in the unit an SLA check names (`ms`, `s`, `ratio`, `x`, `usd`).
+/// A value in the unit an SLA check names (`ms`, `s`, `ratio`, `x`, `usd`, `rps`).
 pub fn in_unit(v: f64, unit: &str) -> String {
     match unit {
+        "rps" => rate(v),
         "ms" => ms(v),
         "s" => seconds(v),
         "ratio" => pct(v),

@@ -10,7 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Row, Sparkline, Table};
 
 use super::model::{FaultLine, History, Model};
-use crate::metrics::{CheckStatus, SlaCheck, Unit};
+use crate::metrics::CheckStatus;
+use crate::report::fmt;
 
 fn ms(d: Option<Duration>) -> String {
     d.map_or_else(
@@ -207,18 +208,6 @@ fn draw_faults(f: &mut Frame<'_>, area: Rect, m: &Model) {
     f.render_widget(p, area);
 }
 
-/// A check's value or bound in its own unit, as the summary table writes it.
-fn value(c: &SlaCheck, v: f64) -> String {
-    match c.name.unit() {
-        Unit::Ms => format!("{v:.1} ms"),
-        Unit::S => format!("{v:.2} s"),
-        Unit::Ratio => format!("{:.3}%", v * 100.0),
-        Unit::X => format!("{v:.2}x"),
-        Unit::Usd => format!("${v:.2}"),
-        Unit::Rps => format!("{v:.1}/s"),
-    }
-}
-
 fn draw_sla(f: &mut Frame<'_>, area: Rect, m: &Model) {
     let block = Block::bordered().title(" SLA so far (as if the run stopped now) ");
     let Some(sla) = &m.sla else {
@@ -239,8 +228,11 @@ fn draw_sla(f: &mut Frame<'_>, area: Rect, m: &Model) {
             ),
             Span::raw(c.name.as_str()),
             Span::raw(c.scope.clone()),
-            Span::raw(c.measured.map_or_else(|| "-".into(), |v| value(c, v))),
-            Span::raw(value(c, c.target)),
+            Span::raw(
+                c.measured
+                    .map_or_else(|| "-".into(), |v| fmt::in_unit(v, &c.unit)),
+            ),
+            Span::raw(fmt::in_unit(c.target, &c.unit)),
             Span::raw(c.samples.to_string()),
         ])
     });
@@ -260,7 +252,7 @@ fn draw_sla(f: &mut Frame<'_>, area: Rect, m: &Model) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{SlaKey, SlaResult};
+    use crate::metrics::{SlaCheck, SlaKey, SlaResult};
     use crate::observe::reading::{ClassReading, FaultReading, LiveReading};
     use crate::observe::snapshot::Histogram;
     use ratatui::Terminal;
@@ -341,7 +333,9 @@ mod tests {
             "next    outage on primary starts in 5.0 s",
             "PASS",
             "availability",
-            "100.000%",
+            // Measured and target, as the summary table writes them.
+            "100%",
+            "99.90%",
             "q / Ctrl-C",
         ] {
             assert!(s.contains(want), "no `{want}` on\n{s}");
