@@ -432,7 +432,7 @@ impl LiveMetrics {
     }
 
     /// The SLA checks as last evaluated, if they have been yet.
-    pub fn sla(&self) -> Option<Arc<SlaResult>> {
+    fn sla(&self) -> Option<Arc<SlaResult>> {
         self.sla
             .read()
             .unwrap_or_else(PoisonError::into_inner)

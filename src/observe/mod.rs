@@ -26,10 +26,9 @@ pub use otlp::{OtlpEndpoint, OtlpError, OtlpPusher, PushTally};
 pub use probe::ProbeGauges;
 pub use proc::WatchError;
 pub use protobuf::CONTENT_TYPE as PROTOBUF_CONTENT_TYPE;
-pub use reading::{ClassReading, FaultReading, LiveReading};
 pub use scrape::{ScrapedSample, Scraper, parse as parse_exposition};
 pub use server::{Board, MetricsServer};
-pub use snapshot::{Family, Histogram, MetricSeries, Snapshot, Value};
+pub use snapshot::Snapshot;
 pub use sut::{
     ClientCount, ClientCounts, GATEWAY_THREADS, MAX_SERIES, MOCK_THREADS, SutWatcher, WatchPlan,
     Watched, resolve,

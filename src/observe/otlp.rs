@@ -85,11 +85,6 @@ impl OtlpEndpoint {
             .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         Ok(Self { uri })
     }
-
-    /// The full URL pushes are POSTed to.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
 }
 
 impl std::fmt::Display for OtlpEndpoint {
@@ -102,7 +97,7 @@ impl std::fmt::Display for OtlpEndpoint {
 /// scenario), one scope, one metric per family. Counters become monotonic cumulative sums
 /// named without `_total` (a collector's Prometheus exporter adds it back), histograms
 /// cumulative explicit-bucket histograms with the exposition's bounds in seconds.
-pub fn export_request(snapshot: &Snapshot) -> ExportMetricsServiceRequest {
+fn export_request(snapshot: &Snapshot) -> ExportMetricsServiceRequest {
     let start = unix_nanos(snapshot.started);
     let now = unix_nanos(snapshot.taken);
     let cumulative = AggregationTemporality::Cumulative as i32;

@@ -151,11 +151,6 @@ impl Snapshot {
     fn series_count(&self) -> usize {
         self.families.iter().map(|f| f.series.len()).sum()
     }
-
-    /// The family named `name`, if the run has it.
-    pub fn family(&self, name: &str) -> Option<&Family> {
-        self.families.iter().find(|f| f.name == name)
-    }
 }
 
 #[cfg(test)]
@@ -224,6 +219,5 @@ mod tests {
              lat_seconds_bucket{le=\"1\"} 1\nlat_seconds_bucket{le=\"+Inf\"} 3\n\
              lat_seconds_sum 4.5\nlat_seconds_count 3\n"
         );
-        assert!(s.family("up").is_some() && s.family("down").is_none());
     }
 }

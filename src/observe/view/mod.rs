@@ -16,7 +16,7 @@ use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 use super::server::Board;
-pub use model::{ClassWindow, FaultLine, Model};
+use model::Model;
 
 /// How often the screen is redrawn (and keys looked at).
 const REDRAW: Duration = Duration::from_millis(250);
