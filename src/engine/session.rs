@@ -428,6 +428,7 @@ pub(super) async fn drive(
         faults: &faults,
         counters_before: &before,
         counters_after: &after,
+        answered_tokens: &std::collections::BTreeMap::new(),
         prices: &prices,
         sla: &scenario.sla,
         monthly_tokens: &options.monthly_tokens,

@@ -268,12 +268,12 @@ impl<'a> Prober<'a> {
             if now >= report_at {
                 let start = now.saturating_sub(settings.window);
                 self.writer
-                    .current(self.window.samples().cloned().collect(), start, now);
+                    .current(self.window.shared(), start, now);
                 report_at = now + settings.report_every;
             }
             if now >= window_end {
                 let start = window_end.saturating_sub(settings.window);
-                let samples = self.window.samples().cloned().collect();
+                let samples = self.window.shared();
                 self.writer.rotate(samples, start, window_end);
                 window_end += settings.window;
             }
@@ -286,7 +286,7 @@ impl<'a> Prober<'a> {
         let now = self.now();
         self.judge_alerts(now)?;
         let start = now.saturating_sub(settings.window);
-        let samples = self.window.samples().cloned().collect();
+        let samples = self.window.shared();
         let summary = self
             .writer
             .finish(samples, start, now, capped.is_none())

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::metrics::cost::Price;
-use crate::metrics::{Sample, ServedBy, Tokens};
+use crate::metrics::{Sample, ServedBy};
 
 /// The span a daily cap covers: a rolling day, so a cap holds across midnight too.
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -76,12 +76,7 @@ impl Prices {
                 .or(self.dearest),
             _ => self.dearest,
         }?;
-        Some(price.of(&Tokens {
-            prompt: s.prompt_tokens,
-            completion: s.completion_tokens,
-            cached: s.cached_tokens,
-            reasoning: s.reasoning_tokens,
-        }))
+        Some(price.of(&s.tokens()))
     }
 }
 

@@ -15,14 +15,14 @@ use crate::metrics::{CheckStatus, Sample, Summary};
 enum WriteJob {
     /// The current window's report, in the folder itself.
     Current {
-        samples: Vec<Sample>,
+        samples: Vec<Arc<Sample>>,
         start: Duration,
         end: Duration,
         interrupted: bool,
     },
     /// A closed window's summary, into `windows/`.
     Rotate {
-        samples: Vec<Sample>,
+        samples: Vec<Arc<Sample>>,
         start: Duration,
         end: Duration,
     },
@@ -52,7 +52,7 @@ impl ReportWriter {
                         end,
                         interrupted,
                     } => {
-                        let summary = judge.summarize(&samples, start, end, interrupted);
+                        let summary = judge.summarize(samples, start, end, interrupted);
                         let written = dir.current(&summary);
                         if written.is_ok() && !quiet {
                             eprintln!("{}", status_line(&summary, end - start));
@@ -66,7 +66,7 @@ impl ReportWriter {
                         start,
                         end,
                     } => {
-                        let summary = judge.summarize(&samples, start, end, false);
+                        let summary = judge.summarize(samples, start, end, false);
                         dir.rotate(&summary, started_at + start).map(|_| ())
                     }
                 };
@@ -91,7 +91,7 @@ impl ReportWriter {
     }
 
     /// Asks for the current window's report, unless one is still being written.
-    pub fn current(&self, samples: Vec<Sample>, start: Duration, end: Duration) {
+    pub fn current(&self, samples: Vec<Arc<Sample>>, start: Duration, end: Duration) {
         if self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -104,7 +104,7 @@ impl ReportWriter {
     }
 
     /// Keeps a closed window's summary; never skipped.
-    pub fn rotate(&self, samples: Vec<Sample>, start: Duration, end: Duration) {
+    pub fn rotate(&self, samples: Vec<Arc<Sample>>, start: Duration, end: Duration) {
         let _ = self.jobs.send(WriteJob::Rotate {
             samples,
             start,
@@ -124,7 +124,7 @@ impl ReportWriter {
     /// queued, and returns its summary.
     pub async fn finish(
         self,
-        samples: Vec<Sample>,
+        samples: Vec<Arc<Sample>>,
         start: Duration,
         end: Duration,
         interrupted: bool,
