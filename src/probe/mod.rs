@@ -17,16 +17,14 @@ mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use burn::{Burn, BurnWatch, ErrorBudget, Slo, Transition, budgets, burn_rate};
-pub use output::{ALERTS_FILE, ProbeDir, WINDOWS_DIR};
+pub use burn::budgets;
+pub use output::{ALERTS_FILE, ProbeDir};
 pub use run::{ProbeEnd, ProbeOptions, run};
-pub use schedule::{MAX_BACKOFF, Pacer};
-pub use spend::{CapReached, Caps, DAY, Prices, Spend};
-pub use window::{Judge, SlidingWindow};
+pub use spend::CapReached;
 
 /// Requests a probe keeps in flight at most: a hanging endpoint's requests time out and count
 /// against it; more of them at once would only pile onto it.
-pub const MAX_IN_FLIGHT: usize = 16;
+const MAX_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -72,4 +70,4 @@ impl ProbeError {
 }
 
 /// How long the probe waits for answers in flight when it stops.
-pub const DRAIN: Duration = crate::engine::DEFAULT_DRAIN;
+const DRAIN: Duration = crate::engine::DEFAULT_DRAIN;

@@ -13,7 +13,7 @@ use crate::metrics::Summary;
 use crate::rundir::RunDir;
 
 pub const ALERTS_FILE: &str = "alerts.jsonl";
-pub const WINDOWS_DIR: &str = "windows";
+const WINDOWS_DIR: &str = "windows";
 
 #[derive(Debug, Clone)]
 pub struct ProbeDir {

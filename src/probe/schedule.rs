@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// The longest a probe holds off after 429s: long enough to leave a struggling endpoint
 /// alone, short enough to notice it is back within the quarter hour.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Pacer {

@@ -9,7 +9,7 @@ use crate::metrics::cost::Price;
 use crate::metrics::{Sample, ServedBy};
 
 /// The span a daily cap covers: a rolling day, so a cap holds across midnight too.
-pub const DAY: Duration = Duration::from_secs(24 * 3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// The daily caps of `[probe]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -128,7 +128,7 @@ impl Spend {
     }
 
     /// The cap that the spend so far plus one more request like the last one would pass.
-    pub fn reached(&self) -> Option<CapReached> {
+    fn reached(&self) -> Option<CapReached> {
         if let Some(cap) = self.caps.usd
             && self.usd + self.last.0 > cap
         {
