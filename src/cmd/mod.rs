@@ -72,9 +72,8 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
                 c.is::<gauntlet::config::ConfigErrors>()
                     || c.is::<gauntlet::config::ConfigError>()
                     || c.is::<InvalidInput>()
-                    // `[observe]` names a process that is not there: the scenario is wrong.
                     || c.downcast_ref::<gauntlet::engine::EngineError>()
-                        .is_some_and(|e| matches!(e, gauntlet::engine::EngineError::Observe(_)))
+                        .is_some_and(gauntlet::engine::EngineError::is_invalid_input)
             });
             eprintln!("error: {e:#}");
             ExitCode::from(if invalid {

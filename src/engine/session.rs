@@ -97,6 +97,17 @@ pub enum EngineError {
     },
 }
 
+impl EngineError {
+    /// True when the user, not the endpoint or the machine, is at fault (exit 2): a process
+    /// `[observe]` names that is not there, or a target (`--target`) that is not a URL.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Observe(_) | Self::Client(ClientError::InvalidUrl { .. })
+        )
+    }
+}
+
 /// A finished run: its summary and the recording it was computed from.
 #[derive(Debug)]
 pub struct Finished {

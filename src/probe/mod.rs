@@ -58,14 +58,12 @@ pub enum ProbeError {
 impl ProbeError {
     /// True when the scenario, not the endpoint or the machine, is at fault (exit 2).
     pub fn is_invalid_input(&self) -> bool {
-        use crate::engine::{ClientError, EngineError};
-        matches!(self, Self::NoPrices | Self::Session(_))
-            || matches!(self, Self::RunDir(e) if e.is_invalid_input())
-            // A target that is not a URL (`--target`) is the user's to fix, not the endpoint's.
-            || matches!(
-                self,
-                Self::Engine(EngineError::Client(ClientError::InvalidUrl { .. }))
-            )
+        match self {
+            Self::NoPrices | Self::Session(_) => true,
+            Self::RunDir(e) => e.is_invalid_input(),
+            Self::Engine(e) => e.is_invalid_input(),
+            Self::Report(_) | Self::Write { .. } | Self::WriterGone => false,
+        }
     }
 }
 
