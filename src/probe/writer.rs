@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use super::ProbeError;
 use super::output::ProbeDir;
 use super::window::Judge;
-use crate::metrics::{CheckStatus, Sample, Summary};
+use crate::metrics::{Sample, Summary};
+use crate::report::fmt;
 
 enum WriteJob {
     /// The current window's report, in the folder itself.
@@ -154,16 +155,17 @@ pub(super) fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The window's state in one line: requests, availability, p99 and the SLA verdict.
+/// The window's state in one line: requests, availability, p99 and the SLA verdict, in the
+/// terminal summary's formats.
 fn status_line(s: &Summary, window: Duration) -> String {
     let o = &s.overall;
     let availability = if o.requests > 0 {
-        format!("{:.3}%", o.availability * 100.0)
+        fmt::pct(o.availability)
     } else {
         "n/a".to_string()
     };
     let p99 = if o.latency_ms.samples > 0 {
-        format!("{:.0} ms", o.latency_ms.p99)
+        fmt::ms(o.latency_ms.p99)
     } else {
         "n/a".to_string()
     };
@@ -177,10 +179,6 @@ fn status_line(s: &Summary, window: Duration) -> String {
         "probe: last {}: {} requests, availability {availability}, p99 {p99}, SLA {}",
         humantime::format_duration(window),
         o.requests,
-        match s.sla.verdict {
-            CheckStatus::Pass => "pass",
-            CheckStatus::Fail => "FAIL",
-            CheckStatus::Inconclusive => "inconclusive",
-        }
+        fmt::status(s.sla.verdict).to_uppercase()
     )
 }

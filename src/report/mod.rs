@@ -10,7 +10,7 @@ mod charts;
 mod compare;
 mod compare_render;
 mod error;
-mod fmt;
+pub(crate) mod fmt;
 mod html;
 mod junit;
 mod markdown;
