@@ -86,7 +86,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let (stop_tx, stop_rx) = watch::channel(false);
     runtime.spawn(async move {
         super::stop_signal().await;
-        eprintln!("\nstopping: waiting for the answers in flight (up to 5 s)...");
+        eprintln!(
+            "\nstopping: waiting for the answers in flight (up to {} s)...",
+            gauntlet::engine::DEFAULT_DRAIN.as_secs_f64()
+        );
         let _ = stop_tx.send(true);
     });
     if !args.once {
