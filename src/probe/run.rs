@@ -267,8 +267,7 @@ impl<'a> Prober<'a> {
             }
             if now >= report_at {
                 let start = now.saturating_sub(settings.window);
-                self.writer
-                    .current(self.window.shared(), start, now);
+                self.writer.current(self.window.shared(), start, now);
                 report_at = now + settings.report_every;
             }
             if now >= window_end {

@@ -258,7 +258,12 @@ mod tests {
         a.completion_tokens = 500_000;
         let s = judge.summarize([&a], Duration::ZERO, Duration::from_secs(10), false);
         assert_eq!(s.cost.as_ref().map(|c| c.total_usd), Some(2.0));
-        assert_eq!(s.sla.checks[0].status, CheckStatus::Fail, "{:?}", s.sla.checks);
+        assert_eq!(
+            s.sla.checks[0].status,
+            CheckStatus::Fail,
+            "{:?}",
+            s.sla.checks
+        );
         assert_eq!(s.sla.verdict, CheckStatus::Fail);
     }
 }
