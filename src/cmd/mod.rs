@@ -143,11 +143,7 @@ fn default_out(scenario: &str, prefix: &str, now: std::time::SystemTime) -> std:
             }
         })
         .collect();
-    let stamp: String = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect();
+    let stamp = gauntlet::rundir::stamp(humantime::format_rfc3339_seconds(now));
     std::path::PathBuf::from("reports")
         .join(name)
         .join(format!("{prefix}{stamp}"))
