@@ -165,7 +165,7 @@ mod tests {
     fn scenario_with_sla(sla: &str) -> Scenario {
         crate::scenario::load_str(
             "s.toml",
-            &format!(
+            format!(
                 "[load]\nduration = \"1s\"\nrate = 1\n[[requests]]\nname = \"a\"\n\
                  model = \"m\"\nprompt = \"hi\"\n[target]\nurl = \"http://127.0.0.1:9\"\n\
                  [sla]\n{sla}"
