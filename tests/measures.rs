@@ -444,6 +444,7 @@ fn cached_prompt_tokens_are_priced_at_the_cached_price() {
             faults: &faults,
             counters_before: &before,
             counters_after: &after,
+            answered_tokens: &BTreeMap::new(),
             prices: &prices,
             sla: &Sla::default(),
             monthly_tokens: &[],

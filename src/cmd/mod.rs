@@ -72,9 +72,8 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
                 c.is::<gauntlet::config::ConfigErrors>()
                     || c.is::<gauntlet::config::ConfigError>()
                     || c.is::<InvalidInput>()
-                    // `[observe]` names a process that is not there: the scenario is wrong.
                     || c.downcast_ref::<gauntlet::engine::EngineError>()
-                        .is_some_and(|e| matches!(e, gauntlet::engine::EngineError::Observe(_)))
+                        .is_some_and(gauntlet::engine::EngineError::is_invalid_input)
             });
             eprintln!("error: {e:#}");
             ExitCode::from(if invalid {
@@ -144,11 +143,7 @@ fn default_out(scenario: &str, prefix: &str, now: std::time::SystemTime) -> std:
             }
         })
         .collect();
-    let stamp: String = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect();
+    let stamp = gauntlet::rundir::stamp(humantime::format_rfc3339_seconds(now));
     std::path::PathBuf::from("reports")
         .join(name)
         .join(format!("{prefix}{stamp}"))

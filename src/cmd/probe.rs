@@ -11,6 +11,7 @@ use clap::Parser;
 use gauntlet::config::ConfigErrors;
 use gauntlet::observe::{Board, MetricsServer};
 use gauntlet::probe::{ALERTS_FILE, ProbeDir, ProbeEnd, ProbeOptions};
+use gauntlet::rundir::RunDir;
 use gauntlet::scenario::Scenario;
 use tokio::sync::watch;
 
@@ -81,12 +82,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         metrics: exporter.as_ref().map(MetricsServer::board),
         ..options
     };
-    let dir = ProbeDir::create(&out, args.force, scenario.probe.keep.get())
-        .map_err(|e| InvalidInput(e.to_string()))?;
+    let folder = RunDir::create(&out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
+    let dir = ProbeDir::new(&folder, scenario.probe.keep.get());
     let (stop_tx, stop_rx) = watch::channel(false);
     runtime.spawn(async move {
         super::stop_signal().await;
-        eprintln!("\nstopping: waiting for the answers in flight (up to 5 s)...");
+        eprintln!(
+            "\nstopping: waiting for the answers in flight (up to {} s)...",
+            gauntlet::engine::DEFAULT_DRAIN.as_secs_f64()
+        );
         let _ = stop_tx.send(true);
     });
     if !args.once {
@@ -104,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         runtime.block_on(server.shutdown());
     }
     if ended.is_err() {
-        dir.discard_if_empty();
+        folder.discard_if_empty();
     }
     let ended = ended.map_err(|e| -> anyhow::Error {
         if e.is_invalid_input() {

@@ -183,7 +183,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         super::stop_signal().await;
         // The view says so itself; a line on its screen would garble it.
         if still_running.load(Ordering::Relaxed) && !viewing {
-            eprintln!("\nstopping: finishing requests in flight (up to 5 s)...");
+            eprintln!(
+                "\nstopping: finishing requests in flight (up to {} s)...",
+                gauntlet::engine::DEFAULT_DRAIN.as_secs_f64()
+            );
         }
         let _ = signalled.send(true);
     });

@@ -73,6 +73,7 @@ pub fn start(
                     faults: &attempts,
                     counters_before: &before,
                     counters_after: &after,
+                    answered_tokens: &BTreeMap::new(),
                     prices: &inputs.prices,
                     sla: &inputs.sla,
                     monthly_tokens: &inputs.monthly_tokens,

@@ -101,6 +101,17 @@ pub enum EngineError {
     },
 }
 
+impl EngineError {
+    /// True when the user, not the endpoint or the machine, is at fault (exit 2): a process
+    /// `[observe]` names that is not there, or a target (`--target`) that is not a URL.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Observe(_) | Self::Client(ClientError::InvalidUrl { .. })
+        )
+    }
+}
+
 /// A finished run: its summary and the recording it was computed from.
 #[derive(Debug)]
 pub struct Finished {
@@ -432,6 +443,7 @@ pub(super) async fn drive(
         faults: &faults,
         counters_before: &before,
         counters_after: &after,
+        answered_tokens: &std::collections::BTreeMap::new(),
         prices: &prices,
         sla: &scenario.sla,
         monthly_tokens: &options.monthly_tokens,

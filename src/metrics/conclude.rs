@@ -36,6 +36,10 @@ pub struct Evidence<'a> {
     /// whose counters could not be read is absent (its numbers are then unknown, not zero).
     pub counters_before: &'a BTreeMap<String, UpstreamCounters>,
     pub counters_after: &'a BTreeMap<String, UpstreamCounters>,
+    /// The tokens the answers reported, per upstream that served them: what an upstream
+    /// without counters is taken to have served (a probe's, which reads no counters). Empty
+    /// for a run, whose upstreams' own counters are what it accounts.
+    pub answered_tokens: &'a BTreeMap<String, Tokens>,
     pub prices: &'a BTreeMap<String, Price>,
     pub sla: &'a Sla,
     /// Monthly token volumes to project the cost at.
@@ -52,7 +56,12 @@ pub fn conclude(evidence: Evidence<'_>) -> Summary {
     failover::window_latencies(evidence.recording, &mut summary);
     summary.overhead = overhead::analyze(evidence.recording, &summary);
     let after = without_direct(evidence.recording, evidence.info, evidence.counters_after);
-    account_upstreams(&mut summary, evidence.counters_before, &after);
+    account_upstreams(
+        &mut summary,
+        evidence.counters_before,
+        &after,
+        evidence.answered_tokens,
+    );
     summary.cost = cost::price(
         &mut summary,
         evidence.prices,
@@ -161,11 +170,13 @@ fn without_direct(
 }
 
 /// What each upstream received and generated during the measured window, from its own
-/// counters; retry amplification is what they received over what the client sent.
+/// counters (or, without them, the tokens its answers reported); retry amplification is what
+/// they received over what the client sent.
 fn account_upstreams(
     summary: &mut Summary,
     before: &BTreeMap<String, UpstreamCounters>,
     after: &BTreeMap<String, UpstreamCounters>,
+    answered: &BTreeMap<String, Tokens>,
 ) {
     let mut served = BTreeMap::new();
     let mut received = BTreeMap::new();
@@ -187,9 +198,8 @@ fn account_upstreams(
         );
     }
     for (name, &count) in &summary.overall.served_by {
-        served
-            .entry(name.clone())
-            .or_insert((count, Tokens::default()));
+        let tokens = answered.get(name).copied().unwrap_or_default();
+        served.entry(name.clone()).or_insert((count, tokens));
     }
     summary.upstreams = cost::upstream_rows(&served, &received);
     let sent = summary
@@ -328,6 +338,7 @@ mod tests {
             faults,
             counters_before: &before,
             counters_after: &after,
+            answered_tokens: &BTreeMap::new(),
             prices: &prices,
             sla,
             monthly_tokens: &[1_000_000],

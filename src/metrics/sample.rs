@@ -185,6 +185,16 @@ impl Sample {
         }
     }
 
+    /// The tokens the answer reported, as the summary counts them.
+    pub fn tokens(&self) -> super::Tokens {
+        super::Tokens {
+            prompt: self.prompt_tokens,
+            completion: self.completion_tokens,
+            cached: self.cached_tokens,
+            reasoning: self.reasoning_tokens,
+        }
+    }
+
     /// The wait a 429 asked for.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after_ms

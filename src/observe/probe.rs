@@ -106,7 +106,7 @@ impl ProbeGauges {
             text::sample(out, name, &[], text::float(usd));
         }
         let name = "gauntlet_probe_backoff_seconds";
-        let help = "How long the probe holds off after a 429 (0 when sending normally).";
+        let help = "How much longer the probe holds off after a 429 (0 when sending normally).";
         text::family(out, name, MetricType::Gauge, help);
         text::sample(out, name, &[], text::float(s.backoff.as_secs_f64()));
     }

@@ -107,6 +107,15 @@ pub struct Transition {
     pub short: Burn,
 }
 
+/// What one judgement found: the alerts that started or stopped firing, and every window's
+/// burn it computed on the way (for the gauges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub transitions: Vec<Transition>,
+    /// Each alert's long and short window, for each budget: the SLO, the window and its burn.
+    pub burns: Vec<(Slo, Duration, Burn)>,
+}
+
 /// The answers of the longest window, and which alerts fire.
 #[derive(Debug)]
 pub struct BurnWatch {
@@ -129,14 +138,6 @@ impl BurnWatch {
             horizon,
             firing,
         }
-    }
-
-    pub fn alerts(&self) -> &[BurnAlert] {
-        &self.alerts
-    }
-
-    pub fn budgets(&self) -> &[ErrorBudget] {
-        &self.budgets
     }
 
     /// Counts an answer known at `at` (on the probe's clock).
@@ -173,27 +174,32 @@ impl BurnWatch {
         }
     }
 
-    /// Judges every alert at `now`, `ran` into the probe, and returns the changes. An alert
-    /// is judged once the probe has run for its short window: before that, the first answer
-    /// alone would decide it.
-    pub fn evaluate(&mut self, now: Duration, ran: Duration) -> Vec<Transition> {
+    /// Judges every alert at `now` (on the probe's clock, so also how long it has run). An
+    /// alert is judged once the probe has run for its short window: before that, the first
+    /// answer alone would decide it.
+    pub fn evaluate(&mut self, now: Duration) -> Judgement {
         let from = now.saturating_sub(self.horizon);
         while self.events.front().is_some_and(|e| e.at <= from) {
             self.events.pop_front();
         }
-        let mut out = Vec::new();
+        let mut out = Judgement {
+            transitions: Vec::new(),
+            burns: Vec::new(),
+        };
         for (ai, alert) in self.alerts.iter().enumerate() {
             for (bi, budget) in self.budgets.iter().enumerate() {
                 let long = self.burn(budget, alert.long, now);
                 let short = self.burn(budget, alert.short, now);
+                out.burns.push((budget.slo, alert.long, long));
+                out.burns.push((budget.slo, alert.short, short));
                 let fires =
-                    ran >= alert.short && long.rate > alert.factor && short.rate > alert.factor;
+                    now >= alert.short && long.rate > alert.factor && short.rate > alert.factor;
                 let Some(slot) = self.firing.get_mut(ai * self.budgets.len() + bi) else {
                     continue;
                 };
                 if *slot != fires {
                     *slot = fires;
-                    out.push(Transition {
+                    out.transitions.push(Transition {
                         alert: alert.name.clone(),
                         slo: budget.slo,
                         firing: fires,
@@ -207,14 +213,6 @@ impl BurnWatch {
             }
         }
         out
-    }
-
-    /// Whether `alert` fires for `slo` now (as of the last `evaluate`).
-    pub fn is_firing(&self, alert: usize, budget: usize) -> bool {
-        self.firing
-            .get(alert * self.budgets.len() + budget)
-            .copied()
-            .unwrap_or(false)
     }
 }
 
@@ -284,18 +282,18 @@ mod tests {
         let short = w.burn(&b, at(2), at(10));
         assert_eq!((short.bad, short.total), (2, 2));
         assert!((short.rate - 100.0).abs() < 1e-9);
-        let t = w.evaluate(at(10), at(10));
+        let t = w.evaluate(at(10)).transitions;
         assert_eq!(t.len(), 1);
         assert!(t[0].firing);
         assert_eq!(t[0].long, long);
-        assert!(w.is_firing(0, 0));
+        assert!(w.firing[0]);
         // No change, no transition.
-        assert!(w.evaluate(at(10), at(10)).is_empty());
+        assert!(w.evaluate(at(10)).transitions.is_empty());
         // Two good answers: the short window (10, 12] is clean, so the page clears though the
         // long one (2, 12] still burns 2/10 = 20x.
         w.record(at(11), &sample(false, 10));
         w.record(at(12), &sample(false, 10));
-        let t = w.evaluate(at(12), at(12));
+        let t = w.evaluate(at(12)).transitions;
         assert_eq!(t.len(), 1);
         assert!(!t[0].firing);
         assert_eq!((t[0].long.bad, t[0].long.total), (2, 10));
@@ -316,11 +314,11 @@ mod tests {
         for t in 1..=100 {
             w.record(at(t), &sample(t > 95, 10));
         }
-        assert!(w.evaluate(at(100), at(100)).is_empty());
+        assert!(w.evaluate(at(100)).transitions.is_empty());
         // Two more failures: long 7/102 / 1% = 6.86x, short 7/10 = 70x: fires.
         w.record(at(100), &sample(true, 10));
         w.record(at(100), &sample(true, 10));
-        let t = w.evaluate(at(100), at(100));
+        let t = w.evaluate(at(100)).transitions;
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].firing);
         assert!((t[0].long.rate - 700.0 / 102.0).abs() < 1e-9);
@@ -354,10 +352,10 @@ mod tests {
         let mut w = BurnWatch::new(vec![alert], vec![availability(0.999)]);
         w.record(at(1), &sample(true, 10));
         assert!(
-            w.evaluate(at(1), at(1)).is_empty(),
+            w.evaluate(at(1)).transitions.is_empty(),
             "one answer in is no evidence"
         );
-        assert_eq!(w.evaluate(at(5), at(5)).len(), 1);
+        assert_eq!(w.evaluate(at(5)).transitions.len(), 1);
     }
 
     #[test]

@@ -17,16 +17,14 @@ mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use burn::{Burn, BurnWatch, ErrorBudget, Slo, Transition, budgets, burn_rate};
-pub use output::{ALERTS_FILE, ProbeDir, WINDOWS_DIR};
+pub use burn::budgets;
+pub use output::{ALERTS_FILE, ProbeDir};
 pub use run::{ProbeEnd, ProbeOptions, run};
-pub use schedule::{MAX_BACKOFF, Pacer};
-pub use spend::{CapReached, Caps, DAY, Prices, Spend};
-pub use window::{Judge, SlidingWindow};
+pub use spend::CapReached;
 
 /// Requests a probe keeps in flight at most: a hanging endpoint's requests time out and count
 /// against it; more of them at once would only pile onto it.
-pub const MAX_IN_FLIGHT: usize = 16;
+const MAX_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -60,16 +58,14 @@ pub enum ProbeError {
 impl ProbeError {
     /// True when the scenario, not the endpoint or the machine, is at fault (exit 2).
     pub fn is_invalid_input(&self) -> bool {
-        use crate::engine::{ClientError, EngineError};
-        matches!(self, Self::NoPrices | Self::Session(_))
-            || matches!(self, Self::RunDir(e) if e.is_invalid_input())
-            // A target that is not a URL (`--target`) is the user's to fix, not the endpoint's.
-            || matches!(
-                self,
-                Self::Engine(EngineError::Client(ClientError::InvalidUrl { .. }))
-            )
+        match self {
+            Self::NoPrices | Self::Session(_) => true,
+            Self::RunDir(e) => e.is_invalid_input(),
+            Self::Engine(e) => e.is_invalid_input(),
+            Self::Report(_) | Self::Write { .. } | Self::WriterGone => false,
+        }
     }
 }
 
 /// How long the probe waits for answers in flight when it stops.
-pub const DRAIN: Duration = crate::engine::DEFAULT_DRAIN;
+const DRAIN: Duration = crate::engine::DEFAULT_DRAIN;

@@ -10,26 +10,22 @@ use std::time::SystemTime;
 use super::ProbeError;
 use super::burn::Transition;
 use crate::metrics::Summary;
-use crate::rundir::RunDir;
+use crate::rundir::{self, RunDir};
 
 pub const ALERTS_FILE: &str = "alerts.jsonl";
-pub const WINDOWS_DIR: &str = "windows";
+const WINDOWS_DIR: &str = "windows";
 
+/// The probe's folder; the `RunDir` it is in was made (and is taken away again if the probe
+/// never started) by whoever created it.
 #[derive(Debug, Clone)]
 pub struct ProbeDir {
     path: PathBuf,
     keep: usize,
-    /// Made by `create`, so a probe that never started may take it away again.
-    created: bool,
 }
 
-/// A UTC time as a folder name that sorts in time order: `20261201T054205.123Z`.
+/// A closed window's folder name: its UTC start to the millisecond, `20261201T054205.123Z`.
 fn stamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t)
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect()
+    rundir::stamp(humantime::format_rfc3339_millis(t))
 }
 
 /// Whether a folder name is one `stamp` made (so pruning never touches anything else).
@@ -43,23 +39,11 @@ fn is_stamp(name: &str) -> bool {
 }
 
 impl ProbeDir {
-    /// The folder for a new probe: absent or empty, or anything with `force`.
-    pub fn create(path: &Path, force: bool, keep: usize) -> Result<Self, ProbeError> {
-        let created = !path.exists();
-        RunDir::create(path, force)?;
-        Ok(Self {
-            path: path.to_path_buf(),
+    /// The probe's use of a new run folder (`RunDir::create`), keeping `keep` closed windows.
+    pub fn new(folder: &RunDir, keep: usize) -> Self {
+        Self {
+            path: folder.path().to_path_buf(),
             keep: keep.max(1),
-            created,
-        })
-    }
-
-    /// For a probe that could not start: removes the folder if `create` made it and nothing
-    /// was put in it.
-    pub fn discard_if_empty(&self) {
-        if self.created {
-            // Only ever removes an empty folder.
-            let _ = fs::remove_dir(&self.path);
         }
     }
 

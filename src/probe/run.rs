@@ -269,13 +269,12 @@ impl<'a> Prober<'a> {
             }
             if now >= report_at {
                 let start = now.saturating_sub(settings.window);
-                self.writer
-                    .current(self.window.samples().cloned().collect(), start, now);
+                self.writer.current(self.window.shared(), start, now);
                 report_at = now + settings.report_every;
             }
             if now >= window_end {
                 let start = window_end.saturating_sub(settings.window);
-                let samples = self.window.samples().cloned().collect();
+                let samples = self.window.shared();
                 self.writer.rotate(samples, start, window_end);
                 window_end += settings.window;
             }
@@ -288,7 +287,7 @@ impl<'a> Prober<'a> {
         let now = self.now();
         self.judge_alerts(now)?;
         let start = now.saturating_sub(settings.window);
-        let samples = self.window.samples().cloned().collect();
+        let samples = self.window.shared();
         let summary = self
             .writer
             .finish(samples, start, now, capped.is_none())
@@ -383,20 +382,19 @@ impl<'a> Prober<'a> {
         }
     }
 
+    /// Judges the alerts and refreshes the gauges that move with time alone (a backoff runs
+    /// out whether or not an answer comes).
     fn judge_alerts(&mut self, now: Duration) -> Result<(), ProbeError> {
-        for t in self.burn.evaluate(now, now) {
-            eprintln!("{}", describe(&t));
+        self.gauges.set_backoff(self.pacer.backoff(now));
+        let judged = self.burn.evaluate(now);
+        for t in &judged.transitions {
+            eprintln!("{}", describe(t));
             self.gauges.set_firing(&t.alert, t.slo.as_str(), t.firing);
-            self.dir.alert(&t, self.started_at + now)?;
+            self.dir.alert(t, self.started_at + now)?;
         }
-        for a in self.burn.alerts() {
-            for b in self.burn.budgets() {
-                for w in [a.long, a.short] {
-                    let burn = self.burn.burn(b, w, now);
-                    let window = humantime::format_duration(w).to_string();
-                    self.gauges.set_burn(b.slo.as_str(), &window, burn.rate);
-                }
-            }
+        for (slo, window, burn) in judged.burns {
+            let window = humantime::format_duration(window).to_string();
+            self.gauges.set_burn(slo.as_str(), &window, burn.rate);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// The longest a probe holds off after 429s: long enough to leave a struggling endpoint
 /// alone, short enough to notice it is back within the quarter hour.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -14,8 +14,8 @@ pub struct Pacer {
     next: Duration,
     /// 429s in a row without an answer of another kind between them.
     refused: u32,
-    /// The wait of the last backoff, while it lasts (for the gauge).
-    holding: Duration,
+    /// When the last backoff ends, on the probe's clock (zero before any).
+    hold_until: Duration,
 }
 
 impl Pacer {
@@ -24,7 +24,7 @@ impl Pacer {
             every,
             next: Duration::ZERO,
             refused: 0,
-            holding: Duration::ZERO,
+            hold_until: Duration::ZERO,
         }
     }
 
@@ -51,9 +51,6 @@ impl Pacer {
     ) -> Option<Duration> {
         if !rate_limited {
             self.refused = 0;
-            if now >= self.next {
-                self.holding = Duration::ZERO;
-            }
             return None;
         }
         self.refused = self.refused.saturating_add(1);
@@ -63,17 +60,13 @@ impl Pacer {
             .max(self.every)
             .min(MAX_BACKOFF);
         self.next = self.next.max(now + wait);
-        self.holding = wait;
+        self.hold_until = self.hold_until.max(now + wait);
         Some(wait)
     }
 
-    /// The backoff being honoured at `now`, zero when sending on schedule.
+    /// What is left at `now` of the backoff being honoured, zero when sending on schedule.
     pub fn backoff(&self, now: Duration) -> Duration {
-        if now >= self.next {
-            Duration::ZERO
-        } else {
-            self.holding
-        }
+        self.hold_until.saturating_sub(now)
     }
 }
 
@@ -104,7 +97,7 @@ mod tests {
         p.sent(s(0));
         assert_eq!(p.answered(s(0), true, Some(s(30))), Some(s(30)));
         assert_eq!(p.due(), s(30));
-        assert_eq!(p.backoff(s(5)), s(30));
+        assert_eq!(p.backoff(s(5)), s(25));
         // Without Retry-After: every x 2^n for the n-th 429 in a row.
         let mut p = Pacer::new(s(1));
         assert_eq!(p.answered(s(0), true, None), Some(s(2)));
@@ -129,5 +122,24 @@ mod tests {
             p.answered(s(0), true, None);
         }
         assert_eq!(p.answered(s(0), true, None), Some(MAX_BACKOFF));
+    }
+
+    #[test]
+    fn a_backoff_runs_out() {
+        let mut p = Pacer::new(s(1));
+        p.sent(s(0));
+        assert_eq!(p.answered(s(0), true, Some(s(30))), Some(s(30)));
+        assert_eq!(p.backoff(s(10)), s(20));
+        // Sent again when due; the gauge falls to zero whether or not an answer comes.
+        assert_eq!(p.due(), s(30));
+        assert_eq!(p.backoff(s(30)), Duration::ZERO);
+        p.sent(s(30));
+        // Its answer, after `due` and before the next send, finds the backoff over.
+        let answered = Duration::from_millis(30_500);
+        assert_eq!(p.answered(answered, false, None), None);
+        assert_eq!(p.backoff(answered), Duration::ZERO);
+        // A later 429 holds off for its own wait, not the old one.
+        assert_eq!(p.answered(s(40), true, Some(s(5))), Some(s(5)));
+        assert_eq!(p.backoff(s(40)), s(5));
     }
 }

@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::metrics::cost::Price;
-use crate::metrics::{Sample, ServedBy, Tokens};
+use crate::metrics::{Sample, ServedBy};
 
 /// The span a daily cap covers: a rolling day, so a cap holds across midnight too.
-pub const DAY: Duration = Duration::from_secs(24 * 3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// The daily caps of `[probe]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -76,12 +76,7 @@ impl Prices {
                 .or(self.dearest),
             _ => self.dearest,
         }?;
-        Some(price.of(&Tokens {
-            prompt: s.prompt_tokens,
-            completion: s.completion_tokens,
-            cached: s.cached_tokens,
-            reasoning: s.reasoning_tokens,
-        }))
+        Some(price.of(&s.tokens()))
     }
 }
 
@@ -133,7 +128,7 @@ impl Spend {
     }
 
     /// The cap that the spend so far plus one more request like the last one would pass.
-    pub fn reached(&self) -> Option<CapReached> {
+    fn reached(&self) -> Option<CapReached> {
         if let Some(cap) = self.caps.usd
             && self.usd + self.last.0 > cap
         {

@@ -2,7 +2,9 @@
 //! by the same recorder, conclusion and SLA checks a run uses, as if the window were a run of
 //! its own.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::metrics::cost::Price;
@@ -21,7 +23,6 @@ pub struct Judge {
     target: String,
     upstreams: Vec<String>,
     prices: BTreeMap<String, Price>,
-    seed: u64,
     /// Wall-clock time at the probe's t = 0.
     started_at: SystemTime,
 }
@@ -39,15 +40,14 @@ impl Judge {
             target,
             upstreams,
             prices,
-            seed: scenario.seed,
             started_at,
         }
     }
 
     /// The summary of the answers intended in `[from, to)` on the probe's clock.
-    pub fn summarize<'a>(
+    pub fn summarize(
         &self,
-        samples: impl IntoIterator<Item = &'a Sample>,
+        samples: impl IntoIterator<Item = impl Borrow<Sample>>,
         from: Duration,
         to: Duration,
         interrupted: bool,
@@ -68,8 +68,9 @@ impl Judge {
         .with_per_request(self.scenario.sla.per_request);
         let mut recorder = Recorder::new(layout);
         // What each upstream served, from the answers: a probe reads no upstream's counters.
-        let mut served: BTreeMap<String, Tokens> = BTreeMap::new();
+        let mut answered: BTreeMap<String, Tokens> = BTreeMap::new();
         for s in samples {
+            let s = s.borrow();
             let Some(at) = s.intended.checked_sub(from).filter(|d| *d < length) else {
                 continue;
             };
@@ -82,55 +83,45 @@ impl Judge {
                     ServedBy::Known(i) => self.upstreams.get(usize::from(*i)).cloned(),
                     ServedBy::Other(name) => Some(name.to_string()),
                 };
-                let t = served.entry(name.unwrap_or_default()).or_default();
-                t.prompt += s.prompt_tokens;
-                t.completion += s.completion_tokens;
-                t.cached += s.cached_tokens;
-                t.reasoning += s.reasoning_tokens;
+                let t = answered.entry(name.unwrap_or_default()).or_default();
+                let got = s.tokens();
+                t.prompt += got.prompt;
+                t.completion += got.completion;
+                t.cached += got.cached;
+                t.reasoning += got.reasoning;
             }
         }
         let info = RunInfo {
             started_at: self.started_at + from,
             ran_for: length,
             interrupted,
-            ..RunInfo::starting(&self.scenario, self.seed, self.target.clone())
+            ..RunInfo::starting(&self.scenario, self.scenario.seed, self.target.clone())
         };
         let none = BTreeMap::new();
-        let mut summary = metrics::conclude(Evidence {
+        metrics::conclude(Evidence {
             recording: &recorder,
             info: &info,
             // A probe never injects faults.
             faults: &[],
-            // Nor reads counters of upstreams it does not own: what it measured is its own.
+            // Nor reads counters of upstreams it does not own: what it measured is its own,
+            // and the upstreams served the tokens their answers reported.
             counters_before: &none,
             counters_after: &none,
+            answered_tokens: &answered,
             prices: &self.prices,
             sla: &self.scenario.sla,
             monthly_tokens: &metrics::cost::DEFAULT_MONTHLY_TOKENS,
             alternatives: &self.scenario.compare_to,
-        });
-        // Without counters the upstreams' tokens are unknown to the conclusion; the answers
-        // carry them, so the cost is priced from those.
-        for u in &mut summary.upstreams {
-            if let Some(t) = served.get(&u.name) {
-                u.tokens = *t;
-            }
-        }
-        summary.cost = metrics::cost::price(
-            &mut summary,
-            &self.prices,
-            &metrics::cost::DEFAULT_MONTHLY_TOKENS,
-            &self.scenario.compare_to,
-        );
-        summary
+        })
     }
 }
 
-/// The answers of the last `length`, by intended send time.
+/// The answers of the last `length`, by intended send time; shared, so a report of them
+/// copies no answer.
 #[derive(Debug)]
 pub struct SlidingWindow {
     length: Duration,
-    samples: VecDeque<Sample>,
+    samples: VecDeque<Arc<Sample>>,
 }
 
 impl SlidingWindow {
@@ -141,13 +132,9 @@ impl SlidingWindow {
         }
     }
 
-    pub fn length(&self) -> Duration {
-        self.length
-    }
-
     /// Keeps an answer; ones intended before the window that ends at `now` are let go.
     pub fn record(&mut self, s: Sample, now: Duration) {
-        self.samples.push_back(s);
+        self.samples.push_back(Arc::new(s));
         self.trim(now);
     }
 
@@ -160,8 +147,9 @@ impl SlidingWindow {
         }
     }
 
-    pub fn samples(&self) -> impl Iterator<Item = &Sample> {
-        self.samples.iter()
+    /// The window's answers, shared with whoever judges them off the loop.
+    pub fn shared(&self) -> Vec<Arc<Sample>> {
+        self.samples.iter().cloned().collect()
     }
 }
 
@@ -171,13 +159,28 @@ mod tests {
     use crate::metrics::{CheckStatus, ErrorKind};
 
     fn scenario() -> Scenario {
+        scenario_with_sla("availability = \"50%\"\n")
+    }
+
+    fn scenario_with_sla(sla: &str) -> Scenario {
         crate::scenario::load_str(
             "s.toml",
-            "[load]\nduration = \"1s\"\nrate = 1\n[[requests]]\nname = \"a\"\nmodel = \"m\"\n\
-             prompt = \"hi\"\n[target]\nurl = \"http://127.0.0.1:9\"\n[sla]\n\
-             availability = \"50%\"\n",
+            format!(
+                "[load]\nduration = \"1s\"\nrate = 1\n[[requests]]\nname = \"a\"\n\
+                 model = \"m\"\nprompt = \"hi\"\n[target]\nurl = \"http://127.0.0.1:9\"\n\
+                 [sla]\n{sla}"
+            ),
         )
         .unwrap()
+    }
+
+    fn up_prices() -> BTreeMap<String, Price> {
+        let price = Price {
+            input_per_m: 1.0,
+            output_per_m: 2.0,
+            cached_input_per_m: None,
+        };
+        BTreeMap::from([("up".to_string(), price)])
     }
 
     fn at(ms: u64, ok: bool) -> Sample {
@@ -206,9 +209,9 @@ mod tests {
         for ms in [14_000, 15_000, 16_000, 17_000] {
             w.record(at(ms, true), Duration::from_millis(ms));
         }
-        assert_eq!(w.samples().count(), 4, "the failures left the window");
+        assert_eq!(w.shared().len(), 4, "the failures left the window");
         let end = Duration::from_secs(20);
-        let s = judge.summarize(w.samples(), end - w.length(), end, false);
+        let s = judge.summarize(w.shared(), end - Duration::from_secs(10), end, false);
         assert_eq!(s.overall.requests, 4);
         assert_eq!(s.sla.checks[0].status, CheckStatus::Pass);
         assert_eq!(s.duration_s, 10.0);
@@ -221,16 +224,11 @@ mod tests {
 
     #[test]
     fn a_window_is_priced_from_its_answers_tokens() {
-        let price = Price {
-            input_per_m: 1.0,
-            output_per_m: 2.0,
-            cached_input_per_m: None,
-        };
         let judge = Judge::new(
             &scenario(),
             "direct".into(),
             vec!["up".into()],
-            BTreeMap::from([("up".to_string(), price)]),
+            up_prices(),
             SystemTime::UNIX_EPOCH,
         );
         let mut a = at(1_000, true);
@@ -242,5 +240,30 @@ mod tests {
         assert_eq!((up.served, up.tokens.prompt), (1, 1_000_000));
         // $1 for the prompt, $1 for the completion.
         assert_eq!(s.cost.as_ref().map(|c| c.total_usd), Some(2.0));
+    }
+
+    #[test]
+    fn a_cost_check_is_judged_on_the_answers_tokens() {
+        // $2 a request is $2M per million requests: far past a $1 bound.
+        let judge = Judge::new(
+            &scenario_with_sla("max_cost_per_million = 1.0\n"),
+            "direct".into(),
+            vec!["up".into()],
+            up_prices(),
+            SystemTime::UNIX_EPOCH,
+        );
+        let mut a = at(1_000, true);
+        a.served_by = Some(ServedBy::Known(0));
+        a.prompt_tokens = 1_000_000;
+        a.completion_tokens = 500_000;
+        let s = judge.summarize([&a], Duration::ZERO, Duration::from_secs(10), false);
+        assert_eq!(s.cost.as_ref().map(|c| c.total_usd), Some(2.0));
+        assert_eq!(
+            s.sla.checks[0].status,
+            CheckStatus::Fail,
+            "{:?}",
+            s.sla.checks
+        );
+        assert_eq!(s.sla.verdict, CheckStatus::Fail);
     }
 }

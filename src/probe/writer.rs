@@ -10,19 +10,20 @@ use std::time::{Duration, SystemTime};
 use super::ProbeError;
 use super::output::ProbeDir;
 use super::window::Judge;
-use crate::metrics::{CheckStatus, Sample, Summary};
+use crate::metrics::{Sample, Summary};
+use crate::report::fmt;
 
 enum WriteJob {
     /// The current window's report, in the folder itself.
     Current {
-        samples: Vec<Sample>,
+        samples: Vec<Arc<Sample>>,
         start: Duration,
         end: Duration,
         interrupted: bool,
     },
     /// A closed window's summary, into `windows/`.
     Rotate {
-        samples: Vec<Sample>,
+        samples: Vec<Arc<Sample>>,
         start: Duration,
         end: Duration,
     },
@@ -52,7 +53,7 @@ impl ReportWriter {
                         end,
                         interrupted,
                     } => {
-                        let summary = judge.summarize(&samples, start, end, interrupted);
+                        let summary = judge.summarize(samples, start, end, interrupted);
                         let written = dir.current(&summary);
                         if written.is_ok() && !quiet {
                             eprintln!("{}", status_line(&summary, end - start));
@@ -66,7 +67,7 @@ impl ReportWriter {
                         start,
                         end,
                     } => {
-                        let summary = judge.summarize(&samples, start, end, false);
+                        let summary = judge.summarize(samples, start, end, false);
                         dir.rotate(&summary, started_at + start).map(|_| ())
                     }
                 };
@@ -91,7 +92,7 @@ impl ReportWriter {
     }
 
     /// Asks for the current window's report, unless one is still being written.
-    pub fn current(&self, samples: Vec<Sample>, start: Duration, end: Duration) {
+    pub fn current(&self, samples: Vec<Arc<Sample>>, start: Duration, end: Duration) {
         if self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -104,7 +105,7 @@ impl ReportWriter {
     }
 
     /// Keeps a closed window's summary; never skipped.
-    pub fn rotate(&self, samples: Vec<Sample>, start: Duration, end: Duration) {
+    pub fn rotate(&self, samples: Vec<Arc<Sample>>, start: Duration, end: Duration) {
         let _ = self.jobs.send(WriteJob::Rotate {
             samples,
             start,
@@ -124,7 +125,7 @@ impl ReportWriter {
     /// queued, and returns its summary.
     pub async fn finish(
         self,
-        samples: Vec<Sample>,
+        samples: Vec<Arc<Sample>>,
         start: Duration,
         end: Duration,
         interrupted: bool,
@@ -154,16 +155,17 @@ pub(super) fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The window's state in one line: requests, availability, p99 and the SLA verdict.
+/// The window's state in one line: requests, availability, p99 and the SLA verdict, in the
+/// terminal summary's formats.
 fn status_line(s: &Summary, window: Duration) -> String {
     let o = &s.overall;
     let availability = if o.requests > 0 {
-        format!("{:.3}%", o.availability * 100.0)
+        fmt::pct(o.availability)
     } else {
         "n/a".to_string()
     };
     let p99 = if o.latency_ms.samples > 0 {
-        format!("{:.0} ms", o.latency_ms.p99)
+        fmt::ms(o.latency_ms.p99)
     } else {
         "n/a".to_string()
     };
@@ -177,10 +179,6 @@ fn status_line(s: &Summary, window: Duration) -> String {
         "probe: last {}: {} requests, availability {availability}, p99 {p99}, SLA {}",
         humantime::format_duration(window),
         o.requests,
-        match s.sla.verdict {
-            CheckStatus::Pass => "pass",
-            CheckStatus::Fail => "FAIL",
-            CheckStatus::Inconclusive => "inconclusive",
-        }
+        fmt::status(s.sla.verdict).to_uppercase()
     )
 }

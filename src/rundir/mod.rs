@@ -51,6 +51,15 @@ pub fn locate(path: &Path, file: RunFile) -> (PathBuf, PathBuf) {
     }
 }
 
+/// A UTC time as a folder name that sorts in time order, at the precision `t` was formatted
+/// with: `20261201T054205Z` (`format_rfc3339_seconds`), `20261201T054205.123Z` (`_millis`).
+pub fn stamp(t: humantime::Rfc3339Timestamp) -> String {
+    t.to_string()
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect()
+}
+
 impl RunDir {
     /// The folder for a new run: absent or empty (created here), or anything with `force`.
     pub fn create(path: &Path, force: bool) -> Result<Self, RunDirError> {
