@@ -315,7 +315,7 @@ pub struct TokenCounts {
 }
 
 impl TokenCounts {
-    fn record(&mut self, s: &Sample) {
+    pub(super) fn record(&mut self, s: &Sample) {
         self.prompt += s.prompt_tokens;
         self.completion += s.completion_tokens;
         self.cached += s.cached_tokens;
