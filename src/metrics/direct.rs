@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{AdditionError, Histogram};
 
 use super::hist::{Slot, record};
 use super::recorder::TokenCounts;
@@ -100,16 +100,14 @@ impl DirectRecording {
         }
     }
 
-    pub(super) fn merge(&mut self, other: &DirectRecording) -> Result<(), String> {
-        if self.classes != other.classes || self.cells.len() != other.cells.len() {
-            return Err("the direct baselines have different layouts".into());
-        }
+    /// Adds another shard's baseline; `Recorder::merge` has checked the layouts match.
+    pub(super) fn merge(&mut self, other: &DirectRecording) -> Result<(), AdditionError> {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             a.merge(b);
         }
         for (a, b) in self.cells.iter_mut().zip(&other.cells) {
             if let Some(h) = b.get() {
-                a.live().add(h.as_ref()).map_err(|e| e.to_string())?;
+                a.live().add(h.as_ref())?;
             }
         }
         Ok(())

@@ -628,7 +628,7 @@ impl Recorder {
             }
         }
         if let (Some(a), Some(b)) = (&mut self.direct, &other.direct) {
-            a.merge(b).map_err(MergeError::Histogram)?;
+            a.merge(b).map_err(hist)?;
         }
         self.lag.add(&other.lag).map_err(hist)?;
         self.abandoned += other.abandoned;
