@@ -120,11 +120,36 @@ pub fn overlapping<'a>(
     start: Duration,
     end: Duration,
 ) -> impl Iterator<Item = &'a Interval> + 'a {
-    let (s, e, w) = (start.as_secs_f64(), end.as_secs_f64(), summary.interval_s);
+    let span = (start.as_secs_f64(), end.as_secs_f64());
     summary
         .intervals
         .iter()
-        .filter(move |iv| iv.t_s < e - 1e-9 && iv.t_s + w > s + 1e-9)
+        .filter(move |iv| overlaps(iv, span, summary.interval_s))
+}
+
+/// Whether an interval `width` seconds long overlaps the span [s, e) (seconds).
+fn overlaps(iv: &Interval, (s, e): (f64, f64), width: f64) -> bool {
+    iv.t_s < e - 1e-9 && iv.t_s + width > s + 1e-9
+}
+
+/// Per interval, whether an applied fault's window overlaps it. A fault never applied
+/// changed nothing, so its window is ordinary traffic.
+pub(super) fn faulted_intervals(summary: &Summary) -> Vec<bool> {
+    let spans: Vec<(f64, f64)> = summary
+        .faults
+        .iter()
+        .filter(|w| w.not_applied.is_none())
+        .map(|w| (w.start_s, w.end_s))
+        .collect();
+    summary
+        .intervals
+        .iter()
+        .map(|iv| {
+            spans
+                .iter()
+                .any(|&span| overlaps(iv, span, summary.interval_s))
+        })
+        .collect()
 }
 
 fn window(summary: &Summary, f: &FaultAttempt, target: f64) -> FaultWindow {
@@ -212,14 +237,7 @@ fn window(summary: &Summary, f: &FaultAttempt, target: f64) -> FaultWindow {
 /// classes' requests outside every fault window, merged from the per-interval histograms.
 pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
     let width = summary.interval_s;
-    let overlaps = |t: f64, (s, e): (f64, f64)| t < e - 1e-9 && t + width > s + 1e-9;
-    // A fault never applied changed nothing, so its window is normal traffic.
-    let spans: Vec<(f64, f64)> = summary
-        .faults
-        .iter()
-        .filter(|w| w.not_applied.is_none())
-        .map(|w| (w.start_s, w.end_s))
-        .collect();
+    let faulted = faulted_intervals(summary);
     let names = &rec.layout().classes;
     for w in summary
         .faults
@@ -237,14 +255,13 @@ pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
             return;
         };
         for (i, iv) in summary.intervals.iter().enumerate() {
-            let here = overlaps(iv.t_s, span);
-            let anywhere = spans.iter().any(|&sp| overlaps(iv.t_s, sp));
+            let here = overlaps(iv, span, width);
             let cells = rec.interval(i);
             for h in classes.iter().filter_map(|&c| cells.get(c)?.latency()) {
                 // Both histograms auto-resize, so adding cannot run out of range.
                 let _ = if here {
                     during.add(h)
-                } else if !anywhere {
+                } else if !faulted[i] {
                     normal.add(h)
                 } else {
                     Ok(())

@@ -7,6 +7,7 @@
 use hdrhistogram::Histogram;
 
 use super::analysis::percentiles;
+use super::failover::faulted_intervals;
 use super::recorder::Recorder;
 use super::summary::{ClassOverhead, Overhead, OverheadStats, Summary};
 
@@ -56,27 +57,10 @@ impl Sides {
 /// The overhead of a run that sent a baseline; None for one that did not.
 pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
     let direct = rec.direct()?;
-    let width = summary.interval_s;
-    // A fault never applied changed nothing, so its window is ordinary traffic.
-    let spans: Vec<(f64, f64)> = summary
-        .faults
-        .iter()
-        .filter(|w| w.not_applied.is_none())
-        .map(|w| (w.start_s, w.end_s))
-        .collect();
-    let faulted = |t: f64| {
-        spans
-            .iter()
-            .any(|&(s, e)| t < e - 1e-9 && t + width > s + 1e-9)
-    };
+    let faulted = faulted_intervals(summary);
     let names = &rec.layout().classes;
     let mut classes: Vec<Sides> = names.iter().map(|_| Sides::new()).collect::<Option<_>>()?;
-    let mut excluded = 0usize;
-    for (i, iv) in summary.intervals.iter().enumerate() {
-        if faulted(iv.t_s) {
-            excluded += 1;
-            continue;
-        }
+    for (i, _) in faulted.iter().enumerate().filter(|&(_, &f)| !f) {
         let cells = rec.interval(i);
         for (c, sides) in classes.iter_mut().enumerate() {
             if let Some(h) = cells.get(c).and_then(|cell| cell.latency()) {
@@ -87,6 +71,7 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
             }
         }
     }
+    let excluded = faulted.iter().filter(|&&f| f).count();
     let mut overall = Sides::new()?;
     let mut totals = OverheadStats::default();
     let classes = names
@@ -111,7 +96,7 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
         })
         .collect();
     Some(Overhead {
-        excluded_s: (excluded as f64 * width).min(summary.duration_s),
+        excluded_s: (excluded as f64 * summary.interval_s).min(summary.duration_s),
         overall: OverheadStats {
             direct_requests: totals.direct_requests,
             direct_successes: totals.direct_successes,
