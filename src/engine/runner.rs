@@ -587,7 +587,7 @@ async fn record(
     let mut copies =
         tokio::time::interval(tap.as_ref().map_or(Duration::from_secs(3600), |t| t.every));
     copies.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut progress = new_cumulative();
+    let mut progress = new_cumulative::<u64>();
     let mut batch = Vec::with_capacity(256);
     let mut since_publish = 0u32;
     let exporter = live.exporter.clone();

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-use super::analysis::percentiles;
-use super::recorder::Recorder;
+use super::analysis::optional;
+use super::recorder::{Recorder, new_cumulative};
 use super::summary::{FaultWindow, Interval, Summary};
 
 /// One window of one scheduled fault, and what became of it on the run's clock.
@@ -250,10 +248,7 @@ pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
             .iter()
             .filter_map(|c| names.iter().position(|n| n == c))
             .collect();
-        let (Ok(mut during), Ok(mut normal)) = (Histogram::<u32>::new(3), Histogram::<u32>::new(3))
-        else {
-            return;
-        };
+        let (mut during, mut normal) = (new_cumulative(), new_cumulative());
         for (i, iv) in summary.intervals.iter().enumerate() {
             let here = overlaps(iv, span, width);
             let cells = rec.interval(i);
@@ -268,8 +263,8 @@ pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
                 };
             }
         }
-        w.failed_over_latency_ms = (!during.is_empty()).then(|| percentiles(&during));
-        w.normal_latency_ms = (!normal.is_empty()).then(|| percentiles(&normal));
+        w.failed_over_latency_ms = optional(&during);
+        w.normal_latency_ms = optional(&normal);
     }
 }
 

@@ -6,9 +6,9 @@
 
 use hdrhistogram::Histogram;
 
-use super::analysis::percentiles;
+use super::analysis::optional;
 use super::failover::faulted_intervals;
-use super::recorder::Recorder;
+use super::recorder::{Recorder, new_cumulative};
 use super::summary::{ClassOverhead, Overhead, OverheadStats, Summary};
 
 /// Both sides of one scope, merged over the intervals that count.
@@ -18,16 +18,11 @@ struct Sides {
 }
 
 impl Sides {
-    fn new() -> Option<Self> {
-        let new = || {
-            let mut h = Histogram::<u32>::new(3).ok()?;
-            h.auto(true);
-            Some(h)
-        };
-        Some(Self {
-            gateway: new()?,
-            direct: new()?,
-        })
+    fn new() -> Self {
+        Self {
+            gateway: new_cumulative(),
+            direct: new_cumulative(),
+        }
     }
 
     fn add(&mut self, other: &Sides) {
@@ -37,9 +32,8 @@ impl Sides {
     }
 
     fn stats(&self) -> OverheadStats {
-        let side = |h: &Histogram<u32>| (!h.is_empty()).then(|| percentiles(h));
-        let gateway_ms = side(&self.gateway);
-        let direct_ms = side(&self.direct);
+        let gateway_ms = optional(&self.gateway);
+        let direct_ms = optional(&self.direct);
         let (added_p50_ms, added_p99_ms) = match (&gateway_ms, &direct_ms) {
             (Some(g), Some(d)) => (Some(g.p50 - d.p50), Some(g.p99 - d.p99)),
             _ => (None, None),
@@ -59,7 +53,7 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
     let direct = rec.direct()?;
     let faulted = faulted_intervals(summary);
     let names = &rec.layout().classes;
-    let mut classes: Vec<Sides> = names.iter().map(|_| Sides::new()).collect::<Option<_>>()?;
+    let mut classes: Vec<Sides> = names.iter().map(|_| Sides::new()).collect();
     for (i, _) in faulted.iter().enumerate().filter(|&(_, &f)| !f) {
         let cells = rec.interval(i);
         for (c, sides) in classes.iter_mut().enumerate() {
@@ -72,7 +66,7 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
         }
     }
     let excluded = faulted.iter().filter(|&&f| f).count();
-    let mut overall = Sides::new()?;
+    let mut overall = Sides::new();
     let mut totals = OverheadStats::default();
     let classes = names
         .iter()

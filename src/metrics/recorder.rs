@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{Counter, Histogram};
 
 use super::direct::DirectRecording;
 use super::hist::{Slot, micros, record};
@@ -420,8 +420,9 @@ pub struct Recorder {
     direct: Option<DirectRecording>,
 }
 
-/// An empty cumulative histogram (microseconds, auto-resizing).
-pub fn new_cumulative() -> Histogram<u64> {
+/// An empty cumulative histogram (microseconds, auto-resizing), counting in `T`: `u64` for a
+/// run's totals, `u32` to merge per-interval histograms into.
+pub fn new_cumulative<T: Counter>() -> Histogram<T> {
     // Auto-resizing from a small start: memory follows the values actually seen.
     let mut h = Histogram::new_with_max(1_000, CUMULATIVE_SIGFIG)
         .expect("constant histogram bounds are valid");
