@@ -7,6 +7,7 @@
 use hdrhistogram::Histogram;
 
 use super::analysis::optional;
+use super::direct::DirectCounts;
 use super::failover::faulted_intervals;
 use super::recorder::{Recorder, new_cumulative};
 use super::summary::{ClassOverhead, Overhead, OverheadStats, Summary};
@@ -31,7 +32,8 @@ impl Sides {
         let _ = self.direct.add(&other.direct);
     }
 
-    fn stats(&self) -> OverheadStats {
+    /// The two sides' percentiles and their difference, with what the baseline sent.
+    fn stats(&self, counts: &DirectCounts) -> OverheadStats {
         let gateway_ms = optional(&self.gateway);
         let direct_ms = optional(&self.direct);
         let (added_p50_ms, added_p99_ms) = match (&gateway_ms, &direct_ms) {
@@ -43,7 +45,9 @@ impl Sides {
             direct_ms,
             added_p50_ms,
             added_p99_ms,
-            ..OverheadStats::default()
+            direct_requests: counts.requests,
+            direct_successes: counts.successes,
+            direct_dropped: counts.dropped,
         }
     }
 }
@@ -67,7 +71,7 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
     }
     let excluded = faulted.iter().filter(|&&f| f).count();
     let mut overall = Sides::new();
-    let mut totals = OverheadStats::default();
+    let mut totals = DirectCounts::default();
     let classes = names
         .iter()
         .zip(&classes)
@@ -75,28 +79,16 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
         .map(|(c, (name, sides))| {
             overall.add(sides);
             let counts = direct.counts(c);
-            totals.direct_requests += counts.requests;
-            totals.direct_successes += counts.successes;
-            totals.direct_dropped += counts.dropped;
+            totals.merge(&counts);
             ClassOverhead {
                 name: name.clone(),
-                stats: OverheadStats {
-                    direct_requests: counts.requests,
-                    direct_successes: counts.successes,
-                    direct_dropped: counts.dropped,
-                    ..sides.stats()
-                },
+                stats: sides.stats(&counts),
             }
         })
         .collect();
     Some(Overhead {
         excluded_s: (excluded as f64 * summary.interval_s).min(summary.duration_s),
-        overall: OverheadStats {
-            direct_requests: totals.direct_requests,
-            direct_successes: totals.direct_successes,
-            direct_dropped: totals.direct_dropped,
-            ..overall.stats()
-        },
+        overall: overall.stats(&totals),
         classes,
     })
 }
