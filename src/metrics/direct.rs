@@ -8,8 +8,7 @@ use std::borrow::Cow;
 use hdrhistogram::{AdditionError, Histogram};
 
 use super::hist::{Slot, record};
-use super::recorder::TokenCounts;
-use super::sample::{ErrorKind, Sample, TokenSource};
+use super::sample::{ErrorKind, Sample, TokenCounts, TokenSource};
 
 /// Requests of one class sent direct, and the tokens their answers counted: the upstreams
 /// count these too, and the conclusion takes them back out of what the gateway is charged.

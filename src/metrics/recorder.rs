@@ -15,7 +15,7 @@ use super::direct::DirectRecording;
 use super::hist::{Slot, micros, record};
 
 use super::breakdown::{PromptLengths, Turns};
-use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenSource, Via};
+use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenCounts, Via};
 use crate::scenario::PerRequest;
 
 /// Cumulative histograms keep three significant digits; per-interval ones two (1%, see
@@ -299,40 +299,6 @@ impl ClassRecord {
         let _ = self.itl.add(&other.itl);
         let _ = self.errors.merge(&other.errors);
         self.tokens.merge(&other.tokens);
-    }
-}
-
-/// Token totals of one class, and where its prompt counts came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenCounts {
-    pub prompt: u64,
-    pub completion: u64,
-    pub cached: u64,
-    pub reasoning: u64,
-    /// Requests whose prompt count came from the response's usage, or from the tokenizer.
-    pub prompt_from_usage: u64,
-    pub prompt_from_tokenizer: u64,
-}
-
-impl TokenCounts {
-    pub(super) fn record(&mut self, s: &Sample) {
-        self.prompt += s.prompt_tokens;
-        self.completion += s.completion_tokens;
-        self.cached += s.cached_tokens;
-        self.reasoning += s.reasoning_tokens;
-        match s.prompt_tokens_from {
-            TokenSource::Usage => self.prompt_from_usage += 1,
-            TokenSource::Tokenizer => self.prompt_from_tokenizer += 1,
-        }
-    }
-
-    pub fn merge(&mut self, o: &TokenCounts) {
-        self.prompt += o.prompt;
-        self.completion += o.completion;
-        self.cached += o.cached;
-        self.reasoning += o.reasoning;
-        self.prompt_from_usage += o.prompt_from_usage;
-        self.prompt_from_tokenizer += o.prompt_from_tokenizer;
     }
 }
 
