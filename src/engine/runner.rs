@@ -285,11 +285,13 @@ async fn run_plan(
         t0,
         lanes,
     };
-    let mut class_rng = mix_rng(config.seed);
-    let mut direct_draw = config
-        .baseline
-        .as_ref()
-        .map(|b| DirectDraw::new(b.share, direct_rng(config.seed, None)));
+    let mut draws = Draws {
+        class: mix_rng(config.seed),
+        direct: config
+            .baseline
+            .as_ref()
+            .map(|b| DirectDraw::new(b.share, direct_rng(config.seed, None))),
+    };
     // The scheduler thread cannot await `stop`; it polls this flag instead.
     let halt = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -308,8 +310,7 @@ async fn run_plan(
                 let arrivals =
                     Arrivals::new(stage, config.plan.arrival, arrival_seed(config.seed, i));
                 let mix = config.mix.for_stage(i);
-                let rngs = (&mut class_rng, &mut direct_draw);
-                run_open(&ctx, stage, arrivals, &config, mix, rngs, &halt).await
+                run_open(&ctx, stage, arrivals, &config, mix, &mut draws, &halt).await
             }
             StageLoad::Concurrency(n) => {
                 run_closed(&ctx, stage, n.get(), &config, i, &mut stop).await
@@ -375,6 +376,14 @@ const HALT_CHECK: Duration = Duration::from_millis(20);
 /// times, so batching shows up as schedule lag (bounded by the tick), never as hidden delay.
 const DISPATCH_TICK: Duration = Duration::from_micros(200);
 
+/// The open stages' random draws, carried from one stage to the next: the class of each
+/// arrival, and whether it goes direct.
+#[derive(Debug, Clone)]
+struct Draws {
+    class: SmallRng,
+    direct: Option<DirectDraw>,
+}
+
 /// Open stages run their schedule on a thread of their own, so the timing of sends does not
 /// depend on how busy the runtime's workers are; each request is a task on the runtime.
 async fn run_open(
@@ -383,19 +392,19 @@ async fn run_open(
     arrivals: Arrivals,
     config: &RunConfig,
     mix: Mix,
-    (class_rng, direct_draw): (&mut SmallRng, &mut Option<DirectDraw>),
+    draws: &mut Draws,
     halt: &Arc<AtomicBool>,
 ) -> bool {
     let cap = config.plan.max_in_flight.get();
     let runtime = tokio::runtime::Handle::current();
     let client = ctx.client.clone();
     let direct_client = config.baseline.as_ref().map(|b| b.client.clone());
-    let mut draw = direct_draw.clone();
     let tx = ctx.tx.clone();
     let in_flight = ctx.in_flight.clone();
     let live = ctx.live.clone();
     let halt = halt.clone();
-    let mut rng = class_rng.clone();
+    // Moved to the scheduler thread and back, so the next stage draws on.
+    let mut draw = draws.clone();
     let t0 = ctx.t0;
     let end = t0 + stage.end();
     // A conversation an arrival starts may outlive its stage, never the plan.
@@ -406,14 +415,14 @@ async fn run_open(
         while let Some(next) = arrivals.peek() {
             // Sleep until the next arrival, but not more often than once a tick.
             if !precise_wait((t0 + next.at).max(woke + DISPATCH_TICK), &halt) {
-                return (false, rng, draw);
+                return (false, draw);
             }
             woke = Instant::now();
             let mut due: Vec<(usize, PlannedSend, Via)> = Vec::new();
             while let Some(arrival) = arrivals.next_if(|a| t0 + a.at <= woke) {
                 // A trace names its class; otherwise the mix draws one.
-                let class = arrival.class.unwrap_or_else(|| mix.pick(&mut rng));
-                let route = if draw.as_mut().is_some_and(DirectDraw::next_is_direct) {
+                let class = arrival.class.unwrap_or_else(|| mix.pick(&mut draw.class));
+                let route = if draw.direct.as_mut().is_some_and(DirectDraw::next_is_direct) {
                     Via::Direct
                 } else {
                     Via::Gateway
@@ -470,12 +479,11 @@ async fn run_open(
                 }
             });
         }
-        (precise_wait(end, &halt), rng, draw)
+        (precise_wait(end, &halt), draw)
     });
     match scheduler.await {
-        Ok((completed, rng, draw)) => {
-            *class_rng = rng;
-            *direct_draw = draw;
+        Ok((completed, draw)) => {
+            *draws = draw;
             completed
         }
         Err(_) => false,
@@ -593,7 +601,7 @@ async fn record(
     let mut copies =
         tokio::time::interval(tap.as_ref().map_or(Duration::from_secs(3600), |t| t.every));
     copies.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut progress = new_cumulative();
+    let mut progress = new_cumulative::<u64>();
     let mut batch = Vec::with_capacity(256);
     let mut since_publish = 0u32;
     let exporter = live.exporter.clone();

@@ -95,7 +95,8 @@ pub fn percentiles<T: Counter>(h: &Histogram<T>) -> Percentiles {
     }
 }
 
-fn optional<T: Counter>(h: &Histogram<T>) -> Option<Percentiles> {
+/// Percentiles of a histogram, None when it is empty.
+pub(super) fn optional<T: Counter>(h: &Histogram<T>) -> Option<Percentiles> {
     (!h.is_empty()).then(|| percentiles(h))
 }
 

@@ -138,8 +138,10 @@ fn distrust_broken_faults(summary: &mut Summary, faults: &[FaultAttempt]) {
     *trustworthy = all.is_empty();
 }
 
-/// The upstreams' closing counters less what the direct baseline sent each class's primary:
-/// the gateway's received counts, tokens, cost and retry amplification are its own.
+/// The upstreams' closing counters less what the direct baseline brought each class's
+/// primary: the gateway's received counts, tokens, cost and retry amplification are its own.
+/// Only what the upstream itself saw and counted is taken out: requests that reached it, and
+/// the tokens of answers whose usage it reported.
 fn without_direct(
     recording: &Recorder,
     info: &RunInfo,
@@ -151,20 +153,22 @@ fn without_direct(
     };
     let upstreams = &recording.layout().upstreams;
     for (i, class) in info.classes.iter().enumerate() {
-        // The baseline went where the engine sent it: the primary, or the only upstream.
+        // The baseline went where the engine sent it (`fleet::direct_targets`, which refuses
+        // a run where a class has neither): the primary, or the only upstream.
         let primary = class.primary.as_ref().or(match upstreams.as_slice() {
             [only] => Some(only),
             _ => None,
         });
+        // An upstream whose counters could not be read has nothing to take from.
         let Some(c) = primary.and_then(|p| after.get_mut(p)) else {
             continue;
         };
         let d = direct.counts(i);
-        c.requests_total = c.requests_total.saturating_sub(d.sent());
-        c.prompt_tokens = c.prompt_tokens.saturating_sub(d.prompt_tokens);
-        c.completion_tokens = c.completion_tokens.saturating_sub(d.completion_tokens);
-        c.cached_tokens = c.cached_tokens.saturating_sub(d.cached_tokens);
-        c.reasoning_tokens = c.reasoning_tokens.saturating_sub(d.reasoning_tokens);
+        c.requests_total = c.requests_total.saturating_sub(d.reached());
+        c.prompt_tokens = c.prompt_tokens.saturating_sub(d.tokens.prompt);
+        c.completion_tokens = c.completion_tokens.saturating_sub(d.tokens.completion);
+        c.cached_tokens = c.cached_tokens.saturating_sub(d.tokens.cached);
+        c.reasoning_tokens = c.reasoning_tokens.saturating_sub(d.tokens.reasoning);
     }
     after
 }
@@ -217,7 +221,9 @@ mod tests {
 
     use super::*;
     use crate::metrics::summary::CheckStatus;
-    use crate::metrics::{ClassInfo, ErrorKind, Layout, Sample, ServedBy, SlaKey};
+    use crate::metrics::{
+        ClassInfo, ErrorKind, Layout, Sample, ServedBy, SlaKey, TokenSource, Via,
+    };
     use crate::scenario::{Objective, Scope, SlaTarget};
 
     const A: u16 = 0;
@@ -315,6 +321,53 @@ mod tests {
             completion_tokens: prompt * 3,
             ..UpstreamCounters::default()
         }
+    }
+
+    #[test]
+    fn the_baseline_is_taken_out_only_as_far_as_the_upstream_saw_it() {
+        let layout = Layout::new(
+            vec!["everyday".into()],
+            vec!["a".into(), "b".into()],
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+        )
+        .with_baseline(true);
+        let mut rec = Recorder::new(layout);
+        let direct = |ms| {
+            let mut s = Sample::new(0, Duration::from_millis(ms), Duration::ZERO);
+            s.route = Via::Direct;
+            s
+        };
+        // Reached `a`, which reported its usage.
+        let mut counted = direct(100);
+        (counted.prompt_tokens, counted.completion_tokens) = (10, 30);
+        counted.prompt_tokens_from = TokenSource::Usage;
+        rec.record(&counted);
+        // No connection could be made: `a` never saw it.
+        let mut refused = direct(200);
+        refused.result = Err(ErrorKind::Connect);
+        rec.record(&refused);
+        // Reached `a`, answered without usage: its prompt is gauntlet's tokenizer estimate.
+        let mut estimated = direct(300);
+        (estimated.prompt_tokens, estimated.completion_tokens) = (7, 5);
+        rec.record(&estimated);
+        // Never sent.
+        rec.record_dropped_direct(0, Duration::from_millis(400));
+        let (_, info) = recording(5, Duration::from_secs(1), Some(A));
+        let after = BTreeMap::from([
+            ("a".into(), counters(100, 1_000)),
+            ("b".into(), counters(10, 100)),
+        ]);
+        let left = without_direct(&rec, &info, &after);
+        let a = UpstreamCounters {
+            requests_total: 98,
+            prompt_tokens: 990,
+            completion_tokens: 2_970,
+            ..UpstreamCounters::default()
+        };
+        assert_eq!(left["a"], a, "two requests reached it, one with its usage");
+        assert_eq!(left["b"], after["b"], "the baseline never went to b");
     }
 
     fn run(rec: &Recorder, info: &RunInfo, faults: &[FaultAttempt], sla: &Sla) -> Summary {

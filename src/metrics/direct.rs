@@ -5,10 +5,10 @@
 
 use std::borrow::Cow;
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{AdditionError, Histogram};
 
 use super::hist::{Slot, record};
-use super::sample::Sample;
+use super::sample::{ErrorKind, Sample, TokenCounts, TokenSource};
 
 /// Requests of one class sent direct, and the tokens their answers counted: the upstreams
 /// count these too, and the conclusion takes them back out of what the gateway is charged.
@@ -19,26 +19,29 @@ pub struct DirectCounts {
     pub successes: u64,
     /// Due while the generator was at its in-flight cap: never sent.
     pub dropped: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cached_tokens: u64,
-    pub reasoning_tokens: u64,
+    /// Sent, but no connection could be made: the upstream never saw them.
+    pub unconnected: u64,
+    /// Tokens of the answers whose usage the upstream reported: its own counts. An answer
+    /// without usage (its prompt counted by gauntlet's tokenizer, its completion by deltas) is
+    /// left out, since the upstream's counters may not hold what gauntlet estimated.
+    pub tokens: TokenCounts,
 }
 
 impl DirectCounts {
-    fn merge(&mut self, o: &DirectCounts) {
+    /// Sums another shard's counts into these.
+    pub fn merge(&mut self, o: &DirectCounts) {
         self.requests += o.requests;
         self.successes += o.successes;
         self.dropped += o.dropped;
-        self.prompt_tokens += o.prompt_tokens;
-        self.completion_tokens += o.completion_tokens;
-        self.cached_tokens += o.cached_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
+        self.unconnected += o.unconnected;
+        self.tokens.merge(&o.tokens);
     }
 
-    /// Requests that reached the upstream.
-    pub fn sent(&self) -> u64 {
-        self.requests.saturating_sub(self.dropped)
+    /// Requests that reached the upstream: neither dropped nor refused a connection.
+    pub fn reached(&self) -> u64 {
+        self.requests
+            .saturating_sub(self.dropped)
+            .saturating_sub(self.unconnected)
     }
 }
 
@@ -65,10 +68,12 @@ impl DirectRecording {
             return;
         };
         c.requests += 1;
-        c.prompt_tokens += s.prompt_tokens;
-        c.completion_tokens += s.completion_tokens;
-        c.cached_tokens += s.cached_tokens;
-        c.reasoning_tokens += s.reasoning_tokens;
+        if s.prompt_tokens_from == TokenSource::Usage {
+            c.tokens.record(s);
+        }
+        if s.result == Err(ErrorKind::Connect) {
+            c.unconnected += 1;
+        }
         if s.result.is_err() {
             return;
         }
@@ -94,16 +99,14 @@ impl DirectRecording {
         }
     }
 
-    pub(super) fn merge(&mut self, other: &DirectRecording) -> Result<(), String> {
-        if self.classes != other.classes || self.cells.len() != other.cells.len() {
-            return Err("the direct baselines have different layouts".into());
-        }
+    /// Adds another shard's baseline; `Recorder::merge` has checked the layouts match.
+    pub(super) fn merge(&mut self, other: &DirectRecording) -> Result<(), AdditionError> {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             a.merge(b);
         }
         for (a, b) in self.cells.iter_mut().zip(&other.cells) {
             if let Some(h) = b.get() {
-                a.live().add(h.as_ref()).map_err(|e| e.to_string())?;
+                a.live().add(h.as_ref())?;
             }
         }
         Ok(())

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-use super::analysis::percentiles;
-use super::recorder::Recorder;
+use super::analysis::optional;
+use super::recorder::{Recorder, new_cumulative};
 use super::summary::{FaultWindow, Interval, Summary};
 
 /// One window of one scheduled fault, and what became of it on the run's clock.
@@ -120,11 +118,36 @@ pub fn overlapping<'a>(
     start: Duration,
     end: Duration,
 ) -> impl Iterator<Item = &'a Interval> + 'a {
-    let (s, e, w) = (start.as_secs_f64(), end.as_secs_f64(), summary.interval_s);
+    let span = (start.as_secs_f64(), end.as_secs_f64());
     summary
         .intervals
         .iter()
-        .filter(move |iv| iv.t_s < e - 1e-9 && iv.t_s + w > s + 1e-9)
+        .filter(move |iv| overlaps(iv, span, summary.interval_s))
+}
+
+/// Whether an interval `width` seconds long overlaps the span [s, e) (seconds).
+fn overlaps(iv: &Interval, (s, e): (f64, f64), width: f64) -> bool {
+    iv.t_s < e - 1e-9 && iv.t_s + width > s + 1e-9
+}
+
+/// Per interval, whether an applied fault's window overlaps it. A fault never applied
+/// changed nothing, so its window is ordinary traffic.
+pub(super) fn faulted_intervals(summary: &Summary) -> Vec<bool> {
+    let spans: Vec<(f64, f64)> = summary
+        .faults
+        .iter()
+        .filter(|w| w.not_applied.is_none())
+        .map(|w| (w.start_s, w.end_s))
+        .collect();
+    summary
+        .intervals
+        .iter()
+        .map(|iv| {
+            spans
+                .iter()
+                .any(|&span| overlaps(iv, span, summary.interval_s))
+        })
+        .collect()
 }
 
 fn window(summary: &Summary, f: &FaultAttempt, target: f64) -> FaultWindow {
@@ -212,14 +235,7 @@ fn window(summary: &Summary, f: &FaultAttempt, target: f64) -> FaultWindow {
 /// classes' requests outside every fault window, merged from the per-interval histograms.
 pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
     let width = summary.interval_s;
-    let overlaps = |t: f64, (s, e): (f64, f64)| t < e - 1e-9 && t + width > s + 1e-9;
-    // A fault never applied changed nothing, so its window is normal traffic.
-    let spans: Vec<(f64, f64)> = summary
-        .faults
-        .iter()
-        .filter(|w| w.not_applied.is_none())
-        .map(|w| (w.start_s, w.end_s))
-        .collect();
+    let faulted = faulted_intervals(summary);
     let names = &rec.layout().classes;
     for w in summary
         .faults
@@ -232,27 +248,23 @@ pub fn window_latencies(rec: &Recorder, summary: &mut Summary) {
             .iter()
             .filter_map(|c| names.iter().position(|n| n == c))
             .collect();
-        let (Ok(mut during), Ok(mut normal)) = (Histogram::<u32>::new(3), Histogram::<u32>::new(3))
-        else {
-            return;
-        };
+        let (mut during, mut normal) = (new_cumulative(), new_cumulative());
         for (i, iv) in summary.intervals.iter().enumerate() {
-            let here = overlaps(iv.t_s, span);
-            let anywhere = spans.iter().any(|&sp| overlaps(iv.t_s, sp));
+            let here = overlaps(iv, span, width);
             let cells = rec.interval(i);
             for h in classes.iter().filter_map(|&c| cells.get(c)?.latency()) {
                 // Both histograms auto-resize, so adding cannot run out of range.
                 let _ = if here {
                     during.add(h)
-                } else if !anywhere {
+                } else if !faulted[i] {
                     normal.add(h)
                 } else {
                     Ok(())
                 };
             }
         }
-        w.failed_over_latency_ms = (!during.is_empty()).then(|| percentiles(&during));
-        w.normal_latency_ms = (!normal.is_empty()).then(|| percentiles(&normal));
+        w.failed_over_latency_ms = optional(&during);
+        w.normal_latency_ms = optional(&normal);
     }
 }
 

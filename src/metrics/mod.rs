@@ -22,9 +22,9 @@ pub use conclude::{Evidence, UpstreamCounters, conclude};
 pub use hlog::{HlogError, write_hlog};
 pub use recorder::{
     Cell, ClassRecord, ConnectionCounts, Counts, ErrorTimes, Layout, MergeError, Recorder,
-    TokenCounts, new_cumulative,
+    new_cumulative,
 };
-pub use sample::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource, Via};
+pub use sample::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenCounts, TokenSource, Via};
 pub use summary::{
     AlternativeCost, BudgetReport, CheckStatus, ClassOverhead, ClassStats, Connections, Cost,
     FaultWindow, Generator, Interval, IntervalStats, Misses, MonthlyCost, MonthlySavings, Overhead,

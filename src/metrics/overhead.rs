@@ -6,8 +6,10 @@
 
 use hdrhistogram::Histogram;
 
-use super::analysis::percentiles;
-use super::recorder::Recorder;
+use super::analysis::optional;
+use super::direct::DirectCounts;
+use super::failover::faulted_intervals;
+use super::recorder::{Recorder, new_cumulative};
 use super::summary::{ClassOverhead, Overhead, OverheadStats, Summary};
 
 /// Both sides of one scope, merged over the intervals that count.
@@ -17,16 +19,11 @@ struct Sides {
 }
 
 impl Sides {
-    fn new() -> Option<Self> {
-        let new = || {
-            let mut h = Histogram::<u32>::new(3).ok()?;
-            h.auto(true);
-            Some(h)
-        };
-        Some(Self {
-            gateway: new()?,
-            direct: new()?,
-        })
+    fn new() -> Self {
+        Self {
+            gateway: new_cumulative(),
+            direct: new_cumulative(),
+        }
     }
 
     fn add(&mut self, other: &Sides) {
@@ -35,10 +32,10 @@ impl Sides {
         let _ = self.direct.add(&other.direct);
     }
 
-    fn stats(&self) -> OverheadStats {
-        let side = |h: &Histogram<u32>| (!h.is_empty()).then(|| percentiles(h));
-        let gateway_ms = side(&self.gateway);
-        let direct_ms = side(&self.direct);
+    /// The two sides' percentiles and their difference, with what the baseline sent.
+    fn stats(&self, counts: &DirectCounts) -> OverheadStats {
+        let gateway_ms = optional(&self.gateway);
+        let direct_ms = optional(&self.direct);
         let (added_p50_ms, added_p99_ms) = match (&gateway_ms, &direct_ms) {
             (Some(g), Some(d)) => (Some(g.p50 - d.p50), Some(g.p99 - d.p99)),
             _ => (None, None),
@@ -48,7 +45,9 @@ impl Sides {
             direct_ms,
             added_p50_ms,
             added_p99_ms,
-            ..OverheadStats::default()
+            direct_requests: counts.requests,
+            direct_successes: counts.successes,
+            direct_dropped: counts.dropped,
         }
     }
 }
@@ -56,27 +55,10 @@ impl Sides {
 /// The overhead of a run that sent a baseline; None for one that did not.
 pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
     let direct = rec.direct()?;
-    let width = summary.interval_s;
-    // A fault never applied changed nothing, so its window is ordinary traffic.
-    let spans: Vec<(f64, f64)> = summary
-        .faults
-        .iter()
-        .filter(|w| w.not_applied.is_none())
-        .map(|w| (w.start_s, w.end_s))
-        .collect();
-    let faulted = |t: f64| {
-        spans
-            .iter()
-            .any(|&(s, e)| t < e - 1e-9 && t + width > s + 1e-9)
-    };
+    let faulted = faulted_intervals(summary);
     let names = &rec.layout().classes;
-    let mut classes: Vec<Sides> = names.iter().map(|_| Sides::new()).collect::<Option<_>>()?;
-    let mut excluded = 0usize;
-    for (i, iv) in summary.intervals.iter().enumerate() {
-        if faulted(iv.t_s) {
-            excluded += 1;
-            continue;
-        }
+    let mut classes: Vec<Sides> = names.iter().map(|_| Sides::new()).collect();
+    for (i, _) in faulted.iter().enumerate().filter(|&(_, &f)| !f) {
         let cells = rec.interval(i);
         for (c, sides) in classes.iter_mut().enumerate() {
             if let Some(h) = cells.get(c).and_then(|cell| cell.latency()) {
@@ -87,8 +69,9 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
             }
         }
     }
-    let mut overall = Sides::new()?;
-    let mut totals = OverheadStats::default();
+    let excluded = faulted.iter().filter(|&&f| f).count();
+    let mut overall = Sides::new();
+    let mut totals = DirectCounts::default();
     let classes = names
         .iter()
         .zip(&classes)
@@ -96,28 +79,16 @@ pub fn analyze(rec: &Recorder, summary: &Summary) -> Option<Overhead> {
         .map(|(c, (name, sides))| {
             overall.add(sides);
             let counts = direct.counts(c);
-            totals.direct_requests += counts.requests;
-            totals.direct_successes += counts.successes;
-            totals.direct_dropped += counts.dropped;
+            totals.merge(&counts);
             ClassOverhead {
                 name: name.clone(),
-                stats: OverheadStats {
-                    direct_requests: counts.requests,
-                    direct_successes: counts.successes,
-                    direct_dropped: counts.dropped,
-                    ..sides.stats()
-                },
+                stats: sides.stats(&counts),
             }
         })
         .collect();
     Some(Overhead {
-        excluded_s: (excluded as f64 * width).min(summary.duration_s),
-        overall: OverheadStats {
-            direct_requests: totals.direct_requests,
-            direct_successes: totals.direct_successes,
-            direct_dropped: totals.direct_dropped,
-            ..overall.stats()
-        },
+        excluded_s: (excluded as f64 * summary.interval_s).min(summary.duration_s),
+        overall: overall.stats(&totals),
         classes,
     })
 }

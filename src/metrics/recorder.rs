@@ -9,13 +9,13 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{Counter, Histogram};
 
 use super::direct::DirectRecording;
 use super::hist::{Slot, micros, record};
 
 use super::breakdown::{PromptLengths, Turns};
-use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenSource, Via};
+use super::sample::{ErrorKind, Sample, ServedBy, TlsSession, TokenCounts, Via};
 use crate::scenario::PerRequest;
 
 /// Cumulative histograms keep three significant digits; per-interval ones two (1%, see
@@ -302,40 +302,6 @@ impl ClassRecord {
     }
 }
 
-/// Token totals of one class, and where its prompt counts came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenCounts {
-    pub prompt: u64,
-    pub completion: u64,
-    pub cached: u64,
-    pub reasoning: u64,
-    /// Requests whose prompt count came from the response's usage, or from the tokenizer.
-    pub prompt_from_usage: u64,
-    pub prompt_from_tokenizer: u64,
-}
-
-impl TokenCounts {
-    fn record(&mut self, s: &Sample) {
-        self.prompt += s.prompt_tokens;
-        self.completion += s.completion_tokens;
-        self.cached += s.cached_tokens;
-        self.reasoning += s.reasoning_tokens;
-        match s.prompt_tokens_from {
-            TokenSource::Usage => self.prompt_from_usage += 1,
-            TokenSource::Tokenizer => self.prompt_from_tokenizer += 1,
-        }
-    }
-
-    pub fn merge(&mut self, o: &TokenCounts) {
-        self.prompt += o.prompt;
-        self.completion += o.completion;
-        self.cached += o.cached;
-        self.reasoning += o.reasoning;
-        self.prompt_from_usage += o.prompt_from_usage;
-        self.prompt_from_tokenizer += o.prompt_from_tokenizer;
-    }
-}
-
 /// One class in one interval.
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
@@ -420,8 +386,9 @@ pub struct Recorder {
     direct: Option<DirectRecording>,
 }
 
-/// An empty cumulative histogram (microseconds, auto-resizing).
-pub fn new_cumulative() -> Histogram<u64> {
+/// An empty cumulative histogram (microseconds, auto-resizing), counting in `T`: `u64` for a
+/// run's totals, `u32` to merge per-interval histograms into.
+pub fn new_cumulative<T: Counter>() -> Histogram<T> {
     // Auto-resizing from a small start: memory follows the values actually seen.
     let mut h = Histogram::new_with_max(1_000, CUMULATIVE_SIGFIG)
         .expect("constant histogram bounds are valid");
@@ -628,7 +595,7 @@ impl Recorder {
             }
         }
         if let (Some(a), Some(b)) = (&mut self.direct, &other.direct) {
-            a.merge(b).map_err(MergeError::Histogram)?;
+            a.merge(b).map_err(hist)?;
         }
         self.lag.add(&other.lag).map_err(hist)?;
         self.abandoned += other.abandoned;

@@ -1,5 +1,6 @@
-//! One measured request as the engine hands it to the recorder, and the closed set of ways a
-//! request can fail.
+//! One measured request as the engine hands it to the recorder, the closed set of ways a
+//! request can fail, and how requests' tokens add up (the gateway's and the baseline's
+//! recordings both tally them).
 
 use std::time::Duration;
 
@@ -199,5 +200,39 @@ impl Sample {
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after_ms
             .map(|ms| Duration::from_millis(u64::from(ms.get())))
+    }
+}
+
+/// Token totals of a class's requests, and where their prompt counts came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cached: u64,
+    pub reasoning: u64,
+    /// Requests whose prompt count came from the response's usage, or from the tokenizer.
+    pub prompt_from_usage: u64,
+    pub prompt_from_tokenizer: u64,
+}
+
+impl TokenCounts {
+    pub(super) fn record(&mut self, s: &Sample) {
+        self.prompt += s.prompt_tokens;
+        self.completion += s.completion_tokens;
+        self.cached += s.cached_tokens;
+        self.reasoning += s.reasoning_tokens;
+        match s.prompt_tokens_from {
+            TokenSource::Usage => self.prompt_from_usage += 1,
+            TokenSource::Tokenizer => self.prompt_from_tokenizer += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &TokenCounts) {
+        self.prompt += o.prompt;
+        self.completion += o.completion;
+        self.cached += o.cached;
+        self.reasoning += o.reasoning;
+        self.prompt_from_usage += o.prompt_from_usage;
+        self.prompt_from_tokenizer += o.prompt_from_tokenizer;
     }
 }

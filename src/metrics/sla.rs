@@ -130,6 +130,9 @@ pub enum Tail {
 /// The share of samples a p99 bound lets past it.
 const P99_ALLOWED: f64 = 0.01;
 
+/// Samples a p99 claim needs: `TAIL_SAMPLES` beyond the 99th percentile.
+const P99_NEEDED: u64 = (TAIL_SAMPLES / P99_ALLOWED).ceil() as u64;
+
 /// Fills in the misses of every percentile check: `over(scope, tail, bound)` counts the
 /// scope's samples above the bound, out of how many. Checks are in `sla.targets`' order.
 pub fn count_tails(
@@ -160,7 +163,7 @@ fn percentile_measure(p: Option<&Percentiles>, bound_ms: f64, note: &str) -> Mea
         target: bound_ms,
         measured: p.filter(|p| p.samples > 0).map(|p| p.p99),
         samples: p.map_or(0, |p| p.samples),
-        needed: (TAIL_SAMPLES / P99_ALLOWED).ceil() as u64,
+        needed: P99_NEEDED,
         higher_is_better: false,
         note: p.is_none_or(|p| p.samples == 0).then(|| note.to_string()),
         undecided: None,
@@ -192,7 +195,7 @@ fn overhead_measure(summary: &Summary, class: Option<&str>, bound_ms: f64) -> Me
         target: bound_ms,
         measured,
         samples,
-        needed: (TAIL_SAMPLES / P99_ALLOWED).ceil() as u64,
+        needed: P99_NEEDED,
         higher_is_better: false,
         note,
         undecided: None,
