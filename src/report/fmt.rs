@@ -2,6 +2,9 @@
 
 use crate::metrics::CheckStatus;
 
+/// Bytes in a mebibyte.
+pub const MIB: f64 = 1024.0 * 1024.0;
+
 /// Milliseconds, with precision that suits the magnitude: "0.42 ms", "87.3 ms", "1.24 s".
 pub fn ms(v: f64) -> String {
     if !v.is_finite() {

@@ -280,9 +280,11 @@ fn savings_rows(c: &crate::metrics::Cost) -> Vec<SavingsRow> {
     rows
 }
 
-const DASH: &str = "–";
+/// What a table cell shows for a value that is missing.
+pub(super) const DASH: &str = "–";
 
-fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+/// `f(v)`, or a dash when there is no value.
+pub(super) fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| DASH.into())
 }
 
