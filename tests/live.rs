@@ -8,11 +8,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use gauntlet::metrics::{CheckStatus, SlaCheck, SlaKey, SlaResult};
-use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -280,22 +278,7 @@ async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
         .collect();
-    for (name, kind) in [
-        ("gauntlet_run_info", "gauge"),
-        ("gauntlet_run_planned_seconds", "gauge"),
-        ("gauntlet_run_elapsed_seconds", "gauge"),
-        ("gauntlet_in_flight", "gauge"),
-        ("gauntlet_requests", "counter"),
-        ("gauntlet_dropped", "counter"),
-        ("gauntlet_prompt_tokens", "counter"),
-        ("gauntlet_completion_tokens", "counter"),
-        ("gauntlet_served", "counter"),
-        ("gauntlet_schedule_lag_seconds", "histogram"),
-        ("gauntlet_latency_seconds", "histogram"),
-        ("gauntlet_ttft_seconds", "histogram"),
-        ("gauntlet_tpot_seconds", "histogram"),
-        ("gauntlet_fault_active", "gauge"),
-    ] {
+    for (name, kind) in crate::support::RUN_FAMILIES {
         assert_eq!(families.get(name), Some(&kind), "{families:?}");
     }
     assert_eq!(
@@ -565,36 +548,15 @@ async fn a_metrics_address_in_use_fails_the_run_before_it_starts() {
     );
     assert!(!out.exists(), "a run folder was left behind");
     // An address that is not one is the user's input (exit 2), before anything else.
-    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-        .arg("run")
-        .arg(&path)
-        .args(["--metrics-listen", "localhost:nine"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    let (bad, stderr) =
+        crate::support::gauntlet_run(&path, &out, &["--metrics-listen", "localhost:nine"]).await;
+    assert_eq!(bad, Some(2), "{stderr}");
     drop(taken);
 }
 
 /// The metric names a run exports, read from a rendering of every family.
 fn exported_names() -> BTreeSet<String> {
-    let metrics = LiveMetrics::new(
-        RunShape {
-            scenario: "s".into(),
-            seed: 1,
-            classes: vec!["c".into()],
-            upstreams: vec!["u".into()],
-            faults: vec![PlannedFault {
-                upstream: "u".into(),
-                kind: "outage".into(),
-                start: Duration::ZERO,
-                end: Duration::from_secs(1),
-            }],
-            planned: Duration::from_secs(1),
-            warmup: Duration::ZERO,
-        },
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let metrics = crate::support::every_family_metrics();
     // A verdict with a measured value and a decided status, so every SLA family has a series.
     let check = SlaCheck {
         name: SlaKey::Availability,
@@ -612,11 +574,10 @@ fn exported_names() -> BTreeSet<String> {
         verdict: CheckStatus::Pass,
         checks: vec![check],
     });
-    metrics
-        .render()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+    gauntlet::observe::parse_exposition(&metrics.render())
+        .unwrap()
+        .into_iter()
+        .map(|sample| sample.name)
         .collect()
 }
 

@@ -5,11 +5,6 @@
 //! the run; a URL that is no endpoint is refused before anything starts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
-
-use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -139,23 +134,7 @@ fn cumulative(req: &ExportMetricsServiceRequest) -> BTreeMap<String, f64> {
 
 /// The families a run's exposition serves, read from a snapshot of every one.
 fn exported_families() -> BTreeSet<String> {
-    let metrics = LiveMetrics::new(
-        RunShape {
-            scenario: "s".into(),
-            seed: 1,
-            classes: vec!["c".into()],
-            upstreams: vec!["u".into()],
-            faults: vec![PlannedFault {
-                upstream: "u".into(),
-                kind: "outage".into(),
-                start: Duration::ZERO,
-                end: Duration::from_secs(1),
-            }],
-            planned: Duration::from_secs(1),
-            warmup: Duration::ZERO,
-        },
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let metrics = crate::support::every_family_metrics();
     metrics
         .snapshot()
         .families
@@ -249,24 +228,10 @@ async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
             (n, kind)
         })
         .collect();
-    let want: BTreeMap<&str, &str> = [
-        ("gauntlet_run_info", "gauge"),
-        ("gauntlet_run_planned_seconds", "gauge"),
-        ("gauntlet_run_elapsed_seconds", "gauge"),
-        ("gauntlet_in_flight", "gauge"),
-        ("gauntlet_requests", "sum"),
-        ("gauntlet_dropped", "sum"),
-        ("gauntlet_prompt_tokens", "sum"),
-        ("gauntlet_completion_tokens", "sum"),
-        ("gauntlet_served", "sum"),
-        ("gauntlet_schedule_lag_seconds", "histogram"),
-        ("gauntlet_latency_seconds", "histogram"),
-        ("gauntlet_ttft_seconds", "histogram"),
-        ("gauntlet_tpot_seconds", "histogram"),
-        ("gauntlet_fault_active", "gauge"),
-    ]
-    .into_iter()
-    .collect();
+    let want: BTreeMap<&str, &str> = crate::support::RUN_FAMILIES
+        .into_iter()
+        .map(|(name, kind)| (name, if kind == "counter" { "sum" } else { kind }))
+        .collect();
     // Every family the exposition serves is pushed: the same set as a scrape's.
     for (name, kind) in &want {
         assert_eq!(kinds.get(name), Some(kind), "{kinds:?}");
@@ -496,28 +461,10 @@ async fn a_bad_otlp_url_or_interval_is_refused_before_the_run() {
 /// included, still arrive whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
-    use crate::support::{Received, Routes, reply};
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-    use prost::Message;
-    use std::sync::Mutex;
-
     let profile = || instant_profile("");
     let primary = start_mock_named(profile(), "primary", None).await;
     let fallback = start_mock_named(profile(), "fallback", None).await;
-    let accepted: Arc<Mutex<Vec<ExportMetricsServiceRequest>>> = Arc::default();
-    let log = accepted.clone();
-    let collector = Routes::new()
-        .route("/v1/metrics", move |r: Received| {
-            if r.index < 2 {
-                return reply(503, &[], "starting up");
-            }
-            let req = ExportMetricsServiceRequest::decode(r.body).unwrap();
-            log.lock().unwrap().push(req);
-            let answer = ExportMetricsServiceResponse::default().encode_to_vec();
-            reply(200, &[("content-type", "application/x-protobuf")], answer)
-        })
-        .serve()
-        .await;
+    let collector = crate::support::otlp_receiver_refusing(2).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otlp.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
@@ -535,7 +482,11 @@ async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
     assert_eq!(code, Some(verdict), "{stderr}");
     assert_eq!(stderr.matches("push to").count(), 1, "{stderr}");
     assert!(stderr.contains("accepts pushes again"), "{stderr}");
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted: Vec<ExportMetricsServiceRequest> = collector
+        .pushes()
+        .into_iter()
+        .map(|p| p.request.unwrap())
+        .collect();
     let total = 2 + accepted.len();
     assert!(
         stderr.contains(&format!(
