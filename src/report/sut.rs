@@ -4,8 +4,7 @@
 
 use serde::Serialize;
 
-use super::fmt;
-use super::view::{DASH, opt};
+use super::fmt::{self, DASH, opt};
 use crate::metrics::{PartKind, ScrapeReport, ScrapedSeries, Summary, SutReport};
 
 #[derive(Debug, Serialize)]

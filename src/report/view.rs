@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::fmt;
+use super::fmt::{self, DASH, opt};
 use super::overhead::{self, OverheadView};
 use crate::metrics::{CheckStatus, Percentiles, Summary};
 
@@ -278,14 +278,6 @@ fn savings_rows(c: &crate::metrics::Cost) -> Vec<SavingsRow> {
         }
     }
     rows
-}
-
-/// What a table cell shows for a value that is missing.
-pub(super) const DASH: &str = "–";
-
-/// `f(v)`, or a dash when there is no value.
-pub(super) fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
-    v.map(f).unwrap_or_else(|| DASH.into())
 }
 
 fn kv_list<'a>(items: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
