@@ -14,7 +14,7 @@ use gauntlet::metrics::{CheckStatus, SlaCheck, SlaKey, SlaResult};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{TestClient, instant_profile, python_script, start_mock_named};
+use crate::support::{TestClient, python_script};
 
 /// One scrape as the Python parser read it.
 struct Scrape {
@@ -159,9 +159,8 @@ async fn metrics_url(
 /// more after summary.json is written (the exporter lingers on the final numbers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
-    let profile = || instant_profile("[latency]\ntokens_per_second = 4000\n");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) =
+        crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
@@ -225,12 +224,12 @@ async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
         .expect("the linger ends on SIGTERM")
         .unwrap();
     let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(status.code(), Some(verdict), "{}", log.lock().unwrap());
+    assert_eq!(
+        status.code(),
+        crate::support::verdict_code(&summary),
+        "{}",
+        log.lock().unwrap()
+    );
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the metrics server outlived the run"

@@ -13,9 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use serde_json::Value;
 
-use crate::support::{
-    gauntlet_run, instant_profile, otlp_receiver, python_script, refused_url, start_mock_named,
-};
+use crate::support::{gauntlet_run, otlp_receiver, python_script, refused_url};
 
 fn scenario(primary: &str, fallback: &str) -> String {
     format!(
@@ -148,9 +146,8 @@ fn exported_families() -> BTreeSet<String> {
 /// read here and by the OpenTelemetry Python bindings, is the summary class by class.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
-    let profile = || instant_profile("[latency]\ntokens_per_second = 4000\n");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) =
+        crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let receiver = otlp_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otlp.toml");
@@ -159,14 +156,8 @@ async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
     let url = receiver.url();
     let (code, stderr) =
         gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(code, Some(verdict), "{stderr}");
+    let summary = crate::support::summary_json(&out, &stderr);
+    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
     assert!(
         stderr.contains(&format!("otlp: pushing to {url}/v1/metrics every 500ms")),
         "{stderr}"
@@ -387,9 +378,7 @@ async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
 /// as they would have been without `--otlp`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_is_down_costs_warnings_not_the_run() {
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otlp.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
@@ -397,14 +386,8 @@ async fn a_collector_that_is_down_costs_warnings_not_the_run() {
     let down = refused_url().await;
     let (code, stderr) =
         gauntlet_run(&path, &out, &["--otlp", &down, "--otlp-interval", "1s"]).await;
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(code, Some(verdict), "{stderr}");
+    let summary = crate::support::summary_json(&out, &stderr);
+    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
     assert!(out.join("index.html").exists());
     assert!(summary["overall"]["requests"].as_u64().unwrap() > 50);
     // Warned once when it first failed, and the count at the end: every tick and the final
@@ -461,9 +444,7 @@ async fn a_bad_otlp_url_or_interval_is_refused_before_the_run() {
 /// included, still arrive whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let collector = crate::support::otlp_receiver_refusing(2).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otlp.toml");
@@ -472,14 +453,8 @@ async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
     let url = collector.url();
     let (code, stderr) =
         gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(code, Some(verdict), "{stderr}");
+    let summary = crate::support::summary_json(&out, &stderr);
+    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
     assert_eq!(stderr.matches("push to").count(), 1, "{stderr}");
     assert!(stderr.contains("accepts pushes again"), "{stderr}");
     let accepted: Vec<ExportMetricsServiceRequest> = collector

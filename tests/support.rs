@@ -863,3 +863,35 @@ pub fn every_family_metrics() -> gauntlet::observe::LiveMetrics {
         Arc::new(std::sync::atomic::AtomicUsize::new(0)),
     )
 }
+
+/// Two instant mocks named "primary" and "fallback", `profile_extra` added to each profile.
+pub async fn primary_and_fallback(profile_extra: &str) -> (MockHandle, MockHandle) {
+    (
+        start_mock_named(instant_profile(profile_extra), "primary", None).await,
+        start_mock_named(instant_profile(profile_extra), "fallback", None).await,
+    )
+}
+
+/// The exit code a run ends with for its summary's verdict: 0 when the SLA passed, else 1.
+pub fn verdict_code(summary: &serde_json::Value) -> Option<i32> {
+    Some(if summary["sla"]["passed"] == true {
+        0
+    } else {
+        1
+    })
+}
+
+/// A run folder's `summary.json`, saying the run's stderr when there is none.
+pub fn summary_of(out: &std::path::Path, stderr: &str) -> gauntlet::metrics::Summary {
+    serde_json::from_slice(&summary_bytes(out, stderr)).unwrap()
+}
+
+/// A run folder's `summary.json` as JSON, saying the run's stderr when there is none.
+pub fn summary_json(out: &std::path::Path, stderr: &str) -> serde_json::Value {
+    serde_json::from_slice(&summary_bytes(out, stderr)).unwrap()
+}
+
+fn summary_bytes(out: &std::path::Path, stderr: &str) -> Vec<u8> {
+    std::fs::read(out.join("summary.json"))
+        .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr:\n{stderr}"))
+}

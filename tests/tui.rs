@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::support::{instant_profile, start_mock_named};
-
 /// `seconds` long, warmup included; the primary's outage from 3 s to a second before the end.
 fn scenario(primary: &str, fallback: &str, seconds: u32) -> String {
     let outage = seconds - 4;
@@ -127,9 +123,8 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
         Tmux::available(),
         "tmux is missing: apt-get install -y tmux (.ci/run does)"
     );
-    let profile = || instant_profile("[latency]\ntokens_per_second = 4000\n");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) =
+        crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tui.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 120)).unwrap();
@@ -188,8 +183,7 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
     let code = code.unwrap_or_else(|| panic!("the run did not end after q:\n{screen}"));
     // 130: interrupted, as after Ctrl-C.
     assert_eq!(code.trim(), "130", "{screen}");
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = crate::support::summary_json(&out, &screen);
     assert_eq!(summary["interrupted"], true);
     assert!(
         summary["duration_s"].as_f64().unwrap() < 100.0,
@@ -211,9 +205,7 @@ async fn plain_on_a_terminal_keeps_the_progress_bar() {
         Tmux::available(),
         "tmux is missing: apt-get install -y tmux (.ci/run does)"
     );
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 6)).unwrap();
@@ -253,9 +245,7 @@ async fn plain_on_a_terminal_keeps_the_progress_bar() {
 /// Without a terminal (CI logs, a pipe) the output is the plain one: no escape codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_terminal_the_output_stays_plain() {
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 6)).unwrap();
