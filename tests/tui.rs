@@ -56,6 +56,36 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// Starts `gauntlet run ARGS` in a 160x50 session named "run" on a tmux server of its own
+    /// (`socket`); the shell then writes the exit code to `exit_file` and keeps the pane open,
+    /// so its last screen can be read. The view needs a real terminal to draw on: tmux's. A
+    /// machine without it fails here rather than passing without having looked.
+    fn start(socket: String, args: &str, exit_file: &Path) -> Self {
+        assert!(
+            Self::available(),
+            "tmux is missing: apt-get install -y tmux (.ci/run does)"
+        );
+        let tmux = Self { socket };
+        let command = format!(
+            "{} run {args}; echo $? > {}; sleep 60",
+            env!("CARGO_BIN_EXE_gauntlet"),
+            exit_file.display()
+        );
+        let started = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            "-s",
+            "run",
+            &command,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        tmux
+    }
+
     fn available() -> bool {
         Command::new("tmux")
             .arg("-V")
@@ -117,12 +147,6 @@ fn wait_for_file(path: &Path, within: Duration) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
-    // The view needs a real terminal to draw on: tmux's. A machine without it fails here
-    // rather than passing without having looked.
-    assert!(
-        Tmux::available(),
-        "tmux is missing: apt-get install -y tmux (.ci/run does)"
-    );
     let (primary, fallback) =
         crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let dir = tempfile::tempdir().unwrap();
@@ -130,29 +154,11 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 120)).unwrap();
     let out: PathBuf = dir.path().join("run");
     let exit_file = dir.path().join("exit-code");
-    let tmux = Tmux {
-        socket: format!("gauntlet-tui-{}", std::process::id()),
-    };
-    // The shell keeps the pane open after the run, so its last screen can be read.
-    let command = format!(
-        "{} run {} --out {}; echo $? > {}; sleep 60",
-        env!("CARGO_BIN_EXE_gauntlet"),
-        path.display(),
-        out.display(),
-        exit_file.display()
+    let tmux = Tmux::start(
+        format!("gauntlet-tui-{}", std::process::id()),
+        &format!("{} --out {}", path.display(), out.display()),
+        &exit_file,
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-s",
-        "run",
-        &command,
-    ]);
-    assert!(started.status.success(), "{started:?}");
 
     // The run is on screen: both classes, the outage (applied at 3 s), a running verdict.
     let want = [
@@ -199,40 +205,17 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
 /// `--plain` on a terminal keeps the progress bar: the view never takes the screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_on_a_terminal_keeps_the_progress_bar() {
-    // The view needs a real terminal to draw on: tmux's. A machine without it fails here
-    // rather than passing without having looked.
-    assert!(
-        Tmux::available(),
-        "tmux is missing: apt-get install -y tmux (.ci/run does)"
-    );
     let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 6)).unwrap();
     let out = dir.path().join("run");
     let exit_file = dir.path().join("exit-code");
-    let tmux = Tmux {
-        socket: format!("gauntlet-tui-plain-{}", std::process::id()),
-    };
-    let command = format!(
-        "{} run {} --plain --out {}; echo $? > {}; sleep 60",
-        env!("CARGO_BIN_EXE_gauntlet"),
-        path.display(),
-        out.display(),
-        exit_file.display()
+    let tmux = Tmux::start(
+        format!("gauntlet-tui-plain-{}", std::process::id()),
+        &format!("{} --plain --out {}", path.display(), out.display()),
+        &exit_file,
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-s",
-        "run",
-        &command,
-    ]);
-    assert!(started.status.success(), "{started:?}");
     let (bar, screen) =
         tokio::task::block_in_place(|| tmux.wait_for(&["req/s", "ms  "], Duration::from_secs(30)));
     assert!(bar, "no progress bar:\n{screen}");
