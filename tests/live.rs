@@ -75,20 +75,14 @@ impl Scrape {
 }
 
 fn scenario(primary: &str, fallback: &str) -> String {
-    format!(
-        r#"name = "live-metrics"
-seed = 11
-[[upstreams]]
-name = "primary"
-url = "{primary}"
-[[upstreams]]
-name = "fallback"
-url = "{fallback}"
-[gateway]
-routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[load]
+    crate::support::failover_scenario(
+        "live-metrics",
+        11,
+        primary,
+        fallback,
+        r#"[load]
 warmup = "1s"
-stages = [{{ duration = "6s", rate = 40 }}]  # the first second is the warmup
+stages = [{ duration = "6s", rate = 40 }]  # the first second is the warmup
 [[requests]]
 name = "chat.stream"
 weight = 3
@@ -119,8 +113,8 @@ kind = "outage"
 failover_success = "90%"
 availability = "50%"
 max_failover_time = "1s"
-classes = {{ plain = {{ p99_latency = "2s" }} }}
-"#
+classes = { plain = { p99_latency = "2s" } }
+"#,
     )
 }
 

@@ -16,20 +16,14 @@ use serde_json::Value;
 use crate::support::{gauntlet_run, otlp_receiver, python_script, refused_url};
 
 fn scenario(primary: &str, fallback: &str) -> String {
-    format!(
-        r#"name = "otlp-push"
-seed = 5
-[[upstreams]]
-name = "primary"
-url = "{primary}"
-[[upstreams]]
-name = "fallback"
-url = "{fallback}"
-[gateway]
-routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[load]
+    crate::support::failover_scenario(
+        "otlp-push",
+        5,
+        primary,
+        fallback,
+        r#"[load]
 warmup = "1s"
-stages = [{{ duration = "4s", rate = 40 }}]
+stages = [{ duration = "4s", rate = 40 }]
 [[requests]]
 name = "chat.stream"
 weight = 3
@@ -49,8 +43,23 @@ upstream = "primary"
 at = "2s"
 duration = "1s"
 kind = "outage"
-"#
+"#,
     )
+}
+
+/// The scenario run in `dir` against the two instant mocks (`profile_extra` added to their
+/// profile), pushing to `url` every 500 ms: its summary and stderr, once its exit code is
+/// checked against the summary's verdict.
+async fn run_pushing(dir: &std::path::Path, profile_extra: &str, url: &str) -> (Value, String) {
+    let (primary, fallback) = crate::support::primary_and_fallback(profile_extra).await;
+    let path = dir.join("otlp.toml");
+    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
+    let out = dir.join("run");
+    let (code, stderr) =
+        gauntlet_run(&path, &out, &["--otlp", url, "--otlp-interval", "500ms"]).await;
+    let summary = crate::support::summary_json(&out, &stderr);
+    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
+    (summary, stderr)
 }
 
 fn text(kv: &KeyValue) -> (&str, &str) {
@@ -146,18 +155,11 @@ fn exported_families() -> BTreeSet<String> {
 /// read here and by the OpenTelemetry Python bindings, is the summary class by class.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
-    let (primary, fallback) =
-        crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let receiver = otlp_receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("otlp.toml");
-    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
-    let out = dir.path().join("run");
     let url = receiver.url();
-    let (code, stderr) =
-        gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
-    let summary = crate::support::summary_json(&out, &stderr);
-    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
+    let (summary, stderr) =
+        run_pushing(dir.path(), "[latency]\ntokens_per_second = 4000\n", &url).await;
     assert!(
         stderr.contains(&format!("otlp: pushing to {url}/v1/metrics every 500ms")),
         "{stderr}"
@@ -444,17 +446,9 @@ async fn a_bad_otlp_url_or_interval_is_refused_before_the_run() {
 /// included, still arrive whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
-    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let collector = crate::support::otlp_receiver_refusing(2).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("otlp.toml");
-    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
-    let out = dir.path().join("run");
-    let url = collector.url();
-    let (code, stderr) =
-        gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
-    let summary = crate::support::summary_json(&out, &stderr);
-    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
+    let (summary, stderr) = run_pushing(dir.path(), "", &collector.url()).await;
     assert_eq!(stderr.matches("push to").count(), 1, "{stderr}");
     assert!(stderr.contains("accepts pushes again"), "{stderr}");
     let accepted: Vec<ExportMetricsServiceRequest> = collector

@@ -895,3 +895,28 @@ fn summary_bytes(out: &std::path::Path, stderr: &str) -> Vec<u8> {
     std::fs::read(out.join("summary.json"))
         .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr:\n{stderr}"))
 }
+
+/// A scenario named `name` with `seed`: upstreams "primary" and "fallback" at their URLs and
+/// a gateway routing model "m" to primary with fallback behind it; `rest` adds the test's own
+/// `[load]`, `[[requests]]`, `[[faults]]` and `[sla]`.
+pub fn failover_scenario(
+    name: &str,
+    seed: u64,
+    primary: &str,
+    fallback: &str,
+    rest: &str,
+) -> String {
+    format!(
+        r#"name = "{name}"
+seed = {seed}
+[[upstreams]]
+name = "primary"
+url = "{primary}"
+[[upstreams]]
+name = "fallback"
+url = "{fallback}"
+[gateway]
+routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
+{rest}"#
+    )
+}

@@ -10,18 +10,13 @@ use std::time::{Duration, Instant};
 /// `seconds` long, warmup included; the primary's outage from 3 s to a second before the end.
 fn scenario(primary: &str, fallback: &str, seconds: u32) -> String {
     let outage = seconds - 4;
-    format!(
-        r#"name = "tui"
-seed = 3
-[[upstreams]]
-name = "primary"
-url = "{primary}"
-[[upstreams]]
-name = "fallback"
-url = "{fallback}"
-[gateway]
-routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[load]
+    crate::support::failover_scenario(
+        "tui",
+        3,
+        primary,
+        fallback,
+        &format!(
+            r#"[load]
 warmup = "1s"
 stages = [{{ duration = "{seconds}s", rate = 40 }}]
 [[requests]]
@@ -47,6 +42,7 @@ kind = "outage"
 availability = "50%"
 failover_success = "90%"
 "#
+        ),
     )
 }
 
