@@ -14,17 +14,12 @@ use crate::support::{gateway, instant_profile, start_mock_named};
 /// Two mocks serving models `a` and `b` (so each gateway's traffic can be told apart in the
 /// mocks' own counters).
 async fn mocks() -> (MockHandle, MockHandle) {
-    let profile = || {
-        instant_profile(
-            "[[models]]\nname = \"a\"\ninput_price_per_m = 1\noutput_price_per_m = 2\n\
-             context_window = 1000\n[[models]]\nname = \"b\"\ninput_price_per_m = 1\n\
-             output_price_per_m = 2\ncontext_window = 1000\n",
-        )
-    };
-    (
-        start_mock_named(profile(), "primary", None).await,
-        start_mock_named(profile(), "fallback", None).await,
+    crate::support::primary_and_fallback(
+        "[[models]]\nname = \"a\"\ninput_price_per_m = 1\noutput_price_per_m = 2\n\
+         context_window = 1000\n[[models]]\nname = \"b\"\ninput_price_per_m = 1\n\
+         output_price_per_m = 2\ncontext_window = 1000\n",
     )
+    .await
 }
 
 /// The mocks, one reference gateway with fallbacks in front of them, and a folder holding the

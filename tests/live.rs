@@ -8,15 +8,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use gauntlet::metrics::{CheckStatus, SlaCheck, SlaKey, SlaResult};
-use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{TestClient, instant_profile, python_script, start_mock_named};
+use crate::support::{TestClient, python_script};
 
 /// One scrape as the Python parser read it.
 struct Scrape {
@@ -77,20 +75,14 @@ impl Scrape {
 }
 
 fn scenario(primary: &str, fallback: &str) -> String {
-    format!(
-        r#"name = "live-metrics"
-seed = 11
-[[upstreams]]
-name = "primary"
-url = "{primary}"
-[[upstreams]]
-name = "fallback"
-url = "{fallback}"
-[gateway]
-routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[load]
+    crate::support::failover_scenario(
+        "live-metrics",
+        11,
+        primary,
+        fallback,
+        r#"[load]
 warmup = "1s"
-stages = [{{ duration = "6s", rate = 40 }}]  # the first second is the warmup
+stages = [{ duration = "6s", rate = 40 }]  # the first second is the warmup
 [[requests]]
 name = "chat.stream"
 weight = 3
@@ -121,8 +113,8 @@ kind = "outage"
 failover_success = "90%"
 availability = "50%"
 max_failover_time = "1s"
-classes = {{ plain = {{ p99_latency = "2s" }} }}
-"#
+classes = { plain = { p99_latency = "2s" } }
+"#,
     )
 }
 
@@ -161,9 +153,8 @@ async fn metrics_url(
 /// more after summary.json is written (the exporter lingers on the final numbers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
-    let profile = || instant_profile("[latency]\ntokens_per_second = 4000\n");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) =
+        crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
@@ -227,12 +218,12 @@ async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
         .expect("the linger ends on SIGTERM")
         .unwrap();
     let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(status.code(), Some(verdict), "{}", log.lock().unwrap());
+    assert_eq!(
+        status.code(),
+        crate::support::verdict_code(&summary),
+        "{}",
+        log.lock().unwrap()
+    );
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the metrics server outlived the run"
@@ -280,22 +271,7 @@ async fn live_metrics_parse_grow_show_the_fault_and_end_equal_to_the_summary() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
         .collect();
-    for (name, kind) in [
-        ("gauntlet_run_info", "gauge"),
-        ("gauntlet_run_planned_seconds", "gauge"),
-        ("gauntlet_run_elapsed_seconds", "gauge"),
-        ("gauntlet_in_flight", "gauge"),
-        ("gauntlet_requests", "counter"),
-        ("gauntlet_dropped", "counter"),
-        ("gauntlet_prompt_tokens", "counter"),
-        ("gauntlet_completion_tokens", "counter"),
-        ("gauntlet_served", "counter"),
-        ("gauntlet_schedule_lag_seconds", "histogram"),
-        ("gauntlet_latency_seconds", "histogram"),
-        ("gauntlet_ttft_seconds", "histogram"),
-        ("gauntlet_tpot_seconds", "histogram"),
-        ("gauntlet_fault_active", "gauge"),
-    ] {
+    for (name, kind) in crate::support::RUN_FAMILIES {
         assert_eq!(families.get(name), Some(&kind), "{families:?}");
     }
     assert_eq!(
@@ -565,37 +541,15 @@ async fn a_metrics_address_in_use_fails_the_run_before_it_starts() {
     );
     assert!(!out.exists(), "a run folder was left behind");
     // An address that is not one is the user's input (exit 2), before anything else.
-    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_gauntlet"))
-        .arg("run")
-        .arg(&path)
-        .args(["--metrics-listen", "localhost:nine"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    let (bad, stderr) =
+        crate::support::gauntlet_run(&path, &out, &["--metrics-listen", "localhost:nine"]).await;
+    assert_eq!(bad, Some(2), "{stderr}");
     drop(taken);
 }
 
 /// The metric names a run exports, read from a rendering of every family.
 fn exported_names() -> BTreeSet<String> {
-    let metrics = LiveMetrics::new(
-        RunShape {
-            scenario: "s".into(),
-            seed: 1,
-            classes: vec!["c".into()],
-            upstreams: vec!["u".into()],
-            faults: vec![PlannedFault {
-                upstream: "u".into(),
-                kind: "outage".into(),
-                start: Duration::ZERO,
-                end: Duration::from_secs(1),
-            }],
-            planned: Duration::from_secs(1),
-            warmup: Duration::ZERO,
-            native: false,
-        },
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let metrics = crate::support::every_family_metrics();
     // A verdict with a measured value and a decided status, so every SLA family has a series.
     let check = SlaCheck {
         name: SlaKey::Availability,
@@ -613,11 +567,10 @@ fn exported_names() -> BTreeSet<String> {
         verdict: CheckStatus::Pass,
         checks: vec![check],
     });
-    metrics
-        .render()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+    gauntlet::observe::parse_exposition(&metrics.render())
+        .unwrap()
+        .into_iter()
+        .map(|sample| sample.name)
         .collect()
 }
 

@@ -5,11 +5,6 @@
 //! the run; a URL that is no endpoint is refused before anything starts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
-
-use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -18,25 +13,17 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use serde_json::Value;
 
-use crate::support::{
-    gauntlet_run, instant_profile, otlp_receiver, python_script, refused_url, start_mock_named,
-};
+use crate::support::{gauntlet_run, otlp_receiver, python_script, refused_url};
 
 fn scenario(primary: &str, fallback: &str) -> String {
-    format!(
-        r#"name = "otlp-push"
-seed = 5
-[[upstreams]]
-name = "primary"
-url = "{primary}"
-[[upstreams]]
-name = "fallback"
-url = "{fallback}"
-[gateway]
-routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[load]
+    crate::support::failover_scenario(
+        "otlp-push",
+        5,
+        primary,
+        fallback,
+        r#"[load]
 warmup = "1s"
-stages = [{{ duration = "4s", rate = 40 }}]
+stages = [{ duration = "4s", rate = 40 }]
 [[requests]]
 name = "chat.stream"
 weight = 3
@@ -56,8 +43,23 @@ upstream = "primary"
 at = "2s"
 duration = "1s"
 kind = "outage"
-"#
+"#,
     )
+}
+
+/// The scenario run in `dir` against the two instant mocks (`profile_extra` added to their
+/// profile), pushing to `url` every 500 ms: its summary and stderr, once its exit code is
+/// checked against the summary's verdict.
+async fn run_pushing(dir: &std::path::Path, profile_extra: &str, url: &str) -> (Value, String) {
+    let (primary, fallback) = crate::support::primary_and_fallback(profile_extra).await;
+    let path = dir.join("otlp.toml");
+    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
+    let out = dir.join("run");
+    let (code, stderr) =
+        gauntlet_run(&path, &out, &["--otlp", url, "--otlp-interval", "500ms"]).await;
+    let summary = crate::support::summary_json(&out, &stderr);
+    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
+    (summary, stderr)
 }
 
 fn text(kv: &KeyValue) -> (&str, &str) {
@@ -139,24 +141,7 @@ fn cumulative(req: &ExportMetricsServiceRequest) -> BTreeMap<String, f64> {
 
 /// The families a run's exposition serves, read from a snapshot of every one.
 fn exported_families() -> BTreeSet<String> {
-    let metrics = LiveMetrics::new(
-        RunShape {
-            scenario: "s".into(),
-            seed: 1,
-            classes: vec!["c".into()],
-            upstreams: vec!["u".into()],
-            faults: vec![PlannedFault {
-                upstream: "u".into(),
-                kind: "outage".into(),
-                start: Duration::ZERO,
-                end: Duration::from_secs(1),
-            }],
-            planned: Duration::from_secs(1),
-            warmup: Duration::ZERO,
-            native: false,
-        },
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let metrics = crate::support::every_family_metrics();
     metrics
         .snapshot()
         .families
@@ -170,25 +155,11 @@ fn exported_families() -> BTreeSet<String> {
 /// read here and by the OpenTelemetry Python bindings, is the summary class by class.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
-    let profile = || instant_profile("[latency]\ntokens_per_second = 4000\n");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
     let receiver = otlp_receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("otlp.toml");
-    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
-    let out = dir.path().join("run");
     let url = receiver.url();
-    let (code, stderr) =
-        gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(code, Some(verdict), "{stderr}");
+    let (summary, stderr) =
+        run_pushing(dir.path(), "[latency]\ntokens_per_second = 4000\n", &url).await;
     assert!(
         stderr.contains(&format!("otlp: pushing to {url}/v1/metrics every 500ms")),
         "{stderr}"
@@ -250,24 +221,10 @@ async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
             (n, kind)
         })
         .collect();
-    let want: BTreeMap<&str, &str> = [
-        ("gauntlet_run_info", "gauge"),
-        ("gauntlet_run_planned_seconds", "gauge"),
-        ("gauntlet_run_elapsed_seconds", "gauge"),
-        ("gauntlet_in_flight", "gauge"),
-        ("gauntlet_requests", "sum"),
-        ("gauntlet_dropped", "sum"),
-        ("gauntlet_prompt_tokens", "sum"),
-        ("gauntlet_completion_tokens", "sum"),
-        ("gauntlet_served", "sum"),
-        ("gauntlet_schedule_lag_seconds", "histogram"),
-        ("gauntlet_latency_seconds", "histogram"),
-        ("gauntlet_ttft_seconds", "histogram"),
-        ("gauntlet_tpot_seconds", "histogram"),
-        ("gauntlet_fault_active", "gauge"),
-    ]
-    .into_iter()
-    .collect();
+    let want: BTreeMap<&str, &str> = crate::support::RUN_FAMILIES
+        .into_iter()
+        .map(|(name, kind)| (name, if kind == "counter" { "sum" } else { kind }))
+        .collect();
     // Every family the exposition serves is pushed: the same set as a scrape's.
     for (name, kind) in &want {
         assert_eq!(kinds.get(name), Some(kind), "{kinds:?}");
@@ -423,9 +380,7 @@ async fn otlp_pushes_grow_and_the_last_one_is_the_summary() {
 /// as they would have been without `--otlp`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_is_down_costs_warnings_not_the_run() {
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("otlp.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
@@ -433,14 +388,8 @@ async fn a_collector_that_is_down_costs_warnings_not_the_run() {
     let down = refused_url().await;
     let (code, stderr) =
         gauntlet_run(&path, &out, &["--otlp", &down, "--otlp-interval", "1s"]).await;
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(code, Some(verdict), "{stderr}");
+    let summary = crate::support::summary_json(&out, &stderr);
+    assert_eq!(code, crate::support::verdict_code(&summary), "{stderr}");
     assert!(out.join("index.html").exists());
     assert!(summary["overall"]["requests"].as_u64().unwrap() > 50);
     // Warned once when it first failed, and the count at the end: every tick and the final
@@ -497,46 +446,16 @@ async fn a_bad_otlp_url_or_interval_is_refused_before_the_run() {
 /// included, still arrive whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_that_refuses_at_first_gets_the_later_pushes() {
-    use crate::support::{Received, Routes, reply};
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-    use prost::Message;
-    use std::sync::Mutex;
-
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
-    let accepted: Arc<Mutex<Vec<ExportMetricsServiceRequest>>> = Arc::default();
-    let log = accepted.clone();
-    let collector = Routes::new()
-        .route("/v1/metrics", move |r: Received| {
-            if r.index < 2 {
-                return reply(503, &[], "starting up");
-            }
-            let req = ExportMetricsServiceRequest::decode(r.body).unwrap();
-            log.lock().unwrap().push(req);
-            let answer = ExportMetricsServiceResponse::default().encode_to_vec();
-            reply(200, &[("content-type", "application/x-protobuf")], answer)
-        })
-        .serve()
-        .await;
+    let collector = crate::support::otlp_receiver_refusing(2).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("otlp.toml");
-    std::fs::write(&path, scenario(&primary.url(), &fallback.url())).unwrap();
-    let out = dir.path().join("run");
-    let url = collector.url();
-    let (code, stderr) =
-        gauntlet_run(&path, &out, &["--otlp", &url, "--otlp-interval", "500ms"]).await;
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let verdict = if summary["sla"]["passed"] == true {
-        0
-    } else {
-        1
-    };
-    assert_eq!(code, Some(verdict), "{stderr}");
+    let (summary, stderr) = run_pushing(dir.path(), "", &collector.url()).await;
     assert_eq!(stderr.matches("push to").count(), 1, "{stderr}");
     assert!(stderr.contains("accepts pushes again"), "{stderr}");
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted: Vec<ExportMetricsServiceRequest> = collector
+        .pushes()
+        .into_iter()
+        .map(|p| p.request.unwrap())
+        .collect();
     let total = 2 + accepted.len();
     assert!(
         stderr.contains(&format!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use gauntlet::metrics::{CheckStatus, OverheadStats, SlaKey, Summary};
 use gauntlet::mock::MockHandle;
 
+use crate::support::summary_of;
 use crate::support::{
     TestServer, delaying_proxy, gauntlet_run, instant_profile, profile, start_mock_named,
 };
@@ -80,12 +81,6 @@ primary = "beta"
 
 /// Half of the requests sent direct.
 const HALF: &str = "baseline = \"direct\"\nbaseline_share = \"50%\"";
-
-fn summary_of(out: &Path, stderr: &str) -> Summary {
-    let text = std::fs::read(out.join("summary.json"))
-        .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr:\n{stderr}"));
-    serde_json::from_slice(&text).unwrap()
-}
 
 fn class<'a>(s: &'a Summary, name: &str) -> &'a OverheadStats {
     let o = s

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gauntlet::engine::{Client, ClientOptions};
-use gauntlet::metrics::Summary;
 
+use crate::support::summary_of;
 use crate::support::{self, class, completion_json, reply};
 
 /// A server that answers every chat request at once.
@@ -99,12 +99,6 @@ async fn finish(child: Child) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn summary_of(out: &Path, stderr: &str) -> Summary {
-    let text = std::fs::read(out.join("summary.json"))
-        .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr:\n{stderr}"));
-    serde_json::from_slice(&text).unwrap()
 }
 
 /// Waits until the server has answered `n` chat requests: the run is sending load.

@@ -686,6 +686,7 @@ pub async fn gauntlet_run(
         .args(args)
         .arg("--out")
         .arg(out)
+        .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .await
         .unwrap();
@@ -780,6 +781,12 @@ impl OtlpReceiver {
 }
 
 pub async fn otlp_receiver() -> OtlpReceiver {
+    otlp_receiver_refusing(0).await
+}
+
+/// An OTLP receiver that answers its first `first` pushes 503 "starting up", as a collector
+/// starting up or shedding load does, and keeps only the pushes after them.
+pub async fn otlp_receiver_refusing(first: usize) -> OtlpReceiver {
     use opentelemetry_proto::tonic::collector::metrics::v1::{
         ExportMetricsServiceRequest, ExportMetricsServiceResponse,
     };
@@ -788,6 +795,9 @@ pub async fn otlp_receiver() -> OtlpReceiver {
     let log = pushes.clone();
     let server = Routes::new()
         .route("/v1/metrics", move |r: Received| {
+            if r.index < first {
+                return reply(503, &[], "starting up");
+            }
             let request =
                 ExportMetricsServiceRequest::decode(r.body.clone()).map_err(|e| e.to_string());
             let decoded = request.is_ok();
@@ -811,4 +821,103 @@ pub async fn otlp_receiver() -> OtlpReceiver {
         .serve()
         .await;
     OtlpReceiver { server, pushes }
+}
+
+/// The families every run exports, with their Prometheus types (OTLP pushes a counter as a sum).
+pub const RUN_FAMILIES: [(&str, &str); 14] = [
+    ("gauntlet_run_info", "gauge"),
+    ("gauntlet_run_planned_seconds", "gauge"),
+    ("gauntlet_run_elapsed_seconds", "gauge"),
+    ("gauntlet_in_flight", "gauge"),
+    ("gauntlet_requests", "counter"),
+    ("gauntlet_dropped", "counter"),
+    ("gauntlet_prompt_tokens", "counter"),
+    ("gauntlet_completion_tokens", "counter"),
+    ("gauntlet_served", "counter"),
+    ("gauntlet_schedule_lag_seconds", "histogram"),
+    ("gauntlet_latency_seconds", "histogram"),
+    ("gauntlet_ttft_seconds", "histogram"),
+    ("gauntlet_tpot_seconds", "histogram"),
+    ("gauntlet_fault_active", "gauge"),
+];
+
+/// The live metrics of a one-second run of one class against one upstream with one outage,
+/// no SLA set: every family a run serves, to list them.
+pub fn every_family_metrics() -> gauntlet::observe::LiveMetrics {
+    use gauntlet::observe::{LiveMetrics, PlannedFault, RunShape};
+    LiveMetrics::new(
+        RunShape {
+            scenario: "s".into(),
+            seed: 1,
+            classes: vec!["c".into()],
+            upstreams: vec!["u".into()],
+            faults: vec![PlannedFault {
+                upstream: "u".into(),
+                kind: "outage".into(),
+                start: Duration::ZERO,
+                end: Duration::from_secs(1),
+            }],
+            planned: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            native: false,
+        },
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    )
+}
+
+/// Two instant mocks named "primary" and "fallback", `profile_extra` added to each profile.
+pub async fn primary_and_fallback(profile_extra: &str) -> (MockHandle, MockHandle) {
+    (
+        start_mock_named(instant_profile(profile_extra), "primary", None).await,
+        start_mock_named(instant_profile(profile_extra), "fallback", None).await,
+    )
+}
+
+/// The exit code a run ends with for its summary's verdict: 0 when the SLA passed, else 1.
+pub fn verdict_code(summary: &serde_json::Value) -> Option<i32> {
+    Some(if summary["sla"]["passed"] == true {
+        0
+    } else {
+        1
+    })
+}
+
+/// A run folder's `summary.json`, saying the run's stderr when there is none.
+pub fn summary_of(out: &std::path::Path, stderr: &str) -> gauntlet::metrics::Summary {
+    serde_json::from_slice(&summary_bytes(out, stderr)).unwrap()
+}
+
+/// A run folder's `summary.json` as JSON, saying the run's stderr when there is none.
+pub fn summary_json(out: &std::path::Path, stderr: &str) -> serde_json::Value {
+    serde_json::from_slice(&summary_bytes(out, stderr)).unwrap()
+}
+
+fn summary_bytes(out: &std::path::Path, stderr: &str) -> Vec<u8> {
+    std::fs::read(out.join("summary.json"))
+        .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr:\n{stderr}"))
+}
+
+/// A scenario named `name` with `seed`: upstreams "primary" and "fallback" at their URLs and
+/// a gateway routing model "m" to primary with fallback behind it; `rest` adds the test's own
+/// `[load]`, `[[requests]]`, `[[faults]]` and `[sla]`.
+pub fn failover_scenario(
+    name: &str,
+    seed: u64,
+    primary: &str,
+    fallback: &str,
+    rest: &str,
+) -> String {
+    format!(
+        r#"name = "{name}"
+seed = {seed}
+[[upstreams]]
+name = "primary"
+url = "{primary}"
+[[upstreams]]
+name = "fallback"
+url = "{fallback}"
+[gateway]
+routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
+{rest}"#
+    )
 }

@@ -7,25 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::support::{instant_profile, start_mock_named};
-
 /// `seconds` long, warmup included; the primary's outage from 3 s to a second before the end.
 fn scenario(primary: &str, fallback: &str, seconds: u32) -> String {
     let outage = seconds - 4;
-    format!(
-        r#"name = "tui"
-seed = 3
-[[upstreams]]
-name = "primary"
-url = "{primary}"
-[[upstreams]]
-name = "fallback"
-url = "{fallback}"
-[gateway]
-routes = [{{ model = "m", targets = ["primary"], fallbacks = ["fallback"] }}]
-[load]
+    crate::support::failover_scenario(
+        "tui",
+        3,
+        primary,
+        fallback,
+        &format!(
+            r#"[load]
 warmup = "1s"
 stages = [{{ duration = "{seconds}s", rate = 40 }}]
 [[requests]]
@@ -51,6 +42,7 @@ kind = "outage"
 availability = "50%"
 failover_success = "90%"
 "#
+        ),
     )
 }
 
@@ -60,6 +52,36 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// Starts `gauntlet run ARGS` in a 160x50 session named "run" on a tmux server of its own
+    /// (`socket`); the shell then writes the exit code to `exit_file` and keeps the pane open,
+    /// so its last screen can be read. The view needs a real terminal to draw on: tmux's. A
+    /// machine without it fails here rather than passing without having looked.
+    fn start(socket: String, args: &str, exit_file: &Path) -> Self {
+        assert!(
+            Self::available(),
+            "tmux is missing: apt-get install -y tmux (.ci/run does)"
+        );
+        let tmux = Self { socket };
+        let command = format!(
+            "{} run {args}; echo $? > {}; sleep 60",
+            env!("CARGO_BIN_EXE_gauntlet"),
+            exit_file.display()
+        );
+        let started = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            "-s",
+            "run",
+            &command,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        tmux
+    }
+
     fn available() -> bool {
         Command::new("tmux")
             .arg("-V")
@@ -121,43 +143,18 @@ fn wait_for_file(path: &Path, within: Duration) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
-    // The view needs a real terminal to draw on: tmux's. A machine without it fails here
-    // rather than passing without having looked.
-    assert!(
-        Tmux::available(),
-        "tmux is missing: apt-get install -y tmux (.ci/run does)"
-    );
-    let profile = || instant_profile("[latency]\ntokens_per_second = 4000\n");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) =
+        crate::support::primary_and_fallback("[latency]\ntokens_per_second = 4000\n").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tui.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 120)).unwrap();
     let out: PathBuf = dir.path().join("run");
     let exit_file = dir.path().join("exit-code");
-    let tmux = Tmux {
-        socket: format!("gauntlet-tui-{}", std::process::id()),
-    };
-    // The shell keeps the pane open after the run, so its last screen can be read.
-    let command = format!(
-        "{} run {} --out {}; echo $? > {}; sleep 60",
-        env!("CARGO_BIN_EXE_gauntlet"),
-        path.display(),
-        out.display(),
-        exit_file.display()
+    let tmux = Tmux::start(
+        format!("gauntlet-tui-{}", std::process::id()),
+        &format!("{} --out {}", path.display(), out.display()),
+        &exit_file,
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-s",
-        "run",
-        &command,
-    ]);
-    assert!(started.status.success(), "{started:?}");
 
     // The run is on screen: both classes, the outage (applied at 3 s), a running verdict.
     let want = [
@@ -188,8 +185,7 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
     let code = code.unwrap_or_else(|| panic!("the run did not end after q:\n{screen}"));
     // 130: interrupted, as after Ctrl-C.
     assert_eq!(code.trim(), "130", "{screen}");
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = crate::support::summary_json(&out, &screen);
     assert_eq!(summary["interrupted"], true);
     assert!(
         summary["duration_s"].as_f64().unwrap() < 100.0,
@@ -205,42 +201,17 @@ async fn the_live_view_shows_the_run_and_q_stops_it_like_ctrl_c() {
 /// `--plain` on a terminal keeps the progress bar: the view never takes the screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_on_a_terminal_keeps_the_progress_bar() {
-    // The view needs a real terminal to draw on: tmux's. A machine without it fails here
-    // rather than passing without having looked.
-    assert!(
-        Tmux::available(),
-        "tmux is missing: apt-get install -y tmux (.ci/run does)"
-    );
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 6)).unwrap();
     let out = dir.path().join("run");
     let exit_file = dir.path().join("exit-code");
-    let tmux = Tmux {
-        socket: format!("gauntlet-tui-plain-{}", std::process::id()),
-    };
-    let command = format!(
-        "{} run {} --plain --out {}; echo $? > {}; sleep 60",
-        env!("CARGO_BIN_EXE_gauntlet"),
-        path.display(),
-        out.display(),
-        exit_file.display()
+    let tmux = Tmux::start(
+        format!("gauntlet-tui-plain-{}", std::process::id()),
+        &format!("{} --plain --out {}", path.display(), out.display()),
+        &exit_file,
     );
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-s",
-        "run",
-        &command,
-    ]);
-    assert!(started.status.success(), "{started:?}");
     let (bar, screen) =
         tokio::task::block_in_place(|| tmux.wait_for(&["req/s", "ms  "], Duration::from_secs(30)));
     assert!(bar, "no progress bar:\n{screen}");
@@ -253,9 +224,7 @@ async fn plain_on_a_terminal_keeps_the_progress_bar() {
 /// Without a terminal (CI logs, a pipe) the output is the plain one: no escape codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_terminal_the_output_stays_plain() {
-    let profile = || instant_profile("");
-    let primary = start_mock_named(profile(), "primary", None).await;
-    let fallback = start_mock_named(profile(), "fallback", None).await;
+    let (primary, fallback) = crate::support::primary_and_fallback("").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.toml");
     std::fs::write(&path, scenario(&primary.url(), &fallback.url(), 6)).unwrap();

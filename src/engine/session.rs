@@ -203,7 +203,10 @@ async fn settle_what_outlives(
         Target::Direct | Target::EmbeddedGateway(_) => None,
     });
     if let Some(url) = external {
-        settle::settle_gateway(&url).await;
+        // Its /metrics may be https behind the scenario's private CA, as the runs' clients see it.
+        let tls =
+            crate::tls::ClientTls::new(&fleet.tls).map_err(|e| FleetError::Tls(e.to_string()))?;
+        settle::settle_gateway(&url, &tls).await;
     }
     Ok(())
 }

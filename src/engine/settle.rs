@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::mock::{ControlClient, ControlError};
+use crate::observe::{ScrapedSample, Scraper};
+use crate::tls::ClientTls;
 
 /// Longest wait for the upstreams to go quiet (a gateway still retrying, streams still
 /// draining); past it the next run starts anyway, with a warning.
@@ -16,6 +18,8 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// long: longer than a gateway's usual retry backoff, so a late retry is not mistaken for calm.
 const QUIET: Duration = Duration::from_millis(300);
 const POLL: Duration = Duration::from_millis(50);
+/// Longest wait for one read of a gateway's `/metrics`.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Waits until no upstream has a request in flight and none arrived for `QUIET`.
 pub(super) async fn settle(controls: &HashMap<String, ControlClient>) {
@@ -69,19 +73,15 @@ struct Busy {
     breakers: u64,
 }
 
-/// Reads the reference gateway's gauges from Prometheus text: requests in flight per tier,
-/// and breaker states (0 closed). None when the text has neither: nothing to wait on.
-fn busy(text: &str) -> Option<Busy> {
+/// Reads the reference gateway's gauges from its scraped samples: requests in flight per
+/// tier, and breaker states (0 closed). None when there are neither: nothing to wait on.
+fn busy(samples: &[ScrapedSample]) -> Option<Busy> {
     let mut seen = false;
     let mut b = Busy::default();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let name = line.split(['{', ' ']).next().unwrap_or_default();
-        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
-            continue;
-        };
-        match name {
-            "gateway_tier_in_flight" => b.in_flight += value.max(0.0) as u64,
-            "gateway_breaker_state" => b.breakers += u64::from(value > 0.0),
+    for s in samples {
+        match s.name.as_str() {
+            "gateway_tier_in_flight" => b.in_flight += s.value.max(0.0) as u64,
+            "gateway_breaker_state" => b.breakers += u64::from(s.value > 0.0),
             _ => continue,
         }
         seen = true;
@@ -90,34 +90,22 @@ fn busy(text: &str) -> Option<Busy> {
 }
 
 /// Waits until a gateway gauntlet does not start has nothing in flight and every breaker
-/// closed, as far as its `/metrics` tells (the reference gateway's gauges); a gateway without
-/// them is not waited on. Past `SETTLE_LIMIT` the next run starts anyway, with a warning.
-pub(super) async fn settle_gateway(base_url: &str) {
+/// closed, as far as its `/metrics` tells (the reference gateway's gauges), read over http or
+/// https trusting what the run's clients trust (`tls`); a gateway without them is not waited
+/// on. Past `SETTLE_LIMIT` the next run starts anyway, with a warning.
+pub(super) async fn settle_gateway(base_url: &str, tls: &ClientTls) {
     let url = format!("{}/metrics", base_url.trim_end_matches('/'));
-    let Ok(uri) = url.parse::<http::Uri>() else {
+    let Ok(scraper) = Scraper::new(&url, tls, SCRAPE_TIMEOUT) else {
         return;
     };
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
     let deadline = Instant::now() + SETTLE_LIMIT;
     let mut last = None;
     while Instant::now() < deadline {
-        let read = async {
-            let resp = client.get(uri.clone()).await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            let body = http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .ok()?;
-            busy(std::str::from_utf8(&body.to_bytes()).ok()?)
-        };
-        match tokio::time::timeout(Duration::from_secs(2), read).await {
-            Ok(Some(b)) if b == Busy::default() => return,
-            Ok(Some(b)) => last = Some(b),
+        match scraper.scrape().await.ok().and_then(|s| busy(&s)) {
+            Some(b) if b == Busy::default() => return,
+            Some(b) => last = Some(b),
             // No metrics to read: nothing gauntlet can wait on.
-            Ok(None) | Err(_) => return,
+            None => return,
         }
         tokio::time::sleep(POLL).await;
     }
@@ -134,6 +122,13 @@ pub(super) async fn settle_gateway(base_url: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::parse_exposition;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn busy_in(text: &str) -> Option<Busy> {
+        busy(&parse_exposition(text).unwrap())
+    }
 
     #[test]
     fn the_gateways_gauges_are_read_from_prometheus_text() {
@@ -146,7 +141,7 @@ mod tests {
                     gateway_breaker_state{upstream=\"c\"} 1\n\
                     gateway_requests_total{route=\"m\",status=\"200\"} 40\n";
         assert_eq!(
-            busy(text),
+            busy_in(text),
             Some(Busy {
                 in_flight: 5,
                 breakers: 2
@@ -154,27 +149,29 @@ mod tests {
         );
         let calm =
             "gateway_tier_in_flight{tier=\"pro\"} 0\ngateway_breaker_state{upstream=\"a\"} 0\n";
-        assert_eq!(busy(calm), Some(Busy::default()));
+        assert_eq!(busy_in(calm), Some(Busy::default()));
         // Another gateway's metrics: nothing to wait on.
-        assert_eq!(busy("litellm_requests_total 3\n"), None);
-        assert_eq!(busy(""), None);
+        assert_eq!(busy_in("litellm_requests_total 3\n"), None);
+        assert_eq!(busy_in(""), None);
     }
 
-    /// A gateway whose /metrics shows a breaker open, then closed: the wait ends when it closes.
-    #[tokio::test]
-    async fn the_wait_ends_when_the_breakers_close() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    /// A gateway whose /metrics shows a breaker open for its first three reads, then closed,
+    /// over TLS when `tls` is given; the count of reads it served.
+    async fn breaker_closing_after_three(
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let served = Arc::new(AtomicUsize::new(0));
         let count = served.clone();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let count = count.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |_req| {
                         let n = count.fetch_add(1, Ordering::SeqCst);
@@ -186,15 +183,33 @@ mod tests {
                             ))
                         }
                     });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, svc).await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, svc).await;
+                        }
+                    }
                 });
             }
         });
+        (addr, served)
+    }
+
+    /// A gateway whose /metrics shows a breaker open, then closed: the wait ends when it closes.
+    #[tokio::test]
+    async fn the_wait_ends_when_the_breakers_close() {
+        let (addr, served) = breaker_closing_after_three(None).await;
+        let tls = ClientTls::system().unwrap();
         let started = Instant::now();
-        settle_gateway(&format!("http://{addr}")).await;
+        settle_gateway(&format!("http://{addr}"), &tls).await;
         assert_eq!(
             served.load(Ordering::SeqCst),
             4,
@@ -203,7 +218,28 @@ mod tests {
         assert!(started.elapsed() < SETTLE_LIMIT);
         // Nothing listening: no metrics, no wait.
         let started = Instant::now();
-        settle_gateway("http://127.0.0.1:1").await;
+        settle_gateway("http://127.0.0.1:1", &tls).await;
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    /// The same over https behind a private CA the run's clients trust: waited on too, not
+    /// skipped as a gateway without metrics.
+    #[tokio::test]
+    async fn an_https_gateway_is_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = crate::tls::SelfSigned::generate(dir.path()).unwrap();
+        let server = crate::tls::server_config(&certs.server, &[b"http/1.1"]).unwrap();
+        let (addr, served) = breaker_closing_after_three(Some(server)).await;
+        let tls = ClientTls::new(&crate::tls::ClientSettings {
+            ca_certs: vec![certs.ca.clone()],
+            identity: None,
+        })
+        .unwrap();
+        settle_gateway(&format!("https://localhost:{}", addr.port()), &tls).await;
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            4,
+            "read over TLS until the breaker closed"
+        );
     }
 }

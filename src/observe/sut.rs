@@ -405,12 +405,10 @@ fn read_all(
     for t in tracks.iter_mut() {
         let (cpu, whole) = match (t.part.kind, t.part.name.as_str()) {
             (PartKind::Threads, name) => {
-                let cpu = threads.as_ref().and_then(|_| {
-                    THREAD_PARTS
-                        .iter()
-                        .find(|(_, part)| *part == name)
-                        .map(|(_, part)| book.totals.get(part).copied().unwrap_or(0.0))
-                });
+                // A part whose threads used nothing yet has no total.
+                let cpu = threads
+                    .as_ref()
+                    .map(|_| book.totals.get(name).copied().unwrap_or(0.0));
                 (cpu, None)
             }
             (PartKind::Process, _) if t.part.pid == Some(std::process::id()) => {

@@ -2,6 +2,17 @@
 
 use crate::metrics::CheckStatus;
 
+/// Bytes in a mebibyte.
+pub const MIB: f64 = 1024.0 * 1024.0;
+
+/// What a table cell shows for a value that is missing.
+pub const DASH: &str = "–";
+
+/// `f(v)`, or a dash when there is no value.
+pub fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| DASH.into())
+}
+
 /// Milliseconds, with precision that suits the magnitude: "0.42 ms", "87.3 ms", "1.24 s".
 pub fn ms(v: f64) -> String {
     if !v.is_finite() {

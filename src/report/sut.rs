@@ -4,10 +4,8 @@
 
 use serde::Serialize;
 
-use super::fmt;
+use super::fmt::{self, DASH, opt};
 use crate::metrics::{PartKind, ScrapeReport, ScrapedSeries, Summary, SutReport};
-
-const DASH: &str = "–";
 
 #[derive(Debug, Serialize)]
 pub struct SutView {
@@ -107,29 +105,24 @@ pub fn build(s: &Summary) -> Option<SutView> {
     })
 }
 
-fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
-    v.map(f).unwrap_or_else(|| DASH.into())
-}
-
 fn cores_text(c: f64) -> String {
     format!("{c:.2}")
 }
 
 fn mib(bytes: f64) -> String {
-    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+    format!("{:.1} MiB", bytes / fmt::MIB)
 }
 
 fn peak(v: &[Option<u64>]) -> Option<u64> {
     v.iter().flatten().copied().max()
 }
 
-/// The readings the counts are compared between: the baseline taken as the run started and
-/// the last one, after every request ended. Both edges are quiet, so the gateway's, the
+/// The counts are compared between two readings: the baseline (reading 0), taken as the run
+/// started, and the last one, after every request ended, which this gives. Both edges are quiet, so the gateway's, the
 /// mocks' and the load generator's counts (read a few milliseconds apart, and the load
 /// generator's in batches) meet there; an edge inside the run would catch requests in flight.
-fn window(sut: &SutReport) -> Option<(Option<usize>, usize)> {
-    let end = sut.t_s.len().checked_sub(1)?;
-    Some((Some(0), end))
+fn window_end(sut: &SutReport) -> Option<usize> {
+    sut.t_s.len().checked_sub(1)
 }
 
 /// A cumulative count at reading `i`: the latest value read at or before it (a failed read
@@ -138,15 +131,16 @@ fn at(values: &[Option<f64>], i: usize) -> Option<f64> {
     values.get(..=i)?.iter().rev().find_map(|v| *v)
 }
 
-/// How much the sum of `series` grew over the window; None when the end was never read.
-fn growth(series: &[Vec<Option<f64>>], (start, end): (Option<usize>, usize)) -> Option<f64> {
+/// How much the sum of `series` grew from the baseline reading to `end` (a series not yet
+/// read at the baseline starts from 0); None when the end was never read.
+fn growth(series: &[Vec<Option<f64>>], end: usize) -> Option<f64> {
     if series.is_empty() {
         return None;
     }
     let mut total = 0.0;
     for values in series {
         let last = at(values, end)?;
-        let first = start.and_then(|i| at(values, i)).unwrap_or(0.0);
+        let first = at(values, 0).unwrap_or(0.0);
         total += last - first;
     }
     Some(total)
@@ -175,7 +169,7 @@ fn disagree(a: f64, b: f64) -> bool {
 }
 
 fn comparisons(sut: &SutReport, sc: &ScrapeReport) -> Vec<ComparisonRow> {
-    let Some(w) = window(sut) else {
+    let Some(w) = window_end(sut) else {
         return Vec::new();
     };
     let attempts = growth(&scraped(sc, "gateway_attempts_total", |_| true), w);
@@ -295,10 +289,9 @@ mod tests {
         assert_eq!(at(&a, 1), Some(10.0));
         assert_eq!(at(&b, 0), None);
         // From reading 0 to 3: a grew 20 (its failed last read is skipped), b 8 from nothing.
-        assert_eq!(growth(&[a.clone(), b], (Some(0), 3)), Some(28.0));
-        assert_eq!(growth(std::slice::from_ref(&a), (None, 3)), Some(30.0));
-        assert_eq!(growth(&[vec![None, None]], (None, 1)), None);
-        assert_eq!(growth(&[], (None, 1)), None);
+        assert_eq!(growth(&[a, b], 3), Some(28.0));
+        assert_eq!(growth(&[vec![None, None]], 1), None);
+        assert_eq!(growth(&[], 1), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::fmt;
+use super::fmt::{self, DASH, opt};
 use super::overhead::{self, OverheadView};
 use crate::metrics::{CheckStatus, Percentiles, Summary};
 
@@ -278,12 +278,6 @@ fn savings_rows(c: &crate::metrics::Cost) -> Vec<SavingsRow> {
         }
     }
     rows
-}
-
-const DASH: &str = "–";
-
-fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
-    v.map(f).unwrap_or_else(|| DASH.into())
 }
 
 fn kv_list<'a>(items: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {

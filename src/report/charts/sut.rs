@@ -1,29 +1,14 @@
 //! The system under test over the run's clock: CPU cores used by each watched part, and the
 //! memory of each watched process, with the fault windows shaded like the latency chart.
 
-use super::time::{LineChart, Runs, x_end};
+use super::time::{LineChart, Runs, split_runs, x_end};
 use crate::metrics::{PartKind, Summary, SutReport};
 use crate::report::ReportError;
+use crate::report::fmt::MIB;
 
 /// Pieces of a series with gaps: a reading that failed breaks the line.
 fn runs(sut: &SutReport, values: &[Option<f64>]) -> Runs {
-    let mut out: Runs = Vec::new();
-    let mut open = false;
-    for (t, v) in sut.t_s.iter().zip(values) {
-        match v {
-            Some(v) => {
-                if !open {
-                    out.push(Vec::new());
-                    open = true;
-                }
-                if let Some(run) = out.last_mut() {
-                    run.push((*t, *v));
-                }
-            }
-            None => open = false,
-        }
-    }
-    out
+    split_runs(sut.t_s.iter().copied().zip(values.iter().copied()))
 }
 
 fn chart(
@@ -86,7 +71,7 @@ pub fn rss(s: &Summary, size: super::Size) -> Result<Option<String>, ReportError
             let mib: Vec<Option<f64>> = p
                 .rss_bytes
                 .iter()
-                .map(|b| b.map(|b| b as f64 / (1024.0 * 1024.0)))
+                .map(|b| b.map(|b| b as f64 / MIB))
                 .collect();
             (p.name.clone(), runs(sut, &mib))
         })

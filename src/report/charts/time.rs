@@ -67,17 +67,27 @@ pub(super) type Runs = Vec<Vec<(f64, f64)>>;
 /// diving to zero or bridging the outage.
 pub(super) fn runs(s: &Summary, series: &[Option<Percentiles>], get: Pick) -> Runs {
     let dt = step(s);
+    split_runs(s.intervals.iter().zip(series).map(|(iv, p)| {
+        (
+            iv.t_s + dt / 2.0,
+            p.filter(|p| p.samples > 0).map(|p| get(&p)),
+        )
+    }))
+}
+
+/// Splits (time, value) points into runs at each missing value: a gap breaks the line.
+pub(super) fn split_runs(points: impl IntoIterator<Item = (f64, Option<f64>)>) -> Runs {
     let mut out: Runs = Vec::new();
     let mut open = false;
-    for (iv, p) in s.intervals.iter().zip(series) {
-        match p.filter(|p| p.samples > 0) {
-            Some(p) => {
+    for (t, v) in points {
+        match v {
+            Some(v) => {
                 if !open {
                     out.push(Vec::new());
                     open = true;
                 }
                 if let Some(run) = out.last_mut() {
-                    run.push((iv.t_s + dt / 2.0, get(&p)));
+                    run.push((t, v));
                 }
             }
             None => open = false,
