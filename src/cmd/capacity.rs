@@ -202,7 +202,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             super::stop_signal().await;
-            eprintln!("\nstopping: finishing the probe in flight (up to 5 s)...");
+            eprintln!(
+                "\nstopping: finishing the probe in flight (up to {} s)...",
+                gauntlet::engine::DEFAULT_DRAIN.as_secs_f64()
+            );
             let _ = stop_tx.send(true);
         });
         capacity::search(&scenario, &settings, &options, stop_rx, &mut keeper).await
