@@ -12,6 +12,7 @@ pub mod capacity;
 pub mod config;
 pub mod engine;
 pub mod gateway;
+pub mod k8s;
 pub mod metrics;
 pub mod mock;
 pub mod net;

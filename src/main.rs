@@ -46,6 +46,7 @@ enum Command {
     Mock(cmd::mock::Args),
     /// Run the reference gateway (model router) standalone.
     Gateway(cmd::gateway::Args),
+    K8s(cmd::k8s::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => cmd::compare::run(args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
+        Command::K8s(args) => cmd::k8s::run(args),
     };
     cmd::exit_code(result)
 }

@@ -14,6 +14,7 @@ mod engine;
 mod gateway;
 mod gateway_apis;
 mod hardening;
+mod k8s;
 mod layout;
 mod live;
 mod measures;
