@@ -10,6 +10,7 @@ mod bakeoff;
 mod capacity;
 mod ci_examples;
 mod clients;
+mod cluster_docker;
 mod engine;
 mod gateway;
 mod gateway_apis;

@@ -23,7 +23,7 @@ command -v docker >/dev/null || { echo "build.sh: docker is not installed" >&2; 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 
-mkdir -p "$ctx/root/usr/bin" "$ctx/root/etc/ssl/certs" "$ctx/root/work" "$ctx/root/tmp"
+mkdir -p "$ctx/root/usr/bin" "$ctx/root/etc/ssl/certs" "$ctx/root/tmp" "$ctx/work"
 chmod 1777 "$ctx/root/tmp"
 cp "$binary" "$ctx/root/usr/bin/gauntlet"
 if [[ ${STRIP:-1} != 0 ]]; then
@@ -60,7 +60,8 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$ctx/root/etc/nsswitc
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY root/ /
-COPY --chown=65532:65532 root/work /work
+# Created by this COPY, so owned by the user (a folder made by the first would be root's).
+COPY --chown=65532:65532 work /work
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /work
 USER 65532:65532
