@@ -8,29 +8,32 @@ use gauntlet::k8s::{self, K8sOptions};
 
 use super::{InvalidInput, Outcome};
 
-/// Print the Kubernetes manifests (multi-document YAML) that run SCENARIO sharded over N pods:
-/// pipe them to `kubectl apply -f -`.
+/// Print the Kubernetes manifests of a sharded run (multi-document YAML, for `kubectl apply -f -`).
 ///
-/// - a ConfigMap with the scenario and every profile, trace, dataset and certificate it
-///   references (paths rewritten to /etc/gauntlet/, where each pod mounts them; a private key
-///   goes to a Secret); a file too big for a ConfigMap (1 MiB) is refused, naming it;
-/// - a headless Service (clusterIP: None), so pod 0, the coordinator, is NAME-0.NAME in DNS;
-/// - an Indexed Job: parallelism = completions = N, backoffLimitPerIndex: 0 (a restarted shard
-///   would corrupt the schedule), each pod running
-///   `gauntlet run /etc/gauntlet/SCENARIO.toml --out /out` with GAUNTLET_SHARDS=N and
-///   GAUNTLET_COORDINATOR=NAME-0.NAME:PORT (Kubernetes sets JOB_COMPLETION_INDEX);
-///   resource requests sized from the plan (CPU from the per-shard arrival rate or users,
-///   memory from the connections it can hold; the rule is written beside them), no CPU limit;
-///   non-root, read-only root file system.
+/// What it prints:
+///   ConfigMap  the scenario and every profile, trace, dataset and certificate it references,
+///              paths rewritten to /etc/gauntlet/ where each pod mounts them (a private key
+///              goes to a Secret); a file too big for a ConfigMap (1 MiB) is refused, named
+///   Service    headless (clusterIP: None): pod 0, the coordinator, is NAME-0.NAME in DNS
+///   Job        Indexed, parallelism = completions = N, backoffLimitPerIndex: 0 (a restarted
+///              shard would corrupt the schedule); each pod runs
+///                gauntlet run /etc/gauntlet/SCENARIO.toml --out /out
+///              with GAUNTLET_SHARDS=N and GAUNTLET_COORDINATOR=NAME-0.NAME:PORT (Kubernetes
+///              sets JOB_COMPLETION_INDEX); resource requests sized from the plan (CPU from the
+///              per-shard arrival rate or users, memory from the connections a pod can hold;
+///              the rule is written beside them), no CPU limit; uid 65532, read-only root
 ///
-/// Run folders: an emptyDir per pod, with the verdict and summary in pod 0's log
-/// (`kubectl logs -l batch.kubernetes.io/job-name=NAME,batch.kubernetes.io/job-completion-index=0`);
-/// with --pvc CLAIM, each shard writes to shard-INDEX/ of that claim, the merged run folder
-/// in shard-0/.
+/// The run's results: pod 0's exit code is the verdict, and its log has the summary and the
+/// per-shard table:
+///   kubectl logs -l batch.kubernetes.io/job-name=NAME,batch.kubernetes.io/job-completion-index=0
+/// The run folders are in an emptyDir per pod, gone with the pod; with --pvc CLAIM each shard
+/// writes shard-INDEX/ of that claim, the merged run folder in shard-0/ (README: "Running
+/// sharded on Kubernetes" shows how to copy it out).
 ///
 /// Exit 2 on bad input: N = 0, a scenario that does not validate, a target or upstream on
-/// loopback (in a pod that is the pod itself), an invalid name.
+/// loopback (in a pod that is the pod itself), a name Kubernetes would refuse.
 #[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The scenario file (TOML); it must validate.
     pub scenario: PathBuf,
