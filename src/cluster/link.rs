@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 use super::clock::{self, ClockEstimate, ClockSample};
 use super::wire::{
-    Welcome, ClockReading, Complaint, MARK_HEADER, PREFIX, PROTOCOL, PushQuery, Registration,
-    ShardIdentity, StartAt,
+    ClockReading, Complaint, MARK_HEADER, PREFIX, PROTOCOL, PushQuery, Registration, ShardIdentity,
+    StartAt, Welcome,
 };
 
 /// Clock samples taken before registering; the one with the smallest round trip counts.

@@ -1,11 +1,24 @@
-//! Runs past one machine: shards of one run, each sending its slice of the one global plan,
-//! and shard 0 as the coordinator that starts them together, merges what they record and
-//! gives one verdict.
+//! Running one scenario on many machines: which slice a shard sends (`ShardId`), the part file
+//! a shard leaves (its whole recording, exactly), and the exact merge of parts into one run
+//! with one verdict (`gauntlet merge`, and the coordinator's live merge); the live protocol between shards
+//! and their coordinator (`coordinator`, `link`, `wire`, `clock`).
 
 pub mod clock;
 pub mod coordinator;
 pub mod link;
+mod merge;
+mod part;
+mod shard_id;
 pub mod wire;
+
+pub use merge::{
+    Merged, PartsError, WriteError, conclude_merged, inconclusive, merge_parts, write_merged,
+};
+pub use part::{
+    CounterRecord, FaultOutcomeRecord, FaultRecord, PART_FORMAT, Part, PartError, PartHeader,
+    PriceRecord, ShardEvidence, convert, fingerprint, fnv1a,
+};
+pub use shard_id::{COORDINATOR_ENV, COUNT_ENV, INDEX_ENV, ShardId, ShardIdError};
 
 #[cfg(test)]
 mod tests {

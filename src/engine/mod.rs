@@ -21,7 +21,8 @@ mod timeline;
 pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
 pub use budget::{Estimate, estimate};
 pub use client::{
-    Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
+    Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, SessionStart, UserConnections,
+    completions_url,
 };
 pub use fleet::{FleetError, StartedFleet};
 pub use mix::Mix;

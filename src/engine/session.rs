@@ -19,7 +19,8 @@ use super::runner::{
 use super::running;
 use super::settle;
 use super::timeline;
-use crate::metrics::{self, Evidence, Layout, Recorder, RunInfo, Summary, Via};
+use crate::cluster::{CounterRecord, FaultRecord, PriceRecord, ShardEvidence, convert};
+use crate::metrics::{self, Evidence, Layout, Recorder, RecordingDeltas, RunInfo, Summary, Via};
 use crate::observe::{
     Board, ClientCount, LiveMetrics, PlannedFault, RunShape, Scraper, SutWatcher, WatchPlan,
 };
@@ -53,6 +54,10 @@ pub struct RunOptions {
     /// Keep native histograms too: only a protobuf scrape (`--metrics-listen`) reads them,
     /// and each costs the recorder a locked observe per sample.
     pub native_histograms: bool,
+    /// The slice of the plan this process sends (`--shard I/N`); None sends it all.
+    pub shard: Option<crate::cluster::ShardId>,
+    /// Filled when the run starts with the handle its recording's deltas are taken from.
+    pub deltas: Option<Arc<std::sync::OnceLock<RecordingDeltas>>>,
 }
 
 impl Default for RunOptions {
@@ -71,6 +76,8 @@ impl Default for RunOptions {
             tls: ClientSettings::default(),
             metrics: None,
             native_histograms: false,
+            shard: None,
+            deltas: None,
         }
     }
 }
@@ -118,6 +125,10 @@ pub struct Finished {
     pub summary: Summary,
     pub recorder: Recorder,
     pub started_at: SystemTime,
+    /// The plan as it ran (after `--rate`, `--duration`).
+    pub plan: Plan,
+    /// What the conclusion rested on beside the recording, for a shard's part.
+    pub evidence: ShardEvidence,
 }
 
 /// The plan a scenario runs with these options.
@@ -276,7 +287,13 @@ pub(super) async fn drive(
     } else {
         1.0
     };
-    let faults = timeline::scaled(&scenario.faults, scale);
+    // Only one party may break the upstreams: the first shard (or the whole run).
+    let first = options.shard.is_none_or(|s| s.is_first());
+    let faults = if first {
+        timeline::scaled(&scenario.faults, scale)
+    } else {
+        Vec::new()
+    };
     let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let exporter = options.metrics.as_ref().map(|board| {
         let shape = RunShape {
@@ -332,7 +349,14 @@ pub(super) async fn drive(
         }
         _ => (None, None),
     };
+    let deltas = options.deltas.as_ref().map(|slot| {
+        let deltas = RecordingDeltas::new(layout.clone());
+        let _ = slot.set(deltas.clone());
+        deltas
+    });
     let config = RunConfig {
+        deltas,
+        shard: options.shard,
         mix: staged_mix(scenario),
         seed,
         layout,
@@ -440,12 +464,21 @@ pub(super) async fn drive(
         interrupted: output.interrupted,
         ..info
     };
+    // The upstreams count every shard's requests: a shard's own summary cannot account
+    // them; its part carries them (the first shard's) to the merge, which can.
+    let sharded = options.shard.is_some_and(|s| !s.is_whole());
+    let nothing = std::collections::BTreeMap::new();
+    let (own_before, own_after) = if sharded {
+        (&nothing, &nothing)
+    } else {
+        (&before, &after)
+    };
     let mut summary = metrics::conclude(Evidence {
         recording: &output.recorder,
         info: &info,
         faults: &faults,
-        counters_before: &before,
-        counters_after: &after,
+        counters_before: own_before,
+        counters_after: own_after,
         answered_tokens: &std::collections::BTreeMap::new(),
         prices: &prices,
         sla: &scenario.sla,
@@ -458,10 +491,30 @@ pub(super) async fn drive(
         // The last scrape reads the verdict summary.json holds.
         x.set_sla(summary.sla.clone());
     }
+    let evidence = ShardEvidence {
+        target: info.target.clone(),
+        ran_for: output.ran_for,
+        interrupted: output.interrupted,
+        faults: faults.iter().map(FaultRecord::from).collect(),
+        counters_before: if first {
+            convert::<_, CounterRecord>(&before)
+        } else {
+            Default::default()
+        },
+        counters_after: if first {
+            convert::<_, CounterRecord>(&after)
+        } else {
+            Default::default()
+        },
+        prices: convert::<_, PriceRecord>(&prices),
+        monthly_tokens: options.monthly_tokens.clone(),
+    };
     Ok(Finished {
         summary,
         recorder: output.recorder,
         started_at: output.started_at,
+        plan: plan_for(scenario, options)?,
+        evidence,
     })
 }
 

@@ -30,8 +30,8 @@ use roster::{PushVerdict, Roster};
 
 use super::clock;
 use super::wire::{
-    Welcome, ClockReading, Complaint, MARK_HEADER, PREFIX, PROTOCOL, PushQuery, Registration,
-    ShardIdentity, StartAt, query_value,
+    ClockReading, Complaint, MARK_HEADER, PREFIX, PROTOCOL, PushQuery, Registration, ShardIdentity,
+    StartAt, Welcome, query_value,
 };
 
 /// The least time between announcing t0 and t0 itself.
