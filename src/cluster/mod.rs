@@ -68,7 +68,7 @@ mod tests {
     #[tokio::test]
     async fn shards_join_start_together_push_once_each_and_a_silent_one_is_lost() {
         let kept = Arc::new(Kept::default());
-        let mut coordinator =
+        let coordinator =
             Coordinator::start("127.0.0.1:0".parse().expect("addr"), config(), kept.clone())
                 .await
                 .expect("listening");

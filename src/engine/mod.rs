@@ -33,4 +33,6 @@ pub use progress::Progress;
 pub use runner::{
     DEFAULT_DRAIN, Live, RecordingTap, RunConfig, RunOutput, SampleSink, mix_rng, run,
 };
-pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario, run_settled};
+pub use session::{
+    EngineError, Finished, RunOptions, StartGate, plan_for, run_scenario, run_settled,
+};

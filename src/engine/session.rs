@@ -58,6 +58,29 @@ pub struct RunOptions {
     pub shard: Option<crate::cluster::ShardId>,
     /// Filled when the run starts with the handle its recording's deltas are taken from.
     pub deltas: Option<Arc<std::sync::OnceLock<RecordingDeltas>>>,
+    /// Holds the run at the line once its fleet is up, until a start several processes
+    /// agree on (a sharded run's t0).
+    pub gate: Option<StartGate>,
+    /// The address the embedded gateway listens on [default: 127.0.0.1]: a coordinator's
+    /// gateway is reached by its shards on other machines.
+    pub gateway_ip: Option<std::net::IpAddr>,
+    /// When the plan starts (its t0), on this machine's clock [default: as soon as ready].
+    pub start_at: Option<SystemTime>,
+}
+
+/// Told where the load goes once the fleet is up (one base URL per request class), answers
+/// with the wall-clock moment the plan starts at, or why it will not start.
+#[derive(Clone)]
+pub struct StartGate(pub Arc<GateFn>);
+
+type GateFn = dyn Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, Result<SystemTime, String>>
+    + Send
+    + Sync;
+
+impl std::fmt::Debug for StartGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartGate")
+    }
 }
 
 impl Default for RunOptions {
@@ -78,6 +101,9 @@ impl Default for RunOptions {
             native_histograms: false,
             shard: None,
             deltas: None,
+            gate: None,
+            gateway_ip: None,
+            start_at: None,
         }
     }
 }
@@ -100,6 +126,8 @@ pub enum EngineError {
     LoadRuntime(#[source] std::io::Error),
     #[error(transparent)]
     Observe(#[from] crate::observe::WatchError),
+    #[error("the run did not start: {0}")]
+    Gate(String),
     #[error("resetting upstream `{upstream}` before the run: {source}")]
     Reset {
         upstream: String,
@@ -182,13 +210,29 @@ async fn run(
     // (it is looked up again when the load starts, in case it was replaced meanwhile).
     crate::observe::resolve(&scenario.observe)?;
     let tls = scenario.tls.clone().merged(&options.tls);
-    let fleet = StartedFleet::start(scenario, options.target.as_deref(), &tls).await?;
+    let fleet = StartedFleet::start_on(
+        scenario,
+        options.target.as_deref(),
+        &tls,
+        options.gateway_ip,
+    )
+    .await?;
     if settle_first && let Err(e) = settle_what_outlives(scenario, options, &fleet).await {
         fleet.shutdown().await;
         return Err(e);
     }
     let fleet = preflight::checked(scenario, fleet).await?;
-    let finished = drive(scenario, options, load, &fleet, stop).await;
+    let mut options = options.clone();
+    if let Some(gate) = options.gate.take() {
+        match (gate.0)(fleet.targets.clone()).await {
+            Ok(at) => options.start_at = Some(at),
+            Err(why) => {
+                fleet.shutdown().await;
+                return Err(EngineError::Gate(why));
+            }
+        }
+    }
+    let finished = drive(scenario, &options, load, &fleet, stop).await;
     fleet.shutdown().await;
     finished
 }
@@ -379,6 +423,13 @@ pub(super) async fn drive(
     };
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
     let mut watcher = SutWatcher::start(watch_plan).await;
+    // A common start: every shard's schedule begins at the same moment, each on its own
+    // clock corrected by its offset, so intended send times agree across machines.
+    if let Some(at) = options.start_at
+        && let Ok(wait) = at.duration_since(SystemTime::now())
+    {
+        tokio::time::sleep(wait).await;
+    }
     let t0 = tokio::time::Instant::now();
     watcher.clock_starts(t0);
     let mut stop_faults = stop.clone();

@@ -140,8 +140,8 @@ pub struct Coordinator {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    watcher: Option<JoinHandle<()>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -201,8 +201,8 @@ impl Coordinator {
             addr,
             shared,
             stop,
-            task,
-            watcher: None,
+            task: Mutex::new(Some(task)),
+            watcher: Mutex::new(None),
         })
     }
 
@@ -234,7 +234,7 @@ impl Coordinator {
 
     /// Announces t0, a margin ahead of now on the coordinator's clock, closes registration
     /// and starts watching for silent shards. Returns t0.
-    pub fn announce(&mut self) -> SystemTime {
+    pub fn announce(&self) -> SystemTime {
         let margin = START_MARGIN + 2 * self.shared.roster(|r| r.largest_rtt());
         let t0 = SystemTime::now() + margin;
         let started = Instant::now() + margin;
@@ -244,7 +244,7 @@ impl Coordinator {
             .start
             .send_replace(Start::At(clock::unix_ns(t0)));
         let shared = self.shared.clone();
-        self.watcher = Some(tokio::spawn(async move {
+        let watcher = tokio::spawn(async move {
             let every = (shared.config.push_every / 2).max(Duration::from_millis(50));
             let silence = shared.config.silence;
             loop {
@@ -258,7 +258,15 @@ impl Coordinator {
                     break;
                 }
             }
-        }));
+        });
+        let old = self
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(watcher);
+        if let Some(old) = old {
+            old.abort();
+        }
         t0
     }
 
@@ -302,12 +310,24 @@ impl Coordinator {
     }
 
     /// Stops listening; pushes still coming are refused by the closed socket.
-    pub async fn shutdown(mut self) {
-        if let Some(w) = self.watcher.take() {
+    pub async fn shutdown(&self) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(w) = watcher {
             w.abort();
         }
         let _ = self.stop.send(true);
-        let _ = (&mut self.task).await;
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 }
 
