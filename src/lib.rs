@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod capacity;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod gateway;

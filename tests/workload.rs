@@ -240,7 +240,10 @@ id_header = "x-session-id"
     let mut emit = |s| samples.push(s);
     c.converse(
         None,
-        0,
+        gauntlet::engine::SessionStart {
+            class: 0,
+            draw: None,
+        },
         t0,
         Duration::ZERO,
         Duration::from_secs(60),

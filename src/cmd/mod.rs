@@ -12,6 +12,7 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod schema;
+mod sharded;
 mod tls_args;
 pub mod validate;
 
@@ -75,6 +76,8 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
                     || c.is::<InvalidInput>()
                     || c.downcast_ref::<gauntlet::engine::EngineError>()
                         .is_some_and(gauntlet::engine::EngineError::is_invalid_input)
+                    || c.downcast_ref::<gauntlet::cluster::link::LinkError>()
+                        .is_some_and(gauntlet::cluster::link::LinkError::is_invalid_input)
             });
             eprintln!("error: {e:#}");
             ExitCode::from(if invalid {

@@ -84,6 +84,18 @@ pub struct Args {
     /// (where the output is plain lines anyway).
     #[arg(long)]
     pub plain: bool,
+    /// Send shard I of N of the plan (0-based), e.g. 0/4 [env: JOB_COMPLETION_INDEX with
+    /// GAUNTLET_SHARDS].
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// The coordinator of a sharded run: shard 0 listens here, the other shards register
+    /// with it, and it merges their numbers into one verdict.
+    #[arg(long, value_name = "HOST:PORT", env = "GAUNTLET_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// How long the coordinator waits for every shard to register.
+    #[arg(long, value_name = "D", default_value = "120s", env = "GAUNTLET_WAIT_FOR_SHARDS",
+          value_parser = gauntlet::config::parse_duration)]
+    pub wait_for_shards: Duration,
 }
 
 /// Whether the run gets the live full-screen view: asked for neither quiet nor plain output,
@@ -117,6 +129,24 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let plan = engine::plan_for(&scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
     if let Some(budget) = &scenario.budget {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
+    }
+    let shard =
+        gauntlet::cluster::ShardId::resolve(args.shard.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| InvalidInput(e.to_string()))?;
+    if let (Some(shard), Some(coordinator)) = (shard, &args.coordinator) {
+        let invocation = super::sharded::Invocation {
+            scenario: &scenario,
+            scenario_path: &args.scenario,
+            out,
+            force: args.plan.force,
+            target_given: args.target.is_some(),
+        };
+        let member = super::sharded::Membership {
+            shard,
+            coordinator: coordinator.clone(),
+            wait: args.wait_for_shards,
+        };
+        return super::sharded::run(invocation, options, member);
     }
     // With the system's CAs, for an https:// collector; loaded before anything is written.
     let otlp = match otlp_endpoint(&args)? {

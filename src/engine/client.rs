@@ -156,6 +156,14 @@ impl Prepared {
     }
 }
 
+/// Which conversation to start: of which class, and which of the class's draws (the schedule
+/// numbers them so every machine starts arrival k's conversation alike; None takes the next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStart {
+    pub class: usize,
+    pub draw: Option<u64>,
+}
+
 /// The URL of the chat-completions endpoint under a base URL (`http://h:p`, `.../v1`, or the
 /// full endpoint).
 pub fn completions_url(base: &str) -> String {
@@ -469,7 +477,7 @@ impl Client {
     pub async fn converse(
         &self,
         conn: Option<&mut UserConnections>,
-        class: usize,
+        start: SessionStart,
         t0: Instant,
         intended: Duration,
         until: Duration,
@@ -481,7 +489,7 @@ impl Client {
             None if self.http2 => shared.insert(self.user_connections()),
             None => shared.insert(self.take_idle()),
         };
-        self.converse_on(conn, class, t0, intended, until, emit)
+        self.converse_on(conn, start, t0, intended, until, emit)
             .await;
         if let Some(c) = shared
             && !self.http2
@@ -493,19 +501,20 @@ impl Client {
     async fn converse_on(
         &self,
         conn: &mut UserConnections,
-        class: usize,
+        start: SessionStart,
         t0: Instant,
         mut intended: Duration,
         until: Duration,
         emit: &mut (impl FnMut(Sample) + Send),
     ) {
+        let SessionStart { class, draw } = start;
         let pooled = conn.pooled;
         let feed = self.classes.get(class).and_then(|p| p.feed.as_ref());
         let Some(feed) = feed else {
             emit(self.send_on(conn, class, t0, intended).await);
             return;
         };
-        let mut conv = match feed.start() {
+        let mut conv = match feed.start_at(draw) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -854,7 +863,7 @@ fn outgoing(prepared: &Prepared, payload: Payload) -> Result<Outgoing, ErrorKind
     let drawn = match (payload.out, &prepared.feed) {
         (Some(out), _) => Some(out),
         (None, None) => None,
-        (None, Some(feed)) => match feed.draft() {
+        (None, Some(feed)) => match feed.draft_at(payload.overrides.draw) {
             Ok(d) => Some(Outgoing {
                 body: d.body,
                 session: None,

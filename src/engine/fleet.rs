@@ -132,6 +132,17 @@ impl StartedFleet {
         target: Option<&str>,
         tls: &ClientSettings,
     ) -> Result<Self, FleetError> {
+        Self::start_on(scenario, target, tls, None).await
+    }
+
+    /// Like `start`, with the embedded gateway listening on `gateway_ip` (loopback when
+    /// None): a coordinator's shards on other machines send their load to it.
+    pub async fn start_on(
+        scenario: &Scenario,
+        target: Option<&str>,
+        tls: &ClientSettings,
+        gateway_ip: Option<std::net::IpAddr>,
+    ) -> Result<Self, FleetError> {
         let mut fleet = StartedFleet {
             tls: tls.clone(),
             targets: Vec::new(),
@@ -158,12 +169,14 @@ impl StartedFleet {
             Target::Url(url) => Ok((vec![url.clone(); scenario.requests.len()], url.clone())),
             Target::Direct => direct_targets(scenario, &fleet.upstreams, &fleet.upstream_urls)
                 .map(|t| (t, "direct to upstreams".to_string())),
-            Target::EmbeddedGateway(config) => fleet.start_gateway(config).await.map(|url| {
-                (
-                    vec![url; scenario.requests.len()],
-                    "embedded gateway".to_string(),
-                )
-            }),
+            Target::EmbeddedGateway(config) => {
+                fleet.start_gateway(config, gateway_ip).await.map(|url| {
+                    (
+                        vec![url; scenario.requests.len()],
+                        "embedded gateway".to_string(),
+                    )
+                })
+            }
         };
         match started {
             Ok((targets, description)) => {
@@ -242,7 +255,12 @@ impl StartedFleet {
     }
 
     /// Binds the gateway compiled at validation to the addresses the upstreams got.
-    async fn start_gateway(&mut self, config: &EmbeddedConfig) -> Result<String, FleetError> {
+    async fn start_gateway(
+        &mut self,
+        config: &EmbeddedConfig,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<String, FleetError> {
+        let addr = ip.map_or_else(loopback, |ip| SocketAddr::new(ip, 0));
         let config = config
             .bind(|name| {
                 let i = self.upstreams.iter().position(|n| n == name)?;
@@ -259,7 +277,7 @@ impl StartedFleet {
         };
         let runtime = PartRuntime::new(GATEWAY_THREADS).map_err(FleetError::Gateway)?;
         let handle = runtime
-            .run(async move { gateway::start_with(config, loopback(), tls).await })
+            .run(async move { gateway::start_with(config, addr, tls).await })
             .await
             .map_err(FleetError::Gateway)?
             .map_err(|e| FleetError::Gateway(e.to_string()))?;

@@ -21,7 +21,8 @@ mod timeline;
 pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
 pub use budget::{Estimate, estimate};
 pub use client::{
-    Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, UserConnections, completions_url,
+    Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, SessionStart, UserConnections,
+    completions_url,
 };
 pub use fleet::{FleetError, StartedFleet};
 pub use mix::Mix;
@@ -32,4 +33,6 @@ pub use progress::Progress;
 pub use runner::{
     DEFAULT_DRAIN, Live, RecordingTap, RunConfig, RunOutput, SampleSink, mix_rng, run,
 };
-pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario, run_settled};
+pub use session::{
+    EngineError, Finished, RunOptions, StartGate, plan_for, run_scenario, run_settled,
+};

@@ -131,6 +131,9 @@ pub struct Overrides {
     pub line: u64,
     /// Replaces the class's `max_tokens` in the body.
     pub max_tokens: Option<u32>,
+    /// Which of the class's requests this is, when the schedule numbers them: the content
+    /// of arrival k is then the same on every machine (a shard's, or the whole run's).
+    pub draw: Option<u64>,
 }
 
 /// One open-model send: when it is intended, and as what.
@@ -218,6 +221,7 @@ impl Iterator for Arrivals {
                         prompt_tokens: line.prompt_tokens,
                         max_tokens: line.max_tokens,
                         line: index,
+                        draw: None,
                     },
                 })
             }

@@ -12,10 +12,10 @@ use rand::rngs::SmallRng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::client::Client;
+use super::client::{Client, SessionStart};
 use super::mix::{DirectDraw, Mix};
-use super::plan::{Arrivals, Plan, PlanStage, PlannedSend};
-use crate::metrics::{Layout, Recorder, Sample, Via, new_cumulative};
+use super::plan::{Arrivals, Overrides, Plan, PlanStage, PlannedSend};
+use crate::metrics::{Layout, Recorder, RecordingDeltas, Sample, Via, new_cumulative};
 use crate::observe::LiveMetrics;
 use crate::scenario::StageLoad;
 
@@ -104,6 +104,10 @@ pub struct RunConfig {
     /// `[load] baseline = "direct"`: a share of requests sent around the gateway.
     pub baseline: Option<Baseline>,
     pub tap: Option<RecordingTap>,
+    /// Fed every message the recording gets, for a shard to stream its run in deltas.
+    pub deltas: Option<RecordingDeltas>,
+    /// The slice of the plan this process sends (`--shard I/N`); None sends it all.
+    pub shard: Option<crate::cluster::ShardId>,
 }
 
 /// The client that sends straight to each class's primary upstream, and the share of
@@ -272,8 +276,11 @@ async fn run_plan(
         rx,
         finish_rx,
         live.clone(),
-        config.sink.clone(),
-        config.tap.clone(),
+        Outlets {
+            sink: config.sink.clone(),
+            tap: config.tap.clone(),
+            deltas: config.deltas.clone(),
+        },
     ));
     let started_at = SystemTime::now();
     let ctx = Ctx {
@@ -291,6 +298,8 @@ async fn run_plan(
             .baseline
             .as_ref()
             .map(|b| DirectDraw::new(b.share, direct_rng(config.seed, None))),
+        arrivals: 0,
+        per_class: Vec::new(),
     };
     // The scheduler thread cannot await `stop`; it polls this flag instead.
     let halt = Arc::new(AtomicBool::new(false));
@@ -343,6 +352,9 @@ async fn run_plan(
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     recorder.add_abandoned(abandoned);
+    if let Some(d) = &config.deltas {
+        d.with(|rec| rec.add_abandoned(abandoned));
+    }
     RunOutput {
         recorder,
         started_at,
@@ -382,6 +394,26 @@ const DISPATCH_TICK: Duration = Duration::from_micros(200);
 struct Draws {
     class: SmallRng,
     direct: Option<DirectDraw>,
+    /// Arrivals of the whole plan so far: a shard sends arrival k when it owns k.
+    arrivals: u64,
+    /// Requests drawn per class so far, through the gateway then direct (`Via as usize`):
+    /// each arrival's content is its class's next draw on every machine.
+    per_class: Vec<u64>,
+}
+
+impl Draws {
+    /// Numbers the next arrival: its index in the plan and its draw within its class.
+    fn number(&mut self, class: usize, route: Via) -> (u64, u64) {
+        let k = self.arrivals;
+        self.arrivals += 1;
+        let at = class * 2 + usize::from(route == Via::Direct);
+        if self.per_class.len() <= at {
+            self.per_class.resize(at + 1, 0);
+        }
+        let n = self.per_class[at];
+        self.per_class[at] += 1;
+        (k, n)
+    }
 }
 
 /// Open stages run their schedule on a thread of their own, so the timing of sends does not
@@ -409,6 +441,7 @@ async fn run_open(
     let end = t0 + stage.end();
     // A conversation an arrival starts may outlive its stage, never the plan.
     let until = config.plan.total();
+    let shard = config.shard;
     let scheduler = tokio::task::spawn_blocking(move || {
         let mut arrivals = arrivals.peekable();
         let mut woke = Instant::now();
@@ -426,6 +459,19 @@ async fn run_open(
                     Via::Direct
                 } else {
                     Via::Gateway
+                };
+                // Every shard draws for every arrival, so all stay on the one schedule; each
+                // sends only its own.
+                let (k, n) = draw.number(class, route);
+                if shard.is_some_and(|s| !s.owns(k)) {
+                    continue;
+                }
+                let arrival = PlannedSend {
+                    overrides: Overrides {
+                        draw: Some(n),
+                        ..arrival.overrides
+                    },
+                    ..arrival
                 };
                 if in_flight.load(Ordering::Acquire) >= cap {
                     if route == Via::Gateway {
@@ -464,8 +510,12 @@ async fn run_open(
                             };
                             // Boxed: a conversation's state would otherwise enlarge every
                             // request's task, sessions or not.
+                            let start = SessionStart {
+                                class,
+                                draw: arrival.overrides.draw,
+                            };
                             Box::pin(
-                                client.converse(None, class, t0, arrival.at, until, &mut emit),
+                                client.converse(None, start, t0, arrival.at, until, &mut emit),
                             )
                             .await;
                         } else {
@@ -501,7 +551,10 @@ async fn run_closed(
     // Since the run's start, like every intended time.
     let end = stage.end();
     let mut workers = JoinSet::new();
-    for u in 0..users {
+    // Users are dealt out by index: a shard runs the users it owns, each as the whole run
+    // would (its own seeded draws).
+    let owned = (0..users).filter(|u| config.shard.is_none_or(|s| s.owns(*u as u64)));
+    for u in owned {
         let client = ctx.client.clone();
         let tx = ctx.tx.clone();
         let in_flight = ctx.in_flight.clone();
@@ -547,7 +600,8 @@ async fn run_closed(
                     };
                     if client.is_session(class) {
                         let mut emit = |s| batch.push(s);
-                        Box::pin(client.converse(Some(conn), class, t0, intended, end, &mut emit))
+                        let start = SessionStart { class, draw: None };
+                        Box::pin(client.converse(Some(conn), start, t0, intended, end, &mut emit))
                             .await;
                     } else {
                         batch.push(client.send_on(conn, class, t0, intended).await);
@@ -587,6 +641,32 @@ async fn run_closed(
     !stopped
 }
 
+/// Where the recorder task passes on what it records, beside the recording itself.
+#[derive(Debug, Default)]
+struct Outlets {
+    sink: Option<SampleSink>,
+    tap: Option<RecordingTap>,
+    deltas: Option<RecordingDeltas>,
+}
+
+/// What a message does to a recording, and nothing else (no live counters): how a delta is fed.
+fn apply(m: &Msg, rec: &mut Recorder) {
+    match m {
+        Msg::Sample(s) => rec.record(s),
+        Msg::Batch(samples) => samples.iter().for_each(|s| rec.record(s)),
+        Msg::Dropped {
+            class,
+            intended,
+            route: Via::Direct,
+        } => rec.record_dropped_direct(*class, *intended),
+        Msg::Dropped {
+            class,
+            intended,
+            route: Via::Gateway,
+        } => rec.record_dropped(*class, *intended),
+    }
+}
+
 /// The recorder task: owns the recording, so recording needs no lock.
 async fn record(
     t0: Instant,
@@ -594,9 +674,9 @@ async fn record(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut finish: oneshot::Receiver<()>,
     live: Arc<Live>,
-    sink: Option<SampleSink>,
-    tap: Option<RecordingTap>,
+    outlets: Outlets,
 ) -> Recorder {
+    let Outlets { sink, tap, deltas } = outlets;
     // Without a tap the ticker never fires its branch; it still needs a period.
     let mut copies =
         tokio::time::interval(tap.as_ref().map_or(Duration::from_secs(3600), |t| t.every));
@@ -674,12 +754,18 @@ async fn record(
                 if n == 0 {
                     break;
                 }
+                if let Some(d) = &deltas {
+                    d.with(|delta| batch.iter().for_each(|m| apply(m, delta)));
+                }
                 for m in batch.drain(..) {
                     handle(m, &mut rec);
                 }
             }
             _ = &mut finish => {
                 while let Ok(m) = rx.try_recv() {
+                    if let Some(d) = &deltas {
+                        d.with(|delta| apply(&m, delta));
+                    }
                     handle(m, &mut rec);
                 }
                 break;
@@ -718,8 +804,10 @@ mod tests {
             rx,
             finish_rx,
             Arc::new(Live::default()),
-            None,
-            Some(tap),
+            Outlets {
+                tap: Some(tap),
+                ..Outlets::default()
+            },
         ));
         let _ = copies.recv().await.expect("a first copy");
         // The reader rests; the next copy waits in the channel meanwhile.

@@ -19,7 +19,8 @@ use super::runner::{
 use super::running;
 use super::settle;
 use super::timeline;
-use crate::metrics::{self, Evidence, Layout, Recorder, RunInfo, Summary, Via};
+use crate::cluster::{CounterRecord, FaultRecord, PriceRecord, ShardEvidence, convert};
+use crate::metrics::{self, Evidence, Layout, Recorder, RecordingDeltas, RunInfo, Summary, Via};
 use crate::observe::{
     Board, ClientCount, LiveMetrics, PlannedFault, RunShape, Scraper, SutWatcher, WatchPlan,
 };
@@ -53,6 +54,33 @@ pub struct RunOptions {
     /// Keep native histograms too: only a protobuf scrape (`--metrics-listen`) reads them,
     /// and each costs the recorder a locked observe per sample.
     pub native_histograms: bool,
+    /// The slice of the plan this process sends (`--shard I/N`); None sends it all.
+    pub shard: Option<crate::cluster::ShardId>,
+    /// Filled when the run starts with the handle its recording's deltas are taken from.
+    pub deltas: Option<Arc<std::sync::OnceLock<RecordingDeltas>>>,
+    /// Holds the run at the line once its fleet is up, until a start several processes
+    /// agree on (a sharded run's t0).
+    pub gate: Option<StartGate>,
+    /// The address the embedded gateway listens on [default: 127.0.0.1]: a coordinator's
+    /// gateway is reached by its shards on other machines.
+    pub gateway_ip: Option<std::net::IpAddr>,
+    /// When the plan starts (its t0), on this machine's clock [default: as soon as ready].
+    pub start_at: Option<SystemTime>,
+}
+
+/// Told where the load goes once the fleet is up (one base URL per request class), answers
+/// with the wall-clock moment the plan starts at, or why it will not start.
+#[derive(Clone)]
+pub struct StartGate(pub Arc<GateFn>);
+
+type GateFn = dyn Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, Result<SystemTime, String>>
+    + Send
+    + Sync;
+
+impl std::fmt::Debug for StartGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartGate")
+    }
 }
 
 impl Default for RunOptions {
@@ -71,6 +99,11 @@ impl Default for RunOptions {
             tls: ClientSettings::default(),
             metrics: None,
             native_histograms: false,
+            shard: None,
+            deltas: None,
+            gate: None,
+            gateway_ip: None,
+            start_at: None,
         }
     }
 }
@@ -93,6 +126,8 @@ pub enum EngineError {
     LoadRuntime(#[source] std::io::Error),
     #[error(transparent)]
     Observe(#[from] crate::observe::WatchError),
+    #[error("the run did not start: {0}")]
+    Gate(String),
     #[error("resetting upstream `{upstream}` before the run: {source}")]
     Reset {
         upstream: String,
@@ -118,6 +153,10 @@ pub struct Finished {
     pub summary: Summary,
     pub recorder: Recorder,
     pub started_at: SystemTime,
+    /// The plan as it ran (after `--rate`, `--duration`).
+    pub plan: Plan,
+    /// What the conclusion rested on beside the recording, for a shard's part.
+    pub evidence: ShardEvidence,
 }
 
 /// The plan a scenario runs with these options.
@@ -171,13 +210,29 @@ async fn run(
     // (it is looked up again when the load starts, in case it was replaced meanwhile).
     crate::observe::resolve(&scenario.observe)?;
     let tls = scenario.tls.clone().merged(&options.tls);
-    let fleet = StartedFleet::start(scenario, options.target.as_deref(), &tls).await?;
+    let fleet = StartedFleet::start_on(
+        scenario,
+        options.target.as_deref(),
+        &tls,
+        options.gateway_ip,
+    )
+    .await?;
     if settle_first && let Err(e) = settle_what_outlives(scenario, options, &fleet).await {
         fleet.shutdown().await;
         return Err(e);
     }
     let fleet = preflight::checked(scenario, fleet).await?;
-    let finished = drive(scenario, options, load, &fleet, stop).await;
+    let mut options = options.clone();
+    if let Some(gate) = options.gate.take() {
+        match (gate.0)(fleet.targets.clone()).await {
+            Ok(at) => options.start_at = Some(at),
+            Err(why) => {
+                fleet.shutdown().await;
+                return Err(EngineError::Gate(why));
+            }
+        }
+    }
+    let finished = drive(scenario, &options, load, &fleet, stop).await;
     fleet.shutdown().await;
     finished
 }
@@ -276,7 +331,13 @@ pub(super) async fn drive(
     } else {
         1.0
     };
-    let faults = timeline::scaled(&scenario.faults, scale);
+    // Only one party may break the upstreams: the first shard (or the whole run).
+    let first = options.shard.is_none_or(|s| s.is_first());
+    let faults = if first {
+        timeline::scaled(&scenario.faults, scale)
+    } else {
+        Vec::new()
+    };
     let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let exporter = options.metrics.as_ref().map(|board| {
         let shape = RunShape {
@@ -332,7 +393,14 @@ pub(super) async fn drive(
         }
         _ => (None, None),
     };
+    let deltas = options.deltas.as_ref().map(|slot| {
+        let deltas = RecordingDeltas::new(layout.clone());
+        let _ = slot.set(deltas.clone());
+        deltas
+    });
     let config = RunConfig {
+        deltas,
+        shard: options.shard,
         mix: staged_mix(scenario),
         seed,
         layout,
@@ -355,6 +423,13 @@ pub(super) async fn drive(
     };
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
     let mut watcher = SutWatcher::start(watch_plan).await;
+    // A common start: every shard's schedule begins at the same moment, each on its own
+    // clock corrected by its offset, so intended send times agree across machines.
+    if let Some(at) = options.start_at
+        && let Ok(wait) = at.duration_since(SystemTime::now())
+    {
+        tokio::time::sleep(wait).await;
+    }
     let t0 = tokio::time::Instant::now();
     watcher.clock_starts(t0);
     let mut stop_faults = stop.clone();
@@ -440,12 +515,21 @@ pub(super) async fn drive(
         interrupted: output.interrupted,
         ..info
     };
+    // The upstreams count every shard's requests: a shard's own summary cannot account
+    // them; its part carries them (the first shard's) to the merge, which can.
+    let sharded = options.shard.is_some_and(|s| !s.is_whole());
+    let nothing = std::collections::BTreeMap::new();
+    let (own_before, own_after) = if sharded {
+        (&nothing, &nothing)
+    } else {
+        (&before, &after)
+    };
     let mut summary = metrics::conclude(Evidence {
         recording: &output.recorder,
         info: &info,
         faults: &faults,
-        counters_before: &before,
-        counters_after: &after,
+        counters_before: own_before,
+        counters_after: own_after,
         answered_tokens: &std::collections::BTreeMap::new(),
         prices: &prices,
         sla: &scenario.sla,
@@ -458,10 +542,30 @@ pub(super) async fn drive(
         // The last scrape reads the verdict summary.json holds.
         x.set_sla(summary.sla.clone());
     }
+    let evidence = ShardEvidence {
+        target: info.target.clone(),
+        ran_for: output.ran_for,
+        interrupted: output.interrupted,
+        faults: faults.iter().map(FaultRecord::from).collect(),
+        counters_before: if first {
+            convert::<_, CounterRecord>(&before)
+        } else {
+            Default::default()
+        },
+        counters_after: if first {
+            convert::<_, CounterRecord>(&after)
+        } else {
+            Default::default()
+        },
+        prices: convert::<_, PriceRecord>(&prices),
+        monthly_tokens: options.monthly_tokens.clone(),
+    };
     Ok(Finished {
         summary,
         recorder: output.recorder,
         started_at: output.started_at,
+        plan: plan_for(scenario, options)?,
+        evidence,
     })
 }
 

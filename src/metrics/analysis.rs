@@ -447,6 +447,7 @@ pub fn summarize(rec: &Recorder, info: &RunInfo) -> Summary {
         budget: None,
         overhead: None,
         sut: None,
+        shards: Vec::new(),
     }
 }
 

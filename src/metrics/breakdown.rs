@@ -81,7 +81,7 @@ impl TurnRecord {
 
 /// Per-turn records, index `turn - 1`; empty for a class without conversations.
 #[derive(Debug, Clone, Default)]
-pub struct Turns(Vec<TurnRecord>);
+pub struct Turns(pub(super) Vec<TurnRecord>);
 
 impl Turns {
     pub fn record(&mut self, s: &Sample) {
@@ -129,9 +129,9 @@ impl Turns {
 #[derive(Debug, Clone, Default)]
 pub struct PromptLengths {
     /// Requests whose prompt length is known, per bin.
-    counts: [u64; PROMPT_BINS],
+    pub(super) counts: [u64; PROMPT_BINS],
     /// TTFT of successful streams per bin, made at the bin's first one.
-    ttft: [Option<Histogram<u64>>; PROMPT_BINS],
+    pub(super) ttft: [Option<Histogram<u64>>; PROMPT_BINS],
 }
 
 impl PromptLengths {

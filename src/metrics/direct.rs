@@ -48,9 +48,9 @@ impl DirectCounts {
 #[derive(Debug, Clone)]
 pub struct DirectRecording {
     classes: usize,
-    counts: Vec<DirectCounts>,
+    pub(super) counts: Vec<DirectCounts>,
     /// Latency of successes, `intervals x classes`, row-major by interval.
-    cells: Vec<Slot>,
+    pub(super) cells: Vec<Slot>,
 }
 
 impl DirectRecording {

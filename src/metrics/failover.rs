@@ -345,6 +345,7 @@ pub(crate) mod tests {
             budget: None,
             overhead: None,
             sut: None,
+            shards: Vec::new(),
         }
     }
 

@@ -41,6 +41,30 @@ impl Slot {
         }
     }
 
+    /// The histogram in V2 encoding, if there is one: packed bytes as they are.
+    pub(super) fn encoded(&self) -> Option<Cow<'_, [u8]>> {
+        match (&self.live, &self.packed) {
+            (Some(h), _) => {
+                let mut bytes = Vec::new();
+                V2Serializer::new()
+                    .serialize(h.as_ref(), &mut bytes)
+                    .ok()
+                    .map(|_| Cow::Owned(bytes))
+            }
+            (None, Some(bytes)) => Some(Cow::Borrowed(bytes)),
+            (None, None) => None,
+        }
+    }
+
+    /// A packed slot of V2 bytes, once they are known to decode.
+    pub(super) fn from_encoded(bytes: &[u8]) -> Option<Slot> {
+        decode_hist::<u32>(bytes)?;
+        Some(Slot {
+            live: None,
+            packed: Some(bytes.into()),
+        })
+    }
+
     #[cfg(test)]
     pub(super) fn is_packed(&self) -> bool {
         self.packed.is_some()
@@ -63,9 +87,20 @@ impl Slot {
 }
 
 fn unpack(bytes: &[u8]) -> Option<Box<Histogram<u32>>> {
-    let mut h: Histogram<u32> = Deserializer::new().deserialize(&mut &bytes[..]).ok()?;
+    let mut h: Histogram<u32> = decode_hist(bytes)?;
     h.auto(true);
     Some(Box::new(h))
+}
+
+/// A V2 histogram, refusing a payload length the bytes do not hold before the decoder would
+/// allocate room for it.
+pub(super) fn decode_hist<T: hdrhistogram::Counter>(b: &[u8]) -> Option<Histogram<T>> {
+    // Cookie, payload length, offset, digits, low, high, ratio: 40 bytes, then the payload.
+    let payload = u32::from_be_bytes(b.get(4..8)?.try_into().ok()?);
+    if usize::try_from(payload).ok()? > b.len().saturating_sub(40) {
+        return None;
+    }
+    Deserializer::new().deserialize(&mut &b[..]).ok()
 }
 
 fn per_interval() -> Box<Histogram<u32>> {

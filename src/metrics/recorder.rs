@@ -223,7 +223,7 @@ impl Counts {
 /// Time to error of failed requests, one cumulative histogram (microseconds) per error kind,
 /// each made at the first failure of its kind: a run without errors pays nothing for them.
 #[derive(Debug, Clone, Default)]
-pub struct ErrorTimes([Option<Histogram<u64>>; ErrorKind::COUNT]);
+pub struct ErrorTimes(pub(super) [Option<Histogram<u64>>; ErrorKind::COUNT]);
 
 impl ErrorTimes {
     fn record(&mut self, kind: ErrorKind, d: Duration) {
@@ -306,13 +306,13 @@ impl ClassRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
     pub counts: Counts,
-    latency: Slot,
-    ttft: Slot,
-    ttfot: Slot,
-    tpot: Slot,
+    pub(super) latency: Slot,
+    pub(super) ttft: Slot,
+    pub(super) ttfot: Slot,
+    pub(super) tpot: Slot,
     /// Time to error, one slot per kind that occurred here (most cells hold none, and an
     /// empty list costs no allocation).
-    errors: Vec<(ErrorKind, Slot)>,
+    pub(super) errors: Vec<(ErrorKind, Slot)>,
 }
 
 impl Cell {
@@ -371,19 +371,19 @@ const SETTLE: Duration = Duration::from_secs(90);
 /// The recording of a run (or of one shard of it).
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    layout: Layout,
-    classes: Vec<ClassRecord>,
+    pub(super) layout: Layout,
+    pub(super) classes: Vec<ClassRecord>,
     /// `intervals x classes`, row-major by interval.
-    cells: Vec<Cell>,
+    pub(super) cells: Vec<Cell>,
     /// Schedule lag of every measured request, microseconds.
-    lag: Histogram<u64>,
-    abandoned: u64,
+    pub(super) lag: Histogram<u64>,
+    pub(super) abandoned: u64,
     /// Intervals below this are packed.
-    packed_below: usize,
+    pub(super) packed_below: usize,
     /// `SETTLE` in intervals, at least one.
     settle_intervals: usize,
     /// Requests sent around the gateway, when the layout has a baseline.
-    direct: Option<DirectRecording>,
+    pub(super) direct: Option<DirectRecording>,
 }
 
 /// An empty cumulative histogram (microseconds, auto-resizing), counting in `T`: `u64` for a
@@ -578,7 +578,9 @@ impl Recorder {
                 .merge(&b.prompt_lengths)
                 .map_err(MergeError::Histogram)?;
         }
-        for (a, b) in self.cells.iter_mut().zip(&other.cells) {
+        let n = self.layout.classes.len().max(1);
+        let packed_below = self.packed_below;
+        for (i, (a, b)) in self.cells.iter_mut().zip(&other.cells).enumerate() {
             a.counts.merge(&b.counts);
             for (ha, hb) in [
                 (&mut a.latency, &b.latency),
@@ -593,9 +595,15 @@ impl Recorder {
             for (kind, hb) in b.time_to_error() {
                 a.error_slot(kind).live().add(hb.as_ref()).map_err(hist)?;
             }
+            // A settled interval stays packed: merging many finished recordings costs the
+            // memory of one.
+            if i / n < packed_below {
+                a.pack();
+            }
         }
         if let (Some(a), Some(b)) = (&mut self.direct, &other.direct) {
             a.merge(b).map_err(hist)?;
+            a.pack(0..packed_below);
         }
         self.lag.add(&other.lag).map_err(hist)?;
         self.abandoned += other.abandoned;

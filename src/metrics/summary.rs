@@ -67,6 +67,9 @@ pub struct Summary {
     /// Inside the system under test: its CPU, memory and own metrics during the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sut: Option<super::SutReport>,
+    /// A sharded run's shards, one row each, in index order (empty for a run on one machine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardStats>,
 }
 
 /// The latency the gateway adds, as gateways publish it for themselves: a percentile of the
@@ -532,6 +535,45 @@ pub enum CheckStatus {
     Pass,
     Fail,
     Inconclusive,
+}
+
+/// One shard of a sharded run, by its own numbers: how much it sent and whether it kept up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardStats {
+    pub index: u32,
+    /// Requests its schedule called for in the measured window, sent or dropped.
+    pub requests: u64,
+    /// Requests per second over the measured window.
+    pub rps: f64,
+    pub lag_p99_ms: f64,
+    pub lag_max_ms: f64,
+    pub dropped: u64,
+    /// Its clock against the coordinator's, and the round trip that was measured over, when
+    /// a coordinator measured them.
+    #[serde(default)]
+    pub clock_offset_ms: Option<f64>,
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// What went wrong with it, if anything (behind, cut off, died).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl ShardStats {
+    /// Shard `index`'s row, from the summary of its own slice.
+    pub fn of(index: u32, own: &Summary) -> Self {
+        Self {
+            index,
+            requests: own.overall.requests,
+            rps: own.overall.rps,
+            lag_p99_ms: own.generator.schedule_lag_ms.p99,
+            lag_max_ms: own.generator.schedule_lag_ms.max,
+            dropped: own.generator.dropped,
+            clock_offset_ms: None,
+            rtt_ms: None,
+            note: None,
+        }
+    }
 }
 
 /// Whether the numbers can be believed: a generator that fell behind measures itself.

@@ -19,10 +19,12 @@ pub enum RunFile {
     /// A capacity search's result (`gauntlet capacity`).
     CapacityJson,
     CapacityHtml,
+    /// A shard's whole recording (`--shard I/N`), for `gauntlet merge`.
+    Part,
 }
 
 impl RunFile {
-    pub const ALL: [RunFile; 11] = [
+    pub const ALL: [RunFile; 12] = [
         RunFile::Summary,
         RunFile::LatencyHlog,
         RunFile::IndexHtml,
@@ -34,6 +36,7 @@ impl RunFile {
         RunFile::CompareHtml,
         RunFile::CapacityJson,
         RunFile::CapacityHtml,
+        RunFile::Part,
     ];
 
     /// The file's name inside the run folder.
@@ -50,6 +53,7 @@ impl RunFile {
             RunFile::CompareHtml => "compare.html",
             RunFile::CapacityJson => "capacity.json",
             RunFile::CapacityHtml => "capacity.html",
+            RunFile::Part => "part.gpart",
         }
     }
 }

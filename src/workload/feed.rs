@@ -117,9 +117,20 @@ impl Feed {
             .and_then(|s| s.id_header.as_deref())
     }
 
+    /// Draw `draw` when the caller numbers them (the schedule does, so a shard sends what one
+    /// machine would for the same arrival), else the next one.
+    fn number(&self, draw: Option<u64>) -> u64 {
+        draw.unwrap_or_else(|| self.draws.fetch_add(1, Ordering::Relaxed))
+    }
+
     /// The next request of a class that is not a conversation.
     pub fn draft(&self) -> Result<Draft, DatasetError> {
-        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        self.draft_at(None)
+    }
+
+    /// Request number `draw` of the class (the next one when None).
+    pub fn draft_at(&self, draw: Option<u64>) -> Result<Draft, DatasetError> {
+        let n = self.number(draw);
         if let (PromptSource::Dataset(d), false) = (&self.workload.source, self.cache.is_empty()) {
             let line = self.line(n, d.len());
             if let Some(done) = self.cache.get(line).and_then(OnceLock::get) {
@@ -142,7 +153,12 @@ impl Feed {
 
     /// Starts a conversation: its first turn's request and how many turns it has.
     pub fn start(&self) -> Result<Conversation, DatasetError> {
-        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        self.start_at(None)
+    }
+
+    /// Conversation number `draw` of the class (the next one when None).
+    pub fn start_at(&self, draw: Option<u64>) -> Result<Conversation, DatasetError> {
+        let n = self.number(draw);
         let mut rng = SmallRng::seed_from_u64(mix(self.seed ^ SESSION_SALT, n));
         let mut request = self.request(n, &mut rng)?;
         self.fill(&mut request, &mut rng);

@@ -462,5 +462,6 @@ pub fn quickstart() -> Summary {
         budget: None,
         overhead: None,
         sut: None,
+        shards: Vec::new(),
     }
 }
