@@ -27,7 +27,11 @@ mkdir -p "$ctx/root/usr/bin" "$ctx/root/etc/ssl/certs" "$ctx/root/tmp" "$ctx/wor
 chmod 1777 "$ctx/root/tmp"
 cp "$binary" "$ctx/root/usr/bin/gauntlet"
 if [[ ${STRIP:-1} != 0 ]]; then
-  strip --strip-debug "$ctx/root/usr/bin/gauntlet"
+  if command -v strip >/dev/null; then
+    strip --strip-debug "$ctx/root/usr/bin/gauntlet"
+  else
+    echo "build.sh: no strip (binutils) here: the binary keeps its debug line tables" >&2
+  fi
 fi
 
 # Every library the dynamic loader resolves, and the loader itself, at the path it is asked
