@@ -481,6 +481,7 @@ fn follow(
         target: options.target.clone().or(Some(joined.target.clone())),
         gate: Some(gate),
         deltas: Some(slot.clone()),
+        load_only: true,
         ..options
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -525,31 +526,32 @@ fn follow(
             return Err(e.into());
         }
     };
-    // The shard's own record first: whatever becomes of the last push, it stays on disk.
+    // The part first, on disk, whatever becomes of the last push; then the last push, before
+    // the slower reports, so the coordinator does not wait on them.
     let own = headers.whole(&finished);
-    engine::write_run(&mut run_dir, &finished)
-        .with_context(|| format!("writing the run folder {}", inv.out.display()))?;
-    gauntlet::report::write_reports(&finished.summary, &mut run_dir)
-        .with_context(|| format!("writing the reports into {}", inv.out.display()))?;
     run_dir
         .write(RunFile::Part, &own.encode())
         .with_context(|| format!("writing the part into {}", inv.out.display()))?;
     let part_path = run_dir.file(RunFile::Part);
-    if let Some(t) = trouble.take() {
-        anyhow::bail!(
-            "{t}; this shard stopped on its own and kept its part in {}",
-            part_path.display()
-        );
-    }
-    // The last delta carries the shard's final numbers and evidence, and says it is the end.
-    let rest = slot.get().map(RecordingDeltas::take);
-    let last = headers.part(
-        rest.unwrap_or_else(|| Recorder::new(finished.recorder.layout().clone())),
-        finished.started_at,
-        own.header.stats.clone(),
-        finished.evidence.clone(),
-    );
-    let delivered = runtime.block_on(pusher.finish(last.encode()));
+    let delivered = match trouble.take() {
+        Some(t) => Err(t),
+        None => {
+            // The last delta carries the shard's final numbers and evidence, and says it is
+            // the end.
+            let rest = slot.get().map(RecordingDeltas::take);
+            let last = headers.part(
+                rest.unwrap_or_else(|| Recorder::new(finished.recorder.layout().clone())),
+                finished.started_at,
+                own.header.stats.clone(),
+                finished.evidence.clone(),
+            );
+            runtime.block_on(pusher.finish(last.encode()))
+        }
+    };
+    engine::write_run(&mut run_dir, &finished)
+        .with_context(|| format!("writing the run folder {}", inv.out.display()))?;
+    gauntlet::report::write_reports(&finished.summary, &mut run_dir)
+        .with_context(|| format!("writing the reports into {}", inv.out.display()))?;
     match delivered {
         Ok(()) => {
             eprintln!(
@@ -560,7 +562,7 @@ fn follow(
             Ok(Outcome::Ok)
         }
         Err(e) => anyhow::bail!(
-            "{e}; the final part did not reach the coordinator; this shard's part is in {}",
+            "{e}; this shard stopped on its own and kept its part in {}",
             part_path.display()
         ),
     }
