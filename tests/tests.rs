@@ -10,6 +10,7 @@ mod bakeoff;
 mod capacity;
 mod ci_examples;
 mod clients;
+mod cluster_live;
 mod engine;
 mod gateway;
 mod gateway_apis;
