@@ -84,6 +84,15 @@ pub struct Args {
     /// (where the output is plain lines anyway).
     #[arg(long)]
     pub plain: bool,
+    /// Send only this shard's slice of the plan, I of N (0-based): every N-th arrival of the
+    /// one schedule, every N-th closed-model user. Also from JOB_COMPLETION_INDEX and
+    /// GAUNTLET_SHARDS (a Kubernetes Indexed Job's pods). Shard 0 alone plays the faults;
+    /// each shard writes its part (part.gpart) for `gauntlet merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Where shard 0 (the coordinator) listens, for the shards to register with.
+    #[arg(long, value_name = "HOST:PORT", env = "GAUNTLET_COORDINATOR")]
+    pub coordinator: Option<String>,
 }
 
 /// Whether the run gets the live full-screen view: asked for neither quiet nor plain output,
@@ -97,6 +106,9 @@ fn wants_view(args: &Args) -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let scenario = gauntlet::scenario::load(&args.scenario)?;
+    let shard =
+        gauntlet::cluster::ShardId::resolve(args.shard.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| InvalidInput(e.to_string()))?;
     let out = args
         .out
         .clone()
@@ -111,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } else {
             args.monthly_tokens.clone()
         },
+        shard,
         ..RunOptions::default()
     });
     // Reject bad --rate/--duration before anything starts.
@@ -236,6 +249,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing the reports into {}", out.display()))?;
     if let Some(log) = raw {
         finish_raw_log(&log)?;
+    }
+    if let Some(shard) = shard {
+        let at =
+            super::merge::write_part(&mut run_dir, &scenario, &args.scenario, shard, &finished)?;
+        eprintln!("shard {shard}: part written to {}", at.display());
     }
     print_table(&finished, &run_dir);
     if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {
