@@ -40,6 +40,7 @@ enum Command {
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
     Compare(cmd::compare::Args),
+    Merge(cmd::merge::Args),
     /// Start the mock providers (or fault proxies in front of real ones) of a fleet file and
     /// serve until Ctrl-C / SIGTERM.
     #[command(visible_alias = "proxy")]
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Compare(args) => cmd::compare::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
     };

@@ -250,7 +250,12 @@ fn shards_stop_on_their_own_and_keep_their_parts_when_the_coordinator_dies() {
     assert!(text.contains("went away"), "{text}");
     let kept = part(&out(1));
     assert_eq!(kept.header.shard.index, 1);
-    assert!(kept.recording.classes().iter().any(|c| !c.latency.is_empty()));
+    assert!(
+        kept.recording
+            .classes()
+            .iter()
+            .any(|c| !c.latency.is_empty())
+    );
 }
 
 #[test]

@@ -32,6 +32,7 @@ mod run_cli;
 mod savings;
 mod scenario;
 mod scenarios_shipped;
+mod shard_merge;
 mod sse;
 mod summary_numbers;
 mod support;

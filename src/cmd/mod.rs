@@ -5,6 +5,7 @@ pub mod bakeoff;
 pub mod capacity;
 pub mod compare;
 pub mod gateway;
+pub mod merge;
 pub mod mock;
 mod plan_args;
 pub mod probe;
