@@ -136,6 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(budget) = &scenario.budget {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
     }
+    if shard.is_none()
+        && let Some(c) = &args.coordinator
+    {
+        return Err(InvalidInput(format!(
+            "--coordinator {c} (or GAUNTLET_COORDINATOR) is set but no shard is: give --shard \
+             I/N, or JOB_COMPLETION_INDEX and GAUNTLET_SHARDS"
+        ))
+        .into());
+    }
     if let (Some(shard), Some(coordinator)) = (shard, &args.coordinator) {
         let invocation = super::sharded::Invocation {
             scenario: &scenario,

@@ -285,7 +285,9 @@ fn coordinate(
     for (i, part) in (0u32..).zip(pushed) {
         if let Some(mut part) = part {
             if part.header.stats == ShardStats::default() {
-                // Its final part never came: its row is made from what it did push.
+                // Its final part never came: its row is made from what it did push, over the
+                // time the run had (its rate is then what it managed before it was lost).
+                part.evidence.ran_for = finished.evidence.ran_for;
                 part.header.stats = stats_alone(&part, i, inv.scenario);
             }
             parts.push((format!("shard {i}"), part));
