@@ -207,7 +207,7 @@ fn coordinate(
         say: Arc::new(|line| eprintln!("{line}")),
     };
     let coordinator = runtime
-        .block_on(Coordinator::start(listen, config, gathered.clone()))
+        .block_on(start_coordinator(listen, config, gathered.clone()))
         .with_context(|| {
             format!(
                 "--coordinator {}: cannot listen on {listen}",
@@ -249,7 +249,7 @@ fn coordinate(
     };
     let options = RunOptions {
         gate: Some(gate),
-        gateway_ip: embedded.then_some(listen.ip()),
+        gateway_ip: embedded.then_some(coordinator.addr().ip()),
         ..options
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -331,16 +331,39 @@ fn shard_target(targets: &[String], host: Option<&str>) -> Result<String, String
     Ok(format!("http://{host}:{port}"))
 }
 
-/// The address to listen on for `HOST:PORT`: the one HOST resolves to here (so the gateway
-/// the shards are pointed at listens where they reach this machine).
+/// The address to listen on for `HOST:PORT`: the one HOST resolves to here, so the gateway
+/// the shards are pointed at listens where they reach this machine. A name this machine
+/// cannot resolve for itself (a Service's name before its pod is ready) listens on every
+/// address instead.
 fn listen_addr(coordinator: &str) -> Result<SocketAddr, InvalidInput> {
-    let bad = |why: String| InvalidInput(format!("--coordinator {coordinator}: {why}"));
-    let mut addrs = coordinator
+    let bad = || InvalidInput(format!("--coordinator {coordinator}: not HOST:PORT"));
+    let (_, port) = coordinator.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let resolved = coordinator
         .to_socket_addrs()
-        .map_err(|e| bad(format!("cannot resolve it ({e})")))?;
-    addrs
-        .next()
-        .ok_or_else(|| bad("resolves to no address".into()))
+        .ok()
+        .and_then(|mut addrs| addrs.next());
+    Ok(resolved.unwrap_or_else(|| {
+        eprintln!("coordinator: {coordinator} does not resolve here; listening on every address");
+        SocketAddr::from(([0, 0, 0, 0], port))
+    }))
+}
+
+/// Listens on `addr`, or on every address at its port when `addr` is not this machine's
+/// (a name that resolves to a load balancer in front of it).
+async fn start_coordinator(
+    addr: SocketAddr,
+    config: CoordinatorConfig,
+    sink: Arc<Gathered>,
+) -> std::io::Result<Coordinator> {
+    match Coordinator::start(addr, config.clone(), sink.clone()).await {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            eprintln!("coordinator: {addr} is not an address of this machine; listening on {any}");
+            Coordinator::start(any, config, sink).await
+        }
+        other => other,
+    }
 }
 
 /// A shard's row from its part alone, as its own run would have reported it.
