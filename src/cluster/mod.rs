@@ -7,7 +7,8 @@ mod part;
 mod shard_id;
 
 pub use merge::{
-    Merged, PartsError, WriteError, conclude_merged, inconclusive, merge_parts, write_merged,
+    Merged, PartMerger, PartsError, WriteError, conclude_merged, inconclusive, merge_parts,
+    write_merged,
 };
 pub use part::{
     CounterRecord, FaultOutcomeRecord, FaultRecord, PART_FORMAT, Part, PartError, PartHeader,
