@@ -340,7 +340,7 @@ mod tests {
         let class = (i % 3) as usize;
         let mut s = Sample::new(
             class,
-            Duration::from_millis(500 + i * 9_973 % 199_000),
+            Duration::from_millis(500 + i * 33 % 199_000),
             Duration::from_micros(i % 700),
         );
         s.latency = Duration::from_micros(2_000 + (i * 7919) % 900_000);
