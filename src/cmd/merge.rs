@@ -34,11 +34,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let mut parts = Vec::with_capacity(args.parts.len());
+    // Read and merged one by one: a few parts wait in memory, never all of them.
+    let mut merger = cluster::PartMerger::default();
     for path in &args.parts {
-        parts.push((path.display().to_string(), read_part(path)?));
+        merger
+            .add(path.display().to_string(), read_part(path)?)
+            .map_err(|e| InvalidInput(e.to_string()))?;
     }
-    let merged = cluster::merge_parts(parts).map_err(|e| InvalidInput(e.to_string()))?;
+    let merged = merger.finish().map_err(|e| InvalidInput(e.to_string()))?;
     let scenario = scenario_of(&merged.header, args.scenario.as_deref())?;
     let summary = cluster::conclude_merged(&merged, &scenario);
     let mut dir = RunDir::create(&args.out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
