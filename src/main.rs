@@ -40,6 +40,7 @@ enum Command {
     Schema(cmd::schema::Args),
     Report(cmd::report::Args),
     Compare(cmd::compare::Args),
+    Merge(cmd::merge::Args),
     /// Start the mock providers (or fault proxies in front of real ones) of a fleet file and
     /// serve until Ctrl-C / SIGTERM.
     #[command(visible_alias = "proxy")]
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => cmd::schema::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Compare(args) => cmd::compare::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
         Command::K8s(args) => cmd::k8s::run(args),

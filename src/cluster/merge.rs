@@ -56,25 +56,46 @@ pub enum PartsError {
 
 /// Merges `parts` (each with where it came from, for messages).
 pub fn merge_parts(parts: Vec<(String, Part)>) -> Result<Merged, PartsError> {
-    let mut parts = parts.into_iter();
-    let (first_name, first) = parts.next().ok_or(PartsError::Empty)?;
-    let mut seen: BTreeMap<u32, String> =
-        BTreeMap::from([(first.header.shard.index, first_name.clone())]);
-    let mut merged = Merged {
-        header: first.header.clone(),
-        started_at: first.header.started_at,
-        ran_for: first.evidence.ran_for,
-        interrupted: first.evidence.interrupted,
-        shards: vec![first.header.stats.clone()],
-        first: first
-            .header
-            .shard
-            .is_first()
-            .then(|| first.evidence.clone()),
-        recording: first.recording,
-        missing: Vec::new(),
-    };
+    let mut merger = PartMerger::default();
     for (name, part) in parts {
+        merger.add(name, part)?;
+    }
+    merger.finish()
+}
+
+/// Recordings merged together at once: each settled interval of the merge is unpacked and
+/// packed once per batch, and at most this many parts wait in memory.
+const BATCH: usize = 8;
+
+/// Merges parts as they come (read from disk, or sent by shards), checking each against the
+/// first before it counts.
+#[derive(Debug, Default)]
+pub struct PartMerger {
+    merged: Option<Merged>,
+    first_name: String,
+    seen: BTreeMap<u32, String>,
+    waiting: Vec<Recorder>,
+}
+
+impl PartMerger {
+    /// Takes `part` (`name` says where it came from) once it is known to belong with the
+    /// others.
+    pub fn add(&mut self, name: String, part: Part) -> Result<(), PartsError> {
+        let Some(merged) = &mut self.merged else {
+            self.seen.insert(part.header.shard.index, name.clone());
+            self.first_name = name;
+            self.merged = Some(Merged {
+                header: part.header.clone(),
+                started_at: part.header.started_at,
+                ran_for: part.evidence.ran_for,
+                interrupted: part.evidence.interrupted,
+                shards: vec![part.header.stats.clone()],
+                first: part.header.shard.is_first().then_some(part.evidence),
+                recording: part.recording,
+                missing: Vec::new(),
+            });
+            return Ok(());
+        };
         let h = &part.header;
         let base = &merged.header;
         let checks: [(&'static str, String, String); 5] = [
@@ -100,21 +121,23 @@ pub fn merge_parts(parts: Vec<(String, Part)>) -> Result<Merged, PartsError> {
             if a != b {
                 return Err(PartsError::Mismatch {
                     what,
-                    first: first_name.clone(),
+                    first: self.first_name.clone(),
                     a,
                     other: name,
                     b,
                 });
             }
         }
-        if let Some(a) = seen.insert(h.shard.index, name.clone()) {
+        if part.recording.layout() != merged.recording.layout() {
+            return Err(PartsError::Layout(MergeError::Layout));
+        }
+        if let Some(a) = self.seen.insert(h.shard.index, name.clone()) {
             return Err(PartsError::Duplicate {
                 index: h.shard.index,
                 a,
                 b: name,
             });
         }
-        merged.recording.merge(&part.recording)?;
         merged.started_at = merged.started_at.min(h.started_at);
         merged.ran_for = merged.ran_for.max(part.evidence.ran_for);
         merged.interrupted |= part.evidence.interrupted;
@@ -122,12 +145,32 @@ pub fn merge_parts(parts: Vec<(String, Part)>) -> Result<Merged, PartsError> {
         if h.shard.is_first() {
             merged.first = Some(part.evidence);
         }
+        self.waiting.push(part.recording);
+        if self.waiting.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
     }
-    merged.shards.sort_by_key(|s| s.index);
-    merged.missing = (0..merged.header.shard.count.get())
-        .filter(|i| !seen.contains_key(i))
-        .collect();
-    Ok(merged)
+
+    fn flush(&mut self) -> Result<(), PartsError> {
+        if let Some(merged) = &mut self.merged {
+            let waiting: Vec<&Recorder> = self.waiting.iter().collect();
+            merged.recording.merge_many(&waiting)?;
+        }
+        self.waiting.clear();
+        Ok(())
+    }
+
+    /// The merge of every part added; which shards sent none is in `missing`.
+    pub fn finish(mut self) -> Result<Merged, PartsError> {
+        self.flush()?;
+        let mut merged = self.merged.ok_or(PartsError::Empty)?;
+        merged.shards.sort_by_key(|s| s.index);
+        merged.missing = (0..merged.header.shard.count.get())
+            .filter(|i| !self.seen.contains_key(i))
+            .collect();
+        Ok(merged)
+    }
 }
 
 impl PartHeader {

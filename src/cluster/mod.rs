@@ -12,7 +12,8 @@ mod shard_id;
 pub mod wire;
 
 pub use merge::{
-    Merged, PartsError, WriteError, conclude_merged, inconclusive, merge_parts, write_merged,
+    Merged, PartMerger, PartsError, WriteError, conclude_merged, inconclusive, merge_parts,
+    write_merged,
 };
 pub use part::{
     CounterRecord, FaultOutcomeRecord, FaultRecord, PART_FORMAT, Part, PartError, PartHeader,

@@ -340,7 +340,7 @@ mod tests {
         let class = (i % 3) as usize;
         let mut s = Sample::new(
             class,
-            Duration::from_millis(500 + i * 97 % 199_000),
+            Duration::from_millis(500 + i * 33 % 199_000),
             Duration::from_micros(i % 700),
         );
         s.latency = Duration::from_micros(2_000 + (i * 7919) % 900_000);
@@ -468,8 +468,12 @@ mod tests {
     }
 
     fn recorded(n: u64) -> Recorder {
+        recorded_from(0, n)
+    }
+
+    fn recorded_from(from: u64, n: u64) -> Recorder {
         let mut rec = Recorder::new(layout());
-        for i in 0..n {
+        for i in from..from + n {
             rec.record(&sample(i));
             if i % 97 == 0 {
                 rec.record_dropped((i % 3) as usize, Duration::from_secs(2 + i % 100));
@@ -530,7 +534,7 @@ mod tests {
 
     #[test]
     fn a_part_decodes_to_exactly_what_was_encoded() {
-        let rec = recorded(20_000);
+        let rec = recorded(6_000);
         let p = part(rec.clone());
         let bytes = p.encode();
         let back = Part::decode(&bytes).expect("decodes");
@@ -539,6 +543,23 @@ mod tests {
         assert_same(&rec, &back.recording);
         // And what was decoded encodes to the same bytes: nothing was lost or reordered.
         assert_eq!(part(back.recording).encode(), bytes);
+    }
+
+    #[test]
+    fn parts_merged_in_batches_equal_the_recordings_merged_one_by_one() {
+        let mut one_by_one = Recorder::new(layout());
+        let mut parts = Vec::new();
+        for i in 0..11u32 {
+            let rec = recorded_from(u64::from(i) * 300, 500);
+            one_by_one.merge(&rec).expect("one layout");
+            let mut p = part(rec);
+            p.header.shard = ShardId::new(i, 11, "test").unwrap();
+            let back = Part::decode(&p.encode()).expect("decodes");
+            parts.push((format!("part {i}"), back));
+        }
+        let merged = crate::cluster::merge_parts(parts).expect("one run");
+        assert!(merged.missing.is_empty());
+        assert_same(&one_by_one, &merged.recording);
     }
 
     #[test]
@@ -561,7 +582,7 @@ mod tests {
         let mut whole = Recorder::new(layout());
         let deltas = RecordingDeltas::new(layout());
         let mut taken = Vec::new();
-        for i in 0..30_000 {
+        for i in 0..8_000 {
             let s = sample(i);
             whole.record(&s);
             deltas.with(|d| d.record(&s));
@@ -569,7 +590,7 @@ mod tests {
                 whole.record_dropped(0, Duration::from_secs(5));
                 deltas.with(|d| d.record_dropped(0, Duration::from_secs(5)));
             }
-            if i % 4_000 == 0 {
+            if i % 1_500 == 0 {
                 // Through the wire, as a shard streams them.
                 let bytes = part(deltas.take()).encode();
                 taken.push(Part::decode(&bytes).expect("a delta decodes").recording);

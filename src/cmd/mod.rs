@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod compare;
 pub mod gateway;
 pub mod k8s;
+pub mod merge;
 pub mod mock;
 mod plan_args;
 pub mod probe;

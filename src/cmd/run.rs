@@ -84,12 +84,14 @@ pub struct Args {
     /// (where the output is plain lines anyway).
     #[arg(long)]
     pub plain: bool,
-    /// Send shard I of N of the plan (0-based), e.g. 0/4 [env: JOB_COMPLETION_INDEX with
-    /// GAUNTLET_SHARDS].
+    /// Send only this shard's slice of the plan, I of N (0-based): every N-th arrival of the
+    /// one schedule, every N-th closed-model user. Also from JOB_COMPLETION_INDEX and
+    /// GAUNTLET_SHARDS (a Kubernetes Indexed Job's pods). Shard 0 alone plays the faults;
+    /// each shard writes its part (part.gpart) for `gauntlet merge`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// The coordinator of a sharded run: shard 0 listens here, the other shards register
-    /// with it, and it merges their numbers into one verdict.
+    /// Where shard 0 (the coordinator) listens, for the shards to register with: a live
+    /// sharded run, started together and merged into one verdict by shard 0.
     #[arg(long, value_name = "HOST:PORT", env = "GAUNTLET_COORDINATOR")]
     pub coordinator: Option<String>,
     /// How long the coordinator waits for every shard to register.
@@ -109,6 +111,9 @@ fn wants_view(args: &Args) -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let scenario = gauntlet::scenario::load(&args.scenario)?;
+    let shard =
+        gauntlet::cluster::ShardId::resolve(args.shard.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| InvalidInput(e.to_string()))?;
     let out = args
         .out
         .clone()
@@ -123,6 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } else {
             args.monthly_tokens.clone()
         },
+        shard,
         ..RunOptions::default()
     });
     // Reject bad --rate/--duration before anything starts.
@@ -130,9 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(budget) = &scenario.budget {
         check_budget(budget, engine::estimate(&scenario, &plan), args.yes)?;
     }
-    let shard =
-        gauntlet::cluster::ShardId::resolve(args.shard.as_deref(), |k| std::env::var(k).ok())
-            .map_err(|e| InvalidInput(e.to_string()))?;
+    if shard.is_none()
+        && let Some(c) = &args.coordinator
+    {
+        return Err(InvalidInput(format!(
+            "--coordinator {c} (or GAUNTLET_COORDINATOR) is set but no shard is: give --shard \
+             I/N, or JOB_COMPLETION_INDEX and GAUNTLET_SHARDS"
+        ))
+        .into());
+    }
     if let (Some(shard), Some(coordinator)) = (shard, &args.coordinator) {
         let invocation = super::sharded::Invocation {
             scenario: &scenario,
@@ -266,6 +278,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing the reports into {}", out.display()))?;
     if let Some(log) = raw {
         finish_raw_log(&log)?;
+    }
+    if let Some(shard) = shard {
+        let at =
+            super::merge::write_part(&mut run_dir, &scenario, &args.scenario, shard, &finished)?;
+        eprintln!("shard {shard}: part written to {}", at.display());
     }
     print_table(&finished, &run_dir);
     if let Err(e) = gauntlet::report::append_github_step_summary(&finished.summary) {

@@ -207,7 +207,7 @@ fn coordinate(
         say: Arc::new(|line| eprintln!("{line}")),
     };
     let coordinator = runtime
-        .block_on(Coordinator::start(listen, config, gathered.clone()))
+        .block_on(start_coordinator(listen, config, gathered.clone()))
         .with_context(|| {
             format!(
                 "--coordinator {}: cannot listen on {listen}",
@@ -249,7 +249,7 @@ fn coordinate(
     };
     let options = RunOptions {
         gate: Some(gate),
-        gateway_ip: embedded.then_some(listen.ip()),
+        gateway_ip: embedded.then_some(coordinator.addr().ip()),
         ..options
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -285,7 +285,9 @@ fn coordinate(
     for (i, part) in (0u32..).zip(pushed) {
         if let Some(mut part) = part {
             if part.header.stats == ShardStats::default() {
-                // Its final part never came: its row is made from what it did push.
+                // Its final part never came: its row is made from what it did push, over the
+                // time the run had (its rate is then what it managed before it was lost).
+                part.evidence.ran_for = finished.evidence.ran_for;
                 part.header.stats = stats_alone(&part, i, inv.scenario);
             }
             parts.push((format!("shard {i}"), part));
@@ -329,16 +331,39 @@ fn shard_target(targets: &[String], host: Option<&str>) -> Result<String, String
     Ok(format!("http://{host}:{port}"))
 }
 
-/// The address to listen on for `HOST:PORT`: the one HOST resolves to here (so the gateway
-/// the shards are pointed at listens where they reach this machine).
+/// The address to listen on for `HOST:PORT`: the one HOST resolves to here, so the gateway
+/// the shards are pointed at listens where they reach this machine. A name this machine
+/// cannot resolve for itself (a Service's name before its pod is ready) listens on every
+/// address instead.
 fn listen_addr(coordinator: &str) -> Result<SocketAddr, InvalidInput> {
-    let bad = |why: String| InvalidInput(format!("--coordinator {coordinator}: {why}"));
-    let mut addrs = coordinator
+    let bad = || InvalidInput(format!("--coordinator {coordinator}: not HOST:PORT"));
+    let (_, port) = coordinator.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let resolved = coordinator
         .to_socket_addrs()
-        .map_err(|e| bad(format!("cannot resolve it ({e})")))?;
-    addrs
-        .next()
-        .ok_or_else(|| bad("resolves to no address".into()))
+        .ok()
+        .and_then(|mut addrs| addrs.next());
+    Ok(resolved.unwrap_or_else(|| {
+        eprintln!("coordinator: {coordinator} does not resolve here; listening on every address");
+        SocketAddr::from(([0, 0, 0, 0], port))
+    }))
+}
+
+/// Listens on `addr`, or on every address at its port when `addr` is not this machine's
+/// (a name that resolves to a load balancer in front of it).
+async fn start_coordinator(
+    addr: SocketAddr,
+    config: CoordinatorConfig,
+    sink: Arc<Gathered>,
+) -> std::io::Result<Coordinator> {
+    match Coordinator::start(addr, config.clone(), sink.clone()).await {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            eprintln!("coordinator: {addr} is not an address of this machine; listening on {any}");
+            Coordinator::start(any, config, sink).await
+        }
+        other => other,
+    }
 }
 
 /// A shard's row from its part alone, as its own run would have reported it.
@@ -481,6 +506,7 @@ fn follow(
         target: options.target.clone().or(Some(joined.target.clone())),
         gate: Some(gate),
         deltas: Some(slot.clone()),
+        load_only: true,
         ..options
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -525,31 +551,32 @@ fn follow(
             return Err(e.into());
         }
     };
-    // The shard's own record first: whatever becomes of the last push, it stays on disk.
+    // The part first, on disk, whatever becomes of the last push; then the last push, before
+    // the slower reports, so the coordinator does not wait on them.
     let own = headers.whole(&finished);
-    engine::write_run(&mut run_dir, &finished)
-        .with_context(|| format!("writing the run folder {}", inv.out.display()))?;
-    gauntlet::report::write_reports(&finished.summary, &mut run_dir)
-        .with_context(|| format!("writing the reports into {}", inv.out.display()))?;
     run_dir
         .write(RunFile::Part, &own.encode())
         .with_context(|| format!("writing the part into {}", inv.out.display()))?;
     let part_path = run_dir.file(RunFile::Part);
-    if let Some(t) = trouble.take() {
-        anyhow::bail!(
-            "{t}; this shard stopped on its own and kept its part in {}",
-            part_path.display()
-        );
-    }
-    // The last delta carries the shard's final numbers and evidence, and says it is the end.
-    let rest = slot.get().map(RecordingDeltas::take);
-    let last = headers.part(
-        rest.unwrap_or_else(|| Recorder::new(finished.recorder.layout().clone())),
-        finished.started_at,
-        own.header.stats.clone(),
-        finished.evidence.clone(),
-    );
-    let delivered = runtime.block_on(pusher.finish(last.encode()));
+    let delivered = match trouble.take() {
+        Some(t) => Err(t),
+        None => {
+            // The last delta carries the shard's final numbers and evidence, and says it is
+            // the end.
+            let rest = slot.get().map(RecordingDeltas::take);
+            let last = headers.part(
+                rest.unwrap_or_else(|| Recorder::new(finished.recorder.layout().clone())),
+                finished.started_at,
+                own.header.stats.clone(),
+                finished.evidence.clone(),
+            );
+            runtime.block_on(pusher.finish(last.encode()))
+        }
+    };
+    engine::write_run(&mut run_dir, &finished)
+        .with_context(|| format!("writing the run folder {}", inv.out.display()))?;
+    gauntlet::report::write_reports(&finished.summary, &mut run_dir)
+        .with_context(|| format!("writing the reports into {}", inv.out.display()))?;
     match delivered {
         Ok(()) => {
             eprintln!(
@@ -560,7 +587,7 @@ fn follow(
             Ok(Outcome::Ok)
         }
         Err(e) => anyhow::bail!(
-            "{e}; the final part did not reach the coordinator; this shard's part is in {}",
+            "{e}; this shard stopped on its own and kept its part in {}",
             part_path.display()
         ),
     }

@@ -132,16 +132,18 @@ impl StartedFleet {
         target: Option<&str>,
         tls: &ClientSettings,
     ) -> Result<Self, FleetError> {
-        Self::start_on(scenario, target, tls, None).await
+        Self::start_on(scenario, target, tls, None, false).await
     }
 
     /// Like `start`, with the embedded gateway listening on `gateway_ip` (loopback when
-    /// None): a coordinator's shards on other machines send their load to it.
+    /// None): a coordinator's shards on other machines send their load to it. `load_only`
+    /// starts no mock of its own: a shard that only sends load to a coordinator's fleet.
     pub async fn start_on(
         scenario: &Scenario,
         target: Option<&str>,
         tls: &ClientSettings,
         gateway_ip: Option<std::net::IpAddr>,
+        load_only: bool,
     ) -> Result<Self, FleetError> {
         let mut fleet = StartedFleet {
             tls: tls.clone(),
@@ -157,7 +159,7 @@ impl StartedFleet {
             mock_runtime: None,
             gateway_runtime: None,
         };
-        if let Err(e) = fleet.start_upstreams(scenario).await {
+        if let Err(e) = fleet.start_upstreams(scenario, load_only).await {
             fleet.shutdown().await;
             return Err(e);
         }
@@ -191,7 +193,11 @@ impl StartedFleet {
         }
     }
 
-    async fn start_upstreams(&mut self, scenario: &Scenario) -> Result<(), FleetError> {
+    async fn start_upstreams(
+        &mut self,
+        scenario: &Scenario,
+        load_only: bool,
+    ) -> Result<(), FleetError> {
         let client_tls = ClientTls::new(&self.tls).map_err(|e| FleetError::Tls(e.to_string()))?;
         for u in &scenario.upstreams {
             let err = |reason: String| FleetError::Upstream {
@@ -206,6 +212,11 @@ impl StartedFleet {
                     url.clone(),
                     admin_token.as_ref().map(|t| t.expose().to_string()),
                 ),
+                // Another process runs this upstream; it is known by name only here.
+                _ if load_only => {
+                    self.upstream_urls.push(String::new());
+                    continue;
+                }
                 source => {
                     let handle = self.start_local(&u.name, source).await.map_err(err)?;
                     let url = handle.url();

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use super::client::{Client, SessionStart};
 use super::mix::{DirectDraw, Mix};
 use super::plan::{Arrivals, Overrides, Plan, PlanStage, PlannedSend};
+use crate::cluster::ShardId;
 use crate::metrics::{Layout, Recorder, RecordingDeltas, Sample, Via, new_cumulative};
 use crate::observe::LiveMetrics;
 use crate::scenario::StageLoad;
@@ -107,7 +108,7 @@ pub struct RunConfig {
     /// Fed every message the recording gets, for a shard to stream its run in deltas.
     pub deltas: Option<RecordingDeltas>,
     /// The slice of the plan this process sends (`--shard I/N`); None sends it all.
-    pub shard: Option<crate::cluster::ShardId>,
+    pub shard: Option<ShardId>,
 }
 
 /// The client that sends straight to each class's primary upstream, and the share of
@@ -402,6 +403,35 @@ struct Draws {
 }
 
 impl Draws {
+    /// Draws an arrival's class (a trace names its own) and route and numbers it; Some when
+    /// `shard` sends it. Every shard draws for every arrival, so all stay on the one
+    /// schedule: arrival k is the same request on every machine.
+    fn assign(
+        &mut self,
+        arrival: PlannedSend,
+        mix: &Mix,
+        shard: Option<ShardId>,
+    ) -> Option<(usize, PlannedSend, Via)> {
+        let class = arrival.class.unwrap_or_else(|| mix.pick(&mut self.class));
+        let route = if self.direct.as_mut().is_some_and(DirectDraw::next_is_direct) {
+            Via::Direct
+        } else {
+            Via::Gateway
+        };
+        let (k, n) = self.number(class, route);
+        if shard.is_some_and(|s| !s.owns(k)) {
+            return None;
+        }
+        let arrival = PlannedSend {
+            overrides: Overrides {
+                draw: Some(n),
+                ..arrival.overrides
+            },
+            ..arrival
+        };
+        Some((class, arrival, route))
+    }
+
     /// Numbers the next arrival: its index in the plan and its draw within its class.
     fn number(&mut self, class: usize, route: Via) -> (u64, u64) {
         let k = self.arrivals;
@@ -453,25 +483,8 @@ async fn run_open(
             woke = Instant::now();
             let mut due: Vec<(usize, PlannedSend, Via)> = Vec::new();
             while let Some(arrival) = arrivals.next_if(|a| t0 + a.at <= woke) {
-                // A trace names its class; otherwise the mix draws one.
-                let class = arrival.class.unwrap_or_else(|| mix.pick(&mut draw.class));
-                let route = if draw.direct.as_mut().is_some_and(DirectDraw::next_is_direct) {
-                    Via::Direct
-                } else {
-                    Via::Gateway
-                };
-                // Every shard draws for every arrival, so all stay on the one schedule; each
-                // sends only its own.
-                let (k, n) = draw.number(class, route);
-                if shard.is_some_and(|s| !s.owns(k)) {
+                let Some((class, arrival, route)) = draw.assign(arrival, &mix, shard) else {
                     continue;
-                }
-                let arrival = PlannedSend {
-                    overrides: Overrides {
-                        draw: Some(n),
-                        ..arrival.overrides
-                    },
-                    ..arrival
                 };
                 if in_flight.load(Ordering::Acquire) >= cap {
                     if route == Via::Gateway {
@@ -780,6 +793,72 @@ async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every open arrival of `stages` as `shard` would send it: (intended, class, route, draw).
+    fn schedule(
+        stages: &[PlanStage],
+        process: crate::scenario::Arrival,
+        shard: Option<ShardId>,
+    ) -> Vec<(Duration, usize, Via, Option<u64>)> {
+        let seed = 41;
+        let w = |n| std::num::NonZeroU32::new(n).expect("> 0");
+        let mix = Mix::new([w(80), w(15), w(5)]);
+        let mut draws = Draws {
+            class: mix_rng(seed),
+            direct: Some(DirectDraw::new(0.1, direct_rng(seed, None))),
+            arrivals: 0,
+            per_class: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (i, stage) in stages.iter().enumerate() {
+            let mix = mix.for_stage(i);
+            for a in Arrivals::new(stage, process, arrival_seed(seed, i)) {
+                if let Some((class, a, route)) = draws.assign(a, &mix, shard) {
+                    out.push((a.at, class, route, a.overrides.draw));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_shards_schedules_together_are_the_single_schedule() {
+        let rate = |from: f64, to: f64, start: u64, secs: u64| PlanStage {
+            start: Duration::from_secs(start),
+            duration: Duration::from_secs(secs),
+            load: StageLoad::Rate { from, to },
+        };
+        // A ramp, then a hold: arrivals carry across the stage boundary.
+        let stages = [rate(0.0, 400.0, 0, 10), rate(400.0, 400.0, 10, 10)];
+        for process in [
+            crate::scenario::Arrival::Constant,
+            crate::scenario::Arrival::Poisson,
+        ] {
+            let whole = schedule(&stages, process, None);
+            assert!(whole.len() > 5_000, "{}", whole.len());
+            for n in [1u32, 2, 3, 7] {
+                let mut union = Vec::new();
+                let mut sizes = Vec::new();
+                for i in 0..n {
+                    let shard = ShardId::new(i, n, "test").expect("in range");
+                    let part = schedule(&stages, process, Some(shard));
+                    sizes.push(part.len());
+                    union.extend(part);
+                }
+                union.sort_by_key(|a| a.0);
+                let differ = union.iter().zip(&whole).filter(|(a, b)| a != b).count();
+                assert!(
+                    union.len() == whole.len() && differ == 0,
+                    "{process:?}, {n} shards: {} arrivals against {}, {differ} differ",
+                    union.len(),
+                    whole.len()
+                );
+                // Dealt out evenly: no shard sends more than one arrival more than another.
+                let (lo, hi) = (sizes.iter().min(), sizes.iter().max());
+                assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{sizes:?}");
+            }
+        }
+    }
 
     #[tokio::test]
     async fn a_copy_carries_the_time_it_was_made_not_the_time_it_was_read() {

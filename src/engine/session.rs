@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub gateway_ip: Option<std::net::IpAddr>,
     /// When the plan starts (its t0), on this machine's clock [default: as soon as ready].
     pub start_at: Option<SystemTime>,
+    /// Start no mock upstream: another process (a sharded run's coordinator) runs them.
+    pub load_only: bool,
 }
 
 /// Told where the load goes once the fleet is up (one base URL per request class), answers
@@ -104,6 +106,7 @@ impl Default for RunOptions {
             gate: None,
             gateway_ip: None,
             start_at: None,
+            load_only: false,
         }
     }
 }
@@ -215,6 +218,7 @@ async fn run(
         options.target.as_deref(),
         &tls,
         options.gateway_ip,
+        options.load_only,
     )
     .await?;
     if settle_first && let Err(e) = settle_what_outlives(scenario, options, &fleet).await {

@@ -99,14 +99,26 @@ impl DirectRecording {
         }
     }
 
-    /// Adds another shard's baseline; `Recorder::merge` has checked the layouts match.
-    pub(super) fn merge(&mut self, other: &DirectRecording) -> Result<(), AdditionError> {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            a.merge(b);
+    /// Adds other shards' baselines; `Recorder::merge_many` has checked the layouts match.
+    /// Intervals below `packed_below` are packed again as soon as they are added to.
+    pub(super) fn merge_many(
+        &mut self,
+        others: &[&DirectRecording],
+        packed_below: usize,
+    ) -> Result<(), AdditionError> {
+        for other in others {
+            for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+                a.merge(b);
+            }
         }
-        for (a, b) in self.cells.iter_mut().zip(&other.cells) {
-            if let Some(h) = b.get() {
-                a.live().add(h.as_ref())?;
+        for (i, a) in self.cells.iter_mut().enumerate() {
+            for other in others {
+                if let Some(h) = other.cells.get(i).and_then(Slot::get) {
+                    a.live().add(h.as_ref())?;
+                }
+            }
+            if i / self.classes.max(1) < packed_below {
+                a.pack();
             }
         }
         Ok(())

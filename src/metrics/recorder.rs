@@ -555,45 +555,62 @@ impl Recorder {
 
     /// Adds another recording of the same run (another shard, another worker) into this one.
     pub fn merge(&mut self, other: &Recorder) -> Result<(), MergeError> {
-        if self.layout.classes != other.layout.classes
-            || self.layout.intervals != other.layout.intervals
-            || self.layout.warmup != other.layout.warmup
-            || self.layout.interval != other.layout.interval
-            || self.layout.baseline != other.layout.baseline
-        {
-            return Err(MergeError::Layout);
+        self.merge_many(&[other])
+    }
+
+    /// Adds several recordings of the same run at once: each settled interval of this one is
+    /// unpacked and packed again once for all of them, not once per recording.
+    pub fn merge_many(&mut self, others: &[&Recorder]) -> Result<(), MergeError> {
+        for other in others {
+            if self.layout.classes != other.layout.classes
+                || self.layout.intervals != other.layout.intervals
+                || self.layout.warmup != other.layout.warmup
+                || self.layout.interval != other.layout.interval
+                || self.layout.baseline != other.layout.baseline
+            {
+                return Err(MergeError::Layout);
+            }
         }
         let hist = |e: hdrhistogram::AdditionError| MergeError::Histogram(e.to_string());
-        for (a, b) in self.classes.iter_mut().zip(&other.classes) {
-            a.counts.merge(&b.counts);
-            a.latency.add(&b.latency).map_err(hist)?;
-            a.ttft.add(&b.ttft).map_err(hist)?;
-            a.ttfot.add(&b.ttfot).map_err(hist)?;
-            a.tpot.add(&b.tpot).map_err(hist)?;
-            a.itl.add(&b.itl).map_err(hist)?;
-            a.errors.merge(&b.errors)?;
-            a.tokens.merge(&b.tokens);
-            a.turns.merge(&b.turns).map_err(MergeError::Histogram)?;
-            a.prompt_lengths
-                .merge(&b.prompt_lengths)
-                .map_err(MergeError::Histogram)?;
+        for other in others {
+            for (a, b) in self.classes.iter_mut().zip(&other.classes) {
+                a.counts.merge(&b.counts);
+                a.latency.add(&b.latency).map_err(hist)?;
+                a.ttft.add(&b.ttft).map_err(hist)?;
+                a.ttfot.add(&b.ttfot).map_err(hist)?;
+                a.tpot.add(&b.tpot).map_err(hist)?;
+                a.itl.add(&b.itl).map_err(hist)?;
+                a.errors.merge(&b.errors)?;
+                a.tokens.merge(&b.tokens);
+                a.turns.merge(&b.turns).map_err(MergeError::Histogram)?;
+                a.prompt_lengths
+                    .merge(&b.prompt_lengths)
+                    .map_err(MergeError::Histogram)?;
+            }
+            self.lag.add(&other.lag).map_err(hist)?;
+            self.abandoned += other.abandoned;
         }
         let n = self.layout.classes.len().max(1);
         let packed_below = self.packed_below;
-        for (i, (a, b)) in self.cells.iter_mut().zip(&other.cells).enumerate() {
-            a.counts.merge(&b.counts);
-            for (ha, hb) in [
-                (&mut a.latency, &b.latency),
-                (&mut a.ttft, &b.ttft),
-                (&mut a.ttfot, &b.ttfot),
-                (&mut a.tpot, &b.tpot),
-            ] {
-                if let Some(hb) = hb.get() {
-                    ha.live().add(hb.as_ref()).map_err(hist)?;
+        for (i, a) in self.cells.iter_mut().enumerate() {
+            for other in others {
+                let Some(b) = other.cells.get(i) else {
+                    continue;
+                };
+                a.counts.merge(&b.counts);
+                for (ha, hb) in [
+                    (&mut a.latency, &b.latency),
+                    (&mut a.ttft, &b.ttft),
+                    (&mut a.ttfot, &b.ttfot),
+                    (&mut a.tpot, &b.tpot),
+                ] {
+                    if let Some(hb) = hb.get() {
+                        ha.live().add(hb.as_ref()).map_err(hist)?;
+                    }
                 }
-            }
-            for (kind, hb) in b.time_to_error() {
-                a.error_slot(kind).live().add(hb.as_ref()).map_err(hist)?;
+                for (kind, hb) in b.time_to_error() {
+                    a.error_slot(kind).live().add(hb.as_ref()).map_err(hist)?;
+                }
             }
             // A settled interval stays packed: merging many finished recordings costs the
             // memory of one.
@@ -601,12 +618,11 @@ impl Recorder {
                 a.pack();
             }
         }
-        if let (Some(a), Some(b)) = (&mut self.direct, &other.direct) {
-            a.merge(b).map_err(hist)?;
-            a.pack(0..packed_below);
+        if let Some(a) = &mut self.direct {
+            let direct: Vec<&DirectRecording> =
+                others.iter().filter_map(|o| o.direct.as_ref()).collect();
+            a.merge_many(&direct, packed_below).map_err(hist)?;
         }
-        self.lag.add(&other.lag).map_err(hist)?;
-        self.abandoned += other.abandoned;
         Ok(())
     }
 

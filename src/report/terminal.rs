@@ -262,6 +262,30 @@ pub fn render(s: &Summary) -> String {
         fmt::ms(s.generator.schedule_lag_ms.max),
         fmt::count(s.generator.dropped)
     );
+    if !s.shards.is_empty() {
+        let _ = writeln!(
+            o,
+            "{:>5} {:>10} {:>9} {:>10} {:>8}  clock offset",
+            "shard", "requests", "req/s", "lag p99", "dropped"
+        );
+        for r in super::view::shard_rows(s) {
+            let _ = writeln!(
+                o,
+                "{:>5} {:>10} {:>9} {:>10} {:>8}  {}{}",
+                r.index,
+                r.requests,
+                r.rps,
+                r.lag_p99,
+                r.dropped,
+                r.clock,
+                if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", r.note)
+                }
+            );
+        }
+    }
     for reason in &s.trust.reasons {
         let _ = writeln!(o, "warning: {reason}");
     }

@@ -42,6 +42,40 @@ pub struct ReportView {
     pub overhead: Option<OverheadView>,
     /// What the system under test spent, and its own counts beside gauntlet's.
     pub sut: Option<super::sut::SutView>,
+    /// A sharded run's shards, each by its own numbers (empty for one machine).
+    pub shards: Vec<ShardRow>,
+}
+
+/// One shard of a sharded run: what it sent and whether it kept up.
+#[derive(Debug, Serialize)]
+pub struct ShardRow {
+    pub index: String,
+    pub requests: String,
+    pub rps: String,
+    pub lag_p99: String,
+    pub dropped: String,
+    pub clock: String,
+    pub note: String,
+}
+
+/// The per-shard table's rows.
+pub fn shard_rows(s: &Summary) -> Vec<ShardRow> {
+    s.shards
+        .iter()
+        .map(|r| ShardRow {
+            index: r.index.to_string(),
+            requests: fmt::count(r.requests),
+            rps: format!("{:.1}", r.rps),
+            lag_p99: fmt::ms(r.lag_p99_ms),
+            dropped: fmt::count(r.dropped),
+            clock: match (r.clock_offset_ms, r.rtt_ms) {
+                (Some(o), Some(rtt)) => format!("{o:+.2} ms (RTT {rtt:.2} ms)"),
+                (Some(o), None) => format!("{o:+.2} ms"),
+                _ => DASH.into(),
+            },
+            note: r.note.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// A gateway tier's classes together; `shed` counts refusals marked `x-gateway-shed`.
@@ -377,6 +411,7 @@ pub fn build(s: &Summary) -> ReportView {
             s.trust.reasons.clone()
         },
         interrupted: s.interrupted,
+        shards: shard_rows(s),
         headline: headline(s),
         meta: meta(s),
         checks: s

@@ -1,0 +1,127 @@
+//! `gauntlet merge`: shards' parts (their run folders or part files) into one run folder with
+//! one verdict, offline; and the part a sharded `gauntlet run` leaves in its own folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gauntlet::cluster::{self, Part, PartHeader, ShardId};
+use gauntlet::engine::Finished;
+use gauntlet::metrics::ShardStats;
+use gauntlet::rundir::{RunDir, RunFile};
+use gauntlet::scenario::Scenario;
+
+use super::{InvalidInput, Outcome};
+
+/// Merge the parts of a sharded run into one run folder: histograms added and counters
+/// summed exactly, the SLA judged once on the whole, every report written, and a table of
+/// the shards. Parts of different scenarios, seeds, plans, shard counts or gauntlet versions
+/// are refused (exit 2); a shard without a part makes the verdict inconclusive (exit 1).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A shard's run folder, or its part file (part.gpart); one per shard.
+    #[arg(value_name = "PART", required = true)]
+    pub parts: Vec<PathBuf>,
+    /// Folder for the merged run's files.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The scenario file the shards ran [default: the path the parts recorded]. Its SLA is
+    /// what the merged run is judged by; it must be the same scenario (checked).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Write into a non-empty --out folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    // Read and merged one by one: a few parts wait in memory, never all of them.
+    let mut merger = cluster::PartMerger::default();
+    for path in &args.parts {
+        merger
+            .add(path.display().to_string(), read_part(path)?)
+            .map_err(|e| InvalidInput(e.to_string()))?;
+    }
+    let merged = merger.finish().map_err(|e| InvalidInput(e.to_string()))?;
+    let scenario = scenario_of(&merged.header, args.scenario.as_deref())?;
+    let summary = cluster::conclude_merged(&merged, &scenario);
+    let mut dir = RunDir::create(&args.out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
+    cluster::write_merged(&mut dir, &merged, &summary)
+        .with_context(|| format!("writing the merged run into {}", args.out.display()))?;
+    print!("{}", gauntlet::report::terminal_summary(&summary));
+    println!("report: {}", dir.file(RunFile::IndexHtml).display());
+    Ok(if summary.sla.passed {
+        Outcome::Ok
+    } else {
+        Outcome::SlaViolated
+    })
+}
+
+/// A part from a run folder or a part file; a file that is not one is bad input.
+fn read_part(path: &Path) -> Result<Part, InvalidInput> {
+    let (_, file) = gauntlet::rundir::locate(path, RunFile::Part);
+    let bytes = std::fs::read(&file).map_err(|e| {
+        InvalidInput(format!(
+            "{}: cannot read the part ({e}); give a shard's run folder or its {}",
+            file.display(),
+            RunFile::Part
+        ))
+    })?;
+    Part::decode(&bytes).map_err(|e| InvalidInput(format!("{}: {e}", file.display())))
+}
+
+/// The scenario the shards ran, read again for its SLA: from `given`, else where the parts
+/// say; refused unless it is the very scenario they ran.
+fn scenario_of(header: &PartHeader, given: Option<&Path>) -> Result<Scenario, InvalidInput> {
+    let path = given
+        .map(Path::to_path_buf)
+        .or_else(|| header.scenario_path.clone())
+        .ok_or_else(|| {
+            InvalidInput(
+                "the parts do not say where their scenario is: pass --scenario FILE".into(),
+            )
+        })?;
+    let scenario = gauntlet::scenario::load(&path).map_err(|e| {
+        InvalidInput(format!(
+            "reading the scenario the shards ran ({}): {e}; pass the file with --scenario FILE",
+            path.display()
+        ))
+    })?;
+    let found = cluster::fingerprint(&scenario);
+    if found != header.fingerprint {
+        return Err(InvalidInput(format!(
+            "{} is not the scenario the shards ran (fingerprint {found}, the parts' is {}): it \
+             was edited since, or is another file; pass the one they ran with --scenario FILE",
+            path.display(),
+            header.fingerprint
+        )));
+    }
+    Ok(scenario)
+}
+
+/// A shard's part, written into its own run folder beside its reports.
+pub(super) fn write_part(
+    dir: &mut RunDir,
+    scenario: &Scenario,
+    scenario_path: &Path,
+    shard: ShardId,
+    run: &Finished,
+) -> anyhow::Result<PathBuf> {
+    let part = Part {
+        header: PartHeader {
+            scenario: scenario.name.clone(),
+            scenario_path: std::path::absolute(scenario_path).ok(),
+            fingerprint: cluster::fingerprint(scenario),
+            plan_fingerprint: cluster::fingerprint(&run.plan),
+            seed: run.summary.seed,
+            shard,
+            gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
+            interval: run.plan.interval,
+            started_at: run.started_at,
+            stats: ShardStats::of(shard.index, &run.summary),
+        },
+        evidence: run.evidence.clone(),
+        recording: run.recorder.clone(),
+    };
+    dir.write(RunFile::Part, &part.encode())
+        .with_context(|| format!("writing the part into {}", dir.path().display()))
+}
