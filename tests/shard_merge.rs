@@ -413,6 +413,9 @@ async fn refusals(dir: &Path, shard_dir: &dyn Fn(u32) -> PathBuf) {
     );
 }
 
+/// Flags, environment, and what the refusal must say.
+type Refused<'a> = (&'a [&'a str], Vec<(&'a str, String)>, &'a str);
+
 #[tokio::test]
 async fn a_shard_outside_its_count_is_refused_naming_the_flag_or_the_variables() {
     let dir = tempfile::tempdir().unwrap();
@@ -429,7 +432,7 @@ async fn a_shard_outside_its_count_is_refused_naming_the_flag_or_the_variables()
     let f = file.to_str().unwrap();
     let out = dir.path().join("out");
     let o = out.to_str().unwrap();
-    let cases: [(&[&str], Vec<(&str, String)>, &str); 5] = [
+    let cases: [Refused; 5] = [
         (
             &["--shard", "3/3"],
             vec![],
