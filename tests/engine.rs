@@ -346,8 +346,10 @@ async fn ctrl_c_stops_sending_and_keeps_what_was_measured() {
         vec![class("c", 1, "m", false)],
     );
     let s = &stopped_after_1s(&sc).await;
+    // Stopped after 1 s of 100/s: never more than that second's requests and a few in flight.
+    // Fewer is only a slow start (a loaded machine sent 70 here), which this test is not about.
     assert!(
-        (80..=130).contains(&s.overall.requests),
+        (30..=130).contains(&s.overall.requests),
         "{}",
         s.overall.requests
     );
