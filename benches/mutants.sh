@@ -14,10 +14,15 @@
 #   benches/mutants.sh --in-diff main        # only the lines changed since `main`
 #   benches/mutants.sh --shard 1/4           # a quarter of the mutants (run 1/4 .. 4/4)
 #   benches/mutants.sh --stage lib           # stage 1 only
+#   benches/mutants.sh --stage tests --modules "summary_numbers measures"
+#                                            # stage 2 on the last survivors, a small test binary
 #   benches/mutants.sh --file src/metrics/recorder.rs --re 'recorder\.rs:(3[2-9][0-9]):'
 #                                            # only the mutants whose name matches (resume a run)
 # Options: --timeout SECS (per test run, default 300), --out DIR (default target/mutants),
 # --filter NAME (stage 2 runs only the integration tests whose name contains NAME; repeat it),
+# --modules "engine promises" (stage 2 compiles only these modules of tests/ into the test
+# binary, with `support` when they use it: every mutant rebuilds that binary, and the whole
+# of tests/ is most of a stage 2 mutant's time on a busy machine),
 # --re REGEX (stage 1 runs only the mutants whose name, as `--list` prints it, matches; repeat
 # it), --list (print the mutants and stop). Mutants run one at a time (in place in the copy).
 #
@@ -44,6 +49,7 @@ stage="all"
 timeout=300
 list=0
 filters=()
+modules=""
 res=()
 out="$ROOT/target/mutants"
 scratch="${SCRATCH:-${TMPDIR:-/tmp}/gauntlet-mutants}"
@@ -56,6 +62,7 @@ while (($#)); do
     --timeout) timeout="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --filter) filters+=("$2"); shift 2 ;;
+    --modules) modules="$2"; shift 2 ;;
     --re) res+=(--re "$2"); shift 2 ;;
     --list) list=1; shift ;;
     -h | --help) sed -n '2,/^# Needs cargo-mutants/p' "$0"; exit 0 ;;
@@ -91,6 +98,21 @@ mkdir -p "$scratch"
 # The tracked and new files as they are now (no rsync needed): what git would commit.
 find "$scratch" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
 (cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$scratch")
+if [[ -n "$modules" ]]; then
+    # A test binary of these modules only (in the copy; the tree keeps its own tests.rs).
+    root="$scratch/tests/tests.rs"
+    {
+        echo "//! Stage 2 of benches/mutants.sh: only $modules."
+        echo "#![allow(clippy::unwrap_used, dead_code)]"
+        for m in $modules; do
+            [[ -f "$scratch/tests/$m.rs" ]] || { echo "--modules: no tests/$m.rs" >&2; exit 2; }
+            echo "mod $m;"
+        done
+        if (cd "$scratch/tests" && grep -q 'crate::support' $(printf '%s.rs ' $modules)); then
+            echo "mod support;"
+        fi
+    } >"$root"
+fi
 if [[ ! -d "$scratch/target" && -d "$ROOT/target/debug" ]]; then
     echo "seeding $scratch/target from the worktree's (once)"
     mkdir -p "$scratch/target"

@@ -25,10 +25,12 @@ async fn a_request_sent_late_is_measured_from_when_it_was_due() {
         ClientOptions::default(),
     )
     .unwrap();
-    // Due 300 ms ago: the generator is late by at least that much when it sends.
+    // Due 300 ms ago, 10 s into a run: the generator is late by at least that much when it
+    // sends.
     let late_by = Duration::from_millis(300);
-    let t0 = Instant::now().checked_sub(late_by).unwrap();
-    let sample = client.send(0, t0, Duration::ZERO).await;
+    let into_run = Duration::from_secs(10);
+    let t0 = Instant::now().checked_sub(into_run + late_by).unwrap();
+    let sample = client.send(0, t0, into_run).await;
     assert_eq!(sample.result, Ok(()), "{sample:?}");
     assert!(
         sample.lag >= late_by,
@@ -40,6 +42,11 @@ async fn a_request_sent_late_is_measured_from_when_it_was_due() {
     );
     // The exchange itself comes on top of the wait.
     assert!(sample.latency >= sample.lag, "{sample:?}");
+    // ...and the clock starts when the request was due, not at the run's start (10 s before).
+    assert!(
+        sample.latency < into_run / 2,
+        "measured from when it was due: {sample:?}"
+    );
 
     // On time, the same server answers well under the wait above: the 300 ms were the wait.
     let on_time = client.send(0, Instant::now(), Duration::ZERO).await;
@@ -139,6 +146,12 @@ async fn a_stalled_generator_shows_its_stall_in_latency_and_in_schedule_lag() {
          (lag {lag:?})"
     );
     assert!(latency.max >= lag.max, "latency {latency:?} lag {lag:?}");
+    // Most requests went out on time to a server that answers at once: their latency is the
+    // exchange alone, measured from each one's own due time (not from the run's start).
+    assert!(
+        latency.p50 < 1_000.0,
+        "on-time requests are quick: {latency:?} (lag {lag:?})"
+    );
     server.join().await;
 }
 

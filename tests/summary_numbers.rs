@@ -924,3 +924,232 @@ fn a_dropped_request_counts_in_the_interval_and_class_it_was_due_in() {
     );
     assert_eq!((s.overall.requests, s.overall.dropped), (3, 3));
 }
+
+/// The numbers the main recording leaves at zero: shed refusals, cached and reasoning tokens,
+/// where prompt counts came from, the connections opened (with TLS and the handshake's share
+/// of request time), and the breakdowns by conversation turn and by prompt length.
+///
+/// One streaming class, six requests, the k-th intended at k s + 100 ms:
+///
+/// | k | turn | result | latency | TTFT | prompt (source) | cached | reasoning | opened |
+/// |---|---|---|---|---|---|---|---|---|
+/// | 0 | 1 | ok | 100 ms | 20 ms | 10 (usage) | 0 | 5 | 10 ms, TLS full |
+/// | 1 | 2 | ok | 200 ms | 40 ms | 20 (usage) | 16 | 0 | reused |
+/// | 2 | 3 | ok | 300 ms | 60 ms | 40 (usage) | 32 | 10 | 30 ms, TLS resumed |
+/// | 3 | 1 | ok | 400 ms | 80 ms | 10 (tokenizer) | 0 | 0 | 20 ms, plain |
+/// | 4 | 2 | shed 429 | 1 ms | – | 20 (tokenizer) | 0 | 0 | reused |
+/// | 5 | – | shed 429 | 1 ms | – | 0 (tokenizer) | 0 | 0 | reused |
+///
+/// Each success has 30 completion tokens.
+#[test]
+fn shed_tokens_connections_turns_and_prompt_lengths_are_hand_computed() {
+    use gauntlet::metrics::{Opened, TlsSession, TokenSource};
+    let layout = Layout::new(
+        vec!["chat".into()],
+        vec!["a".into()],
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    );
+    let mut rec = Recorder::new(layout);
+    let opened = |took: u64, tls| {
+        Some(Opened {
+            took: ms(took),
+            tls,
+        })
+    };
+    // turn, ok, latency ms, prompt tokens and their source, cached, reasoning, opened.
+    type Row = (
+        Option<u16>,
+        bool,
+        u64,
+        u64,
+        TokenSource,
+        u64,
+        u64,
+        Option<Opened>,
+    );
+    let rows: [Row; 6] = [
+        (
+            Some(1),
+            true,
+            100,
+            10,
+            TokenSource::Usage,
+            0,
+            5,
+            opened(10, Some(TlsSession::Full)),
+        ),
+        (Some(2), true, 200, 20, TokenSource::Usage, 16, 0, None),
+        (
+            Some(3),
+            true,
+            300,
+            40,
+            TokenSource::Usage,
+            32,
+            10,
+            opened(30, Some(TlsSession::Resumed)),
+        ),
+        (
+            Some(1),
+            true,
+            400,
+            10,
+            TokenSource::Tokenizer,
+            0,
+            0,
+            opened(20, None),
+        ),
+        (Some(2), false, 1, 20, TokenSource::Tokenizer, 0, 0, None),
+        (None, false, 1, 0, TokenSource::Tokenizer, 0, 0, None),
+    ];
+    for (k, (turn, ok, latency, prompt, from, cached, reasoning, opened)) in
+        rows.into_iter().enumerate()
+    {
+        let k = k as u64;
+        let mut s = Sample::new(CHAT, ms(k * 1000 + 100), Duration::ZERO);
+        s.turn = turn;
+        s.latency = ms(latency);
+        s.prompt_tokens = prompt;
+        s.prompt_tokens_from = from;
+        s.cached_tokens = cached;
+        s.reasoning_tokens = reasoning;
+        s.opened = opened;
+        if ok {
+            s.ttft = Some(ms((k + 1) * 20));
+            s.completion_tokens = 30;
+            s.served_by = Some(ServedBy::Known(A));
+        } else {
+            s.result = Err(ErrorKind::RateLimited);
+            s.gateway_rate_limited = true;
+            s.gateway_shed = true;
+        }
+        rec.record(&s);
+    }
+    let info = RunInfo {
+        classes: vec![ClassInfo {
+            name: "chat".into(),
+            weight: 1,
+            model: "m".into(),
+            stream: true,
+            api: "chat",
+            primary: None,
+            tier: None,
+        }],
+        ..info()
+    };
+    let s = concluded(&rec, &info, &[], &Sla::default());
+    let o = &s.overall;
+    assert_eq!((o.requests, o.successes), (6, 4));
+    assert_eq!((o.shed, o.gateway_rate_limited), (2, 2));
+    assert_eq!(s.classes[0].stats.shed, 2);
+    assert_eq!(
+        (
+            o.tokens.prompt,
+            o.tokens.completion,
+            o.tokens.cached,
+            o.tokens.reasoning
+        ),
+        (10 + 20 + 40 + 10 + 20, 4 * 30, 16 + 32, 5 + 10)
+    );
+    assert_eq!(
+        (o.prompt_tokens_from.usage, o.prompt_tokens_from.tokenizer),
+        (3, 3)
+    );
+    let c = &o.connections;
+    assert_eq!((c.opened, c.tls_full, c.tls_resumed), (3, 1, 1));
+    // 10 + 30 + 20 ms opening connections, of 100 + 200 + 300 + 400 + 1 + 1 ms of requests.
+    assert_near(
+        c.handshake_share.expect("requests were timed"),
+        60.0 / 1002.0,
+        "handshake share",
+    );
+    // Each interval keeps the connection its one request opened: 10 ms of 100 in the first.
+    let iv = |k: usize| &s.intervals[k].overall.connections;
+    assert_eq!((iv(0).opened, iv(0).tls_full, iv(0).tls_resumed), (1, 1, 0));
+    assert_eq!((iv(1).opened, iv(1).handshake_share), (0, Some(0.0)));
+    assert_eq!((iv(2).opened, iv(2).tls_full, iv(2).tls_resumed), (1, 0, 1));
+    assert_near(
+        iv(0).handshake_share.expect("timed"),
+        0.1,
+        "interval 0 share",
+    );
+
+    // Turns 1 (k = 0, 3), 2 (k = 1 and the shed k = 4) and 3 (k = 2); k = 5 has no turn.
+    let turns: Vec<_> = s.classes[0]
+        .turns
+        .iter()
+        .map(|t| (t.turn, t.requests, t.successes))
+        .collect();
+    assert_eq!(turns, [(1, 2, 2), (2, 2, 1), (3, 1, 1)]);
+    let t = &s.classes[0].turns;
+    assert_percentiles(
+        &t[0].latency_ms,
+        [100.0, 400.0, 400.0, 400.0, 400.0, 250.0],
+        2,
+        "turn 1 latency",
+    );
+    assert_percentiles(
+        t[0].ttft_ms.as_ref().expect("streams"),
+        [20.0, 80.0, 80.0, 80.0, 80.0, 50.0],
+        2,
+        "turn 1 ttft",
+    );
+    assert_percentiles(&t[1].latency_ms, [200.0; 6], 1, "turn 2 latency");
+    assert_percentiles(&t[2].latency_ms, [300.0; 6], 1, "turn 3 latency");
+
+    // Prompt bins: [0, 16) holds 10, 10; [16, 32) holds 20, 20 (one shed); [32, 64) holds 40;
+    // the prompt of 0 tokens is in none.
+    let bins: Vec<_> = s.classes[0]
+        .prompt_lengths
+        .iter()
+        .map(|b| (b.min_tokens, b.max_tokens, b.requests))
+        .collect();
+    assert_eq!(
+        bins,
+        [(0, Some(16), 2), (16, Some(32), 2), (32, Some(64), 1)]
+    );
+    let bin_ttft = |i: usize| s.classes[0].prompt_lengths[i].ttft_ms;
+    assert_percentiles(
+        &bin_ttft(0).expect("two streams"),
+        [20.0, 80.0, 80.0, 80.0, 80.0, 50.0],
+        2,
+        "ttft of prompts under 16",
+    );
+    // The shed request in [16, 32) had no first token: only k = 1's 40 ms.
+    assert_percentiles(
+        &bin_ttft(1).expect("one stream"),
+        [40.0; 6],
+        1,
+        "ttft 16..32",
+    );
+
+    // The terminal says the same numbers.
+    let text = gauntlet::report::terminal_summary(&s);
+    assert!(
+        text.contains(
+            "tokens: 100 prompt (48 cached), 120 completion (15 reasoning); \
+             prompt counts from usage 3, tokenizer 3"
+        ),
+        "{text}"
+    );
+    // 60 / 1002 is 5.988%, written down to two decimals.
+    assert!(
+        text.contains(
+            "connections: 3 opened (TLS 1 full, 1 resumed); connecting took 5.98% of request time"
+        ),
+        "{text}"
+    );
+    let by_turn = text
+        .lines()
+        .find(|l| l.starts_with("chat by turn: "))
+        .unwrap_or_else(|| panic!("no turns line in:\n{text}"));
+    for part in [
+        "#1 2 req p99 400 ms",
+        "#2 2 req p99 200 ms",
+        "#3 1 req p99 300 ms",
+    ] {
+        assert!(by_turn.contains(part), "{part} in {by_turn}");
+    }
+}

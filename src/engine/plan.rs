@@ -353,6 +353,14 @@ impl Iterator for RateArrivals {
 mod tests {
     use super::*;
 
+    /// A schedule that never ends fails its count instead of filling the machine's memory:
+    /// twice the largest stage below is plenty.
+    const MOST: usize = 200_000;
+
+    fn schedule(stage: &PlanStage, process: Process, seed: u64) -> Vec<Duration> {
+        RateArrivals::new(stage, process, seed).take(MOST).collect()
+    }
+
     fn stage(from: f64, to: f64, secs: u64) -> PlanStage {
         PlanStage {
             start: Duration::from_secs(1),
@@ -363,18 +371,18 @@ mod tests {
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let times: Vec<_> =
-            RateArrivals::new(&stage(10.0, 10.0, 2), Process::Constant, 1).collect();
+        let times = schedule(&stage(10.0, 10.0, 2), Process::Constant, 1);
         assert_eq!(times.len(), 20);
         assert_eq!(times[0], Duration::from_secs(1));
-        assert!((times[1] - times[0]).as_secs_f64() - 0.1 < 1e-9);
+        for w in times.windows(2) {
+            assert!(((w[1] - w[0]).as_secs_f64() - 0.1).abs() < 1e-9, "{w:?}");
+        }
     }
 
     #[test]
     fn ramp_integrates_the_rate() {
         // 0 -> 100/s over 10 s holds 500 arrivals, three quarters of them in the second half.
-        let times: Vec<_> =
-            RateArrivals::new(&stage(0.0, 100.0, 10), Process::Constant, 1).collect();
+        let times = schedule(&stage(0.0, 100.0, 10), Process::Constant, 1);
         assert!((499..=500).contains(&times.len()), "{}", times.len());
         let late = times
             .iter()
@@ -385,8 +393,8 @@ mod tests {
 
     #[test]
     fn poisson_count_is_near_the_rate_and_seeded() {
-        let a: Vec<_> = RateArrivals::new(&stage(200.0, 200.0, 10), Process::Poisson, 9).collect();
-        let b: Vec<_> = RateArrivals::new(&stage(200.0, 200.0, 10), Process::Poisson, 9).collect();
+        let a: Vec<_> = schedule(&stage(200.0, 200.0, 10), Process::Poisson, 9);
+        let b: Vec<_> = schedule(&stage(200.0, 200.0, 10), Process::Poisson, 9);
         assert_eq!(a, b);
         assert!((1850..=2150).contains(&a.len()), "{}", a.len());
     }
@@ -406,31 +414,26 @@ mod tests {
     #[test]
     fn gamma_with_cv_1_spaces_like_poisson() {
         // 1000/s for 100 s: 100k gaps, so the estimates sit within a few percent.
-        let times: Vec<_> =
-            RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Gamma { cv: 1.0 }, 3).collect();
+        let times = schedule(&stage(1000.0, 1000.0, 100), Process::Gamma { cv: 1.0 }, 3);
         assert!((95_000..=105_000).contains(&times.len()), "{}", times.len());
         let (mean, cv) = gap_stats(&times);
         assert!((0.00095..=0.00105).contains(&mean), "mean gap {mean}");
         assert!((0.95..=1.05).contains(&cv), "cv {cv}");
-        let (_, poisson_cv) = gap_stats(
-            &RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Poisson, 3)
-                .collect::<Vec<_>>(),
-        );
+        let (_, poisson_cv) =
+            gap_stats(&schedule(&stage(1000.0, 1000.0, 100), Process::Poisson, 3));
         assert!((cv - poisson_cv).abs() < 0.05, "{cv} vs {poisson_cv}");
     }
 
     #[test]
     fn gamma_with_cv_3_is_bursty_at_the_same_mean_rate() {
-        let times: Vec<_> =
-            RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Gamma { cv: 3.0 }, 5).collect();
+        let times = schedule(&stage(1000.0, 1000.0, 100), Process::Gamma { cv: 3.0 }, 5);
         // The variance of a count grows with cv^2: a wider band than for Poisson.
         assert!((90_000..=110_000).contains(&times.len()), "{}", times.len());
         let (_, cv) = gap_stats(&times);
         assert!((2.6..=3.4).contains(&cv), "cv {cv}");
         // Bursts: counts per 100 ms vary about cv^2 = 9 times as much as their mean (the
         // index of dispersion of a renewal process), where Poisson's vary as much as the mean.
-        let poisson: Vec<_> =
-            RateArrivals::new(&stage(1000.0, 1000.0, 100), Process::Poisson, 5).collect();
+        let poisson: Vec<_> = schedule(&stage(1000.0, 1000.0, 100), Process::Poisson, 5);
         let bursty = dispersion(&times);
         let even = dispersion(&poisson);
         assert!((6.0..=12.0).contains(&bursty), "gamma dispersion {bursty}");
@@ -456,9 +459,9 @@ mod tests {
     #[test]
     fn gamma_is_seeded_and_follows_a_ramp() {
         let ramp = stage(0.0, 400.0, 20);
-        let a: Vec<_> = RateArrivals::new(&ramp, Process::Gamma { cv: 2.0 }, 11).collect();
-        let b: Vec<_> = RateArrivals::new(&ramp, Process::Gamma { cv: 2.0 }, 11).collect();
-        let c: Vec<_> = RateArrivals::new(&ramp, Process::Gamma { cv: 2.0 }, 12).collect();
+        let a: Vec<_> = schedule(&ramp, Process::Gamma { cv: 2.0 }, 11);
+        let b: Vec<_> = schedule(&ramp, Process::Gamma { cv: 2.0 }, 11);
+        let c: Vec<_> = schedule(&ramp, Process::Gamma { cv: 2.0 }, 12);
         assert_eq!(a, b);
         assert_ne!(a, c);
         // 0 -> 400/s over 20 s holds 4000 sends, three quarters in the second half.
@@ -484,6 +487,8 @@ mod tests {
                 line(0, 1, Some(5)),
                 line(500, 0, None),
                 line(1500, 1, Some(9)),
+                // At the stage's end: past what the stage sends, stretched or not.
+                line(2000, 0, None),
             ],
         };
         let mut st = PlanStage {
@@ -491,7 +496,7 @@ mod tests {
             duration: Duration::from_secs(2),
             load: StageLoad::Trace(Arc::new(trace)),
         };
-        let got: Vec<_> = Arrivals::new(&st, Process::Poisson, 1).collect();
+        let got: Vec<_> = Arrivals::new(&st, Process::Poisson, 1).take(10).collect();
         assert_eq!(
             got.iter().map(|a| a.at).collect::<Vec<_>>(),
             [1000, 1500, 2500].map(Duration::from_millis)
@@ -503,8 +508,136 @@ mod tests {
         // `--duration 4s` stretches the replay with the stage.
         st.duration = Duration::from_secs(4);
         let stretched: Vec<_> = Arrivals::new(&st, Process::Poisson, 1)
+            .take(10)
             .map(|a| a.at)
             .collect();
         assert_eq!(stretched, [1000, 2000, 4000].map(Duration::from_millis));
+    }
+
+    fn load(stages: Vec<(u64, StageLoad)>) -> LoadPlan {
+        LoadPlan {
+            stages: stages
+                .into_iter()
+                .map(|(secs, load)| crate::scenario::Stage {
+                    duration: Duration::from_secs(secs),
+                    load,
+                })
+                .collect(),
+            warmup: Duration::from_secs(1),
+            max_in_flight: NonZeroUsize::new(7).unwrap(),
+            timeout: Duration::from_secs(9),
+            interval: Duration::from_millis(250),
+            arrival: Process::Poisson,
+            baseline: None,
+        }
+    }
+
+    fn rate(from: f64, to: f64) -> StageLoad {
+        StageLoad::Rate { from, to }
+    }
+
+    fn users(n: usize) -> StageLoad {
+        StageLoad::Concurrency(NonZeroUsize::new(n).unwrap())
+    }
+
+    fn spans(plan: &Plan) -> Vec<(u64, u64)> {
+        plan.stages
+            .iter()
+            .map(|s| (s.start.as_millis() as u64, s.end().as_millis() as u64))
+            .collect()
+    }
+
+    #[test]
+    fn stages_follow_each_other_and_stretch_with_the_run() {
+        let mut plan = Plan::compile(&load(vec![
+            (2, rate(10.0, 10.0)),
+            (3, users(3)),
+            (5, rate(0.0, 40.0)),
+        ]));
+        assert_eq!(spans(&plan), [(0, 2_000), (2_000, 5_000), (5_000, 10_000)]);
+        assert_eq!(plan.total(), Duration::from_secs(10));
+        assert_eq!(
+            (plan.warmup, plan.max_in_flight.get(), plan.timeout),
+            (Duration::from_secs(1), 7, Duration::from_secs(9))
+        );
+        assert_eq!(
+            (plan.interval, plan.arrival),
+            (Duration::from_millis(250), Process::Poisson)
+        );
+        // `--duration 20s`: every stage and the warmup twice as long, still end to end.
+        plan.stretch_to(Duration::from_secs(20));
+        assert_eq!(
+            spans(&plan),
+            [(0, 4_000), (4_000, 10_000), (10_000, 20_000)]
+        );
+        assert_eq!(plan.total(), Duration::from_secs(20));
+        assert_eq!(plan.warmup, Duration::from_secs(2));
+        // Shrinking works the same way.
+        plan.stretch_to(Duration::from_secs(5));
+        assert_eq!(spans(&plan), [(0, 1_000), (1_000, 2_500), (2_500, 5_000)]);
+        assert_eq!(plan.warmup, Duration::from_millis(500));
+
+        let mut empty = Plan::compile(&load(Vec::new()));
+        assert_eq!(empty.total(), Duration::ZERO);
+        empty.stretch_to(Duration::from_secs(5));
+        assert_eq!(
+            (empty.total(), empty.warmup),
+            (Duration::ZERO, Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn rates_scale_to_the_peak_asked_for_keeping_the_ramps_shape() {
+        let mut plan = Plan::compile(&load(vec![
+            (2, rate(10.0, 30.0)),
+            (3, users(3)),
+            (4, rate(50.0, 20.0)),
+        ]));
+        assert_eq!(plan.peak_rate(), Some(50.0));
+        // `--rate 100/s`: the peak doubles, so does every other rate; the users stay.
+        plan.scale_rate_to(100.0);
+        let loads: Vec<_> = plan.stages.iter().map(|s| s.load.clone()).collect();
+        assert_eq!(loads, [rate(20.0, 60.0), users(3), rate(100.0, 40.0)]);
+        assert_eq!(plan.peak_rate(), Some(100.0));
+
+        // A plan of users only has no rate to scale.
+        let mut closed = Plan::compile(&load(vec![(2, users(4))]));
+        assert_eq!(closed.peak_rate(), None);
+        closed.scale_rate_to(100.0);
+        assert_eq!(closed.stages[0].load, users(4));
+        // A rate of 0 stays 0: there is no peak to scale from.
+        let mut idle = Plan::compile(&load(vec![(2, rate(0.0, 0.0))]));
+        idle.scale_rate_to(100.0);
+        assert_eq!(idle.stages[0].load, rate(0.0, 0.0));
+    }
+
+    #[test]
+    fn expected_requests_add_up_the_open_stages() {
+        let trace = Trace {
+            path: "t.jsonl".into(),
+            speed: 1.0,
+            span: Duration::from_secs(1),
+            lines: [0, 300, 600]
+                .map(|ms| crate::scenario::TraceLine {
+                    at: Duration::from_millis(ms),
+                    class: 0,
+                    prompt_tokens: None,
+                    max_tokens: None,
+                })
+                .to_vec(),
+        };
+        let plan = Plan::compile(&load(vec![
+            (2, rate(10.0, 30.0)),
+            (3, users(3)),
+            (4, rate(50.0, 20.0)),
+            (1, StageLoad::Trace(Arc::new(trace))),
+        ]));
+        // (10 + 30) / 2 * 2 + 0 + (50 + 20) / 2 * 4 + 3 lines.
+        let want = 40.0 + 140.0 + 3.0;
+        assert!(
+            (plan.expected_requests() - want).abs() < 1e-9,
+            "{}",
+            plan.expected_requests()
+        );
     }
 }
