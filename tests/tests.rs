@@ -31,6 +31,7 @@ mod run_cli;
 mod savings;
 mod scenario;
 mod scenarios_shipped;
+mod source_ips;
 mod sse;
 mod summary_numbers;
 mod support;

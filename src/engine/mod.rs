@@ -16,6 +16,7 @@ mod runner;
 mod running;
 mod session;
 mod settle;
+mod source;
 mod timeline;
 
 pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
@@ -33,3 +34,4 @@ pub use runner::{
     DEFAULT_DRAIN, Live, RecordingTap, RunConfig, RunOutput, SampleSink, mix_rng, run,
 };
 pub use session::{EngineError, Finished, RunOptions, plan_for, run_scenario, run_settled};
+pub use source::{SourceIpsError, check_local as check_source_ips, parse_source_ips};

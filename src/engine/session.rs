@@ -53,6 +53,8 @@ pub struct RunOptions {
     /// Keep native histograms too: only a protobuf scrape (`--metrics-listen`) reads them,
     /// and each costs the recorder a locked observe per sample.
     pub native_histograms: bool,
+    /// Local addresses the load's connections leave from, in turn (`--source-ips`).
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 impl Default for RunOptions {
@@ -71,6 +73,7 @@ impl Default for RunOptions {
             tls: ClientSettings::default(),
             metrics: None,
             native_histograms: false,
+            source_ips: Vec::new(),
         }
     }
 }
@@ -247,6 +250,7 @@ pub(super) async fn drive(
         upstreams: fleet.upstreams.clone(),
         seed,
         tls: fleet.tls.clone(),
+        source_ips: options.source_ips.clone(),
     };
     let baseline = match scenario.load.baseline {
         Some(b) => {
