@@ -8,7 +8,7 @@
 #
 #   benches/vs_peers.sh [CONNECTIONS=50] [SECONDS=10]
 #     ROUNDS=5                  rounds per target
-#     TARGETS="nginx mock"      which servers
+#     TARGETS="nginx mock"      which servers (empty: none, with CALLGRIND=1 only that)
 #     CALLGRIND=1               also: the engine's CPU instructions per request under
 #                               callgrind against native nginx (stable on a busy machine)
 #
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 C=${1:-50}
 SECS=${2:-10}
 ROUNDS=${ROUNDS:-5}
-TARGETS=${TARGETS:-"nginx mock"}
+TARGETS=${TARGETS-"nginx mock"}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 for tool in nginx wrk oha; do
@@ -31,7 +31,8 @@ for tool in nginx wrk oha; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet --example engine_bench --bin gauntlet
+# NO_BUILD=1: use the binaries already in target/release.
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --example engine_bench --bin gauntlet
 BIN=target/release/examples
 source benches/common.sh
 
