@@ -35,6 +35,7 @@ mod savings;
 mod scenario;
 mod scenarios_shipped;
 mod shard_merge;
+mod source_ips;
 mod sse;
 mod summary_numbers;
 mod support;

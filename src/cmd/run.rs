@@ -48,6 +48,13 @@ pub struct Args {
     /// mocks running on the same machine.
     #[arg(long, value_name = "N")]
     pub load_threads: Option<std::num::NonZeroUsize>,
+    /// Local addresses the load's connections leave from, taken in turn: a range
+    /// (127.0.0.2-127.0.0.9), a comma list (127.0.0.2,127.0.0.5) or both. Each must be an
+    /// address of this machine; each gives its own ~28k ephemeral ports towards one server,
+    /// for runs holding more connections than one address has ports. The load still goes
+    /// only where the scenario (or --target) sends it.
+    #[arg(long, value_name = "LIST")]
+    pub source_ips: Option<String>,
     /// Also write requests.csv: one row per request, streamed to disk during the run.
     #[arg(long)]
     pub raw: bool,
@@ -100,6 +107,14 @@ pub struct Args {
     pub wait_for_shards: Duration,
 }
 
+/// `--source-ips`, parsed and checked to be this machine's addresses before anything starts.
+fn source_ips(list: &str) -> Result<Vec<std::net::IpAddr>, InvalidInput> {
+    let bad = |e: engine::SourceIpsError| InvalidInput(format!("--source-ips `{list}`: {e}"));
+    let addrs = engine::parse_source_ips(list).map_err(bad)?;
+    engine::check_source_ips(&addrs).map_err(bad)?;
+    Ok(addrs)
+}
+
 /// Whether the run gets the live full-screen view: asked for neither quiet nor plain output,
 /// and both output streams are a terminal (a redirected stdout keeps its text clean).
 fn wants_view(args: &Args) -> bool {
@@ -118,7 +133,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .out
         .clone()
         .unwrap_or_else(|| super::default_out(&scenario.name, "", SystemTime::now()));
+    let source_ips = match &args.source_ips {
+        Some(list) => source_ips(list)?,
+        None => Vec::new(),
+    };
     let options = args.plan.apply(RunOptions {
+        source_ips,
         target: args.target.clone(),
         tls: args.tls.settings()?,
         http2: args.http2,

@@ -14,11 +14,11 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::plan::Overrides;
 use super::response::{self, ResponseLimits};
+use super::source::Sources;
 use crate::api::Api;
 use crate::metrics::{ErrorKind, Opened, Sample, ServedBy, TlsSession, TokenSource, Via};
 use crate::openai::Message;
@@ -45,6 +45,9 @@ pub struct ClientOptions {
     pub seed: u64,
     /// What `https://` targets are trusted by, and the client certificate, if any.
     pub tls: ClientSettings,
+    /// Local addresses new connections leave from, in turn (`--source-ips`); empty: the
+    /// kernel's choice. The HTTP/2 pool (`--http2` over plain http) uses the first only.
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 impl Default for ClientOptions {
@@ -56,6 +59,7 @@ impl Default for ClientOptions {
             upstreams: Vec::new(),
             seed: 1,
             tls: ClientSettings::default(),
+            source_ips: Vec::new(),
         }
     }
 }
@@ -350,6 +354,8 @@ pub struct Client {
     idle: std::sync::Mutex<Vec<(UserConnections, Instant)>>,
     /// Stamped on every sample, so the recorder keeps a direct baseline's apart.
     route: Via,
+    /// Where the connections the client opens itself come from.
+    sources: std::sync::Arc<Sources>,
 }
 
 /// An idle connection older than this is closed instead of reused: servers end idle
@@ -380,6 +386,7 @@ impl Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(false);
+        connector.set_local_address(options.source_ips.first().copied());
         let http = HyperClient::builder(TokioExecutor::new())
             .http2_only(options.http2)
             .pool_idle_timeout(crate::net::CLIENT_POOL_IDLE)
@@ -397,6 +404,7 @@ impl Client {
             },
             idle: std::sync::Mutex::new(Vec::new()),
             route: Via::Gateway,
+            sources: std::sync::Arc::new(Sources::new(options.source_ips)),
         })
     }
 
@@ -688,7 +696,7 @@ impl Client {
         let sender = match slot.take() {
             Some(s) if !s.is_closed() => slot.insert(s),
             _ => {
-                let (sender, o) = connect(endpoint, &self.tls).await?;
+                let (sender, o) = connect(endpoint, &self.tls, &self.sources).await?;
                 *opened = Some(o);
                 slot.insert(sender)
             }
@@ -707,7 +715,7 @@ impl Client {
             // The request never left a kept-alive connection the server had closed (its
             // keep-alive ended): sending it on a fresh one is what any client does.
             Err(Some(_)) if reused => {
-                let (sender, o) = connect(endpoint, &self.tls).await?;
+                let (sender, o) = connect(endpoint, &self.tls, &self.sources).await?;
                 *opened = Some(o);
                 let fresh = slot.insert(sender);
                 let request = prepared.request(fresh.origin_form(), out)?;
@@ -796,9 +804,11 @@ impl Sender {
 async fn connect(
     endpoint: &Endpoint,
     tls: &std::sync::Arc<rustls::ClientConfig>,
+    sources: &Sources,
 ) -> Result<(Sender, Opened), ErrorKind> {
     let started = Instant::now();
-    let tcp = TcpStream::connect(&endpoint.addr)
+    let tcp = sources
+        .connect(&endpoint.addr)
         .await
         .map_err(|_| ErrorKind::Connect)?;
     let _ = tcp.set_nodelay(true);

@@ -16,6 +16,7 @@ mod runner;
 mod running;
 mod session;
 mod settle;
+mod source;
 mod timeline;
 
 pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineup};
@@ -36,3 +37,4 @@ pub use runner::{
 pub use session::{
     EngineError, Finished, RunOptions, StartGate, plan_for, run_scenario, run_settled,
 };
+pub use source::{SourceIpsError, check_local as check_source_ips, parse_source_ips};

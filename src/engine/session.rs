@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub start_at: Option<SystemTime>,
     /// Start no mock upstream: another process (a sharded run's coordinator) runs them.
     pub load_only: bool,
+    /// Local addresses the load's connections leave from, in turn (`--source-ips`).
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 /// Told where the load goes once the fleet is up (one base URL per request class), answers
@@ -107,6 +109,7 @@ impl Default for RunOptions {
             gateway_ip: None,
             start_at: None,
             load_only: false,
+            source_ips: Vec::new(),
         }
     }
 }
@@ -306,6 +309,7 @@ pub(super) async fn drive(
         upstreams: fleet.upstreams.clone(),
         seed,
         tls: fleet.tls.clone(),
+        source_ips: options.source_ips.clone(),
     };
     let baseline = match scenario.load.baseline {
         Some(b) => {

@@ -97,6 +97,7 @@ async fn probe_fleet(
             upstreams: fleet.upstreams.clone(),
             seed: scenario.seed,
             tls: fleet.tls.clone(),
+            source_ips: Vec::new(),
         },
     )
     .map_err(EngineError::from)?;

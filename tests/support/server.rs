@@ -43,6 +43,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The address the request's connection came from.
+    pub peer: Option<SocketAddr>,
 }
 
 /// A route table: exact paths to behaviours, and one behaviour for every other path.
@@ -100,6 +102,7 @@ impl Routes {
             let (routes, log, tasks) = (routes.clone(), l.clone(), t.clone());
             Box::pin(async move {
                 let _ = tcp.set_nodelay(true);
+                let peer = tcp.peer_addr().ok();
                 let service = service_fn(move |req: Request<Incoming>| {
                     let (routes, log) = (routes.clone(), log.clone());
                     async move {
@@ -119,6 +122,7 @@ impl Routes {
                             path,
                             headers: parts.headers,
                             body,
+                            peer,
                         };
                         Ok::<_, hyper::Error>(behaviour(received).await)
                     }
