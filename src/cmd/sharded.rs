@@ -521,7 +521,7 @@ fn follow(
     let (ended_tx, ended_rx) = watch::channel(false);
     let started_at = Arc::new(OnceLock::new());
     let pusher = {
-        let pusher = Pusher {
+        let pusher = PartPusher {
             link: link.clone(),
             queue: VecDeque::new(),
             seq: 0,
@@ -613,7 +613,7 @@ fn delta_maker(headers: &Headers<'_>, started_at: Arc<OnceLock<SystemTime>>) -> 
 }
 
 /// Pushes a shard's deltas in order, each until taken.
-struct Pusher {
+struct PartPusher {
     link: Link,
     queue: VecDeque<(u64, Vec<u8>)>,
     seq: u64,
@@ -622,7 +622,7 @@ struct Pusher {
     coordinator: String,
 }
 
-impl Pusher {
+impl PartPusher {
     async fn run(
         mut self,
         every: Duration,
