@@ -45,7 +45,8 @@ print(n)")
 echo "streams: $STREAMS   source addresses: $SOURCES ($N_SOURCES x $PORTS ephemeral ports = $((N_SOURCES * PORTS)) connections at most)   open-file limit: $(ulimit -n)"
 [ $((N_SOURCES * PORTS)) -ge "$STREAMS" ] || echo "warning: not enough source ports for $STREAMS streams" >&2
 
-cargo build --release --quiet --bin gauntlet
+# NO_BUILD=1: use target/release/gauntlet as built.
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin gauntlet
 source benches/common.sh
 
 PORT=$(free_port)
