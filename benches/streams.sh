@@ -39,8 +39,9 @@ fi
 # A relay needs a descriptor on each side of every stream: as many streams as that allows.
 RELAY_BIG=$(( BIG < (LIMIT - 200) / 2 ? BIG : (LIMIT - 200) / 2 ))
 
-nice cargo build --release --quiet --bin gauntlet --example stream_gaps --example bare_proxy \
-  --example engine_bench
+# SKIP_BUILD=1 runs the binaries already built (a release build takes long on a small box).
+[ -n "${SKIP_BUILD:-}" ] || nice cargo build --release --quiet --bin gauntlet --example stream_gaps \
+  --example bare_proxy --example engine_bench
 BIN=target/release/gauntlet
 GAPS=target/release/examples/stream_gaps
 source benches/common.sh
