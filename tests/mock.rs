@@ -317,13 +317,14 @@ async fn pacing_keeps_gaps_finer_than_a_millisecond_and_never_early() {
         .map(|w| (w[1] - w[0]).abs_diff(interval))
         .collect();
     errors.sort();
-    let median = errors[errors.len() / 2];
-    // Whole-millisecond timers give a median error of 0.5 ms; a loaded machine may add delay to
-    // some gaps, but not to most of them.
+    // Whole-millisecond timers make every gap 2 or 3 ms, half a millisecond off. A loaded
+    // machine delays many gaps (a median of 0.66 ms was seen with the run queue at ten times
+    // the cores), but the best tenth still shows the finer pace.
+    let p10 = errors[errors.len() / 10];
     assert!(
-        median < Duration::from_micros(400),
-        "median gap error {median:?}; errors {:?}",
-        &errors[..20]
+        p10 < Duration::from_micros(300),
+        "10th percentile gap error {p10:?}; errors {:?}",
+        &errors[..40]
     );
 }
 
