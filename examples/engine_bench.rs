@@ -5,7 +5,9 @@
 //! class draws seeded random requests from that dataset (a body built per request, prompt
 //! tokens counted with the tokenizer) instead of sending one fixed prompt; with
 //! `BENCH_PROMPT_BYTES=N` the fixed prompt is N bytes long, and with `BENCH_MAX_TOKENS=N` it
-//! asks for N tokens (16 otherwise; a dataset's lines ask for their own).
+//! asks for N tokens (16 otherwise; a dataset's lines ask for their own). `BENCH_STREAM=1`
+//! asks for streams: every token is parsed and timed, and the JSON adds the completion tokens
+//! received, tokens/s and the inter-token gaps.
 //!
 //! Diagnostics, all optional: `BENCH_LOAD_THREADS` (the load runtime's threads),
 //! `BENCH_WARMUP_MS`, `BENCH_INTERVAL_MS`, and `BENCH_INTERVALS=1` to print each interval's
@@ -96,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(16);
+    let stream = std::env::var("BENCH_STREAM").is_ok_and(|v| v == "1");
     let class = |name: &str, weight| RequestClass {
         name: name.into(),
         weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
@@ -103,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         messages: vec![Message::new("user", prompt.clone())],
         max_tokens: Some(max_tokens),
         workload: workload.clone(),
-        stream: false,
+        stream,
         api: Default::default(),
         api_key: None,
         headers: Vec::new(),
@@ -195,6 +198,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "errors": s.overall.errors,
             "latency_ms": s.overall.latency_ms,
             "schedule_lag_ms": s.generator.schedule_lag_ms,
+            "completion_tokens": s.overall.tokens.completion,
+            "tokens_per_s": s.overall.rps * s.overall.tokens.completion as f64
+                / s.overall.requests.max(1) as f64,
+            "itl_ms": s.overall.itl_ms,
             "hiccup_ms": hiccup.map(|h| serde_json::json!({
                 "p99": ms(h.value_at_quantile(0.99)),
                 "p999": ms(h.value_at_quantile(0.999)),

@@ -1,5 +1,6 @@
 //! Response bodies: whole JSON answers, bodies cut part-way, and event streams paced at the
-//! token rate by one timer per stream (tokens due at the same tick leave in one write).
+//! token rate by the process's pacer (`pacer`: streams due in the same tick are woken
+//! together; tokens a stream owes by then leave in one write).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use crate::openai::{DONE, Usage};
 
 use super::answer::Answer;
+use super::pacer::Pace;
 use super::reply;
 use super::request::Dialect;
 use super::state::InFlight;
@@ -132,7 +134,11 @@ pub(crate) struct TokenStream {
     prefix: Bytes,
     rng: SmallRng,
     phase: Phase,
-    sleep: Option<Pin<Box<Sleep>>>,
+    /// When the next chunk is due (the first, then each token's).
+    due: Instant,
+    pace: Pace,
+    /// The pause before a cut, so what was written reaches the wire.
+    flush: Option<Pin<Box<Sleep>>>,
     /// When the first token was due; token `i` is due at `base + i * interval`.
     base: Instant,
     interval: Duration,
@@ -140,22 +146,19 @@ pub(crate) struct TokenStream {
     _in_flight: InFlight,
 }
 
-/// A timer tick shorter than this is not worth a wake-up; tokens due within it go together.
-const MIN_TICK: Duration = Duration::from_millis(1);
-
 impl TokenStream {
     pub fn new(plan: StreamPlan, prefix: Bytes, rng: SmallRng, in_flight: InFlight) -> Self {
         let now = Instant::now();
         let interval = Duration::from_secs_f64(1.0 / plan.tokens_per_second.max(1e-3));
-        let sleep =
-            (!plan.ttft.is_zero()).then(|| Box::pin(tokio::time::sleep_until(now + plan.ttft)));
         Self {
             base: now + plan.ttft,
+            due: now + plan.ttft,
+            pace: Pace::default(),
+            flush: None,
             plan,
             prefix,
             rng,
             phase: Phase::BeforeFirst,
-            sleep,
             interval,
             sent: 0,
             _in_flight: in_flight,
@@ -167,7 +170,7 @@ impl TokenStream {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
                 Phase::Cut => {
-                    if let Some(s) = self.sleep.as_mut()
+                    if let Some(s) = self.flush.as_mut()
                         && s.as_mut().poll(cx).is_pending()
                     {
                         return Poll::Pending;
@@ -176,9 +179,7 @@ impl TokenStream {
                     return Poll::Ready(Some(Err(BodyCut)));
                 }
                 Phase::BeforeFirst | Phase::Tokens => {
-                    if let Some(s) = self.sleep.as_mut()
-                        && s.as_mut().poll(cx).is_pending()
-                    {
+                    if self.pace.poll_until(self.due, cx).is_pending() {
                         return Poll::Pending;
                     }
                     let out = self.emit_due();
@@ -209,7 +210,8 @@ impl TokenStream {
         let now = Instant::now();
         let total = self.plan.completion_tokens;
         let elapsed = now.saturating_duration_since(self.base);
-        let due_by_time = (elapsed.as_secs_f64() / self.interval.as_secs_f64()).floor() as u64 + 1;
+        // In whole nanoseconds, as `due` is computed, so the two never disagree at the edge.
+        let due_by_time = elapsed.as_nanos() / self.interval.as_nanos().max(1) + 1;
         let limit = match self.plan.cut_after {
             Some(c) => total.min(c),
             None => total,
@@ -272,18 +274,9 @@ impl TokenStream {
             self.phase = Phase::Done;
         } else if self.plan.cut_after.is_some_and(|c| self.sent >= c) {
             self.phase = Phase::Cut;
-            let flushed = now + FLUSH_BEFORE_CUT;
-            match self.sleep.as_mut() {
-                Some(s) => s.as_mut().reset(flushed),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(flushed))),
-            }
+            self.flush = Some(Box::pin(tokio::time::sleep_until(now + FLUSH_BEFORE_CUT)));
         } else {
-            let next = self.base + self.interval * self.sent;
-            let next = next.max(now + MIN_TICK);
-            match self.sleep.as_mut() {
-                Some(s) => s.as_mut().reset(next),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(next))),
-            }
+            self.due = self.base + self.interval * self.sent;
         }
         out
     }

@@ -37,6 +37,7 @@ mod handler;
 mod inject;
 mod limits;
 mod messages;
+mod pacer;
 mod profile;
 mod provider;
 mod reply;
