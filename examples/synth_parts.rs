@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         let header = PartHeader {
             scenario: scenario.name.clone(),
             scenario_path: std::path::absolute(&scenario_path).ok(),
-            fingerprint: fingerprint(&scenario),
+            fingerprint: gauntlet::cluster::file_fingerprint(&scenario_path)?,
             plan_fingerprint: fingerprint(&plan),
             seed: scenario.seed,
             shard: ShardId {

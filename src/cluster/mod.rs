@@ -17,7 +17,7 @@ pub use merge::{
 };
 pub use part::{
     CounterRecord, FaultOutcomeRecord, FaultRecord, PART_FORMAT, Part, PartError, PartHeader,
-    PriceRecord, ShardEvidence, convert, fingerprint, fnv1a,
+    PriceRecord, ShardEvidence, convert, file_fingerprint, fingerprint, fnv1a,
 };
 pub use shard_id::{COORDINATOR_ENV, COUNT_ENV, INDEX_ENV, ShardId, ShardIdError};
 

@@ -31,7 +31,7 @@ pub struct PartHeader {
     /// The scenario file as the shard was given it (made absolute), for `gauntlet merge` to
     /// read the SLA from when not told another path.
     pub scenario_path: Option<PathBuf>,
-    /// `fingerprint` of the compiled scenario (its profiles and datasets as they were read).
+    /// `file_fingerprint` of the scenario file.
     pub fingerprint: String,
     /// `fingerprint` of the plan the shard ran (after `--rate`, `--duration`).
     pub plan_fingerprint: String,
@@ -168,6 +168,12 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// A fingerprint of a scenario file's text: the compiled scenario's own fields are not a
+/// stable basis (some are hash maps, whose order differs from process to process).
+pub fn file_fingerprint(path: &std::path::Path) -> std::io::Result<String> {
+    Ok(format!("{:016x}", fnv1a(&std::fs::read(path)?)))
 }
 
 /// A fingerprint of a compiled value (a scenario with its profiles and datasets as they were

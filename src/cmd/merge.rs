@@ -86,7 +86,8 @@ fn scenario_of(header: &PartHeader, given: Option<&Path>) -> Result<Scenario, In
             path.display()
         ))
     })?;
-    let found = cluster::fingerprint(&scenario);
+    let found = cluster::file_fingerprint(&path)
+        .map_err(|e| InvalidInput(format!("reading {}: {e}", path.display())))?;
     if found != header.fingerprint {
         return Err(InvalidInput(format!(
             "{} is not the scenario the shards ran (fingerprint {found}, the parts' is {}): it \
@@ -110,7 +111,8 @@ pub(super) fn write_part(
         header: PartHeader {
             scenario: scenario.name.clone(),
             scenario_path: std::path::absolute(scenario_path).ok(),
-            fingerprint: cluster::fingerprint(scenario),
+            fingerprint: cluster::file_fingerprint(scenario_path)
+                .with_context(|| format!("reading {}", scenario_path.display()))?,
             plan_fingerprint: cluster::fingerprint(&run.plan),
             seed: run.summary.seed,
             shard,
