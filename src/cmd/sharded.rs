@@ -22,8 +22,8 @@ use gauntlet::cluster::coordinator::{
 use gauntlet::cluster::link::{Link, LinkError, PushError};
 use gauntlet::cluster::wire::ShardIdentity;
 use gauntlet::cluster::{
-    Part, PartHeader, ShardEvidence, ShardId, conclude_merged, fingerprint, inconclusive,
-    merge_parts, write_merged,
+    Part, PartHeader, ShardEvidence, ShardId, conclude_merged, file_fingerprint, fingerprint,
+    inconclusive, merge_parts, write_merged,
 };
 use gauntlet::engine::{self, Finished, Plan, RunOptions, StartGate};
 use gauntlet::metrics::{MAX_TRUSTED_LAG, Recorder, RecordingDeltas, ShardStats, Summary};
@@ -67,8 +67,12 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let plan = engine::plan_for(inv.scenario, &options).map_err(|e| InvalidInput(e.to_string()))?;
     let seed = options.seed.unwrap_or(inv.scenario.seed);
+    // The file's text, not the compiled scenario: its Debug form holds hash maps whose order
+    // differs between processes, so two shards of one file would never agree.
+    let scenario_fingerprint = file_fingerprint(inv.scenario_path)
+        .map_err(|e| InvalidInput(format!("{}: {e}", inv.scenario_path.display())))?;
     let identity = ShardIdentity {
-        fingerprint: format!("{}-{}", fingerprint(inv.scenario), fingerprint(&plan)),
+        fingerprint: format!("{scenario_fingerprint}-{}", fingerprint(&plan)),
         seed,
         count: member.shard.count.get(),
         index: member.shard.index,
@@ -82,6 +86,7 @@ pub fn run(
         scenario: inv.scenario,
         path: inv.scenario_path,
         plan: &plan,
+        fingerprint: scenario_fingerprint,
         seed,
         shard: member.shard,
     };
@@ -97,6 +102,7 @@ struct Headers<'a> {
     scenario: &'a Scenario,
     path: &'a Path,
     plan: &'a Plan,
+    fingerprint: String,
     seed: u64,
     shard: ShardId,
 }
@@ -106,7 +112,7 @@ impl Headers<'_> {
         PartHeader {
             scenario: self.scenario.name.clone(),
             scenario_path: std::path::absolute(self.path).ok(),
-            fingerprint: fingerprint(self.scenario),
+            fingerprint: self.fingerprint.clone(),
             plan_fingerprint: fingerprint(self.plan),
             seed: self.seed,
             shard: self.shard,
