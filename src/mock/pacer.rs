@@ -58,7 +58,7 @@ impl Pace {
     }
 }
 
-struct Pacer {
+struct TokenWheel {
     origin: Instant,
     wheel: Mutex<Wheel>,
     /// Signalled when a wake-up earlier than the one the thread sleeps towards arrives.
@@ -78,10 +78,10 @@ struct Wheel {
     planned: u64,
 }
 
-fn pacer() -> &'static Pacer {
-    static PACER: OnceLock<&'static Pacer> = OnceLock::new();
-    PACER.get_or_init(|| {
-        let pacer: &'static Pacer = Box::leak(Box::new(Pacer {
+fn pacer() -> &'static TokenWheel {
+    static WHEEL: OnceLock<&'static TokenWheel> = OnceLock::new();
+    WHEEL.get_or_init(|| {
+        let pacer: &'static TokenWheel = Box::leak(Box::new(TokenWheel {
             origin: Instant::now(),
             wheel: Mutex::new(Wheel {
                 next: 0,
@@ -102,7 +102,7 @@ fn pacer() -> &'static Pacer {
     })
 }
 
-impl Pacer {
+impl TokenWheel {
     /// The first tick at or after `at`.
     fn tick_at(&self, at: Instant) -> u64 {
         let nanos = at.saturating_duration_since(self.origin).as_nanos();
