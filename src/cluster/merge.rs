@@ -187,7 +187,7 @@ pub fn conclude_merged(merged: &Merged, scenario: &Scenario) -> Summary {
     info.started_at = merged.started_at;
     info.ran_for = merged.ran_for;
     info.interrupted = merged.interrupted;
-    let faults: Vec<FaultAttempt> = first.faults.iter().map(FaultAttempt::from).collect();
+    let faults: Vec<FaultAttempt> = first.faults.clone();
     let before: BTreeMap<String, UpstreamCounters> = convert(&first.counters_before);
     let after: BTreeMap<String, UpstreamCounters> = convert(&first.counters_after);
     let prices: BTreeMap<String, Price> = convert(&first.prices);

@@ -16,8 +16,8 @@ pub use merge::{
     write_merged,
 };
 pub use part::{
-    CounterRecord, FaultOutcomeRecord, FaultRecord, PART_FORMAT, Part, PartError, PartHeader,
-    PriceRecord, ShardEvidence, convert, file_fingerprint, fingerprint, fnv1a,
+    CounterRecord, PART_FORMAT, Part, PartError, PartHeader, PriceRecord, ShardEvidence, convert,
+    file_fingerprint, fingerprint, fnv1a,
 };
 pub use shard_id::{COORDINATOR_ENV, COUNT_ENV, INDEX_ENV, ShardId, ShardIdError};
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shard_id::ShardId;
 use crate::metrics::cost::Price;
-use crate::metrics::failover::{FaultAttempt, FaultOutcome};
+use crate::metrics::failover::FaultAttempt;
 use crate::metrics::{
     CodecError, Recorder, ShardStats, UpstreamCounters, decode_recording, encode_recording,
 };
@@ -53,7 +53,7 @@ pub struct ShardEvidence {
     pub target: String,
     pub ran_for: Duration,
     pub interrupted: bool,
-    pub faults: Vec<FaultRecord>,
+    pub faults: Vec<FaultAttempt>,
     pub counters_before: BTreeMap<String, CounterRecord>,
     pub counters_after: BTreeMap<String, CounterRecord>,
     pub prices: BTreeMap<String, PriceRecord>,
@@ -181,73 +181,6 @@ pub fn file_fingerprint(path: &std::path::Path) -> std::io::Result<String> {
 /// `--rate`/`--duration` never merge.
 pub fn fingerprint(value: &impl std::fmt::Debug) -> String {
     format!("{:016x}", fnv1a(format!("{value:?}").as_bytes()))
-}
-
-/// A fault window and what became of it, as the part keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultRecord {
-    pub upstream: String,
-    pub kind: String,
-    pub start: Duration,
-    pub end: Duration,
-    pub outcome: FaultOutcomeRecord,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum FaultOutcomeRecord {
-    Applied {
-        at: Duration,
-        lifted: Option<Duration>,
-    },
-    RunEnded {
-        at: Duration,
-    },
-    Failed {
-        error: String,
-    },
-}
-
-impl From<&FaultAttempt> for FaultRecord {
-    fn from(f: &FaultAttempt) -> Self {
-        Self {
-            upstream: f.upstream.clone(),
-            kind: f.kind.clone(),
-            start: f.start,
-            end: f.end,
-            outcome: match &f.outcome {
-                FaultOutcome::Applied { at, lifted } => FaultOutcomeRecord::Applied {
-                    at: *at,
-                    lifted: *lifted,
-                },
-                FaultOutcome::RunEnded { at } => FaultOutcomeRecord::RunEnded { at: *at },
-                FaultOutcome::Failed { error } => FaultOutcomeRecord::Failed {
-                    error: error.clone(),
-                },
-            },
-        }
-    }
-}
-
-impl From<&FaultRecord> for FaultAttempt {
-    fn from(f: &FaultRecord) -> Self {
-        Self {
-            upstream: f.upstream.clone(),
-            kind: f.kind.clone(),
-            start: f.start,
-            end: f.end,
-            outcome: match &f.outcome {
-                FaultOutcomeRecord::Applied { at, lifted } => FaultOutcome::Applied {
-                    at: *at,
-                    lifted: *lifted,
-                },
-                FaultOutcomeRecord::RunEnded { at } => FaultOutcome::RunEnded { at: *at },
-                FaultOutcomeRecord::Failed { error } => FaultOutcome::Failed {
-                    error: error.clone(),
-                },
-            },
-        }
-    }
 }
 
 /// An upstream's counters, as the part keeps them.
@@ -515,12 +448,12 @@ mod tests {
             evidence: ShardEvidence {
                 target: "gw".into(),
                 ran_for: Duration::from_millis(200_500),
-                faults: vec![FaultRecord {
+                faults: vec![FaultAttempt {
                     upstream: "deepseek".into(),
                     kind: "outage".into(),
                     start: Duration::from_secs(8),
                     end: Duration::from_secs(14),
-                    outcome: FaultOutcomeRecord::Applied {
+                    outcome: crate::metrics::failover::FaultOutcome::Applied {
                         at: Duration::from_millis(8_002),
                         lifted: None,
                     },

@@ -19,7 +19,7 @@ use super::runner::{
 use super::running;
 use super::settle;
 use super::timeline;
-use crate::cluster::{CounterRecord, FaultRecord, PriceRecord, ShardEvidence, convert};
+use crate::cluster::{CounterRecord, PriceRecord, ShardEvidence, convert};
 use crate::metrics::{self, Evidence, Layout, Recorder, RecordingDeltas, RunInfo, Summary, Via};
 use crate::observe::{
     Board, ClientCount, LiveMetrics, PlannedFault, RunShape, Scraper, SutWatcher, WatchPlan,
@@ -554,7 +554,7 @@ pub(super) async fn drive(
         target: info.target.clone(),
         ran_for: output.ran_for,
         interrupted: output.interrupted,
-        faults: faults.iter().map(FaultRecord::from).collect(),
+        faults: faults.clone(),
         counters_before: if first {
             convert::<_, CounterRecord>(&before)
         } else {

@@ -9,7 +9,7 @@ use super::recorder::{Recorder, new_cumulative};
 use super::summary::{FaultWindow, Interval, Summary};
 
 /// One window of one scheduled fault, and what became of it on the run's clock.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FaultAttempt {
     pub upstream: String,
     pub kind: String,
@@ -20,7 +20,8 @@ pub struct FaultAttempt {
 }
 
 /// Whether a scheduled fault was applied, and if not, why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FaultOutcome {
     /// The control API confirmed it at `at`; `lifted` is when it was lifted, None when it
     /// could not be (the upstream may have stayed broken past its window).
