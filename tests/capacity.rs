@@ -112,10 +112,11 @@ kind = "outage"
 
 #[test]
 fn the_search_lands_on_the_capacity_the_profile_implies_with_and_without_the_outage() {
+    let _quiet = crate::support::machine_to_myself();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), OUTAGE);
     let out = dir.path().join("out");
-    let done = searched(&[
+    let args = [
         file.as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
@@ -124,7 +125,27 @@ fn the_search_lands_on_the_capacity_the_profile_implies_with_and_without_the_out
         "--tolerance".as_ref(),
         "10%".as_ref(),
         "--no-faults".as_ref(),
-    ]);
+    ];
+    // The slots are 100 ms of wall time: a machine starved by the rest of the suite makes
+    // every answer late, so even the lowest rate can miss (`BelowMin`). That is the search
+    // telling the truth about a starved run; the claim under test is about an unstarved one,
+    // so a search that did not converge is tried again, up to three times in all.
+    let mut done = searched(&args);
+    for _ in 0..2 {
+        let converged = out.join("capacity.json").is_file()
+            && result(&out)
+                .searches
+                .iter()
+                .all(|s| s.stop == StopReason::Converged);
+        if converged {
+            break;
+        }
+        eprintln!(
+            "capacity search did not converge, trying again:\n{}",
+            String::from_utf8_lossy(&done.stdout)
+        );
+        done = searched(&args);
+    }
     let stdout = String::from_utf8_lossy(&done.stdout);
     let stderr = String::from_utf8_lossy(&done.stderr);
     // [capacity] at_least = 1000 is far above what two 16-slot mocks hold: the gate fails.

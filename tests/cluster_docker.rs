@@ -302,6 +302,7 @@ fn fell_behind(why: &str) -> bool {
 
 #[test]
 fn a_coordinator_and_three_shard_containers_give_one_merged_passing_verdict() {
+    let _quiet = crate::support::machine_to_myself();
     let tmp = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::new("pass");
     cluster.start_run();
@@ -396,6 +397,7 @@ fn a_lost_shard_makes_the_run_inconclusive(test: &str, cut: impl FnOnce(&Cluster
 
 #[test]
 fn a_shard_container_killed_mid_run_makes_the_merged_verdict_inconclusive_naming_it() {
+    let _quiet = crate::support::machine_to_myself();
     a_lost_shard_makes_the_run_inconclusive("kill", |c| {
         docker_ok(&["kill", &c.name(VICTIM)]);
     });
@@ -403,6 +405,7 @@ fn a_shard_container_killed_mid_run_makes_the_merged_verdict_inconclusive_naming
 
 #[test]
 fn a_shard_cut_off_the_network_mid_run_makes_the_merged_verdict_inconclusive_naming_it() {
+    let _quiet = crate::support::machine_to_myself();
     a_lost_shard_makes_the_run_inconclusive("cut", |c| {
         docker_ok(&["network", "disconnect", "-f", &c.network, &c.name(VICTIM)]);
     });

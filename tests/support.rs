@@ -31,6 +31,15 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Tests whose verdict rests on timing (a capacity search) and tests that load the whole
+/// machine (containers) take this lock, so the one never runs while the other starves it of
+/// CPU. A test that failed while holding it must not stop the others: a poisoned lock is taken
+/// all the same.
+pub fn machine_to_myself() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A profile from TOML text; panics with the located errors if the text is wrong.
 pub fn profile(toml: &str) -> Profile {
     Profile::parse(&Source::new("test-profile.toml", toml)).unwrap_or_else(|e| panic!("{e}"))
