@@ -210,6 +210,8 @@ fn the_search_lands_on_the_capacity_the_profile_implies_with_and_without_the_out
 /// 1%, however long, so each is lengthened, and none may pass.
 #[test]
 fn a_tail_at_the_bound_is_lengthened_and_never_passed() {
+    // A 61 ms bound on a 20 ms median: a starved machine's own delays would fail it outright.
+    let _quiet = crate::support::machine_to_myself();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("tail.toml"),
@@ -463,7 +465,9 @@ fn a_search_the_budget_cuts_short_says_so_and_does_not_pass() {
     assert_eq!(done.status.code(), Some(1), "{stdout}");
     let r = result(&out);
     assert_eq!(r.searches[0].stop, StopReason::Budget);
-    assert!(r.took_s < 10.0, "{}", r.took_s);
+    // Without the budget the search would probe for minutes; a starved machine may still
+    // take a while over the ceiling probe, so the bound is loose.
+    assert!(r.took_s < 60.0, "{}", r.took_s);
     assert!(
         stdout.contains("no rate passed") && stdout.contains("time budget spent"),
         "{stdout}"
@@ -504,11 +508,13 @@ fn ctrl_c_stops_the_search_with_what_it_measured_written() {
         .status()
         .unwrap();
     assert!(sent.success());
+    let killed = std::time::Instant::now();
     let done = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(130), "{stderr}");
+    // The probe had about 28 s to go: stopping well before that is stopping on Ctrl-C.
     assert!(
-        started.elapsed().as_secs() < 25,
+        killed.elapsed().as_secs() < 20,
         "the probe was not cut short"
     );
     let r = result(&out);
