@@ -27,9 +27,15 @@ pub async fn mock_fleet_process(dir: &Path) -> (Child, Vec<String>) {
          [[providers]]\nname = \"fallback\"\nprofile = \"p.toml\"\nport = 0\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    mock_process(Path::new(BIN), &fleet, 2).await
+}
+
+/// `program` (the gauntlet binary, under whatever name) run as `gauntlet mock --config FLEET`
+/// with `providers` providers, once it said where each listens: the child and their URLs.
+pub async fn mock_process(program: &Path, fleet: &Path, providers: usize) -> (Child, Vec<String>) {
+    let mut child = Command::new(program)
         .args(["mock", "--config"])
-        .arg(&fleet)
+        .arg(fleet)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -38,7 +44,7 @@ pub async fn mock_fleet_process(dir: &Path) -> (Child, Vec<String>) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut urls = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..providers {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
             .expect("the mock says where it listens")
