@@ -92,13 +92,11 @@ class() { # name weight model tokens primary
 } >"$OUT/soak.toml"
 "$BIN" validate "$OUT/soak.toml" >/dev/null
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+source benches/common.sh
 "$BIN" mock --config "$OUT/fleet.toml" >"$OUT/mock.log" 2>&1 &
-MOCK=$!; pids+=("$MOCK")
+MOCK=$!; PIDS+=("$MOCK")
 "$BIN" gateway --config "$OUT/gateway.toml" --listen "127.0.0.1:$GW" >"$OUT/gateway.log" 2>&1 &
-GATE=$!; pids+=("$GATE")
+GATE=$!; PIDS+=("$GATE")
 # Readiness through paths the mocks do not count as traffic.
 for url in "http://127.0.0.1:$P1/__gauntlet/stats" "http://127.0.0.1:$P2/__gauntlet/stats" \
   "http://127.0.0.1:$P3/__gauntlet/stats" "http://127.0.0.1:$GW/health"; do
@@ -106,22 +104,12 @@ for url in "http://127.0.0.1:$P1/__gauntlet/stats" "http://127.0.0.1:$P2/__gaunt
 done
 
 "$BIN" run "$OUT/soak.toml" --out "$OUT/run" --force >"$OUT/run.log" 2>&1 &
-RUN=$!; pids+=("$RUN")
+RUN=$!; PIDS+=("$RUN")
 
-echo "t_s,process,rss_kb,fds" >"$OUT/resources.csv"
-sample() { # t name pid
-  local rss fds
-  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$3/status" 2>/dev/null) || return 0
-  fds=$(ls "/proc/$3/fd" 2>/dev/null | wc -l)
-  echo "$1,$2,$rss,$fds" >>"$OUT/resources.csv"
-}
+resources_csv "$OUT/resources.csv"
 START=$(date +%s)
 echo "soak: $DURATION at $RATE req/s, $FLAPS primary outages; sampling every ${SAMPLE}s into $OUT/resources.csv"
-while kill -0 "$RUN" 2>/dev/null; do
-  t=$(( $(date +%s) - START ))
-  sample "$t" mock "$MOCK"; sample "$t" gateway "$GATE"; sample "$t" run "$RUN"
-  sleep "$SAMPLE"
-done
+sample_while "$OUT/resources.csv" "$RUN" mock="$MOCK" gateway="$GATE" run="$RUN"
 set +e
 wait "$RUN"; RUN_EXIT=$?
 set -e
@@ -135,7 +123,8 @@ for _ in $(seq 24); do
   sleep 5
 done
 t=$(( $(date +%s) - START ))
-sample "$t" mock "$MOCK"; sample "$t" gateway "$GATE"
+sample_resources "$OUT/resources.csv" "$t" mock "$MOCK"
+sample_resources "$OUT/resources.csv" "$t" gateway "$GATE"
 for port in "$P1" "$P2" "$P3"; do
   curl -sf "http://127.0.0.1:$port/__gauntlet/stats" >"$OUT/stats-$port.json"
 done

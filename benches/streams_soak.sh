@@ -86,22 +86,11 @@ done
 "$BIN" run "$OUT/soak.toml" --out "$OUT/run" --force >"$OUT/run.log" 2>&1 &
 RUN=$!; PIDS+=("$RUN")
 
-echo "t_s,process,rss_kb,fds" >"$OUT/resources.csv"
-sample() { # t name pid
-  local rss fds
-  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$3/status" 2>/dev/null) || return 0
-  [ -n "$rss" ] || return 0
-  fds=$(ls "/proc/$3/fd" 2>/dev/null | wc -l)
-  echo "$1,$2,$rss,$fds" >>"$OUT/resources.csv"
-}
+resources_csv "$OUT/resources.csv"
 source benches/steal.sh
 START=$(date +%s)
 echo "streams soak: $STREAMS streams for $DURATION through the gateway; sampling every ${SAMPLE}s into $OUT/resources.csv"
-while kill -0 "$RUN" 2>/dev/null; do
-  t=$(( $(date +%s) - START ))
-  sample "$t" mock "$MOCK"; sample "$t" gateway "$GATE"; sample "$t" run "$RUN"
-  sleep "$SAMPLE"
-done
+sample_while "$OUT/resources.csv" "$RUN" mock="$MOCK" gateway="$GATE" run="$RUN"
 set +e
 wait "$RUN"; RUN_EXIT=$?
 set -e

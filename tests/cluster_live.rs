@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use gauntlet::cluster::{Part, merge_parts};
+use gauntlet::cluster::merge_parts;
 use gauntlet::metrics::Summary;
+
+use crate::support::part_of;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
 
@@ -123,10 +125,6 @@ fn summary(dir: &Path) -> Summary {
     s
 }
 
-fn part(dir: &Path) -> Part {
-    Part::decode(&std::fs::read(dir.join("part.gpart")).unwrap()).unwrap()
-}
-
 #[test]
 fn three_shards_pass_with_one_merged_verdict_equal_to_the_merge_of_their_parts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -170,7 +168,7 @@ fn three_shards_pass_with_one_merged_verdict_equal_to_the_merge_of_their_parts()
     // every percentile.
     let parts = outs
         .iter()
-        .map(|o| (o.display().to_string(), part(o)))
+        .map(|o| (o.display().to_string(), part_of(o)))
         .collect();
     let offline = merge_parts(parts).unwrap();
     let scenario = gauntlet::scenario::load(&s).unwrap();
@@ -266,7 +264,7 @@ fn shards_stop_on_their_own_and_keep_their_parts_when_the_coordinator_dies() {
     );
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("went away"), "{text}");
-    let kept = part(&out(1));
+    let kept = part_of(&out(1));
     assert_eq!(kept.header.shard.index, 1);
     assert!(
         kept.recording
@@ -361,4 +359,28 @@ fn a_coordinator_whose_shards_never_come_names_them_and_fails_the_run() {
     let (code, text) = finish(coordinator);
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("shards 1, 2 did not register"), "{text}");
+}
+
+#[test]
+fn live_exporters_are_refused_in_a_sharded_run_naming_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario(tmp.path(), 18, 2);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cases: [(&[&str], &str); 2] = [
+        (&["--metrics-listen", "127.0.0.1:0"], "--metrics-listen"),
+        (&["--otlp", "http://127.0.0.1:9"], "--otlp"),
+    ];
+    for (args, flag) in cases {
+        // The coordinator and a shard alike: neither could serve the whole run's numbers.
+        for index in [0, 1] {
+            let out = tmp.path().join(format!("o{index}"));
+            let (code, text) = finish(shard_with(&s, &out, &addr, index, 2, args));
+            assert_eq!(code, Some(2), "{flag}, shard {index}:\n{text}");
+            assert!(
+                text.contains(flag) && text.contains("sharded run"),
+                "{flag}, shard {index}:\n{text}"
+            );
+            assert!(!out.exists(), "refused before anything was written");
+        }
+    }
 }

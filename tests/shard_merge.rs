@@ -5,90 +5,12 @@
 //! against one process sending the whole schedule.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use gauntlet::cluster::Part;
 use gauntlet::metrics::{ClassInfo, Recorder, RunInfo, percentiles, summarize};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gauntlet");
-
-/// `gauntlet mock` serving `primary` and `fallback` (one fast model `m`), and their URLs.
-async fn mock_fleet(dir: &Path) -> (Child, Vec<String>) {
-    std::fs::write(
-        dir.join("p.toml"),
-        "name = \"p\"\nseed = 3\n[[models]]\nname = \"m\"\ninput_price_per_m = 1.0\n\
-         output_price_per_m = 2.0\n[latency]\nttft = \"2ms\"\ntokens_per_second = 5000\n",
-    )
-    .unwrap();
-    let fleet = dir.join("fleet.toml");
-    std::fs::write(
-        &fleet,
-        "[[providers]]\nname = \"primary\"\nprofile = \"p.toml\"\nport = 0\n\
-         [[providers]]\nname = \"fallback\"\nprofile = \"p.toml\"\nport = 0\n",
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["mock", "--config"])
-        .arg(&fleet)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut urls = Vec::new();
-    for _ in 0..2 {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the mock says where it listens")
-            .unwrap()
-            .expect("a line per provider");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        urls.push(v["url"].as_str().unwrap().to_string());
-    }
-    (child, urls)
-}
-
-/// `gauntlet gateway` routing `m` to primary, falling back to fallback; and its URL.
-async fn gateway(dir: &Path, primary: &str, fallback: &str) -> (Child, String) {
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "routes = [{{ model = \"m\", targets = [\"primary\"], fallbacks = [\"fallback\"] }}]\n\
-             [[upstreams]]\nname = \"primary\"\nurl = \"{primary}\"\n\
-             [[upstreams]]\nname = \"fallback\"\nurl = \"{fallback}\"\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["gateway", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the gateway says where it listens")
-            .unwrap()
-            .expect("the gateway is still running");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Its later lines go nowhere; the pipe must not fill.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
-}
+use crate::support::{gateway_process, gauntlet_cli, mock_fleet_process, part_of, summary_of};
 
 /// Constant arrivals, so the schedule holds no randomness but the mix's seeded draws; a
 /// primary outage that only shard 0 may play.
@@ -143,38 +65,6 @@ availability = "90%"
     )
 }
 
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn gauntlet(args: &[&str], env: &[(&str, String)]) -> Ran {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("JOB_COMPLETION_INDEX")
-        .env_remove("GAUNTLET_SHARDS")
-        .env_remove("GAUNTLET_COORDINATOR")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .await
-        .unwrap();
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn part_of(dir: &Path) -> Part {
-    Part::decode(&std::fs::read(dir.join("part.gpart")).unwrap()).unwrap()
-}
-
-fn summary(dir: &Path) -> gauntlet::metrics::Summary {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
-}
-
 fn info(rec: &Recorder) -> RunInfo {
     RunInfo {
         scenario: "sharded".into(),
@@ -204,8 +94,8 @@ fn info(rec: &Recorder) -> RunInfo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_shard_processes_merge_into_the_run_one_process_makes() {
     let dir = tempfile::tempdir().unwrap();
-    let (_mock, urls) = mock_fleet(dir.path()).await;
-    let (_gw, gw) = gateway(dir.path(), &urls[0], &urls[1]).await;
+    let (_mock, urls) = mock_fleet_process(dir.path()).await;
+    let (_gw, gw) = gateway_process(dir.path(), &urls[0], &urls[1]).await;
     let file = dir.path().join("sharded.toml");
     std::fs::write(&file, scenario(&urls[0], &urls[1], &gw)).unwrap();
     let file_s = file.to_str().unwrap();
@@ -220,7 +110,7 @@ async fn three_shard_processes_merge_into_the_run_one_process_makes() {
                 ("JOB_COMPLETION_INDEX", i.to_string()),
                 ("GAUNTLET_SHARDS", "3".to_string()),
             ];
-            gauntlet(&["run", file_s, "-q", "--out", &out], &env).await
+            gauntlet_cli(&["run", file_s, "-q", "--out", &out], &env).await
         }
     }))
     .await;
@@ -244,7 +134,7 @@ async fn three_shard_processes_merge_into_the_run_one_process_makes() {
 
     let merged_dir = dir.path().join("merged");
     let third = shard_dir(2).join("part.gpart");
-    let merge = gauntlet(
+    let merge = gauntlet_cli(
         &[
             "merge",
             shard_dir(0).to_str().unwrap(),
@@ -256,7 +146,7 @@ async fn three_shard_processes_merge_into_the_run_one_process_makes() {
         &[],
     )
     .await;
-    let merged = summary(&merged_dir);
+    let merged = summary_of(&merged_dir, "");
     assert_eq!(
         merge.code,
         Some(if merged.sla.passed { 0 } else { 1 }),
@@ -324,13 +214,13 @@ async fn three_shard_processes_merge_into_the_run_one_process_makes() {
 
     // One process sending the whole schedule: the same requests, class by class.
     let whole_dir = dir.path().join("whole");
-    let whole = gauntlet(
+    let whole = gauntlet_cli(
         &["run", file_s, "-q", "--out", whole_dir.to_str().unwrap()],
         &[],
     )
     .await;
     assert!(matches!(whole.code, Some(0 | 1)), "{}", whole.stderr);
-    let single = summary(&whole_dir);
+    let single = summary_of(&whole_dir, "");
     assert_eq!(single.overall.requests, merged.overall.requests);
     assert!(
         single.overall.requests >= 300,
@@ -365,7 +255,7 @@ async fn refusals(dir: &Path, shard_dir: &dyn Fn(u32) -> PathBuf) {
             args.extend(parts.iter().map(|p| p.to_str().unwrap().to_string()));
             args.extend(["--out".into(), out.to_str().unwrap().to_string()]);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            (gauntlet(&args, &[]).await, out)
+            (gauntlet_cli(&args, &[]).await, out)
         }
     };
     // A part of another seed, and one of another scenario.
@@ -401,7 +291,7 @@ async fn refusals(dir: &Path, shard_dir: &dyn Fn(u32) -> PathBuf) {
     // Shard 2 never reported.
     let (r, out) = merge(vec![shard_dir(0), shard_dir(1)], "m-missing").await;
     assert_eq!(r.code, Some(1), "{}", r.stderr);
-    let s = summary(&out);
+    let s = summary_of(&out, "");
     assert_eq!(s.sla.verdict, gauntlet::metrics::CheckStatus::Inconclusive);
     assert!(
         s.trust
@@ -465,7 +355,7 @@ async fn a_shard_outside_its_count_is_refused_naming_the_flag_or_the_variables()
     for (flags, env, want) in cases {
         let mut args = vec!["run", f, "-q", "--out", o];
         args.extend(flags);
-        let r = gauntlet(&args, &env).await;
+        let r = gauntlet_cli(&args, &env).await;
         assert_eq!(r.code, Some(2), "{flags:?} {env:?}: {}", r.stderr);
         assert!(r.stderr.contains(want), "want {want}: {}", r.stderr);
         assert!(!out.exists(), "a refused shard leaves no run folder");

@@ -6,9 +6,11 @@
 #![allow(dead_code)] // each test module uses its own subset
 
 mod misbehaving;
+mod processes;
 mod scripted;
 mod server;
 pub use misbehaving::*;
+pub use processes::*;
 pub use scripted::*;
 pub use server::*;
 

@@ -5,12 +5,11 @@
 //! scrape that fails as a gap, never as a zero or a failed run.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{gauntlet_run, instant_profile, start_mock_named};
 
@@ -168,30 +167,16 @@ fn renamed_binary(dir: &Path, tag: &str) -> (PathBuf, String) {
     (link, name)
 }
 
-/// `gauntlet mock` started as a child process with one provider; returns it and its URL.
-async fn mock_process(dir: &Path, program: &Path) -> (tokio::process::Child, String) {
+/// `gauntlet mock` started as `program` with one provider; returns it and its URL.
+async fn one_mock(dir: &Path, program: &Path) -> (tokio::process::Child, String) {
     let fleet = dir.join("fleet.toml");
     std::fs::write(
         &fleet,
         format!("[[providers]]\nname = \"outside\"\nprofile = \"{TINY}\"\nport = 0\n"),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(program)
-        .args(["mock", "--config"])
-        .arg(&fleet)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the mock says where it listens")
-        .unwrap()
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    (child, v["url"].as_str().unwrap().to_string())
+    let (child, mut urls) = crate::support::mock_process(program, &fleet, 1).await;
+    (child, urls.remove(0))
 }
 
 fn direct_scenario(url: &str, observe: &str) -> String {
@@ -218,7 +203,7 @@ primary = "outside"
 async fn a_separate_process_is_watched_by_pid_and_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let (program, name) = renamed_binary(tmp.path(), "one");
-    let (mut child, url) = mock_process(tmp.path(), &program).await;
+    let (mut child, url) = one_mock(tmp.path(), &program).await;
     let pid = child.id().unwrap();
     for (label, observe) in [
         ("by-pid", format!("pid = {pid}")),
@@ -378,8 +363,8 @@ async fn a_process_that_is_not_there_is_invalid_input_naming_the_field() {
 async fn two_processes_of_one_name_are_ambiguous() {
     let tmp = tempfile::tempdir().unwrap();
     let (program, name) = renamed_binary(tmp.path(), "two");
-    let (mut a, url) = mock_process(tmp.path(), &program).await;
-    let (mut b, _) = mock_process(tmp.path(), &program).await;
+    let (mut a, url) = one_mock(tmp.path(), &program).await;
+    let (mut b, _) = one_mock(tmp.path(), &program).await;
     let scenario = tmp.path().join("s.toml");
     std::fs::write(
         &scenario,

@@ -328,3 +328,72 @@ think_time = "10ms"
         .count();
     assert!(second_turns >= 30, "{second_turns}");
 }
+
+/// What the closed users of `sc` send as `shard` (None: the whole run), each user answered
+/// only after the stage ended so it sends exactly one conversation: (session id, prompt).
+async fn closed_sends(
+    sc: &Scenario,
+    shard: Option<gauntlet::cluster::ShardId>,
+) -> Vec<(String, String)> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = support::chat_server(move |r| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let id = r.headers["x-session-id"].to_str().unwrap().to_string();
+        log.lock().unwrap().push((id, user_text(&body)));
+        support::after(
+            Duration::from_millis(1500),
+            reply(200, &[("content-type", "application/json")], NO_USAGE),
+        )
+    })
+    .await;
+    let mut sc = sc.clone();
+    sc.target = gauntlet::scenario::Target::Url(server.url());
+    let (_tx, rx) = watch::channel(false);
+    let options = RunOptions {
+        quiet: true,
+        shard,
+        ..RunOptions::default()
+    };
+    engine::run_scenario(&sc, &options, rx).await.unwrap();
+    let mut sent = seen.lock().unwrap().clone();
+    sent.sort();
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_users_send_the_same_ids_in_any_shard_and_no_two_shards_share_one() {
+    let (_dir, mut sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "conv"
+model = "m"
+prompt_tokens = 30
+[requests.session]
+turns = 1
+id_header = "x-session-id"
+"#,
+    );
+    let users = 6;
+    sc.load = support::closed_load(users, Duration::from_secs(1), Duration::ZERO);
+    let shard = |i| Some(gauntlet::cluster::ShardId::new(i, 2, "test").unwrap());
+    let (whole, first, second) = tokio::join!(
+        closed_sends(&sc, None),
+        closed_sends(&sc, shard(0)),
+        closed_sends(&sc, shard(1)),
+    );
+    assert_eq!(whole.len(), users, "one conversation per user: {whole:?}");
+    let ids: std::collections::BTreeSet<_> = whole.iter().map(|(id, _)| id).collect();
+    let texts: std::collections::BTreeSet<_> = whole.iter().map(|(_, t)| t).collect();
+    assert_eq!((ids.len(), texts.len()), (users, users), "{whole:?}");
+    for (a, b) in &first {
+        assert!(
+            !second.iter().any(|(c, d)| a == c || b == d),
+            "both shards sent id {a} or its prompt"
+        );
+    }
+    // Each user sends in its shard what it sends in the whole run.
+    let mut union: Vec<_> = first.into_iter().chain(second).collect();
+    union.sort();
+    assert_eq!(union, whole);
+}

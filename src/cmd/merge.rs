@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use gauntlet::cluster::{self, Part, PartHeader, ShardId};
 use gauntlet::engine::Finished;
-use gauntlet::metrics::ShardStats;
 use gauntlet::rundir::{RunDir, RunFile};
 use gauntlet::scenario::Scenario;
 
+use super::part_origin::PartOrigin;
 use super::{InvalidInput, Outcome};
 
 /// Merge the parts of a sharded run into one run folder: histograms added and counters
@@ -107,23 +107,16 @@ pub(super) fn write_part(
     shard: ShardId,
     run: &Finished,
 ) -> anyhow::Result<PathBuf> {
-    let part = Part {
-        header: PartHeader {
-            scenario: scenario.name.clone(),
-            scenario_path: std::path::absolute(scenario_path).ok(),
-            fingerprint: cluster::file_fingerprint(scenario_path)
-                .with_context(|| format!("reading {}", scenario_path.display()))?,
-            plan_fingerprint: cluster::fingerprint(&run.plan),
-            seed: run.summary.seed,
-            shard,
-            gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
-            interval: run.plan.interval,
-            started_at: run.started_at,
-            stats: ShardStats::of(shard.index, &run.summary),
-        },
-        evidence: run.evidence.clone(),
-        recording: run.recorder.clone(),
+    let origin = PartOrigin {
+        scenario,
+        path: scenario_path,
+        plan: &run.plan,
+        fingerprint: cluster::file_fingerprint(scenario_path)
+            .with_context(|| format!("reading {}", scenario_path.display()))?,
+        seed: run.summary.seed,
+        shard,
     };
+    let part = origin.whole(run);
     dir.write(RunFile::Part, &part.encode())
         .with_context(|| format!("writing the part into {}", dir.path().display()))
 }

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod k8s;
 pub mod merge;
 pub mod mock;
+mod part_origin;
 mod plan_args;
 pub mod probe;
 pub mod report;

@@ -166,6 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .into());
     }
     if let (Some(shard), Some(coordinator)) = (shard, &args.coordinator) {
+        sharded_refusals(&args)?;
         let invocation = super::sharded::Invocation {
             scenario: &scenario,
             scenario_path: &args.scenario,
@@ -322,6 +323,29 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::SlaViolated
     })
+}
+
+/// What a live sharded run cannot do, refused before anything starts rather than ignored:
+/// the live numbers come from one process's own recorder, and in a sharded run that is one
+/// shard's slice, which a scrape or a push would pass off as the whole load. The full-screen
+/// view falls back to the progress bar for the same reason, and says so.
+fn sharded_refusals(args: &Args) -> Result<(), InvalidInput> {
+    let why = "a live sharded run (--coordinator) has no live exporter: each process records \
+               only its own shard's slice, and the merged numbers exist once the run ends \
+               (in the coordinator's run folder)";
+    let flag = match (&args.metrics_listen, &args.otlp) {
+        (Some(_), _) => "--metrics-listen",
+        (None, Some(_)) => "--otlp",
+        (None, None) => {
+            if wants_view(args) {
+                eprintln!(
+                    "note: a live sharded run shows a progress bar, not the live view: {why}"
+                );
+            }
+            return Ok(());
+        }
+    };
+    Err(InvalidInput(format!("{flag} is not available here: {why}")))
 }
 
 /// `--otlp` checked before anything starts: a URL that is no endpoint is bad input (exit 2).

@@ -25,12 +25,13 @@ use gauntlet::cluster::{
     Part, PartHeader, ShardEvidence, ShardId, conclude_merged, file_fingerprint, fingerprint,
     inconclusive, merge_parts, write_merged,
 };
-use gauntlet::engine::{self, Finished, Plan, RunOptions, StartGate};
+use gauntlet::engine::{self, RunOptions, StartGate};
 use gauntlet::metrics::{MAX_TRUSTED_LAG, Recorder, RecordingDeltas, ShardStats, Summary};
 use gauntlet::rundir::{RunDir, RunFile};
 use gauntlet::scenario::{Scenario, Target};
 use tokio::sync::watch;
 
+use super::part_origin::PartOrigin;
 use super::{InvalidInput, Outcome};
 
 /// How long a shard keeps trying to reach a coordinator that does not answer yet (pods start
@@ -82,7 +83,7 @@ pub fn run(
         shard: Some(member.shard),
         ..options
     };
-    let headers = Headers {
+    let origin = PartOrigin {
         scenario: inv.scenario,
         path: inv.scenario_path,
         plan: &plan,
@@ -91,60 +92,9 @@ pub fn run(
         shard: member.shard,
     };
     if member.shard.is_first() {
-        coordinate(&inv, options, &member, identity, &headers)
+        coordinate(&inv, options, &member, identity, &origin)
     } else {
-        follow(&inv, options, &member, identity, &headers)
-    }
-}
-
-/// Makes the part headers of this shard.
-struct Headers<'a> {
-    scenario: &'a Scenario,
-    path: &'a Path,
-    plan: &'a Plan,
-    fingerprint: String,
-    seed: u64,
-    shard: ShardId,
-}
-
-impl Headers<'_> {
-    fn header(&self, started_at: SystemTime, stats: ShardStats) -> PartHeader {
-        PartHeader {
-            scenario: self.scenario.name.clone(),
-            scenario_path: std::path::absolute(self.path).ok(),
-            fingerprint: self.fingerprint.clone(),
-            plan_fingerprint: fingerprint(self.plan),
-            seed: self.seed,
-            shard: self.shard,
-            gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
-            interval: self.plan.interval,
-            started_at,
-            stats,
-        }
-    }
-
-    fn part(
-        &self,
-        recording: Recorder,
-        started_at: SystemTime,
-        stats: ShardStats,
-        evidence: ShardEvidence,
-    ) -> Part {
-        Part {
-            header: self.header(started_at, stats),
-            evidence,
-            recording,
-        }
-    }
-
-    /// A finished run's whole part.
-    fn whole(&self, run: &Finished) -> Part {
-        self.part(
-            run.recorder.clone(),
-            run.started_at,
-            ShardStats::of(self.shard.index, &run.summary),
-            run.evidence.clone(),
-        )
+        follow(&inv, options, &member, identity, &origin)
     }
 }
 
@@ -188,7 +138,7 @@ fn coordinate(
     options: RunOptions,
     member: &Membership,
     identity: ShardIdentity,
-    headers: &Headers<'_>,
+    origin: &PartOrigin<'_>,
 ) -> anyhow::Result<Outcome> {
     let listen = listen_addr(&member.coordinator)?;
     let (host, _) = member.coordinator.rsplit_once(':').ok_or_else(|| {
@@ -204,7 +154,7 @@ fn coordinate(
     let gathered = Arc::new(Gathered {
         parts: Mutex::new((0..count).map(|_| None).collect()),
     });
-    let push_every = headers.plan.interval;
+    let push_every = origin.plan.interval;
     let config = CoordinatorConfig {
         identity,
         push_every,
@@ -274,10 +224,10 @@ fn coordinate(
     };
     // Every shard ends about when this one did; one whose final part is later than its
     // requests' timeout and a few pushes' worth counts as lost.
-    let bound = headers.plan.timeout + push_every * SILENT_INTERVALS + Duration::from_secs(5);
+    let bound = origin.plan.timeout + push_every * SILENT_INTERVALS + Duration::from_secs(5);
     let seats = runtime.block_on(coordinator.finish(bound));
     runtime.block_on(coordinator.shutdown());
-    let own = headers.whole(&finished);
+    let own = origin.whole(&finished);
     run_dir
         .write(RunFile::Part, &own.encode())
         .with_context(|| format!("writing the coordinator's part into {}", inv.out.display()))?;
@@ -467,7 +417,7 @@ fn follow(
     options: RunOptions,
     member: &Membership,
     identity: ShardIdentity,
-    headers: &Headers<'_>,
+    origin: &PartOrigin<'_>,
 ) -> anyhow::Result<Outcome> {
     let link = Link::new(&member.coordinator, member.shard.index)?;
     let runtime = super::runtime()?;
@@ -535,7 +485,7 @@ fn follow(
             trouble: trouble.clone(),
             coordinator: member.coordinator.clone(),
         };
-        let part_of = delta_maker(headers, started_at.clone());
+        let part_of = delta_maker(origin, started_at.clone());
         runtime.spawn(pusher.run(
             joined.push_every,
             slot.clone(),
@@ -559,7 +509,7 @@ fn follow(
     };
     // The part first, on disk, whatever becomes of the last push; then the last push, before
     // the slower reports, so the coordinator does not wait on them.
-    let own = headers.whole(&finished);
+    let own = origin.whole(&finished);
     run_dir
         .write(RunFile::Part, &own.encode())
         .with_context(|| format!("writing the part into {}", inv.out.display()))?;
@@ -570,7 +520,7 @@ fn follow(
             // The last delta carries the shard's final numbers and evidence, and says it is
             // the end.
             let rest = slot.get().map(RecordingDeltas::take);
-            let last = headers.part(
+            let last = origin.part(
                 rest.unwrap_or_else(|| Recorder::new(finished.recorder.layout().clone())),
                 finished.started_at,
                 own.header.stats.clone(),
@@ -602,8 +552,8 @@ fn follow(
 type DeltaMaker = Box<dyn Fn(Recorder) -> Vec<u8> + Send>;
 
 /// Encodes a mid-run delta as a part (its header carries no final numbers yet).
-fn delta_maker(headers: &Headers<'_>, started_at: Arc<OnceLock<SystemTime>>) -> DeltaMaker {
-    let header = headers.header(SystemTime::now(), ShardStats::default());
+fn delta_maker(origin: &PartOrigin<'_>, started_at: Arc<OnceLock<SystemTime>>) -> DeltaMaker {
+    let header = origin.header(SystemTime::now(), ShardStats::default());
     Box::new(move |recording| {
         let started = *started_at.get_or_init(SystemTime::now);
         Part {

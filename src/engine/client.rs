@@ -591,8 +591,22 @@ impl Client {
         t0: Instant,
         intended: Duration,
     ) -> Sample {
+        self.send_on_with(conn, class, Overrides::default(), t0, intended)
+            .await
+    }
+
+    /// Like `send_on`, with which of the class's draws to send (a closed-model user numbers
+    /// its own, so every machine sends the same content for it).
+    pub async fn send_on_with(
+        &self,
+        conn: &mut UserConnections,
+        class: usize,
+        overrides: Overrides,
+        t0: Instant,
+        intended: Duration,
+    ) -> Sample {
         let own = (!conn.pooled).then_some(conn);
-        self.measure(own, class, t0, intended, Payload::default(), None)
+        self.measure(own, class, t0, intended, Payload::of(overrides), None)
             .await
     }
 

@@ -59,6 +59,20 @@ fn direct_rng(seed: u64, user: Option<usize>) -> SmallRng {
     )
 }
 
+/// Which of its class's draws closed-model user `user` (of `users` in stage `stage`) takes
+/// for its request number `seq`. Derived from the user's global index and its own sequence,
+/// never from a counter of the process, so a shard's users send what they would send in the
+/// whole run and no two shards send the same content or conversation id. The users' requests
+/// interleave (round `seq` of the stage is draws `seq * users ..`), so a sequential dataset is
+/// walked in about the order one counter would give, and the users at one moment send
+/// different lines whatever the file's length. The stage sits in the top 16 bits, above every
+/// draw the open model numbers from 0: stages never share a draw, and a stage would have to
+/// send 2^48 requests to reach the next one's.
+fn closed_draw(stage: usize, users: usize, user: usize, seq: u64) -> u64 {
+    let stage = (stage as u64 + 1) << 48;
+    stage | (seq.wrapping_mul(users as u64).wrapping_add(user as u64) & ((1 << 48) - 1))
+}
+
 fn arrival_seed(seed: u64, stage: usize) -> u64 {
     seed.rotate_left(17) ^ (stage as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
@@ -580,6 +594,7 @@ async fn run_closed(
             (b.client.clone(), draw)
         });
         let t0 = ctx.t0;
+        let mut seq = 0u64;
         let lane = match ctx.lanes.len() {
             0 => tokio::runtime::Handle::current(),
             n => ctx.lanes[u % n].clone(),
@@ -611,13 +626,20 @@ async fn run_closed(
                         Some((c, _, direct_conn)) if go_direct => (&*c, direct_conn),
                         _ => (&client, &mut conn),
                     };
+                    let draw = Some(closed_draw(stage_index, users, u, seq));
+                    seq += 1;
                     if client.is_session(class) {
                         let mut emit = |s| batch.push(s);
-                        let start = SessionStart { class, draw: None };
+                        let start = SessionStart { class, draw };
                         Box::pin(client.converse(Some(conn), start, t0, intended, end, &mut emit))
                             .await;
                     } else {
-                        batch.push(client.send_on(conn, class, t0, intended).await);
+                        let overrides = Overrides {
+                            draw,
+                            ..Overrides::default()
+                        };
+                        let sample = client.send_on_with(conn, class, overrides, t0, intended);
+                        batch.push(sample.await);
                     }
                     if batch.len() >= USER_BATCH || intended.saturating_sub(flushed) >= USER_FLUSH {
                         flushed = intended;
@@ -858,6 +880,43 @@ mod tests {
                 assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{sizes:?}");
             }
         }
+    }
+
+    /// The draws the closed users `shard` owns take in their first `rounds` requests of each
+    /// of two stages.
+    fn closed_draws(users: usize, rounds: u64, shard: Option<ShardId>) -> Vec<u64> {
+        let mut out = Vec::new();
+        for stage in [1, 2] {
+            let owned = (0..users).filter(|u| shard.is_none_or(|s| s.owns(*u as u64)));
+            for u in owned {
+                out.extend((0..rounds).map(|seq| closed_draw(stage, users, u, seq)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn closed_users_draw_alike_in_every_shard_and_no_two_shards_share_a_draw() {
+        let (users, rounds) = (37, 50);
+        let whole = closed_draws(users, rounds, None);
+        let distinct: std::collections::BTreeSet<_> = whole.iter().copied().collect();
+        assert_eq!(distinct.len(), whole.len(), "a draw taken twice in one run");
+        // Above every draw the open model numbers (from 0 per class).
+        assert!(whole.iter().all(|d| *d >= 1 << 48));
+        for n in [1u32, 2, 3, 7] {
+            let mut union = std::collections::BTreeSet::new();
+            for i in 0..n {
+                let shard = ShardId::new(i, n, "test").expect("in range");
+                for d in closed_draws(users, rounds, Some(shard)) {
+                    assert!(union.insert(d), "{n} shards: draw {d} sent by two shards");
+                }
+            }
+            assert_eq!(union, distinct, "{n} shards together draw as the whole run");
+        }
+        // A round's users take consecutive draws: a sequential dataset's lines in order.
+        let first: Vec<_> = (0..users).map(|u| closed_draw(0, users, u, 0)).collect();
+        assert!(first.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(closed_draw(0, users, 0, 1), first[users - 1] + 1);
     }
 
     #[tokio::test]

@@ -1,18 +1,14 @@
 //! The HTTP face of the live numbers: `GET /metrics` on the address `--metrics-listen` names,
 //! serving whichever run is published on its board, until it is shut down.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use super::exposition::CONTENT_TYPE;
 use super::live::LiveMetrics;
@@ -100,36 +96,10 @@ impl MetricsServer {
     pub async fn start(addr: SocketAddr, board: Board) -> std::io::Result<Self> {
         let listener = crate::net::listen(addr)?;
         let addr = listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let served = board.clone();
-        let task = tokio::spawn(async move {
-            // Dropped with the accept loop: a scrape in progress is cut, never waited on.
-            let mut connections = JoinSet::new();
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stopped.wait_for(|s| *s) => break,
-                };
-                // A failed accept (descriptors exhausted, a reset before accept) costs that
-                // scrape, not the exporter.
-                let Ok((stream, _)) = accepted else {
-                    continue;
-                };
-                let board = served.clone();
-                connections.spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let resp = respond(&req, &board);
-                        async move { Ok::<_, Infallible>(resp) }
-                    });
-                    let _ = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(crate::net::HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-                // Reap finished connections so a long run's scrapes do not pile up.
-                while connections.try_join_next().is_some() {}
-            }
+        let task = crate::net::serve_http1(listener, stopped, move |req| {
+            std::future::ready(respond(&req, &served))
         });
         Ok(Self {
             addr,

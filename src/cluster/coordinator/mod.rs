@@ -9,7 +9,6 @@
 
 mod roster;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,12 +17,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 pub use roster::SeatEnd;
 use roster::{PushVerdict, Roster};
@@ -170,32 +166,11 @@ impl Coordinator {
             start: watch::channel(Start::Waiting).0,
             merging: tokio::sync::Mutex::new(()),
         });
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let served = shared.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stopped.wait_for(|s| *s) => break,
-                };
-                let Ok((stream, _)) = accepted else {
-                    continue;
-                };
-                let shared = served.clone();
-                connections.spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(respond(req, &shared).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(crate::net::HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
+        let task = crate::net::serve_http1(listener, stopped, move |req| {
+            let shared = served.clone();
+            async move { respond(req, &shared).await }
         });
         Ok(Self {
             addr,
