@@ -12,6 +12,7 @@
 #
 #   benches/streams.sh                      # everything: SECS=5 per point, about 8 minutes
 #   PARTS="pacing" PACING_STREAMS="100 1000" benches/streams.sh
+#   benches/protected.sh benches/streams.sh # with a protected CPU share on a shared machine
 #
 # The clients: examples/stream_gaps.rs (a lean hyper client that times every token by a byte
 # search; it reports its own CPU so one can see it is not the bottleneck) and, for the engine,
@@ -102,7 +103,11 @@ gaps() {
   env "$@" "$GAPS" "$url" "$n" "$s" "$iv" | grep '^{'
 }
 
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); open-file limit $(ulimit -n)"
+# The CPU share the bench has: its cpu cgroup's weight against the root's (benches/protected.sh
+# gives it a hundred processes' worth; without it a busy machine's other sessions take their share).
+CPU_CG=$(awk -F: '$2 == "cpu" {print $3}' /proc/self/cgroup)
+CPU_SHARES=$(cat "/sys/fs/cgroup/cpu$CPU_CG/cpu.shares" 2>/dev/null || echo unknown)
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); open-file limit $(ulimit -n); cpu cgroup ${CPU_CG:-?} cpu.shares $CPU_SHARES"
 source benches/steal.sh
 
 # ---------------------------------------------------------------------------------------------
@@ -294,4 +299,5 @@ if [[ " $PARTS " == *" rss "* ]]; then
 fi
 
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 report_steal
