@@ -103,6 +103,15 @@ pub(super) fn decode_hist<T: hdrhistogram::Counter>(b: &[u8]) -> Option<Histogra
     Deserializer::new().deserialize(&mut &b[..]).ok()
 }
 
+/// Adds the V2-encoded histogram `bytes` into `into`: None when they are not one.
+pub(super) fn add_encoded(
+    into: &mut Histogram<u32>,
+    bytes: &[u8],
+) -> Result<(), Option<hdrhistogram::AdditionError>> {
+    let h: Histogram<u32> = decode_hist(bytes).ok_or(None)?;
+    into.add(&h).map_err(Some)
+}
+
 fn per_interval() -> Box<Histogram<u32>> {
     let mut h = Histogram::new_with_max(1_000, INTERVAL_SIGFIG)
         .expect("constant histogram bounds are valid");
