@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::part::{Part, PartHeader, ShardEvidence, convert};
+use super::part::{Part, PartError, PartHeader, ShardEvidence, convert};
+use super::part_file::PartFile;
 use crate::metrics::cost::Price;
 use crate::metrics::failover::FaultAttempt;
 use crate::metrics::{
-    self, CheckStatus, Evidence, MergeError, Recorder, RunInfo, ShardStats, Summary,
+    self, CheckStatus, Evidence, FoldError, MergeError, Recorder, RunInfo, ShardStats, Summary,
     UpstreamCounters,
 };
 use crate::rundir::{RunDir, RunDirError};
@@ -71,9 +72,8 @@ const BATCH: usize = 8;
 /// first before it counts.
 #[derive(Debug, Default)]
 pub struct PartMerger {
-    merged: Option<Merged>,
-    first_name: String,
-    seen: BTreeMap<u32, String>,
+    heads: Heads,
+    recording: Option<Recorder>,
     waiting: Vec<Recorder>,
 }
 
@@ -81,22 +81,65 @@ impl PartMerger {
     /// Takes `part` (`name` says where it came from) once it is known to belong with the
     /// others.
     pub fn add(&mut self, name: String, part: Part) -> Result<(), PartsError> {
-        let Some(merged) = &mut self.merged else {
-            self.seen.insert(part.header.shard.index, name.clone());
-            self.first_name = name;
-            self.merged = Some(Merged {
-                header: part.header.clone(),
-                started_at: part.header.started_at,
-                ran_for: part.evidence.ran_for,
-                interrupted: part.evidence.interrupted,
-                shards: vec![part.header.stats.clone()],
-                first: part.header.shard.is_first().then_some(part.evidence),
-                recording: part.recording,
-                missing: Vec::new(),
-            });
+        self.heads.check(&name, &part.header)?;
+        let Some(recording) = &self.recording else {
+            self.heads.take(name, part.header, part.evidence)?;
+            self.recording = Some(part.recording);
             return Ok(());
         };
-        let h = &part.header;
+        if part.recording.layout() != recording.layout() {
+            return Err(PartsError::Layout(MergeError::Layout));
+        }
+        self.heads.take(name, part.header, part.evidence)?;
+        self.waiting.push(part.recording);
+        if self.waiting.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), PartsError> {
+        if let Some(recording) = &mut self.recording {
+            let waiting: Vec<&Recorder> = self.waiting.iter().collect();
+            recording.merge_many(&waiting)?;
+        }
+        self.waiting.clear();
+        Ok(())
+    }
+
+    /// The merge of every part added; which shards sent none is in `missing`.
+    pub fn finish(mut self) -> Result<Merged, PartsError> {
+        self.flush()?;
+        let recording = self.recording.ok_or(PartsError::Empty)?;
+        self.heads.into_merged(recording)
+    }
+}
+
+/// What the parts' headers and evidence add up to, checked one against the first.
+#[derive(Debug, Default)]
+struct Heads {
+    merged: Option<MergedHeads>,
+    first_name: String,
+    seen: BTreeMap<u32, String>,
+}
+
+/// `Merged` but its recording.
+#[derive(Debug)]
+struct MergedHeads {
+    header: PartHeader,
+    first: Option<ShardEvidence>,
+    started_at: SystemTime,
+    ran_for: Duration,
+    interrupted: bool,
+    shards: Vec<ShardStats>,
+}
+
+impl Heads {
+    /// Refuses a part `h` (from `name`) of another run than the first part's.
+    fn check(&self, name: &str, h: &PartHeader) -> Result<(), PartsError> {
+        let Some(merged) = &self.merged else {
+            return Ok(());
+        };
         let base = &merged.header;
         let checks: [(&'static str, String, String); 5] = [
             ("scenarios", base.fingerprint_text(), h.fingerprint_text()),
@@ -123,14 +166,21 @@ impl PartMerger {
                     what,
                     first: self.first_name.clone(),
                     a,
-                    other: name,
+                    other: name.to_string(),
                     b,
                 });
             }
         }
-        if part.recording.layout() != merged.recording.layout() {
-            return Err(PartsError::Layout(MergeError::Layout));
-        }
+        Ok(())
+    }
+
+    /// Counts a checked part's header and evidence in, refusing a shard that came before.
+    fn take(
+        &mut self,
+        name: String,
+        h: PartHeader,
+        evidence: ShardEvidence,
+    ) -> Result<(), PartsError> {
         if let Some(a) = self.seen.insert(h.shard.index, name.clone()) {
             return Err(PartsError::Duplicate {
                 index: h.shard.index,
@@ -138,39 +188,139 @@ impl PartMerger {
                 b: name,
             });
         }
+        let first = h.shard.is_first().then_some(evidence.clone());
+        let Some(merged) = &mut self.merged else {
+            self.first_name = name;
+            self.merged = Some(MergedHeads {
+                started_at: h.started_at,
+                ran_for: evidence.ran_for,
+                interrupted: evidence.interrupted,
+                shards: vec![h.stats.clone()],
+                first,
+                header: h,
+            });
+            return Ok(());
+        };
         merged.started_at = merged.started_at.min(h.started_at);
-        merged.ran_for = merged.ran_for.max(part.evidence.ran_for);
-        merged.interrupted |= part.evidence.interrupted;
+        merged.ran_for = merged.ran_for.max(evidence.ran_for);
+        merged.interrupted |= evidence.interrupted;
         merged.shards.push(h.stats.clone());
-        if h.shard.is_first() {
-            merged.first = Some(part.evidence);
-        }
-        self.waiting.push(part.recording);
-        if self.waiting.len() >= BATCH {
-            self.flush()?;
+        if first.is_some() {
+            merged.first = first;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), PartsError> {
-        if let Some(merged) = &mut self.merged {
-            let waiting: Vec<&Recorder> = self.waiting.iter().collect();
-            merged.recording.merge_many(&waiting)?;
-        }
-        self.waiting.clear();
-        Ok(())
-    }
-
-    /// The merge of every part added; which shards sent none is in `missing`.
-    pub fn finish(mut self) -> Result<Merged, PartsError> {
-        self.flush()?;
-        let mut merged = self.merged.ok_or(PartsError::Empty)?;
-        merged.shards.sort_by_key(|s| s.index);
-        merged.missing = (0..merged.header.shard.count.get())
+    fn into_merged(self, recording: Recorder) -> Result<Merged, PartsError> {
+        let m = self.merged.ok_or(PartsError::Empty)?;
+        let mut shards = m.shards;
+        shards.sort_by_key(|s| s.index);
+        let missing = (0..m.header.shard.count.get())
             .filter(|i| !self.seen.contains_key(i))
             .collect();
-        Ok(merged)
+        Ok(Merged {
+            header: m.header,
+            recording,
+            first: m.first,
+            started_at: m.started_at,
+            ran_for: m.ran_for,
+            interrupted: m.interrupted,
+            shards,
+            missing,
+        })
     }
+}
+
+/// Why part files did not merge.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// One file is not a whole part: unreadable, damaged, of another format version.
+    #[error("{path}: {error}")]
+    Part {
+        path: String,
+        #[source]
+        error: PartError,
+    },
+    #[error(transparent)]
+    Parts(#[from] PartsError),
+}
+
+/// Merges the part files `paths` as `merge_parts` merges the parts they hold, reading their
+/// recordings side by side as streams: every file is checked whole first (both cores hash),
+/// then each merged cell is decoded and packed once, in the memory of one merged run.
+pub fn merge_files(paths: &[PathBuf]) -> Result<Merged, FilesError> {
+    let files = open_all(paths)?;
+    let mut heads = Heads::default();
+    let mut recordings = Vec::with_capacity(files.len());
+    for f in files {
+        let name = f.path.display().to_string();
+        heads.check(&name, &f.header)?;
+        let recording = f.recording().map_err(|e| FilesError::Part {
+            path: name.clone(),
+            error: PartError::Read(e),
+        })?;
+        recordings.push(recording);
+        heads.take(name, f.header, f.evidence)?;
+    }
+    let recording = metrics::fold_recordings(recordings).map_err(|e| {
+        let path = e
+            .source_index()
+            .and_then(|k| paths.get(k))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match e {
+            FoldError::Empty => FilesError::Parts(PartsError::Empty),
+            FoldError::Merge(_, e) => FilesError::Parts(PartsError::Layout(e)),
+            FoldError::Read(_, e) => FilesError::Part {
+                path,
+                error: PartError::Read(e),
+            },
+            FoldError::Codec(_, e) => FilesError::Part {
+                path,
+                error: PartError::Recording(e),
+            },
+        }
+    })?;
+    Ok(heads.into_merged(recording)?)
+}
+
+/// Every file checked, on as many threads as there are cores (two at most: hashing is
+/// bound by memory as much as by the CPU); the first refusal in the order given.
+fn open_all(paths: &[PathBuf]) -> Result<Vec<PartFile>, FilesError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 2);
+    let per = paths.len().div_ceil(threads).max(1);
+    let opened: Vec<Result<PartFile, FilesError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| {
+                            PartFile::open(p).map_err(|error| FilesError::Part {
+                                path: p.display().to_string(),
+                                error,
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(FilesError::Part {
+                        path: String::new(),
+                        error: PartError::Read(std::io::Error::other("a checking thread panicked")),
+                    })]
+                })
+            })
+            .collect()
+    });
+    opened.into_iter().collect()
 }
 
 impl PartHeader {

@@ -8,17 +8,19 @@ pub mod coordinator;
 pub mod link;
 mod merge;
 mod part;
+mod part_file;
 mod shard_id;
 pub mod wire;
 
 pub use merge::{
-    Merged, PartMerger, PartsError, WriteError, conclude_merged, inconclusive, merge_parts,
-    write_merged,
+    FilesError, Merged, PartMerger, PartsError, WriteError, conclude_merged, inconclusive,
+    merge_files, merge_parts, write_merged,
 };
 pub use part::{
     CounterRecord, PART_FORMAT, Part, PartError, PartHeader, PriceRecord, ShardEvidence, convert,
     file_fingerprint, fingerprint, fnv1a,
 };
+pub use part_file::PartFile;
 pub use shard_id::{COORDINATOR_ENV, COUNT_ENV, INDEX_ENV, ShardId, ShardIdError};
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::metrics::{
 
 /// Bumped whenever the layout or a field's meaning changes; readers refuse other versions.
 pub const PART_FORMAT: u32 = 1;
-const MAGIC: &[u8] = b"GAUNTLET-PART\n";
+pub(super) const MAGIC: &[u8] = b"GAUNTLET-PART\n";
 
 /// Where a part came from: checked against the other parts before anything is merged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,13 +86,15 @@ pub enum PartError {
     Header(#[source] serde_json::Error),
     #[error("the part's recording is malformed: {0}")]
     Recording(#[from] CodecError),
+    #[error("cannot read the part: {0}")]
+    Read(#[from] std::io::Error),
 }
 
 /// The header and evidence travel together as the JSON section.
 #[derive(Serialize, Deserialize)]
-struct HeaderSection {
-    header: PartHeader,
-    evidence: ShardEvidence,
+pub(super) struct HeaderSection {
+    pub(super) header: PartHeader,
+    pub(super) evidence: ShardEvidence,
 }
 
 impl Part {
@@ -149,7 +151,7 @@ impl Part {
     }
 }
 
-fn split_u32(b: &[u8]) -> Option<(u32, &[u8])> {
+pub(super) fn split_u32(b: &[u8]) -> Option<(u32, &[u8])> {
     let (n, rest) = b.split_first_chunk::<4>()?;
     Some((u32::from_be_bytes(*n), rest))
 }
@@ -162,7 +164,14 @@ fn split_section(b: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// FNV-1a, 64 bits: catches truncation and damage in transit, not tampering.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_on(FNV_START, bytes)
+}
+
+pub(super) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes` continued from the hash `h` of what came before them, for files hashed a
+/// chunk at a time.
+pub(super) fn fnv1a_on(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -499,6 +508,58 @@ mod tests {
         let merged = crate::cluster::merge_parts(parts).expect("one run");
         assert!(merged.missing.is_empty());
         assert_same(&one_by_one, &merged.recording);
+    }
+
+    #[test]
+    fn part_files_streamed_side_by_side_merge_as_the_parts_do_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut parts = Vec::new();
+        let mut paths = Vec::new();
+        for i in 0..5u32 {
+            let mut p = part(recorded_from(u64::from(i) * 700, 900));
+            p.header.shard = ShardId::new(i, 6, "test").unwrap();
+            let path = dir.path().join(format!("{i}.gpart"));
+            std::fs::write(&path, p.encode()).unwrap();
+            parts.push((format!("part {i}"), p));
+            paths.push(path);
+        }
+        let expected = crate::cluster::merge_parts(parts).expect("one run");
+        let merged = crate::cluster::merge_files(&paths).expect("one run");
+        assert_same(&expected.recording, &merged.recording);
+        assert_eq!(merged.missing, vec![5]);
+        assert_eq!(merged.shards, expected.shards);
+        assert_eq!(merged.first, expected.first);
+        assert_eq!(merged.header, expected.header);
+
+        let bytes = std::fs::read(&paths[2]).unwrap();
+        let refused = |name: &str, b: &[u8]| {
+            let at = dir.path().join(name);
+            std::fs::write(&at, b).unwrap();
+            let mut given = paths.clone();
+            given[2] = at;
+            crate::cluster::merge_files(&given).unwrap_err().to_string()
+        };
+        let mut damaged = bytes.clone();
+        damaged[bytes.len() * 2 / 3] ^= 0x40;
+        let e = refused("damaged.gpart", &damaged);
+        assert!(e.contains("damaged.gpart") && e.contains("checksum"), "{e}");
+        let e = refused("short.gpart", &bytes[..bytes.len() - 100]);
+        assert!(e.contains("short.gpart") && e.contains("truncated"), "{e}");
+        let mut newer = bytes.clone();
+        newer[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&2u32.to_be_bytes());
+        assert!(refused("newer.gpart", &newer).contains("part format version 2"));
+        assert!(refused("junk.gpart", b"{}").contains("not a gauntlet part file"));
+        let e = crate::cluster::merge_files(&[paths[0].clone(), paths[0].clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shard 0 comes twice"), "{e}");
+        let e = crate::cluster::merge_files(&[dir.path().join("absent.gpart")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("absent.gpart") && e.contains("cannot read"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,14 +34,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    // Read and merged one by one: a few parts wait in memory, never all of them.
-    let mut merger = cluster::PartMerger::default();
-    for path in &args.parts {
-        merger
-            .add(path.display().to_string(), read_part(path)?)
-            .map_err(|e| InvalidInput(e.to_string()))?;
-    }
-    let merged = merger.finish().map_err(|e| InvalidInput(e.to_string()))?;
+    // Read side by side as streams: memory is the merged run's, however many parts.
+    let files: Vec<PathBuf> = args
+        .parts
+        .iter()
+        .map(|p| gauntlet::rundir::locate(p, RunFile::Part).1)
+        .collect();
+    let merged = cluster::merge_files(&files).map_err(|e| InvalidInput(refusal(e)))?;
     let scenario = scenario_of(&merged.header, args.scenario.as_deref())?;
     let summary = cluster::conclude_merged(&merged, &scenario);
     let mut dir = RunDir::create(&args.out, args.force).map_err(|e| InvalidInput(e.to_string()))?;
@@ -56,17 +55,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A part from a run folder or a part file; a file that is not one is bad input.
-fn read_part(path: &Path) -> Result<Part, InvalidInput> {
-    let (_, file) = gauntlet::rundir::locate(path, RunFile::Part);
-    let bytes = std::fs::read(&file).map_err(|e| {
-        InvalidInput(format!(
-            "{}: cannot read the part ({e}); give a shard's run folder or its {}",
-            file.display(),
+/// Why the parts were refused, saying what to give when a file could not be read.
+fn refusal(e: cluster::FilesError) -> String {
+    match e {
+        cluster::FilesError::Part {
+            path,
+            error: cluster::PartError::Read(e),
+        } => format!(
+            "{path}: cannot read the part ({e}); give a shard's run folder or its {}",
             RunFile::Part
-        ))
-    })?;
-    Part::decode(&bytes).map_err(|e| InvalidInput(format!("{}: {e}", file.display())))
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The scenario the shards ran, read again for its SLA: from `given`, else where the parts

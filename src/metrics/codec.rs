@@ -164,17 +164,17 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn malformed(&self, what: String) -> CodecError {
+    pub(super) fn malformed(&self, what: String) -> CodecError {
         CodecError::Malformed { what, at: self.at }
     }
 
-    fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
+    pub(super) fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let Some(&b) = self.bytes.get(self.at) else {
@@ -189,13 +189,13 @@ impl<'a> Reader<'a> {
         Err(self.malformed(format!("{what}: a number longer than 64 bits")))
     }
 
-    fn usize(&mut self, what: &'static str) -> Result<usize, CodecError> {
+    pub(super) fn usize(&mut self, what: &'static str) -> Result<usize, CodecError> {
         let v = self.u64(what)?;
         usize::try_from(v).map_err(|_| self.malformed(format!("{what}: {v} is too large")))
     }
 
     /// A length that must fit in what is left: a corrupt length never allocates.
-    fn len(&mut self, what: &'static str) -> Result<usize, CodecError> {
+    pub(super) fn len(&mut self, what: &'static str) -> Result<usize, CodecError> {
         let n = self.usize(what)?;
         if n > self.bytes.len() - self.at {
             return Err(CodecError::Truncated { what, at: self.at });
@@ -244,7 +244,10 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn hist<T: Counter>(&mut self, what: &'static str) -> Result<Histogram<T>, CodecError> {
+    pub(super) fn hist<T: Counter>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Histogram<T>, CodecError> {
         let at = self.at;
         let b = self.bytes(what)?;
         let mut h = decode_hist(b).ok_or_else(|| CodecError::Malformed {
@@ -264,6 +267,21 @@ impl<'a> Reader<'a> {
         } else {
             None
         })
+    }
+
+    /// Where a slot's V2 bytes lie in `bytes`, unchecked (a merge decodes them once, adding),
+    /// or None for an empty slot.
+    pub(super) fn slot_range(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<std::ops::Range<usize>>, CodecError> {
+        if !self.flag(what)? {
+            return Ok(None);
+        }
+        let n = self.len(what)?;
+        let at = self.at;
+        self.at += n;
+        Ok(Some(at..at + n))
     }
 
     fn slot(&mut self, what: &'static str) -> Result<Slot, CodecError> {
@@ -302,7 +320,7 @@ fn layout(w: &mut Writer<'_>, l: &Layout) {
 const MAX_CLASSES: usize = 10_000;
 const MAX_CELLS: usize = 1 << 28;
 
-fn read_layout(r: &mut Reader<'_>) -> Result<Layout, CodecError> {
+pub(super) fn read_layout(r: &mut Reader<'_>) -> Result<Layout, CodecError> {
     let n = r.len("the class count")?;
     if n > MAX_CLASSES {
         return Err(r.malformed(format!("{n} classes")));
@@ -367,7 +385,7 @@ fn counts(w: &mut Writer<'_>, c: &Counts) {
     }
 }
 
-fn read_counts(r: &mut Reader<'_>) -> Result<Counts, CodecError> {
+pub(super) fn read_counts(r: &mut Reader<'_>) -> Result<Counts, CodecError> {
     let requests = r.u64("requests")?;
     let successes = r.u64("successes")?;
     let dropped = r.u64("dropped")?;
@@ -448,7 +466,7 @@ fn class(w: &mut Writer<'_>, c: &ClassRecord) {
     }
 }
 
-fn read_class(r: &mut Reader<'_>) -> Result<ClassRecord, CodecError> {
+pub(super) fn read_class(r: &mut Reader<'_>) -> Result<ClassRecord, CodecError> {
     let counts = read_counts(r)?;
     let latency = r.hist("a class's latency")?;
     let ttft = r.hist("a class's TTFT")?;
@@ -536,7 +554,7 @@ fn direct_counts(w: &mut Writer<'_>, c: &DirectCounts) {
     tokens(w, &c.tokens);
 }
 
-fn read_direct_counts(r: &mut Reader<'_>) -> Result<DirectCounts, CodecError> {
+pub(super) fn read_direct_counts(r: &mut Reader<'_>) -> Result<DirectCounts, CodecError> {
     Ok(DirectCounts {
         requests: r.u64("baseline requests")?,
         successes: r.u64("baseline successes")?,

@@ -9,6 +9,7 @@ pub mod cost;
 mod delta;
 pub mod direct;
 pub mod failover;
+mod fold;
 mod hist;
 mod hlog;
 mod overhead;
@@ -23,6 +24,7 @@ pub use analysis::{ClassInfo, MAX_TRUSTED_LAG, RunInfo, percentiles, summarize};
 pub use codec::{CodecError, decode_recording, encode_recording};
 pub use conclude::{Evidence, UpstreamCounters, conclude};
 pub use delta::RecordingDeltas;
+pub use fold::{FoldError, fold_recordings};
 pub use hlog::{HlogError, write_hlog};
 pub use recorder::{
     Cell, ClassRecord, ConnectionCounts, Counts, ErrorTimes, Layout, MergeError, Recorder,

@@ -75,6 +75,15 @@ impl Layout {
         }
     }
 
+    /// Whether recordings of `other` add into recordings of this one, cell for cell.
+    pub(super) fn merges_with(&self, other: &Layout) -> bool {
+        self.classes == other.classes
+            && self.intervals == other.intervals
+            && self.warmup == other.warmup
+            && self.interval == other.interval
+            && self.baseline == other.baseline
+    }
+
     fn interval_of(&self, intended: Duration) -> Option<usize> {
         let since = intended.checked_sub(self.warmup)?;
         let i = since.as_nanos() / self.interval.as_nanos();
@@ -202,7 +211,13 @@ impl Counts {
             *a += b;
         }
         for (name, n) in &o.served_by {
-            *self.served_by.entry(name.clone()).or_default() += n;
+            // Looked up before inserting: the name is cloned once per merge, not once per cell.
+            match self.served_by.get_mut(name) {
+                Some(m) => *m += n,
+                None => {
+                    self.served_by.insert(name.clone(), *n);
+                }
+            }
         }
         self.gateway_rate_limited += o.gateway_rate_limited;
         self.shed += o.shed;
@@ -287,6 +302,24 @@ impl ClassRecord {
         }
     }
 
+    /// Adds another shard's record of this same class: everything, turns and prompt lengths
+    /// too.
+    pub fn merge(&mut self, b: &ClassRecord) -> Result<(), MergeError> {
+        let hist = |e: hdrhistogram::AdditionError| MergeError::Histogram(e.to_string());
+        self.counts.merge(&b.counts);
+        self.latency.add(&b.latency).map_err(hist)?;
+        self.ttft.add(&b.ttft).map_err(hist)?;
+        self.ttfot.add(&b.ttfot).map_err(hist)?;
+        self.tpot.add(&b.tpot).map_err(hist)?;
+        self.itl.add(&b.itl).map_err(hist)?;
+        self.errors.merge(&b.errors)?;
+        self.tokens.merge(&b.tokens);
+        self.turns.merge(&b.turns).map_err(MergeError::Histogram)?;
+        self.prompt_lengths
+            .merge(&b.prompt_lengths)
+            .map_err(MergeError::Histogram)
+    }
+
     /// Adds `other`'s counts, timings, errors and tokens, for a scope made of several classes
     /// (a tier, the whole run); turns and prompt lengths stay per class.
     pub fn merge_measures(&mut self, other: &ClassRecord) {
@@ -341,7 +374,26 @@ impl Cell {
             .filter_map(|(k, slot)| slot.get().map(|h| (*k, h)))
     }
 
-    fn error_slot(&mut self, kind: ErrorKind) -> &mut Slot {
+    /// Adds another recording's cell of this same class and interval.
+    fn add(&mut self, b: &Cell) -> Result<(), hdrhistogram::AdditionError> {
+        self.counts.merge(&b.counts);
+        for (ha, hb) in [
+            (&mut self.latency, &b.latency),
+            (&mut self.ttft, &b.ttft),
+            (&mut self.ttfot, &b.ttfot),
+            (&mut self.tpot, &b.tpot),
+        ] {
+            if let Some(hb) = hb.get() {
+                ha.live().add(hb.as_ref())?;
+            }
+        }
+        for (kind, hb) in b.time_to_error() {
+            self.error_slot(kind).live().add(hb.as_ref())?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn error_slot(&mut self, kind: ErrorKind) -> &mut Slot {
         let at = match self.errors.iter().position(|(k, _)| *k == kind) {
             Some(at) => at,
             None => {
@@ -352,7 +404,7 @@ impl Cell {
         &mut self.errors[at].1
     }
 
-    fn pack(&mut self) {
+    pub(super) fn pack(&mut self) {
         self.latency.pack();
         self.ttft.pack();
         self.ttfot.pack();
@@ -562,30 +614,14 @@ impl Recorder {
     /// unpacked and packed again once for all of them, not once per recording.
     pub fn merge_many(&mut self, others: &[&Recorder]) -> Result<(), MergeError> {
         for other in others {
-            if self.layout.classes != other.layout.classes
-                || self.layout.intervals != other.layout.intervals
-                || self.layout.warmup != other.layout.warmup
-                || self.layout.interval != other.layout.interval
-                || self.layout.baseline != other.layout.baseline
-            {
+            if !self.layout.merges_with(&other.layout) {
                 return Err(MergeError::Layout);
             }
         }
         let hist = |e: hdrhistogram::AdditionError| MergeError::Histogram(e.to_string());
         for other in others {
             for (a, b) in self.classes.iter_mut().zip(&other.classes) {
-                a.counts.merge(&b.counts);
-                a.latency.add(&b.latency).map_err(hist)?;
-                a.ttft.add(&b.ttft).map_err(hist)?;
-                a.ttfot.add(&b.ttfot).map_err(hist)?;
-                a.tpot.add(&b.tpot).map_err(hist)?;
-                a.itl.add(&b.itl).map_err(hist)?;
-                a.errors.merge(&b.errors)?;
-                a.tokens.merge(&b.tokens);
-                a.turns.merge(&b.turns).map_err(MergeError::Histogram)?;
-                a.prompt_lengths
-                    .merge(&b.prompt_lengths)
-                    .map_err(MergeError::Histogram)?;
+                a.merge(b)?;
             }
             self.lag.add(&other.lag).map_err(hist)?;
             self.abandoned += other.abandoned;
@@ -597,20 +633,7 @@ impl Recorder {
                 let Some(b) = other.cells.get(i) else {
                     continue;
                 };
-                a.counts.merge(&b.counts);
-                for (ha, hb) in [
-                    (&mut a.latency, &b.latency),
-                    (&mut a.ttft, &b.ttft),
-                    (&mut a.ttfot, &b.ttfot),
-                    (&mut a.tpot, &b.tpot),
-                ] {
-                    if let Some(hb) = hb.get() {
-                        ha.live().add(hb.as_ref()).map_err(hist)?;
-                    }
-                }
-                for (kind, hb) in b.time_to_error() {
-                    a.error_slot(kind).live().add(hb.as_ref()).map_err(hist)?;
-                }
+                a.add(b).map_err(hist)?;
             }
             // A settled interval stays packed: merging many finished recordings costs the
             // memory of one.
