@@ -28,6 +28,9 @@
 #
 # It mutates a copy of the tree (SCRATCH, default $TMPDIR/gauntlet-mutants), never the
 # worktree, so you can keep working; the copy keeps its own warm target/ between runs.
+# Two runs at once need two copies (SCRATCH=/tmp/a, SCRATCH=/tmp/b): each starts by
+# refreshing its copy, which would undo the other's mutant mid-test. `--in-place` is already
+# one mutant at a time (cargo-mutants refuses `--jobs` with it).
 # Needs cargo-mutants: `cargo install --locked cargo-mutants`.
 set -euo pipefail
 

@@ -392,6 +392,42 @@ mod tests {
     }
 
     #[test]
+    fn a_ramp_from_a_nonzero_rate_places_each_arrival_where_the_integral_says() {
+        // 10 -> 30/s over 2 s: the integrated rate is 10t + 5t^2, so it reaches 15 at t = 1 s
+        // (t^2 + 2t - 3 = 0), and the stage holds 40 arrivals (units 0..39; unit 40 is t = 2 s).
+        let up = schedule(&stage(10.0, 30.0, 2), Process::Constant, 1);
+        assert_eq!(up.len(), 40);
+        assert_eq!(up[0], Duration::from_secs(1));
+        assert!((up[15].as_secs_f64() - 2.0).abs() < 1e-9, "{:?}", up[15]);
+        // Unit 5: t^2 + 2t - 1 = 0, t = sqrt(2) - 1.
+        let want = 1.0 + 2f64.sqrt() - 1.0;
+        assert!((up[5].as_secs_f64() - want).abs() < 1e-9, "{:?}", up[5]);
+        // 30 -> 10/s: 30t - 5t^2 reaches 25 at t = 1 s (t^2 - 6t + 5 = 0): the fast start
+        // packs 25 of the 40 arrivals into the first second.
+        let down = schedule(&stage(30.0, 10.0, 2), Process::Constant, 1);
+        assert_eq!(down.len(), 40);
+        assert!(
+            (down[25].as_secs_f64() - 2.0).abs() < 1e-9,
+            "{:?}",
+            down[25]
+        );
+        for w in up.windows(2).chain(down.windows(2)) {
+            assert!(w[1] > w[0], "{w:?}");
+        }
+    }
+
+    #[test]
+    fn a_stage_sends_its_integrated_rate_and_not_one_more_at_its_last_instant() {
+        // For these ramps the time of the unit just past the stage's total rounds to a hair
+        // under the stage's end (6.999999999999999 s of 7 s): the count of units, not the
+        // clock, has to stop the schedule, or the stage sends one request too many.
+        for (from, to, secs, want) in [(0.0, 58.0, 7, 203), (8.0, 1.0, 10, 45)] {
+            let times = schedule(&stage(from, to, secs), Process::Constant, 1);
+            assert_eq!(times.len(), want, "{from} -> {to}/s over {secs} s");
+        }
+    }
+
+    #[test]
     fn poisson_count_is_near_the_rate_and_seeded() {
         let a: Vec<_> = schedule(&stage(200.0, 200.0, 10), Process::Poisson, 9);
         let b: Vec<_> = schedule(&stage(200.0, 200.0, 10), Process::Poisson, 9);
