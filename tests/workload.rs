@@ -397,3 +397,55 @@ id_header = "x-session-id"
     union.sort();
     assert_eq!(union, whole);
 }
+
+/// Anthropic's answer to a non-streamed `messages` request.
+const ANTHROPIC_REPLY: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"noted"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":1}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_line_for_a_messages_class_goes_out_in_anthropics_shape() {
+    // Dataset lines are chat-shaped; a `messages` class must translate each one the way
+    // Anthropic's API takes it (the system prompt lifted out of `messages`), or every
+    // request of the class measures a 400 instead of the provider.
+    let (_dir, sc) = compile(
+        &[("d.jsonl", DATASET)],
+        r#"[[requests]]
+name = "claude"
+model = "m"
+api = "messages"
+dataset = "d.jsonl"
+order = "sequential"
+max_tokens = 33
+"#,
+    );
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = seen.clone();
+    let server = support::Routes::new()
+        .route("/v1/messages", move |r| {
+            log.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&r.body).unwrap_or_default());
+            reply(
+                200,
+                &[("content-type", "application/json")],
+                ANTHROPIC_REPLY,
+            )
+        })
+        .serve()
+        .await;
+    let c = client(&server.url(), &sc.requests, 1);
+    let t0 = Instant::now();
+    let first = c.send(0, t0, t0.elapsed()).await;
+    let second = c.send(0, t0, t0.elapsed()).await;
+    assert_eq!(first.result, Ok(()), "{first:?}");
+    assert_eq!(second.result, Ok(()), "{second:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "both requests reached the messages endpoint");
+    let body = &seen[0];
+    assert_eq!(body["system"], "be brief", "{body}");
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "only the user turn stays: {body}");
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(body["max_tokens"], 33);
+    assert_eq!(seen[1]["max_tokens"], 7, "the line's own key wins");
+    assert!(seen[1].get("system").is_none(), "{}", seen[1]);
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use gauntlet::cluster::{self, Part, PartHeader, ShardId};
+use gauntlet::cluster::{self, PartHeader, ShardId};
 use gauntlet::engine::Finished;
 use gauntlet::rundir::{RunDir, RunFile};
 use gauntlet::scenario::Scenario;
