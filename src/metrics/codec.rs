@@ -522,21 +522,7 @@ fn cell(w: &mut Writer<'_>, c: &Cell) {
 }
 
 fn read_cell(r: &mut Reader<'_>) -> Result<Cell, CodecError> {
-    let counts = read_counts(r)?;
-    let latency = r.slot("a cell's latency")?;
-    let ttft = r.slot("a cell's TTFT")?;
-    let ttfot = r.slot("a cell's TTFOT")?;
-    let tpot = r.slot("a cell's TPOT")?;
-    let n = r.len("a cell's error kinds")?;
-    let mut errors = Vec::with_capacity(n.min(ErrorKind::COUNT));
-    for _ in 0..n {
-        let i = r.usize("an error kind")?;
-        let kind = ErrorKind::ALL
-            .get(i)
-            .copied()
-            .ok_or_else(|| r.malformed(format!("error kind {i}")))?;
-        errors.push((kind, r.slot("a cell's time to error")?));
-    }
+    let (counts, [latency, ttft, ttfot, tpot], errors) = read_cell_fields(r, Reader::slot)?;
     Ok(Cell {
         counts,
         latency,
@@ -545,6 +531,36 @@ fn read_cell(r: &mut Reader<'_>) -> Result<Cell, CodecError> {
         tpot,
         errors,
     })
+}
+
+/// A cell as read: its counts, its four histograms, and each error kind's time to error.
+pub(super) type CellFields<S> = (Counts, [S; 4], Vec<(ErrorKind, S)>);
+
+/// A cell's fields in their written order: counts; latency, TTFT, TTFOT and TPOT; then each
+/// error kind with its time to error. `slot` reads each histogram, decoded or (for a merge
+/// that adds straight from the bytes) left where it lies: one order, read by both.
+pub(super) fn read_cell_fields<'a, S>(
+    r: &mut Reader<'a>,
+    mut slot: impl FnMut(&mut Reader<'a>, &'static str) -> Result<S, CodecError>,
+) -> Result<CellFields<S>, CodecError> {
+    let counts = read_counts(r)?;
+    let hists = [
+        slot(r, "a cell's latency")?,
+        slot(r, "a cell's TTFT")?,
+        slot(r, "a cell's TTFOT")?,
+        slot(r, "a cell's TPOT")?,
+    ];
+    let n = r.len("a cell's error kinds")?;
+    let mut errors = Vec::with_capacity(n.min(ErrorKind::COUNT));
+    for _ in 0..n {
+        let i = r.usize("an error kind")?;
+        let kind = ErrorKind::ALL
+            .get(i)
+            .copied()
+            .ok_or_else(|| r.malformed(format!("error kind {i}")))?;
+        errors.push((kind, slot(r, "a cell's time to error")?));
+    }
+    Ok((counts, hists, errors))
 }
 
 fn direct_counts(w: &mut Writer<'_>, c: &DirectCounts) {

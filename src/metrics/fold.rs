@@ -10,7 +10,9 @@ use std::ops::Range;
 
 use hdrhistogram::Histogram;
 
-use super::codec::{CodecError, Reader, read_class, read_counts, read_direct_counts, read_layout};
+use super::codec::{
+    CodecError, Reader, read_cell_fields, read_class, read_direct_counts, read_layout,
+};
 use super::hist::{AddEncodedError, add_encoded};
 use super::recorder::{Cell, Counts, MergeError, Recorder};
 use super::sample::ErrorKind;
@@ -174,23 +176,7 @@ struct RawCell {
 
 /// Reads a cell as `codec::read_cell` does, leaving its histograms encoded.
 fn raw_cell(r: &mut Reader<'_>) -> Result<RawCell, CodecError> {
-    let counts = read_counts(r)?;
-    let hists = [
-        r.slot_range("a cell's latency")?,
-        r.slot_range("a cell's TTFT")?,
-        r.slot_range("a cell's TTFOT")?,
-        r.slot_range("a cell's TPOT")?,
-    ];
-    let n = r.len("a cell's error kinds")?;
-    let mut errors = Vec::with_capacity(n.min(ErrorKind::COUNT));
-    for _ in 0..n {
-        let i = r.usize("an error kind")?;
-        let kind = ErrorKind::ALL
-            .get(i)
-            .copied()
-            .ok_or_else(|| r.malformed(format!("error kind {i}")))?;
-        errors.push((kind, r.slot_range("a cell's time to error")?));
-    }
+    let (counts, hists, errors) = read_cell_fields(r, Reader::slot_range)?;
     Ok(RawCell {
         counts,
         hists,
