@@ -333,19 +333,17 @@ fn sharded_refusals(args: &Args) -> Result<(), InvalidInput> {
     let why = "a live sharded run (--coordinator) has no live exporter: each process records \
                only its own shard's slice, and the merged numbers exist once the run ends \
                (in the coordinator's run folder)";
-    let flag = match (&args.metrics_listen, &args.otlp) {
-        (Some(_), _) => "--metrics-listen",
-        (None, Some(_)) => "--otlp",
-        (None, None) => {
-            if wants_view(args) {
-                eprintln!(
-                    "note: a live sharded run shows a progress bar, not the live view: {why}"
-                );
-            }
-            return Ok(());
-        }
-    };
-    Err(InvalidInput(format!("{flag} is not available here: {why}")))
+    let exporter = [
+        ("--metrics-listen", args.metrics_listen.is_some()),
+        ("--otlp", args.otlp.is_some()),
+    ];
+    if let Some((flag, _)) = exporter.into_iter().find(|(_, given)| *given) {
+        return Err(InvalidInput(format!("{flag} is not available here: {why}")));
+    }
+    if wants_view(args) {
+        eprintln!("note: a live sharded run shows a progress bar, not the live view: {why}");
+    }
+    Ok(())
 }
 
 /// `--otlp` checked before anything starts: a URL that is no endpoint is bad input (exit 2).
