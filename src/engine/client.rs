@@ -168,12 +168,6 @@ pub struct SessionStart {
     pub draw: Option<u64>,
 }
 
-/// The URL of the chat-completions endpoint under a base URL (`http://h:p`, `.../v1`, or the
-/// full endpoint).
-pub fn completions_url(base: &str) -> String {
-    Api::Chat.url(base)
-}
-
 fn prepare(
     class: &RequestClass,
     base: &str,

@@ -23,7 +23,6 @@ pub use bakeoff::{Bakeoff, BakeoffError, Contender, ContenderTarget, check_lineu
 pub use budget::{Estimate, estimate};
 pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_MAX_BODY_BYTES, SessionStart, UserConnections,
-    completions_url,
 };
 pub use fleet::{FleetError, StartedFleet};
 pub use mix::Mix;
