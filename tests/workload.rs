@@ -147,6 +147,40 @@ extra_body = { temperature = 0.5, metadata = { team = "x" } }
     );
 }
 
+/// A class with one fixed prompt is built once and sent as is: what the scenario adds to the
+/// body (tools, `extra_body`) must be in those bytes, or a gateway is tested on requests the
+/// application never sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_prompt_class_sends_its_tools_and_extra_body_on_every_request() {
+    let (_dir, sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "fixed"
+model = "m1"
+prompt = "Summarise this ticket"
+tools = [{ type = "function", function = { name = "class_tool" } }]
+extra_body = { temperature = 0.25, metadata = { team = "y" } }
+"#,
+    );
+    assert!(sc.requests[0].workload.is_fixed(), "the one-prompt path");
+    let (server, seen) = recording().await;
+    let c = client(&server.url(), &sc.requests, 1);
+    let t0 = Instant::now();
+    for i in 0..3 {
+        let s = c.send(0, t0, t0.elapsed()).await;
+        assert_eq!(s.result, Ok(()), "request {i}");
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "the server got every request");
+    for (b, _) in seen.iter() {
+        assert_eq!(b["model"], "m1");
+        assert_eq!(user_text(b), "Summarise this ticket");
+        assert_eq!(b["tools"][0]["function"]["name"], "class_tool", "{b}");
+        assert_eq!(b["temperature"], 0.25, "{b}");
+        assert_eq!(b["metadata"]["team"], "y", "{b}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_seed_gives_the_same_sequence_and_another_seed_another() {
     let lines: String = (0..50).map(|i| format!("prompt number {i}\n")).collect();
