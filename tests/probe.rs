@@ -419,6 +419,26 @@ async fn a_429_slows_the_probe_down() {
     );
 }
 
+/// A probe sends single requests: a conversation class, wherever it is in the list, is
+/// refused with exit 2 naming it, before any request goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_class_is_refused_with_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario("http://127.0.0.1:9", "", "").replace(
+        "stream = true\nprimary = \"up\"\n",
+        "stream = true\nprimary = \"up\"\n[requests.session]\nturns = 2\n",
+    );
+    assert!(text.contains("[requests.session]"));
+    let path = write(dir.path(), &text);
+    let out = dir.path().join("probe");
+    let (code, log) = Probing::start(&path, &out, &["--once"]).finish().await;
+    assert_eq!(code, Some(2), "{log}");
+    assert!(
+        log.contains("request class `stream` is a conversation"),
+        "{log}"
+    );
+}
+
 /// A key written in the file is refused in probe mode, naming the field and its place; the
 /// same key from the environment is fine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
