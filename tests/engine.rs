@@ -608,6 +608,36 @@ async fn a_kept_alive_connection_the_server_closed_is_not_blamed_on_the_server()
     assert_eq!(server.received(), 6);
 }
 
+/// Open-model requests share idle connections: the next request reuses the one the last
+/// left, and one left idle longer than a server's keep-alive commonly lasts (4 s) is closed
+/// instead, so a request is not lost to a server closing it at the same moment.
+#[tokio::test]
+async fn an_idle_connection_is_reused_while_fresh_and_replaced_once_stale() {
+    let server = support::chat_server(|_| reply(200, &[], completion_json("alpha"))).await;
+    let client = Client::new(
+        &[class("json", 1, "m", false)],
+        &[server.url()],
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let first = client.send(0, t0, t0.elapsed()).await;
+    let second = client.send(0, t0, t0.elapsed()).await;
+    assert_eq!((first.result, second.result), (Ok(()), Ok(())));
+    assert!(first.opened.is_some(), "the first request opens one");
+    assert!(
+        second.opened.is_none(),
+        "the next one reuses the idle connection"
+    );
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let late = client.send(0, t0, t0.elapsed()).await;
+    assert_eq!(late.result, Ok(()));
+    assert!(
+        late.opened.is_some(),
+        "a connection idle for 4.5 s is not reused: a new one is opened"
+    );
+}
+
 /// A direct run at 40 requests a second for 4 s against one running mock `up` (given by
 /// `url`, with `token` for its control API), whose outage is due at `fault_at`; the SLA
 /// holds the failover to account.
