@@ -756,3 +756,69 @@ fn without_created(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// HTTP/2 with prior knowledge and HTTP/1.1 on the same plain listener: the gateway tells them
+/// apart by the connection's first bytes, streams included.
+#[tokio::test]
+async fn plain_connections_are_served_in_http2_with_prior_knowledge_and_in_http1() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let (p, _f, gw) = failover("").await;
+    for (http2, stream) in [(true, false), (true, true), (false, true)] {
+        let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+            .http2_only(http2)
+            .build_http();
+        let body = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"stream":{stream}}}"#
+        );
+        let req = http::Request::post(format!("{}/v1/chat/completions", gw.url()))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        let version = resp.version();
+        assert_eq!(resp.status(), 200, "http2 {http2} stream {stream}");
+        let want = if http2 {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        assert_eq!(version, want);
+        let text = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        if stream {
+            assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+        } else {
+            assert!(text.contains("\"choices\""), "{text}");
+        }
+    }
+    assert_eq!(p.hits(), 3);
+}
+
+/// A request whose first bytes trickle in (one byte, then the rest) is still HTTP/1: the
+/// gateway waits to see whether they are HTTP/2's preface instead of guessing early.
+#[tokio::test]
+async fn a_request_head_split_after_its_first_byte_is_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (p, _f, gw) = failover("").await;
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.write_all(&head.as_bytes()[..1]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tcp.write_all(&head.as_bytes()[1..]).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut got))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(p.hits(), 1);
+}

@@ -56,14 +56,17 @@ pub use config::{
 };
 pub use error::{GatewayError, ProxyError, Side, TimeoutPhase};
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 /// How long shutdown waits for in-flight requests before dropping them.
@@ -176,6 +179,21 @@ pub async fn start_with(
     })
 }
 
+/// The protocols the gateway serves a connection with, built once and shared by every
+/// connection (a clone per connection would be kept for the connection's whole life).
+struct Protocols {
+    /// Plain connections that do not open with HTTP/2's preface.
+    http1: http1::Builder,
+    /// Plain connections that do (HTTP/2 with prior knowledge).
+    http2: http2::Builder<TokioExecutor>,
+    /// TLS connections: hyper-util's `auto` tells the two apart by the preface, as before
+    /// (peeking would see TLS records, not the preface).
+    tls: auto::Builder<TokioExecutor>,
+}
+
+/// What a client speaking HTTP/2 with prior knowledge sends first (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<server::GatewayState>,
@@ -183,12 +201,20 @@ async fn accept_loop(
     alive: mpsc::Sender<()>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its request head cannot hold a connection forever.
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(crate::net::HEADER_READ_TIMEOUT);
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(crate::net::HEADER_READ_TIMEOUT);
+    let protocols = Arc::new(Protocols {
+        http1,
+        http2: http2::Builder::new(TokioExecutor::new()),
+        tls: auto,
+    });
     loop {
         let (tcp, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -204,38 +230,184 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let shared = Arc::clone(&shared);
-        let builder = builder.clone();
+        let protocols = Arc::clone(&protocols);
         let stop = stop.clone();
         let alive = alive.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _alive = alive;
-            let Some(acceptor) = tls else {
-                return serve_conn(TokioIo::new(tcp), shared, builder, stop).await;
-            };
-            // Bounded like a request head: a client stuck in its handshake holds nothing long.
-            let handshake =
-                tokio::time::timeout(crate::net::HEADER_READ_TIMEOUT, acceptor.accept(tcp));
-            match handshake.await {
-                Ok(Ok(stream)) => serve_conn(TokioIo::new(stream), shared, builder, stop).await,
-                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
+        // Plain and TLS connections are separate tasks: a task's memory is the size of its
+        // largest state, and a plain connection held for a long stream should not carry room
+        // for a TLS session it never has.
+        match &tls {
+            None => tokio::spawn(serve_plain(tcp, shared, protocols, stop, alive)),
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _alive = alive;
+                    // Bounded like a request head: a client stuck in its handshake holds nothing long.
+                    let handshake =
+                        tokio::time::timeout(crate::net::HEADER_READ_TIMEOUT, acceptor.accept(tcp));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let conn = protocols
+                                .tls
+                                .serve_connection(TokioIo::new(stream), service(shared));
+                            serve_conn(conn, stop).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                })
             }
-        });
+        };
     }
 }
 
-/// Serves one accepted connection (plain or TLS) until it ends or the gateway stops.
-async fn serve_conn<I>(
-    io: I,
-    shared: Arc<server::GatewayState>,
-    builder: auto::Builder<TokioExecutor>,
-    mut stop: watch::Receiver<bool>,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+/// The gateway's service for one connection. The request's future is boxed: hyper keeps the
+/// slot a service future lives in for the connection's whole life, and the gateway's is
+/// kilobytes; boxed, the slot is a pointer and the future is freed once the answer's head
+/// is out, while a stream goes on for minutes.
+fn service(shared: Arc<server::GatewayState>) -> impl HandlerService {
+    service_fn(move |req| {
+        let answer: AnswerFuture = Box::pin(server::handle(Arc::clone(&shared), req));
+        answer
+    })
+}
+
+/// The future of one request's answer, boxed (see `service`).
+type AnswerFuture = Pin<
+    Box<
+        dyn Future<Output = Result<hyper::Response<body::GatewayBody>, std::convert::Infallible>>
+            + Send,
+    >,
+>;
+
+/// What `service` gives: hyper's service, its future boxed.
+trait HandlerService:
+    hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+        Response = hyper::Response<body::GatewayBody>,
+        Error = std::convert::Infallible,
+        Future = AnswerFuture,
+    > + Clone
+    + Send
+    + 'static
 {
-    let svc = service_fn(move |req| server::handle(Arc::clone(&shared), req));
-    let conn = builder.serve_connection(io, svc);
+}
+
+impl<S> HandlerService for S where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<body::GatewayBody>,
+            Error = std::convert::Infallible,
+            Future = AnswerFuture,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// Serves one plain connection: HTTP/2 when it opens with the preface, HTTP/1.1 otherwise.
+/// The choice is made by peeking, so the bytes stay in the socket for the protocol that reads
+/// them: hyper-util's `auto` sniffing reads them into a buffer of its own and hands them back
+/// through a wrapper, which made hyper grow every connection's read buffer to 16 KiB and
+/// kept its HTTP/2 state's room in every HTTP/1 connection's task (issue 19: memory per
+/// relayed stream).
+async fn serve_plain(
+    tcp: TcpStream,
+    shared: Arc<server::GatewayState>,
+    protocols: Arc<Protocols>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let _alive = alive;
+    // Bounded like a request head: a client that connects and says nothing holds nothing long.
+    let opening = tokio::time::timeout(crate::net::HEADER_READ_TIMEOUT, opens_h2(&tcp));
+    let h2 = tokio::select! {
+        r = opening => match r {
+            Ok(Ok(h2)) => h2,
+            Ok(Err(e)) => return tracing::debug!(error = %e, "connection failed before its first request"),
+            Err(_) => return tracing::debug!("connection sent nothing in time"),
+        },
+        _ = stop.changed() => return,
+    };
+    let io = TokioIo::new(tcp);
+    if h2 {
+        // Boxed: HTTP/2's connection state is larger than HTTP/1's, and only its connections
+        // should pay for it.
+        let conn = Box::pin(protocols.http2.serve_connection(io, service(shared)));
+        serve_conn(conn, stop).await;
+    } else {
+        serve_conn(protocols.http1.serve_connection(io, service(shared)), stop).await;
+    }
+}
+
+/// Whether a plain connection opens with HTTP/2's preface, without taking its bytes.
+async fn opens_h2(tcp: &TcpStream) -> std::io::Result<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        // Closed, or a byte that no preface starts with: HTTP/1 (which sees the end itself).
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == buf.len() {
+            return Ok(true);
+        }
+        // Only the start of the preface so far. Peeking again returns at once while those
+        // bytes wait unread, so wait a moment for the rest instead of spinning.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A connection being served, whatever its protocol: it ends by itself, or is asked to finish
+/// its requests in flight and stop.
+trait ServedConnection: Future<Output = Result<(), Self::Failure>> {
+    type Failure: std::fmt::Display;
+    fn finish(self: Pin<&mut Self>);
+}
+
+impl<I, S> ServedConnection for http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = body::GatewayBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Failure = hyper::Error;
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> ServedConnection for Pin<Box<http2::Connection<I, S, TokioExecutor>>>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = body::GatewayBody>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Failure = hyper::Error;
+    fn finish(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().graceful_shutdown();
+    }
+}
+
+impl<I, S> ServedConnection for auto::Connection<'_, I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<body::GatewayBody>,
+        >,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Failure = Box<dyn std::error::Error + Send + Sync>;
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Serves one connection until it ends or the gateway stops.
+async fn serve_conn<C: ServedConnection>(conn: C, mut stop: watch::Receiver<bool>) {
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
@@ -244,7 +416,7 @@ async fn serve_conn<I>(
             }
         }
         _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().finish();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
         }
     }
