@@ -543,6 +543,23 @@ mod tests {
         );
     }
 
+    /// Stopped before any time was measured (interrupted in its warmup): the rates are 0, not
+    /// a request count divided by zero seconds.
+    #[test]
+    fn a_run_that_measured_no_time_has_rates_of_zero() {
+        let mut rec = Recorder::new(layout());
+        rec.record(&Sample::new(0, Duration::ZERO, Duration::ZERO));
+        let stopped = RunInfo {
+            ran_for: Duration::ZERO,
+            interrupted: true,
+            ..info()
+        };
+        let summary = summarize(&rec, &stopped);
+        assert_eq!(summary.overall.requests, 1);
+        assert_eq!(summary.overall.rps, 0.0);
+        assert_eq!(summary.overall.goodput_rps, 0.0);
+    }
+
     #[test]
     fn latency_percentiles_are_those_of_the_successes_alone() {
         let all = samples();
