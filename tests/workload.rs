@@ -325,6 +325,52 @@ id_header = "x-session-id"
     assert!(seen.iter().all(|(b, _)| b["user"] == ids[0].as_str()));
 }
 
+/// Open-model conversations share idle connections as single requests do: every turn after
+/// the first rides the conversation's connection, and the next conversation takes the one
+/// the last left, so a run of conversations is not a run of handshakes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_reuse_their_connection_and_leave_it_for_the_next() {
+    let (_dir, sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "chat"
+model = "m"
+prompt = "hi"
+[requests.session]
+turns = 2
+think_time = "10ms"
+"#,
+    );
+    let (server, _seen) = recording().await;
+    let c = client(&server.url(), &sc.requests, 9);
+    let t0 = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    for draw in 0..2 {
+        let mut emit = |s| samples.push(s);
+        let start = gauntlet::engine::SessionStart {
+            class: 0,
+            draw: Some(draw),
+        };
+        c.converse(
+            None,
+            start,
+            t0,
+            t0.elapsed(),
+            Duration::from_secs(60),
+            &mut emit,
+        )
+        .await;
+    }
+    assert_eq!(samples.len(), 4, "two conversations of two turns");
+    assert!(samples.iter().all(|s| s.result.is_ok()), "{samples:?}");
+    let opened: Vec<bool> = samples.iter().map(|s| s.opened.is_some()).collect();
+    assert_eq!(
+        opened,
+        [true, false, false, false],
+        "one connection for both conversations"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_arrivals_start_sessions_and_every_turn_is_recorded() {
     let (_dir, mut sc) = compile(
