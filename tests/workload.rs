@@ -371,6 +371,52 @@ think_time = "10ms"
     );
 }
 
+/// A turn that fails ends its conversation: there is no answer to continue from, and a
+/// next turn sent anyway would be a request no real user sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_turn_ends_the_conversation() {
+    let (_dir, sc) = compile(
+        &[],
+        r#"[[requests]]
+name = "chat"
+model = "m"
+prompt = "hi"
+[requests.session]
+turns = 3
+think_time = "10ms"
+"#,
+    );
+    let server = support::chat_server(|_| {
+        reply(
+            500,
+            &[("content-type", "application/json")],
+            r#"{"error":{"message":"down"}}"#,
+        )
+    })
+    .await;
+    let c = client(&server.url(), &sc.requests, 9);
+    let t0 = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut emit = |s| samples.push(s);
+    let start = gauntlet::engine::SessionStart {
+        class: 0,
+        draw: None,
+    };
+    c.converse(
+        None,
+        start,
+        t0,
+        Duration::ZERO,
+        Duration::from_secs(60),
+        &mut emit,
+    )
+    .await;
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert!(samples[0].result.is_err());
+    assert_eq!(samples[0].turn, Some(1));
+    assert_eq!(server.received(), 1, "no second turn was sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_arrivals_start_sessions_and_every_turn_is_recorded() {
     let (_dir, mut sc) = compile(
