@@ -810,6 +810,11 @@ fn goodput_and_the_tail_counts_behind_each_check_are_hand_computed() {
     assert_eq!(checks[0].measured, Some(0.5));
     assert_eq!(checks[0].status, CheckStatus::Pass);
     assert_eq!(misses(0), (55, 110, 1.0 - 0.4));
+    // The check says what "good" meant, beside the share.
+    assert_eq!(
+        checks[0].note.as_deref(),
+        Some("requests that succeeded and met [sla.per_request]")
+    );
     // 5.5 good requests a second against at least 6: a point check, no misses.
     assert_eq!(checks[1].measured, Some(5.5));
     assert_eq!(checks[1].status, CheckStatus::Fail);
