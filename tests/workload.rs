@@ -295,6 +295,12 @@ id_header = "x-session-id"
         assert!(gap < Duration::from_millis(150), "{gap:?}");
         assert!(pair[1].prompt_tokens > pair[0].prompt_tokens);
     }
+    // And the server saw it so: each next turn arrived a think time after the last, not at
+    // once with only its intended time saying otherwise.
+    for pair in server.arrivals().windows(2) {
+        let apart = pair[1] - pair[0];
+        assert!(apart >= Duration::from_millis(99), "{apart:?}");
+    }
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
     let lens: Vec<usize> = seen
