@@ -638,6 +638,42 @@ async fn an_idle_connection_is_reused_while_fresh_and_replaced_once_stale() {
     );
 }
 
+/// A request that timed out leaves its connection busy with an answer that may never come:
+/// the user's next request goes out on a new connection instead of queueing behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_timeout_the_next_request_goes_out_on_a_new_connection() {
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = support::chat_server(move |_| {
+        let r = reply(200, &[], completion_json("alpha"));
+        if answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            // The first answer stalls far past the client's timeout.
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                r.await
+            })
+        } else {
+            r
+        }
+    })
+    .await;
+    let client = Client::new(
+        &[class("json", 1, "m", false)],
+        &[server.url()],
+        ClientOptions {
+            timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let mut user = client.user_connections();
+    let t0 = Instant::now();
+    let stalled = client.send_on(&mut user, 0, t0, t0.elapsed()).await;
+    assert_eq!(stalled.result, Err(metrics::ErrorKind::Timeout));
+    let next = client.send_on(&mut user, 0, t0, t0.elapsed()).await;
+    assert_eq!(next.result, Ok(()), "{next:?}");
+    assert!(next.opened.is_some(), "a new connection: {next:?}");
+}
+
 /// A direct run at 40 requests a second for 4 s against one running mock `up` (given by
 /// `url`, with `token` for its control API), whose outage is due at `fault_at`; the SLA
 /// holds the failover to account.
