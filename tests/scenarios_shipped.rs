@@ -194,17 +194,23 @@ fn quickstart_fails_over_to_qwen_and_back_within_the_retry_budget() {
     assert!((0.9..=1.25).contains(&amp), "retry amplification {amp}");
 }
 
-/// anthropic-fallback shortened to 12 s: the 529 storm runs from 4.8 s to 8.4 s. OpenAI
+/// anthropic-fallback at its own 20 s: the 529 storm runs from 8 s to 14 s. OpenAI
 /// clients are served by the Anthropic-format primary before it, by the OpenAI-format fallback
 /// during it, and see no error.
 #[test]
 fn anthropic_fallback_translates_and_fails_over_the_529_storm() {
-    let r = run(
-        "anthropic-fallback",
-        &["--duration", "12s", "--rate", "120"],
-    );
+    // 60/s, not the scenario's 100: every answer is a stream of about a hundred events through
+    // three debug-built hops (mock, translating gateway, client), and at 120/s a CI machine
+    // busy with the rest of the suite fell so far behind that the generator hit its in-flight
+    // cap and dropped requests, which count against availability as they should. The full
+    // 20 s keeps the samples above the 1,000 a 99.9% target needs to be conclusive.
+    let r = run("anthropic-fallback", &["--rate", "60"]);
     let s = &r.summary;
-    assert_eq!(r.code, 0, "{}\n{}", s["sla"], r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "{}\n{}\n{}\n{}",
+        s["sla"], s["overall"], s["generator"], r.stderr
+    );
     assert_eq!(f(s, &["overall", "availability"]), 1.0, "{}", s["overall"]);
     let fault = &s["faults"][0];
     assert_eq!(fault["upstream"], "claude");

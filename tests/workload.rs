@@ -55,6 +55,17 @@ fn compile(files: &[(&str, &str)], classes: &str) -> (tempfile::TempDir, Scenari
     (dir, sc)
 }
 
+/// A scenario of one class, "chat", whose conversations run `turns` turns of "hi" 10 ms apart.
+fn session_class(turns: u32) -> (tempfile::TempDir, Scenario) {
+    compile(
+        &[],
+        &format!(
+            "[[requests]]\nname = \"chat\"\nmodel = \"m\"\nprompt = \"hi\"\n\
+             [requests.session]\nturns = {turns}\nthink_time = \"10ms\"\n"
+        ),
+    )
+}
+
 fn client(url: &str, classes: &[RequestClass], seed: u64) -> Client {
     Client::new(
         classes,
@@ -336,17 +347,7 @@ id_header = "x-session-id"
 /// the last left, so a run of conversations is not a run of handshakes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_reuse_their_connection_and_leave_it_for_the_next() {
-    let (_dir, sc) = compile(
-        &[],
-        r#"[[requests]]
-name = "chat"
-model = "m"
-prompt = "hi"
-[requests.session]
-turns = 2
-think_time = "10ms"
-"#,
-    );
+    let (_dir, sc) = session_class(2);
     let (server, _seen) = recording().await;
     let c = client(&server.url(), &sc.requests, 9);
     let t0 = Instant::now();
@@ -381,17 +382,7 @@ think_time = "10ms"
 /// next turn sent anyway would be a request no real user sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_turn_ends_the_conversation() {
-    let (_dir, sc) = compile(
-        &[],
-        r#"[[requests]]
-name = "chat"
-model = "m"
-prompt = "hi"
-[requests.session]
-turns = 3
-think_time = "10ms"
-"#,
-    );
+    let (_dir, sc) = session_class(3);
     let server = support::chat_server(|_| {
         reply(
             500,
@@ -425,17 +416,7 @@ think_time = "10ms"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_arrivals_start_sessions_and_every_turn_is_recorded() {
-    let (_dir, mut sc) = compile(
-        &[],
-        r#"[[requests]]
-name = "s"
-model = "m"
-prompt = "hi"
-[requests.session]
-turns = 2
-think_time = "10ms"
-"#,
-    );
+    let (_dir, mut sc) = session_class(2);
     let (server, seen) = recording().await;
     sc.target = gauntlet::scenario::Target::Url(server.url());
     sc.load = support::open_load(20.0, Duration::from_secs(2));

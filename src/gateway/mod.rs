@@ -63,7 +63,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
@@ -249,7 +248,7 @@ async fn accept_loop(
                         Ok(Ok(stream)) => {
                             let conn = protocols
                                 .tls
-                                .serve_connection(TokioIo::new(stream), service(shared));
+                                .serve_connection(TokioIo::new(stream), Handler { shared });
                             serve_conn(conn, stop).await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -265,44 +264,19 @@ async fn accept_loop(
 /// slot a service future lives in for the connection's whole life, and the gateway's is
 /// kilobytes; boxed, the slot is a pointer and the future is freed once the answer's head
 /// is out, while a stream goes on for minutes.
-fn service(shared: Arc<server::GatewayState>) -> impl HandlerService {
-    service_fn(move |req| {
-        let answer: AnswerFuture = Box::pin(server::handle(Arc::clone(&shared), req));
-        answer
-    })
+#[derive(Clone)]
+struct Handler {
+    shared: Arc<server::GatewayState>,
 }
 
-/// The future of one request's answer, boxed (see `service`).
-type AnswerFuture = Pin<
-    Box<
-        dyn Future<Output = Result<hyper::Response<body::GatewayBody>, std::convert::Infallible>>
-            + Send,
-    >,
->;
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler {
+    type Response = hyper::Response<body::GatewayBody>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-/// What `service` gives: hyper's service, its future boxed.
-trait HandlerService:
-    hyper::service::Service<
-        hyper::Request<hyper::body::Incoming>,
-        Response = hyper::Response<body::GatewayBody>,
-        Error = std::convert::Infallible,
-        Future = AnswerFuture,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> HandlerService for S where
-    S: hyper::service::Service<
-            hyper::Request<hyper::body::Incoming>,
-            Response = hyper::Response<body::GatewayBody>,
-            Error = std::convert::Infallible,
-            Future = AnswerFuture,
-        > + Clone
-        + Send
-        + 'static
-{
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        Box::pin(server::handle(Arc::clone(&self.shared), req))
+    }
 }
 
 /// Serves one plain connection: HTTP/2 when it opens with the preface, HTTP/1.1 otherwise.
@@ -333,10 +307,14 @@ async fn serve_plain(
     if h2 {
         // Boxed: HTTP/2's connection state is larger than HTTP/1's, and only its connections
         // should pay for it.
-        let conn = Box::pin(protocols.http2.serve_connection(io, service(shared)));
+        let conn = Box::pin(protocols.http2.serve_connection(io, Handler { shared }));
         serve_conn(conn, stop).await;
     } else {
-        serve_conn(protocols.http1.serve_connection(io, service(shared)), stop).await;
+        serve_conn(
+            protocols.http1.serve_connection(io, Handler { shared }),
+            stop,
+        )
+        .await;
     }
 }
 
