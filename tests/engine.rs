@@ -608,6 +608,54 @@ async fn a_kept_alive_connection_the_server_closed_is_not_blamed_on_the_server()
     assert_eq!(server.received(), 6);
 }
 
+/// A server that drops every new connection is blamed for every request: the request fails
+/// and is not tried again on another connection, even when it never left (a resend is for a
+/// kept-alive connection closed at the end of its life, never for a fresh one).
+#[test]
+fn a_server_dropping_new_connections_fails_each_request_once() {
+    // The server runs on a thread of its own, so it hangs up while the client's one thread
+    // is busy elsewhere.
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = servers.block_on(support::serve_raw(|tcp| async move { drop(tcp) }));
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let requests = 20;
+    clients.block_on(async {
+        // Holds the client's thread for a moment at every turn, so the hang-up is often seen
+        // before the request is written (hyper then hands the request back, unsent).
+        let busy = tokio::spawn(async {
+            loop {
+                std::thread::sleep(Duration::from_millis(2));
+                tokio::task::yield_now().await;
+            }
+        });
+        let client = Client::new(
+            &[class("json", 1, "m", false)],
+            &[server.url()],
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        for i in 0..requests {
+            let mut user = client.user_connections();
+            let s = client.send_on(&mut user, 0, t0, t0.elapsed()).await;
+            assert!(
+                matches!(s.result, Err(ErrorKind::Reset | ErrorKind::Connect)),
+                "request {i}: {:?}",
+                s.result
+            );
+        }
+        busy.abort();
+    });
+    assert_eq!(server.received(), requests, "one connection a request");
+}
+
 /// Open-model requests share idle connections: the next request reuses the one the last
 /// left, and one left idle longer than a server's keep-alive commonly lasts (4 s) is closed
 /// instead, so a request is not lost to a server closing it at the same moment.

@@ -370,6 +370,42 @@ mod tests {
         assert_eq!(left["b"], after["b"], "the baseline never went to b");
     }
 
+    /// Retry amplification is what the upstreams received over what was sent, and only when
+    /// every upstream's counters were read and something was sent: otherwise it is unknown,
+    /// never a number made of the counters that happened to answer.
+    #[test]
+    fn retry_amplification_needs_every_upstreams_counters_and_a_request_sent() {
+        let amplification = |ran_for, after: &[(&str, u64)], named: bool| {
+            let (rec, info) = recording(100, ran_for, Some(B));
+            let mut s = summarize(&rec, &info);
+            if !named {
+                // A gateway that does not say which upstream answered.
+                s.overall.served_by.clear();
+            }
+            let after = after
+                .iter()
+                .map(|(name, received)| (name.to_string(), counters(*received, 0)))
+                .collect();
+            account_upstreams(&mut s, &BTreeMap::new(), &after, &BTreeMap::new());
+            s.retry_amplification
+        };
+        let run = Duration::from_secs(20);
+        // 2,000 sent; a received 1,500 and b 600.
+        let both = [("a", 1_500), ("b", 600)];
+        assert_eq!(amplification(run, &both, true), Some(1.05));
+        assert_eq!(
+            amplification(run, &[("a", 1_500)], true),
+            None,
+            "b served answers but its counters were not read"
+        );
+        assert_eq!(amplification(run, &[], false), None, "no counters at all");
+        assert_eq!(
+            amplification(Duration::ZERO, &[("a", 0), ("b", 0)], true),
+            None,
+            "nothing was sent"
+        );
+    }
+
     fn run(rec: &Recorder, info: &RunInfo, faults: &[FaultAttempt], sla: &Sla) -> Summary {
         let before = BTreeMap::from([
             ("a".into(), counters(50, 500)),
