@@ -658,7 +658,9 @@ fn a_server_dropping_new_connections_fails_each_request_once() {
 
 /// Open-model requests share idle connections: the next request reuses the one the last
 /// left, and one left idle longer than a server's keep-alive commonly lasts (4 s) is closed
-/// instead, so a request is not lost to a server closing it at the same moment.
+/// instead, so a request is not lost to a server closing it at the same moment. A
+/// closed-model user's own connection is kept the same way (a think time of 5 s meets
+/// uvicorn's keep-alive at its end).
 #[tokio::test]
 async fn an_idle_connection_is_reused_while_fresh_and_replaced_once_stale() {
     let server = support::chat_server(|_| reply(200, &[], completion_json("alpha"))).await;
@@ -669,19 +671,32 @@ async fn an_idle_connection_is_reused_while_fresh_and_replaced_once_stale() {
     )
     .unwrap();
     let t0 = Instant::now();
-    let first = client.send(0, t0, t0.elapsed()).await;
-    let second = client.send(0, t0, t0.elapsed()).await;
-    assert_eq!((first.result, second.result), (Ok(()), Ok(())));
-    assert!(first.opened.is_some(), "the first request opens one");
-    assert!(
-        second.opened.is_none(),
-        "the next one reuses the idle connection"
-    );
+    let shared = [
+        client.send(0, t0, t0.elapsed()).await,
+        client.send(0, t0, t0.elapsed()).await,
+    ];
+    let mut user = client.user_connections();
+    let own = [
+        client.send_on(&mut user, 0, t0, t0.elapsed()).await,
+        client.send_on(&mut user, 0, t0, t0.elapsed()).await,
+    ];
+    for (which, [first, second]) in [("shared", shared), ("own", own)] {
+        assert_eq!((first.result, second.result), (Ok(()), Ok(())), "{which}");
+        assert!(
+            first.opened.is_some(),
+            "{which}: the first request opens one"
+        );
+        assert!(
+            second.opened.is_none(),
+            "{which}: the next one reuses the idle connection"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     let late = client.send(0, t0, t0.elapsed()).await;
-    assert_eq!(late.result, Ok(()));
+    let late_own = client.send_on(&mut user, 0, t0, t0.elapsed()).await;
+    assert_eq!((late.result, late_own.result), (Ok(()), Ok(())));
     assert!(
-        late.opened.is_some(),
+        late.opened.is_some() && late_own.opened.is_some(),
         "a connection idle for 4.5 s is not reused: a new one is opened"
     );
 }

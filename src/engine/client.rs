@@ -658,16 +658,8 @@ impl Client {
             .unwrap_or(Err(ErrorKind::Timeout));
         sample.latency = Instant::now().saturating_duration_since(intended_at);
         sample.opened = opened;
-        if let (Some(conn), Err(kind)) = (own, result)
-            && !matches!(
-                kind,
-                ErrorKind::Status4xx | ErrorKind::RateLimited | ErrorKind::Status5xx
-            )
-        {
-            // The connection is in an unknown state (a response half read or never read).
-            if let Some(slot) = conn.slots.get_mut(prepared.authority) {
-                *slot = None;
-            }
+        if let Some(conn) = own {
+            conn.finished(prepared.authority, result);
         }
         sample.result = result;
         if sample.prompt_tokens > 0 {
@@ -696,17 +688,21 @@ impl Client {
             .slots
             .get_mut(prepared.authority)
             .ok_or(ErrorKind::Connect)?;
-        let reused = matches!(slot, Some(s) if !s.is_closed());
+        // Idle too long, the server may be closing it as the request goes out (see
+        // `IDLE_REUSE`): dropped, like a closed one.
+        let reused = slot
+            .as_ref()
+            .is_some_and(|k| !k.sender.is_closed() && k.idle_since.elapsed() <= IDLE_REUSE);
         let endpoint = self
             .endpoints
             .get(prepared.authority)
             .ok_or(ErrorKind::Connect)?;
         let sender = match slot.take() {
-            Some(s) if !s.is_closed() => slot.insert(s),
+            Some(k) if reused => &mut slot.insert(k).sender,
             _ => {
                 let (sender, o) = connect(endpoint, &self.tls, &self.sources).await?;
                 *opened = Some(o);
-                slot.insert(sender)
+                &mut slot.insert(OwnConnection::new(sender)).sender
             }
         };
         let request = prepared.request(sender.origin_form(), out)?;
@@ -725,7 +721,7 @@ impl Client {
             Err(Some(_)) if reused => {
                 let (sender, o) = connect(endpoint, &self.tls, &self.sources).await?;
                 *opened = Some(o);
-                let fresh = slot.insert(sender);
+                let fresh = &mut slot.insert(OwnConnection::new(sender)).sender;
                 let request = prepared.request(fresh.origin_form(), out)?;
                 fresh.ready().await.map_err(|_| ErrorKind::Reset)?;
                 fresh
@@ -758,8 +754,42 @@ impl Client {
 /// One user's connections, one slot per target; with HTTP/2 the shared pool multiplexes instead.
 #[derive(Debug)]
 pub struct UserConnections {
-    slots: Vec<Option<Sender>>,
+    slots: Vec<Option<OwnConnection>>,
     pooled: bool,
+}
+
+impl UserConnections {
+    /// How an exchange on the connection to `authority` ended: a connection left in an
+    /// unknown state (a response half read or never read) is let go; a sound one is idle
+    /// from now.
+    fn finished(&mut self, authority: usize, result: Result<(), ErrorKind>) {
+        let sound = matches!(
+            result,
+            Ok(()) | Err(ErrorKind::Status4xx | ErrorKind::RateLimited | ErrorKind::Status5xx)
+        );
+        if let Some(slot) = self.slots.get_mut(authority) {
+            match slot {
+                Some(own) if sound => own.idle_since = Instant::now(),
+                _ => *slot = None,
+            }
+        }
+    }
+}
+
+/// A user's connection to one target, and since when it has had nothing to do.
+#[derive(Debug)]
+struct OwnConnection {
+    sender: Sender,
+    idle_since: Instant,
+}
+
+impl OwnConnection {
+    fn new(sender: Sender) -> Self {
+        OwnConnection {
+            sender,
+            idle_since: Instant::now(),
+        }
+    }
 }
 
 /// Where one target lives: its `host:port`, and the name its certificate must carry when it
