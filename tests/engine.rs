@@ -555,6 +555,16 @@ async fn the_run_folder_reads_back() {
     RunDir::create(&out, true).unwrap();
 }
 
+/// A client of one non-streamed chat class sent to `url`, with default options.
+fn json_client(url: &str) -> Client {
+    Client::new(
+        &[class("json", 1, "m", false)],
+        &[url.to_string()],
+        ClientOptions::default(),
+    )
+    .unwrap()
+}
+
 /// A server that answers one request per connection and then hangs up, as a server does when
 /// a keep-alive connection reached its end (it said nothing about closing). It counts
 /// connections.
@@ -580,12 +590,7 @@ async fn one_answer_per_connection() -> support::TestServer {
 #[tokio::test]
 async fn a_kept_alive_connection_the_server_closed_is_not_blamed_on_the_server() {
     let server = one_answer_per_connection().await;
-    let client = Client::new(
-        &[class("json", 1, "m", false)],
-        &[server.url()],
-        ClientOptions::default(),
-    )
-    .unwrap();
+    let client = json_client(&server.url());
     // A closed-model user's own connection, and the open model's shared idle ones.
     let mut user = client.user_connections();
     let t0 = Instant::now();
@@ -635,12 +640,7 @@ fn a_server_dropping_new_connections_fails_each_request_once() {
                 tokio::task::yield_now().await;
             }
         });
-        let client = Client::new(
-            &[class("json", 1, "m", false)],
-            &[server.url()],
-            ClientOptions::default(),
-        )
-        .unwrap();
+        let client = json_client(&server.url());
         let t0 = Instant::now();
         for i in 0..requests {
             let mut user = client.user_connections();
@@ -664,12 +664,7 @@ fn a_server_dropping_new_connections_fails_each_request_once() {
 #[tokio::test]
 async fn an_idle_connection_is_reused_while_fresh_and_replaced_once_stale() {
     let server = support::chat_server(|_| reply(200, &[], completion_json("alpha"))).await;
-    let client = Client::new(
-        &[class("json", 1, "m", false)],
-        &[server.url()],
-        ClientOptions::default(),
-    )
-    .unwrap();
+    let client = json_client(&server.url());
     let t0 = Instant::now();
     let shared = [
         client.send(0, t0, t0.elapsed()).await,
