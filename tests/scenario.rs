@@ -372,6 +372,44 @@ fn shorthand_closed_model_url_upstreams_and_class_slas() {
     );
 }
 
+/// An SLA may hold latency alone (availability and uptime are not required of every SLA), and
+/// `[sla.per_request]` may set one bound of the three.
+#[test]
+fn a_latency_only_sla_and_a_one_bound_per_request_table_load_as_written() {
+    for (bound, want) in [
+        ("ttft", [Some(Duration::from_millis(200)), None, None]),
+        ("tpot", [None, Some(Duration::from_millis(200)), None]),
+        ("latency", [None, None, Some(Duration::from_millis(200))]),
+    ] {
+        let text = format!(
+            "name = \"s\"\n[target]\nurl = \"http://127.0.0.1:4000\"\n\
+             [load]\nduration = \"5s\"\nrate = 1\n\
+             [[requests]]\nname = \"a\"\nmodel = \"m\"\nprompt = \"hi\"\n\
+             [sla]\np99_latency = \"500ms\"\ngoodput = \"95%\"\n\
+             [sla.per_request]\n{bound} = \"200ms\"\n"
+        );
+        let s = load_str("/nowhere/s.toml", text).unwrap_or_else(|e| panic!("{bound}: {e}"));
+        let p = &s.sla.per_request;
+        assert_eq!([p.ttft, p.tpot, p.latency], want, "{bound}");
+        assert_eq!(s.sla.targets.len(), 2, "{bound}: {:?}", s.sla.targets);
+        assert!(
+            s.sla
+                .targets
+                .iter()
+                .any(|t| t.objective == Objective::P99Latency(Duration::from_millis(500))),
+            "{bound}: {:?}",
+            s.sla.targets
+        );
+    }
+    // Uptime with the availability it is measured against loads too.
+    let text = "name = \"s\"\n[target]\nurl = \"http://127.0.0.1:4000\"\n\
+                [load]\nduration = \"5s\"\nrate = 1\n\
+                [[requests]]\nname = \"a\"\nmodel = \"m\"\nprompt = \"hi\"\n\
+                [sla]\navailability = \"99%\"\nuptime = \"90%\"\n";
+    let s = load_str("/nowhere/s.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.sla.targets.len(), 2, "{:?}", s.sla.targets);
+}
+
 #[test]
 fn direct_target_and_every_fault_kind() {
     let dir = repo_like_dir();

@@ -23,7 +23,7 @@ pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str], tiers: &[&str]
             c.unknown_name(n, k, "request class", "[[requests]]", classes);
             continue;
         }
-        if table.uptime.is_some() && table.availability.is_none() && !overall_availability {
+        if table.availability.is_none() && !overall_availability {
             uptime_needs_availability(c, table, &key);
         }
         objectives(
@@ -51,7 +51,7 @@ pub fn compile(c: &mut Check<'_>, raw: &RawSla, classes: &[&str], tiers: &[&str]
             &mut targets,
         );
     }
-    if overall.uptime.is_some() && !overall_availability {
+    if !overall_availability {
         uptime_needs_availability(c, &overall, "sla");
     }
     let per_request = per_request(c, raw.per_request.as_ref());
@@ -157,6 +157,7 @@ fn per_tier_only(c: &mut Check<'_>, t: &RawSlaClass, key: &str) {
     }
 }
 
+/// Refuses the table's `uptime`, if it sets one, for want of an availability target.
 fn uptime_needs_availability(c: &mut Check<'_>, t: &RawSlaClass, key: &str) {
     if let Some(u) = &t.uptime {
         c.error(
