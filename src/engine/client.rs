@@ -692,13 +692,13 @@ impl Client {
         // `IDLE_REUSE`): dropped, like a closed one.
         let reused = slot
             .as_ref()
-            .is_some_and(|k| !k.sender.is_closed() && k.idle_since.elapsed() <= IDLE_REUSE);
+            .is_some_and(|own| !own.sender.is_closed() && own.idle_since.elapsed() <= IDLE_REUSE);
         let endpoint = self
             .endpoints
             .get(prepared.authority)
             .ok_or(ErrorKind::Connect)?;
         let sender = match slot.take() {
-            Some(k) if reused => &mut slot.insert(k).sender,
+            Some(own) if reused => &mut slot.insert(own).sender,
             _ => {
                 let (sender, o) = connect(endpoint, &self.tls, &self.sources).await?;
                 *opened = Some(o);
