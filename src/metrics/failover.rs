@@ -368,6 +368,73 @@ pub(crate) mod tests {
         assert!((w.failover_success.unwrap() - 0.9).abs() < 1e-9);
     }
 
+    /// A fault hits the classes its upstream served before it started (up to the interval that
+    /// ends as it starts) and those naming it as their primary; a class the upstream first
+    /// served once the fault had begun (its first milliseconds, before it took hold) is not
+    /// one of them.
+    #[test]
+    fn a_fault_hits_the_classes_its_upstream_served_before_it_and_names_primary() {
+        let mut s = outage_summary();
+        let mut add = |name: &str, primary: Option<&str>, by_a: Option<usize>| {
+            for (t, iv) in s.intervals.iter_mut().enumerate() {
+                let up = if by_a == Some(t) { "a" } else { "b" };
+                let st = IntervalStats {
+                    requests: 10,
+                    successes: 10,
+                    served_by: BTreeMap::from([(up.to_string(), 10)]),
+                    ..IntervalStats::default()
+                };
+                iv.classes.insert(name.to_string(), st);
+            }
+            let mut class = s.classes[0].clone();
+            class.name = name.into();
+            class.primary = primary.map(String::from);
+            s.classes.push(class);
+        };
+        // Served by `a` only in [7 s, 8 s), the second before the fault.
+        add("edge", None, Some(7));
+        // Served by `a` only in [8 s, 9 s), as the fault started.
+        add("late", None, Some(8));
+        // Never served by `a`, but names it as its primary.
+        add("named", Some("a"), None);
+        let f = FaultAttempt::applied(
+            "a",
+            "outage",
+            (Duration::from_secs(8), Duration::from_secs(14)),
+            Duration::from_millis(8003),
+            Some(Duration::from_millis(14002)),
+        );
+        let w = &analyze(&s, &[f], 0.99)[0];
+        assert_eq!(w.affected_classes, ["everyday", "edge", "named"]);
+    }
+
+    /// Recovery compares the primary's share of the answers, not their count: after the
+    /// fault there is half the traffic, all of it on the primary, so it is back; a second with
+    /// no answers before the fault has no share and does not count.
+    #[test]
+    fn recovery_is_judged_on_the_primarys_share_whatever_the_traffic() {
+        let mut s = outage_summary();
+        for iv in &mut s.intervals {
+            let st = iv.classes.get_mut("everyday").unwrap();
+            if iv.t_s == 0.0 {
+                *st = IntervalStats::default();
+            } else if iv.t_s >= 15.0 {
+                st.requests = 50;
+                st.successes = 50;
+                st.served_by = BTreeMap::from([("a".to_string(), 50)]);
+            }
+        }
+        let f = FaultAttempt::applied(
+            "a",
+            "outage",
+            (Duration::from_secs(8), Duration::from_secs(14)),
+            Duration::from_millis(8003),
+            Some(Duration::from_millis(14002)),
+        );
+        let w = &analyze(&s, &[f], 0.99)[0];
+        assert_eq!(w.time_to_recover_s, Some(1.0));
+    }
+
     #[test]
     fn a_fault_on_an_unused_upstream_affects_nobody() {
         let s = outage_summary();
