@@ -435,6 +435,38 @@ pub(crate) mod tests {
         assert_eq!(w.time_to_recover_s, Some(1.0));
     }
 
+    /// "Back" is half the share the primary usually carried, and usually is the seconds that
+    /// ended by the fault's start: 80% in [0 s, 7 s), 40% in [7 s, 8 s), so 75%, and back
+    /// from 37.5%. A first second after the fault at 36% is not back (the next, at 80%, is);
+    /// one at 38% is.
+    #[test]
+    fn recovery_is_half_the_share_the_primary_carried_before_the_fault() {
+        let recovered_after = |first: u64| {
+            let mut s = outage_summary();
+            for iv in &mut s.intervals {
+                let by_a = match iv.t_s as u32 {
+                    0..=6 | 16.. => 80,
+                    7 => 40,
+                    15 => first,
+                    _ => continue,
+                };
+                let st = iv.classes.get_mut("everyday").unwrap();
+                st.served_by =
+                    BTreeMap::from([("a".to_string(), by_a), ("b".to_string(), 100 - by_a)]);
+            }
+            let f = FaultAttempt::applied(
+                "a",
+                "outage",
+                (Duration::from_secs(8), Duration::from_secs(14)),
+                Duration::from_millis(8003),
+                Some(Duration::from_millis(14002)),
+            );
+            analyze(&s, &[f], 0.99)[0].time_to_recover_s
+        };
+        assert_eq!(recovered_after(36), Some(2.0));
+        assert_eq!(recovered_after(38), Some(1.0));
+    }
+
     #[test]
     fn a_fault_on_an_unused_upstream_affects_nobody() {
         let s = outage_summary();
