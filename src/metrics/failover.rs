@@ -467,6 +467,24 @@ pub(crate) mod tests {
         assert_eq!(recovered_after(38), Some(1.0));
     }
 
+    /// A class that names the faulted upstream as its primary but was never served by it has
+    /// no share to come back to: no recovery is reported, rather than one at once.
+    #[test]
+    fn a_primary_that_never_served_never_recovers() {
+        let mut s = outage_summary();
+        s.classes[0].primary = Some("c".into());
+        let f = FaultAttempt::applied(
+            "c",
+            "outage",
+            (Duration::from_secs(8), Duration::from_secs(14)),
+            Duration::from_millis(8003),
+            Some(Duration::from_millis(14002)),
+        );
+        let w = &analyze(&s, &[f], 0.99)[0];
+        assert_eq!(w.affected_classes, ["everyday"]);
+        assert_eq!(w.time_to_recover_s, None);
+    }
+
     #[test]
     fn a_fault_on_an_unused_upstream_affects_nobody() {
         let s = outage_summary();
