@@ -747,4 +747,41 @@ mod tests {
         );
         assert!((got[1].2 - 0.5).abs() < 1e-9, "{got:?}");
     }
+
+    /// A run is trusted unless the generator dropped a request or its schedule lag p99 went
+    /// over 10 ms; exactly 10 ms is still on time.
+    #[test]
+    fn a_run_is_distrusted_for_a_dropped_request_or_a_late_schedule() {
+        let judged = |dropped, p99| {
+            let g = Generator {
+                schedule_lag_ms: Percentiles {
+                    samples: 100,
+                    p99,
+                    ..Percentiles::default()
+                },
+                dropped,
+                abandoned: 0,
+            };
+            let t = trust(&g);
+            assert_eq!(t.trustworthy, t.reasons.is_empty(), "{t:?}");
+            t.reasons
+        };
+        assert!(judged(0, 9.9).is_empty());
+        assert!(
+            judged(0, 10.0).is_empty(),
+            "10 ms is the limit, not over it"
+        );
+        let late = judged(0, 10.1);
+        assert_eq!(late.len(), 1);
+        assert!(
+            late[0].starts_with("schedule lag p99 10.1 ms exceeds 10 ms"),
+            "{late:?}"
+        );
+        let dropped = judged(3, 1.0);
+        assert_eq!(dropped.len(), 1);
+        assert!(
+            dropped[0].starts_with("3 requests were dropped"),
+            "{dropped:?}"
+        );
+    }
 }
