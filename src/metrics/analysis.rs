@@ -784,4 +784,29 @@ mod tests {
             "{dropped:?}"
         );
     }
+
+    /// A second without requests has no availability, neither 100% nor 0%: uptime and the
+    /// time series leave it out instead of counting it as met.
+    #[test]
+    fn a_second_without_requests_has_no_availability() {
+        let mut rec = Recorder::new(layout());
+        rec.record(&Sample::new(0, Duration::from_millis(500), Duration::ZERO));
+        let mut failed = Sample::new(0, Duration::from_millis(2_500), Duration::ZERO);
+        failed.result = Err(ErrorKind::Status5xx);
+        rec.record(&failed);
+        let summary = summarize(&rec, &info());
+        let overall: Vec<_> = summary.intervals[..3]
+            .iter()
+            .map(|iv| iv.overall.availability)
+            .collect();
+        assert_eq!(overall, [Some(1.0), None, Some(0.0)]);
+        let class = |i: usize| {
+            summary.intervals[i]
+                .classes
+                .get("a")
+                .map(|c| c.availability)
+        };
+        assert_eq!(class(0), Some(Some(1.0)));
+        assert!(matches!(class(1), None | Some(None)), "{:?}", class(1));
+    }
 }
