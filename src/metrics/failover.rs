@@ -350,16 +350,22 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn outage_window_is_measured() {
-        let s = outage_summary();
-        let f = FaultAttempt::applied(
-            "a",
+    /// An outage of `upstream` scheduled from 8 s to 14 s, applied 3 ms late and lifted 2 ms
+    /// late.
+    fn outage_of(upstream: &str) -> FaultAttempt {
+        FaultAttempt::applied(
+            upstream,
             "outage",
             (Duration::from_secs(8), Duration::from_secs(14)),
             Duration::from_millis(8003),
             Some(Duration::from_millis(14002)),
-        );
+        )
+    }
+
+    #[test]
+    fn outage_window_is_measured() {
+        let s = outage_summary();
+        let f = outage_of("a");
         let w = &analyze(&s, &[f], 0.99)[0];
         assert_eq!(w.affected_classes, vec!["everyday".to_string()]);
         assert_eq!((w.affected_requests, w.affected_successes), (600, 540));
@@ -397,13 +403,7 @@ pub(crate) mod tests {
         add("late", None, Some(8));
         // Never served by `a`, but names it as its primary.
         add("named", Some("a"), None);
-        let f = FaultAttempt::applied(
-            "a",
-            "outage",
-            (Duration::from_secs(8), Duration::from_secs(14)),
-            Duration::from_millis(8003),
-            Some(Duration::from_millis(14002)),
-        );
+        let f = outage_of("a");
         let w = &analyze(&s, &[f], 0.99)[0];
         assert_eq!(w.affected_classes, ["everyday", "edge", "named"]);
     }
@@ -424,13 +424,7 @@ pub(crate) mod tests {
                 st.served_by = BTreeMap::from([("a".to_string(), 50)]);
             }
         }
-        let f = FaultAttempt::applied(
-            "a",
-            "outage",
-            (Duration::from_secs(8), Duration::from_secs(14)),
-            Duration::from_millis(8003),
-            Some(Duration::from_millis(14002)),
-        );
+        let f = outage_of("a");
         let w = &analyze(&s, &[f], 0.99)[0];
         assert_eq!(w.time_to_recover_s, Some(1.0));
     }
@@ -454,13 +448,7 @@ pub(crate) mod tests {
                 st.served_by =
                     BTreeMap::from([("a".to_string(), by_a), ("b".to_string(), 100 - by_a)]);
             }
-            let f = FaultAttempt::applied(
-                "a",
-                "outage",
-                (Duration::from_secs(8), Duration::from_secs(14)),
-                Duration::from_millis(8003),
-                Some(Duration::from_millis(14002)),
-            );
+            let f = outage_of("a");
             analyze(&s, &[f], 0.99)[0].time_to_recover_s
         };
         assert_eq!(recovered_after(36), Some(2.0));
@@ -473,13 +461,7 @@ pub(crate) mod tests {
     fn a_primary_that_never_served_never_recovers() {
         let mut s = outage_summary();
         s.classes[0].primary = Some("c".into());
-        let f = FaultAttempt::applied(
-            "c",
-            "outage",
-            (Duration::from_secs(8), Duration::from_secs(14)),
-            Duration::from_millis(8003),
-            Some(Duration::from_millis(14002)),
-        );
+        let f = outage_of("c");
         let w = &analyze(&s, &[f], 0.99)[0];
         assert_eq!(w.affected_classes, ["everyday"]);
         assert_eq!(w.time_to_recover_s, None);
