@@ -345,7 +345,8 @@ pub struct Client {
     /// HTTP/1 connections between open-model requests: a request takes a set (or a new one)
     /// and puts it back when its exchange is over. Leaner than hyper-util's pool on the hot
     /// path (no keyed lookup, no extra task hop), and never larger than the peak in flight.
-    idle: std::sync::Mutex<Vec<(UserConnections, Instant)>>,
+    /// Oldest at the front, so the stale ones leave from there.
+    idle: std::sync::Mutex<std::collections::VecDeque<UserConnections>>,
     /// Stamped on every sample, so the recorder keeps a direct baseline's apart.
     route: Via,
     /// Where the connections the client opens itself come from.
@@ -396,7 +397,7 @@ impl Client {
             limits: ResponseLimits {
                 max_body_bytes: options.max_body_bytes,
             },
-            idle: std::sync::Mutex::new(Vec::new()),
+            idle: std::sync::Mutex::new(std::collections::VecDeque::new()),
             route: Via::Gateway,
             sources: std::sync::Arc::new(Sources::new(options.source_ips)),
         })
@@ -449,17 +450,17 @@ impl Client {
     fn take_idle(&self) -> UserConnections {
         let taken = self.idle.lock().ok().and_then(|mut idle| {
             let now = Instant::now();
-            // Oldest at the bottom: drop the stale ones from there.
-            let stale = idle.partition_point(|(_, at)| now.duration_since(*at) > IDLE_REUSE);
-            idle.drain(..stale);
-            idle.pop()
+            while idle.front().is_some_and(|c| c.is_stale(now)) {
+                idle.pop_front();
+            }
+            idle.pop_back()
         });
-        taken.map_or_else(|| self.user_connections(), |(c, _)| c)
+        taken.unwrap_or_else(|| self.user_connections())
     }
 
     fn put_back(&self, conn: UserConnections) {
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push((conn, Instant::now()));
+            idle.push_back(conn);
         }
     }
 
@@ -656,10 +657,11 @@ impl Client {
         let result = tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
-        sample.latency = Instant::now().saturating_duration_since(intended_at);
+        let ended = Instant::now();
+        sample.latency = ended.saturating_duration_since(intended_at);
         sample.opened = opened;
         if let Some(conn) = own {
-            conn.finished(prepared.authority, result);
+            conn.finished(prepared.authority, result, ended);
         }
         sample.result = result;
         if sample.prompt_tokens > 0 {
@@ -759,20 +761,30 @@ pub struct UserConnections {
 }
 
 impl UserConnections {
-    /// How an exchange on the connection to `authority` ended: a connection left in an
-    /// unknown state (a response half read or never read) is let go; a sound one is idle
-    /// from now.
-    fn finished(&mut self, authority: usize, result: Result<(), ErrorKind>) {
+    /// How an exchange on the connection to `authority` ended at `ended`: a connection left
+    /// in an unknown state (a response half read or never read) is let go; a sound one is
+    /// idle from then.
+    fn finished(&mut self, authority: usize, result: Result<(), ErrorKind>, ended: Instant) {
         let sound = matches!(
             result,
             Ok(()) | Err(ErrorKind::Status4xx | ErrorKind::RateLimited | ErrorKind::Status5xx)
         );
         if let Some(slot) = self.slots.get_mut(authority) {
             match slot {
-                Some(own) if sound => own.idle_since = Instant::now(),
+                Some(own) if sound => own.idle_since = ended,
                 _ => *slot = None,
             }
         }
+    }
+
+    /// Whether none of these connections is fresh enough to reuse at `now` (a set with no
+    /// connection left counts as stale: keeping it saves nothing).
+    fn is_stale(&self, now: Instant) -> bool {
+        !self
+            .slots
+            .iter()
+            .flatten()
+            .any(|own| now.saturating_duration_since(own.idle_since) <= IDLE_REUSE)
     }
 }
 
