@@ -684,6 +684,27 @@ mod tests {
         s
     }
 
+    /// A request intended at or after the run's end (a trace line's time, a turn's clock)
+    /// still belongs to the run: it counts in the last interval, as it does in the totals.
+    #[test]
+    fn a_sample_intended_past_the_end_counts_in_the_last_interval() {
+        let layout = Layout::new(
+            vec!["a".into()],
+            Vec::new(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        );
+        let mut rec = Recorder::new(layout);
+        for at_s in [9, 10, 400] {
+            rec.record(&sample(0, at_s, 20));
+        }
+        assert_eq!(rec.layout.intervals, 10);
+        let last = rec.interval(9)[0].latency().expect("recorded");
+        assert_eq!(last.len(), 3, "every late sample in the last interval");
+        assert_eq!(rec.classes[0].latency.len(), 3);
+    }
+
     #[test]
     fn settled_intervals_are_packed_and_read_back_exactly() {
         let layout = Layout::new(
