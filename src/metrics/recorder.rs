@@ -684,6 +684,26 @@ mod tests {
         s
     }
 
+    /// The share of request time spent opening connections: none before a request was timed
+    /// (not a division by zero), then the handshakes over every request's latency.
+    #[test]
+    fn the_handshake_share_is_of_the_timed_requests_and_absent_before_one() {
+        let mut c = ConnectionCounts::default();
+        assert_eq!(c.handshake_share(), None);
+        let mut opening = sample(0, 1, 40);
+        opening.opened = Some(crate::metrics::Opened {
+            took: Duration::from_millis(10),
+            tls: None,
+        });
+        c.record(&opening);
+        c.record(&sample(0, 1, 60));
+        assert_eq!(
+            (c.opened, c.handshake_us, c.request_us),
+            (1, 10_000, 100_000)
+        );
+        assert_eq!(c.handshake_share(), Some(0.1));
+    }
+
     /// A request intended at or after the run's end (a trace line's time, a turn's clock)
     /// still belongs to the run: it counts in the last interval, as it does in the totals.
     #[test]
