@@ -741,6 +741,51 @@ fn a_ratio_promise_needs_exactly_the_samples_that_leave_room_for_one_failure() {
     assert_eq!(c.note, None, "{c:?}");
 }
 
+/// The misses behind a TTFOT and a TPOT bound are counted like latency's: code's eight
+/// streams reach their first output token at 15..=85 ms and pace it at 1..=8 ms a token.
+#[test]
+fn the_tail_counts_behind_ttfot_and_tpot_checks_are_hand_computed() {
+    let layout = Layout::new(
+        vec!["chat".into(), "code".into()],
+        vec!["a".into(), "b".into()],
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    );
+    let mut rec = Recorder::new(layout);
+    for j in 0..8u64 {
+        let mut s = Sample::new(CODE, ms(j * 1000 + 50), Duration::ZERO);
+        s.latency = ms(200);
+        s.ttft = Some(ms((j + 1) * 10));
+        s.ttfot = Some(ms((j + 1) * 10 + 5));
+        s.tpot = Some(ms(j + 1));
+        s.served_by = Some(ServedBy::Known(B));
+        rec.record(&s);
+    }
+    let sla = Sla {
+        targets: vec![
+            SlaTarget {
+                scope: Scope::Class("code".into()),
+                objective: Objective::TtfotP99(ms(40)),
+            },
+            SlaTarget {
+                scope: Scope::Overall,
+                objective: Objective::TpotP99(ms(5)),
+            },
+        ],
+        ..Default::default()
+    };
+    let s = concluded(&rec, &info(), &[], &sla);
+    let misses: Vec<_> = s
+        .sla
+        .checks
+        .iter()
+        .map(|c| c.misses.map(|m| (m.count, m.of, m.allowed)))
+        .collect();
+    // TTFOT over 40 ms: 45..=85 ms, 5 of 8. TPOT over 5 ms: 6..=8 ms, 3 of 8.
+    assert_eq!(misses, [Some((5, 8, 0.01)), Some((3, 8, 0.01))]);
+}
+
 /// Goodput with `[sla.per_request] ttft = "50ms"`: a request that is not streamed gets its
 /// first token with its last byte, so chat's i-th request (i ms) is good for i <= 50; code's
 /// j-th success has TTFT (j+1)*10 ms, good for j <= 4; failures are never good. 55 of 110.
