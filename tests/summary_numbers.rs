@@ -742,7 +742,8 @@ fn a_ratio_promise_needs_exactly_the_samples_that_leave_room_for_one_failure() {
 }
 
 /// The misses behind a TTFOT and a TPOT bound are counted like latency's: code's eight
-/// streams reach their first output token at 15..=85 ms and pace it at 1..=8 ms a token.
+/// streams reach their first output token at 15..=85 ms and pace it at 1..=8 ms a token; a
+/// class that sent nothing has none.
 #[test]
 fn the_tail_counts_behind_ttfot_and_tpot_checks_are_hand_computed() {
     let layout = Layout::new(
@@ -772,6 +773,11 @@ fn the_tail_counts_behind_ttfot_and_tpot_checks_are_hand_computed() {
                 scope: Scope::Overall,
                 objective: Objective::TpotP99(ms(5)),
             },
+            // chat sent nothing: no misses to count (not "0 of 0").
+            SlaTarget {
+                scope: Scope::Class("chat".into()),
+                objective: Objective::TtfotP99(ms(40)),
+            },
         ],
         ..Default::default()
     };
@@ -783,7 +789,7 @@ fn the_tail_counts_behind_ttfot_and_tpot_checks_are_hand_computed() {
         .map(|c| c.misses.map(|m| (m.count, m.of, m.allowed)))
         .collect();
     // TTFOT over 40 ms: 45..=85 ms, 5 of 8. TPOT over 5 ms: 6..=8 ms, 3 of 8.
-    assert_eq!(misses, [Some((5, 8, 0.01)), Some((3, 8, 0.01))]);
+    assert_eq!(misses, [Some((5, 8, 0.01)), Some((3, 8, 0.01)), None]);
 }
 
 /// Goodput with `[sla.per_request] ttft = "50ms"`: a request that is not streamed gets its
