@@ -578,6 +578,25 @@ mod tests {
             (over.measured, over.target, over.unit.as_str()),
             (Some(20.0), 5.0, "ms")
         );
+        assert_eq!(
+            over.note.as_deref(),
+            Some("gateway p99 - direct p99, fault windows left out")
+        );
+        // A baseline was sent but one side has no answer: nothing to subtract, and the note
+        // says why.
+        let mut one_sided = with_overhead(5000, 0, 0.0);
+        if let Some(o) = &mut one_sided.overhead {
+            o.overall.added_p99_ms = None;
+        }
+        let empty = judge(&one_sided, Scope::Overall);
+        assert_eq!(empty.status, CheckStatus::Inconclusive, "{empty:?}");
+        assert!(
+            empty
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("no successful request on one side")),
+            "{empty:?}"
+        );
         let under = judge(
             &with_overhead(5000, 5000, 1.0),
             Scope::Class("everyday".into()),
