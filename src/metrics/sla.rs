@@ -692,6 +692,16 @@ mod tests {
             ]
         );
         assert_eq!(r.checks[1].measured, Some(0.9));
+        // Behind the share: everyday's 600 requests during the outage, 540 of them answered.
+        let counted = |i: usize| r.checks[i].misses.map(|m| (m.count, m.of));
+        assert_eq!((counted(0), counted(1)), (Some((60, 600)), Some((60, 600))));
+        // A class the fault never hit sent nothing during it: no share, and no misses.
+        let premium = sla(&[(
+            Scope::Class("premium".into()),
+            Objective::FailoverSuccess(0.95),
+        )]);
+        let spared = &evaluate(&premium, &s).checks[0];
+        assert_eq!((spared.measured, spared.misses), (None, None), "{spared:?}");
     }
 
     /// `everyday`'s failover is judged on the faults that hit it: not on a slow fault of
