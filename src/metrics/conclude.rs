@@ -370,6 +370,38 @@ mod tests {
         assert_eq!(left["b"], after["b"], "the baseline never went to b");
     }
 
+    /// A class that names no primary, in a run with one upstream: its baseline went to that
+    /// upstream (`fleet::direct_targets`), so that is where it is taken from.
+    #[test]
+    fn with_one_upstream_and_no_primary_the_baseline_is_taken_from_it() {
+        let layout = Layout::new(
+            vec!["everyday".into()],
+            vec!["a".into()],
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+        )
+        .with_baseline(true);
+        let mut rec = Recorder::new(layout);
+        let mut s = Sample::new(0, Duration::from_millis(100), Duration::ZERO);
+        s.route = Via::Direct;
+        (s.prompt_tokens, s.completion_tokens) = (10, 30);
+        s.prompt_tokens_from = TokenSource::Usage;
+        rec.record(&s);
+        let (_, mut info) = recording(5, Duration::from_secs(1), None);
+        info.classes[0].primary = None;
+        let after = BTreeMap::from([("a".into(), counters(100, 1_000))]);
+        let left = &without_direct(&rec, &info, &after)["a"];
+        assert_eq!(
+            (
+                left.requests_total,
+                left.prompt_tokens,
+                left.completion_tokens
+            ),
+            (99, 990, 2_970)
+        );
+    }
+
     /// Retry amplification is what the upstreams received over what was sent, and only when
     /// every upstream's counters were read and something was sent: otherwise it is unknown,
     /// never a number made of the counters that happened to answer.
