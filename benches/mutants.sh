@@ -44,7 +44,7 @@ VERDICT_PATH=(
     src/metrics/conclude.rs src/metrics/recorder.rs src/metrics/summary.rs
     src/metrics/sample.rs src/engine/client.rs src/engine/response.rs src/engine/plan.rs
     src/engine/mix.rs src/scenario/sla.rs
-    src/capacity/interval.rs src/capacity/judge.rs src/capacity/search.rs
+    src/capacity/interval.rs src/capacity/judge.rs src/capacity/search.rs src/capacity/result.rs
 )
 
 files=()

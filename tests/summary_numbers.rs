@@ -31,16 +31,21 @@ fn recording() -> Recorder {
     recording_judged(PerRequest::default())
 }
 
-/// The recording, each success also judged against `[sla.per_request]` for goodput.
-fn recording_judged(per_request: PerRequest) -> Recorder {
-    let layout = Layout::new(
+/// The layout of the hand-made recordings: `chat` and `code` over upstreams `a` and `b`, ten
+/// one-second intervals, no warmup.
+fn ten_seconds() -> Layout {
+    Layout::new(
         vec!["chat".into(), "code".into()],
         vec!["a".into(), "b".into()],
         Duration::ZERO,
         Duration::from_secs(1),
         Duration::from_secs(10),
     )
-    .with_per_request(per_request);
+}
+
+/// The recording, each success also judged against `[sla.per_request]` for goodput.
+fn recording_judged(per_request: PerRequest) -> Recorder {
+    let layout = ten_seconds().with_per_request(per_request);
     let mut rec = Recorder::new(layout);
     for i in 1..=100u64 {
         let mut s = Sample::new(CHAT, ms((i - 1) * 100), Duration::from_micros(i * 100));
@@ -564,13 +569,7 @@ fn failover_is_judged_against_the_scenarios_availability_bar() {
     // when `b` serves 9 of each second's 10 and one fails. 90% clears the scenario's 80% bar
     // from the first interval, where the default 99.9% would never be met.
     // `code` is served by `b` throughout (one a second): the fault does not hit it.
-    let layout = Layout::new(
-        vec!["chat".into(), "code".into()],
-        vec!["a".into(), "b".into()],
-        Duration::ZERO,
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    );
+    let layout = ten_seconds();
     let mut rec = Recorder::new(layout);
     for i in 0..100u64 {
         let mut s = Sample::new(CHAT, ms(i * 100), Duration::ZERO);
@@ -746,13 +745,7 @@ fn a_ratio_promise_needs_exactly_the_samples_that_leave_room_for_one_failure() {
 /// class that sent nothing has none.
 #[test]
 fn the_tail_counts_behind_ttfot_and_tpot_checks_are_hand_computed() {
-    let layout = Layout::new(
-        vec!["chat".into(), "code".into()],
-        vec!["a".into(), "b".into()],
-        Duration::ZERO,
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    );
+    let layout = ten_seconds();
     let mut rec = Recorder::new(layout);
     for j in 0..8u64 {
         let mut s = Sample::new(CODE, ms(j * 1000 + 50), Duration::ZERO);
