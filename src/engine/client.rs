@@ -637,7 +637,10 @@ impl Client {
         let mut opened = None;
         let exchange = async {
             let response = match own.as_deref_mut() {
-                Some(conn) => self.request_on(conn, prepared, &out, &mut opened).await?,
+                Some(conn) => {
+                    self.request_on(conn, prepared, &out, sent_at, &mut opened)
+                        .await?
+                }
                 None => self.request_pooled(prepared, &out).await?,
             };
             response::read(
@@ -678,12 +681,14 @@ impl Client {
     }
 
     /// Sends on the user's own connection; the response head, or how sending failed.
-    /// `opened` is set to the connection it had to open, if it could not reuse one.
+    /// `sent_at` is when the send was timed (the clock is read once a request). `opened` is
+    /// set to the connection it had to open, if it could not reuse one.
     async fn request_on(
         &self,
         conn: &mut UserConnections,
         prepared: &Prepared,
         out: &Outgoing,
+        sent_at: Instant,
         opened: &mut Option<Opened>,
     ) -> Result<Response<Incoming>, ErrorKind> {
         let slot = conn
@@ -694,7 +699,7 @@ impl Client {
         // `IDLE_REUSE`): dropped, like a closed one.
         let reused = slot
             .as_ref()
-            .is_some_and(|own| !own.sender.is_closed() && own.idle_since.elapsed() <= IDLE_REUSE);
+            .is_some_and(|own| !own.sender.is_closed() && own.is_fresh(sent_at));
         let endpoint = self
             .endpoints
             .get(prepared.authority)
@@ -780,11 +785,7 @@ impl UserConnections {
     /// Whether none of these connections is fresh enough to reuse at `now` (a set with no
     /// connection left counts as stale: keeping it saves nothing).
     fn is_stale(&self, now: Instant) -> bool {
-        !self
-            .slots
-            .iter()
-            .flatten()
-            .any(|own| now.saturating_duration_since(own.idle_since) <= IDLE_REUSE)
+        !self.slots.iter().flatten().any(|own| own.is_fresh(now))
     }
 }
 
@@ -796,6 +797,11 @@ struct OwnConnection {
 }
 
 impl OwnConnection {
+    /// Whether it has been idle short enough at `now` to reuse (see `IDLE_REUSE`).
+    fn is_fresh(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.idle_since) <= IDLE_REUSE
+    }
+
     fn new(sender: Sender) -> Self {
         OwnConnection {
             sender,
